@@ -1,0 +1,187 @@
+// cpu feature detection (cpuid + xgetbv) and the per-ISA dispatch tables
+#define _GNU_SOURCE
+#include "ff_internal.h"
+
+#include <string.h>
+
+#ifdef FF_HAVE_X86
+#include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(FF_HAVE_X86)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+static int features[FF_F_COUNT];
+static int isa_current = FF_ISA_SCALAR;
+
+static const char *feature_names[FF_F_COUNT] = {
+    "sse4_2",     "avx",         "avx2",     "fma",      "f16c",     "avx512f",   "avx512bw", "avx512dq",
+    "avx512vl",   "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon",
+};
+static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+
+static const ff_kernels kernels_ref = {
+    .gemv_f32 = ff_gemv_f32_ref,
+    .gemm_f32_tile = ff_gemm_f32_tile_ref,
+    .gemm_mr = FF_GEMM_MR_REF,
+    .gemm_nr = FF_GEMM_NR_REF,
+    .norm_rms_f32 = ff_norm_rms_f32_ref,
+    .norm_layer_f32 = ff_norm_layer_f32_ref,
+    .softmax_f32 = ff_softmax_f32_ref,
+    .gelu_tanh_f32 = ff_gelu_tanh_f32_ref,
+    .gelu_erf_f32 = ff_gelu_erf_f32_ref,
+    .silu_f32 = ff_silu_f32_ref,
+    .rope_f32 = ff_rope_f32_ref,
+    .attn_scores_f32 = ff_attn_scores_f32_ref,
+    .attn_accum_f32 = ff_attn_accum_f32_ref,
+};
+
+#ifdef FF_HAVE_X86
+static const ff_kernels kernels_avx2 = {
+    .gemv_f32 = ff_gemv_f32_ref,
+    .gemm_f32_tile = ff_gemm_f32_tile_ref,
+    .gemm_mr = FF_GEMM_MR_REF,
+    .gemm_nr = FF_GEMM_NR_REF,
+    .norm_rms_f32 = ff_norm_rms_f32_ref,
+    .norm_layer_f32 = ff_norm_layer_f32_ref,
+    .softmax_f32 = ff_softmax_f32_ref,
+    .gelu_tanh_f32 = ff_gelu_tanh_f32_ref,
+    .gelu_erf_f32 = ff_gelu_erf_f32_ref,
+    .silu_f32 = ff_silu_f32_ref,
+    .rope_f32 = ff_rope_f32_ref,
+    .attn_scores_f32 = ff_attn_scores_f32_ref,
+    .attn_accum_f32 = ff_attn_accum_f32_ref,
+};
+
+static const ff_kernels kernels_avx512 = {
+    .gemv_f32 = ff_gemv_f32_ref,
+    .gemm_f32_tile = ff_gemm_f32_tile_ref,
+    .gemm_mr = FF_GEMM_MR_REF,
+    .gemm_nr = FF_GEMM_NR_REF,
+    .norm_rms_f32 = ff_norm_rms_f32_ref,
+    .norm_layer_f32 = ff_norm_layer_f32_ref,
+    .softmax_f32 = ff_softmax_f32_ref,
+    .gelu_tanh_f32 = ff_gelu_tanh_f32_ref,
+    .gelu_erf_f32 = ff_gelu_erf_f32_ref,
+    .silu_f32 = ff_silu_f32_ref,
+    .rope_f32 = ff_rope_f32_ref,
+    .attn_scores_f32 = ff_attn_scores_f32_ref,
+    .attn_accum_f32 = ff_attn_accum_f32_ref,
+};
+#endif
+
+static const ff_kernels *tables[FF_ISA_COUNT] = {
+    &kernels_ref,
+#ifdef FF_HAVE_X86
+    &kernels_avx2,
+    &kernels_avx512,
+#else
+    NULL,
+    NULL,
+#endif
+};
+
+const ff_kernels *ff_kern = &kernels_ref;
+
+#ifdef FF_HAVE_X86
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void detect_x86(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int sse42 = (c >> 20) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    features[FF_F_SSE42] = sse42;
+    // the OS must save ymm (bits 1,2) and, for avx-512, opmask + zmm (bits 5,6,7) on context switch
+    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    int os_ymm = (xcr0 & 0x6) == 0x6;
+    int os_zmm = os_ymm && (xcr0 & 0xe0) == 0xe0;
+    int os_amx = (xcr0 & 0x60000) == 0x60000;
+    if (!os_ymm) return;
+    features[FF_F_AVX] = avx;
+    features[FF_F_FMA] = fma;
+    features[FF_F_F16C] = f16c;
+    unsigned maxleaf = __get_cpuid_max(0, NULL);
+    if (maxleaf < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    features[FF_F_AVX2] = (b >> 5) & 1;
+    if (os_zmm) {
+        features[FF_F_AVX512F] = (b >> 16) & 1;
+        features[FF_F_AVX512DQ] = (b >> 17) & 1;
+        features[FF_F_AVX512BW] = (b >> 30) & 1;
+        features[FF_F_AVX512VL] = (b >> 31) & 1;
+        features[FF_F_AVX512VNNI] = (c >> 11) & 1;
+    }
+    if (os_amx) {
+        features[FF_F_AMX_BF16] = (d >> 22) & 1;
+        features[FF_F_AMX_TILE] = (d >> 24) & 1;
+        features[FF_F_AMX_INT8] = (d >> 25) & 1;
+    }
+    __cpuid_count(7, 1, a, b, c, d);
+    features[FF_F_AVXVNNI] = (a >> 4) & 1;
+    if (os_zmm) features[FF_F_AVX512BF16] = (a >> 5) & 1;
+#ifdef __linux__
+    // amx tiles also need the kernel's permission for this process (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
+    if (features[FF_F_AMX_TILE] && syscall(SYS_arch_prctl, 0x1023, 18) != 0) {
+        features[FF_F_AMX_TILE] = features[FF_F_AMX_INT8] = features[FF_F_AMX_BF16] = 0;
+    }
+#else
+    features[FF_F_AMX_TILE] = features[FF_F_AMX_INT8] = features[FF_F_AMX_BF16] = 0;
+#endif
+}
+#endif
+
+int ff_isa_usable(int isa) {
+    switch (isa) {
+    case FF_ISA_SCALAR: return 1;
+    case FF_ISA_AVX2: return features[FF_F_AVX2] && features[FF_F_FMA] && features[FF_F_F16C];
+    case FF_ISA_AVX512:
+        return ff_isa_usable(FF_ISA_AVX2) && features[FF_F_AVX512F] && features[FF_F_AVX512BW] &&
+               features[FF_F_AVX512DQ] && features[FF_F_AVX512VL];
+    default: return 0;
+    }
+}
+
+int ff_cpu_init(void) {
+    static int done = 0;
+    if (!done) {
+        memset(features, 0, sizeof(features));
+#ifdef FF_HAVE_X86
+        detect_x86();
+#endif
+#if defined(__aarch64__)
+        features[FF_F_NEON] = 1;
+#endif
+        done = 1;
+        // pick the highest usable ISA
+        for (int i = FF_ISA_COUNT - 1; i >= 0; i--) {
+            if (tables[i] && ff_isa_usable(i)) {
+                ff_isa_select(i);
+                break;
+            }
+        }
+    }
+    return isa_current;
+}
+
+int ff_cpu_has(int feature) { return feature >= 0 && feature < FF_F_COUNT ? features[feature] : 0; }
+
+const char *ff_feature_name(int feature) {
+    return feature >= 0 && feature < FF_F_COUNT ? feature_names[feature] : "";
+}
+
+const char *ff_isa_name(int isa) { return isa >= 0 && isa < FF_ISA_COUNT ? isa_names[isa] : ""; }
+
+int ff_isa_current(void) { return isa_current; }
+
+int ff_isa_select(int isa) {
+    if (isa < 0 || isa >= FF_ISA_COUNT || !tables[isa] || !ff_isa_usable(isa)) return -1;
+    isa_current = isa;
+    ff_kern = tables[isa];
+    return 0;
+}
