@@ -1,0 +1,34 @@
+"""The one tolerance table: float32 kernels against float64 numpy references.
+
+| op          | rtol  | atol  | why                                                           |
+|-------------|-------|-------|---------------------------------------------------------------|
+| matmul      | 1e-5  | 1e-4 * sqrt(K) | fp32 accumulation over K terms (values ~ N(0,1))     |
+| norms       | 1e-5  | 1e-5  | one fp32 rounding of sum + rsqrt                              |
+| softmax     | 1e-5  | 1e-7  | vector exp accurate to ~2 ulp                                 |
+| gelu, silu  | 1e-5  | 1e-6  | polynomial exp/erf/tanh, ~2-4 ulp                             |
+| rope        | 1e-5  | 1e-5  | angles in float64, rounded once to fp32                       |
+| attention   | 1e-4  | 1e-5  | fp32 dot products over D plus online-softmax rescaling        |
+"""
+
+import math
+
+import numpy as np
+
+TOL = {
+    "norm": dict(rtol=1e-5, atol=1e-5),
+    "softmax": dict(rtol=1e-5, atol=1e-7),
+    "act": dict(rtol=1e-5, atol=1e-6),
+    "rope": dict(rtol=1e-5, atol=1e-5),
+    "attention": dict(rtol=1e-4, atol=1e-5),
+}
+
+
+def matmul_tol(k):
+    return dict(rtol=1e-5, atol=1e-4 * math.sqrt(max(k, 1)))
+
+
+def assert_close(got, want, op, **override):
+    tol = dict(TOL[op]) if op in TOL else {}
+    tol.update(override)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, **tol)
