@@ -1,0 +1,5 @@
+import sys
+
+from fastformer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""The thread pool: concurrent callers from many Python threads, thread counts, and fork()."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import fastformer
+from fastformer import _reference, ops
+
+
+def _work(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((67, 300), dtype=np.float32)
+    w = rng.standard_normal((129, 300), dtype=np.float32)
+    x = rng.standard_normal((33, 513), dtype=np.float32)
+    return a, w, x
+
+
+def _run(a, w, x):
+    return ops.linear(a, w), ops.softmax(x), ops.rms_norm(x, np.ones(513, np.float32))
+
+
+def test_many_python_threads_get_sequential_results(threads):
+    inputs = [_work(s) for s in range(8)]
+    expected = [_run(*i) for i in inputs]
+    results = [None] * len(inputs)
+    errors = []
+
+    def worker(i):
+        try:
+            for _ in range(20):
+                got = _run(*inputs[i])
+                for g, e in zip(got, expected[i]):
+                    np.testing.assert_array_equal(g, e)
+            results[i] = True
+        except Exception as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(len(inputs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=300)
+    assert not errors, errors[0]
+    assert all(results)
+
+
+def test_results_do_not_depend_on_thread_count():
+    a, w, x = _work(7)
+    want = _reference.linear(a, w)
+    outs = []
+    before = fastformer.get_num_threads()
+    try:
+        for n in (1, 2, 3, 5):
+            fastformer.set_num_threads(n)
+            outs.append(ops.linear(a, w))
+    finally:
+        fastformer.set_num_threads(before)
+    for o in outs:
+        np.testing.assert_allclose(o, want, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_pool_works_after_fork():
+    fastformer.set_num_threads(2)
+    a, w, x = _work(3)
+    want = ops.linear(a, w)  # the pool's workers exist now
+    pid = os.fork()
+    if pid == 0:  # child: workers were not inherited, the pool must rebuild itself
+        code = 1
+        try:
+            got = ops.linear(a, w)
+            code = 0 if np.array_equal(got, want) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    np.testing.assert_array_equal(ops.linear(a, w), want)
