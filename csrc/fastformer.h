@@ -14,6 +14,7 @@ extern "C" {
 // ---- status codes returned by entry points that can run out of memory ----
 #define FF_OK 0
 #define FF_ENOMEM 1
+#define FF_EINVAL 2
 
 // ---- cpu: feature detection and the dispatch table (ff_cpu.c) ----
 enum ff_isa { FF_ISA_SCALAR = 0, FF_ISA_AVX2 = 1, FF_ISA_AVX512 = 2, FF_ISA_COUNT = 3 };
@@ -100,6 +101,60 @@ void ff_rope_f32(float *x, const float *cos, const float *sin, int64_t h, int64_
 // causal: query i sits at position tk - tq + i and sees keys 0..that position (tq <= tk)
 int ff_attention_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                      int64_t tk, int64_t d, float scale, int causal);
+
+// ---- model forward pass (ff_model.c) ----
+enum ff_dtype { FF_DT_F32 = 0 };
+// a weight matrix (rows, cols), rows k-contiguous, as HF stores linear weights (out, in)
+typedef struct ff_tensor {
+    const void *data;
+    int dtype;
+    int64_t rows, cols;
+} ff_tensor;
+
+enum ff_arch { FF_ARCH_LLAMA = 0, FF_ARCH_GPT2 = 1 };
+
+typedef struct ff_layer {
+    const float *attn_norm_w, *attn_norm_b;  // (d,); b NULL for rms norm
+    ff_tensor wq, wk, wv, wo;                // (h*hd, d), (hkv*hd, d), (hkv*hd, d), (d, h*hd)
+    const float *bq, *bk, *bv, *bo;          // biases or NULL
+    const float *ffn_norm_w, *ffn_norm_b;    // (d,)
+    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); gpt2 has no gate
+    const float *b_up, *b_down;              // biases or NULL
+} ff_layer;
+
+typedef struct ff_model {
+    int arch;                      // enum ff_arch
+    int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx;
+    float eps;                     // norm epsilon
+    int rope_interleaved;          // pairwise (gguf llama) instead of split halves
+    int64_t window;                // sliding-window attention span, 0 = none
+    const float *tok_emb;          // (vocab, d)
+    const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
+    const float *norm_w, *norm_b;  // final norm (d,)
+    ff_tensor lm_head;             // (vocab, d)
+    const float *rope_inv_freq;    // (head_dim/2,) or NULL without rope
+    const ff_layer *layers;        // (n_layers,)
+} ff_model;
+
+// one sequence's state: the kv cache and scratch for up to max_t tokens per call, all owned by the caller
+typedef struct ff_session {
+    float *k_cache, *v_cache;      // (n_layers, n_kv_heads, cap, head_dim)
+    int64_t cap;                   // positions the cache holds (<= max_ctx)
+    int64_t n_past;                // positions already in the cache
+    int64_t max_t;                 // most tokens one forward call may take
+    float *x, *h;                  // (max_t, d)
+    float *q, *att, *qt, *ot;      // (max_t, n_heads*head_dim)
+    float *k, *v;                  // (max_t, n_kv_heads*head_dim)
+    float *f1, *f2;                // (max_t, d_ff)
+    float *cos, *sin;              // (max_t, head_dim/2)
+} ff_session;
+
+// scratch floats a session needs for each of its buffers, in the order of ff_session's fields after max_t
+void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]);
+// run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
+// for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                     int all_logits);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ static inline void ff_split(int64_t n, int ith, int nth, int64_t align, int64_t 
 #define FF_GEMM_NR_REF 8
 #define FF_GEMM_MR_AVX2 6
 #define FF_GEMM_NR_AVX2 16
-#define FF_GEMM_MR_AVX512 8
+#define FF_GEMM_MR_AVX512 12
 #define FF_GEMM_NR_AVX512 32
 #define FF_GEMM_MR_MAX 16
 #define FF_GEMM_NR_MAX 64

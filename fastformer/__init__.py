@@ -57,11 +57,13 @@ def get_num_threads():
 
 
 from fastformer import ops  # noqa: E402
+from fastformer.model import Model  # noqa: E402
 
 __all__ = [
     "FastformerError",
     "FormatError",
     "IsaError",
+    "Model",
     "UnsupportedError",
     "cpu_info",
     "get_num_threads",

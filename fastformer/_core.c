@@ -35,6 +35,7 @@
             "csrc/ff_attention.c",
             "csrc/ff_cpu.c",
             "csrc/ff_matmul.c",
+            "csrc/ff_model.c",
             "csrc/ff_norm.c",
             "csrc/ff_rope.c",
             "csrc/ff_threads.c"
@@ -1298,12 +1299,12 @@ static int __Pyx_init_tpflags_variables(void) {
 /* Early includes */
 #include <stdint.h>
 #include "fastformer.h"
-#include "pythread.h"
 #include <string.h>
+#include <stdlib.h>
+#include "pythread.h"
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
     
-#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif /* _OPENMP */
@@ -1522,6 +1523,7 @@ static const char * const __pyx_cfilenm = __FILE__;
 
 static const char* const __pyx_f[] = {
   "fastformer/_core.pyx",
+  "fastformer/_model.pxi",
   "View.MemoryView",
 };
 /* #### Code section: utility_code_proto_before_types ### */
@@ -1777,6 +1779,9 @@ typedef struct {
 /* #### Code section: type_declarations ### */
 
 /*--- Type declarations ---*/
+struct __pyx_obj_10fastformer_5_core_ModelCore;
+struct __pyx_obj_10fastformer_5_core_Session;
+struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr;
 struct __pyx_array_obj;
 struct __pyx_MemviewEnum_obj;
 struct __pyx_memoryview_obj;
@@ -1794,6 +1799,53 @@ struct __pyx_opt_args_10fastformer_5_core__f32 {
   int __pyx_n;
   int ndim;
 };
+
+/* "fastformer/_model.pxi":31
+ * 
+ * 
+ * cdef class ModelCore:             # <<<<<<<<<<<<<<
+ *     """The C view of a loaded model: config numbers and weight pointers (the arrays are kept alive here)."""
+ *     cdef ff_model m
+*/
+struct __pyx_obj_10fastformer_5_core_ModelCore {
+  PyObject_HEAD
+  ff_model m;
+  ff_layer *layers;
+  PyObject *keep;
+  PyObject *dims;
+};
+
+
+/* "fastformer/_model.pxi":94
+ * 
+ * 
+ * cdef class Session:             # <<<<<<<<<<<<<<
+ *     """One sequence's kv cache and scratch; forward() runs new tokens and returns their logits."""
+ *     cdef ff_session s
+*/
+struct __pyx_obj_10fastformer_5_core_Session {
+  PyObject_HEAD
+  ff_session s;
+  struct __pyx_obj_10fastformer_5_core_ModelCore *core;
+  PyObject *bufs;
+  PyObject *k_cache;
+  PyObject *v_cache;
+};
+
+
+/* "fastformer/_model.pxi":89
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):             # <<<<<<<<<<<<<<
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+ *         self.m.layers = self.layers
+*/
+struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr {
+  PyObject_HEAD
+  PyObject *__pyx_genexpr_arg_0;
+  PyObject *__pyx_v_lw;
+};
+
 
 /* "View.MemoryView":128
  * 
@@ -1996,6 +2048,95 @@ static struct __pyx_vtabstruct__memoryviewslice *__pyx_vtabptr__memoryviewslice;
 #define __Pyx_CLEAR(r)    do { PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);} while(0)
 #define __Pyx_XCLEAR(r)   do { if((r) != NULL) {PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);}} while(0)
 
+/* FastTypeChecks.proto (used by GivenExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
+#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
+#else
+#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
+#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
+#endif
+
+/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
+#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
+#if PY_VERSION_HEX >= 0x030C00A6
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
+#else
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
+#endif
+#else
+#define __Pyx_PyThreadState_declare
+#define __Pyx_PyThreadState_assign
+#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
+#endif
+
+/* PyErrFetchRestore.proto (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
+#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
+#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
+#else
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#endif
+#else
+#define __Pyx_PyErr_Clear() PyErr_Clear()
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
+#endif
+
+/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
+#else
+#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
+    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
+}
+#endif
+#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
+
+/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
+#else
+#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
+#endif
+
+/* PyObjectGetAttrStr.proto (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
+#else
+#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
+#endif
+
+/* PyObjectGetAttrStrNoError.proto (used by GetBuiltinName) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
+
+/* GetBuiltinName.proto */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name);
+
 /* CopyObjectArray.proto (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
 static CYTHON_INLINE void __Pyx_copy_object_array(PyObject *const *CYTHON_RESTRICT src, PyObject** CYTHON_RESTRICT dest, Py_ssize_t length);
@@ -2124,26 +2265,6 @@ typedef struct {
 static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception);
 #define __Pyx_IgnoreException(ignorable_exception) __Pyx_IgnoreGivenException(NULL, ignorable_exception)
 
-/* FastTypeChecks.proto (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_COMPILING_IN_CPYTHON
-#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
-#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
-#else
-#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
-#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
-#endif
-
-/* PyObjectGetAttrStr.proto (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
-#else
-#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
-#endif
-
 /* UnpackUnboundCMethod_impl.export */
 static int __Pyx_TryUnpackUnboundCMethod(__Pyx_CachedCFunction* target);
 
@@ -2253,75 +2374,6 @@ static void __Pyx_ArgTypeError(PyObject *obj, PyTypeObject *type, const char *na
 
 /* ArgTypeTest.proto */
 static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, int none_allowed, const char *name, int exact);
-
-/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
-#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
-#if PY_VERSION_HEX >= 0x030C00A6
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
-#else
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
-#endif
-#else
-#define __Pyx_PyThreadState_declare
-#define __Pyx_PyThreadState_assign
-#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
-#endif
-
-/* PyErrFetchRestore.proto (used by GivenExceptionMatches) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
-#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
-#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
-#else
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#endif
-#else
-#define __Pyx_PyErr_Clear() PyErr_Clear()
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
-#endif
-
-/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
-#else
-#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
-    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
-}
-#endif
-#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
-
-/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
-#else
-#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
-#endif
-
-/* PyObjectGetAttrStrNoError.proto (used by GetBuiltinName) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
-
-/* GetBuiltinName.proto */
-static PyObject *__Pyx_GetBuiltinName(PyObject *name);
 
 /* PyObjectFastCallMethod.proto */
 #if CYTHON_VECTORCALL
@@ -3030,6 +3082,86 @@ static void __Pyx_PyBuiltin_Invalid(PyObject *obj, const char *builtin_type_name
 /* pyfloat_simplify.proto */
 static CYTHON_INLINE int __Pyx_PyFloat_FromNumber(PyObject **number_var, const char *argname, int accept_none);
 
+/* UnicodeConcatInPlace.proto */
+# if CYTHON_COMPILING_IN_CPYTHON
+    #if CYTHON_REFNANNY
+        #define __Pyx_PyUnicode_ConcatInPlace(left, right, unsafe_shared) __Pyx_PyUnicode_ConcatInPlaceImpl(&left, right, unsafe_shared, __pyx_refnanny)
+    #else
+        #define __Pyx_PyUnicode_ConcatInPlace(left, right, unsafe_shared) __Pyx_PyUnicode_ConcatInPlaceImpl(&left, right, unsafe_shared)
+    #endif
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_DefinitelyUnique)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_OwnStrongReference)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_FunctionArgument)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_SharedReference)
+    static CYTHON_INLINE PyObject *__Pyx_PyUnicode_ConcatInPlaceImpl(PyObject **p_left, PyObject *right, int unsafe_shared
+        #if CYTHON_REFNANNY
+        , void* __pyx_refnanny
+        #endif
+    );
+#else
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace __Pyx_PyUnicode_Concat
+#endif
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace(left, right))
+
+/* ListAppend.proto (used by append) */
+#if CYTHON_USE_PYLIST_INTERNALS && CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE
+static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x);
+#else
+#define __Pyx_PyList_Append(L,x) PyList_Append(L,x)
+#endif
+
+/* PyObjectCallMethod1.proto (used by append) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
+
+/* append.proto */
+static CYTHON_INLINE int __Pyx_PyObject_Append(PyObject* L, PyObject* x);
+
+/* pep479.proto */
+static void __Pyx_Generator_Replace_StopIteration(int in_async_gen);
+
+/* DictGetItem.proto */
+#if !CYTHON_COMPILING_IN_PYPY
+static PyObject *__Pyx_PyDict_GetItem(PyObject *d, PyObject* key);
+#define __Pyx_PyObject_Dict_GetItem(obj, name)\
+    (likely(__Pyx_PyAnyDict_CheckExact(obj)) ?\
+     __Pyx_PyDict_GetItem(obj, name) : PyObject_GetItem(obj, name))
+#else
+#define __Pyx_PyDict_GetItem(d, key) PyObject_GetItem(d, key)
+#define __Pyx_PyObject_Dict_GetItem(obj, name)  PyObject_GetItem(obj, name)
+#endif
+
+/* dict_getitem_default.proto */
+static PyObject* __Pyx_PyDict_GetItemDefault(PyObject* d, PyObject* key, PyObject* default_value);
+
+/* PyObjectCall2Args.proto (used by CallUnboundCMethod1) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_Call2Args(PyObject* function, PyObject* arg1, PyObject* arg2);
+
+/* CallUnboundCMethod1.proto */
+CYTHON_UNUSED
+static PyObject* __Pyx__CallUnboundCMethod1(__Pyx_CachedCFunction* cfunc, PyObject* self, PyObject* arg);
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE PyObject* __Pyx_CallUnboundCMethod1(__Pyx_CachedCFunction* cfunc, PyObject* self, PyObject* arg);
+#else
+#define __Pyx_CallUnboundCMethod1(cfunc, self, arg)  __Pyx__CallUnboundCMethod1(cfunc, self, arg)
+#endif
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, PyObject *op2, int pyop);
+
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -3042,6 +3174,12 @@ static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTyp
 /* CallNewInitFromVectorcall.proto */
 #if CYTHON_VECTORCALL_TPNEW
 static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
+/* CallSlotAsVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+typedef int (*__Pyx_tpinitvectorcallfunc)(PyObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* o, PyObject *a, PyObject *k);
 #endif
 
 /* DeallocKeepAlive.proto */
@@ -3058,12 +3196,6 @@ static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *cons
 #define __Pyx_DeallocKeepAliveEnd(o)   Py_SET_REFCNT(o, Py_REFCNT(o) - 1)
 #endif
 
-/* CallSlotAsVectorcall.proto */
-#if CYTHON_VECTORCALL_TPNEW
-typedef int (*__Pyx_tpinitvectorcallfunc)(PyObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* o, PyObject *a, PyObject *k);
-#endif
-
 /* CallTypeTraverse.proto */
 #if !CYTHON_USE_TYPE_SPECS
 #define __Pyx_call_type_traverse(o, always_call, visit, arg) 0
@@ -3071,11 +3203,18 @@ static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* 
 static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
 #endif
 
-/* ApplySequenceOrMappingFlag.proto */
-#if CYTHON_COMPILING_IN_LIMITED_API || CYTHON_COMPILING_IN_PYPY
-int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence);
+/* CheckTypeForFreelists.proto */
+#if CYTHON_USE_FREELISTS
+#if CYTHON_USE_TYPE_SPECS
+#define __PYX_CHECK_FINAL_TYPE_FOR_FREELISTS(t, expected_tp, expected_size) ((int) ((t) == (expected_tp)))
+#define __PYX_CHECK_TYPE_FOR_FREELIST_FLAGS  Py_TPFLAGS_IS_ABSTRACT
 #else
-#define __Pyx_ApplySequenceOrMappingFlag(tp, is_sequence) (0)
+#define __PYX_CHECK_FINAL_TYPE_FOR_FREELISTS(t, expected_tp, expected_size) ((int) ((t)->tp_basicsize == (expected_size)))
+#define __PYX_CHECK_TYPE_FOR_FREELIST_FLAGS  (Py_TPFLAGS_IS_ABSTRACT | Py_TPFLAGS_HEAPTYPE)
+#endif
+#define __PYX_CHECK_TYPE_FOR_FREELISTS(t, expected_tp, expected_size)\
+    (__PYX_CHECK_FINAL_TYPE_FOR_FREELISTS((t), (expected_tp), (expected_size)) &\
+     (int) (!__Pyx_PyType_HasFeature((t), __PYX_CHECK_TYPE_FOR_FREELIST_FLAGS)))
 #endif
 
 /* PyObjectCallMethod0.proto (used by PyType_Ready) */
@@ -3093,15 +3232,6 @@ static int __Pyx_validate_bases_tuple(const char *type_name, int has_dictoffset,
 
 /* PyType_Ready.export */
 CYTHON_UNUSED static int __Pyx_PyType_Ready(PyTypeObject *t);
-
-/* GetVTable.proto (used by MergeVTables) */
-static int __Pyx_GetVtable(PyTypeObject *type, void** table);
-
-/* MergeVTables.proto (used by SetVTable) */
-static int __Pyx_MergeVtables(PyTypeObject *type);
-
-/* SetVTable.export */
-static int __Pyx_SetVtable(PyTypeObject* typeptr , void* vtable);
 
 /* LimitedApiGetTypeTypeDict.proto (used by DelItemOnTypeDict) */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3122,6 +3252,22 @@ static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v);
 
 /* SetupReduce.export */
 static int __Pyx_setup_reduce(PyObject* type_obj);
+
+/* ApplySequenceOrMappingFlag.proto */
+#if CYTHON_COMPILING_IN_LIMITED_API || CYTHON_COMPILING_IN_PYPY
+int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence);
+#else
+#define __Pyx_ApplySequenceOrMappingFlag(tp, is_sequence) (0)
+#endif
+
+/* GetVTable.proto (used by MergeVTables) */
+static int __Pyx_GetVtable(PyTypeObject *type, void** table);
+
+/* MergeVTables.proto (used by SetVTable) */
+static int __Pyx_MergeVtables(PyTypeObject *type);
+
+/* SetVTable.export */
+static int __Pyx_SetVtable(PyTypeObject* typeptr , void* vtable);
 
 /* dict_setdefault.proto (used by FetchCommonType) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value);
@@ -3387,12 +3533,21 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_flo
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(PyObject *, int writable_flag);
 
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(PyObject *, int writable_flag);
+
+/* MemviewDtypeToObject.proto */
+static CYTHON_INLINE PyObject *__pyx_memview_get_nn_int32_t__const__(const char *itemp);
+
 /* MemviewSliceCopy.proto */
 static __Pyx_memviewslice
 __pyx_memoryview_copy_new_contig(const __Pyx_memviewslice *from_mvs,
                                  const char *mode, int ndim,
                                  Py_ssize_t sizeof_dtype, int contig_flag,
                                  int dtype_is_object);
+
+/* CIntFromPy.proto */
+static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *);
 
 /* PyObjectVectorcallMethodKwds.proto (used by CIntToPy) */
 #if CYTHON_VECTORCALL
@@ -3410,14 +3565,14 @@ static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
 
-/* CIntFromPy.proto */
-static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *);
-
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value);
 
-/* PyObjectCallMethod1.proto (used by UpdateUnpickledDict) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
+/* CIntFromPy.proto */
+static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int32_t(int32_t value);
 
 /* UpdateUnpickledDict.export */
 static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index);
@@ -3427,9 +3582,6 @@ static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long
 
 /* CheckUnpickleChecksum.proto */
 static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
-
-/* CIntFromPy.proto */
-static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE char __Pyx_PyLong_As_char(PyObject *);
@@ -3442,6 +3594,108 @@ static void __Pyx_init_runtime_version(void);
 #define __Pyx_init_runtime_version()
 #endif
 static unsigned long __Pyx_get_runtime_version(void);
+
+/* IterNextPlain.proto (used by CoroutineBase) */
+static CYTHON_INLINE PyObject *__Pyx_PyIter_Next_Plain(PyObject *iterator);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+static PyObject *__Pyx_GetBuiltinNext_LimitedAPI(void);
+#endif
+
+/* ReturnWithStopIteration.proto (used by CoroutineBase) */
+static CYTHON_INLINE void __Pyx_ReturnWithStopIteration(PyObject* value, int async, int iternext);
+
+/* CoroutineBase.proto (used by Generator) */
+struct __pyx_CoroutineObject;
+typedef PyObject *(*__pyx_coroutine_body_t)(struct __pyx_CoroutineObject *, PyThreadState *, PyObject *);
+#if CYTHON_USE_EXC_INFO_STACK
+#define __Pyx_ExcInfoStruct  _PyErr_StackItem
+#else
+typedef struct {
+    PyObject *exc_type;
+    PyObject *exc_value;
+    PyObject *exc_traceback;
+} __Pyx_ExcInfoStruct;
+#endif
+typedef struct __pyx_CoroutineObject {
+    PyObject_HEAD
+    __pyx_coroutine_body_t body;
+    PyObject *closure;
+    __Pyx_ExcInfoStruct gi_exc_state;
+#if PY_VERSION_HEX < 0x030C0000 || CYTHON_COMPILING_IN_LIMITED_API
+    PyObject *gi_weakreflist;
+#endif
+    PyObject *classobj;
+    PyObject *yieldfrom;
+    __Pyx_pyiter_sendfunc yieldfrom_am_send;
+    PyObject *gi_name;
+    PyObject *gi_qualname;
+    PyObject *gi_modulename;
+    PyObject *gi_code;
+    PyObject *gi_frame;
+#if CYTHON_USE_SYS_MONITORING && (CYTHON_PROFILE || CYTHON_TRACE)
+    PyMonitoringState __pyx_pymonitoring_state[__Pyx_MonitoringEventTypes_CyGen_count];
+    uint64_t __pyx_pymonitoring_version;
+#endif
+    int resume_label;
+    char is_running;
+} __pyx_CoroutineObject;
+static __pyx_CoroutineObject *__Pyx__Coroutine_New(
+    PyTypeObject *type, __pyx_coroutine_body_t body, PyObject *code, PyObject *closure,
+    PyObject *name, PyObject *qualname, PyObject *module_name);
+static __pyx_CoroutineObject *__Pyx__Coroutine_NewInit(
+            __pyx_CoroutineObject *gen, __pyx_coroutine_body_t body, PyObject *code, PyObject *closure,
+            PyObject *name, PyObject *qualname, PyObject *module_name);
+static CYTHON_INLINE void __Pyx_Coroutine_ExceptionClear(__Pyx_ExcInfoStruct *self);
+static int __Pyx_Coroutine_clear(PyObject *self);
+static __Pyx_PySendResult __Pyx_Coroutine_AmSend(PyObject *self, PyObject *value, PyObject **retval);
+static PyObject *__Pyx_Coroutine_Send(PyObject *self, PyObject *value);
+static __Pyx_PySendResult __Pyx_Coroutine_Close(PyObject *self, PyObject **retval);
+static PyObject *__Pyx_Coroutine_Throw(PyObject *gen,
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    PyObject *args
+#else
+    PyObject *const *args, Py_ssize_t nargs
+#endif
+    );
+#if CYTHON_USE_EXC_INFO_STACK
+#define __Pyx_Coroutine_SwapException(self)
+#define __Pyx_Coroutine_ResetAndClearException(self)  __Pyx_Coroutine_ExceptionClear(&(self)->gi_exc_state)
+#else
+#define __Pyx_Coroutine_SwapException(self) {\
+    __Pyx_ExceptionSwap(&(self)->gi_exc_state.exc_type, &(self)->gi_exc_state.exc_value, &(self)->gi_exc_state.exc_traceback);\
+    __Pyx_Coroutine_ResetFrameBackpointer(&(self)->gi_exc_state);\
+    }
+#define __Pyx_Coroutine_ResetAndClearException(self) {\
+    __Pyx_ExceptionReset((self)->gi_exc_state.exc_type, (self)->gi_exc_state.exc_value, (self)->gi_exc_state.exc_traceback);\
+    (self)->gi_exc_state.exc_type = (self)->gi_exc_state.exc_value = (self)->gi_exc_state.exc_traceback = NULL;\
+    }
+#endif
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyGen_FetchStopIterationValue(pvalue)\
+    __Pyx_PyGen__FetchStopIterationValue(__pyx_tstate, pvalue)
+#else
+#define __Pyx_PyGen_FetchStopIterationValue(pvalue)\
+    __Pyx_PyGen__FetchStopIterationValue(__Pyx_PyThreadState_Current, pvalue)
+#endif
+static int __Pyx_PyGen__FetchStopIterationValue(PyThreadState *tstate, PyObject **pvalue);
+static CYTHON_INLINE void __Pyx_Coroutine_ResetFrameBackpointer(__Pyx_ExcInfoStruct *exc_state);
+static char __Pyx_Coroutine_test_and_set_is_running(__pyx_CoroutineObject *gen);
+static void __Pyx_Coroutine_unset_is_running(__pyx_CoroutineObject *gen);
+static char __Pyx_Coroutine_get_is_running(__pyx_CoroutineObject *gen);
+static PyObject *__Pyx_Coroutine_get_is_running_getter(PyObject *gen, void *closure);
+#if __PYX_HAS_PY_AM_SEND == 2
+static void __Pyx_SetBackportTypeAmSend(PyTypeObject *type, __Pyx_PyAsyncMethodsStruct *static_amsend_methods, __Pyx_pyiter_sendfunc am_send);
+#endif
+static PyObject *__Pyx_Coroutine_fail_reduce_ex(PyObject *self, PyObject *arg);
+
+/* Generator.proto */
+#define __Pyx_Generator_USED
+#define __Pyx_Generator_CheckExact(obj) Py_IS_TYPE(obj, __pyx_mstate_global->__pyx_GeneratorType)
+#define __Pyx_Generator_New(body, code, closure, name, qualname, module_name)\
+    __Pyx__Coroutine_New(__pyx_mstate_global->__pyx_GeneratorType, body, code, closure, name, qualname, module_name)
+static PyObject *__Pyx_Generator_Next(PyObject *self);
+static int __pyx_Generator_init(PyObject *module);
+static CYTHON_INLINE PyObject *__Pyx_Generator_GetInlinedResult(PyObject *self);
 
 /* CheckBinaryVersion.proto */
 static int __Pyx_check_binary_version(unsigned long ct_version, unsigned long rt_version, int allow_newer);
@@ -3542,6 +3796,10 @@ static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_ob
 
 /* Module declarations from "fastformer._ff" */
 
+/* Module declarations from "libc.string" */
+
+/* Module declarations from "libc.stdlib" */
+
 /* Module declarations from "fastformer._core" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
@@ -3556,6 +3814,8 @@ static PyObject *__pyx_f_10fastformer_5_core__out(PyObject *, PyObject *, PyObje
 static CYTHON_INLINE float *__pyx_f_10fastformer_5_core__fp(__Pyx_memviewslice); /*proto*/
 static CYTHON_INLINE float const *__pyx_f_10fastformer_5_core__cp(__Pyx_memviewslice); /*proto*/
 static PyObject *__pyx_f_10fastformer_5_core__norm_weight(PyObject *, PyObject *, PyObject *, int64_t); /*proto*/
+static float const *__pyx_f_10fastformer_5_core__wptr(PyObject *, PyObject *, PyObject *, PyObject *); /*proto*/
+static int __pyx_f_10fastformer_5_core__tensor(ff_tensor *, PyObject *, PyObject *, PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
 static PyObject *__pyx_memoryview_new(PyObject *, int, int, __Pyx_TypeInfo const *); /*proto*/
@@ -3597,6 +3857,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, 
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int64_t__const__ = { "const int64_t", NULL, sizeof(int64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(int64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int64_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int32_t__const__ = { "const int32_t", NULL, sizeof(int32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(int32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int32_t const ), 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "fastformer._core"
 extern int __pyx_module_is_main_fastformer___core;
@@ -3604,8 +3865,8 @@ int __pyx_module_is_main_fastformer___core = 0;
 
 /* Implementation of "fastformer._core" */
 /* #### Code section: global_var ### */
-static PyObject *__pyx_builtin___import__;
 static PyObject *__pyx_builtin_enumerate;
+static PyObject *__pyx_builtin___import__;
 static PyObject *__pyx_builtin_Ellipsis;
 static PyObject *__pyx_builtin_id;
 /* #### Code section: string_decls ### */
@@ -3685,6 +3946,101 @@ static PyObject *__pyx_pf_10fastformer_5_core_28silu(CYTHON_UNUSED PyObject *__p
 static PyObject *__pyx_pf_10fastformer_5_core_30rope_table(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_positions, PyObject *__pyx_v_inv_freq); /* proto */
 static PyObject *__pyx_pf_10fastformer_5_core_32rope_apply(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_x, PyObject *__pyx_v_cos, PyObject *__pyx_v_sin, int __pyx_v_interleaved); /* proto */
 static PyObject *__pyx_pf_10fastformer_5_core_34attention(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_q, PyObject *__pyx_v_k, PyObject *__pyx_v_v, int __pyx_v_causal, PyObject *__pyx_v_scale); /* proto */
+static int __pyx_pf_10fastformer_5_core_9ModelCore___cinit__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self); /* proto */
+static void __pyx_pf_10fastformer_5_core_9ModelCore_2__dealloc__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_8__init___genexpr(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_genexpr_arg_0); /* proto */
+static int __pyx_pf_10fastformer_5_core_9ModelCore_4__init__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self, PyObject *__pyx_v_cfg, PyObject *__pyx_v_w, PyObject *__pyx_v_layers); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_4dims___get__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_6__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_8__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static int __pyx_pf_10fastformer_5_core_7Session___init__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_core, int64_t __pyx_v_capacity, int64_t __pyx_v_max_t); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_6n_past___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_8capacity___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_5max_t___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_2forward(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, PyObject *__pyx_v_ids, int __pyx_v_all_logits); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_4__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_6__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core_ModelCore(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core_ModelCore(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core_ModelCore(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_10fastformer_5_core_ModelCore __pyx_tp_new_vectorcall_10fastformer_5_core_ModelCore
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core_ModelCore(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_10fastformer_5_core_ModelCore(PyObject *o, PyObject *args, PyObject *kwds); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_init_10fastformer_5_core_ModelCore __pyx_pw_10fastformer_5_core_9ModelCore_5__init__
+#endif
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core_Session(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core_Session(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core_Session(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_10fastformer_5_core_Session __pyx_tp_new_vectorcall_10fastformer_5_core_Session
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core_Session(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_10fastformer_5_core_Session(PyObject *o, PyObject *args, PyObject *kwds); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_init_10fastformer_5_core_Session __pyx_pw_10fastformer_5_core_7Session_1__init__
+#endif
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr __pyx_tp_new_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
 static PyObject *__pyx_tp_new__initialisation_array(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3806,21 +4162,28 @@ namespace {
     PyObject *__pyx_empty_tuple;
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
+    PyObject *__pyx_type_10fastformer_5_core_ModelCore;
+    PyObject *__pyx_type_10fastformer_5_core_Session;
+    PyObject *__pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr;
     PyObject *__pyx_type___pyx_array;
     PyObject *__pyx_type___pyx_MemviewEnum;
     PyObject *__pyx_type___pyx_memoryview;
     PyObject *__pyx_type___pyx_memoryviewslice;
+    PyTypeObject *__pyx_ptype_10fastformer_5_core_ModelCore;
+    PyTypeObject *__pyx_ptype_10fastformer_5_core_Session;
+    PyTypeObject *__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr;
     PyTypeObject *__pyx_array_type;
     PyTypeObject *__pyx_MemviewEnum_type;
     PyTypeObject *__pyx_memoryview_type;
     PyTypeObject *__pyx_memoryviewslice_type;
+    __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_get;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
-    PyObject *__pyx_tuple[5];
-    PyObject *__pyx_codeobj_tab[18];
-    PyObject *__pyx_string_tab[247];
+    PyObject *__pyx_tuple[6];
+    PyObject *__pyx_codeobj_tab[24];
+    PyObject *__pyx_string_tab[360];
     PyObject *__pyx_number_tab[5];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3828,6 +4191,11 @@ namespace {
 PyObject *__Pyx_PyFrozenDictType;
 #endif
 
+
+#if CYTHON_USE_FREELISTS
+struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *__pyx_freelist_10fastformer_5_core___pyx_scope_struct__genexpr[8];
+int __pyx_freecount_10fastformer_5_core___pyx_scope_struct__genexpr;
+#endif
 /* CommonTypesMetaclass.module_state_decls */
 PyTypeObject *__pyx_CommonTypesMetaclassType;
 
@@ -3841,6 +4209,14 @@ PyTypeObject *__pyx_CyFunctionType;
 
 /* CodeObjectCache.module_state_decls */
 struct __Pyx_CodeObjectCache __pyx_code_cache;
+
+/* IterNextPlain.module_state_decls */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+PyObject *__Pyx_GetBuiltinNext_LimitedAPI_cache;
+#endif
+
+/* Generator.module_state_decls */
+PyTypeObject *__pyx_GeneratorType;
 
 /* #### Code section: module_state_end ### */
 } __pyx_mstatetype;
@@ -3870,253 +4246,366 @@ static __pyx_mstatetype __pyx_mstate_global_static =
 static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_static;
 #endif
 /* #### Code section: constant_name_defines ### */
-#define __pyx_kp_u_and __pyx_string_tab[0]
-#define __pyx_kp_u_and_b_has_shape __pyx_string_tab[1]
-#define __pyx_kp_u_and_v __pyx_string_tab[2]
-#define __pyx_kp_u_and_w_has_shape __pyx_string_tab[3]
-#define __pyx_kp_u_at_0x __pyx_string_tab[4]
-#define __pyx_kp_u_has_shape __pyx_string_tab[5]
-#define __pyx_kp_u_is_not_supported_on_this_CPU_su __pyx_string_tab[6]
-#define __pyx_kp_u_key_value_heads __pyx_string_tab[7]
-#define __pyx_kp_u_must_be __pyx_string_tab[8]
-#define __pyx_kp_u_must_be_H_Tq_D_Hkv_Tk_D_Hkv_Tk __pyx_string_tab[9]
-#define __pyx_kp_u_must_be_a_numpy_ndarray_of_floa __pyx_string_tab[10]
-#define __pyx_kp_u_must_have_dtype_float32_got __pyx_string_tab[11]
-#define __pyx_kp_u_object __pyx_string_tab[12]
-#define __pyx_kp_u_query_heads_must_be_a_multiple __pyx_string_tab[13]
-#define __pyx_kp_u__6 __pyx_string_tab[14]
-#define __pyx_kp_u__5 __pyx_string_tab[15]
-#define __pyx_kp_u_Tk __pyx_string_tab[16]
-#define __pyx_kp_u_expected __pyx_string_tab[17]
-#define __pyx_kp_u_expected_2 __pyx_string_tab[18]
-#define __pyx_kp_u_got __pyx_string_tab[19]
-#define __pyx_kp_u_k_2 __pyx_string_tab[20]
-#define __pyx_kp_u_for_w_of_shape __pyx_string_tab[21]
-#define __pyx_kp_u_to_match_the_last_axis_of_x __pyx_string_tab[22]
-#define __pyx_kp_u_D_got_shape __pyx_string_tab[23]
-#define __pyx_kp_u__3 __pyx_string_tab[24]
-#define __pyx_kp_u__2 __pyx_string_tab[25]
-#define __pyx_kp_u_a_shape_1_must_equal_b_shape_0 __pyx_string_tab[26]
-#define __pyx_kp_u_known __pyx_string_tab[27]
-#define __pyx_kp_u_w_must_be_N __pyx_string_tab[28]
-#define __pyx_kp_u_MemoryView_of __pyx_string_tab[29]
-#define __pyx_kp_u_contiguous_and_direct __pyx_string_tab[30]
-#define __pyx_kp_u_contiguous_and_indirect __pyx_string_tab[31]
-#define __pyx_kp_u_strided_and_direct_or_indirect __pyx_string_tab[32]
-#define __pyx_kp_u_strided_and_direct __pyx_string_tab[33]
-#define __pyx_kp_u_strided_and_indirect __pyx_string_tab[34]
-#define __pyx_kp_u__4 __pyx_string_tab[35]
-#define __pyx_kp_u_ __pyx_string_tab[36]
-#define __pyx_kp_u_Cannot_assign_to_read_only_memor __pyx_string_tab[37]
-#define __pyx_kp_u_ISA __pyx_string_tab[38]
-#define __pyx_kp_u_Invalid_mode_expected_c_or_fortr __pyx_string_tab[39]
-#define __pyx_kp_u_Invalid_shape_in_axis __pyx_string_tab[40]
-#define __pyx_kp_u_None __pyx_string_tab[41]
-#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[42]
-#define __pyx_kp_u_add_note __pyx_string_tab[43]
-#define __pyx_kp_u_attention_causal_attention_needs __pyx_string_tab[44]
-#define __pyx_kp_u_attention_no_keys_to_attend_to_k __pyx_string_tab[45]
-#define __pyx_kp_u_attention_out_of_memory_for_scra __pyx_string_tab[46]
-#define __pyx_kp_u_attention_q __pyx_string_tab[47]
-#define __pyx_kp_u_attention_the __pyx_string_tab[48]
-#define __pyx_kp_u_attention_the_head_size_must_be __pyx_string_tab[49]
-#define __pyx_kp_u_collections_abc __pyx_string_tab[50]
-#define __pyx_kp_u_disable __pyx_string_tab[51]
-#define __pyx_kp_u_enable __pyx_string_tab[52]
-#define __pyx_kp_u_fastformer__core_pyx __pyx_string_tab[53]
-#define __pyx_kp_u_gc __pyx_string_tab[54]
-#define __pyx_kp_u_gelu_approximate_must_be_tanh_or __pyx_string_tab[55]
-#define __pyx_kp_u_isenabled __pyx_string_tab[56]
-#define __pyx_kp_u_layer_norm_x_must_have_a_non_emp __pyx_string_tab[57]
-#define __pyx_kp_u_linear_bias_has_shape __pyx_string_tab[58]
-#define __pyx_kp_u_linear_out_of_memory_for_packing __pyx_string_tab[59]
-#define __pyx_kp_u_linear_x_has_shape __pyx_string_tab[60]
-#define __pyx_kp_u_matmul_a_has_shape __pyx_string_tab[61]
-#define __pyx_kp_u_matmul_out_of_memory_for_packing __pyx_string_tab[62]
-#define __pyx_kp_u_n_must_be_an_int_got __pyx_string_tab[63]
-#define __pyx_kp_u_n_must_be_between_1_and __pyx_string_tab[64]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[65]
-#define __pyx_kp_u_out_has_shape __pyx_string_tab[66]
-#define __pyx_kp_u_out_must_be_C_contiguous_and_wri __pyx_string_tab[67]
-#define __pyx_kp_u_out_must_be_a_float32_numpy_ndar __pyx_string_tab[68]
-#define __pyx_kp_u_out_must_not_overlap_an_input __pyx_string_tab[69]
-#define __pyx_kp_u_rms_norm_x_must_have_a_non_empty __pyx_string_tab[70]
-#define __pyx_kp_u_rope_cos_and_sin_must_have_shape __pyx_string_tab[71]
-#define __pyx_kp_u_rope_the_head_size_last_axis_of __pyx_string_tab[72]
-#define __pyx_kp_u_softmax_x_must_have_at_least_one __pyx_string_tab[73]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[74]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[75]
-#define __pyx_kp_u_unknown_ISA __pyx_string_tab[76]
-#define __pyx_n_u_ASCII __pyx_string_tab[77]
-#define __pyx_n_u_C __pyx_string_tab[78]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[79]
-#define __pyx_n_u_Sequence __pyx_string_tab[80]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[81]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[82]
-#define __pyx_n_u_annotate __pyx_string_tab[83]
-#define __pyx_n_u_class __pyx_string_tab[84]
-#define __pyx_n_u_class_getitem __pyx_string_tab[85]
-#define __pyx_n_u_dict __pyx_string_tab[86]
-#define __pyx_n_u_func __pyx_string_tab[87]
-#define __pyx_n_u_getstate __pyx_string_tab[88]
-#define __pyx_n_u_import __pyx_string_tab[89]
-#define __pyx_n_u_main __pyx_string_tab[90]
-#define __pyx_n_u_module __pyx_string_tab[91]
-#define __pyx_n_u_name_2 __pyx_string_tab[92]
-#define __pyx_n_u_new __pyx_string_tab[93]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[94]
-#define __pyx_n_u_pyx_state __pyx_string_tab[95]
-#define __pyx_n_u_pyx_type __pyx_string_tab[96]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[97]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[98]
-#define __pyx_n_u_qualname __pyx_string_tab[99]
-#define __pyx_n_u_reduce __pyx_string_tab[100]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[101]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[102]
-#define __pyx_n_u_set_name __pyx_string_tab[103]
-#define __pyx_n_u_setstate __pyx_string_tab[104]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[105]
-#define __pyx_n_u_test __pyx_string_tab[106]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[107]
-#define __pyx_n_u_a __pyx_string_tab[108]
-#define __pyx_n_u_a_2 __pyx_string_tab[109]
-#define __pyx_n_u_abc __pyx_string_tab[110]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[111]
-#define __pyx_n_u_approximate __pyx_string_tab[112]
-#define __pyx_n_u_array __pyx_string_tab[113]
-#define __pyx_n_u_ascontiguousarray __pyx_string_tab[114]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[115]
-#define __pyx_n_u_attention __pyx_string_tab[116]
-#define __pyx_n_u_b __pyx_string_tab[117]
-#define __pyx_n_u_b_2 __pyx_string_tab[118]
-#define __pyx_n_u_base __pyx_string_tab[119]
-#define __pyx_n_u_bias __pyx_string_tab[120]
-#define __pyx_n_u_bp __pyx_string_tab[121]
-#define __pyx_n_u_c __pyx_string_tab[122]
-#define __pyx_n_u_c_2 __pyx_string_tab[123]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[124]
-#define __pyx_n_u_causal __pyx_string_tab[125]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[126]
-#define __pyx_n_u_copy __pyx_string_tab[127]
-#define __pyx_n_u_cos __pyx_string_tab[128]
-#define __pyx_n_u_count __pyx_string_tab[129]
-#define __pyx_n_u_cpu_features __pyx_string_tab[130]
-#define __pyx_n_u_current_isa __pyx_string_tab[131]
-#define __pyx_n_u_d __pyx_string_tab[132]
-#define __pyx_n_u_default_num_threads __pyx_string_tab[133]
-#define __pyx_n_u_dtype __pyx_string_tab[134]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[135]
-#define __pyx_n_u_empty __pyx_string_tab[136]
-#define __pyx_n_u_encode __pyx_string_tab[137]
-#define __pyx_n_u_enumerate __pyx_string_tab[138]
-#define __pyx_n_u_eps __pyx_string_tab[139]
-#define __pyx_n_u_error __pyx_string_tab[140]
-#define __pyx_n_u_exact __pyx_string_tab[141]
-#define __pyx_n_u_f __pyx_string_tab[142]
-#define __pyx_n_u_fastformer__core __pyx_string_tab[143]
-#define __pyx_n_u_flags __pyx_string_tab[144]
-#define __pyx_n_u_float32 __pyx_string_tab[145]
-#define __pyx_n_u_format __pyx_string_tab[146]
-#define __pyx_n_u_fortran __pyx_string_tab[147]
-#define __pyx_n_u_gelu __pyx_string_tab[148]
-#define __pyx_n_u_get_num_threads __pyx_string_tab[149]
-#define __pyx_n_u_h __pyx_string_tab[150]
-#define __pyx_n_u_half __pyx_string_tab[151]
-#define __pyx_n_u_hkv __pyx_string_tab[152]
-#define __pyx_n_u_i __pyx_string_tab[153]
-#define __pyx_n_u_id __pyx_string_tab[154]
-#define __pyx_n_u_index __pyx_string_tab[155]
-#define __pyx_n_u_interleaved __pyx_string_tab[156]
-#define __pyx_n_u_inv_freq __pyx_string_tab[157]
-#define __pyx_n_u_isa_names __pyx_string_tab[158]
-#define __pyx_n_u_items __pyx_string_tab[159]
-#define __pyx_n_u_itemsize __pyx_string_tab[160]
-#define __pyx_n_u_k __pyx_string_tab[161]
-#define __pyx_n_u_k_3 __pyx_string_tab[162]
-#define __pyx_n_u_layer_norm __pyx_string_tab[163]
-#define __pyx_n_u_linear_f32 __pyx_string_tab[164]
-#define __pyx_n_u_m __pyx_string_tab[165]
-#define __pyx_n_u_matmul __pyx_string_tab[166]
-#define __pyx_n_u_memview __pyx_string_tab[167]
-#define __pyx_n_u_mode __pyx_string_tab[168]
-#define __pyx_n_u_n __pyx_string_tab[169]
-#define __pyx_n_u_name __pyx_string_tab[170]
-#define __pyx_n_u_names __pyx_string_tab[171]
-#define __pyx_n_u_ndarray __pyx_string_tab[172]
-#define __pyx_n_u_ndim __pyx_string_tab[173]
-#define __pyx_n_u_none __pyx_string_tab[174]
-#define __pyx_n_u_np __pyx_string_tab[175]
-#define __pyx_n_u_numpy __pyx_string_tab[176]
-#define __pyx_n_u_o __pyx_string_tab[177]
-#define __pyx_n_u_obj __pyx_string_tab[178]
-#define __pyx_n_u_order __pyx_string_tab[179]
-#define __pyx_n_u_out __pyx_string_tab[180]
-#define __pyx_n_u_p __pyx_string_tab[181]
-#define __pyx_n_u_pack __pyx_string_tab[182]
-#define __pyx_n_u_pop __pyx_string_tab[183]
-#define __pyx_n_u_positions __pyx_string_tab[184]
-#define __pyx_n_u_q __pyx_string_tab[185]
-#define __pyx_n_u_q_2 __pyx_string_tab[186]
-#define __pyx_n_u_rc __pyx_string_tab[187]
-#define __pyx_n_u_register __pyx_string_tab[188]
-#define __pyx_n_u_reshape __pyx_string_tab[189]
-#define __pyx_n_u_rms_norm __pyx_string_tab[190]
-#define __pyx_n_u_rope_apply __pyx_string_tab[191]
-#define __pyx_n_u_rope_table __pyx_string_tab[192]
-#define __pyx_n_u_rows __pyx_string_tab[193]
-#define __pyx_n_u_s_2 __pyx_string_tab[194]
-#define __pyx_n_u_s __pyx_string_tab[195]
-#define __pyx_n_u_scale __pyx_string_tab[196]
-#define __pyx_n_u_set_isa __pyx_string_tab[197]
-#define __pyx_n_u_set_num_threads __pyx_string_tab[198]
-#define __pyx_n_u_setdefault __pyx_string_tab[199]
-#define __pyx_n_u_shape __pyx_string_tab[200]
-#define __pyx_n_u_shares_memory __pyx_string_tab[201]
-#define __pyx_n_u_silu __pyx_string_tab[202]
-#define __pyx_n_u_sin __pyx_string_tab[203]
-#define __pyx_n_u_size __pyx_string_tab[204]
-#define __pyx_n_u_softmax_lastaxis __pyx_string_tab[205]
-#define __pyx_n_u_sqrt __pyx_string_tab[206]
-#define __pyx_n_u_start __pyx_string_tab[207]
-#define __pyx_n_u_step __pyx_string_tab[208]
-#define __pyx_n_u_stop __pyx_string_tab[209]
-#define __pyx_n_u_struct __pyx_string_tab[210]
-#define __pyx_n_u_supported_isas __pyx_string_tab[211]
-#define __pyx_n_u_t __pyx_string_tab[212]
-#define __pyx_n_u_tanh __pyx_string_tab[213]
-#define __pyx_n_u_tk __pyx_string_tab[214]
-#define __pyx_n_u_tq __pyx_string_tab[215]
-#define __pyx_n_u_unpack __pyx_string_tab[216]
-#define __pyx_n_u_update __pyx_string_tab[217]
-#define __pyx_n_u_v __pyx_string_tab[218]
-#define __pyx_n_u_v_2 __pyx_string_tab[219]
-#define __pyx_n_u_values __pyx_string_tab[220]
-#define __pyx_n_u_w __pyx_string_tab[221]
-#define __pyx_n_u_w_2 __pyx_string_tab[222]
-#define __pyx_n_u_weight __pyx_string_tab[223]
-#define __pyx_n_u_writeable __pyx_string_tab[224]
-#define __pyx_n_u_x __pyx_string_tab[225]
-#define __pyx_n_u_x_2 __pyx_string_tab[226]
-#define __pyx_n_u_y __pyx_string_tab[227]
-#define __pyx_n_b_O __pyx_string_tab[228]
-#define __pyx_kp_b_iso88591_AS_q_b_j_MQaq_F_1HF_A_QfAQfBa_q __pyx_string_tab[229]
-#define __pyx_kp_b_iso88591_AS_F_1HF_A_HBa_q_Qa_1Cq_S_a_1 __pyx_string_tab[230]
-#define __pyx_kp_b_iso88591_z_V3d_AS_iq_0_Qb_r_2S_A_j_314I __pyx_string_tab[231]
-#define __pyx_kp_b_iso88591_1Kq_D_U_1 __pyx_string_tab[232]
-#define __pyx_kp_b_iso88591_1Kq_D_U_MQRRS __pyx_string_tab[233]
-#define __pyx_kp_b_iso88591_1O1BgS_E_a_3jPQQR __pyx_string_tab[234]
-#define __pyx_kp_b_iso88591_a_S_q __pyx_string_tab[235]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[236]
-#define __pyx_kp_b_iso88591__7 __pyx_string_tab[237]
-#define __pyx_kp_b_iso88591_IQ_uG1_j_q_8_U_1_AU_1_j_q_QQRRV __pyx_string_tab[238]
-#define __pyx_kp_b_iso88591_q_RvQk_6_F_CwfBa_F_CwfBa_HBis_A __pyx_string_tab[239]
-#define __pyx_kp_b_iso88591_q_AS_881_j_K1A_F_1HF_A_HBa_q_Qa __pyx_string_tab[240]
-#define __pyx_kp_b_iso88591_A_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q __pyx_string_tab[241]
-#define __pyx_kp_b_iso88591_1_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q __pyx_string_tab[242]
-#define __pyx_kp_b_iso88591_A_AS_Q_AS_Q_AS_Q_QfAYavQhavQa_q __pyx_string_tab[243]
-#define __pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_RRSSTTU_Qf __pyx_string_tab[244]
-#define __pyx_kp_b_iso88591_q_AS_Q_QfAXQfAXQfAQ_r_1_j_XXYYZ __pyx_string_tab[245]
-#define __pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_TTUUVVW_Qf __pyx_string_tab[246]
+#define __pyx_kp_u__7 __pyx_string_tab[0]
+#define __pyx_kp_u__8 __pyx_string_tab[1]
+#define __pyx_kp_u_and __pyx_string_tab[2]
+#define __pyx_kp_u_and_b_has_shape __pyx_string_tab[3]
+#define __pyx_kp_u_and_v __pyx_string_tab[4]
+#define __pyx_kp_u_and_w_has_shape __pyx_string_tab[5]
+#define __pyx_kp_u_at_0x __pyx_string_tab[6]
+#define __pyx_kp_u_has_shape __pyx_string_tab[7]
+#define __pyx_kp_u_is_empty_shape __pyx_string_tab[8]
+#define __pyx_kp_u_is_not_supported_on_this_CPU_su __pyx_string_tab[9]
+#define __pyx_kp_u_key_value_heads __pyx_string_tab[10]
+#define __pyx_kp_u_max_2 __pyx_string_tab[11]
+#define __pyx_kp_u_must_be __pyx_string_tab[12]
+#define __pyx_kp_u_must_be_H_Tq_D_Hkv_Tk_D_Hkv_Tk __pyx_string_tab[13]
+#define __pyx_kp_u_must_be_a_C_contiguous_float32 __pyx_string_tab[14]
+#define __pyx_kp_u_must_be_a_numpy_ndarray_of_floa __pyx_string_tab[15]
+#define __pyx_kp_u_must_be_between_1_and_the_conte __pyx_string_tab[16]
+#define __pyx_kp_u_must_have_dtype_float32_got __pyx_string_tab[17]
+#define __pyx_kp_u_object __pyx_string_tab[18]
+#define __pyx_kp_u_query_heads_must_be_a_multiple __pyx_string_tab[19]
+#define __pyx_kp_u_tokens_exceed_the_session_capac __pyx_string_tab[20]
+#define __pyx_kp_u_tokens_got __pyx_string_tab[21]
+#define __pyx_kp_u_tree_fragment __pyx_string_tab[22]
+#define __pyx_kp_u__6 __pyx_string_tab[23]
+#define __pyx_kp_u_got_min __pyx_string_tab[24]
+#define __pyx_kp_u__5 __pyx_string_tab[25]
+#define __pyx_kp_u_Tk __pyx_string_tab[26]
+#define __pyx_kp_u_expected __pyx_string_tab[27]
+#define __pyx_kp_u_expected_2 __pyx_string_tab[28]
+#define __pyx_kp_u_got __pyx_string_tab[29]
+#define __pyx_kp_u_k_2 __pyx_string_tab[30]
+#define __pyx_kp_u_for_w_of_shape __pyx_string_tab[31]
+#define __pyx_kp_u_to_match_the_last_axis_of_x __pyx_string_tab[32]
+#define __pyx_kp_u_D_got_shape __pyx_string_tab[33]
+#define __pyx_kp_u__3 __pyx_string_tab[34]
+#define __pyx_kp_u__2 __pyx_string_tab[35]
+#define __pyx_kp_u_a_shape_1_must_equal_b_shape_0 __pyx_string_tab[36]
+#define __pyx_kp_u_known __pyx_string_tab[37]
+#define __pyx_kp_u_w_must_be_N __pyx_string_tab[38]
+#define __pyx_kp_u_MemoryView_of __pyx_string_tab[39]
+#define __pyx_kp_u_contiguous_and_direct __pyx_string_tab[40]
+#define __pyx_kp_u_contiguous_and_indirect __pyx_string_tab[41]
+#define __pyx_kp_u_strided_and_direct_or_indirect __pyx_string_tab[42]
+#define __pyx_kp_u_strided_and_direct __pyx_string_tab[43]
+#define __pyx_kp_u_strided_and_indirect __pyx_string_tab[44]
+#define __pyx_kp_u__4 __pyx_string_tab[45]
+#define __pyx_kp_u_ __pyx_string_tab[46]
+#define __pyx_kp_u_Cannot_assign_to_read_only_memor __pyx_string_tab[47]
+#define __pyx_kp_u_ISA __pyx_string_tab[48]
+#define __pyx_kp_u_Invalid_mode_expected_c_or_fortr __pyx_string_tab[49]
+#define __pyx_kp_u_Invalid_shape_in_axis __pyx_string_tab[50]
+#define __pyx_kp_u_None __pyx_string_tab[51]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[52]
+#define __pyx_kp_u_a_gated_llama_style_mlp_needs_a __pyx_string_tab[53]
+#define __pyx_kp_u_add_note __pyx_string_tab[54]
+#define __pyx_kp_u_attention_norm_bias __pyx_string_tab[55]
+#define __pyx_kp_u_attention_norm_weight __pyx_string_tab[56]
+#define __pyx_kp_u_attention_causal_attention_needs __pyx_string_tab[57]
+#define __pyx_kp_u_attention_no_keys_to_attend_to_k __pyx_string_tab[58]
+#define __pyx_kp_u_attention_out_of_memory_for_scra __pyx_string_tab[59]
+#define __pyx_kp_u_attention_q __pyx_string_tab[60]
+#define __pyx_kp_u_attention_the __pyx_string_tab[61]
+#define __pyx_kp_u_attention_the_head_size_must_be __pyx_string_tab[62]
+#define __pyx_kp_u_collections_abc __pyx_string_tab[63]
+#define __pyx_kp_u_disable __pyx_string_tab[64]
+#define __pyx_kp_u_down_bias __pyx_string_tab[65]
+#define __pyx_kp_u_down_projection __pyx_string_tab[66]
+#define __pyx_kp_u_enable __pyx_string_tab[67]
+#define __pyx_kp_u_fastformer__core_pyx __pyx_string_tab[68]
+#define __pyx_kp_u_fastformer__model_pxi __pyx_string_tab[69]
+#define __pyx_kp_u_final_norm_bias __pyx_string_tab[70]
+#define __pyx_kp_u_final_norm_weight __pyx_string_tab[71]
+#define __pyx_kp_u_forward_takes_1_to __pyx_string_tab[72]
+#define __pyx_kp_u_gate_projection __pyx_string_tab[73]
+#define __pyx_kp_u_gc __pyx_string_tab[74]
+#define __pyx_kp_u_gelu_approximate_must_be_tanh_or __pyx_string_tab[75]
+#define __pyx_kp_u_invalid_model_dimensions __pyx_string_tab[76]
+#define __pyx_kp_u_isenabled __pyx_string_tab[77]
+#define __pyx_kp_u_k_bias __pyx_string_tab[78]
+#define __pyx_kp_u_k_projection __pyx_string_tab[79]
+#define __pyx_kp_u_layer __pyx_string_tab[80]
+#define __pyx_kp_u_layer_norm_x_must_have_a_non_emp __pyx_string_tab[81]
+#define __pyx_kp_u_linear_bias_has_shape __pyx_string_tab[82]
+#define __pyx_kp_u_linear_out_of_memory_for_packing __pyx_string_tab[83]
+#define __pyx_kp_u_linear_x_has_shape __pyx_string_tab[84]
+#define __pyx_kp_u_matmul_a_has_shape __pyx_string_tab[85]
+#define __pyx_kp_u_matmul_out_of_memory_for_packing __pyx_string_tab[86]
+#define __pyx_kp_u_max_t_must_be_positive_got __pyx_string_tab[87]
+#define __pyx_kp_u_mlp_norm_bias __pyx_string_tab[88]
+#define __pyx_kp_u_mlp_norm_weight __pyx_string_tab[89]
+#define __pyx_kp_u_model_forward_a_weight_has_an_un __pyx_string_tab[90]
+#define __pyx_kp_u_model_forward_out_of_memory_for __pyx_string_tab[91]
+#define __pyx_kp_u_n_must_be_an_int_got __pyx_string_tab[92]
+#define __pyx_kp_u_n_must_be_between_1_and __pyx_string_tab[93]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[94]
+#define __pyx_kp_u_o_bias __pyx_string_tab[95]
+#define __pyx_kp_u_o_projection __pyx_string_tab[96]
+#define __pyx_kp_u_out_has_shape __pyx_string_tab[97]
+#define __pyx_kp_u_out_must_be_C_contiguous_and_wri __pyx_string_tab[98]
+#define __pyx_kp_u_out_must_be_a_float32_numpy_ndar __pyx_string_tab[99]
+#define __pyx_kp_u_out_must_not_overlap_an_input __pyx_string_tab[100]
+#define __pyx_kp_u_position_embeddings __pyx_string_tab[101]
+#define __pyx_kp_u_q_bias __pyx_string_tab[102]
+#define __pyx_kp_u_q_projection __pyx_string_tab[103]
+#define __pyx_kp_u_rms_norm_x_must_have_a_non_empty __pyx_string_tab[104]
+#define __pyx_kp_u_rope_inv_freq_2 __pyx_string_tab[105]
+#define __pyx_kp_u_rope_cos_and_sin_must_have_shape __pyx_string_tab[106]
+#define __pyx_kp_u_rope_the_head_size_last_axis_of __pyx_string_tab[107]
+#define __pyx_kp_u_self_s_cannot_be_converted_to_a __pyx_string_tab[108]
+#define __pyx_kp_u_session_capacity __pyx_string_tab[109]
+#define __pyx_kp_u_softmax_x_must_have_at_least_one __pyx_string_tab[110]
+#define __pyx_kp_u_token_embeddings __pyx_string_tab[111]
+#define __pyx_kp_u_token_ids_must_be_in_0 __pyx_string_tab[112]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[113]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[114]
+#define __pyx_kp_u_unknown_ISA __pyx_string_tab[115]
+#define __pyx_kp_u_up_bias __pyx_string_tab[116]
+#define __pyx_kp_u_up_projection __pyx_string_tab[117]
+#define __pyx_kp_u_v_bias __pyx_string_tab[118]
+#define __pyx_kp_u_v_projection __pyx_string_tab[119]
+#define __pyx_n_u_ASCII __pyx_string_tab[120]
+#define __pyx_n_u_C __pyx_string_tab[121]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[122]
+#define __pyx_n_u_ModelCore __pyx_string_tab[123]
+#define __pyx_n_u_ModelCore___reduce_cython __pyx_string_tab[124]
+#define __pyx_n_u_ModelCore___setstate_cython __pyx_string_tab[125]
+#define __pyx_n_u_Sequence __pyx_string_tab[126]
+#define __pyx_n_u_Session __pyx_string_tab[127]
+#define __pyx_n_u_Session___reduce_cython __pyx_string_tab[128]
+#define __pyx_n_u_Session___setstate_cython __pyx_string_tab[129]
+#define __pyx_n_u_Session_forward __pyx_string_tab[130]
+#define __pyx_n_u_V __pyx_string_tab[131]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[132]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[133]
+#define __pyx_n_u_annotate __pyx_string_tab[134]
+#define __pyx_n_u_class __pyx_string_tab[135]
+#define __pyx_n_u_class_getitem __pyx_string_tab[136]
+#define __pyx_n_u_dict __pyx_string_tab[137]
+#define __pyx_n_u_func __pyx_string_tab[138]
+#define __pyx_n_u_getstate __pyx_string_tab[139]
+#define __pyx_n_u_import __pyx_string_tab[140]
+#define __pyx_n_u_init___locals_genexpr __pyx_string_tab[141]
+#define __pyx_n_u_main __pyx_string_tab[142]
+#define __pyx_n_u_module __pyx_string_tab[143]
+#define __pyx_n_u_name_2 __pyx_string_tab[144]
+#define __pyx_n_u_new __pyx_string_tab[145]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[146]
+#define __pyx_n_u_pyx_state __pyx_string_tab[147]
+#define __pyx_n_u_pyx_type __pyx_string_tab[148]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[149]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[150]
+#define __pyx_n_u_qualname __pyx_string_tab[151]
+#define __pyx_n_u_reduce __pyx_string_tab[152]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[153]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[154]
+#define __pyx_n_u_set_name __pyx_string_tab[155]
+#define __pyx_n_u_setstate __pyx_string_tab[156]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[157]
+#define __pyx_n_u_test __pyx_string_tab[158]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[159]
+#define __pyx_n_u_a __pyx_string_tab[160]
+#define __pyx_n_u_a_2 __pyx_string_tab[161]
+#define __pyx_n_u_abc __pyx_string_tab[162]
+#define __pyx_n_u_all_logits __pyx_string_tab[163]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[164]
+#define __pyx_n_u_append __pyx_string_tab[165]
+#define __pyx_n_u_approximate __pyx_string_tab[166]
+#define __pyx_n_u_arch __pyx_string_tab[167]
+#define __pyx_n_u_arr __pyx_string_tab[168]
+#define __pyx_n_u_array __pyx_string_tab[169]
+#define __pyx_n_u_asarray __pyx_string_tab[170]
+#define __pyx_n_u_ascontiguousarray __pyx_string_tab[171]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[172]
+#define __pyx_n_u_attention __pyx_string_tab[173]
+#define __pyx_n_u_attn_norm_b __pyx_string_tab[174]
+#define __pyx_n_u_attn_norm_w __pyx_string_tab[175]
+#define __pyx_n_u_b __pyx_string_tab[176]
+#define __pyx_n_u_b_2 __pyx_string_tab[177]
+#define __pyx_n_u_b_down __pyx_string_tab[178]
+#define __pyx_n_u_b_up __pyx_string_tab[179]
+#define __pyx_n_u_base __pyx_string_tab[180]
+#define __pyx_n_u_bias __pyx_string_tab[181]
+#define __pyx_n_u_bk __pyx_string_tab[182]
+#define __pyx_n_u_bo __pyx_string_tab[183]
+#define __pyx_n_u_bp __pyx_string_tab[184]
+#define __pyx_n_u_bq __pyx_string_tab[185]
+#define __pyx_n_u_bv __pyx_string_tab[186]
+#define __pyx_n_u_c __pyx_string_tab[187]
+#define __pyx_n_u_c_2 __pyx_string_tab[188]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[189]
+#define __pyx_n_u_capacity __pyx_string_tab[190]
+#define __pyx_n_u_causal __pyx_string_tab[191]
+#define __pyx_n_u_cfg __pyx_string_tab[192]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[193]
+#define __pyx_n_u_close __pyx_string_tab[194]
+#define __pyx_n_u_copy __pyx_string_tab[195]
+#define __pyx_n_u_core __pyx_string_tab[196]
+#define __pyx_n_u_cos __pyx_string_tab[197]
+#define __pyx_n_u_count __pyx_string_tab[198]
+#define __pyx_n_u_cpu_features __pyx_string_tab[199]
+#define __pyx_n_u_current_isa __pyx_string_tab[200]
+#define __pyx_n_u_d __pyx_string_tab[201]
+#define __pyx_n_u_d_ff __pyx_string_tab[202]
+#define __pyx_n_u_default_num_threads __pyx_string_tab[203]
+#define __pyx_n_u_dtype __pyx_string_tab[204]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[205]
+#define __pyx_n_u_empty __pyx_string_tab[206]
+#define __pyx_n_u_encode __pyx_string_tab[207]
+#define __pyx_n_u_enumerate __pyx_string_tab[208]
+#define __pyx_n_u_eps __pyx_string_tab[209]
+#define __pyx_n_u_error __pyx_string_tab[210]
+#define __pyx_n_u_exact __pyx_string_tab[211]
+#define __pyx_n_u_f __pyx_string_tab[212]
+#define __pyx_n_u_fastformer__core __pyx_string_tab[213]
+#define __pyx_n_u_ffn_norm_b __pyx_string_tab[214]
+#define __pyx_n_u_ffn_norm_w __pyx_string_tab[215]
+#define __pyx_n_u_flags __pyx_string_tab[216]
+#define __pyx_n_u_float32 __pyx_string_tab[217]
+#define __pyx_n_u_format __pyx_string_tab[218]
+#define __pyx_n_u_fortran __pyx_string_tab[219]
+#define __pyx_n_u_forward __pyx_string_tab[220]
+#define __pyx_n_u_gelu __pyx_string_tab[221]
+#define __pyx_n_u_genexpr __pyx_string_tab[222]
+#define __pyx_n_u_get __pyx_string_tab[223]
+#define __pyx_n_u_get_num_threads __pyx_string_tab[224]
+#define __pyx_n_u_h __pyx_string_tab[225]
+#define __pyx_n_u_half __pyx_string_tab[226]
+#define __pyx_n_u_head_dim __pyx_string_tab[227]
+#define __pyx_n_u_hkv __pyx_string_tab[228]
+#define __pyx_n_u_i __pyx_string_tab[229]
+#define __pyx_n_u_id __pyx_string_tab[230]
+#define __pyx_n_u_ids __pyx_string_tab[231]
+#define __pyx_n_u_ids_2 __pyx_string_tab[232]
+#define __pyx_n_u_index __pyx_string_tab[233]
+#define __pyx_n_u_int32 __pyx_string_tab[234]
+#define __pyx_n_u_interleaved __pyx_string_tab[235]
+#define __pyx_n_u_inv_freq __pyx_string_tab[236]
+#define __pyx_n_u_isa_names __pyx_string_tab[237]
+#define __pyx_n_u_items __pyx_string_tab[238]
+#define __pyx_n_u_itemsize __pyx_string_tab[239]
+#define __pyx_n_u_k __pyx_string_tab[240]
+#define __pyx_n_u_k_3 __pyx_string_tab[241]
+#define __pyx_n_u_layer_norm __pyx_string_tab[242]
+#define __pyx_n_u_layers __pyx_string_tab[243]
+#define __pyx_n_u_linear_f32 __pyx_string_tab[244]
+#define __pyx_n_u_lm_head __pyx_string_tab[245]
+#define __pyx_n_u_lw __pyx_string_tab[246]
+#define __pyx_n_u_m __pyx_string_tab[247]
+#define __pyx_n_u_matmul __pyx_string_tab[248]
+#define __pyx_n_u_max __pyx_string_tab[249]
+#define __pyx_n_u_max_ctx __pyx_string_tab[250]
+#define __pyx_n_u_max_t __pyx_string_tab[251]
+#define __pyx_n_u_memview __pyx_string_tab[252]
+#define __pyx_n_u_min __pyx_string_tab[253]
+#define __pyx_n_u_mode __pyx_string_tab[254]
+#define __pyx_n_u_n __pyx_string_tab[255]
+#define __pyx_n_u_n_heads __pyx_string_tab[256]
+#define __pyx_n_u_n_kv_heads __pyx_string_tab[257]
+#define __pyx_n_u_n_layers __pyx_string_tab[258]
+#define __pyx_n_u_name __pyx_string_tab[259]
+#define __pyx_n_u_names __pyx_string_tab[260]
+#define __pyx_n_u_ndarray __pyx_string_tab[261]
+#define __pyx_n_u_ndim __pyx_string_tab[262]
+#define __pyx_n_u_next __pyx_string_tab[263]
+#define __pyx_n_u_none __pyx_string_tab[264]
+#define __pyx_n_u_norm_b __pyx_string_tab[265]
+#define __pyx_n_u_norm_w __pyx_string_tab[266]
+#define __pyx_n_u_np __pyx_string_tab[267]
+#define __pyx_n_u_numpy __pyx_string_tab[268]
+#define __pyx_n_u_o __pyx_string_tab[269]
+#define __pyx_n_u_obj __pyx_string_tab[270]
+#define __pyx_n_u_order __pyx_string_tab[271]
+#define __pyx_n_u_out __pyx_string_tab[272]
+#define __pyx_n_u_p __pyx_string_tab[273]
+#define __pyx_n_u_pack __pyx_string_tab[274]
+#define __pyx_n_u_pop __pyx_string_tab[275]
+#define __pyx_n_u_pos_emb __pyx_string_tab[276]
+#define __pyx_n_u_positions __pyx_string_tab[277]
+#define __pyx_n_u_q __pyx_string_tab[278]
+#define __pyx_n_u_q_2 __pyx_string_tab[279]
+#define __pyx_n_u_rc __pyx_string_tab[280]
+#define __pyx_n_u_register __pyx_string_tab[281]
+#define __pyx_n_u_reshape __pyx_string_tab[282]
+#define __pyx_n_u_rms_norm __pyx_string_tab[283]
+#define __pyx_n_u_rope_apply __pyx_string_tab[284]
+#define __pyx_n_u_rope_interleaved __pyx_string_tab[285]
+#define __pyx_n_u_rope_inv_freq __pyx_string_tab[286]
+#define __pyx_n_u_rope_table __pyx_string_tab[287]
+#define __pyx_n_u_rows __pyx_string_tab[288]
+#define __pyx_n_u_s_2 __pyx_string_tab[289]
+#define __pyx_n_u_s __pyx_string_tab[290]
+#define __pyx_n_u_scale __pyx_string_tab[291]
+#define __pyx_n_u_self __pyx_string_tab[292]
+#define __pyx_n_u_send __pyx_string_tab[293]
+#define __pyx_n_u_set_isa __pyx_string_tab[294]
+#define __pyx_n_u_set_num_threads __pyx_string_tab[295]
+#define __pyx_n_u_setdefault __pyx_string_tab[296]
+#define __pyx_n_u_shape __pyx_string_tab[297]
+#define __pyx_n_u_shares_memory __pyx_string_tab[298]
+#define __pyx_n_u_silu __pyx_string_tab[299]
+#define __pyx_n_u_sin __pyx_string_tab[300]
+#define __pyx_n_u_size __pyx_string_tab[301]
+#define __pyx_n_u_softmax_lastaxis __pyx_string_tab[302]
+#define __pyx_n_u_sqrt __pyx_string_tab[303]
+#define __pyx_n_u_start __pyx_string_tab[304]
+#define __pyx_n_u_step __pyx_string_tab[305]
+#define __pyx_n_u_stop __pyx_string_tab[306]
+#define __pyx_n_u_struct __pyx_string_tab[307]
+#define __pyx_n_u_supported_isas __pyx_string_tab[308]
+#define __pyx_n_u_t __pyx_string_tab[309]
+#define __pyx_n_u_tanh __pyx_string_tab[310]
+#define __pyx_n_u_throw __pyx_string_tab[311]
+#define __pyx_n_u_tk __pyx_string_tab[312]
+#define __pyx_n_u_tok_emb __pyx_string_tab[313]
+#define __pyx_n_u_tq __pyx_string_tab[314]
+#define __pyx_n_u_unpack __pyx_string_tab[315]
+#define __pyx_n_u_update __pyx_string_tab[316]
+#define __pyx_n_u_v __pyx_string_tab[317]
+#define __pyx_n_u_v_2 __pyx_string_tab[318]
+#define __pyx_n_u_value __pyx_string_tab[319]
+#define __pyx_n_u_values __pyx_string_tab[320]
+#define __pyx_n_u_vocab __pyx_string_tab[321]
+#define __pyx_n_u_w __pyx_string_tab[322]
+#define __pyx_n_u_w_2 __pyx_string_tab[323]
+#define __pyx_n_u_w_down __pyx_string_tab[324]
+#define __pyx_n_u_w_gate __pyx_string_tab[325]
+#define __pyx_n_u_w_up __pyx_string_tab[326]
+#define __pyx_n_u_weight __pyx_string_tab[327]
+#define __pyx_n_u_window __pyx_string_tab[328]
+#define __pyx_n_u_wk __pyx_string_tab[329]
+#define __pyx_n_u_wo __pyx_string_tab[330]
+#define __pyx_n_u_wq __pyx_string_tab[331]
+#define __pyx_n_u_writeable __pyx_string_tab[332]
+#define __pyx_n_u_wv __pyx_string_tab[333]
+#define __pyx_n_u_x __pyx_string_tab[334]
+#define __pyx_n_u_x_2 __pyx_string_tab[335]
+#define __pyx_n_u_y __pyx_string_tab[336]
+#define __pyx_n_u_zeros __pyx_string_tab[337]
+#define __pyx_n_b_O __pyx_string_tab[338]
+#define __pyx_kp_b_iso88591_AS_q_b_j_MQaq_F_1HF_A_QfAQfBa_q __pyx_string_tab[339]
+#define __pyx_kp_b_iso88591_AS_F_1HF_A_HBa_q_Qa_1Cq_S_a_1 __pyx_string_tab[340]
+#define __pyx_kp_b_iso88591_Q_2 __pyx_string_tab[341]
+#define __pyx_kp_b_iso88591_z_V3d_AS_iq_0_Qb_r_2S_A_j_314I __pyx_string_tab[342]
+#define __pyx_kp_b_iso88591_1Kq_D_U_1 __pyx_string_tab[343]
+#define __pyx_kp_b_iso88591_1Kq_D_U_MQRRS __pyx_string_tab[344]
+#define __pyx_kp_b_iso88591_1O1BgS_E_a_3jPQQR __pyx_string_tab[345]
+#define __pyx_kp_b_iso88591_a_S_q __pyx_string_tab[346]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[347]
+#define __pyx_kp_b_iso88591__10 __pyx_string_tab[348]
+#define __pyx_kp_b_iso88591_IQ_uG1_j_q_8_U_1_AU_1_j_q_QQRRV __pyx_string_tab[349]
+#define __pyx_kp_b_iso88591_q_RvQk_6_F_CwfBa_F_CwfBa_HBis_A __pyx_string_tab[350]
+#define __pyx_kp_b_iso88591_q_AS_881_j_K1A_F_1HF_A_HBa_q_Qa __pyx_string_tab[351]
+#define __pyx_kp_b_iso88591__9 __pyx_string_tab[352]
+#define __pyx_kp_b_iso88591_A_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q __pyx_string_tab[353]
+#define __pyx_kp_b_iso88591_1_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q __pyx_string_tab[354]
+#define __pyx_kp_b_iso88591_A_AS_Q_AS_Q_AS_Q_QfAYavQhavQa_q __pyx_string_tab[355]
+#define __pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_RRSSTTU_Qf __pyx_string_tab[356]
+#define __pyx_kp_b_iso88591_q_AS_Q_QfAXQfAXQfAQ_r_1_j_XXYYZ __pyx_string_tab[357]
+#define __pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_TTUUVVW_Qf __pyx_string_tab[358]
+#define __pyx_kp_b_iso88591_1_r_1E_r_V1HD_Rq_2Rr_Bb_Ba_A_2 __pyx_string_tab[359]
 #define __pyx_float_1_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_neg_1 __pyx_number_tab[2]
@@ -4136,6 +4625,12 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   __Pyx_State_RemoveModule(NULL);
   #endif
+  Py_CLEAR(clear_module_state->__pyx_ptype_10fastformer_5_core_ModelCore);
+  Py_CLEAR(clear_module_state->__pyx_type_10fastformer_5_core_ModelCore);
+  Py_CLEAR(clear_module_state->__pyx_ptype_10fastformer_5_core_Session);
+  Py_CLEAR(clear_module_state->__pyx_type_10fastformer_5_core_Session);
+  Py_CLEAR(clear_module_state->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr);
+  Py_CLEAR(clear_module_state->__pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr);
   Py_CLEAR(clear_module_state->__pyx_array_type);
   Py_CLEAR(clear_module_state->__pyx_type___pyx_array);
   Py_CLEAR(clear_module_state->__pyx_MemviewEnum_type);
@@ -4144,13 +4639,14 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_type___pyx_memoryview);
   Py_CLEAR(clear_module_state->__pyx_memoryviewslice_type);
   Py_CLEAR(clear_module_state->__pyx_type___pyx_memoryviewslice);
+  Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_get.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
-  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<18; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<247; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<24; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<360; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4158,6 +4654,9 @@ Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
 
 /* CythonFunctionPerModule.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CyFunctionType);
+
+/* Generator.module_state_clear */
+Py_CLEAR(clear_module_state->__pyx_GeneratorType);
 
 /* #### Code section: module_state_clear_end ### */
 return 0;
@@ -4174,6 +4673,12 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_tuple);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
+  Py_VISIT(traverse_module_state->__pyx_ptype_10fastformer_5_core_ModelCore);
+  Py_VISIT(traverse_module_state->__pyx_type_10fastformer_5_core_ModelCore);
+  Py_VISIT(traverse_module_state->__pyx_ptype_10fastformer_5_core_Session);
+  Py_VISIT(traverse_module_state->__pyx_type_10fastformer_5_core_Session);
+  Py_VISIT(traverse_module_state->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr);
+  Py_VISIT(traverse_module_state->__pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr);
   Py_VISIT(traverse_module_state->__pyx_array_type);
   Py_VISIT(traverse_module_state->__pyx_type___pyx_array);
   Py_VISIT(traverse_module_state->__pyx_MemviewEnum_type);
@@ -4182,13 +4687,14 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_type___pyx_memoryview);
   Py_VISIT(traverse_module_state->__pyx_memoryviewslice_type);
   Py_VISIT(traverse_module_state->__pyx_type___pyx_memoryviewslice);
+  Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_get.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
-  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<18; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<247; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<24; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<360; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -4196,6 +4702,9 @@ Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
 
 /* CythonFunctionPerModule.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CyFunctionType);
+
+/* Generator.module_state_traverse */
+Py_VISIT(traverse_module_state->__pyx_GeneratorType);
 
 /* #### Code section: module_state_traverse_end ### */
 return 0;
@@ -4253,66 +4762,66 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_shape,&__pyx_mstate_global->__pyx_n_u_itemsize,&__pyx_mstate_global->__pyx_n_u_format,&__pyx_mstate_global->__pyx_n_u_mode,&__pyx_mstate_global->__pyx_n_u_allocate_buffer,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 147, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 147, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(1, 147, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(2, 147, __pyx_L3_error)
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_n_u_c));
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 3, 5, i); __PYX_ERR(1, 147, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 3, 5, i); __PYX_ERR(2, 147, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(2, 147, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 147, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 147, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 147, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 147, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_n_u_c));
     }
     __pyx_v_shape = ((PyObject*)values[0]);
-    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 147, __pyx_L3_error)
+    __pyx_v_itemsize = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_itemsize == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 147, __pyx_L3_error)
     __pyx_v_format = values[2];
     __pyx_v_mode = values[3];
     if (values[4]) {
-      __pyx_v_allocate_buffer = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_allocate_buffer == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 148, __pyx_L3_error)
+      __pyx_v_allocate_buffer = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_allocate_buffer == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 148, __pyx_L3_error)
     } else {
 
       /* "View.MemoryView":148
@@ -4327,7 +4836,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 3, 5, __pyx_nargs); __PYX_ERR(1, 147, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 3, 5, __pyx_nargs); __PYX_ERR(2, 147, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4338,9 +4847,9 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_shape), (&PyTuple_Type), 1, "shape", 1))) __PYX_ERR(1, 147, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_shape), (&PyTuple_Type), 1, "shape", 1))) __PYX_ERR(2, 147, __pyx_L1_error)
   if (unlikely(((PyObject *)__pyx_v_format) == Py_None)) {
-    PyErr_Format(PyExc_TypeError, "Argument '%.200s' must not be None", "format"); __PYX_ERR(1, 147, __pyx_L1_error)
+    PyErr_Format(PyExc_TypeError, "Argument '%.200s' must not be None", "format"); __PYX_ERR(2, 147, __pyx_L1_error)
   }
   __pyx_r = __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(((struct __pyx_array_obj *)__pyx_v_self), __pyx_v_shape, __pyx_v_itemsize, __pyx_v_format, __pyx_v_mode, __pyx_v_allocate_buffer);
 
@@ -4405,9 +4914,9 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
 */
   if (unlikely(__pyx_v_shape == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(1, 153, __pyx_L1_error)
+    __PYX_ERR(2, 153, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(1, 153, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(2, 153, __pyx_L1_error)
   __pyx_v_self->ndim = ((int)__pyx_t_1);
 
 
@@ -4439,7 +4948,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  * 
  *         if cython.unlikely(itemsize <= 0):
 */
-    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_Empty_shape_tuple_for_cython_arr); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 157, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_Empty_shape_tuple_for_cython_arr); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 157, __pyx_L1_error)
 
 
     /* "View.MemoryView":156
@@ -4470,7 +4979,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  * 
  *         if not isinstance(format, bytes):
 */
-    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_itemsize_0_for_cython_array); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 160, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_itemsize_0_for_cython_array); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 160, __pyx_L1_error)
 
 
     /* "View.MemoryView":159
@@ -4510,7 +5019,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ASCII};
       __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 163, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 163, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_DECREF_SET(__pyx_v_format, __pyx_t_5);
@@ -4534,7 +5043,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
 */
   __pyx_t_5 = __pyx_v_format;
   __Pyx_INCREF(__pyx_t_5);
-  if (!(likely(PyBytes_CheckExact(__pyx_t_5))||((__pyx_t_5) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_5))) __PYX_ERR(1, 164, __pyx_L1_error)
+  if (!(likely(PyBytes_CheckExact(__pyx_t_5))||((__pyx_t_5) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_5))) __PYX_ERR(2, 164, __pyx_L1_error)
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->_format);
   __Pyx_DECREF_SET(__pyx_v_self->_format, ((PyObject*)__pyx_t_5));
@@ -4549,9 +5058,9 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
 */
   if (unlikely(__pyx_v_self->_format == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-    __PYX_ERR(1, 165, __pyx_L1_error)
+    __PYX_ERR(2, 165, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_PyBytes_AsWritableString(__pyx_v_self->_format); if (unlikely((!__pyx_t_8) && PyErr_Occurred())) __PYX_ERR(1, 165, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyBytes_AsWritableString(__pyx_v_self->_format); if (unlikely((!__pyx_t_8) && PyErr_Occurred())) __PYX_ERR(2, 165, __pyx_L1_error)
   __pyx_v_self->format = __pyx_t_8;
 
   /* "View.MemoryView":168
@@ -4592,7 +5101,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  * 
 */
     __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_MemoryError))), __pyx_mstate_global->__pyx_kp_u_unable_to_allocate_shape_and_str, 0, 0);
-    __PYX_ERR(1, 172, __pyx_L1_error)
+    __PYX_ERR(2, 172, __pyx_L1_error)
 
     /* "View.MemoryView":171
  *         self._strides = self._shape + self.ndim
@@ -4618,7 +5127,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_5);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 175, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(2, 175, __pyx_L1_error)
       #endif
       if (__pyx_t_1 >= __pyx_temp) break;
     }
@@ -4628,9 +5137,9 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
     __pyx_t_6 = __Pyx_PySequence_ITEM(__pyx_t_5, __pyx_t_1);
     #endif
     ++__pyx_t_1;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 175, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 175, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 175, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 175, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_v_dim = __pyx_t_9;
     __pyx_v_idx = __pyx_t_3;
@@ -4655,9 +5164,9 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  *             self._shape[idx] = dim
  * 
 */
-      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_idx, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 177, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_int(__pyx_v_idx, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 177, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_dim, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 177, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_dim, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(2, 177, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __pyx_t_11[0] = __pyx_mstate_global->__pyx_kp_u_Invalid_shape_in_axis;
       __pyx_t_11[1] = __pyx_t_6;
@@ -4670,13 +5179,13 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
       #endif
       __pyx_t_12 = 0;
       __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_11, 5, __pyx_t_9, __pyx_t_12);
-      if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 177, __pyx_L1_error)
+      if (unlikely(!__pyx_t_13)) __PYX_ERR(2, 177, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_13);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_ValueError))), __pyx_t_13, 0, 0);
       __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-      __PYX_ERR(1, 177, __pyx_L1_error)
+      __PYX_ERR(2, 177, __pyx_L1_error)
 
       /* "View.MemoryView":176
  * 
@@ -4713,7 +5222,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  *             order = b'C'
  *             self.mode = u'c'
 */
-  __pyx_t_4 = (__Pyx_PyObject_Equals_obj_ch99(__pyx_v_mode, __pyx_mstate_global->__pyx_n_u_c, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(1, 181, __pyx_L1_error)
+  __pyx_t_4 = (__Pyx_PyObject_Equals_obj_ch99(__pyx_v_mode, __pyx_mstate_global->__pyx_n_u_c, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(2, 181, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
@@ -4755,7 +5264,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  *             order = b'F'
  *             self.mode = u'fortran'
 */
-  __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_v_mode, __pyx_mstate_global->__pyx_n_u_fortran, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(1, 184, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_v_mode, __pyx_mstate_global->__pyx_n_u_fortran, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(2, 184, __pyx_L1_error)
   if (likely(__pyx_t_4)) {
 
 
@@ -4798,14 +5307,14 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  *         self.len = fill_contig_strides_array(self._shape, self._strides, itemsize, self.ndim, order)
 */
   /*else*/ {
-    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_mode, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 188, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_mode, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 188, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_13 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_Invalid_mode_expected_c_or_fortr, __pyx_t_5); if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 188, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_Invalid_mode_expected_c_or_fortr, __pyx_t_5); if (unlikely(!__pyx_t_13)) __PYX_ERR(2, 188, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_13);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_ValueError))), __pyx_t_13, 0, 0);
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __PYX_ERR(1, 188, __pyx_L1_error)
+    __PYX_ERR(2, 188, __pyx_L1_error)
   }
   __pyx_L11:;
 
@@ -4834,8 +5343,8 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  * 
  *         if allocate_buffer:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareEq_object_bytes(__pyx_v_format, __pyx_mstate_global->__pyx_n_b_O, Py_EQ); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 193, __pyx_L1_error)
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_13); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 193, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareEq_object_bytes(__pyx_v_format, __pyx_mstate_global->__pyx_n_b_O, Py_EQ); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(2, 193, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_13); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 193, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
   __pyx_v_self->dtype_is_object = __pyx_t_4;
 
@@ -4855,7 +5364,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array___cinit__(struct __
  * 
  *     @cname('getbuffer')
 */
-    __pyx_t_3 = __pyx_array_allocate_buffer(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 196, __pyx_L1_error)
+    __pyx_t_3 = __pyx_array_allocate_buffer(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 196, __pyx_L1_error)
 
 
     /* "View.MemoryView":195
@@ -4968,7 +5477,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array_2__getbuffer__(stru
  *                 bufmode = PyBUF_C_CONTIGUOUS | PyBUF_ANY_CONTIGUOUS
  *             elif self.mode == u"fortran":
 */
-    __pyx_t_1 = (__Pyx_PyObject_Equals_str_ch99(__pyx_v_self->mode, __pyx_mstate_global->__pyx_n_u_c, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 202, __pyx_L1_error)
+    __pyx_t_1 = (__Pyx_PyObject_Equals_str_ch99(__pyx_v_self->mode, __pyx_mstate_global->__pyx_n_u_c, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(2, 202, __pyx_L1_error)
     if (__pyx_t_1) {
 
 
@@ -4998,7 +5507,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array_2__getbuffer__(stru
  *                 bufmode = PyBUF_F_CONTIGUOUS | PyBUF_ANY_CONTIGUOUS
  *             if cython.unlikely(not (flags & bufmode)):
 */
-    __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_str_str(__pyx_v_self->mode, __pyx_mstate_global->__pyx_n_u_fortran, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 204, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_str_str(__pyx_v_self->mode, __pyx_mstate_global->__pyx_n_u_fortran, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(2, 204, __pyx_L1_error)
     if (__pyx_t_1) {
 
 
@@ -5040,7 +5549,7 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array_2__getbuffer__(stru
  *         info.buf = self.data
  *         info.len = self.len
 */
-      __pyx_t_2 = __pyx_memoryview_err_ValueError(__pyx_k_Can_only_create_a_buffer_that_is); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(1, 207, __pyx_L1_error)
+      __pyx_t_2 = __pyx_memoryview_err_ValueError(__pyx_k_Can_only_create_a_buffer_that_is); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(2, 207, __pyx_L1_error)
 
 
       /* "View.MemoryView":206
@@ -5453,7 +5962,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_5array_7memview___get__(struct _
  * 
  * 
 */
-  __pyx_t_1 = __pyx_array_get_memview(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 237, __pyx_L1_error)
+  __pyx_t_1 = __pyx_array_get_memview(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 237, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -5524,9 +6033,9 @@ static PyObject *__pyx_array_get_memview(struct __pyx_array_obj *__pyx_v_self) {
  *     def __len__(self):
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_flags); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 243, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_flags); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyBool_FromLong(__pyx_v_self->dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 243, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyBool_FromLong(__pyx_v_self->dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 1;
   {
@@ -5535,7 +6044,7 @@ static PyObject *__pyx_array_get_memview(struct __pyx_array_obj *__pyx_v_self) {
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 243, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 243, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_1);
   }
   {
@@ -5665,9 +6174,9 @@ static PyObject *__pyx_array___pyx_pf_15View_dot_MemoryView_5array_8__getattr__(
  * 
  *     def __getitem__(self, item):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 249, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 249, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_GetAttr(__pyx_t_1, __pyx_v_attr); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 249, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_GetAttr(__pyx_t_1, __pyx_v_attr); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 249, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -5741,9 +6250,9 @@ static PyObject *__pyx_array___pyx_pf_15View_dot_MemoryView_5array_10__getitem__
  * 
  *     def __setitem__(self, item, value):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 252, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_item); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 252, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_item); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -5816,9 +6325,9 @@ static int __pyx_array___pyx_pf_15View_dot_MemoryView_5array_12__setitem__(struc
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 255, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_memview); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 255, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_t_1, __pyx_v_item, __pyx_v_value) < 0))) __PYX_ERR(1, 255, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_t_1, __pyx_v_item, __pyx_v_value) < 0))) __PYX_ERR(2, 255, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   /* "View.MemoryView":254
@@ -5904,7 +6413,7 @@ static PyObject *__pyx_pf___pyx_array___reduce_cython__(CYTHON_UNUSED struct __p
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 2, __pyx_L1_error)
+  __PYX_ERR(2, 2, __pyx_L1_error)
 
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
@@ -5966,32 +6475,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 3, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 3, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 3, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 3, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 3, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
     }
     __pyx_v___pyx_state = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 3, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 3, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6026,7 +6535,7 @@ static PyObject *__pyx_pf___pyx_array_2__setstate_cython__(CYTHON_UNUSED struct 
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 4, __pyx_L1_error)
+  __PYX_ERR(2, 4, __pyx_L1_error)
 
   /* "(tree fragment)":3
  * def __reduce_cython__(self):
@@ -6102,7 +6611,7 @@ static int __pyx_array_allocate_buffer(struct __pyx_array_obj *__pyx_v_self) {
  *     if self.dtype_is_object:
 */
     __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_MemoryError))), __pyx_mstate_global->__pyx_kp_u_unable_to_allocate_array_data, 0, 0);
-    __PYX_ERR(1, 274, __pyx_L1_error)
+    __PYX_ERR(2, 274, __pyx_L1_error)
 
     /* "View.MemoryView":273
  *     self.free_data = True
@@ -6140,11 +6649,11 @@ static int __pyx_array_allocate_buffer(struct __pyx_array_obj *__pyx_v_self) {
 */
     if (unlikely(__pyx_v_self->itemsize == 0)) {
       PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
-      __PYX_ERR(1, 278, __pyx_L1_error)
+      __PYX_ERR(2, 278, __pyx_L1_error)
     }
     else if (sizeof(Py_ssize_t) == sizeof(long) && (!(((Py_ssize_t)-1) > 0)) && unlikely(__pyx_v_self->itemsize == (Py_ssize_t)-1)  && unlikely(__Pyx_UNARY_NEG_WOULD_OVERFLOW(__pyx_v_self->len))) {
       PyErr_SetString(PyExc_OverflowError, "value too large to perform division");
-      __PYX_ERR(1, 278, __pyx_L1_error)
+      __PYX_ERR(2, 278, __pyx_L1_error)
     }
 
     __pyx_t_2 = __Pyx_div_Py_ssize_t(__pyx_v_self->len, __pyx_v_self->itemsize, 0);
@@ -6275,25 +6784,25 @@ static struct __pyx_array_obj *__pyx_array_new(PyObject *__pyx_v_shape, Py_ssize
  *     else:
  *         result = array.__new__(array, shape, itemsize, format, mode, allocate_buffer=False)
 */
-    __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 290, __pyx_L1_error)
+    __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 290, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyBytes_FromString(__pyx_v_format); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 290, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBytes_FromString(__pyx_v_format); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 290, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = PyTuple_New(4); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 290, __pyx_L1_error)
+    __pyx_t_4 = PyTuple_New(4); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 290, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_INCREF(__pyx_v_shape);
     __Pyx_GIVEREF(__pyx_v_shape);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_v_shape) != (0)) __PYX_ERR(1, 290, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_v_shape) != (0)) __PYX_ERR(2, 290, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 290, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_1) != (0)) __PYX_ERR(2, 290, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 2, __pyx_t_3) != (0)) __PYX_ERR(1, 290, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 2, __pyx_t_3) != (0)) __PYX_ERR(2, 290, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_mode);
     __Pyx_GIVEREF(__pyx_v_mode);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 3, __pyx_v_mode) != (0)) __PYX_ERR(1, 290, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 3, __pyx_v_mode) != (0)) __PYX_ERR(2, 290, __pyx_L1_error);
     __pyx_t_1 = 0;
     __pyx_t_3 = 0;
-    __pyx_t_3 = ((PyObject *)__pyx_tp_new_array(((PyTypeObject *)__pyx_mstate_global->__pyx_array_type), __pyx_t_4, NULL)); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 290, __pyx_L1_error)
+    __pyx_t_3 = ((PyObject *)__pyx_tp_new_array(((PyTypeObject *)__pyx_mstate_global->__pyx_array_type), __pyx_t_4, NULL)); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 290, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_v_result = ((struct __pyx_array_obj *)__pyx_t_3);
@@ -6317,28 +6826,28 @@ static struct __pyx_array_obj *__pyx_array_new(PyObject *__pyx_v_shape, Py_ssize
  * 
 */
   /*else*/ {
-    __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_itemsize); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 292, __pyx_L1_error)
+    __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_itemsize); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = __Pyx_PyBytes_FromString(__pyx_v_format); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 292, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyBytes_FromString(__pyx_v_format); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_1 = PyTuple_New(4); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 292, __pyx_L1_error)
+    __pyx_t_1 = PyTuple_New(4); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(__pyx_v_shape);
     __Pyx_GIVEREF(__pyx_v_shape);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_shape) != (0)) __PYX_ERR(1, 292, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_shape) != (0)) __PYX_ERR(2, 292, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_t_3) != (0)) __PYX_ERR(1, 292, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_t_3) != (0)) __PYX_ERR(2, 292, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_4);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_t_4) != (0)) __PYX_ERR(1, 292, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_t_4) != (0)) __PYX_ERR(2, 292, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_mode);
     __Pyx_GIVEREF(__pyx_v_mode);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 3, __pyx_v_mode) != (0)) __PYX_ERR(1, 292, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 3, __pyx_v_mode) != (0)) __PYX_ERR(2, 292, __pyx_L1_error);
     __pyx_t_3 = 0;
     __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 292, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_allocate_buffer, Py_False) < (0)) __PYX_ERR(1, 292, __pyx_L1_error)
-    __pyx_t_3 = ((PyObject *)__pyx_tp_new_array(((PyTypeObject *)__pyx_mstate_global->__pyx_array_type), __pyx_t_1, __pyx_t_4)); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 292, __pyx_L1_error)
+    if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_allocate_buffer, Py_False) < (0)) __PYX_ERR(2, 292, __pyx_L1_error)
+    __pyx_t_3 = ((PyObject *)__pyx_tp_new_array(((PyTypeObject *)__pyx_mstate_global->__pyx_array_type), __pyx_t_1, __pyx_t_4)); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 292, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -6443,32 +6952,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 321, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 321, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 321, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 321, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(1, 321, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(2, 321, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, i); __PYX_ERR(1, 321, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, i); __PYX_ERR(2, 321, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 321, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 321, __pyx_L3_error)
     }
     __pyx_v_name = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 321, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 321, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6666,11 +7175,11 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
  *         _dict = getattr(self, '__dict__', None)
  *     if _dict is not None and _dict:
 */
-        __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         __Pyx_INCREF(__pyx_v_self->name);
         __Pyx_GIVEREF(__pyx_v_self->name);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_self->name) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_self->name) != (0)) __PYX_ERR(2, 6, __pyx_L4_error);
         __pyx_v_state = ((PyObject*)__pyx_t_2);
         __pyx_t_2 = 0;
 
@@ -6681,7 +7190,7 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
  *     if _dict is not None and _dict:
  *         state += (_dict,)
 */
-        __pyx_t_2 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 7, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 7, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         __pyx_v__dict = __pyx_t_2;
         __pyx_t_2 = 0;
@@ -6724,7 +7233,7 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
 
     goto __pyx_L7_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(1, 8, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(2, 8, __pyx_L1_error)
 
   __pyx_t_3 = __pyx_t_4;
 
@@ -6739,12 +7248,12 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
  *         use_setstate = True
  *     else:
 */
-    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 9, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(__pyx_v__dict);
     __Pyx_GIVEREF(__pyx_v__dict);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v__dict) != (0)) __PYX_ERR(1, 9, __pyx_L1_error);
-    __pyx_t_2 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 9, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v__dict) != (0)) __PYX_ERR(2, 9, __pyx_L1_error);
+    __pyx_t_2 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 9, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF_SET(__pyx_v_state, ((PyObject*)__pyx_t_2));
@@ -6798,28 +7307,28 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
  *     else:
  *         return __pyx_unpickle_Enum, (type(self), 0x82a3537, state)
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 14, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 14, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
     __Pyx_INCREF(__pyx_mstate_global->__pyx_int_136983863);
     __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_136983863);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_136983863) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_136983863) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, Py_None) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
-    __pyx_t_5 = PyTuple_New(3); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 14, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, Py_None) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
+    __pyx_t_5 = PyTuple_New(3); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 14, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_2);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_2) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_2) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_1) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_state);
     __Pyx_GIVEREF(__pyx_v_state);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_v_state) != (0)) __PYX_ERR(2, 14, __pyx_L1_error);
     __pyx_t_2 = 0;
     __pyx_t_1 = 0;
     {
@@ -6850,25 +7359,25 @@ static PyObject *__pyx_pf___pyx_MemviewEnum___reduce_cython__(struct __pyx_Memvi
  *     __pyx_unpickle_Enum__set_state(self, __pyx_state)
 */
   /*else*/ {
-    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 16, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 16, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(2, 16, __pyx_L1_error);
     __Pyx_INCREF(__pyx_mstate_global->__pyx_int_136983863);
     __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_136983863);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_136983863) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_136983863) != (0)) __PYX_ERR(2, 16, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_state);
     __Pyx_GIVEREF(__pyx_v_state);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
-    __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 16, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_v_state) != (0)) __PYX_ERR(2, 16, __pyx_L1_error);
+    __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 16, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_GIVEREF(__pyx_t_5);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_5) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_5) != (0)) __PYX_ERR(2, 16, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_1) != (0)) __PYX_ERR(2, 16, __pyx_L1_error);
     __pyx_t_5 = 0;
     __pyx_t_1 = 0;
     {
@@ -6950,32 +7459,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 17, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 17, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 17, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 17, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 17, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 17, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 17, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 17, __pyx_L3_error)
     }
     __pyx_v___pyx_state = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 17, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 17, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -7013,12 +7522,12 @@ static PyObject *__pyx_pf___pyx_MemviewEnum_2__setstate_cython__(struct __pyx_Me
 */
   __pyx_t_1 = __pyx_v___pyx_state;
   __Pyx_INCREF(__pyx_t_1);
-  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(1, 18, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(2, 18, __pyx_L1_error)
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
-    __PYX_ERR(1, 18, __pyx_L1_error)
+    __PYX_ERR(2, 18, __pyx_L1_error)
   }
-  __pyx_t_2 = __pyx_unpickle_Enum__set_state(__pyx_v_self, ((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 18, __pyx_L1_error)
+  __pyx_t_2 = __pyx_unpickle_Enum__set_state(__pyx_v_self, ((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 18, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -7092,55 +7601,55 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_flags,&__pyx_mstate_global->__pyx_n_u_dtype_is_object,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 367, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 367, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 367, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 367, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 367, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(1, 367, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__cinit__", 0) < (0)) __PYX_ERR(2, 367, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 2, 3, i); __PYX_ERR(1, 367, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 2, 3, i); __PYX_ERR(2, 367, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 367, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 367, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 367, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 367, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
     __pyx_v_obj = values[0];
-    __pyx_v_flags = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_flags == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 367, __pyx_L3_error)
+    __pyx_v_flags = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_flags == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 367, __pyx_L3_error)
     if (values[2]) {
-      __pyx_v_dtype_is_object = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_dtype_is_object == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 367, __pyx_L3_error)
+      __pyx_v_dtype_is_object = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_dtype_is_object == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 367, __pyx_L3_error)
     } else {
       __pyx_v_dtype_is_object = ((int)0);
     }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 2, 3, __pyx_nargs); __PYX_ERR(1, 367, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__cinit__", 0, 2, 3, __pyx_nargs); __PYX_ERR(2, 367, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -7226,7 +7735,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview___cinit_
  *             if <PyObject *> self.view.obj == NULL:
  *                 (<__pyx_buffer *> &self.view).obj = Py_None
 */
-    __pyx_t_3 = PyObject_GetBuffer(__pyx_v_obj, (&__pyx_v_self->view), __pyx_v_flags); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 371, __pyx_L1_error)
+    __pyx_t_3 = PyObject_GetBuffer(__pyx_v_obj, (&__pyx_v_self->view), __pyx_v_flags); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 371, __pyx_L1_error)
 
 
     /* "View.MemoryView":372
@@ -7398,7 +7907,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview___cinit_
  * 
  *         if flags & PyBUF_FORMAT:
 */
-        PyErr_NoMemory(); __PYX_ERR(1, 386, __pyx_L1_error)
+        PyErr_NoMemory(); __PYX_ERR(2, 386, __pyx_L1_error)
 
         /* "View.MemoryView":385
  *             if self.lock is NULL:
@@ -7499,12 +8008,12 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview___cinit_
 
     if (unlikely(!__pyx_t_1)) {
       __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_AssertionError))), 0, 0, 0);
-      __PYX_ERR(1, 394, __pyx_L1_error)
+      __PYX_ERR(2, 394, __pyx_L1_error)
     }
 
   }
   #else
-  if ((1)); else __PYX_ERR(1, 394, __pyx_L1_error)
+  if ((1)); else __PYX_ERR(2, 394, __pyx_L1_error)
   #endif
 
   /* "View.MemoryView":395
@@ -7840,7 +8349,7 @@ static char *__pyx_memoryview_get_item_pointer(struct __pyx_memoryview_obj *__py
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 423, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(2, 423, __pyx_L1_error)
       #endif
       if (__pyx_t_3 >= __pyx_temp) break;
     }
@@ -7850,7 +8359,7 @@ static char *__pyx_memoryview_get_item_pointer(struct __pyx_memoryview_obj *__py
     __pyx_t_4 = __Pyx_PySequence_ITEM(__pyx_t_2, __pyx_t_3);
     #endif
     ++__pyx_t_3;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 423, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 423, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_XDECREF_SET(__pyx_v_idx, __pyx_t_4);
     __pyx_t_4 = 0;
@@ -7864,8 +8373,8 @@ static char *__pyx_memoryview_get_item_pointer(struct __pyx_memoryview_obj *__py
  * 
  *         return itemp
 */
-    __pyx_t_5 = __Pyx_PyIndex_AsSsize_t(__pyx_v_idx); if (unlikely((__pyx_t_5 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 424, __pyx_L1_error)
-    __pyx_t_6 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_itemp, __pyx_t_5, __pyx_v_dim); if (unlikely(__pyx_t_6 == ((void *)NULL))) __PYX_ERR(1, 424, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyIndex_AsSsize_t(__pyx_v_idx); if (unlikely((__pyx_t_5 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 424, __pyx_L1_error)
+    __pyx_t_6 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_itemp, __pyx_t_5, __pyx_v_dim); if (unlikely(__pyx_t_6 == ((void *)NULL))) __PYX_ERR(2, 424, __pyx_L1_error)
     __pyx_v_itemp = __pyx_t_6;
 
 
@@ -7998,8 +8507,8 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
  * 
  *         if index is Ellipsis:
 */
-    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 434, __pyx_L1_error)
-    __pyx_t_4 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_buffer, __pyx_t_3, 0); if (unlikely(__pyx_t_4 == ((void *)NULL))) __PYX_ERR(1, 434, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 434, __pyx_L1_error)
+    __pyx_t_4 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_buffer, __pyx_t_3, 0); if (unlikely(__pyx_t_4 == ((void *)NULL))) __PYX_ERR(2, 434, __pyx_L1_error)
 
     /* "View.MemoryView":433
  *         if self.view.ndim == 1 and isinstance(index, int):
@@ -8008,7 +8517,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
  *                 pybuffer_index(&self.view, buffer, index, 0))
  * 
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->convert_item_to_object(__pyx_v_self, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 433, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->convert_item_to_object(__pyx_v_self, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 433, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
 
@@ -8077,7 +8586,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
  * 
  *         cdef char *itemp
 */
-  __pyx_t_5 = _unellipsify(__pyx_v_index, __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 439, __pyx_L1_error)
+  __pyx_t_5 = _unellipsify(__pyx_v_index, __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 439, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   if (likely(__pyx_t_5 != Py_None)) {
     PyObject* sequence = __pyx_t_5;
@@ -8085,7 +8594,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
     if (unlikely(size != 2)) {
       if (size > 2) __Pyx_RaiseTooManyValuesError(2);
       else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(1, 439, __pyx_L1_error)
+      __PYX_ERR(2, 439, __pyx_L1_error)
     }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
     __pyx_t_6 = PyTuple_GET_ITEM(sequence, 0);
@@ -8093,18 +8602,18 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
     __pyx_t_7 = PyTuple_GET_ITEM(sequence, 1);
     __Pyx_INCREF(__pyx_t_7);
     #else
-    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 439, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 439, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 439, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 439, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     #endif
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   } else {
-    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(1, 439, __pyx_L1_error)
+    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(2, 439, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 439, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 439, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  if (!(likely(PyTuple_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_7))) __PYX_ERR(1, 439, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_7))) __PYX_ERR(2, 439, __pyx_L1_error)
   __pyx_v_have_slices = __pyx_t_1;
   __pyx_v_indices = ((PyObject*)__pyx_t_7);
   __pyx_t_7 = 0;
@@ -8125,7 +8634,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
  *         else:
  *             itemp = memoryview.get_item_pointer(self, <tuple> indices)
 */
-    __pyx_t_5 = ((PyObject *)__pyx_memview_slice(__pyx_v_self, __pyx_v_indices)); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 443, __pyx_L1_error)
+    __pyx_t_5 = ((PyObject *)__pyx_memview_slice(__pyx_v_self, __pyx_v_indices)); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 443, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -8157,9 +8666,9 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
   /*else*/ {
     if (unlikely(__pyx_v_indices == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
-      __PYX_ERR(1, 445, __pyx_L1_error)
+      __PYX_ERR(2, 445, __pyx_L1_error)
     }
-    __pyx_t_4 = __pyx_memoryview_get_item_pointer(__pyx_v_self, ((PyObject*)__pyx_v_indices)); if (unlikely(__pyx_t_4 == ((void *)NULL))) __PYX_ERR(1, 445, __pyx_L1_error)
+    __pyx_t_4 = __pyx_memoryview_get_item_pointer(__pyx_v_self, ((PyObject*)__pyx_v_indices)); if (unlikely(__pyx_t_4 == ((void *)NULL))) __PYX_ERR(2, 445, __pyx_L1_error)
     __pyx_v_itemp = __pyx_t_4;
 
     /* "View.MemoryView":446
@@ -8169,7 +8678,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_4_
  * 
  *     def __setitem__(memoryview self, object index, object value):
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->convert_item_to_object(__pyx_v_self, __pyx_v_itemp); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 446, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->convert_item_to_object(__pyx_v_self, __pyx_v_itemp); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 446, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -8265,7 +8774,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *         if self.view.ndim == 1 and isinstance(index, int):
 */
     __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_Cannot_assign_to_read_only_memor, 0, 0);
-    __PYX_ERR(1, 450, __pyx_L1_error)
+    __PYX_ERR(2, 450, __pyx_L1_error)
 
     /* "View.MemoryView":449
  * 
@@ -8308,7 +8817,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *             return
  * 
 */
-    __pyx_t_3 = __pyx_memoryview_setitem_indexed1(__pyx_v_self, __pyx_v_index, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 453, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_setitem_indexed1(__pyx_v_self, __pyx_v_index, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 453, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
@@ -8340,7 +8849,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  * 
  *         if have_slices:
 */
-  __pyx_t_3 = _unellipsify(__pyx_v_index, __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 456, __pyx_L1_error)
+  __pyx_t_3 = _unellipsify(__pyx_v_index, __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 456, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   if (likely(__pyx_t_3 != Py_None)) {
     PyObject* sequence = __pyx_t_3;
@@ -8348,7 +8857,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
     if (unlikely(size != 2)) {
       if (size > 2) __Pyx_RaiseTooManyValuesError(2);
       else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(1, 456, __pyx_L1_error)
+      __PYX_ERR(2, 456, __pyx_L1_error)
     }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
     __pyx_t_4 = PyTuple_GET_ITEM(sequence, 0);
@@ -8356,18 +8865,18 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
     __pyx_t_5 = PyTuple_GET_ITEM(sequence, 1);
     __Pyx_INCREF(__pyx_t_5);
     #else
-    __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 456, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 456, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 456, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 456, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     #endif
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   } else {
-    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(1, 456, __pyx_L1_error)
+    __Pyx_RaiseNoneNotIterableError(); __PYX_ERR(2, 456, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 456, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 456, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (!(likely(PyTuple_CheckExact(__pyx_t_5))||((__pyx_t_5) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_5))) __PYX_ERR(1, 456, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_5))||((__pyx_t_5) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_5))) __PYX_ERR(2, 456, __pyx_L1_error)
   __pyx_v_have_slices = __pyx_t_1;
   __pyx_v_indices = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -8388,7 +8897,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *             target_slice = memview_slice(self, indices)
  *             if obj is not None:
 */
-    __pyx_t_3 = __pyx_memoryview_is_slice(__pyx_v_self, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 459, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_is_slice(__pyx_v_self, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 459, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_v_obj = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -8400,7 +8909,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *             if obj is not None:
  *                 memoryview.setitem_slice_assignment(self, target_slice, obj)
 */
-    __pyx_t_3 = ((PyObject *)__pyx_memview_slice(__pyx_v_self, __pyx_v_indices)); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 460, __pyx_L1_error)
+    __pyx_t_3 = ((PyObject *)__pyx_memview_slice(__pyx_v_self, __pyx_v_indices)); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 460, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_v_target_slice = ((struct __pyx_memoryview_obj *)__pyx_t_3);
     __pyx_t_3 = 0;
@@ -8423,7 +8932,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *             else:
  *                 memoryview.setitem_slice_assign_scalar(self, target_slice, value)
 */
-      __pyx_t_3 = __pyx_memoryview_setitem_slice_assignment(__pyx_v_self, ((PyObject *)__pyx_v_target_slice), __pyx_v_obj); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 462, __pyx_L1_error)
+      __pyx_t_3 = __pyx_memoryview_setitem_slice_assignment(__pyx_v_self, ((PyObject *)__pyx_v_target_slice), __pyx_v_obj); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 462, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
@@ -8445,7 +8954,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
  *             memoryview.setitem_indexed(self, <tuple> indices, value)
 */
     /*else*/ {
-      __pyx_t_3 = __pyx_memoryview_setitem_slice_assign_scalar(__pyx_v_self, __pyx_v_target_slice, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 464, __pyx_L1_error)
+      __pyx_t_3 = __pyx_memoryview_setitem_slice_assign_scalar(__pyx_v_self, __pyx_v_target_slice, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     }
@@ -8471,9 +8980,9 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_6__setit
   /*else*/ {
     if (unlikely(__pyx_v_indices == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
-      __PYX_ERR(1, 466, __pyx_L1_error)
+      __PYX_ERR(2, 466, __pyx_L1_error)
     }
-    __pyx_t_3 = __pyx_memoryview_setitem_indexed(__pyx_v_self, ((PyObject*)__pyx_v_indices), __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 466, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_setitem_indexed(__pyx_v_self, ((PyObject*)__pyx_v_indices), __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 466, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   }
@@ -8572,7 +9081,7 @@ static PyObject *__pyx_memoryview_is_slice(struct __pyx_memoryview_obj *__pyx_v_
  *             except TypeError:
 */
         __pyx_t_7 = NULL;
-        __pyx_t_8 = __Pyx_PyLong_From_int(((__pyx_v_self->flags & (~PyBUF_WRITABLE)) | PyBUF_ANY_CONTIGUOUS)); if (unlikely(!__pyx_t_8)) __PYX_ERR(1, 472, __pyx_L4_error)
+        __pyx_t_8 = __Pyx_PyLong_From_int(((__pyx_v_self->flags & (~PyBUF_WRITABLE)) | PyBUF_ANY_CONTIGUOUS)); if (unlikely(!__pyx_t_8)) __PYX_ERR(2, 472, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_8);
 
         /* "View.MemoryView":473
@@ -8582,7 +9091,7 @@ static PyObject *__pyx_memoryview_is_slice(struct __pyx_memoryview_obj *__pyx_v_
  *             except TypeError:
  *                 return None
 */
-        __pyx_t_9 = __Pyx_PyBool_FromLong(__pyx_v_self->dtype_is_object); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 473, __pyx_L4_error)
+        __pyx_t_9 = __Pyx_PyBool_FromLong(__pyx_v_self->dtype_is_object); if (unlikely(!__pyx_t_9)) __PYX_ERR(2, 473, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_9);
         __pyx_t_10 = 1;
         {
@@ -8591,7 +9100,7 @@ static PyObject *__pyx_memoryview_is_slice(struct __pyx_memoryview_obj *__pyx_v_
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-          if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 472, __pyx_L4_error)
+          if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 472, __pyx_L4_error)
           __Pyx_GOTREF((PyObject *)__pyx_t_6);
         }
         __Pyx_DECREF_SET(__pyx_v_obj, ((PyObject *)__pyx_t_6));
@@ -8749,8 +9258,8 @@ static PyObject *__pyx_memoryview_setitem_slice_assignment(struct __pyx_memoryvi
  *         cdef __Pyx_memviewslice mdst = get_slice_from_memview(dst, &dst_slice)[0]
  * 
 */
-  if (!(likely(((__pyx_v_src) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_src, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(1, 483, __pyx_L1_error)
-  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(((struct __pyx_memoryview_obj *)__pyx_v_src), (&__pyx_v_src_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 483, __pyx_L1_error)
+  if (!(likely(((__pyx_v_src) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_src, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(2, 483, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(((struct __pyx_memoryview_obj *)__pyx_v_src), (&__pyx_v_src_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 483, __pyx_L1_error)
   __pyx_v_msrc = (__pyx_t_1[0]);
 
 
@@ -8761,8 +9270,8 @@ static PyObject *__pyx_memoryview_setitem_slice_assignment(struct __pyx_memoryvi
  * 
  *         memoryview_copy_contents(msrc, mdst, src.ndim, dst.ndim, self.dtype_is_object)
 */
-  if (!(likely(((__pyx_v_dst) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dst, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(1, 484, __pyx_L1_error)
-  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(((struct __pyx_memoryview_obj *)__pyx_v_dst), (&__pyx_v_dst_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 484, __pyx_L1_error)
+  if (!(likely(((__pyx_v_dst) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_dst, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(2, 484, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(((struct __pyx_memoryview_obj *)__pyx_v_dst), (&__pyx_v_dst_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 484, __pyx_L1_error)
   __pyx_v_mdst = (__pyx_t_1[0]);
 
 
@@ -8773,15 +9282,15 @@ static PyObject *__pyx_memoryview_setitem_slice_assignment(struct __pyx_memoryvi
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 486, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 486, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyLong_As_int(__pyx_t_2); if (unlikely((__pyx_t_3 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 486, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_As_int(__pyx_t_2); if (unlikely((__pyx_t_3 == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 486, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_dst, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 486, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_dst, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 486, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_As_int(__pyx_t_2); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 486, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_As_int(__pyx_t_2); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(2, 486, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_5 = __pyx_memoryview_copy_contents(__pyx_v_msrc, __pyx_v_mdst, __pyx_t_3, __pyx_t_4, __pyx_v_self->dtype_is_object); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 486, __pyx_L1_error)
+  __pyx_t_5 = __pyx_memoryview_copy_contents(__pyx_v_msrc, __pyx_v_mdst, __pyx_t_3, __pyx_t_4, __pyx_v_self->dtype_is_object); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(2, 486, __pyx_L1_error)
 
 
 
@@ -8860,7 +9369,7 @@ static PyObject *__pyx_memoryview_setitem_slice_assign_scalar(struct __pyx_memor
  * 
  *         if <size_t>self.view.itemsize > sizeof(array):
 */
-  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_dst, (&__pyx_v_tmp_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 496, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_dst, (&__pyx_v_tmp_slice)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 496, __pyx_L1_error)
   __pyx_v_dst_slice = __pyx_t_1;
 
   /* "View.MemoryView":498
@@ -8903,7 +9412,7 @@ static PyObject *__pyx_memoryview_setitem_slice_assign_scalar(struct __pyx_memor
  *             item = tmp
  *         else:
 */
-      PyErr_NoMemory(); __PYX_ERR(1, 501, __pyx_L1_error)
+      PyErr_NoMemory(); __PYX_ERR(2, 501, __pyx_L1_error)
 
       /* "View.MemoryView":500
  *         if <size_t>self.view.itemsize > sizeof(array):
@@ -8990,7 +9499,7 @@ static PyObject *__pyx_memoryview_setitem_slice_assign_scalar(struct __pyx_memor
  * 
 */
     /*else*/ {
-      __pyx_t_3 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, ((char *)__pyx_v_item), __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 510, __pyx_L6_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, ((char *)__pyx_v_item), __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 510, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     }
@@ -9015,7 +9524,7 @@ static PyObject *__pyx_memoryview_setitem_slice_assign_scalar(struct __pyx_memor
  *             slice_assign_scalar(dst_slice, dst.view.ndim, <size_t> self.view.itemsize,
  *                                 item, self.dtype_is_object)
 */
-      __pyx_t_4 = assert_direct_dimensions(__pyx_v_self->view.suboffsets, __pyx_v_self->view.ndim); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(1, 515, __pyx_L6_error)
+      __pyx_t_4 = assert_direct_dimensions(__pyx_v_self->view.suboffsets, __pyx_v_self->view.ndim); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 515, __pyx_L6_error)
 
 
       /* "View.MemoryView":514
@@ -9134,7 +9643,7 @@ static PyObject *__pyx_memoryview_setitem_indexed(struct __pyx_memoryview_obj *_
  *         self.assign_item_from_object(itemp, value)
  * 
 */
-  __pyx_t_1 = __pyx_memoryview_get_item_pointer(__pyx_v_self, __pyx_v_indices); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 523, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_item_pointer(__pyx_v_self, __pyx_v_indices); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 523, __pyx_L1_error)
   __pyx_v_itemp = __pyx_t_1;
 
   /* "View.MemoryView":524
@@ -9144,7 +9653,7 @@ static PyObject *__pyx_memoryview_setitem_indexed(struct __pyx_memoryview_obj *_
  * 
  * 
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 524, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 524, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
@@ -9207,8 +9716,8 @@ static PyObject *__pyx_memoryview_setitem_indexed1(struct __pyx_memoryview_obj *
  *         self.assign_item_from_object(itemp, value)
  * 
 */
-  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 529, __pyx_L1_error)
-  __pyx_t_2 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_buffer, __pyx_t_1, 0); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(1, 529, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_1 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 529, __pyx_L1_error)
+  __pyx_t_2 = __pyx_pybuffer_index((&__pyx_v_self->view), __pyx_v_buffer, __pyx_t_1, 0); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(2, 529, __pyx_L1_error)
   __pyx_v_itemp = __pyx_t_2;
 
 
@@ -9219,7 +9728,7 @@ static PyObject *__pyx_memoryview_setitem_indexed1(struct __pyx_memoryview_obj *
  * 
  *     cdef convert_item_to_object(self, char *itemp):
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 530, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->assign_item_from_object(__pyx_v_self, __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 530, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
@@ -9283,7 +9792,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *         cdef bytes bytesitem
  * 
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_struct, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 535, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_struct, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 535, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_struct = __pyx_t_1;
@@ -9296,7 +9805,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *         try:
  *             result = struct.unpack(self.view.format, bytesitem)
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_itemp + 0, __pyx_v_self->view.itemsize - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 538, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_itemp + 0, __pyx_v_self->view.itemsize - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 538, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bytesitem = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
@@ -9326,7 +9835,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
 */
       __pyx_t_5 = __pyx_v_struct;
       __Pyx_INCREF(__pyx_t_5);
-      __pyx_t_6 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 540, __pyx_L3_error)
+      __pyx_t_6 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 540, __pyx_L3_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_7 = 0;
       {
@@ -9334,7 +9843,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 540, __pyx_L3_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 540, __pyx_L3_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __pyx_v_result = __pyx_t_1;
@@ -9357,7 +9866,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *             return result
 */
     /*else:*/ {
-      __pyx_t_8 = __Pyx_ssize_strlen(__pyx_v_self->view.format); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(1, 544, __pyx_L5_except_error)
+      __pyx_t_8 = __Pyx_ssize_strlen(__pyx_v_self->view.format); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(2, 544, __pyx_L5_except_error)
       __pyx_t_9 = (__pyx_t_8 == 1);
 
 
@@ -9371,7 +9880,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *             return result
  * 
 */
-        __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_result, 0, long, 1, __Pyx_PyLong_From_long, 0, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 545, __pyx_L5_except_error)
+        __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_result, 0, long, 1, __Pyx_PyLong_From_long, 0, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 545, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_1);
         {
           PyObject *__pyx_temp;
@@ -9424,7 +9933,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *         else:
 */
     __Pyx_ErrFetch(&__pyx_t_1, &__pyx_t_6, &__pyx_t_5);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_struct, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 541, __pyx_L5_except_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_struct, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_10)) __PYX_ERR(2, 541, __pyx_L5_except_error)
     __Pyx_GOTREF(__pyx_t_10);
     __pyx_t_11 = __Pyx_PyErr_GivenExceptionMatches(__pyx_t_1, __pyx_t_10);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -9432,7 +9941,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
     __pyx_t_1 = 0; __pyx_t_6 = 0; __pyx_t_5 = 0;
     if (__pyx_t_11) {
       __Pyx_AddTraceback("View.MemoryView.memoryview.convert_item_to_object", __pyx_clineno, __pyx_lineno, __pyx_filename);
-      if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(1, 541, __pyx_L5_except_error)
+      if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(2, 541, __pyx_L5_except_error)
       __Pyx_XGOTREF(__pyx_t_5);
       __Pyx_XGOTREF(__pyx_t_6);
       __Pyx_XGOTREF(__pyx_t_1);
@@ -9444,7 +9953,7 @@ static PyObject *__pyx_memoryview_convert_item_to_object(struct __pyx_memoryview
  *         else:
  *             if len(self.view.format) == 1:
 */
-      __pyx_t_11 = __pyx_memoryview_err_ValueError(__pyx_k_Unable_to_convert_item_to_object); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(1, 542, __pyx_L5_except_error)
+      __pyx_t_11 = __pyx_memoryview_err_ValueError(__pyx_k_Unable_to_convert_item_to_object); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(2, 542, __pyx_L5_except_error)
 
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -9547,7 +10056,7 @@ static PyObject *__pyx_memoryview_assign_item_from_object(struct __pyx_memoryvie
  *         cdef char c
  *         cdef bytes bytesvalue
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_struct, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 551, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_struct, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 551, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_struct = __pyx_t_1;
@@ -9571,26 +10080,26 @@ static PyObject *__pyx_memoryview_assign_item_from_object(struct __pyx_memoryvie
  *         else:
  *             bytesvalue = struct.pack(self.view.format, value)
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_struct, __pyx_mstate_global->__pyx_n_u_pack); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_struct, __pyx_mstate_global->__pyx_n_u_pack); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_4 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = PyTuple_New(1); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_5 = PyTuple_New(1); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_4);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_4) != (0)) __PYX_ERR(1, 557, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_4) != (0)) __PYX_ERR(2, 557, __pyx_L1_error);
     __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PySequence_Tuple(__pyx_v_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PySequence_Tuple(__pyx_v_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = PyNumber_Add(__pyx_t_5, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_6 = PyNumber_Add(__pyx_t_5, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_1, __pyx_t_6, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 557, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_1, __pyx_t_6, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 557, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (!(likely(PyBytes_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_4))) __PYX_ERR(1, 557, __pyx_L1_error)
+    if (!(likely(PyBytes_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_4))) __PYX_ERR(2, 557, __pyx_L1_error)
     __pyx_v_bytesvalue = ((PyObject*)__pyx_t_4);
     __pyx_t_4 = 0;
 
@@ -9614,7 +10123,7 @@ static PyObject *__pyx_memoryview_assign_item_from_object(struct __pyx_memoryvie
   /*else*/ {
     __pyx_t_6 = __pyx_v_struct;
     __Pyx_INCREF(__pyx_t_6);
-    __pyx_t_1 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 559, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyBytes_FromString(__pyx_v_self->view.format); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 559, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_t_7 = 0;
     {
@@ -9622,10 +10131,10 @@ static PyObject *__pyx_memoryview_assign_item_from_object(struct __pyx_memoryvie
       __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_pack, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 559, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 559, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
-    if (!(likely(PyBytes_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_4))) __PYX_ERR(1, 559, __pyx_L1_error)
+    if (!(likely(PyBytes_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_4))) __PYX_ERR(2, 559, __pyx_L1_error)
     __pyx_v_bytesvalue = ((PyObject*)__pyx_t_4);
     __pyx_t_4 = 0;
   }
@@ -9642,12 +10151,12 @@ static PyObject *__pyx_memoryview_assign_item_from_object(struct __pyx_memoryvie
   __pyx_t_8 = 0;
   if (unlikely(__pyx_v_bytesvalue == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 is not iterable");
-    __PYX_ERR(1, 561, __pyx_L1_error)
+    __PYX_ERR(2, 561, __pyx_L1_error)
   }
   __Pyx_INCREF(__pyx_v_bytesvalue);
   __pyx_t_9 = __pyx_v_bytesvalue;
-  __pyx_t_11 = __Pyx_PyBytes_AsWritableString(__pyx_t_9); if (unlikely(__pyx_t_11 == ((char *)NULL))) __PYX_ERR(1, 561, __pyx_L1_error)
-  __pyx_t_12 = __Pyx_PyBytes_GET_SIZE(__pyx_t_9); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(1, 561, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyBytes_AsWritableString(__pyx_t_9); if (unlikely(__pyx_t_11 == ((char *)NULL))) __PYX_ERR(2, 561, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyBytes_GET_SIZE(__pyx_t_9); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(2, 561, __pyx_L1_error)
   __pyx_t_13 = (__pyx_t_11 + __pyx_t_12);
 
   for (__pyx_t_14 = __pyx_t_11; __pyx_t_14 < __pyx_t_13; __pyx_t_14++) {
@@ -9791,7 +10300,7 @@ static int __pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_8__getbu
  * 
  *         if flags & PyBUF_ND:
 */
-    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_Cannot_create_writable_memory_vi); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 567, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_err_ValueError(__pyx_k_Cannot_create_writable_memory_vi); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 567, __pyx_L1_error)
 
 
     /* "View.MemoryView":566
@@ -10121,9 +10630,9 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_1T___get__(struct _
  *         transpose_memslice(&result.from_slice)
  *         return result
 */
-  __pyx_t_1 = __pyx_memoryview_copy_object(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 599, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_copy_object(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 599, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(1, 599, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(2, 599, __pyx_L1_error)
   __pyx_v_result = ((struct __pyx_memoryviewslice_obj *)__pyx_t_1);
   __pyx_t_1 = 0;
 
@@ -10134,7 +10643,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_1T___get__(struct _
  *         return result
  * 
 */
-  __pyx_t_2 = __pyx_memslice_transpose((&__pyx_v_result->from_slice)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(1, 600, __pyx_L1_error)
+  __pyx_t_2 = __pyx_memslice_transpose((&__pyx_v_result->from_slice)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(2, 600, __pyx_L1_error)
 
 
   /* "View.MemoryView":601
@@ -10214,7 +10723,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_4base___get__(struc
  * 
  *     cdef _get_base(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->_get_base(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 605, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_memoryview *)__pyx_v_self->__pyx_vtab)->_get_base(__pyx_v_self); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 605, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -10337,22 +10846,22 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_5shape___get__(stru
  *     @property
 */
   { /* enter inner scope */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 612, __pyx_L1_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 612, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_t_3 = (__pyx_v_self->view.shape + __pyx_v_self->view.ndim);
 
     for (__pyx_t_4 = __pyx_v_self->view.shape; __pyx_t_4 < __pyx_t_3; __pyx_t_4++) {
       __pyx_t_2 = __pyx_t_4;
       __pyx_7genexpr__pyx_v_length = (__pyx_t_2[0]);
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_7genexpr__pyx_v_length); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 612, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_7genexpr__pyx_v_length); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 612, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_GIVEREF(__pyx_t_5);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(1, 612, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_1, __pyx_t_5))) __PYX_ERR(2, 612, __pyx_L1_error)
       __pyx_t_5 = 0;
     }
 
   } /* exit inner scope */
-  __pyx_t_5 = PyList_AsTuple(((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 612, __pyx_L1_error)
+  __pyx_t_5 = PyList_AsTuple(((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 612, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -10445,7 +10954,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_7strides___get__(st
  * 
  *         return tuple([stride for stride in self.view.strides[:self.view.ndim]])
 */
-    __pyx_t_2 = __pyx_memoryview_err_ValueError(__pyx_k_Buffer_view_does_not_expose_stri); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(1, 618, __pyx_L1_error)
+    __pyx_t_2 = __pyx_memoryview_err_ValueError(__pyx_k_Buffer_view_does_not_expose_stri); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(2, 618, __pyx_L1_error)
 
 
     /* "View.MemoryView":616
@@ -10465,22 +10974,22 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_7strides___get__(st
  *     @property
 */
   { /* enter inner scope */
-    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 620, __pyx_L1_error)
+    __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 620, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = (__pyx_v_self->view.strides + __pyx_v_self->view.ndim);
 
     for (__pyx_t_6 = __pyx_v_self->view.strides; __pyx_t_6 < __pyx_t_5; __pyx_t_6++) {
       __pyx_t_4 = __pyx_t_6;
       __pyx_8genexpr1__pyx_v_stride = (__pyx_t_4[0]);
-      __pyx_t_7 = PyLong_FromSsize_t(__pyx_8genexpr1__pyx_v_stride); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 620, __pyx_L1_error)
+      __pyx_t_7 = PyLong_FromSsize_t(__pyx_8genexpr1__pyx_v_stride); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 620, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_7);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_7))) __PYX_ERR(1, 620, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_3, __pyx_t_7))) __PYX_ERR(2, 620, __pyx_L1_error)
       __pyx_t_7 = 0;
     }
 
   } /* exit inner scope */
-  __pyx_t_7 = PyList_AsTuple(((PyObject*)__pyx_t_3)); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 620, __pyx_L1_error)
+  __pyx_t_7 = PyList_AsTuple(((PyObject*)__pyx_t_3)); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 620, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   {
@@ -10572,7 +11081,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_10suboffsets___get_
  * 
  *         return tuple([suboffset for suboffset in self.view.suboffsets[:self.view.ndim]])
 */
-    __pyx_t_2 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[0], __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 625, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[0], __pyx_v_self->view.ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 625, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -10602,22 +11111,22 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_10suboffsets___get_
  *     @property
 */
   { /* enter inner scope */
-    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 627, __pyx_L1_error)
+    __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 627, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_4 = (__pyx_v_self->view.suboffsets + __pyx_v_self->view.ndim);
 
     for (__pyx_t_5 = __pyx_v_self->view.suboffsets; __pyx_t_5 < __pyx_t_4; __pyx_t_5++) {
       __pyx_t_3 = __pyx_t_5;
       __pyx_8genexpr2__pyx_v_suboffset = (__pyx_t_3[0]);
-      __pyx_t_6 = PyLong_FromSsize_t(__pyx_8genexpr2__pyx_v_suboffset); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 627, __pyx_L1_error)
+      __pyx_t_6 = PyLong_FromSsize_t(__pyx_8genexpr2__pyx_v_suboffset); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 627, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_GIVEREF(__pyx_t_6);
-      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_6))) __PYX_ERR(1, 627, __pyx_L1_error)
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_2, __pyx_t_6))) __PYX_ERR(2, 627, __pyx_L1_error)
       __pyx_t_6 = 0;
     }
 
   } /* exit inner scope */
-  __pyx_t_6 = PyList_AsTuple(((PyObject*)__pyx_t_2)); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 627, __pyx_L1_error)
+  __pyx_t_6 = PyList_AsTuple(((PyObject*)__pyx_t_2)); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 627, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
@@ -10691,7 +11200,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_4ndim___get__(struc
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->view.ndim); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 631, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->view.ndim); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 631, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -10762,7 +11271,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_8itemsize___get__(s
  * 
  *     @property
 */
-  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_self->view.itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 635, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_self->view.itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 635, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -10835,11 +11344,11 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_6nbytes___get__(str
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_size); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 639, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_size); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 639, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->view.itemsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 639, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->view.itemsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 639, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyNumber_Multiply_object_int(__pyx_t_1, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 639, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyNumber_Multiply_object_int(__pyx_t_1, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 639, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -10964,7 +11473,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView_10memoryview_4size___get__(struc
  * 
  *         return self._size
 */
-    __pyx_t_5 = __Pyx_PyLong_FromSize_t(__pyx_v_result); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 650, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_FromSize_t(__pyx_v_result); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 650, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_5);
     __Pyx_GOTREF(__pyx_v_self->_size);
@@ -11151,15 +11660,15 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_12
  *                                                id(self))
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_base); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 661, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_base); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_class); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 661, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_class); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_name_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 661, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_name_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_1), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 661, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_1), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
@@ -11170,9 +11679,9 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_12
  * 
  *     def __str__(self):
 */
-  __pyx_t_1 = __Pyx_PyObject_CallOneArg(__pyx_builtin_id, ((PyObject *)__pyx_v_self)); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 662, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_CallOneArg(__pyx_builtin_id, ((PyObject *)__pyx_v_self)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 662, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_Format(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 662, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Format(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_x); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 662, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_4[0] = __pyx_mstate_global->__pyx_kp_u_MemoryView_of;
@@ -11197,7 +11706,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_12
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_4[3]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 5, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 661, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -11276,15 +11785,15 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_14
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_base); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 665, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_base); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_class); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 665, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_class); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_name_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 665, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_name_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_1), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 665, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_1), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_MemoryView_of;
@@ -11299,7 +11808,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_14
   __pyx_t_5 |= __Pyx_PyUnicode_KIND_04(__pyx_t_3[1]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_3, 3, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 665, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
@@ -11401,7 +11910,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_16
  *         return slice_is_contig(mslice[0], 'C', self.view.ndim)
  * 
 */
-  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_self, (&__pyx_v_tmp)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 671, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_self, (&__pyx_v_tmp)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 671, __pyx_L1_error)
   __pyx_v_mslice = __pyx_t_1;
 
   /* "View.MemoryView":672
@@ -11411,7 +11920,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_16
  * 
  *     def is_f_contig(self):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_memviewslice_is_contig((__pyx_v_mslice[0]), 'C', __pyx_v_self->view.ndim)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 672, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_memviewslice_is_contig((__pyx_v_mslice[0]), 'C', __pyx_v_self->view.ndim)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 672, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11513,7 +12022,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_18
  *         return slice_is_contig(mslice[0], 'F', self.view.ndim)
  * 
 */
-  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_self, (&__pyx_v_tmp)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(1, 677, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_get_slice_from_memoryview(__pyx_v_self, (&__pyx_v_tmp)); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(2, 677, __pyx_L1_error)
   __pyx_v_mslice = __pyx_t_1;
 
   /* "View.MemoryView":678
@@ -11523,7 +12032,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_18
  * 
  *     def copy(self):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_memviewslice_is_contig((__pyx_v_mslice[0]), 'F', __pyx_v_self->view.ndim)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 678, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_memviewslice_is_contig((__pyx_v_mslice[0]), 'F', __pyx_v_self->view.ndim)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 678, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11643,7 +12152,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_20
  *                                    self.view.itemsize,
  *                                    flags|PyBUF_C_CONTIGUOUS,
 */
-  __pyx_t_1 = __pyx_memoryview_copy_new_contig((&__pyx_v_mslice), __pyx_k_c, __pyx_v_self->view.ndim, __pyx_v_self->view.itemsize, (__pyx_v_flags | PyBUF_C_CONTIGUOUS), __pyx_v_self->dtype_is_object); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 685, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_copy_new_contig((&__pyx_v_mslice), __pyx_k_c, __pyx_v_self->view.ndim, __pyx_v_self->view.itemsize, (__pyx_v_flags | PyBUF_C_CONTIGUOUS), __pyx_v_self->dtype_is_object); if (unlikely(PyErr_Occurred())) __PYX_ERR(2, 685, __pyx_L1_error)
   __pyx_v_mslice = __pyx_t_1;
 
   /* "View.MemoryView":690
@@ -11653,7 +12162,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_20
  * 
  *     def copy_fortran(self):
 */
-  __pyx_t_2 = __pyx_memoryview_copy_object_from_slice(__pyx_v_self, (&__pyx_v_mslice)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 690, __pyx_L1_error)
+  __pyx_t_2 = __pyx_memoryview_copy_object_from_slice(__pyx_v_self, (&__pyx_v_mslice)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 690, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11774,7 +12283,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_22
  *                                 self.view.itemsize,
  *                                 flags|PyBUF_F_CONTIGUOUS,
 */
-  __pyx_t_1 = __pyx_memoryview_copy_new_contig((&__pyx_v_src), __pyx_k_fortran, __pyx_v_self->view.ndim, __pyx_v_self->view.itemsize, (__pyx_v_flags | PyBUF_F_CONTIGUOUS), __pyx_v_self->dtype_is_object); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 697, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_copy_new_contig((&__pyx_v_src), __pyx_k_fortran, __pyx_v_self->view.ndim, __pyx_v_self->view.itemsize, (__pyx_v_flags | PyBUF_F_CONTIGUOUS), __pyx_v_self->dtype_is_object); if (unlikely(PyErr_Occurred())) __PYX_ERR(2, 697, __pyx_L1_error)
   __pyx_v_dst = __pyx_t_1;
 
   /* "View.MemoryView":702
@@ -11784,7 +12293,7 @@ static PyObject *__pyx_memoryview___pyx_pf_15View_dot_MemoryView_10memoryview_22
  * 
  * 
 */
-  __pyx_t_2 = __pyx_memoryview_copy_object_from_slice(__pyx_v_self, (&__pyx_v_dst)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 702, __pyx_L1_error)
+  __pyx_t_2 = __pyx_memoryview_copy_object_from_slice(__pyx_v_self, (&__pyx_v_dst)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11881,7 +12390,7 @@ static PyObject *__pyx_pf___pyx_memoryview___reduce_cython__(CYTHON_UNUSED struc
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 2, __pyx_L1_error)
+  __PYX_ERR(2, 2, __pyx_L1_error)
 
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
@@ -11943,32 +12452,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 3, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 3, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 3, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 3, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 3, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
     }
     __pyx_v___pyx_state = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 3, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 3, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12003,7 +12512,7 @@ static PyObject *__pyx_pf___pyx_memoryview_2__setstate_cython__(CYTHON_UNUSED st
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 4, __pyx_L1_error)
+  __PYX_ERR(2, 4, __pyx_L1_error)
 
   /* "(tree fragment)":3
  * def __reduce_cython__(self):
@@ -12051,9 +12560,9 @@ static PyObject *__pyx_memoryview_new(PyObject *__pyx_v_o, int __pyx_v_flags, in
  *     return result
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_flags); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 707, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_flags); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 707, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyBool_FromLong(__pyx_v_dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 707, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyBool_FromLong(__pyx_v_dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 707, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 1;
   {
@@ -12062,7 +12571,7 @@ static PyObject *__pyx_memoryview_new(PyObject *__pyx_v_o, int __pyx_v_flags, in
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 707, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 707, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_1);
   }
   __pyx_v_result = ((struct __pyx_memoryview_obj *)__pyx_t_1);
@@ -12182,7 +12691,7 @@ static int __pyx_memoryview_err_invalid_index(PyObject *__pyx_v_item) {
  *     PyErr_Format(PyExc_TypeError, "Cannot index with type '%.200U'", <PyObject*> type_name)
  *     return -1
 */
-  __pyx_t_1 = __Pyx_PyObject_Unicode(((PyObject *)Py_TYPE(__pyx_v_item))); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 718, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Unicode(((PyObject *)Py_TYPE(__pyx_v_item))); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 718, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_type_name = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
@@ -12301,7 +12810,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 733, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(2, 733, __pyx_L1_error)
       #endif
       if (__pyx_t_2 >= __pyx_temp) break;
     }
@@ -12311,7 +12820,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
     __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 733, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 733, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_XDECREF_SET(__pyx_v_item, __pyx_t_3);
     __pyx_t_3 = 0;
@@ -12425,7 +12934,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  *         idx += 1
  * 
 */
-      __pyx_t_5 = __pyx_memoryview_err_invalid_index(__pyx_v_item); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 741, __pyx_L1_error)
+      __pyx_t_5 = __pyx_memoryview_err_invalid_index(__pyx_v_item); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(2, 741, __pyx_L1_error)
 
 
       /* "View.MemoryView":740
@@ -12476,13 +12985,13 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  * 
  *         for idx in range(first_ellipsis_index):
 */
-    __pyx_t_1 = PyList_New(1 * ((__pyx_v_ndim<0) ? 0:__pyx_v_ndim)); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 745, __pyx_L1_error)
+    __pyx_t_1 = PyList_New(1 * ((__pyx_v_ndim<0) ? 0:__pyx_v_ndim)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 745, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     { Py_ssize_t __pyx_temp;
       for (__pyx_temp=0; __pyx_temp < __pyx_v_ndim; __pyx_temp++) {
         __Pyx_INCREF(__pyx_mstate_global->__pyx_slice[0]);
         __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-        if (__Pyx_PyList_SET_ITEM(__pyx_t_1, __pyx_temp, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 745, __pyx_L1_error);
+        if (__Pyx_PyList_SET_ITEM(__pyx_t_1, __pyx_temp, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(2, 745, __pyx_L1_error);
       }
     }
     __pyx_v_result = ((PyObject*)__pyx_t_1);
@@ -12509,9 +13018,9 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  * 
  *         indices_from_ellipsis = len(index_tuple) - first_ellipsis_index
 */
-      __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v_index_tuple, __pyx_v_idx, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 748, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v_index_tuple, __pyx_v_idx, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 748, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      if (unlikely((__Pyx_SetItemInt(__pyx_v_result, __pyx_v_idx, __pyx_t_1, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(1, 748, __pyx_L1_error)
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_result, __pyx_v_idx, __pyx_t_1, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(2, 748, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     }
 
@@ -12523,7 +13032,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  *         ellipsis_end = ndim - indices_from_ellipsis
  * 
 */
-    __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_v_index_tuple); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(1, 750, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_v_index_tuple); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(2, 750, __pyx_L1_error)
     __pyx_v_indices_from_ellipsis = (__pyx_t_2 - __pyx_v_first_ellipsis_index);
 
 
@@ -12559,7 +13068,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
 */
       __pyx_t_8 = (__pyx_v_first_ellipsis_index + __pyx_v_idx);
 
-      __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v_index_tuple, __pyx_t_8, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 754, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v_index_tuple, __pyx_t_8, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 754, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
 
       __Pyx_XDECREF_SET(__pyx_v_item, __pyx_t_1);
@@ -12585,7 +13094,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
 */
         __pyx_t_8 = (__pyx_v_ellipsis_end + __pyx_v_idx);
 
-        if (unlikely((__Pyx_SetItemInt(__pyx_v_result, __pyx_t_8, __pyx_v_item, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(1, 756, __pyx_L1_error)
+        if (unlikely((__Pyx_SetItemInt(__pyx_v_result, __pyx_t_8, __pyx_v_item, Py_ssize_t, 1, PyLong_FromSsize_t, 1, 1, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(2, 756, __pyx_L1_error)
 
 
         /* "View.MemoryView":755
@@ -12606,7 +13115,7 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  * 
  *     elif ndim > idx:
 */
-    __pyx_t_1 = PyList_AsTuple(__pyx_v_result); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 758, __pyx_L1_error)
+    __pyx_t_1 = PyList_AsTuple(__pyx_v_result); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 758, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF_SET(__pyx_v_index_tuple, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
@@ -12651,10 +13160,10 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
 */
     __pyx_t_2 = (__pyx_v_ndim - __pyx_v_idx);
 
-    __pyx_t_1 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_t_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 763, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_t_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 763, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
 
-    __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_index_tuple, __pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 763, __pyx_L1_error)
+    __pyx_t_3 = PyNumber_InPlaceAdd(__pyx_v_index_tuple, __pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 763, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF_SET(__pyx_v_index_tuple, ((PyObject*)__pyx_t_3));
@@ -12677,15 +13186,15 @@ static PyObject *_unellipsify_index_tuple(PyObject *__pyx_v_index_tuple, int __p
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_have_slices); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 765, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_have_slices); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 765, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 765, __pyx_L1_error)
+  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 765, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_3) != (0)) __PYX_ERR(1, 765, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_3) != (0)) __PYX_ERR(2, 765, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_index_tuple);
   __Pyx_GIVEREF(__pyx_v_index_tuple);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_index_tuple) != (0)) __PYX_ERR(1, 765, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_index_tuple) != (0)) __PYX_ERR(2, 765, __pyx_L1_error);
   __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
@@ -12786,7 +13295,7 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  * 
  *     elif isinstance(index, tuple):
 */
-    __pyx_t_2 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_v_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 777, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_v_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 777, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_result = ((PyObject*)__pyx_t_2);
     __pyx_t_2 = 0;
@@ -12821,9 +13330,9 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
 */
     if (unlikely(__pyx_v_index == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
-      __PYX_ERR(1, 780, __pyx_L1_error)
+      __PYX_ERR(2, 780, __pyx_L1_error)
     }
-    __pyx_t_2 = _unellipsify_index_tuple(((PyObject*)__pyx_v_index), __pyx_v_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 780, __pyx_L1_error)
+    __pyx_t_2 = _unellipsify_index_tuple(((PyObject*)__pyx_v_index), __pyx_v_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 780, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12895,7 +13404,7 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  * 
  * 
 */
-      __pyx_t_3 = __pyx_memoryview_err_invalid_index(__pyx_v_index); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 786, __pyx_L1_error)
+      __pyx_t_3 = __pyx_memoryview_err_invalid_index(__pyx_v_index); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 786, __pyx_L1_error)
 
 
       /* "View.MemoryView":785
@@ -12925,11 +13434,11 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  *         elif ndim == 2:
  *             have_slices = True
 */
-      __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 790, __pyx_L1_error)
+      __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 790, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_INCREF(__pyx_v_index);
       __Pyx_GIVEREF(__pyx_v_index);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(1, 790, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(2, 790, __pyx_L1_error);
       __pyx_v_result = ((PyObject*)__pyx_t_2);
       __pyx_t_2 = 0;
 
@@ -12959,14 +13468,14 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  *         else:
  *             have_slices = True
 */
-      __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 793, __pyx_L1_error)
+      __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 793, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_INCREF(__pyx_v_index);
       __Pyx_GIVEREF(__pyx_v_index);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(1, 793, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(2, 793, __pyx_L1_error);
       __Pyx_INCREF(__pyx_mstate_global->__pyx_slice[0]);
       __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 793, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(2, 793, __pyx_L1_error);
       __pyx_v_result = ((PyObject*)__pyx_t_2);
       __pyx_t_2 = 0;
 
@@ -12996,17 +13505,17 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  * 
  *     return have_slices, result
 */
-      __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 796, __pyx_L1_error)
+      __pyx_t_2 = PyTuple_New(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 796, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_INCREF(__pyx_v_index);
       __Pyx_GIVEREF(__pyx_v_index);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(1, 796, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_index) != (0)) __PYX_ERR(2, 796, __pyx_L1_error);
       __pyx_t_4 = (__pyx_v_ndim - 1);
 
-      __pyx_t_5 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 796, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PySequence_Multiply(__pyx_mstate_global->__pyx_tuple[1], __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 796, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
-      __pyx_t_6 = PyNumber_Add(__pyx_t_2, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 796, __pyx_L1_error)
+      __pyx_t_6 = PyNumber_Add(__pyx_t_2, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 796, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -13024,15 +13533,15 @@ static PyObject *_unellipsify(PyObject *__pyx_v_index, int __pyx_v_ndim) {
  * 
  * 
 */
-  __pyx_t_6 = __Pyx_PyBool_FromLong(__pyx_v_have_slices); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 798, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyBool_FromLong(__pyx_v_have_slices); if (unlikely(!__pyx_t_6)) __PYX_ERR(2, 798, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 798, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 798, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_6) != (0)) __PYX_ERR(1, 798, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_6) != (0)) __PYX_ERR(2, 798, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_result);
   __Pyx_GIVEREF(__pyx_v_result);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_result) != (0)) __PYX_ERR(1, 798, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_result) != (0)) __PYX_ERR(2, 798, __pyx_L1_error);
   __pyx_t_6 = 0;
   {
     PyObject *__pyx_temp;
@@ -13120,7 +13629,7 @@ static int assert_direct_dimensions(Py_ssize_t *__pyx_v_suboffsets, int __pyx_v_
  *     return 0  # return type just used as an error flag
  * 
 */
-      __pyx_t_5 = __pyx_memoryview_err_ValueError(__pyx_k_Indirect_dimensions_not_supporte); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 804, __pyx_L1_error)
+      __pyx_t_5 = __pyx_memoryview_err_ValueError(__pyx_k_Indirect_dimensions_not_supporte); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(2, 804, __pyx_L1_error)
 
 
       /* "View.MemoryView":803
@@ -13240,12 +13749,12 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
 
     if (unlikely(!__pyx_t_1)) {
       __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_AssertionError))), 0, 0, 0);
-      __PYX_ERR(1, 824, __pyx_L1_error)
+      __PYX_ERR(2, 824, __pyx_L1_error)
     }
 
   }
   #else
-  if ((1)); else __PYX_ERR(1, 824, __pyx_L1_error)
+  if ((1)); else __PYX_ERR(2, 824, __pyx_L1_error)
   #endif
 
   /* "View.MemoryView":826
@@ -13268,7 +13777,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
 */
     __pyx_t_2 = ((PyObject *)__pyx_v_memview);
     __Pyx_INCREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(1, 827, __pyx_L1_error)
+    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(2, 827, __pyx_L1_error)
     __pyx_v_memviewsliceobj = ((struct __pyx_memoryviewslice_obj *)__pyx_t_2);
     __pyx_t_2 = 0;
 
@@ -13367,7 +13876,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 848, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(2, 848, __pyx_L1_error)
       #endif
       if (__pyx_t_6 >= __pyx_temp) break;
     }
@@ -13377,7 +13886,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
     __pyx_t_7 = __Pyx_PySequence_ITEM(__pyx_t_2, __pyx_t_6);
     #endif
     ++__pyx_t_6;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 848, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 848, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_XDECREF_SET(__pyx_v_index, __pyx_t_7);
     __pyx_t_7 = 0;
@@ -13403,7 +13912,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *             slice_memviewslice(
  *                 p_dst, p_src.shape[dim], p_src.strides[dim], p_src.suboffsets[dim],
 */
-      __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 850, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_v_index); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 850, __pyx_L1_error)
       __pyx_v_cindex = __pyx_t_8;
 
       /* "View.MemoryView":851
@@ -13413,7 +13922,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                 p_dst, p_src.shape[dim], p_src.strides[dim], p_src.suboffsets[dim],
  *                 dim, new_ndim, p_suboffset_dim,
 */
-      __pyx_t_9 = __pyx_memoryview_slice_memviewslice(__pyx_v_p_dst, (__pyx_v_p_src->shape[__pyx_v_dim]), (__pyx_v_p_src->strides[__pyx_v_dim]), (__pyx_v_p_src->suboffsets[__pyx_v_dim]), __pyx_v_dim, __pyx_v_new_ndim, __pyx_v_p_suboffset_dim, __pyx_v_cindex, 0, 0, 0, 0, 0, 0); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(1, 851, __pyx_L1_error)
+      __pyx_t_9 = __pyx_memoryview_slice_memviewslice(__pyx_v_p_dst, (__pyx_v_p_src->shape[__pyx_v_dim]), (__pyx_v_p_src->strides[__pyx_v_dim]), (__pyx_v_p_src->suboffsets[__pyx_v_dim]), __pyx_v_dim, __pyx_v_new_ndim, __pyx_v_p_suboffset_dim, __pyx_v_cindex, 0, 0, 0, 0, 0, 0); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(2, 851, __pyx_L1_error)
 
 
       /* "View.MemoryView":849
@@ -13491,13 +14000,13 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *             step = index.step or 0
 */
     /*else*/ {
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 863, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 863, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 863, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(2, 863, __pyx_L1_error)
       if (!__pyx_t_1) {
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       } else {
-        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 863, __pyx_L1_error)
+        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 863, __pyx_L1_error)
         __pyx_t_8 = __pyx_t_10;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         goto __pyx_L7_bool_binop_done;
@@ -13514,13 +14023,13 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *             step = index.step or 0
  * 
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_stop); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 864, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_stop); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 864, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 864, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(2, 864, __pyx_L1_error)
       if (!__pyx_t_1) {
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       } else {
-        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 864, __pyx_L1_error)
+        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 864, __pyx_L1_error)
         __pyx_t_8 = __pyx_t_10;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         goto __pyx_L9_bool_binop_done;
@@ -13537,13 +14046,13 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  * 
  *             have_start = index.start is not None
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_step); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 865, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_step); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 865, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 865, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(2, 865, __pyx_L1_error)
       if (!__pyx_t_1) {
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       } else {
-        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 865, __pyx_L1_error)
+        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(2, 865, __pyx_L1_error)
         __pyx_t_8 = __pyx_t_10;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         goto __pyx_L11_bool_binop_done;
@@ -13560,7 +14069,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *             have_stop = index.stop is not None
  *             have_step = index.step is not None
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 867, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 867, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_1 = (__pyx_t_7 != Py_None);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -13573,7 +14082,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *             have_step = index.step is not None
  * 
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_stop); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 868, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_stop); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 868, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_1 = (__pyx_t_7 != Py_None);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -13586,7 +14095,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  * 
  *             slice_memviewslice(
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_step); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 869, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_index, __pyx_mstate_global->__pyx_n_u_step); if (unlikely(!__pyx_t_7)) __PYX_ERR(2, 869, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_1 = (__pyx_t_7 != Py_None);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -13599,7 +14108,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                 p_dst, p_src.shape[dim], p_src.strides[dim], p_src.suboffsets[dim],
  *                 dim, new_ndim, p_suboffset_dim,
 */
-      __pyx_t_9 = __pyx_memoryview_slice_memviewslice(__pyx_v_p_dst, (__pyx_v_p_src->shape[__pyx_v_dim]), (__pyx_v_p_src->strides[__pyx_v_dim]), (__pyx_v_p_src->suboffsets[__pyx_v_dim]), __pyx_v_dim, __pyx_v_new_ndim, __pyx_v_p_suboffset_dim, __pyx_v_start, __pyx_v_stop, __pyx_v_step, __pyx_v_have_start, __pyx_v_have_stop, __pyx_v_have_step, 1); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(1, 871, __pyx_L1_error)
+      __pyx_t_9 = __pyx_memoryview_slice_memviewslice(__pyx_v_p_dst, (__pyx_v_p_src->shape[__pyx_v_dim]), (__pyx_v_p_src->strides[__pyx_v_dim]), (__pyx_v_p_src->suboffsets[__pyx_v_dim]), __pyx_v_dim, __pyx_v_new_ndim, __pyx_v_p_suboffset_dim, __pyx_v_start, __pyx_v_stop, __pyx_v_step, __pyx_v_have_start, __pyx_v_have_stop, __pyx_v_have_step, 1); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(2, 871, __pyx_L1_error)
 
 
       /* "View.MemoryView":877
@@ -13641,7 +14150,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                                     memviewsliceobj.to_dtype_func,
  *                                     memview.dtype_is_object)
 */
-    if (unlikely(!__pyx_v_memviewsliceobj)) { __Pyx_RaiseUnboundLocalError("memviewsliceobj"); __PYX_ERR(1, 881, __pyx_L1_error) }
+    if (unlikely(!__pyx_v_memviewsliceobj)) { __Pyx_RaiseUnboundLocalError("memviewsliceobj"); __PYX_ERR(2, 881, __pyx_L1_error) }
 
     /* "View.MemoryView":882
  *         return memoryview_fromslice(dst, new_ndim,
@@ -13650,7 +14159,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                                     memview.dtype_is_object)
  *     else:
 */
-    if (unlikely(!__pyx_v_memviewsliceobj)) { __Pyx_RaiseUnboundLocalError("memviewsliceobj"); __PYX_ERR(1, 882, __pyx_L1_error) }
+    if (unlikely(!__pyx_v_memviewsliceobj)) { __Pyx_RaiseUnboundLocalError("memviewsliceobj"); __PYX_ERR(2, 882, __pyx_L1_error) }
 
     /* "View.MemoryView":880
  * 
@@ -13659,9 +14168,9 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                                     memviewsliceobj.to_object_func,
  *                                     memviewsliceobj.to_dtype_func,
 */
-    __pyx_t_2 = __pyx_memoryview_fromslice(__pyx_v_dst, __pyx_v_new_ndim, __pyx_v_memviewsliceobj->to_object_func, __pyx_v_memviewsliceobj->to_dtype_func, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 880, __pyx_L1_error)
+    __pyx_t_2 = __pyx_memoryview_fromslice(__pyx_v_dst, __pyx_v_new_ndim, __pyx_v_memviewsliceobj->to_object_func, __pyx_v_memviewsliceobj->to_dtype_func, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 880, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(1, 880, __pyx_L1_error)
+    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(2, 880, __pyx_L1_error)
     {
       struct __pyx_memoryview_obj *__pyx_temp;
       {
@@ -13698,7 +14207,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  * 
  * 
 */
-    __pyx_t_2 = __pyx_memoryview_fromslice(__pyx_v_dst, __pyx_v_new_ndim, NULL, NULL, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 885, __pyx_L1_error)
+    __pyx_t_2 = __pyx_memoryview_fromslice(__pyx_v_dst, __pyx_v_new_ndim, NULL, NULL, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 885, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
 
     /* "View.MemoryView":885
@@ -13708,7 +14217,7 @@ static struct __pyx_memoryview_obj *__pyx_memview_slice(struct __pyx_memoryview_
  *                                     memview.dtype_is_object)
  * 
 */
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(1, 885, __pyx_L1_error)
+    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryview_type))))) __PYX_ERR(2, 885, __pyx_L1_error)
     {
       struct __pyx_memoryview_obj *__pyx_temp;
       {
@@ -13822,11 +14331,11 @@ static char *__pyx_pybuffer_index(Py_buffer *__pyx_v_view, char *__pyx_v_bufp, P
 */
     if (unlikely(__pyx_v_itemsize == 0)) {
       PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
-      __PYX_ERR(1, 900, __pyx_L1_error)
+      __PYX_ERR(2, 900, __pyx_L1_error)
     }
     else if (sizeof(Py_ssize_t) == sizeof(long) && (!(((Py_ssize_t)-1) > 0)) && unlikely(__pyx_v_itemsize == (Py_ssize_t)-1)  && unlikely(__Pyx_UNARY_NEG_WOULD_OVERFLOW(__pyx_v_view->len))) {
       PyErr_SetString(PyExc_OverflowError, "value too large to perform division");
-      __PYX_ERR(1, 900, __pyx_L1_error)
+      __PYX_ERR(2, 900, __pyx_L1_error)
     }
     __pyx_v_shape = __Pyx_div_Py_ssize_t(__pyx_v_view->len, __pyx_v_itemsize, 0);
 
@@ -13940,7 +14449,7 @@ static char *__pyx_pybuffer_index(Py_buffer *__pyx_v_view, char *__pyx_v_bufp, P
  * 
  *     if cython.unlikely(index >= shape):
 */
-      __pyx_t_3 = __pyx_memoryview_err_IndexError(__pyx_k_Out_of_bounds_on_buffer_access_a, __pyx_v_dim); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 911, __pyx_L1_error)
+      __pyx_t_3 = __pyx_memoryview_err_IndexError(__pyx_k_Out_of_bounds_on_buffer_access_a, __pyx_v_dim); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 911, __pyx_L1_error)
 
 
       /* "View.MemoryView":910
@@ -13980,7 +14489,7 @@ static char *__pyx_pybuffer_index(Py_buffer *__pyx_v_view, char *__pyx_v_bufp, P
  * 
  *     resultp = bufp + index * stride
 */
-    __pyx_t_3 = __pyx_memoryview_err_IndexError(__pyx_k_Out_of_bounds_on_buffer_access_a, __pyx_v_dim); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(1, 914, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_err_IndexError(__pyx_k_Out_of_bounds_on_buffer_access_a, __pyx_v_dim); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(2, 914, __pyx_L1_error)
 
 
     /* "View.MemoryView":913
@@ -14217,7 +14726,7 @@ static int __pyx_memslice_transpose(__Pyx_memviewslice *__pyx_v_memslice) {
  * 
  *     return 0
 */
-      __pyx_t_9 = __pyx_memoryview_err(PyExc_ValueError, __pyx_k_Cannot_transpose_memoryview_with); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(1, 940, __pyx_L1_error)
+      __pyx_t_9 = __pyx_memoryview_err(PyExc_ValueError, __pyx_k_Cannot_transpose_memoryview_with); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(2, 940, __pyx_L1_error)
 
 
       /* "View.MemoryView":939
@@ -14348,7 +14857,7 @@ static PyObject *__pyx_memoryviewslice_convert_item_to_object(struct __pyx_memor
  *         else:
  *             return memoryview.convert_item_to_object(self, itemp)
 */
-    __pyx_t_2 = __pyx_v_self->to_object_func(__pyx_v_itemp); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 965, __pyx_L1_error)
+    __pyx_t_2 = __pyx_v_self->to_object_func(__pyx_v_itemp); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 965, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -14378,7 +14887,7 @@ static PyObject *__pyx_memoryviewslice_convert_item_to_object(struct __pyx_memor
  *     cdef assign_item_from_object(self, char *itemp, object value):
 */
   /*else*/ {
-    __pyx_t_2 = __pyx_memoryview_convert_item_to_object(((struct __pyx_memoryview_obj *)__pyx_v_self), __pyx_v_itemp); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 967, __pyx_L1_error)
+    __pyx_t_2 = __pyx_memoryview_convert_item_to_object(((struct __pyx_memoryview_obj *)__pyx_v_self), __pyx_v_itemp); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 967, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -14449,7 +14958,7 @@ static PyObject *__pyx_memoryviewslice_assign_item_from_object(struct __pyx_memo
  *         else:
  *             memoryview.assign_item_from_object(self, itemp, value)
 */
-    __pyx_t_2 = __pyx_v_self->to_dtype_func(__pyx_v_itemp, __pyx_v_value); if (unlikely(__pyx_t_2 == ((int)0))) __PYX_ERR(1, 971, __pyx_L1_error)
+    __pyx_t_2 = __pyx_v_self->to_dtype_func(__pyx_v_itemp, __pyx_v_value); if (unlikely(__pyx_t_2 == ((int)0))) __PYX_ERR(2, 971, __pyx_L1_error)
 
 
     /* "View.MemoryView":970
@@ -14470,7 +14979,7 @@ static PyObject *__pyx_memoryviewslice_assign_item_from_object(struct __pyx_memo
  *     cdef _get_base(self):
 */
   /*else*/ {
-    __pyx_t_3 = __pyx_memoryview_assign_item_from_object(((struct __pyx_memoryview_obj *)__pyx_v_self), __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 973, __pyx_L1_error)
+    __pyx_t_3 = __pyx_memoryview_assign_item_from_object(((struct __pyx_memoryview_obj *)__pyx_v_self), __pyx_v_itemp, __pyx_v_value); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 973, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   }
@@ -14605,7 +15114,7 @@ static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED 
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 2, __pyx_L1_error)
+  __PYX_ERR(2, 2, __pyx_L1_error)
 
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
@@ -14667,32 +15176,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 3, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 3, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 3, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 3, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 3, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
     }
     __pyx_v___pyx_state = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 3, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 3, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14727,7 +15236,7 @@ static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUS
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
 */
   __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
-  __PYX_ERR(1, 4, __pyx_L1_error)
+  __PYX_ERR(2, 4, __pyx_L1_error)
 
   /* "(tree fragment)":3
  * def __reduce_cython__(self):
@@ -14818,20 +15327,20 @@ static PyObject *__pyx_memoryview_fromslice(__Pyx_memviewslice __pyx_v_memviewsl
  * 
  *     result.from_slice = memviewslice
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 1010, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_dtype_is_object); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 1010, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyTuple_New(3); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 1010, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(3); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1010, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_INCREF(Py_None);
   __Pyx_GIVEREF(Py_None);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, Py_None) != (0)) __PYX_ERR(1, 1010, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, Py_None) != (0)) __PYX_ERR(2, 1010, __pyx_L1_error);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_0);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_mstate_global->__pyx_int_0) != (0)) __PYX_ERR(1, 1010, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, __pyx_mstate_global->__pyx_int_0) != (0)) __PYX_ERR(2, 1010, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, __pyx_t_2) != (0)) __PYX_ERR(1, 1010, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, __pyx_t_2) != (0)) __PYX_ERR(2, 1010, __pyx_L1_error);
   __pyx_t_2 = 0;
-  __pyx_t_2 = ((PyObject *)__pyx_tp_new__memoryviewslice(((PyTypeObject *)__pyx_mstate_global->__pyx_memoryviewslice_type), __pyx_t_3, NULL)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 1010, __pyx_L1_error)
+  __pyx_t_2 = ((PyObject *)__pyx_tp_new__memoryviewslice(((PyTypeObject *)__pyx_mstate_global->__pyx_memoryviewslice_type), __pyx_t_3, NULL)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 1010, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_result = ((struct __pyx_memoryviewslice_obj *)__pyx_t_2);
@@ -14862,7 +15371,7 @@ static PyObject *__pyx_memoryview_fromslice(__Pyx_memviewslice __pyx_v_memviewsl
  *     result.typeinfo = memviewslice.memview.typeinfo
  * 
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_memoryview *)((struct __pyx_memoryview_obj *)__pyx_v_memviewslice.memview)->__pyx_vtab)->_get_base(((struct __pyx_memoryview_obj *)__pyx_v_memviewslice.memview)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 1015, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_memoryview *)((struct __pyx_memoryview_obj *)__pyx_v_memviewslice.memview)->__pyx_vtab)->_get_base(((struct __pyx_memoryview_obj *)__pyx_v_memviewslice.memview)); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 1015, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_GIVEREF(__pyx_t_2);
   __Pyx_GOTREF(__pyx_v_result->from_object);
@@ -15185,7 +15694,7 @@ static __Pyx_memviewslice *__pyx_memoryview_get_slice_from_memoryview(struct __p
 */
     __pyx_t_2 = ((PyObject *)__pyx_v_memview);
     __Pyx_INCREF(__pyx_t_2);
-    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(1, 1054, __pyx_L1_error)
+    if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_memoryviewslice_type))))) __PYX_ERR(2, 1054, __pyx_L1_error)
     __pyx_v_obj = ((struct __pyx_memoryviewslice_obj *)__pyx_t_2);
     __pyx_t_2 = 0;
 
@@ -15430,7 +15939,7 @@ static PyObject *__pyx_memoryview_copy_object(struct __pyx_memoryview_obj *__pyx
  * 
  * @cname('__pyx_memoryview_copy_object_from_slice')
 */
-  __pyx_t_1 = __pyx_memoryview_copy_object_from_slice(__pyx_v_memview, (&__pyx_v_memviewslice)); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 1082, __pyx_L1_error)
+  __pyx_t_1 = __pyx_memoryview_copy_object_from_slice(__pyx_v_memview, (&__pyx_v_memviewslice)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 1082, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -15556,7 +16065,7 @@ static PyObject *__pyx_memoryview_copy_object_from_slice(struct __pyx_memoryview
  *                                 to_object_func, to_dtype_func,
  *                                 memview.dtype_is_object)
 */
-  __pyx_t_4 = __pyx_memoryview_fromslice((__pyx_v_memviewslice[0]), __pyx_v_memview->view.ndim, __pyx_v_to_object_func, __pyx_v_to_dtype_func, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 1099, __pyx_L1_error)
+  __pyx_t_4 = __pyx_memoryview_fromslice((__pyx_v_memviewslice[0]), __pyx_v_memview->view.ndim, __pyx_v_to_object_func, __pyx_v_to_dtype_func, __pyx_v_memview->dtype_is_object); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 1099, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   {
     PyObject *__pyx_temp;
@@ -16419,7 +16928,7 @@ static void *__pyx_memoryview_copy_data_to_temp(__Pyx_memviewslice *__pyx_v_src,
  * 
  * 
 */
-    __pyx_t_2 = __pyx_memoryview_err_no_memory(); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(1, 1220, __pyx_L1_error)
+    __pyx_t_2 = __pyx_memoryview_err_no_memory(); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(2, 1220, __pyx_L1_error)
 
 
     /* "View.MemoryView":1219
@@ -16803,7 +17312,7 @@ static int __pyx_memoryview_err_no_memory(void) {
  * 
  * 
 */
-  PyErr_NoMemory(); __PYX_ERR(1, 1267, __pyx_L1_error)
+  PyErr_NoMemory(); __PYX_ERR(2, 1267, __pyx_L1_error)
 
   /* "View.MemoryView":1265
  *     return -1
@@ -17151,7 +17660,7 @@ static int __pyx_memoryview_copy_contents(__Pyx_memviewslice __pyx_v_src, __Pyx_
  *         if cython.unlikely(src.suboffsets[i] >= 0):
 */
       /*else*/ {
-        __pyx_t_5 = __pyx_memoryview_err_extents(__pyx_v_i, (__pyx_v_dst.shape[__pyx_v_i]), (__pyx_v_src.shape[__pyx_v_i])); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 1312, __pyx_L1_error)
+        __pyx_t_5 = __pyx_memoryview_err_extents(__pyx_v_i, (__pyx_v_dst.shape[__pyx_v_i]), (__pyx_v_src.shape[__pyx_v_i])); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(2, 1312, __pyx_L1_error)
 
       }
       __pyx_L7:;
@@ -17184,7 +17693,7 @@ static int __pyx_memoryview_copy_contents(__Pyx_memviewslice __pyx_v_src, __Pyx_
  * 
  *     if slices_overlap(&src, &dst, ndim, itemsize):
 */
-      __pyx_t_5 = __pyx_memoryview_err_dim(PyExc_ValueError, __pyx_k_Dimension_d_is_not_direct, __pyx_v_i); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 1315, __pyx_L1_error)
+      __pyx_t_5 = __pyx_memoryview_err_dim(PyExc_ValueError, __pyx_k_Dimension_d_is_not_direct, __pyx_v_i); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(2, 1315, __pyx_L1_error)
 
 
       /* "View.MemoryView":1314
@@ -17247,7 +17756,7 @@ static int __pyx_memoryview_copy_contents(__Pyx_memviewslice __pyx_v_src, __Pyx_
  *         src = tmp
  * 
 */
-    __pyx_t_6 = __pyx_memoryview_copy_data_to_temp((&__pyx_v_src), (&__pyx_v_tmp), __pyx_v_order, __pyx_v_ndim); if (unlikely(__pyx_t_6 == ((void *)NULL))) __PYX_ERR(1, 1322, __pyx_L1_error)
+    __pyx_t_6 = __pyx_memoryview_copy_data_to_temp((&__pyx_v_src), (&__pyx_v_tmp), __pyx_v_order, __pyx_v_ndim); if (unlikely(__pyx_t_6 == ((void *)NULL))) __PYX_ERR(2, 1322, __pyx_L1_error)
     __pyx_v_tmpdata = __pyx_t_6;
 
     /* "View.MemoryView":1323
@@ -17439,7 +17948,7 @@ static int __pyx_memoryview_copy_contents(__Pyx_memviewslice __pyx_v_src, __Pyx_
  *         transpose_memslice(&dst)
  * 
 */
-    __pyx_t_4 = __pyx_memslice_transpose((&__pyx_v_src)); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(1, 1344, __pyx_L1_error)
+    __pyx_t_4 = __pyx_memslice_transpose((&__pyx_v_src)); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 1344, __pyx_L1_error)
 
 
     /* "View.MemoryView":1345
@@ -17449,7 +17958,7 @@ static int __pyx_memoryview_copy_contents(__Pyx_memviewslice __pyx_v_src, __Pyx_
  * 
  *     refcount_copying(&dst, dtype_is_object, ndim, inc=False)
 */
-    __pyx_t_4 = __pyx_memslice_transpose((&__pyx_v_dst)); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(1, 1345, __pyx_L1_error)
+    __pyx_t_4 = __pyx_memslice_transpose((&__pyx_v_dst)); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 1345, __pyx_L1_error)
 
 
     /* "View.MemoryView":1341
@@ -18126,46 +18635,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_type,&__pyx_mstate_global->__pyx_n_u_pyx_checksum,&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 4, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 4, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 4, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 4, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 4, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_unpickle_Enum", 0) < (0)) __PYX_ERR(1, 4, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_unpickle_Enum", 0) < (0)) __PYX_ERR(2, 4, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_Enum", 1, 3, 3, i); __PYX_ERR(1, 4, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_Enum", 1, 3, 3, i); __PYX_ERR(2, 4, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 4, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(2, 4, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(2, 4, __pyx_L3_error)
     }
     __pyx_v___pyx_type = values[0];
-    __pyx_v___pyx_checksum = __Pyx_PyLong_As_long(values[1]); if (unlikely((__pyx_v___pyx_checksum == (long)-1) && PyErr_Occurred())) __PYX_ERR(1, 4, __pyx_L3_error)
+    __pyx_v___pyx_checksum = __Pyx_PyLong_As_long(values[1]); if (unlikely((__pyx_v___pyx_checksum == (long)-1) && PyErr_Occurred())) __PYX_ERR(2, 4, __pyx_L3_error)
     __pyx_v___pyx_state = ((PyObject*)values[2]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_Enum", 1, 3, 3, __pyx_nargs); __PYX_ERR(1, 4, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_Enum", 1, 3, 3, __pyx_nargs); __PYX_ERR(2, 4, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18176,7 +18685,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(1, 4, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(2, 4, __pyx_L1_error)
   __pyx_r = __pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
 
   /* function exit code */
@@ -18218,7 +18727,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSE
  *     __pyx_result = Enum.__new__(__pyx_type)
  *     if __pyx_state is not None:
 */
-  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x82a3537, 0x6ae9995, 0xb068931, __pyx_k_name); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(1, 6, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x82a3537, 0x6ae9995, 0xb068931, __pyx_k_name); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(2, 6, __pyx_L1_error)
 
 
   /* "(tree fragment)":7
@@ -18235,7 +18744,7 @@ static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSE
     PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_v___pyx_type};
     __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_new, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 7, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 7, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __pyx_v___pyx_result = __pyx_t_2;
@@ -18261,9 +18770,9 @@ static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSE
 */
     if (unlikely(__pyx_v___pyx_state == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
-      __PYX_ERR(1, 9, __pyx_L1_error)
+      __PYX_ERR(2, 9, __pyx_L1_error)
     }
-    __pyx_t_2 = __pyx_unpickle_Enum__set_state(((struct __pyx_MemviewEnum_obj *)__pyx_v___pyx_result), __pyx_v___pyx_state); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __pyx_t_2 = __pyx_unpickle_Enum__set_state(((struct __pyx_MemviewEnum_obj *)__pyx_v___pyx_result), __pyx_v___pyx_state); if (unlikely(!__pyx_t_2)) __PYX_ERR(2, 9, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
@@ -18339,7 +18848,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
  *     __pyx_result.name = __pyx_state[0]             # <<<<<<<<<<<<<<
  *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 1)
 */
-  __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v___pyx_state, 0, long, 1, __Pyx_PyLong_From_long, 0, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt_Tuple(__pyx_v___pyx_state, 0, long, 1, __Pyx_PyLong_From_long, 0, 1, 1, __Pyx_ReferenceSharing_FunctionArgument); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 12, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v___pyx_result->name);
@@ -18351,7 +18860,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
  *     __pyx_result.name = __pyx_state[0]
  *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 1)             # <<<<<<<<<<<<<<
 */
-  __pyx_t_2 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(1, 13, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(2, 13, __pyx_L1_error)
 
 
   /* "(tree fragment)":11
@@ -26198,6 +26707,7 @@ static PyObject *__pyx_pf_10fastformer_5_core_34attention(CYTHON_UNUSED PyObject
  *     if rc != FF_OK:
  *         raise MemoryError("attention: out of memory for scratch buffers")             # <<<<<<<<<<<<<<
  *     return out
+ * 
 */
     __pyx_t_3 = NULL;
     __pyx_t_14 = 1;
@@ -26225,6 +26735,8 @@ static PyObject *__pyx_pf_10fastformer_5_core_34attention(CYTHON_UNUSED PyObject
  *     if rc != FF_OK:
  *         raise MemoryError("attention: out of memory for scratch buffers")
  *     return out             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   {
     PyObject *__pyx_temp;
@@ -26278,7 +26790,5422 @@ static PyObject *__pyx_pf_10fastformer_5_core_34attention(CYTHON_UNUSED PyObject
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "fastformer/_model.pxi":8
+ * 
+ * 
+ * cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:             # <<<<<<<<<<<<<<
+ *     """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+ *     if arr is None:
+*/
+
+static float const *__pyx_f_10fastformer_5_core__wptr(PyObject *__pyx_v_keep, PyObject *__pyx_v_arr, PyObject *__pyx_v_shape, PyObject *__pyx_v_name) {
+  __Pyx_memviewslice __pyx_v_v = { 0, 0, { 0 }, { 0 }, { 0 } };
+  float const *__pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_4;
+  int __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10[5];
+  Py_ssize_t __pyx_t_11;
+  int __pyx_t_12;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14[4];
+  int __pyx_t_15;
+  __Pyx_memviewslice __pyx_t_16 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_t_17;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_wptr", 0);
+
+  /* "fastformer/_model.pxi":10
+ * cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
+ *     """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+ *     if arr is None:             # <<<<<<<<<<<<<<
+ *         return NULL
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+*/
+  __pyx_t_1 = (__pyx_v_arr == Py_None);
+  if (__pyx_t_1) {
+
+
+    /* "fastformer/_model.pxi":11
+ *     """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+ *     if arr is None:
+ *         return NULL             # <<<<<<<<<<<<<<
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+*/
+    {
+
+      __pyx_r = NULL;
+    }
+    goto __pyx_L0;
+
+    /* "fastformer/_model.pxi":10
+ * cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
+ *     """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+ *     if arr is None:             # <<<<<<<<<<<<<<
+ *         return NULL
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+*/
+  }
+
+  /* "fastformer/_model.pxi":12
+ *     if arr is None:
+ *         return NULL
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+ *     if arr.shape != shape:
+*/
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_arr, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_5 = (!__pyx_t_4);
+
+
+  if (!__pyx_t_5) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_5;
+
+    goto __pyx_L5_bool_binop_done;
+  }
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_5 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_3, __pyx_t_6, Py_NE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  if (!__pyx_t_5) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_5;
+
+    goto __pyx_L5_bool_binop_done;
+  }
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_4 = (!__pyx_t_5);
+
+
+
+  __pyx_t_1 = __pyx_t_4;
+
+  __pyx_L5_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastformer/_model.pxi":13
+ *         return NULL
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")             # <<<<<<<<<<<<<<
+ *     if arr.shape != shape:
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+*/
+    __pyx_t_6 = NULL;
+    __pyx_t_2 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 13, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_7 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_must_be_a_C_contiguous_float32); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 13, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_t_7};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 13, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 13, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":12
+ *     if arr is None:
+ *         return NULL
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:             # <<<<<<<<<<<<<<
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+ *     if arr.shape != shape:
+*/
+  }
+
+  /* "fastformer/_model.pxi":14
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+ *     if arr.shape != shape:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+ *     if arr.size == 0:
+*/
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 14, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_1 = __Pyx_PyObject_RichCompareBool(__pyx_t_3, __pyx_v_shape, Py_NE); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 14, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastformer/_model.pxi":15
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+ *     if arr.shape != shape:
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")             # <<<<<<<<<<<<<<
+ *     if arr.size == 0:
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")
+*/
+    __pyx_t_7 = NULL;
+    __pyx_t_6 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 15, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 15, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 15, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 15, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_10[0] = __pyx_t_6;
+    __pyx_t_10[1] = __pyx_mstate_global->__pyx_kp_u_has_shape;
+    __pyx_t_10[2] = __pyx_t_9;
+    __pyx_t_10[3] = __pyx_mstate_global->__pyx_kp_u_expected;
+    __pyx_t_10[4] = __pyx_t_2;
+    __pyx_t_11 = 22;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_11 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_10[0]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_10[2]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_10[4]);
+    #endif
+    __pyx_t_12 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_12 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_10[2]) | __Pyx_PyUnicode_KIND_04(__pyx_t_10[4]);
+    #endif
+    __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_10, 5, __pyx_t_11, __pyx_t_12);
+    if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 15, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_13);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_13};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 15, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 15, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":14
+ *     if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+ *         raise TypeError(f"{name} must be a C-contiguous float32 array")
+ *     if arr.shape != shape:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+ *     if arr.size == 0:
+*/
+  }
+
+  /* "fastformer/_model.pxi":16
+ *     if arr.shape != shape:
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+ *     if arr.size == 0:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")
+ *     keep.append(arr)
+*/
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 16, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_1 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_3, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(1, 16, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastformer/_model.pxi":17
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+ *     if arr.size == 0:
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")             # <<<<<<<<<<<<<<
+ *     keep.append(arr)
+ *     cdef const float[::1] v = arr.reshape(-1)
+*/
+    __pyx_t_13 = NULL;
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_14[0] = __pyx_t_7;
+    __pyx_t_14[1] = __pyx_mstate_global->__pyx_kp_u_is_empty_shape;
+    __pyx_t_14[2] = __pyx_t_9;
+    __pyx_t_14[3] = __pyx_mstate_global->__pyx_kp_u__6;
+    __pyx_t_11 = 18;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_11 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[0]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[2]);
+    #endif
+    __pyx_t_12 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_12 |= __Pyx_PyUnicode_KIND_04(__pyx_t_14[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_14[2]);
+    #endif
+    __pyx_t_2 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_11, __pyx_t_12);
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_t_2};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 17, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 17, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":16
+ *     if arr.shape != shape:
+ *         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+ *     if arr.size == 0:             # <<<<<<<<<<<<<<
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")
+ *     keep.append(arr)
+*/
+  }
+
+  /* "fastformer/_model.pxi":18
+ *     if arr.size == 0:
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")
+ *     keep.append(arr)             # <<<<<<<<<<<<<<
+ *     cdef const float[::1] v = arr.reshape(-1)
+ *     return &v[0]
+*/
+  __pyx_t_15 = __Pyx_PyObject_Append(__pyx_v_keep, __pyx_v_arr); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(1, 18, __pyx_L1_error)
+
+
+  /* "fastformer/_model.pxi":19
+ *         raise ValueError(f"{name} is empty (shape {arr.shape})")
+ *     keep.append(arr)
+ *     cdef const float[::1] v = arr.reshape(-1)             # <<<<<<<<<<<<<<
+ *     return &v[0]
+ * 
+*/
+  __pyx_t_2 = __pyx_v_arr;
+  __Pyx_INCREF(__pyx_t_2);
+  __pyx_t_8 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_int_neg_1};
+    __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reshape, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 19, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+  }
+  __pyx_t_16 = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(__pyx_t_3, 0); if (unlikely(!__pyx_t_16.memview)) __PYX_ERR(1, 19, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_v_v = __pyx_t_16;
+  __pyx_t_16.memview = NULL;
+  __pyx_t_16.data = NULL;
+
+  /* "fastformer/_model.pxi":20
+ *     keep.append(arr)
+ *     cdef const float[::1] v = arr.reshape(-1)
+ *     return &v[0]             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_17 = 0;
+  {
+
+    __pyx_r = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_v.data) + __pyx_t_17)) ))));
+  }
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":8
+ * 
+ * 
+ * cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:             # <<<<<<<<<<<<<<
+ *     """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+ *     if arr is None:
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_13);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_16, 1);
+  __Pyx_AddTraceback("fastformer._core._wptr", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_v, 1);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":23
+ * 
+ * 
+ * cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:             # <<<<<<<<<<<<<<
+ *     t.data = _wptr(keep, arr, shape, name)
+ *     t.dtype = FF_DT_F32
+*/
+
+static int __pyx_f_10fastformer_5_core__tensor(ff_tensor *__pyx_v_t, PyObject *__pyx_v_keep, PyObject *__pyx_v_arr, PyObject *__pyx_v_shape, PyObject *__pyx_v_name) {
+  int __pyx_r;
+  float const *__pyx_t_1;
+  int64_t __pyx_t_2;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+
+  /* "fastformer/_model.pxi":24
+ * 
+ * cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:
+ *     t.data = _wptr(keep, arr, shape, name)             # <<<<<<<<<<<<<<
+ *     t.dtype = FF_DT_F32
+ *     t.rows = shape[0]
+*/
+  __pyx_t_1 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_keep, __pyx_v_arr, __pyx_v_shape, __pyx_v_name); if (unlikely(__pyx_t_1 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 24, __pyx_L1_error)
+  __pyx_v_t->data = __pyx_t_1;
+
+  /* "fastformer/_model.pxi":25
+ * cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:
+ *     t.data = _wptr(keep, arr, shape, name)
+ *     t.dtype = FF_DT_F32             # <<<<<<<<<<<<<<
+ *     t.rows = shape[0]
+ *     t.cols = shape[1]
+*/
+  __pyx_v_t->dtype = FF_DT_F32;
+
+  /* "fastformer/_model.pxi":26
+ *     t.data = _wptr(keep, arr, shape, name)
+ *     t.dtype = FF_DT_F32
+ *     t.rows = shape[0]             # <<<<<<<<<<<<<<
+ *     t.cols = shape[1]
+ *     return 0
+*/
+  if (unlikely(__pyx_v_shape == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 26, __pyx_L1_error)
+  }
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_shape, 0)); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 26, __pyx_L1_error)
+  __pyx_v_t->rows = __pyx_t_2;
+
+  /* "fastformer/_model.pxi":27
+ *     t.dtype = FF_DT_F32
+ *     t.rows = shape[0]
+ *     t.cols = shape[1]             # <<<<<<<<<<<<<<
+ *     return 0
+ * 
+*/
+  if (unlikely(__pyx_v_shape == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 27, __pyx_L1_error)
+  }
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v_shape, 1)); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 27, __pyx_L1_error)
+  __pyx_v_t->cols = __pyx_t_2;
+
+  /* "fastformer/_model.pxi":28
+ *     t.rows = shape[0]
+ *     t.cols = shape[1]
+ *     return 0             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":23
+ * 
+ * 
+ * cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:             # <<<<<<<<<<<<<<
+ *     t.data = _wptr(keep, arr, shape, name)
+ *     t.dtype = FF_DT_F32
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core._tensor", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":38
+ *     cdef readonly dict dims
+ * 
+ *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.layers = NULL
+ *         self.keep = []
+*/
+
+/* Python wrapper */
+static int __pyx_pw_10fastformer_5_core_9ModelCore_1__cinit__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static int __pyx_pw_10fastformer_5_core_9ModelCore_1__cinit__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL_TPNEW
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__cinit__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL_TPNEW
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 0, 0, __pyx_nargs); return -1; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return -1;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__cinit__", __pyx_kwds); return -1;}
+  __pyx_r = __pyx_pf_10fastformer_5_core_9ModelCore___cinit__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_10fastformer_5_core_9ModelCore___cinit__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__cinit__", 0);
+
+  /* "fastformer/_model.pxi":39
+ * 
+ *     def __cinit__(self):
+ *         self.layers = NULL             # <<<<<<<<<<<<<<
+ *         self.keep = []
+ * 
+*/
+  __pyx_v_self->layers = NULL;
+
+  /* "fastformer/_model.pxi":40
+ *     def __cinit__(self):
+ *         self.layers = NULL
+ *         self.keep = []             # <<<<<<<<<<<<<<
+ * 
+ *     def __dealloc__(self):
+*/
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 40, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_GIVEREF(__pyx_t_1);
+  __Pyx_GOTREF(__pyx_v_self->keep);
+  __Pyx_DECREF_SET(__pyx_v_self->keep, ((PyObject*)__pyx_t_1));
+  __pyx_t_1 = 0;
+
+  /* "fastformer/_model.pxi":38
+ *     cdef readonly dict dims
+ * 
+ *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.layers = NULL
+ *         self.keep = []
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__cinit__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":42
+ *         self.keep = []
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         free(self.layers)
+ * 
+*/
+
+/* Python wrapper */
+static void __pyx_pw_10fastformer_5_core_9ModelCore_3__dealloc__(PyObject *__pyx_v_self); /*proto*/
+static void __pyx_pw_10fastformer_5_core_9ModelCore_3__dealloc__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_pf_10fastformer_5_core_9ModelCore_2__dealloc__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+}
+
+static void __pyx_pf_10fastformer_5_core_9ModelCore_2__dealloc__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self) {
+
+  /* "fastformer/_model.pxi":43
+ * 
+ *     def __dealloc__(self):
+ *         free(self.layers)             # <<<<<<<<<<<<<<
+ * 
+ *     def __init__(self, dict cfg, dict w, list layers):
+*/
+  free(__pyx_v_self->layers);
+
+  /* "fastformer/_model.pxi":42
+ *         self.keep = []
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         free(self.layers)
+ * 
+*/
+
+  /* function exit code */
+
+}
+
+/* "fastformer/_model.pxi":45
+ *         free(self.layers)
+ * 
+ *     def __init__(self, dict cfg, dict w, list layers):             # <<<<<<<<<<<<<<
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+*/
+
+/* Python wrapper */
+static int __pyx_pw_10fastformer_5_core_9ModelCore_5__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static int __pyx_pw_10fastformer_5_core_9ModelCore_5__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_cfg = 0;
+  PyObject *__pyx_v_w = 0;
+  PyObject *__pyx_v_layers = 0;
+  #if !CYTHON_VECTORCALL_TPNEW
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__init__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL_TPNEW
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_cfg,&__pyx_mstate_global->__pyx_n_u_w,&__pyx_mstate_global->__pyx_n_u_layers,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 45, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 45, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 45, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 45, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(1, 45, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(1, 45, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 3)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 45, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 45, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 45, __pyx_L3_error)
+    }
+    __pyx_v_cfg = ((PyObject*)values[0]);
+    __pyx_v_w = ((PyObject*)values[1]);
+    __pyx_v_layers = ((PyObject*)values[2]);
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(1, 45, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+  __pyx_L4_argument_unpacking_done:;
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_cfg), (&PyDict_Type), 1, "cfg", 1))) __PYX_ERR(1, 45, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_w), (&PyDict_Type), 1, "w", 1))) __PYX_ERR(1, 45, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_layers), (&PyList_Type), 1, "layers", 1))) __PYX_ERR(1, 45, __pyx_L1_error)
+  __pyx_r = __pyx_pf_10fastformer_5_core_9ModelCore_4__init__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self), __pyx_v_cfg, __pyx_v_w, __pyx_v_layers);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __pyx_r = -1;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  goto __pyx_L7_cleaned_up;
+  __pyx_L0:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __pyx_L7_cleaned_up:;
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+static PyObject *__pyx_gb_10fastformer_5_core_9ModelCore_8__init___2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
+
+/* "fastformer/_model.pxi":89
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):             # <<<<<<<<<<<<<<
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+ *         self.m.layers = self.layers
+*/
+
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_8__init___genexpr(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_genexpr_arg_0) {
+  struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *__pyx_cur_scope;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("genexpr", 0);
+  __pyx_cur_scope = (struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)__pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr(__pyx_mstate_global->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr, __pyx_mstate_global->__pyx_empty_tuple, NULL);
+  if (unlikely(!__pyx_cur_scope)) {
+    __pyx_cur_scope = ((struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)Py_None);
+    __Pyx_INCREF(Py_None);
+    __PYX_ERR(1, 89, __pyx_L1_error)
+  } else {
+    __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
+  }
+  __pyx_cur_scope->__pyx_genexpr_arg_0 = __pyx_genexpr_arg_0;
+  __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
+  __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
+  {
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_10fastformer_5_core_9ModelCore_8__init___2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_init___locals_genexpr, __pyx_mstate_global->__pyx_n_u_fastformer__core); if (unlikely(!gen)) __PYX_ERR(1, 89, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_cur_scope);
+    __Pyx_RefNannyFinishContext();
+    return (PyObject *) gen;
+  }
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__init__.genexpr", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_DECREF((PyObject *)__pyx_cur_scope);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_gb_10fastformer_5_core_9ModelCore_8__init___2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value) /* generator body */
+{
+  struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *__pyx_cur_scope = ((struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)__pyx_generator->closure);
+  PyObject *__pyx_r = NULL;
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  int __pyx_t_6;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("genexpr", 0);
+  switch (__pyx_generator->resume_label) {
+    case 0: goto __pyx_L3_first_run;
+    default: /* CPython raises the right error here */
+    __Pyx_RefNannyFinishContext();
+    return NULL;
+  }
+  __pyx_L3_first_run:;
+  if (unlikely(!__pyx_sent_value)) __PYX_ERR(1, 89, __pyx_L1_error)
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(1, 89, __pyx_L1_error) }
+  if (unlikely(__pyx_cur_scope->__pyx_genexpr_arg_0 == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
+    __PYX_ERR(1, 89, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
+  __pyx_t_2 = 0;
+  for (;;) {
+    {
+      Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
+      #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 89, __pyx_L1_error)
+      #endif
+      if (__pyx_t_2 >= __pyx_temp) break;
+    }
+    __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
+    ++__pyx_t_2;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 89, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_cur_scope->__pyx_v_lw);
+    __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_lw, __pyx_t_3);
+    __Pyx_GIVEREF(__pyx_t_3);
+    __pyx_t_3 = 0;
+    __pyx_t_4 = __pyx_cur_scope->__pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_4);
+    __pyx_t_5 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_n_u_w_gate};
+      __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 89, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __pyx_t_6 = (__pyx_t_3 == Py_None);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (__pyx_t_6) {
+
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __Pyx_INCREF(Py_True);
+          __pyx_r = Py_True;
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      goto __pyx_L0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  /*else*/ {
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __Pyx_INCREF(Py_False);
+        __pyx_r = Py_False;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+  }
+  CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  if (__Pyx_PyErr_Occurred()) {
+    __Pyx_Generator_Replace_StopIteration(0);
+    __Pyx_AddTraceback("genexpr", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  }
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  #if !CYTHON_USE_EXC_INFO_STACK
+  __Pyx_Coroutine_ResetAndClearException(__pyx_generator);
+  #endif
+  __pyx_generator->resume_label = -1;
+  __Pyx_Coroutine_clear((PyObject*)__pyx_generator);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":45
+ *         free(self.layers)
+ * 
+ *     def __init__(self, dict cfg, dict w, list layers):             # <<<<<<<<<<<<<<
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+*/
+
+static int __pyx_pf_10fastformer_5_core_9ModelCore_4__init__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self, PyObject *__pyx_v_cfg, PyObject *__pyx_v_w, PyObject *__pyx_v_layers) {
+  int64_t __pyx_v_L;
+  int64_t __pyx_v_d;
+  int64_t __pyx_v_nh;
+  int64_t __pyx_v_nkv;
+  int64_t __pyx_v_hd;
+  int64_t __pyx_v_f;
+  int64_t __pyx_v_V;
+  int64_t __pyx_v_ctx;
+  PyObject *__pyx_v_k = NULL;
+  ff_layer *__pyx_v_ly;
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_lw = NULL;
+  PyObject *__pyx_v_p = NULL;
+  PyObject *__pyx_gb_10fastformer_5_core_9ModelCore_8__init___2generator = 0;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int64_t __pyx_t_2;
+  int __pyx_t_3;
+  int64_t __pyx_t_4;
+  int64_t __pyx_t_5;
+  int64_t __pyx_t_6;
+  int64_t __pyx_t_7;
+  int64_t __pyx_t_8;
+  int64_t __pyx_t_9;
+  int64_t __pyx_t_10;
+  int64_t __pyx_t_11;
+  int __pyx_t_12;
+  Py_ssize_t __pyx_t_13;
+  PyObject *__pyx_t_14 = NULL;
+  PyObject *__pyx_t_15 = NULL;
+  PyObject *__pyx_t_16 = NULL;
+  size_t __pyx_t_17;
+  int __pyx_t_18;
+  float __pyx_t_19;
+  float const *__pyx_t_20;
+  Py_ssize_t __pyx_t_21;
+  PyObject *__pyx_t_22[3];
+  Py_ssize_t __pyx_t_23;
+  PyObject *__pyx_t_24 = NULL;
+  ff_layer *__pyx_t_25;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__init__", 0);
+
+  /* "fastformer/_model.pxi":46
+ * 
+ *     def __init__(self, dict cfg, dict w, list layers):
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]             # <<<<<<<<<<<<<<
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 46, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_n_layers); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_L = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 46, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_d = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 46, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_n_heads); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_nh = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 46, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_n_kv_heads); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_nkv = __pyx_t_2;
+
+  /* "fastformer/_model.pxi":47
+ *     def __init__(self, dict cfg, dict w, list layers):
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]             # <<<<<<<<<<<<<<
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
+ *             raise ValueError(f"invalid model dimensions {cfg}")
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 47, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_head_dim); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_hd = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 47, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_d_ff); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_f = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 47, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_vocab); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_V = __pyx_t_2;
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 47, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_max_ctx); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_2 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 47, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_ctx = __pyx_t_2;
+
+  /* "fastformer/_model.pxi":48
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"invalid model dimensions {cfg}")
+ *         self.dims = dict(cfg)
+*/
+
+  __pyx_t_2 = __pyx_v_d;
+
+  __pyx_t_4 = __pyx_v_nh;
+
+  __pyx_t_5 = __pyx_v_nkv;
+
+  __pyx_t_6 = __pyx_v_hd;
+
+  __pyx_t_7 = __pyx_v_f;
+
+  __pyx_t_8 = __pyx_v_V;
+
+  __pyx_t_9 = __pyx_v_ctx;
+
+  __pyx_t_10 = __pyx_v_L;
+  __pyx_t_12 = (__pyx_t_2 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_2;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_4 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_4;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_5 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_5;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_6 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_6;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_7 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_7;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_8 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_8;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_t_12 = (__pyx_t_9 < __pyx_t_10);
+
+  if (__pyx_t_12) {
+
+    __pyx_t_11 = __pyx_t_9;
+  } else {
+
+    __pyx_t_11 = __pyx_t_10;
+  }
+
+  __pyx_t_12 = (__pyx_t_11 <= 0);
+
+
+  if (!__pyx_t_12) {
+
+  } else {
+
+    __pyx_t_3 = __pyx_t_12;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_12 = ((__pyx_v_nh % __pyx_v_nkv) != 0);
+
+  if (!__pyx_t_12) {
+
+  } else {
+
+    __pyx_t_3 = __pyx_t_12;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  if (unlikely(__pyx_v_layers == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(1, 48, __pyx_L1_error)
+  }
+  __pyx_t_13 = __Pyx_PyList_GET_SIZE(__pyx_v_layers); if (unlikely(__pyx_t_13 == ((Py_ssize_t)-1))) __PYX_ERR(1, 48, __pyx_L1_error)
+  __pyx_t_12 = (__pyx_t_13 != __pyx_v_L);
+
+
+
+  __pyx_t_3 = __pyx_t_12;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_3)) {
+
+
+    /* "fastformer/_model.pxi":49
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
+ *             raise ValueError(f"invalid model dimensions {cfg}")             # <<<<<<<<<<<<<<
+ *         self.dims = dict(cfg)
+ *         self.m.arch = cfg["arch"]
+*/
+    __pyx_t_14 = NULL;
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_v_cfg, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 49, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_16 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_invalid_model_dimensions, __pyx_t_15); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 49, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_16);
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __pyx_t_17 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_t_16};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 49, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(1, 49, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":48
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"invalid model dimensions {cfg}")
+ *         self.dims = dict(cfg)
+*/
+  }
+
+  /* "fastformer/_model.pxi":50
+ *         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
+ *             raise ValueError(f"invalid model dimensions {cfg}")
+ *         self.dims = dict(cfg)             # <<<<<<<<<<<<<<
+ *         self.m.arch = cfg["arch"]
+ *         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 is not iterable");
+    __PYX_ERR(1, 50, __pyx_L1_error)
+  }
+  __pyx_t_1 = PyDict_Copy(__pyx_v_cfg); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 50, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_GIVEREF(__pyx_t_1);
+  __Pyx_GOTREF(__pyx_v_self->dims);
+  __Pyx_DECREF_SET(__pyx_v_self->dims, ((PyObject*)__pyx_t_1));
+  __pyx_t_1 = 0;
+
+  /* "fastformer/_model.pxi":51
+ *             raise ValueError(f"invalid model dimensions {cfg}")
+ *         self.dims = dict(cfg)
+ *         self.m.arch = cfg["arch"]             # <<<<<<<<<<<<<<
+ *         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
+ *         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 51, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_arch); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 51, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_18 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_18 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 51, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_self->m.arch = __pyx_t_18;
+
+  /* "fastformer/_model.pxi":52
+ *         self.dims = dict(cfg)
+ *         self.m.arch = cfg["arch"]
+ *         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv             # <<<<<<<<<<<<<<
+ *         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
+ *         self.m.eps = cfg["eps"]
+*/
+  __pyx_t_11 = __pyx_v_L;
+
+  __pyx_t_2 = __pyx_v_d;
+
+  __pyx_t_4 = __pyx_v_nh;
+
+  __pyx_t_5 = __pyx_v_nkv;
+
+  __pyx_v_self->m.n_layers = __pyx_t_11;
+  __pyx_v_self->m.d = __pyx_t_2;
+  __pyx_v_self->m.n_heads = __pyx_t_4;
+  __pyx_v_self->m.n_kv_heads = __pyx_t_5;
+
+  /* "fastformer/_model.pxi":53
+ *         self.m.arch = cfg["arch"]
+ *         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
+ *         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx             # <<<<<<<<<<<<<<
+ *         self.m.eps = cfg["eps"]
+ *         self.m.rope_interleaved = cfg["rope_interleaved"]
+*/
+  __pyx_t_5 = __pyx_v_hd;
+
+  __pyx_t_4 = __pyx_v_f;
+
+  __pyx_t_2 = __pyx_v_V;
+
+  __pyx_t_11 = __pyx_v_ctx;
+
+  __pyx_v_self->m.head_dim = __pyx_t_5;
+  __pyx_v_self->m.d_ff = __pyx_t_4;
+  __pyx_v_self->m.vocab = __pyx_t_2;
+  __pyx_v_self->m.max_ctx = __pyx_t_11;
+
+  /* "fastformer/_model.pxi":54
+ *         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
+ *         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
+ *         self.m.eps = cfg["eps"]             # <<<<<<<<<<<<<<
+ *         self.m.rope_interleaved = cfg["rope_interleaved"]
+ *         self.m.window = cfg["window"]
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 54, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_eps); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 54, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_19 = __Pyx_PyFloat_AsFloat(__pyx_t_1); if (unlikely((__pyx_t_19 == (float)-1) && PyErr_Occurred())) __PYX_ERR(1, 54, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_self->m.eps = __pyx_t_19;
+
+  /* "fastformer/_model.pxi":55
+ *         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
+ *         self.m.eps = cfg["eps"]
+ *         self.m.rope_interleaved = cfg["rope_interleaved"]             # <<<<<<<<<<<<<<
+ *         self.m.window = cfg["window"]
+ *         k = self.keep
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 55, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_rope_interleaved); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 55, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_18 = __Pyx_PyLong_As_int(__pyx_t_1); if (unlikely((__pyx_t_18 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 55, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_self->m.rope_interleaved = __pyx_t_18;
+
+  /* "fastformer/_model.pxi":56
+ *         self.m.eps = cfg["eps"]
+ *         self.m.rope_interleaved = cfg["rope_interleaved"]
+ *         self.m.window = cfg["window"]             # <<<<<<<<<<<<<<
+ *         k = self.keep
+ *         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+*/
+  if (unlikely(__pyx_v_cfg == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 56, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_cfg, __pyx_mstate_global->__pyx_n_u_window); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 56, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_11 = __Pyx_PyLong_As_int64_t(__pyx_t_1); if (unlikely((__pyx_t_11 == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 56, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_self->m.window = __pyx_t_11;
+
+  /* "fastformer/_model.pxi":57
+ *         self.m.rope_interleaved = cfg["rope_interleaved"]
+ *         self.m.window = cfg["window"]
+ *         k = self.keep             # <<<<<<<<<<<<<<
+ *         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+ *         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+*/
+  __pyx_t_1 = __pyx_v_self->keep;
+  __Pyx_INCREF(__pyx_t_1);
+  __pyx_v_k = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "fastformer/_model.pxi":58
+ *         self.m.window = cfg["window"]
+ *         k = self.keep
+ *         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")             # <<<<<<<<<<<<<<
+ *         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+ *         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 58, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItem(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_tok_emb); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 58, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_16 = __Pyx_PyLong_From_int64_t(__pyx_v_V); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 58, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 58, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __pyx_t_15 = PyTuple_New(2); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 58, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __Pyx_GIVEREF(__pyx_t_16);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_16) != (0)) __PYX_ERR(1, 58, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_14);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 1, __pyx_t_14) != (0)) __PYX_ERR(1, 58, __pyx_L1_error);
+  __pyx_t_16 = 0;
+  __pyx_t_14 = 0;
+  __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), __pyx_mstate_global->__pyx_kp_u_token_embeddings); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 58, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+  __pyx_v_self->m.tok_emb = __pyx_t_20;
+
+  /* "fastformer/_model.pxi":59
+ *         k = self.keep
+ *         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+ *         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")             # <<<<<<<<<<<<<<
+ *         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
+ *         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
+    __PYX_ERR(1, 59, __pyx_L1_error)
+  }
+  __pyx_t_15 = __Pyx_PyDict_GetItemDefault(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_pos_emb, Py_None); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 59, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_ctx); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 59, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 59, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __pyx_t_16 = PyTuple_New(2); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 59, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __Pyx_GIVEREF(__pyx_t_1);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_1) != (0)) __PYX_ERR(1, 59, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_14);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 1, __pyx_t_14) != (0)) __PYX_ERR(1, 59, __pyx_L1_error);
+  __pyx_t_1 = 0;
+  __pyx_t_14 = 0;
+  __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_15, ((PyObject*)__pyx_t_16), __pyx_mstate_global->__pyx_kp_u_position_embeddings); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 59, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+  __pyx_v_self->m.pos_emb = __pyx_t_20;
+
+  /* "fastformer/_model.pxi":60
+ *         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+ *         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+ *         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")             # <<<<<<<<<<<<<<
+ *         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
+ *         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 60, __pyx_L1_error)
+  }
+  __pyx_t_16 = __Pyx_PyDict_GetItem(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_norm_w); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 60, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 60, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_14 = PyTuple_New(1); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 60, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __Pyx_GIVEREF(__pyx_t_15);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_14, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 60, __pyx_L1_error);
+  __pyx_t_15 = 0;
+  __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_16, ((PyObject*)__pyx_t_14), __pyx_mstate_global->__pyx_kp_u_final_norm_weight); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 60, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+  __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+  __pyx_v_self->m.norm_w = __pyx_t_20;
+
+  /* "fastformer/_model.pxi":61
+ *         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+ *         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
+ *         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")             # <<<<<<<<<<<<<<
+ *         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
+    __PYX_ERR(1, 61, __pyx_L1_error)
+  }
+  __pyx_t_14 = __Pyx_PyDict_GetItemDefault(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_norm_b, Py_None); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 61, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __pyx_t_16 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 61, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_15 = PyTuple_New(1); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 61, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __Pyx_GIVEREF(__pyx_t_16);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_16) != (0)) __PYX_ERR(1, 61, __pyx_L1_error);
+  __pyx_t_16 = 0;
+  __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_15), __pyx_mstate_global->__pyx_kp_u_final_norm_bias); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 61, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+  __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+  __pyx_v_self->m.norm_b = __pyx_t_20;
+
+  /* "fastformer/_model.pxi":62
+ *         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
+ *         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
+ *         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")             # <<<<<<<<<<<<<<
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+    __PYX_ERR(1, 62, __pyx_L1_error)
+  }
+  __pyx_t_15 = __Pyx_PyDict_GetItem(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_lm_head); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 62, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_V); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 62, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __pyx_t_16 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 62, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_1 = PyTuple_New(2); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 62, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_GIVEREF(__pyx_t_14);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_14) != (0)) __PYX_ERR(1, 62, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_16);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_t_16) != (0)) __PYX_ERR(1, 62, __pyx_L1_error);
+  __pyx_t_14 = 0;
+  __pyx_t_16 = 0;
+  __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_self->m.lm_head), __pyx_v_k, __pyx_t_15, ((PyObject*)__pyx_t_1), __pyx_mstate_global->__pyx_n_u_lm_head); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 62, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+  /* "fastformer/_model.pxi":63
+ *         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
+ *         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")             # <<<<<<<<<<<<<<
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+ *         if self.layers == NULL:
+*/
+  if (unlikely(__pyx_v_w == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
+    __PYX_ERR(1, 63, __pyx_L1_error)
+  }
+  __pyx_t_1 = __Pyx_PyDict_GetItemDefault(__pyx_v_w, __pyx_mstate_global->__pyx_n_u_rope_inv_freq, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_15 = __Pyx_PyLong_From_int64_t((__pyx_v_hd / 2)); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_16 = PyTuple_New(1); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __Pyx_GIVEREF(__pyx_t_15);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 63, __pyx_L1_error);
+  __pyx_t_15 = 0;
+  __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_16), __pyx_mstate_global->__pyx_kp_u_rope_inv_freq_2); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 63, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+  __pyx_v_self->m.rope_inv_freq = __pyx_t_20;
+
+  /* "fastformer/_model.pxi":64
+ *         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))             # <<<<<<<<<<<<<<
+ *         if self.layers == NULL:
+ *             raise MemoryError()
+*/
+  __pyx_v_self->layers = ((ff_layer *)calloc(__pyx_v_L, (sizeof(ff_layer))));
+
+  /* "fastformer/_model.pxi":65
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+ *         if self.layers == NULL:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
+ *         cdef ff_layer *ly
+*/
+  __pyx_t_3 = (__pyx_v_self->layers == NULL);
+
+  if (unlikely(__pyx_t_3)) {
+
+
+    /* "fastformer/_model.pxi":66
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+ *         if self.layers == NULL:
+ *             raise MemoryError()             # <<<<<<<<<<<<<<
+ *         cdef ff_layer *ly
+ *         for i, lw in enumerate(layers):
+*/
+    PyErr_NoMemory(); __PYX_ERR(1, 66, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":65
+ *         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+ *         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+ *         if self.layers == NULL:             # <<<<<<<<<<<<<<
+ *             raise MemoryError()
+ *         cdef ff_layer *ly
+*/
+  }
+
+  /* "fastformer/_model.pxi":68
+ *             raise MemoryError()
+ *         cdef ff_layer *ly
+ *         for i, lw in enumerate(layers):             # <<<<<<<<<<<<<<
+ *             ly = &self.layers[i]
+ *             p = f"layer {i} "
+*/
+
+  __pyx_t_13 = 0;
+  __pyx_t_16 = __pyx_v_layers; __Pyx_INCREF(__pyx_t_16);
+  __pyx_t_21 = 0;
+  for (;;) {
+    {
+      Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_16);
+      #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 68, __pyx_L1_error)
+      #endif
+      if (__pyx_t_21 >= __pyx_temp) break;
+    }
+    __pyx_t_1 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_16, __pyx_t_21, __Pyx_ReferenceSharing_OwnStrongReference);
+    ++__pyx_t_21;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 68, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_lw, __pyx_t_1);
+    __pyx_t_1 = 0;
+    __pyx_v_i = __pyx_t_13;
+    __pyx_t_13 = (__pyx_t_13 + 1);
+
+    /* "fastformer/_model.pxi":69
+ *         cdef ff_layer *ly
+ *         for i, lw in enumerate(layers):
+ *             ly = &self.layers[i]             # <<<<<<<<<<<<<<
+ *             p = f"layer {i} "
+ *             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
+*/
+    __pyx_v_ly = (&(__pyx_v_self->layers[__pyx_v_i]));
+
+    /* "fastformer/_model.pxi":70
+ *         for i, lw in enumerate(layers):
+ *             ly = &self.layers[i]
+ *             p = f"layer {i} "             # <<<<<<<<<<<<<<
+ *             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
+ *             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
+*/
+    __pyx_t_1 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 70, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_22[0] = __pyx_mstate_global->__pyx_kp_u_layer;
+    __pyx_t_22[1] = __pyx_t_1;
+    __pyx_t_22[2] = __pyx_mstate_global->__pyx_kp_u__7;
+    __pyx_t_23 = 7;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_23 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_22[1]);
+    #endif
+    __pyx_t_18 = 0;
+    __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_22, 3, __pyx_t_23, __pyx_t_18);
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 70, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_p, ((PyObject*)__pyx_t_15));
+    __pyx_t_15 = 0;
+
+    /* "fastformer/_model.pxi":71
+ *             ly = &self.layers[i]
+ *             p = f"layer {i} "
+ *             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")             # <<<<<<<<<<<<<<
+ *             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
+ *             _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
+*/
+    __pyx_t_15 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_attn_norm_w); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 71, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 71, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_14 = PyTuple_New(1); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 71, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_14, 0, __pyx_t_1) != (0)) __PYX_ERR(1, 71, __pyx_L1_error);
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_attention_norm_weight); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 71, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_15, ((PyObject*)__pyx_t_14), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 71, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_v_ly->attn_norm_w = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":72
+ *             p = f"layer {i} "
+ *             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
+ *             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
+ *             _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
+*/
+    __pyx_t_14 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_14);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_n_u_attn_norm_b};
+      __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 72, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 72, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(1); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 72, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_14) != (0)) __PYX_ERR(1, 72, __pyx_L1_error);
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_attention_norm_bias); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 72, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 72, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __pyx_v_ly->attn_norm_b = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":73
+ *             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
+ *             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
+ *             _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
+ *             _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
+*/
+    __pyx_t_14 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_wq); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t((__pyx_v_nh * __pyx_v_hd)); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = PyTuple_New(2); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 73, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 73, __pyx_L1_error);
+    __pyx_t_15 = 0;
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_q_projection); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->wq), __pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_24), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 73, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+    /* "fastformer/_model.pxi":74
+ *             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
+ *             _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
+ *             _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
+ *             _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+*/
+    __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_wk); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = __Pyx_PyLong_From_int64_t((__pyx_v_nkv * __pyx_v_hd)); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(2); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_24);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_24) != (0)) __PYX_ERR(1, 74, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 1, __pyx_t_14) != (0)) __PYX_ERR(1, 74, __pyx_L1_error);
+    __pyx_t_24 = 0;
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_k_projection); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->wk), __pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 74, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+
+
+    /* "fastformer/_model.pxi":75
+ *             _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
+ *             _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
+ *             _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+ *             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
+*/
+    __pyx_t_14 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_wv); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t((__pyx_v_nkv * __pyx_v_hd)); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = PyTuple_New(2); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 75, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 75, __pyx_L1_error);
+    __pyx_t_15 = 0;
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_v_projection); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->wv), __pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_24), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 75, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+    /* "fastformer/_model.pxi":76
+ *             _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
+ *             _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
+ *             _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")             # <<<<<<<<<<<<<<
+ *             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
+ *             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
+*/
+    __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_wo); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t((__pyx_v_nh * __pyx_v_hd)); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(2); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_24);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_24) != (0)) __PYX_ERR(1, 76, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 1, __pyx_t_14) != (0)) __PYX_ERR(1, 76, __pyx_L1_error);
+    __pyx_t_24 = 0;
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_o_projection); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->wo), __pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 76, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+
+
+    /* "fastformer/_model.pxi":77
+ *             _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
+ *             _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+ *             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")             # <<<<<<<<<<<<<<
+ *             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
+ *             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
+*/
+    __pyx_t_15 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_15);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_15, __pyx_mstate_global->__pyx_n_u_bq};
+      __pyx_t_14 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 77, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+    }
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t((__pyx_v_nh * __pyx_v_hd)); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 77, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 77, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 77, __pyx_L1_error);
+    __pyx_t_15 = 0;
+    __pyx_t_15 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_q_bias); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 77, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_1), ((PyObject*)__pyx_t_15)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 77, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __pyx_v_ly->bq = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":78
+ *             _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+ *             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
+ *             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")             # <<<<<<<<<<<<<<
+ *             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
+ *             ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")
+*/
+    __pyx_t_1 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_1);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_n_u_bk};
+      __pyx_t_15 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 78, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_15);
+    }
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t((__pyx_v_nkv * __pyx_v_hd)); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 78, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_14 = PyTuple_New(1); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 78, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_14, 0, __pyx_t_1) != (0)) __PYX_ERR(1, 78, __pyx_L1_error);
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_k_bias); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 78, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_15, ((PyObject*)__pyx_t_14), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 78, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_v_ly->bk = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":79
+ *             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
+ *             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
+ *             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")             # <<<<<<<<<<<<<<
+ *             ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+*/
+    __pyx_t_14 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_14);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_n_u_bv};
+      __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 79, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t((__pyx_v_nkv * __pyx_v_hd)); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 79, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(1); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 79, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_14) != (0)) __PYX_ERR(1, 79, __pyx_L1_error);
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_v_bias); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 79, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 79, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __pyx_v_ly->bv = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":80
+ *             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
+ *             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
+ *             ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")             # <<<<<<<<<<<<<<
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+*/
+    __pyx_t_15 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_15);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_15, __pyx_mstate_global->__pyx_n_u_bo};
+      __pyx_t_14 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 80, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+    }
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 80, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 80, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 80, __pyx_L1_error);
+    __pyx_t_15 = 0;
+    __pyx_t_15 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_o_bias); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 80, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_1), ((PyObject*)__pyx_t_15)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 80, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __pyx_v_ly->bo = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":81
+ *             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
+ *             ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")             # <<<<<<<<<<<<<<
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+ *             if lw.get("w_gate") is not None:
+*/
+    __pyx_t_15 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_ffn_norm_w); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 81, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 81, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_14 = PyTuple_New(1); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 81, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_14, 0, __pyx_t_1) != (0)) __PYX_ERR(1, 81, __pyx_L1_error);
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_mlp_norm_weight); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 81, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_15, ((PyObject*)__pyx_t_14), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 81, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_v_ly->ffn_norm_w = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":82
+ *             ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")             # <<<<<<<<<<<<<<
+ *             if lw.get("w_gate") is not None:
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+*/
+    __pyx_t_14 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_14);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_n_u_ffn_norm_b};
+      __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 82, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 82, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(1); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 82, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_14) != (0)) __PYX_ERR(1, 82, __pyx_L1_error);
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_mlp_norm_bias); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 82, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 82, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __pyx_v_ly->ffn_norm_b = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":83
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+ *             if lw.get("w_gate") is not None:             # <<<<<<<<<<<<<<
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+*/
+    __pyx_t_15 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_15);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_15, __pyx_mstate_global->__pyx_n_u_w_gate};
+      __pyx_t_14 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 83, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+    }
+    __pyx_t_3 = (__pyx_t_14 != Py_None);
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    if (__pyx_t_3) {
+
+
+      /* "fastformer/_model.pxi":84
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+ *             if lw.get("w_gate") is not None:
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+ *             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+*/
+      __pyx_t_14 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_w_gate); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+      __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_f); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_15);
+      __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_24 = PyTuple_New(2); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_24);
+      __Pyx_GIVEREF(__pyx_t_15);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 84, __pyx_L1_error);
+      __Pyx_GIVEREF(__pyx_t_1);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 84, __pyx_L1_error);
+      __pyx_t_15 = 0;
+      __pyx_t_1 = 0;
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_gate_projection); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->w_gate), __pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_24), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 84, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+      __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+      /* "fastformer/_model.pxi":83
+ *             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+ *             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+ *             if lw.get("w_gate") is not None:             # <<<<<<<<<<<<<<
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+*/
+    }
+
+    /* "fastformer/_model.pxi":85
+ *             if lw.get("w_gate") is not None:
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")             # <<<<<<<<<<<<<<
+ *             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+*/
+    __pyx_t_1 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_w_up); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = __Pyx_PyLong_From_int64_t(__pyx_v_f); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = PyTuple_New(2); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_GIVEREF(__pyx_t_24);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 0, __pyx_t_24) != (0)) __PYX_ERR(1, 85, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_15, 1, __pyx_t_14) != (0)) __PYX_ERR(1, 85, __pyx_L1_error);
+    __pyx_t_24 = 0;
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_up_projection); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->w_up), __pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_15), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 85, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+
+
+    /* "fastformer/_model.pxi":86
+ *                 _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+ *             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")             # <<<<<<<<<<<<<<
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+*/
+    __pyx_t_14 = __Pyx_PyObject_Dict_GetItem(__pyx_v_lw, __pyx_mstate_global->__pyx_n_u_w_down); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_f); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_24 = PyTuple_New(2); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __Pyx_GIVEREF(__pyx_t_15);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 0, __pyx_t_15) != (0)) __PYX_ERR(1, 86, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_24, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 86, __pyx_L1_error);
+    __pyx_t_15 = 0;
+    __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_down_projection); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_18 = __pyx_f_10fastformer_5_core__tensor((&__pyx_v_ly->w_down), __pyx_v_k, __pyx_t_14, ((PyObject*)__pyx_t_24), ((PyObject*)__pyx_t_1)); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 86, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+    /* "fastformer/_model.pxi":87
+ *             _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+ *             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")             # <<<<<<<<<<<<<<
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
+*/
+    __pyx_t_24 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_24);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_24, __pyx_mstate_global->__pyx_n_u_b_up};
+      __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_24); __pyx_t_24 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 87, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __pyx_t_24 = __Pyx_PyLong_From_int64_t(__pyx_v_f); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 87, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __pyx_t_14 = PyTuple_New(1); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 87, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __Pyx_GIVEREF(__pyx_t_24);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_14, 0, __pyx_t_24) != (0)) __PYX_ERR(1, 87, __pyx_L1_error);
+    __pyx_t_24 = 0;
+    __pyx_t_24 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_up_bias); if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 87, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_24);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_1, ((PyObject*)__pyx_t_14), ((PyObject*)__pyx_t_24)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 87, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __pyx_v_ly->b_up = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":88
+ *             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")             # <<<<<<<<<<<<<<
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+*/
+    __pyx_t_14 = __pyx_v_lw;
+    __Pyx_INCREF(__pyx_t_14);
+    __pyx_t_17 = 0;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_14, __pyx_mstate_global->__pyx_n_u_b_down};
+      __pyx_t_24 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      if (unlikely(!__pyx_t_24)) __PYX_ERR(1, 88, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_24);
+    }
+    __pyx_t_14 = __Pyx_PyLong_From_int64_t(__pyx_v_d); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 88, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 88, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_GIVEREF(__pyx_t_14);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_t_14) != (0)) __PYX_ERR(1, 88, __pyx_L1_error);
+    __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_down_bias); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 88, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_20 = __pyx_f_10fastformer_5_core__wptr(__pyx_v_k, __pyx_t_24, ((PyObject*)__pyx_t_1), ((PyObject*)__pyx_t_14)); if (unlikely(__pyx_t_20 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(1, 88, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __pyx_v_ly->b_down = __pyx_t_20;
+
+    /* "fastformer/_model.pxi":68
+ *             raise MemoryError()
+ *         cdef ff_layer *ly
+ *         for i, lw in enumerate(layers):             # <<<<<<<<<<<<<<
+ *             ly = &self.layers[i]
+ *             p = f"layer {i} "
+*/
+  }
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+
+  /* "fastformer/_model.pxi":89
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):             # <<<<<<<<<<<<<<
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+ *         self.m.layers = self.layers
+*/
+  __pyx_t_12 = (__pyx_v_self->m.arch == FF_ARCH_LLAMA);
+
+  if (__pyx_t_12) {
+
+  } else {
+
+    __pyx_t_3 = __pyx_t_12;
+
+    goto __pyx_L13_bool_binop_done;
+  }
+  __pyx_t_16 = __pyx_pf_10fastformer_5_core_9ModelCore_8__init___genexpr(NULL, __pyx_v_layers); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 89, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_14 = __Pyx_Generator_GetInlinedResult(__pyx_t_16); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 89, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_14);
+  __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_14); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(1, 89, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+
+  __pyx_t_3 = __pyx_t_12;
+
+  __pyx_L13_bool_binop_done:;
+  if (unlikely(__pyx_t_3)) {
+
+
+    /* "fastformer/_model.pxi":90
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")             # <<<<<<<<<<<<<<
+ *         self.m.layers = self.layers
+ * 
+*/
+    __pyx_t_16 = NULL;
+    __pyx_t_17 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_16, __pyx_mstate_global->__pyx_kp_u_a_gated_llama_style_mlp_needs_a};
+      __pyx_t_14 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_17, (2-__pyx_t_17) | (__pyx_t_17*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+      if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 90, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+    }
+    __Pyx_Raise(__pyx_t_14, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __PYX_ERR(1, 90, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":89
+ *             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+ *             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):             # <<<<<<<<<<<<<<
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+ *         self.m.layers = self.layers
+*/
+  }
+
+  /* "fastformer/_model.pxi":91
+ *         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
+ *             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+ *         self.m.layers = self.layers             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_25 = __pyx_v_self->layers;
+
+  __pyx_v_self->m.layers = __pyx_t_25;
+
+  /* "fastformer/_model.pxi":45
+ *         free(self.layers)
+ * 
+ *     def __init__(self, dict cfg, dict w, list layers):             # <<<<<<<<<<<<<<
+ *         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+ *         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_14);
+  __Pyx_XDECREF(__pyx_t_15);
+  __Pyx_XDECREF(__pyx_t_16);
+  __Pyx_XDECREF(__pyx_t_24);
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+  __Pyx_XDECREF(__pyx_v_k);
+
+
+  __Pyx_XDECREF(__pyx_v_lw);
+  __Pyx_XDECREF(__pyx_v_p);
+  __Pyx_XDECREF(__pyx_gb_10fastformer_5_core_9ModelCore_8__init___2generator);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":36
+ *     cdef ff_layer *layers
+ *     cdef list keep
+ *     cdef readonly dict dims             # <<<<<<<<<<<<<<
+ * 
+ *     def __cinit__(self):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_4dims_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_4dims_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_10fastformer_5_core_9ModelCore_4dims___get__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_4dims___get__(struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  __Pyx_RefNannySetupContext("__get__", 0);
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __Pyx_INCREF(__pyx_v_self->dims);
+            __pyx_r = __pyx_v_self->dims;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        goto __pyx_L3_return;
+      }
+      /*finally:*/ {
+        __pyx_L3_return: {
+          __pyx_t_2 = __pyx_r;
+          __pyx_r = 0;
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          __pyx_r = __pyx_t_2;
+          __pyx_t_2 = 0;
+          goto __pyx_L0;
+        }
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_7__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10fastformer_5_core_9ModelCore_6__reduce_cython__, "ModelCore.__reduce_cython__(self)");
+static PyMethodDef __pyx_mdef_10fastformer_5_core_9ModelCore_7__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_9ModelCore_7__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_9ModelCore_6__reduce_cython__};
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_7__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_10fastformer_5_core_9ModelCore_6__reduce_cython__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_6__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
+
+  /* "(tree fragment)":2
+ * def __reduce_cython__(self):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
+  __PYX_ERR(2, 2, __pyx_L1_error)
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_9__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10fastformer_5_core_9ModelCore_8__setstate_cython__, "ModelCore.__setstate_cython__(self, __pyx_state)");
+static PyMethodDef __pyx_mdef_10fastformer_5_core_9ModelCore_9__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_9ModelCore_9__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_9ModelCore_8__setstate_cython__};
+static PyObject *__pyx_pw_10fastformer_5_core_9ModelCore_9__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  CYTHON_UNUSED PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 3, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 3, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 3, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
+    }
+    __pyx_v___pyx_state = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 3, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_10fastformer_5_core_9ModelCore_8__setstate_cython__(((struct __pyx_obj_10fastformer_5_core_ModelCore *)__pyx_v_self), __pyx_v___pyx_state);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_9ModelCore_8__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
+
+  /* "(tree fragment)":4
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
+  __PYX_ERR(2, 4, __pyx_L1_error)
+
+  /* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core.ModelCore.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":101
+ *     cdef object k_cache, v_cache
+ * 
+ *     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):             # <<<<<<<<<<<<<<
+ *         cdef ff_model *m = &core.m
+ *         if capacity < 1 or capacity > m.max_ctx:
+*/
+
+/* Python wrapper */
+static int __pyx_pw_10fastformer_5_core_7Session_1__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static int __pyx_pw_10fastformer_5_core_7Session_1__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_core = 0;
+  int64_t __pyx_v_capacity;
+  int64_t __pyx_v_max_t;
+  #if !CYTHON_VECTORCALL_TPNEW
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__init__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL_TPNEW
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_core,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_max_t,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 101, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 101, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 101, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 101, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(1, 101, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(1, 101, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 3)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 101, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 101, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 101, __pyx_L3_error)
+    }
+    __pyx_v_core = ((struct __pyx_obj_10fastformer_5_core_ModelCore *)values[0]);
+    __pyx_v_capacity = __Pyx_PyLong_As_int64_t(values[1]); if (unlikely((__pyx_v_capacity == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 101, __pyx_L3_error)
+    __pyx_v_max_t = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_max_t == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 101, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(1, 101, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastformer._core.Session.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+  __pyx_L4_argument_unpacking_done:;
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_core), __pyx_mstate_global->__pyx_ptype_10fastformer_5_core_ModelCore, 1, "core", 0))) __PYX_ERR(1, 101, __pyx_L1_error)
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session___init__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self), __pyx_v_core, __pyx_v_capacity, __pyx_v_max_t);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __pyx_r = -1;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  goto __pyx_L7_cleaned_up;
+  __pyx_L0:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __pyx_L7_cleaned_up:;
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_10fastformer_5_core_7Session___init__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, struct __pyx_obj_10fastformer_5_core_ModelCore *__pyx_v_core, int64_t __pyx_v_capacity, int64_t __pyx_v_max_t) {
+  ff_model *__pyx_v_m;
+  PyObject *__pyx_v_shape = NULL;
+  int64_t __pyx_v_sizes[10];
+  float *__pyx_v_p[12];
+  __Pyx_memviewslice __pyx_v_view = { 0, 0, { 0 }, { 0 }, { 0 } };
+  long __pyx_v_i;
+  long __pyx_8genexpr4__pyx_v_i;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7[4];
+  Py_ssize_t __pyx_t_8;
+  int __pyx_t_9;
+  PyObject *__pyx_t_10 = NULL;
+  size_t __pyx_t_11;
+  long __pyx_t_12;
+  long __pyx_t_13;
+  int64_t __pyx_t_14;
+  int64_t __pyx_t_15;
+  PyObject *__pyx_t_16 = NULL;
+  PyObject *__pyx_t_17 = NULL;
+  int __pyx_t_18;
+  __Pyx_memviewslice __pyx_t_19 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_t_20;
+  float *__pyx_t_21;
+  float *__pyx_t_22;
+  float *__pyx_t_23;
+  float *__pyx_t_24;
+  float *__pyx_t_25;
+  float *__pyx_t_26;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__init__", 0);
+
+  /* "fastformer/_model.pxi":102
+ * 
+ *     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
+ *         cdef ff_model *m = &core.m             # <<<<<<<<<<<<<<
+ *         if capacity < 1 or capacity > m.max_ctx:
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+*/
+  __pyx_v_m = (&__pyx_v_core->m);
+
+  /* "fastformer/_model.pxi":103
+ *     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
+ *         cdef ff_model *m = &core.m
+ *         if capacity < 1 or capacity > m.max_ctx:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+ *         if max_t < 1:
+*/
+  __pyx_t_2 = (__pyx_v_capacity < 1);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_capacity > __pyx_v_m->max_ctx);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastformer/_model.pxi":104
+ *         cdef ff_model *m = &core.m
+ *         if capacity < 1 or capacity > m.max_ctx:
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")             # <<<<<<<<<<<<<<
+ *         if max_t < 1:
+ *             raise ValueError(f"max_t must be positive, got {max_t}")
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = __Pyx_PyUnicode_From_int64_t(__pyx_v_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 104, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_6 = __Pyx_PyUnicode_From_int64_t(__pyx_v_m->max_ctx, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 104, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_session_capacity;
+    __pyx_t_7[1] = __pyx_t_5;
+    __pyx_t_7[2] = __pyx_mstate_global->__pyx_kp_u_must_be_between_1_and_the_conte;
+    __pyx_t_7[3] = __pyx_t_6;
+    __pyx_t_8 = 57;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_8 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[3]);
+    #endif
+    __pyx_t_9 = 0;
+    __pyx_t_10 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_8, __pyx_t_9);
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 104, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_11 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_10};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 104, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 104, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":103
+ *     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
+ *         cdef ff_model *m = &core.m
+ *         if capacity < 1 or capacity > m.max_ctx:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+ *         if max_t < 1:
+*/
+  }
+
+  /* "fastformer/_model.pxi":105
+ *         if capacity < 1 or capacity > m.max_ctx:
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+ *         if max_t < 1:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"max_t must be positive, got {max_t}")
+ *         self.core = core
+*/
+  __pyx_t_1 = (__pyx_v_max_t < 1);
+
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastformer/_model.pxi":106
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+ *         if max_t < 1:
+ *             raise ValueError(f"max_t must be positive, got {max_t}")             # <<<<<<<<<<<<<<
+ *         self.core = core
+ *         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
+*/
+    __pyx_t_10 = NULL;
+    __pyx_t_4 = __Pyx_PyUnicode_From_int64_t(__pyx_v_max_t, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 106, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_t_must_be_positive_got, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 106, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_11 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_t_6};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 106, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 106, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":105
+ *         if capacity < 1 or capacity > m.max_ctx:
+ *             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+ *         if max_t < 1:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"max_t must be positive, got {max_t}")
+ *         self.core = core
+*/
+  }
+
+  /* "fastformer/_model.pxi":107
+ *         if max_t < 1:
+ *             raise ValueError(f"max_t must be positive, got {max_t}")
+ *         self.core = core             # <<<<<<<<<<<<<<
+ *         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
+ *         self.k_cache = np.zeros(shape, dtype=np.float32)
+*/
+  __Pyx_INCREF((PyObject *)__pyx_v_core);
+  __Pyx_GIVEREF((PyObject *)__pyx_v_core);
+  __Pyx_GOTREF((PyObject *)__pyx_v_self->core);
+  __Pyx_DECREF_SET(__pyx_v_self->core, __pyx_v_core);
+
+  /* "fastformer/_model.pxi":108
+ *             raise ValueError(f"max_t must be positive, got {max_t}")
+ *         self.core = core
+ *         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)             # <<<<<<<<<<<<<<
+ *         self.k_cache = np.zeros(shape, dtype=np.float32)
+ *         self.v_cache = np.zeros(shape, dtype=np.float32)
+*/
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_m->n_layers); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 108, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t(__pyx_v_m->n_kv_heads); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 108, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_10 = __Pyx_PyLong_From_int64_t(__pyx_v_capacity); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 108, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_4 = __Pyx_PyLong_From_int64_t(__pyx_v_m->head_dim); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 108, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 108, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_GIVEREF(__pyx_t_3);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_3) != (0)) __PYX_ERR(1, 108, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_6);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_6) != (0)) __PYX_ERR(1, 108, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_10);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_10) != (0)) __PYX_ERR(1, 108, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_4);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(1, 108, __pyx_L1_error);
+  __pyx_t_3 = 0;
+  __pyx_t_6 = 0;
+  __pyx_t_10 = 0;
+  __pyx_t_4 = 0;
+  __pyx_v_shape = ((PyObject*)__pyx_t_5);
+  __pyx_t_5 = 0;
+
+  /* "fastformer/_model.pxi":109
+ *         self.core = core
+ *         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
+ *         self.k_cache = np.zeros(shape, dtype=np.float32)             # <<<<<<<<<<<<<<
+ *         self.v_cache = np.zeros(shape, dtype=np.float32)
+ *         cdef int64_t sizes[10]
+*/
+  __pyx_t_4 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 109, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 109, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 109, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 109, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_11 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_6))) {
+    __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_6);
+    assert(__pyx_t_4);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+    __Pyx_INCREF(__pyx_t_4);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+    __pyx_t_11 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_4, __pyx_v_shape, __pyx_t_3};
+    #if CYTHON_VECTORCALL
+    __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 109, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_10);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 109, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_10);
+    }
+    #endif
+    __pyx_t_5 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 109, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __Pyx_GIVEREF(__pyx_t_5);
+  __Pyx_GOTREF(__pyx_v_self->k_cache);
+  __Pyx_DECREF_SET(__pyx_v_self->k_cache, __pyx_t_5);
+  __pyx_t_5 = 0;
+
+  /* "fastformer/_model.pxi":110
+ *         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
+ *         self.k_cache = np.zeros(shape, dtype=np.float32)
+ *         self.v_cache = np.zeros(shape, dtype=np.float32)             # <<<<<<<<<<<<<<
+ *         cdef int64_t sizes[10]
+ *         ff_session_sizes(m, max_t, sizes)
+*/
+  __pyx_t_6 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_11 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_3))) {
+    __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_3);
+    assert(__pyx_t_6);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+    __Pyx_INCREF(__pyx_t_6);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+    __pyx_t_11 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_v_shape, __pyx_t_4};
+    #if CYTHON_VECTORCALL
+    __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 110, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_10);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 110, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_10);
+    }
+    #endif
+    __pyx_t_5 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
+    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 110, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __Pyx_GIVEREF(__pyx_t_5);
+  __Pyx_GOTREF(__pyx_v_self->v_cache);
+  __Pyx_DECREF_SET(__pyx_v_self->v_cache, __pyx_t_5);
+  __pyx_t_5 = 0;
+
+  /* "fastformer/_model.pxi":112
+ *         self.v_cache = np.zeros(shape, dtype=np.float32)
+ *         cdef int64_t sizes[10]
+ *         ff_session_sizes(m, max_t, sizes)             # <<<<<<<<<<<<<<
+ *         self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+*/
+  ff_session_sizes(__pyx_v_m, __pyx_v_max_t, __pyx_v_sizes);
+
+  /* "fastformer/_model.pxi":113
+ *         cdef int64_t sizes[10]
+ *         ff_session_sizes(m, max_t, sizes)
+ *         self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]             # <<<<<<<<<<<<<<
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+*/
+  { /* enter inner scope */
+    __pyx_t_5 = PyList_New(0); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 113, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    for (__pyx_t_12 = 0; __pyx_t_12 < 10; __pyx_t_12+=1) {
+      __pyx_8genexpr4__pyx_v_i = __pyx_t_12;
+      __pyx_t_10 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+      __pyx_t_13 = 1;
+
+      __pyx_t_14 = (__pyx_v_sizes[__pyx_8genexpr4__pyx_v_i]);
+      __pyx_t_1 = (__pyx_t_13 > __pyx_t_14);
+
+      if (__pyx_t_1) {
+
+        __pyx_t_15 = __pyx_t_13;
+      } else {
+
+        __pyx_t_15 = __pyx_t_14;
+      }
+
+      __pyx_t_4 = __Pyx_PyLong_From_int64_t(__pyx_t_15); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+
+      __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_16);
+      __pyx_t_17 = __Pyx_PyObject_GetAttrStr(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_17);
+      __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+      #if CYTHON_VECTORCALL
+      #endif
+      __pyx_t_11 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_6))) {
+        __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_6);
+        assert(__pyx_t_10);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+        __Pyx_INCREF(__pyx_t_10);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+        __pyx_t_11 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_4, __pyx_t_17};
+        #if CYTHON_VECTORCALL
+        __pyx_t_16 = __pyx_mstate_global->__pyx_tuple[2];
+        if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 113, __pyx_L1_error)
+        __Pyx_INCREF(__pyx_t_16);
+        #else
+        {
+          PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+          __pyx_t_16 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+          if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 113, __pyx_L1_error)
+          __Pyx_GOTREF(__pyx_t_16);
+        }
+        #endif
+        __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_16);
+        __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+        #if CYTHON_VECTORCALL
+        #endif
+        __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
+        __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 113, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_3);
+      }
+      __Pyx_GIVEREF(__pyx_t_3);
+      if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_5, __pyx_t_3))) __PYX_ERR(1, 113, __pyx_L1_error)
+      __pyx_t_3 = 0;
+    }
+  } /* exit inner scope */
+  __Pyx_GIVEREF(__pyx_t_5);
+  __Pyx_GOTREF(__pyx_v_self->bufs);
+  __Pyx_DECREF_SET(__pyx_v_self->bufs, ((PyObject*)__pyx_t_5));
+  __pyx_t_5 = 0;
+
+  /* "fastformer/_model.pxi":114
+ *         ff_session_sizes(m, max_t, sizes)
+ *         self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))             # <<<<<<<<<<<<<<
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+ *         cdef float *p[12]
+*/
+  if (unlikely(__pyx_v_self->bufs == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
+    __PYX_ERR(1, 114, __pyx_L1_error)
+  }
+  __pyx_t_3 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_16 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+
+  __pyx_t_12 = 1;
+
+  __pyx_t_15 = (__pyx_v_m->head_dim / 2);
+  __pyx_t_1 = (__pyx_t_12 > __pyx_t_15);
+
+  if (__pyx_t_1) {
+
+    __pyx_t_14 = __pyx_t_12;
+  } else {
+
+    __pyx_t_14 = __pyx_t_15;
+  }
+
+  __pyx_t_6 = __Pyx_PyLong_From_int64_t((__pyx_v_max_t * __pyx_t_14)); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+
+  __Pyx_GetModuleGlobalName(__pyx_t_17, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_17);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_17, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_11 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_16))) {
+    __pyx_t_3 = PyMethod_GET_SELF(__pyx_t_16);
+    assert(__pyx_t_3);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_16);
+    __Pyx_INCREF(__pyx_t_3);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_16, __pyx__function);
+    __pyx_t_11 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_t_6, __pyx_t_4};
+    #if CYTHON_VECTORCALL
+    __pyx_t_17 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 114, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_17);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_17 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 114, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_17);
+    }
+    #endif
+    __pyx_t_5 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_16, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_17);
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
+    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 114, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_18 = __Pyx_PyList_Append(__pyx_v_self->bufs, __pyx_t_5); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+
+  /* "fastformer/_model.pxi":115
+ *         self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+ *         self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))             # <<<<<<<<<<<<<<
+ *         cdef float *p[12]
+ *         cdef float[::1] view
+*/
+  if (unlikely(__pyx_v_self->bufs == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
+    __PYX_ERR(1, 115, __pyx_L1_error)
+  }
+  __pyx_t_16 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_17, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_17);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_17, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
+
+  __pyx_t_12 = 1;
+
+  __pyx_t_14 = (__pyx_v_m->head_dim / 2);
+  __pyx_t_1 = (__pyx_t_12 > __pyx_t_14);
+
+  if (__pyx_t_1) {
+
+    __pyx_t_15 = __pyx_t_12;
+  } else {
+
+    __pyx_t_15 = __pyx_t_14;
+  }
+
+  __pyx_t_17 = __Pyx_PyLong_From_int64_t((__pyx_v_max_t * __pyx_t_15)); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_17);
+
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_11 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_4))) {
+    __pyx_t_16 = PyMethod_GET_SELF(__pyx_t_4);
+    assert(__pyx_t_16);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
+    __Pyx_INCREF(__pyx_t_16);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
+    __pyx_t_11 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_16, __pyx_t_17, __pyx_t_3};
+    #if CYTHON_VECTORCALL
+    __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 115, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_6);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 115, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+    }
+    #endif
+    __pyx_t_5 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
+    __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+    __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 115, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_18 = __Pyx_PyList_Append(__pyx_v_self->bufs, __pyx_t_5); if (unlikely(__pyx_t_18 == ((int)-1))) __PYX_ERR(1, 115, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+
+  /* "fastformer/_model.pxi":118
+ *         cdef float *p[12]
+ *         cdef float[::1] view
+ *         for i in range(12):             # <<<<<<<<<<<<<<
+ *             view = self.bufs[i]
+ *             p[i] = &view[0]
+*/
+  for (__pyx_t_12 = 0; __pyx_t_12 < 12; __pyx_t_12+=1) {
+    __pyx_v_i = __pyx_t_12;
+
+    /* "fastformer/_model.pxi":119
+ *         cdef float[::1] view
+ *         for i in range(12):
+ *             view = self.bufs[i]             # <<<<<<<<<<<<<<
+ *             p[i] = &view[0]
+ *         self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
+*/
+    if (unlikely(__pyx_v_self->bufs == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+      __PYX_ERR(1, 119, __pyx_L1_error)
+    }
+    __pyx_t_19 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__Pyx_PyList_GET_ITEM(__pyx_v_self->bufs, __pyx_v_i), PyBUF_WRITABLE); if (unlikely(!__pyx_t_19.memview)) __PYX_ERR(1, 119, __pyx_L1_error)
+    __PYX_XCLEAR_MEMVIEW(&__pyx_v_view, 1);
+    __pyx_v_view = __pyx_t_19;
+    __pyx_t_19.memview = NULL;
+    __pyx_t_19.data = NULL;
+
+    /* "fastformer/_model.pxi":120
+ *         for i in range(12):
+ *             view = self.bufs[i]
+ *             p[i] = &view[0]             # <<<<<<<<<<<<<<
+ *         self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
+ *         self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
+*/
+    __pyx_t_20 = 0;
+    (__pyx_v_p[__pyx_v_i]) = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_view.data) + __pyx_t_20)) ))));
+  }
+
+  /* "fastformer/_model.pxi":121
+ *             view = self.bufs[i]
+ *             p[i] = &view[0]
+ *         self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]             # <<<<<<<<<<<<<<
+ *         self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
+ *         view = self.k_cache.reshape(-1)
+*/
+  __pyx_t_21 = (__pyx_v_p[0]);
+
+  __pyx_t_22 = (__pyx_v_p[1]);
+
+  __pyx_t_23 = (__pyx_v_p[2]);
+
+  __pyx_t_24 = (__pyx_v_p[3]);
+
+  __pyx_t_25 = (__pyx_v_p[4]);
+
+  __pyx_t_26 = (__pyx_v_p[5]);
+
+  __pyx_v_self->s.x = __pyx_t_21;
+  __pyx_v_self->s.h = __pyx_t_22;
+  __pyx_v_self->s.q = __pyx_t_23;
+  __pyx_v_self->s.att = __pyx_t_24;
+  __pyx_v_self->s.qt = __pyx_t_25;
+  __pyx_v_self->s.ot = __pyx_t_26;
+
+  /* "fastformer/_model.pxi":122
+ *             p[i] = &view[0]
+ *         self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
+ *         self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]             # <<<<<<<<<<<<<<
+ *         view = self.k_cache.reshape(-1)
+ *         self.s.k_cache = &view[0]
+*/
+  __pyx_t_26 = (__pyx_v_p[6]);
+
+  __pyx_t_25 = (__pyx_v_p[7]);
+
+  __pyx_t_24 = (__pyx_v_p[8]);
+
+  __pyx_t_23 = (__pyx_v_p[9]);
+
+  __pyx_t_22 = (__pyx_v_p[10]);
+
+  __pyx_t_21 = (__pyx_v_p[11]);
+
+  __pyx_v_self->s.k = __pyx_t_26;
+  __pyx_v_self->s.v = __pyx_t_25;
+  __pyx_v_self->s.f1 = __pyx_t_24;
+  __pyx_v_self->s.f2 = __pyx_t_23;
+  __pyx_v_self->s.cos = __pyx_t_22;
+  __pyx_v_self->s.sin = __pyx_t_21;
+
+  /* "fastformer/_model.pxi":123
+ *         self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
+ *         self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
+ *         view = self.k_cache.reshape(-1)             # <<<<<<<<<<<<<<
+ *         self.s.k_cache = &view[0]
+ *         view = self.v_cache.reshape(-1)
+*/
+  __pyx_t_4 = __pyx_v_self->k_cache;
+  __Pyx_INCREF(__pyx_t_4);
+  __pyx_t_11 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_int_neg_1};
+    __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reshape, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 123, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_19 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_5, PyBUF_WRITABLE); if (unlikely(!__pyx_t_19.memview)) __PYX_ERR(1, 123, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_view, 1);
+  __pyx_v_view = __pyx_t_19;
+  __pyx_t_19.memview = NULL;
+  __pyx_t_19.data = NULL;
+
+  /* "fastformer/_model.pxi":124
+ *         self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
+ *         view = self.k_cache.reshape(-1)
+ *         self.s.k_cache = &view[0]             # <<<<<<<<<<<<<<
+ *         view = self.v_cache.reshape(-1)
+ *         self.s.v_cache = &view[0]
+*/
+  __pyx_t_20 = 0;
+  __pyx_v_self->s.k_cache = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_view.data) + __pyx_t_20)) ))));
+
+  /* "fastformer/_model.pxi":125
+ *         view = self.k_cache.reshape(-1)
+ *         self.s.k_cache = &view[0]
+ *         view = self.v_cache.reshape(-1)             # <<<<<<<<<<<<<<
+ *         self.s.v_cache = &view[0]
+ *         self.s.cap = capacity
+*/
+  __pyx_t_4 = __pyx_v_self->v_cache;
+  __Pyx_INCREF(__pyx_t_4);
+  __pyx_t_11 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_int_neg_1};
+    __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reshape, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 125, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_19 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_5, PyBUF_WRITABLE); if (unlikely(!__pyx_t_19.memview)) __PYX_ERR(1, 125, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_view, 1);
+  __pyx_v_view = __pyx_t_19;
+  __pyx_t_19.memview = NULL;
+  __pyx_t_19.data = NULL;
+
+  /* "fastformer/_model.pxi":126
+ *         self.s.k_cache = &view[0]
+ *         view = self.v_cache.reshape(-1)
+ *         self.s.v_cache = &view[0]             # <<<<<<<<<<<<<<
+ *         self.s.cap = capacity
+ *         self.s.max_t = max_t
+*/
+  __pyx_t_20 = 0;
+  __pyx_v_self->s.v_cache = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_view.data) + __pyx_t_20)) ))));
+
+  /* "fastformer/_model.pxi":127
+ *         view = self.v_cache.reshape(-1)
+ *         self.s.v_cache = &view[0]
+ *         self.s.cap = capacity             # <<<<<<<<<<<<<<
+ *         self.s.max_t = max_t
+ *         self.s.n_past = 0
+*/
+  __pyx_v_self->s.cap = __pyx_v_capacity;
+
+  /* "fastformer/_model.pxi":128
+ *         self.s.v_cache = &view[0]
+ *         self.s.cap = capacity
+ *         self.s.max_t = max_t             # <<<<<<<<<<<<<<
+ *         self.s.n_past = 0
+ * 
+*/
+  __pyx_v_self->s.max_t = __pyx_v_max_t;
+
+  /* "fastformer/_model.pxi":129
+ *         self.s.cap = capacity
+ *         self.s.max_t = max_t
+ *         self.s.n_past = 0             # <<<<<<<<<<<<<<
+ * 
+ *     @property
+*/
+  __pyx_v_self->s.n_past = 0;
+
+  /* "fastformer/_model.pxi":101
+ *     cdef object k_cache, v_cache
+ * 
+ *     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):             # <<<<<<<<<<<<<<
+ *         cdef ff_model *m = &core.m
+ *         if capacity < 1 or capacity > m.max_ctx:
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_16);
+  __Pyx_XDECREF(__pyx_t_17);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_19, 1);
+  __Pyx_AddTraceback("fastformer._core.Session.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_shape);
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_view, 1);
+
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":131
+ *         self.s.n_past = 0
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def n_past(self):
+ *         return self.s.n_past
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_6n_past_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_6n_past_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_6n_past___get__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_6n_past___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "fastformer/_model.pxi":133
+ *     @property
+ *     def n_past(self):
+ *         return self.s.n_past             # <<<<<<<<<<<<<<
+ * 
+ *     @property
+*/
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_self->s.n_past); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 133, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":131
+ *         self.s.n_past = 0
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def n_past(self):
+ *         return self.s.n_past
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastformer._core.Session.n_past.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":135
+ *         return self.s.n_past
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def capacity(self):
+ *         return self.s.cap
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_8capacity_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_8capacity_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_8capacity___get__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_8capacity___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "fastformer/_model.pxi":137
+ *     @property
+ *     def capacity(self):
+ *         return self.s.cap             # <<<<<<<<<<<<<<
+ * 
+ *     @property
+*/
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_self->s.cap); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 137, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":135
+ *         return self.s.n_past
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def capacity(self):
+ *         return self.s.cap
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastformer._core.Session.capacity.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":139
+ *         return self.s.cap
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def max_t(self):
+ *         return self.s.max_t
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_5max_t_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_5max_t_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_5max_t___get__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_5max_t___get__(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "fastformer/_model.pxi":141
+ *     @property
+ *     def max_t(self):
+ *         return self.s.max_t             # <<<<<<<<<<<<<<
+ * 
+ *     def forward(self, ids, bint all_logits=False):
+*/
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_v_self->s.max_t); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 141, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":139
+ *         return self.s.cap
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def max_t(self):
+ *         return self.s.max_t
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("fastformer._core.Session.max_t.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastformer/_model.pxi":143
+ *         return self.s.max_t
+ * 
+ *     def forward(self, ids, bint all_logits=False):             # <<<<<<<<<<<<<<
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_3forward(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10fastformer_5_core_7Session_2forward, "Session.forward(self, ids, bool all_logits=False)\n\nRun ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32.");
+static PyMethodDef __pyx_mdef_10fastformer_5_core_7Session_3forward = {"forward", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_3forward, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_2forward};
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_3forward(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_ids = 0;
+  int __pyx_v_all_logits;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[2] = {0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("forward (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_ids,&__pyx_mstate_global->__pyx_n_u_all_logits,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 143, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 143, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 143, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "forward", 0) < (0)) __PYX_ERR(1, 143, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("forward", 0, 1, 2, i); __PYX_ERR(1, 143, __pyx_L3_error) }
+      }
+    } else {
+      switch (__pyx_nargs) {
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 143, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 143, __pyx_L3_error)
+        break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+    }
+    __pyx_v_ids = values[0];
+    if (values[1]) {
+      __pyx_v_all_logits = __Pyx_PyObject_IsTrue(values[1]); if (unlikely((__pyx_v_all_logits == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 143, __pyx_L3_error)
+    } else {
+      __pyx_v_all_logits = ((int)0);
+    }
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("forward", 0, 1, 2, __pyx_nargs); __PYX_ERR(1, 143, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastformer._core.Session.forward", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_2forward(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self), __pyx_v_ids, __pyx_v_all_logits);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_2forward(struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, PyObject *__pyx_v_ids, int __pyx_v_all_logits) {
+  __Pyx_memviewslice __pyx_v_ids_ = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int64_t __pyx_v_t;
+  int64_t __pyx_v_V;
+  PyObject *__pyx_v_arr = NULL;
+  PyObject *__pyx_v_out = NULL;
+  __Pyx_memviewslice __pyx_v_o_ = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_rc;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
+  __Pyx_memviewslice __pyx_t_7 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int64_t __pyx_t_8;
+  int __pyx_t_9;
+  int __pyx_t_10;
+  PyObject *__pyx_t_11[4];
+  Py_ssize_t __pyx_t_12;
+  int __pyx_t_13;
+  PyObject *__pyx_t_14[5];
+  PyObject *__pyx_t_15 = NULL;
+  PyObject *__pyx_t_16[6];
+  __Pyx_memviewslice __pyx_t_17 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("forward", 0);
+
+  /* "fastformer/_model.pxi":145
+ *     def forward(self, ids, bint all_logits=False):
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)             # <<<<<<<<<<<<<<
+ *         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
+ *         if t < 1 or t > self.s.max_t:
+*/
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 145, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 145, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 145, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_int32); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 145, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_6 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_4))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_4);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
+    __pyx_t_6 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_v_ids, __pyx_t_5};
+    #if CYTHON_VECTORCALL
+    __pyx_t_3 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 145, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_3);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_3 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 145, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    #endif
+    __pyx_t_1 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_3);
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 145, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_7 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_7.memview)) __PYX_ERR(1, 145, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_ids_ = __pyx_t_7;
+  __pyx_t_7.memview = NULL;
+  __pyx_t_7.data = NULL;
+
+  /* "fastformer/_model.pxi":146
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+ *         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab             # <<<<<<<<<<<<<<
+ *         if t < 1 or t > self.s.max_t:
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+*/
+  __pyx_v_t = (__pyx_v_ids_.shape[0]);
+  __pyx_t_8 = __pyx_v_self->core->m.vocab;
+
+  __pyx_v_V = __pyx_t_8;
+
+  /* "fastformer/_model.pxi":147
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+ *         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
+ *         if t < 1 or t > self.s.max_t:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+ *         if self.s.n_past + t > self.s.cap:
+*/
+  __pyx_t_10 = (__pyx_v_t < 1);
+
+  if (!__pyx_t_10) {
+
+  } else {
+
+    __pyx_t_9 = __pyx_t_10;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_10 = (__pyx_v_t > __pyx_v_self->s.max_t);
+
+
+  __pyx_t_9 = __pyx_t_10;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_9)) {
+
+
+    /* "fastformer/_model.pxi":148
+ *         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
+ *         if t < 1 or t > self.s.max_t:
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")             # <<<<<<<<<<<<<<
+ *         if self.s.n_past + t > self.s.cap:
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_3 = __Pyx_PyUnicode_From_int64_t(__pyx_v_self->s.max_t, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 148, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_5 = __Pyx_PyUnicode_From_int64_t(__pyx_v_t, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 148, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_11[0] = __pyx_mstate_global->__pyx_kp_u_forward_takes_1_to;
+    __pyx_t_11[1] = __pyx_t_3;
+    __pyx_t_11[2] = __pyx_mstate_global->__pyx_kp_u_tokens_got;
+    __pyx_t_11[3] = __pyx_t_5;
+    __pyx_t_12 = 32;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_12 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_11[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_11[3]);
+    #endif
+    __pyx_t_13 = 0;
+    __pyx_t_2 = __Pyx_PyUnicode_Join(__pyx_t_11, 4, __pyx_t_12, __pyx_t_13);
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 148, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_2};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 148, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(1, 148, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":147
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+ *         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
+ *         if t < 1 or t > self.s.max_t:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+ *         if self.s.n_past + t > self.s.cap:
+*/
+  }
+
+  /* "fastformer/_model.pxi":149
+ *         if t < 1 or t > self.s.max_t:
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+ *         if self.s.n_past + t > self.s.cap:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+ *         arr = np.asarray(ids_)
+*/
+  __pyx_t_9 = ((__pyx_v_self->s.n_past + __pyx_v_t) > __pyx_v_self->s.cap);
+
+  if (unlikely(__pyx_t_9)) {
+
+
+    /* "fastformer/_model.pxi":150
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+ *         if self.s.n_past + t > self.s.cap:
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")             # <<<<<<<<<<<<<<
+ *         arr = np.asarray(ids_)
+ *         if arr.min() < 0 or arr.max() >= V:
+*/
+    __pyx_t_2 = NULL;
+    __pyx_t_4 = __Pyx_PyUnicode_From_int64_t(__pyx_v_self->s.n_past, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_5 = __Pyx_PyUnicode_From_int64_t(__pyx_v_t, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_3 = __Pyx_PyUnicode_From_int64_t(__pyx_v_self->s.cap, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_14[0] = __pyx_t_4;
+    __pyx_t_14[1] = __pyx_mstate_global->__pyx_kp_u__8;
+    __pyx_t_14[2] = __pyx_t_5;
+    __pyx_t_14[3] = __pyx_mstate_global->__pyx_kp_u_tokens_exceed_the_session_capac;
+    __pyx_t_14[4] = __pyx_t_3;
+    __pyx_t_12 = 42;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_12 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[0]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[2]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[4]);
+    #endif
+    __pyx_t_13 = 0;
+    __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_14, 5, __pyx_t_12, __pyx_t_13);
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_15};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 150, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(1, 150, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":149
+ *         if t < 1 or t > self.s.max_t:
+ *             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+ *         if self.s.n_past + t > self.s.cap:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+ *         arr = np.asarray(ids_)
+*/
+  }
+
+  /* "fastformer/_model.pxi":151
+ *         if self.s.n_past + t > self.s.cap:
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+ *         arr = np.asarray(ids_)             # <<<<<<<<<<<<<<
+ *         if arr.min() < 0 or arr.max() >= V:
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+*/
+  __pyx_t_15 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 151, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_asarray); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 151, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_2 = __pyx_memoryview_fromslice(__pyx_v_ids_, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 151, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_6 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_3))) {
+    __pyx_t_15 = PyMethod_GET_SELF(__pyx_t_3);
+    assert(__pyx_t_15);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+    __Pyx_INCREF(__pyx_t_15);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+    __pyx_t_6 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_15, __pyx_t_2};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 151, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_v_arr = __pyx_t_1;
+  __pyx_t_1 = 0;
+
+  /* "fastformer/_model.pxi":152
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+ *         arr = np.asarray(ids_)
+ *         if arr.min() < 0 or arr.max() >= V:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+ *         out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+*/
+  __pyx_t_3 = __pyx_v_arr;
+  __Pyx_INCREF(__pyx_t_3);
+  __pyx_t_6 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_3, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_min, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 152, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_10 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, Py_LT); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(1, 152, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (!__pyx_t_10) {
+
+  } else {
+
+    __pyx_t_9 = __pyx_t_10;
+
+    goto __pyx_L8_bool_binop_done;
+  }
+  __pyx_t_3 = __pyx_v_arr;
+  __Pyx_INCREF(__pyx_t_3);
+  __pyx_t_6 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_3, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_max, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 152, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_V); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 152, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_10 = __Pyx_PyObject_CompareBoolGe_object_int(__pyx_t_1, __pyx_t_3, Py_GE); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(1, 152, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+
+  __pyx_t_9 = __pyx_t_10;
+
+  __pyx_L8_bool_binop_done:;
+  if (unlikely(__pyx_t_9)) {
+
+
+    /* "fastformer/_model.pxi":153
+ *         arr = np.asarray(ids_)
+ *         if arr.min() < 0 or arr.max() >= V:
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")             # <<<<<<<<<<<<<<
+ *         out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+ *         cdef float[::1] o_ = out.reshape(-1)
+*/
+    __pyx_t_1 = NULL;
+    __pyx_t_2 = __Pyx_PyUnicode_From_int64_t(__pyx_v_V, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_min); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_5 = __Pyx_PyObject_CallNoArg(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_max); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_4 = __Pyx_PyObject_CallNoArg(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_token_ids_must_be_in_0;
+    __pyx_t_16[1] = __pyx_t_2;
+    __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u_got_min;
+    __pyx_t_16[3] = __pyx_t_15;
+    __pyx_t_16[4] = __pyx_mstate_global->__pyx_kp_u_max_2;
+    __pyx_t_16[5] = __pyx_t_5;
+    __pyx_t_12 = 41;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_12 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[5]);
+    #endif
+    __pyx_t_13 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_13 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[5]);
+    #endif
+    __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 6, __pyx_t_12, __pyx_t_13);
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 153, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_4};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 153, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 153, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":152
+ *             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+ *         arr = np.asarray(ids_)
+ *         if arr.min() < 0 or arr.max() >= V:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+ *         out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+*/
+  }
+
+  /* "fastformer/_model.pxi":154
+ *         if arr.min() < 0 or arr.max() >= V:
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+ *         out = np.empty((t if all_logits else 1, V), dtype=np.float32)             # <<<<<<<<<<<<<<
+ *         cdef float[::1] o_ = out.reshape(-1)
+ *         cdef int rc
+*/
+  __pyx_t_4 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (__pyx_v_all_logits) {
+    __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_t); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 154, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __pyx_t_1 = __pyx_t_15;
+    __pyx_t_15 = 0;
+  } else {
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_1);
+    __pyx_t_1 = __pyx_mstate_global->__pyx_int_1;
+  }
+  __pyx_t_15 = __Pyx_PyLong_From_int64_t(__pyx_v_V); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_2 = PyTuple_New(2); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_1);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_t_1) != (0)) __PYX_ERR(1, 154, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_15);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_t_15) != (0)) __PYX_ERR(1, 154, __pyx_L1_error);
+  __pyx_t_1 = 0;
+  __pyx_t_15 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_15, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_15);
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_15, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 154, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_6 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_5))) {
+    __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_5);
+    assert(__pyx_t_4);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
+    __Pyx_INCREF(__pyx_t_4);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
+    __pyx_t_6 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_4, __pyx_t_2, __pyx_t_1};
+    #if CYTHON_VECTORCALL
+    __pyx_t_15 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 154, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_15);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_15 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 154, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_15);
+    }
+    #endif
+    __pyx_t_3 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_15);
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 154, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+  }
+  __pyx_v_out = __pyx_t_3;
+  __pyx_t_3 = 0;
+
+  /* "fastformer/_model.pxi":155
+ *             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+ *         out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+ *         cdef float[::1] o_ = out.reshape(-1)             # <<<<<<<<<<<<<<
+ *         cdef int rc
+ *         with nogil:
+*/
+  __pyx_t_5 = __pyx_v_out;
+  __Pyx_INCREF(__pyx_t_5);
+  __pyx_t_6 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_neg_1};
+    __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reshape, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 155, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+  }
+  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_3, PyBUF_WRITABLE); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(1, 155, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_v_o_ = __pyx_t_17;
+  __pyx_t_17.memview = NULL;
+  __pyx_t_17.data = NULL;
+
+  /* "fastformer/_model.pxi":157
+ *         cdef float[::1] o_ = out.reshape(-1)
+ *         cdef int rc
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+ *         if rc == FF_ENOMEM:
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "fastformer/_model.pxi":158
+ *         cdef int rc
+ *         with nogil:
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)             # <<<<<<<<<<<<<<
+ *         if rc == FF_ENOMEM:
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+*/
+        __pyx_t_18 = 0;
+        __pyx_t_19 = 0;
+        __pyx_v_rc = ff_model_forward((&__pyx_v_self->core->m), (&__pyx_v_self->s), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_ids_.data) + __pyx_t_18)) )))), __pyx_v_t, (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_o_.data) + __pyx_t_19)) )))), __pyx_v_all_logits);
+      }
+
+      /* "fastformer/_model.pxi":157
+ *         cdef float[::1] o_ = out.reshape(-1)
+ *         cdef int rc
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+ *         if rc == FF_ENOMEM:
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L12;
+        }
+        __pyx_L12:;
+      }
+  }
+
+  /* "fastformer/_model.pxi":159
+ *         with nogil:
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+ *         if rc == FF_ENOMEM:             # <<<<<<<<<<<<<<
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+ *         if rc != FF_OK:
+*/
+  __pyx_t_9 = (__pyx_v_rc == FF_ENOMEM);
+
+  if (unlikely(__pyx_t_9)) {
+
+
+    /* "fastformer/_model.pxi":160
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+ *         if rc == FF_ENOMEM:
+ *             raise MemoryError("model forward: out of memory for scratch buffers")             # <<<<<<<<<<<<<<
+ *         if rc != FF_OK:
+ *             raise ValueError("model forward: a weight has an unsupported storage type")
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_model_forward_out_of_memory_for};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 160, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 160, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":159
+ *         with nogil:
+ *             rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+ *         if rc == FF_ENOMEM:             # <<<<<<<<<<<<<<
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+ *         if rc != FF_OK:
+*/
+  }
+
+  /* "fastformer/_model.pxi":161
+ *         if rc == FF_ENOMEM:
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+ *         if rc != FF_OK:             # <<<<<<<<<<<<<<
+ *             raise ValueError("model forward: a weight has an unsupported storage type")
+ *         return out
+*/
+  __pyx_t_9 = (__pyx_v_rc != FF_OK);
+
+  if (unlikely(__pyx_t_9)) {
+
+
+    /* "fastformer/_model.pxi":162
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+ *         if rc != FF_OK:
+ *             raise ValueError("model forward: a weight has an unsupported storage type")             # <<<<<<<<<<<<<<
+ *         return out
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_model_forward_a_weight_has_an_un};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 162, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(1, 162, __pyx_L1_error)
+
+    /* "fastformer/_model.pxi":161
+ *         if rc == FF_ENOMEM:
+ *             raise MemoryError("model forward: out of memory for scratch buffers")
+ *         if rc != FF_OK:             # <<<<<<<<<<<<<<
+ *             raise ValueError("model forward: a weight has an unsupported storage type")
+ *         return out
+*/
+  }
+
+  /* "fastformer/_model.pxi":163
+ *         if rc != FF_OK:
+ *             raise ValueError("model forward: a weight has an unsupported storage type")
+ *         return out             # <<<<<<<<<<<<<<
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_out);
+      __pyx_r = __pyx_v_out;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "fastformer/_model.pxi":143
+ *         return self.s.max_t
+ * 
+ *     def forward(self, ids, bint all_logits=False):             # <<<<<<<<<<<<<<
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_7, 1);
+  __Pyx_XDECREF(__pyx_t_15);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_17, 1);
+  __Pyx_AddTraceback("fastformer._core.Session.forward", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_ids_, 1);
+
+
+  __Pyx_XDECREF(__pyx_v_arr);
+  __Pyx_XDECREF(__pyx_v_out);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_o_, 1);
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10fastformer_5_core_7Session_4__reduce_cython__, "Session.__reduce_cython__(self)");
+static PyMethodDef __pyx_mdef_10fastformer_5_core_7Session_5__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_5__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_4__reduce_cython__};
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_4__reduce_cython__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_4__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
+
+  /* "(tree fragment)":2
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self_s_cannot_be_converted_to_a, 0, 0);
+  __PYX_ERR(2, 2, __pyx_L1_error)
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core.Session.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10fastformer_5_core_7Session_6__setstate_cython__, "Session.__setstate_cython__(self, __pyx_state)");
+static PyMethodDef __pyx_mdef_10fastformer_5_core_7Session_7__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_7__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_6__setstate_cython__};
+static PyObject *__pyx_pw_10fastformer_5_core_7Session_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  CYTHON_UNUSED PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(2, 3, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(2, 3, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(2, 3, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(2, 3, __pyx_L3_error)
+    }
+    __pyx_v___pyx_state = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(2, 3, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastformer._core.Session.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_10fastformer_5_core_7Session_6__setstate_cython__(((struct __pyx_obj_10fastformer_5_core_Session *)__pyx_v_self), __pyx_v___pyx_state);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10fastformer_5_core_7Session_6__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_10fastformer_5_core_Session *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
+
+  /* "(tree fragment)":4
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self_s_cannot_be_converted_to_a, 0, 0);
+  __PYX_ERR(2, 4, __pyx_L1_error)
+
+  /* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("fastformer._core.Session.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
 /* #### Code section: module_exttypes ### */
+
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core_ModelCore(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  struct __pyx_obj_10fastformer_5_core_ModelCore *p = ((struct __pyx_obj_10fastformer_5_core_ModelCore *)o);
+  p->keep = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->dims = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  {
+    int cinit_result = __pyx_pw_10fastformer_5_core_9ModelCore_1__cinit__(
+    #if CYTHON_VECTORCALL_TPNEW
+    o, NULL, 0, NULL);
+    #else
+    o, __pyx_mstate_global->__pyx_empty_tuple, NULL);
+    #endif
+    if (unlikely(cinit_result)) goto bad;
+  }
+  return o;
+  bad:
+  Py_DECREF(o); o = 0;
+  return NULL;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core_ModelCore(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  o = __Pyx_AllocateExtensionType(t, 0);
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_10fastformer_5_core_ModelCore(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core_ModelCore(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_10fastformer_5_core_ModelCore, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core_ModelCore(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_10fastformer_5_core_ModelCore || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_10fastformer_5_core_ModelCore((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_10fastformer_5_core_9ModelCore_5__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_10fastformer_5_core_ModelCore(PyObject *o, PyObject *args, PyObject *kwds) {
+  return __Pyx_CallTpinitAsVectorcall(__pyx_pw_10fastformer_5_core_9ModelCore_5__init__, o, args, kwds);
+}
+#endif
+
+static void __pyx_tp_dealloc_10fastformer_5_core_ModelCore(PyObject *o) {
+  struct __pyx_obj_10fastformer_5_core_ModelCore *p = (struct __pyx_obj_10fastformer_5_core_ModelCore *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_10fastformer_5_core_ModelCore) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  {
+    PyObject *etype, *eval, *etb;
+    __Pyx_PyErr_FetchException(&etype, &eval, &etb);
+    __Pyx_DeallocKeepAliveBegin(o);
+    __pyx_pw_10fastformer_5_core_9ModelCore_3__dealloc__(o);
+    __Pyx_DeallocKeepAliveEnd(o);
+    __Pyx_PyErr_RestoreException(etype, eval, etb);
+  }
+  Py_CLEAR(p->keep);
+  Py_CLEAR(p->dims);
+  PyTypeObject *tp = Py_TYPE(o);
+  #if CYTHON_USE_TYPE_SLOTS
+  (*tp->tp_free)(o);
+  #else
+  {
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    if (tp_free) tp_free(o);
+  }
+  #endif
+  #if CYTHON_USE_TYPE_SPECS
+  Py_DECREF(tp);
+  #endif
+}
+
+static int __pyx_tp_traverse_10fastformer_5_core_ModelCore(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_10fastformer_5_core_ModelCore *p = (struct __pyx_obj_10fastformer_5_core_ModelCore *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->keep) {
+    e = (*v)(p->keep, a); if (e) return e;
+  }
+  if (p->dims) {
+    e = (*v)(p->dims, a); if (e) return e;
+  }
+  return 0;
+}
+
+static int __pyx_tp_clear_10fastformer_5_core_ModelCore(PyObject *o) {
+  PyObject* tmp;
+  struct __pyx_obj_10fastformer_5_core_ModelCore *p = (struct __pyx_obj_10fastformer_5_core_ModelCore *)o;
+  tmp = ((PyObject*)p->keep);
+  p->keep = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->dims);
+  p->dims = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  return 0;
+}
+
+static PyObject *__pyx_getprop_10fastformer_5_core_9ModelCore_dims(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_10fastformer_5_core_9ModelCore_4dims_1__get__(o);
+}
+
+static PyMethodDef __pyx_methods_10fastformer_5_core_ModelCore[] = {
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_9ModelCore_7__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_9ModelCore_6__reduce_cython__},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_9ModelCore_9__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_9ModelCore_8__setstate_cython__},
+  {0, 0, 0, 0}
+};
+
+static struct PyGetSetDef __pyx_getsets_10fastformer_5_core_ModelCore[] = {
+  {"dims", __pyx_getprop_10fastformer_5_core_9ModelCore_dims, 0, 0, 0},
+  {0, 0, 0, 0, 0}
+};
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_10fastformer_5_core_ModelCore_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_10fastformer_5_core_ModelCore},
+  {Py_tp_doc, (void *)PyDoc_STR("ModelCore(dict cfg, dict w, list layers)\n\nThe C view of a loaded model: config numbers and weight pointers (the arrays are kept alive here).")},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_10fastformer_5_core_ModelCore},
+  {Py_tp_clear, (void *)__pyx_tp_clear_10fastformer_5_core_ModelCore},
+  {Py_tp_methods, (void *)__pyx_methods_10fastformer_5_core_ModelCore},
+  {Py_tp_getset, (void *)__pyx_getsets_10fastformer_5_core_ModelCore},
+  {Py_tp_init, (void *)__pyx_tp_init_10fastformer_5_core_ModelCore},
+  {Py_tp_new, (void *)__pyx_tp_new_10fastformer_5_core_ModelCore},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_10fastformer_5_core_ModelCore},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_10fastformer_5_core_ModelCore_spec = {
+  "fastformer._core.ModelCore",
+  sizeof(struct __pyx_obj_10fastformer_5_core_ModelCore),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_10fastformer_5_core_ModelCore_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_10fastformer_5_core_ModelCore = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "fastformer._core.""ModelCore", /*tp_name*/
+  sizeof(struct __pyx_obj_10fastformer_5_core_ModelCore), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_10fastformer_5_core_ModelCore, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  PyDoc_STR("ModelCore(dict cfg, dict w, list layers)\n\nThe C view of a loaded model: config numbers and weight pointers (the arrays are kept alive here)."), /*tp_doc*/
+  __pyx_tp_traverse_10fastformer_5_core_ModelCore, /*tp_traverse*/
+  __pyx_tp_clear_10fastformer_5_core_ModelCore, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  __pyx_methods_10fastformer_5_core_ModelCore, /*tp_methods*/
+  0, /*tp_members*/
+  __pyx_getsets_10fastformer_5_core_ModelCore, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  __pyx_tp_init_10fastformer_5_core_ModelCore, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_10fastformer_5_core_ModelCore, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_10fastformer_5_core_ModelCore, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core_Session(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  struct __pyx_obj_10fastformer_5_core_Session *p = ((struct __pyx_obj_10fastformer_5_core_Session *)o);
+  p->core = ((struct __pyx_obj_10fastformer_5_core_ModelCore *)Py_None); Py_INCREF(Py_None);
+  p->bufs = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->k_cache = Py_None; Py_INCREF(Py_None);
+  p->v_cache = Py_None; Py_INCREF(Py_None);
+  return o;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core_Session(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  o = __Pyx_AllocateExtensionType(t, 0);
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_10fastformer_5_core_Session(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core_Session(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_10fastformer_5_core_Session, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core_Session(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_10fastformer_5_core_Session || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_10fastformer_5_core_Session((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_10fastformer_5_core_7Session_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_10fastformer_5_core_Session(PyObject *o, PyObject *args, PyObject *kwds) {
+  return __Pyx_CallTpinitAsVectorcall(__pyx_pw_10fastformer_5_core_7Session_1__init__, o, args, kwds);
+}
+#endif
+
+static void __pyx_tp_dealloc_10fastformer_5_core_Session(PyObject *o) {
+  struct __pyx_obj_10fastformer_5_core_Session *p = (struct __pyx_obj_10fastformer_5_core_Session *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_10fastformer_5_core_Session) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  Py_CLEAR(p->core);
+  Py_CLEAR(p->bufs);
+  Py_CLEAR(p->k_cache);
+  Py_CLEAR(p->v_cache);
+  PyTypeObject *tp = Py_TYPE(o);
+  #if CYTHON_USE_TYPE_SLOTS
+  (*tp->tp_free)(o);
+  #else
+  {
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    if (tp_free) tp_free(o);
+  }
+  #endif
+  #if CYTHON_USE_TYPE_SPECS
+  Py_DECREF(tp);
+  #endif
+}
+
+static int __pyx_tp_traverse_10fastformer_5_core_Session(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_10fastformer_5_core_Session *p = (struct __pyx_obj_10fastformer_5_core_Session *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->core) {
+    e = (*v)(((PyObject *)p->core), a); if (e) return e;
+  }
+  if (p->bufs) {
+    e = (*v)(p->bufs, a); if (e) return e;
+  }
+  if (p->k_cache) {
+    e = (*v)(p->k_cache, a); if (e) return e;
+  }
+  if (p->v_cache) {
+    e = (*v)(p->v_cache, a); if (e) return e;
+  }
+  return 0;
+}
+
+static int __pyx_tp_clear_10fastformer_5_core_Session(PyObject *o) {
+  PyObject* tmp;
+  struct __pyx_obj_10fastformer_5_core_Session *p = (struct __pyx_obj_10fastformer_5_core_Session *)o;
+  tmp = ((PyObject*)p->core);
+  p->core = ((struct __pyx_obj_10fastformer_5_core_ModelCore *)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->bufs);
+  p->bufs = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->k_cache);
+  p->k_cache = Py_None; Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->v_cache);
+  p->v_cache = Py_None; Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  return 0;
+}
+
+static PyObject *__pyx_getprop_10fastformer_5_core_7Session_n_past(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_10fastformer_5_core_7Session_6n_past_1__get__(o);
+}
+
+static PyObject *__pyx_getprop_10fastformer_5_core_7Session_capacity(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_10fastformer_5_core_7Session_8capacity_1__get__(o);
+}
+
+static PyObject *__pyx_getprop_10fastformer_5_core_7Session_max_t(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_10fastformer_5_core_7Session_5max_t_1__get__(o);
+}
+
+static PyMethodDef __pyx_methods_10fastformer_5_core_Session[] = {
+  {"forward", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_3forward, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_2forward},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_5__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_4__reduce_cython__},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10fastformer_5_core_7Session_7__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10fastformer_5_core_7Session_6__setstate_cython__},
+  {0, 0, 0, 0}
+};
+
+static struct PyGetSetDef __pyx_getsets_10fastformer_5_core_Session[] = {
+  {"n_past", __pyx_getprop_10fastformer_5_core_7Session_n_past, 0, 0, 0},
+  {"capacity", __pyx_getprop_10fastformer_5_core_7Session_capacity, 0, 0, 0},
+  {"max_t", __pyx_getprop_10fastformer_5_core_7Session_max_t, 0, 0, 0},
+  {0, 0, 0, 0, 0}
+};
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_10fastformer_5_core_Session_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_10fastformer_5_core_Session},
+  {Py_tp_doc, (void *)PyDoc_STR("Session(ModelCore core, int64_t capacity, int64_t max_t)\n\nOne sequence\047s kv cache and scratch; forward() runs new tokens and returns their logits.")},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_10fastformer_5_core_Session},
+  {Py_tp_clear, (void *)__pyx_tp_clear_10fastformer_5_core_Session},
+  {Py_tp_methods, (void *)__pyx_methods_10fastformer_5_core_Session},
+  {Py_tp_getset, (void *)__pyx_getsets_10fastformer_5_core_Session},
+  {Py_tp_init, (void *)__pyx_tp_init_10fastformer_5_core_Session},
+  {Py_tp_new, (void *)__pyx_tp_new_10fastformer_5_core_Session},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_10fastformer_5_core_Session},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_10fastformer_5_core_Session_spec = {
+  "fastformer._core.Session",
+  sizeof(struct __pyx_obj_10fastformer_5_core_Session),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_10fastformer_5_core_Session_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_10fastformer_5_core_Session = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "fastformer._core.""Session", /*tp_name*/
+  sizeof(struct __pyx_obj_10fastformer_5_core_Session), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_10fastformer_5_core_Session, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  PyDoc_STR("Session(ModelCore core, int64_t capacity, int64_t max_t)\n\nOne sequence\047s kv cache and scratch; forward() runs new tokens and returns their logits."), /*tp_doc*/
+  __pyx_tp_traverse_10fastformer_5_core_Session, /*tp_traverse*/
+  __pyx_tp_clear_10fastformer_5_core_Session, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  __pyx_methods_10fastformer_5_core_Session, /*tp_methods*/
+  0, /*tp_members*/
+  __pyx_getsets_10fastformer_5_core_Session, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  __pyx_tp_init_10fastformer_5_core_Session, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_10fastformer_5_core_Session, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_10fastformer_5_core_Session, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+static PyObject *__pyx_tp_new__initialisation_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  return o;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  #if CYTHON_USE_FREELISTS
+  if (likely((int)(__pyx_mstate_global->__pyx_freecount_10fastformer_5_core___pyx_scope_struct__genexpr > 0) & __PYX_CHECK_FINAL_TYPE_FOR_FREELISTS(t, __pyx_mstate_global->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr, sizeof(struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr))))
+  {
+    o = (PyObject*)__pyx_mstate_global->__pyx_freelist_10fastformer_5_core___pyx_scope_struct__genexpr[--__pyx_mstate_global->__pyx_freecount_10fastformer_5_core___pyx_scope_struct__genexpr];
+    #if CYTHON_USE_TYPE_SPECS
+    Py_DECREF(Py_TYPE(o));
+    #endif
+    memset(o, 0, sizeof(struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr));
+    #if CYTHON_COMPILING_IN_LIMITED_API
+    (void) PyObject_Init(o, t);
+    #else
+    (void) PyObject_INIT(o, t);
+    #endif
+    PyObject_GC_Track(o);
+  } else
+  #endif
+  {
+    o = __Pyx_AllocateExtensionType(t, 1);
+  }
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_10fastformer_5_core___pyx_scope_struct__genexpr(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr((PyTypeObject*)t, args, nargs, kwnames);
+  return o;
+}
+#endif
+
+static void __pyx_tp_dealloc_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *o) {
+  struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *p = (struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_10fastformer_5_core___pyx_scope_struct__genexpr) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  Py_CLEAR(p->__pyx_genexpr_arg_0);
+  Py_CLEAR(p->__pyx_v_lw);
+  #if CYTHON_USE_FREELISTS
+  if (likely((int)(__pyx_mstate_global->__pyx_freecount_10fastformer_5_core___pyx_scope_struct__genexpr < 8) & __PYX_CHECK_FINAL_TYPE_FOR_FREELISTS(Py_TYPE(o), __pyx_mstate_global->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr, sizeof(struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr))))
+  {
+    __pyx_mstate_global->__pyx_freelist_10fastformer_5_core___pyx_scope_struct__genexpr[__pyx_mstate_global->__pyx_freecount_10fastformer_5_core___pyx_scope_struct__genexpr++] = ((struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)o);
+  } else
+  #endif
+  {
+    PyTypeObject *tp = Py_TYPE(o);
+    #if CYTHON_USE_TYPE_SLOTS
+    (*tp->tp_free)(o);
+    #else
+    {
+      freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+      if (tp_free) tp_free(o);
+    }
+    #endif
+    #if CYTHON_USE_TYPE_SPECS
+    Py_DECREF(tp);
+    #endif
+  }
+}
+
+static int __pyx_tp_traverse_10fastformer_5_core___pyx_scope_struct__genexpr(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *p = (struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->__pyx_genexpr_arg_0) {
+    e = (*v)(p->__pyx_genexpr_arg_0, a); if (e) return e;
+  }
+  if (p->__pyx_v_lw) {
+    e = (*v)(p->__pyx_v_lw, a); if (e) return e;
+  }
+  return 0;
+}
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_10fastformer_5_core___pyx_scope_struct__genexpr},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_10fastformer_5_core___pyx_scope_struct__genexpr},
+  {Py_tp_new, (void *)__pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr_spec = {
+  "fastformer._core.__pyx_scope_struct__genexpr",
+  sizeof(struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "fastformer._core.""__pyx_scope_struct__genexpr", /*tp_name*/
+  sizeof(struct __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_10fastformer_5_core___pyx_scope_struct__genexpr, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  0, /*tp_doc*/
+  __pyx_tp_traverse_10fastformer_5_core___pyx_scope_struct__genexpr, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  0, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_10fastformer_5_core___pyx_scope_struct__genexpr, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_10fastformer_5_core___pyx_scope_struct__genexpr, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
 static struct __pyx_vtabstruct_array __pyx_vtable_array;
 
 static PyObject *__pyx_tp_new__initialisation_array(PyObject *o, 
@@ -27390,6 +33317,9 @@ static CYTHON_SMALL_CODE int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate)
 static CYTHON_SMALL_CODE int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_ModelCore(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_Session(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstatetype *__pyx_mstate); /*proto*/
@@ -27433,6 +33363,109 @@ static int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate) {
   return 0;
 }
 
+static int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_ModelCore(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_ModelCore", 0);
+  /*--- Exttype __pyx_obj_10fastformer_5_core_ModelCore ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_10fastformer_5_core_ModelCore_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore)) __PYX_ERR(1, 31, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore = &__pyx_type_10fastformer_5_core_ModelCore;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore) < (0)) __PYX_ERR(1, 31, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore->tp_dictoffset && __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ModelCore, (PyObject *) __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore) < (0)) __PYX_ERR(1, 31, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_10fastformer_5_core_ModelCore) < (0)) __PYX_ERR(1, 31, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_Session(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_Session", 0);
+  /*--- Exttype __pyx_obj_10fastformer_5_core_Session ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_10fastformer_5_core_Session_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core_Session)) __PYX_ERR(1, 94, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session = &__pyx_type_10fastformer_5_core_Session;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_10fastformer_5_core_Session) < (0)) __PYX_ERR(1, 94, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_10fastformer_5_core_Session);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core_Session->tp_dictoffset && __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Session, (PyObject *) __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session) < (0)) __PYX_ERR(1, 94, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_10fastformer_5_core_Session) < (0)) __PYX_ERR(1, 94, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr", 0);
+  /*--- Exttype __pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr)) __PYX_ERR(1, 89, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr = &__pyx_type_10fastformer_5_core___pyx_scope_struct__genexpr;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(1, 89, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr->tp_dictoffset && __pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_10fastformer_5_core___pyx_scope_struct__genexpr->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
 static int __Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -27444,7 +33477,7 @@ static int __Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstatetype *__pyx_mstate)
   __pyx_vtabptr_array = &__pyx_vtable_array;
   __pyx_vtable_array.get_memview = (PyObject *(*)(struct __pyx_array_obj *))__pyx_array_get_memview;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_array_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_array_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_array_type)) __PYX_ERR(1, 128, __pyx_L1_error)
+  __pyx_mstate->__pyx_array_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_array_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_array_type)) __PYX_ERR(2, 128, __pyx_L1_error)
   #if !CYTHON_COMPILING_IN_LIMITED_API
   __pyx_mstate->__pyx_array_type->tp_as_buffer = &__pyx_tp_as_buffer_array;
   if (!__pyx_mstate->__pyx_array_type->tp_as_buffer->bf_releasebuffer && __pyx_mstate->__pyx_array_type->tp_base->tp_as_buffer && __pyx_mstate->__pyx_array_type->tp_base->tp_as_buffer->bf_releasebuffer) {
@@ -27460,17 +33493,17 @@ static int __Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstatetype *__pyx_mstate)
   #else
   __pyx_mstate->__pyx_array_type = &__pyx_type___pyx_array;
   #endif
-  if (__Pyx_ApplySequenceOrMappingFlag(__pyx_mstate->__pyx_array_type, 1) < (0)) __PYX_ERR(1, 128, __pyx_L1_error)
+  if (__Pyx_ApplySequenceOrMappingFlag(__pyx_mstate->__pyx_array_type, 1) < (0)) __PYX_ERR(2, 128, __pyx_L1_error)
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_array_type) < (0)) __PYX_ERR(1, 128, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_array_type) < (0)) __PYX_ERR(2, 128, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_array_type);
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_array_type, __pyx_vtabptr_array) < (0)) __PYX_ERR(1, 128, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_array_type) < (0)) __PYX_ERR(1, 128, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_array_type, __pyx_vtabptr_array) < (0)) __PYX_ERR(2, 128, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_array_type) < (0)) __PYX_ERR(2, 128, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -27487,14 +33520,14 @@ static int __Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstatetype *__pyx_m
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_MemviewEnum_obj", 0);
   /*--- Exttype __pyx_MemviewEnum_obj ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_MemviewEnum_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_MemviewEnum_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_MemviewEnum_type)) __PYX_ERR(1, 318, __pyx_L1_error)
+  __pyx_mstate->__pyx_MemviewEnum_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_MemviewEnum_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_MemviewEnum_type)) __PYX_ERR(2, 318, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_MemviewEnum_type = &__pyx_type___pyx_MemviewEnum;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_MemviewEnum_type) < (0)) __PYX_ERR(1, 318, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_MemviewEnum_type) < (0)) __PYX_ERR(2, 318, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_MemviewEnum_type);
@@ -27504,7 +33537,7 @@ static int __Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstatetype *__pyx_m
     __pyx_mstate->__pyx_MemviewEnum_type->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_MemviewEnum_type) < (0)) __PYX_ERR(1, 318, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_MemviewEnum_type) < (0)) __PYX_ERR(2, 318, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -27531,7 +33564,7 @@ static int __Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstatetype *__pyx_ms
   __pyx_vtable_memoryview.assign_item_from_object = (PyObject *(*)(struct __pyx_memoryview_obj *, char *, PyObject *))__pyx_memoryview_assign_item_from_object;
   __pyx_vtable_memoryview._get_base = (PyObject *(*)(struct __pyx_memoryview_obj *))__pyx_memoryview__get_base;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_memoryview_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_memoryview_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_memoryview_type)) __PYX_ERR(1, 353, __pyx_L1_error)
+  __pyx_mstate->__pyx_memoryview_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_memoryview_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_memoryview_type)) __PYX_ERR(2, 353, __pyx_L1_error)
   #if !CYTHON_COMPILING_IN_LIMITED_API
   __pyx_mstate->__pyx_memoryview_type->tp_as_buffer = &__pyx_tp_as_buffer_memoryview;
   if (!__pyx_mstate->__pyx_memoryview_type->tp_as_buffer->bf_releasebuffer && __pyx_mstate->__pyx_memoryview_type->tp_base->tp_as_buffer && __pyx_mstate->__pyx_memoryview_type->tp_base->tp_as_buffer->bf_releasebuffer) {
@@ -27550,7 +33583,7 @@ static int __Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstatetype *__pyx_ms
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_memoryview_type) < (0)) __PYX_ERR(1, 353, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_memoryview_type) < (0)) __PYX_ERR(2, 353, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_memoryview_type);
@@ -27560,8 +33593,8 @@ static int __Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstatetype *__pyx_ms
     __pyx_mstate->__pyx_memoryview_type->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_memoryview_type, __pyx_vtabptr_memoryview) < (0)) __PYX_ERR(1, 353, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_memoryview_type) < (0)) __PYX_ERR(1, 353, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_memoryview_type, __pyx_vtabptr_memoryview) < (0)) __PYX_ERR(2, 353, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_memoryview_type) < (0)) __PYX_ERR(2, 353, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -27584,20 +33617,20 @@ static int __Pyx_modinit_Exttype___pyx_memoryviewslice_obj(__pyx_mstatetype *__p
   __pyx_vtable__memoryviewslice.__pyx_base.assign_item_from_object = (PyObject *(*)(struct __pyx_memoryview_obj *, char *, PyObject *))__pyx_memoryviewslice_assign_item_from_object;
   __pyx_vtable__memoryviewslice.__pyx_base._get_base = (PyObject *(*)(struct __pyx_memoryview_obj *))__pyx_memoryviewslice__get_base;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_memoryview_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 947, __pyx_L1_error)
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_memoryview_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 947, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_mstate->__pyx_memoryviewslice_type = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type___pyx_memoryviewslice_spec, __pyx_t_1);
   __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (unlikely(!__pyx_mstate->__pyx_memoryviewslice_type)) __PYX_ERR(1, 947, __pyx_L1_error)
+  if (unlikely(!__pyx_mstate->__pyx_memoryviewslice_type)) __PYX_ERR(2, 947, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_memoryviewslice_type = &__pyx_type___pyx_memoryviewslice;
   #endif
-  if (__Pyx_ApplySequenceOrMappingFlag(__pyx_mstate->__pyx_memoryviewslice_type, 1) < (0)) __PYX_ERR(1, 947, __pyx_L1_error)
+  if (__Pyx_ApplySequenceOrMappingFlag(__pyx_mstate->__pyx_memoryviewslice_type, 1) < (0)) __PYX_ERR(2, 947, __pyx_L1_error)
   #if !CYTHON_COMPILING_IN_LIMITED_API
   __pyx_mstate_global->__pyx_memoryviewslice_type->tp_base = __pyx_mstate_global->__pyx_memoryview_type;
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_memoryviewslice_type) < (0)) __PYX_ERR(1, 947, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_memoryviewslice_type) < (0)) __PYX_ERR(2, 947, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_memoryviewslice_type);
@@ -27607,8 +33640,8 @@ static int __Pyx_modinit_Exttype___pyx_memoryviewslice_obj(__pyx_mstatetype *__p
     __pyx_mstate->__pyx_memoryviewslice_type->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_memoryviewslice_type, __pyx_vtabptr__memoryviewslice) < (0)) __PYX_ERR(1, 947, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_memoryviewslice_type) < (0)) __PYX_ERR(1, 947, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_memoryviewslice_type, __pyx_vtabptr__memoryviewslice) < (0)) __PYX_ERR(2, 947, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_memoryviewslice_type) < (0)) __PYX_ERR(2, 947, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -27924,6 +33957,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   (void)__Pyx_modinit_Variable_export_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_export_code(__pyx_mstate);
   /*--- Type init code ---*/
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_ModelCore(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core_Session(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_10fastformer_5_core___pyx_scope_struct__genexpr(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_array_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -27963,13 +33999,13 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
         PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_collections_abc};
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin___import__, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 119, __pyx_L2_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 119, __pyx_L2_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
-      __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_abc); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 119, __pyx_L2_error)
+      __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_abc); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 119, __pyx_L2_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Sequence); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 119, __pyx_L2_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Sequence); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 119, __pyx_L2_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XGOTREF(__pyx_collections_abc_Sequence);
@@ -28047,9 +34083,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *         index = __pyx_collections_abc_Sequence.index
  *     except:
 */
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_count); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 259, __pyx_L10_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_count); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 259, __pyx_L10_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_array_type, __pyx_mstate_global->__pyx_n_u_count, __pyx_t_4) < (0)) __PYX_ERR(1, 259, __pyx_L10_error)
+      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_array_type, __pyx_mstate_global->__pyx_n_u_count, __pyx_t_4) < (0)) __PYX_ERR(2, 259, __pyx_L10_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
       /* "View.MemoryView":260
@@ -28059,9 +34095,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     except:
  *         pass
 */
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 260, __pyx_L10_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 260, __pyx_L10_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_array_type, __pyx_mstate_global->__pyx_n_u_index, __pyx_t_4) < (0)) __PYX_ERR(1, 260, __pyx_L10_error)
+      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_array_type, __pyx_mstate_global->__pyx_n_u_index, __pyx_t_4) < (0)) __PYX_ERR(2, 260, __pyx_L10_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
       /* "View.MemoryView":258
@@ -28112,7 +34148,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_strided_and_direct_or_indirect};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_MemviewEnum_type, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 326, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 326, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_4);
   }
   __Pyx_XGOTREF(generic);
@@ -28133,7 +34169,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_strided_and_direct};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_MemviewEnum_type, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 327, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 327, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_4);
   }
   __Pyx_XGOTREF(strided);
@@ -28154,7 +34190,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_strided_and_indirect};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_MemviewEnum_type, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 328, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 328, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_4);
   }
   __Pyx_XGOTREF(indirect);
@@ -28175,7 +34211,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_contiguous_and_direct};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_MemviewEnum_type, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 331, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 331, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_4);
   }
   __Pyx_XGOTREF(contiguous);
@@ -28196,7 +34232,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_contiguous_and_indirect};
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_MemviewEnum_type, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 332, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 332, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_4);
   }
   __Pyx_XGOTREF(indirect_contiguous);
@@ -28253,9 +34289,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *         index = __pyx_collections_abc_Sequence.index
  *     except:
 */
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_count); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 980, __pyx_L18_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_count); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 980, __pyx_L18_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_memoryviewslice_type, __pyx_mstate_global->__pyx_n_u_count, __pyx_t_4) < (0)) __PYX_ERR(1, 980, __pyx_L18_error)
+      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_memoryviewslice_type, __pyx_mstate_global->__pyx_n_u_count, __pyx_t_4) < (0)) __PYX_ERR(2, 980, __pyx_L18_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
       /* "View.MemoryView":981
@@ -28265,9 +34301,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     except:
  *         pass
 */
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 981, __pyx_L18_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_collections_abc_Sequence, __pyx_mstate_global->__pyx_n_u_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 981, __pyx_L18_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_memoryviewslice_type, __pyx_mstate_global->__pyx_n_u_index, __pyx_t_4) < (0)) __PYX_ERR(1, 981, __pyx_L18_error)
+      if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_memoryviewslice_type, __pyx_mstate_global->__pyx_n_u_index, __pyx_t_4) < (0)) __PYX_ERR(2, 981, __pyx_L18_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
       /* "View.MemoryView":979
@@ -28328,7 +34364,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * 
  * 
 */
-      __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_collections_abc_Sequence); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(1, 986, __pyx_L26_error)
+      __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_collections_abc_Sequence); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(2, 986, __pyx_L26_error)
       if (__pyx_t_8) {
 
 
@@ -28346,7 +34382,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
           PyObject *__pyx_callargs[2] = {__pyx_t_5, ((PyObject *)__pyx_mstate_global->__pyx_memoryviewslice_type)};
           __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_register, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 990, __pyx_L26_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 990, __pyx_L26_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -28365,7 +34401,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
           PyObject *__pyx_callargs[2] = {__pyx_t_5, ((PyObject *)__pyx_mstate_global->__pyx_array_type)};
           __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_register, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 991, __pyx_L26_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 991, __pyx_L26_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -28421,9 +34457,9 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     cdef object __pyx_result
  *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x82a3537, 0x6ae9995, 0xb068931, b'name')
 */
-  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_15View_dot_MemoryView_1__pyx_unpickle_Enum, NULL, __pyx_mstate_global->__pyx_n_u_View_MemoryView); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
+  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_15View_dot_MemoryView_1__pyx_unpickle_Enum, NULL, __pyx_mstate_global->__pyx_n_u_View_MemoryView); if (unlikely(!__pyx_t_4)) __PYX_ERR(2, 4, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(2, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "fastformer/_core.pyx":8
@@ -28455,7 +34491,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """All ISA path names this build knows, lowest first."""
  *     return [ff_isa_name(i).decode() for i in range(FF_ISA_COUNT)]
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_1isa_names, 0, __pyx_mstate_global->__pyx_n_u_isa_names, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 20, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_1isa_names, 0, __pyx_mstate_global->__pyx_n_u_isa_names, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 20, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28470,7 +34506,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """ISA path names usable on this machine, lowest first (always starts with "scalar")."""
  *     return [ff_isa_name(i).decode() for i in range(FF_ISA_COUNT) if ff_isa_usable(i)]
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_3supported_isas, 0, __pyx_mstate_global->__pyx_n_u_supported_isas, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 25, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_3supported_isas, 0, __pyx_mstate_global->__pyx_n_u_supported_isas, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 25, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28485,7 +34521,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """The ISA path whose kernels are in use."""
  *     return ff_isa_name(ff_isa_current()).decode()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_5current_isa, 0, __pyx_mstate_global->__pyx_n_u_current_isa, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 30, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_5current_isa, 0, __pyx_mstate_global->__pyx_n_u_current_isa, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28500,7 +34536,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """Switch every kernel to the ISA path `name` (one of supported_isas())."""
  *     names = isa_names()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_7set_isa, 0, __pyx_mstate_global->__pyx_n_u_set_isa, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 35, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_7set_isa, 0, __pyx_mstate_global->__pyx_n_u_set_isa, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 35, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28515,7 +34551,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """CPU features the processor and the OS both support, by name."""
  *     return [ff_feature_name(i).decode() for i in range(FF_F_COUNT) if ff_cpu_has(i)]
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_9cpu_features, 0, __pyx_mstate_global->__pyx_n_u_cpu_features, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_9cpu_features, 0, __pyx_mstate_global->__pyx_n_u_cpu_features, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 44, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28530,7 +34566,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """Use `n` threads (1 <= n <= 256) for every later kernel call."""
  *     if isinstance(n, bool) or not isinstance(n, int):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_11set_num_threads, 0, __pyx_mstate_global->__pyx_n_u_set_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 51, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_11set_num_threads, 0, __pyx_mstate_global->__pyx_n_u_set_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 51, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28545,7 +34581,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """The number of threads kernels use."""
  *     return ff_get_num_threads()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_13get_num_threads, 0, __pyx_mstate_global->__pyx_n_u_get_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 60, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_13get_num_threads, 0, __pyx_mstate_global->__pyx_n_u_get_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 60, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28560,7 +34596,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """The number of cores this process may run on."""
  *     return ff_default_num_threads()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_15default_num_threads, 0, __pyx_mstate_global->__pyx_n_u_default_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 65, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_15default_num_threads, 0, __pyx_mstate_global->__pyx_n_u_default_num_threads, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 65, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28578,7 +34614,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __pyx_t_4 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_out, Py_None) < (0)) __PYX_ERR(0, 109, __pyx_L1_error)
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_17matmul, 0, __pyx_mstate_global->__pyx_n_u_matmul, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 109, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_17matmul, 0, __pyx_mstate_global->__pyx_n_u_matmul, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28598,7 +34634,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __pyx_t_5 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 126, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_out, Py_None) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_19linear_f32, 0, __pyx_mstate_global->__pyx_n_u_linear_f32, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_19linear_f32, 0, __pyx_mstate_global->__pyx_n_u_linear_f32, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 126, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28622,7 +34658,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GOTREF(__pyx_t_5);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_eps, __pyx_t_5) < (0)) __PYX_ERR(0, 161, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_21rms_norm, 0, __pyx_mstate_global->__pyx_n_u_rms_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_21rms_norm, 0, __pyx_mstate_global->__pyx_n_u_rms_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 161, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28645,7 +34681,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GOTREF(__pyx_t_4);
   if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_eps, __pyx_t_4) < (0)) __PYX_ERR(0, 175, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_23layer_norm, 0, __pyx_mstate_global->__pyx_n_u_layer_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 175, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_23layer_norm, 0, __pyx_mstate_global->__pyx_n_u_layer_norm, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 175, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28662,7 +34698,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     x = _f32(x, "x")
  *     if x.ndim < 1:
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_25softmax_lastaxis, 0, __pyx_mstate_global->__pyx_n_u_softmax_lastaxis, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 197, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_25softmax_lastaxis, 0, __pyx_mstate_global->__pyx_n_u_softmax_lastaxis, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 197, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28680,7 +34716,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __pyx_t_4 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 213, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_approximate, ((PyObject*)__pyx_mstate_global->__pyx_n_u_tanh)) < (0)) __PYX_ERR(0, 213, __pyx_L1_error)
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_27gelu, 0, __pyx_mstate_global->__pyx_n_u_gelu, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 213, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_27gelu, 0, __pyx_mstate_global->__pyx_n_u_gelu, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 213, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28697,7 +34733,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     x = _f32(x, "x")
  *     out = np.empty(x.shape, dtype=np.float32)
 */
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_29silu, 0, __pyx_mstate_global->__pyx_n_u_silu, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 230, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_29silu, 0, __pyx_mstate_global->__pyx_n_u_silu, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 230, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28712,7 +34748,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     """cos, sin tables (T, D/2) for int64 positions (T,) and float32 inv_freq (D/2,)."""
  *     cdef const int64_t[::1] p_ = positions
 */
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_31rope_table, 0, __pyx_mstate_global->__pyx_n_u_rope_table, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 243, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_31rope_table, 0, __pyx_mstate_global->__pyx_n_u_rope_table, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28733,7 +34769,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GOTREF(__pyx_t_4);
   if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_interleaved, __pyx_t_4) < (0)) __PYX_ERR(0, 257, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_33rope_apply, 0, __pyx_mstate_global->__pyx_n_u_rope_apply, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 257, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_33rope_apply, 0, __pyx_mstate_global->__pyx_n_u_rope_apply, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 257, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -28757,7 +34793,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_causal, __pyx_t_5) < (0)) __PYX_ERR(0, 277, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_scale, Py_None) < (0)) __PYX_ERR(0, 277, __pyx_L1_error)
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_35attention, 0, __pyx_mstate_global->__pyx_n_u_attention, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[17])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 277, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_35attention, 0, __pyx_mstate_global->__pyx_n_u_attention, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[18])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 277, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -28765,6 +34801,76 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_CyFunction_SetDefaultsKwDict(__pyx_t_5, __pyx_t_4);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_attention, __pyx_t_5) < (0)) __PYX_ERR(0, 277, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_9ModelCore_7__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_ModelCore___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[19])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_reduce_cython, __pyx_t_5) < (0)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_9ModelCore_9__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_ModelCore___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[20])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_5) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "fastformer/_model.pxi":143
+ *         return self.s.max_t
+ * 
+ *     def forward(self, ids, bint all_logits=False):             # <<<<<<<<<<<<<<
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_7Session_3forward, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Session_forward, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[21])); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 143, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[5]);
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10fastformer_5_core_Session, __pyx_mstate_global->__pyx_n_u_forward, __pyx_t_5) < (0)) __PYX_ERR(1, 143, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_7Session_5__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Session___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[22])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_reduce_cython, __pyx_t_5) < (0)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  /* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self.s cannot be converted to a Python object for pickling"
+*/
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_10fastformer_5_core_7Session_7__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Session___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_fastformer__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[23])); if (unlikely(!__pyx_t_5)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_5) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   /* "fastformer/_core.pyx":1
@@ -28817,12 +34923,14 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin___import__ = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_import); if (!__pyx_builtin___import__) __PYX_ERR(1, 119, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(1, 175, __pyx_L1_error)
-  __pyx_builtin_Ellipsis = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_Ellipsis); if (!__pyx_builtin_Ellipsis) __PYX_ERR(1, 436, __pyx_L1_error)
-  __pyx_builtin_id = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_id); if (!__pyx_builtin_id) __PYX_ERR(1, 662, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(1, 68, __pyx_L1_error)
+  __pyx_builtin___import__ = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_import); if (!__pyx_builtin___import__) __PYX_ERR(2, 119, __pyx_L1_error)
+  __pyx_builtin_Ellipsis = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_Ellipsis); if (!__pyx_builtin_Ellipsis) __PYX_ERR(2, 436, __pyx_L1_error)
+  __pyx_builtin_id = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_id); if (!__pyx_builtin_id) __PYX_ERR(2, 662, __pyx_L1_error)
 
   /* Cached unbound methods */
+  __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
+  __pyx_mstate->__pyx_umethod_PyDict_Type_get.method_name = &__pyx_mstate->__pyx_n_u_get;
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.method_name = &__pyx_mstate->__pyx_n_u_items;
   __pyx_mstate->__pyx_umethod_PyDict_Type_pop.type = (PyObject*)&PyDict_Type;
@@ -28850,11 +34958,11 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  * 
  *         return tuple([suboffset for suboffset in self.view.suboffsets[:self.view.ndim]])
 */
-  __pyx_mstate_global->__pyx_tuple[0] = PyTuple_New(1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(1, 625, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[0] = PyTuple_New(1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(2, 625, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_neg_1);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_neg_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[0], 0, __pyx_mstate_global->__pyx_int_neg_1) != (0)) __PYX_ERR(1, 625, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[0], 0, __pyx_mstate_global->__pyx_int_neg_1) != (0)) __PYX_ERR(2, 625, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
   /* "View.MemoryView":745
@@ -28864,7 +34972,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  * 
  *         for idx in range(first_ellipsis_index):
 */
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(1, 745, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(2, 745, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
 
@@ -28875,11 +34983,11 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  * 
  *     return have_slices, index_tuple
 */
-  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_New(1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(1, 763, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_New(1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(2, 763, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   __Pyx_INCREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(2, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
   /* "fastformer/_core.pyx":86
@@ -28923,10 +35031,24 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
+
+  /* "fastformer/_model.pxi":143
+ *         return self.s.max_t
+ * 
+ *     def forward(self, ids, bint all_logits=False):             # <<<<<<<<<<<<<<
+ *         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+ *         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+*/
+  {
+    PyObject* __pyx_temp[1] = {Py_False};
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(1, 143, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<5; ++i) {
+    for (Py_ssize_t i=0; i<6; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -28983,41 +35105,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{5},{17},{7},{17},{6},{11},{42},{16},{9},{41},{41},{30},{8},{39},{1},{2},{5},{11},{12},{6},{4},{18},{30},{14},{1},{2},{34},{9},{16},{15},{23},{25},{32},{20},{22},{1},{1},{37},{4},{45},{22},{4},{179},{8},{51},{41},{44},{13},{15},{55},{15},{7},{6},{20},{2},{48},{9},{57},{23},{41},{20},{20},{41},{22},{24},{50},{14},{38},{35},{29},{55},{34},{61},{50},{30},{37},{12},{5},{1},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{1},{2},{3},{15},{11},{5},{17},{18},{9},{1},{2},{4},{4},{2},{1},{2},{12},{6},{18},{4},{3},{5},{12},{11},{1},{19},{5},{15},{5},{6},{9},{3},{5},{5},{2},{16},{5},{7},{6},{7},{4},{15},{1},{4},{3},{1},{2},{5},{11},{8},{9},{5},{8},{1},{2},{10},{10},{1},{6},{7},{4},{1},{4},{5},{7},{4},{4},{2},{5},{2},{3},{5},{3},{2},{4},{3},{9},{1},{2},{2},{8},{7},{8},{10},{10},{4},{1},{2},{5},{7},{15},{10},{5},{13},{4},{3},{4},{16},{4},{5},{4},{4},{6},{14},{1},{4},{2},{2},{6},{6},{1},{2},{6},{1},{2},{6},{9},{1},{2},{2}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{1},{154},{88},{88},{27},{37},{37},{17},{10},{10},{93},{156},{148},{202},{311},{460},{186},{264},{231}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{3},{5},{17},{7},{17},{6},{11},{17},{42},{16},{5},{9},{41},{37},{41},{40},{30},{8},{39},{39},{13},{15},{1},{11},{2},{5},{11},{12},{6},{4},{18},{30},{14},{1},{2},{34},{9},{16},{15},{23},{25},{32},{20},{22},{1},{1},{37},{4},{45},{22},{4},{179},{64},{8},{19},{21},{51},{41},{44},{13},{15},{55},{15},{7},{9},{15},{6},{20},{21},{15},{17},{19},{15},{2},{48},{25},{9},{6},{12},{6},{57},{23},{41},{20},{20},{41},{28},{13},{15},{55},{48},{22},{24},{50},{6},{12},{14},{38},{35},{29},{19},{6},{12},{55},{13},{34},{61},{58},{17},{50},{16},{25},{30},{37},{12},{7},{13},{6},{12},{5},{1},{8},{9},{27},{29},{8},{7},{25},{27},{15},{1},{15},{20},{12},{9},{17},{8},{8},{12},{10},{25},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{1},{2},{3},{10},{15},{6},{11},{4},{3},{5},{7},{17},{18},{9},{11},{11},{1},{2},{6},{4},{4},{4},{2},{2},{2},{2},{2},{1},{2},{12},{8},{6},{3},{18},{5},{4},{4},{3},{5},{12},{11},{1},{4},{19},{5},{15},{5},{6},{9},{3},{5},{5},{2},{16},{10},{10},{5},{7},{6},{7},{7},{4},{7},{3},{15},{1},{4},{8},{3},{1},{2},{3},{4},{5},{5},{11},{8},{9},{5},{8},{1},{2},{10},{6},{10},{7},{2},{1},{6},{3},{7},{5},{7},{3},{4},{1},{7},{10},{8},{4},{5},{7},{4},{4},{4},{6},{6},{2},{5},{2},{3},{5},{3},{2},{4},{3},{7},{9},{1},{2},{2},{8},{7},{8},{10},{16},{13},{10},{4},{1},{2},{5},{4},{4},{7},{15},{10},{5},{13},{4},{3},{4},{16},{4},{5},{4},{4},{6},{14},{1},{4},{5},{2},{7},{2},{6},{6},{1},{2},{5},{6},{5},{1},{2},{6},{6},{4},{6},{6},{2},{2},{2},{9},{2},{1},{2},{2},{5}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{1},{154},{88},{9},{88},{27},{37},{37},{17},{10},{10},{93},{156},{148},{2},{202},{311},{460},{186},{264},{231},{332}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2629 bytes) */
-static const char cstring[] = "x\332\265V\317w\333T\026\2364)d\240\235\036\223\266\374\230axN\n\t%\r\270i\231\236\2262\307MS\232\303P\3528\t\205\302\210g\3519V-K\262\236\344\330\034\206\303RK-\265\324RK-\265\364\322K-\263\354\2372\337{\362\317\020:\3009\323\236\330OO\367\335w\357w\277\373]\023jj\204\210\217\032iPNx\203\332,\337\350\344_G3\373.\371\250;\275\241sbZ.\341\236m[\216\3134b\231\304m`w\353\361\376\235\311\366mB\232\254\367a\207\032\036#\rF5NZ\036wI\r.F\213\265\207\353{\355\365\373\357\257c\325\354\254\3575O\254\307\206\224\230^\313\356m\230\032u\034\332#V\235\324\r\213\272\233\327\327\311!\202\311\r\033\264\303\210\346\366\020\345\354[\253\366\214\251\356\247\244\3551\247w\"\030\212\225\341\352\266\301\204W\267\301\010BX\047{\315\273\353\204um\234C\212S\313\265\334\347:i\222\365\367I\335r\000\027\016\346\340`\307\265H\213\272jC\2722(.\241]\200\003\223\356\265\373\371\331\334v\3436\271C\350\206|xZ\372.\017\210\265=j\220\332p\367\243\357\356\220\246i\035\231\302\364h\002\333\243u\362\311\027\254e9\275\003\235\311\353?Q-\323\325\017=\313\343\262\204\232\356\210\214On\353\346\350\005w\035]C:\023c\202T^\364~vol\371\351?\267\250)\010A9\327\017M\221\277\003\200\257Y\246\321#-\031d\007A\356T\313d\307\004\033t\215\264,\215M!\272\252\256\212\273W\201\245\353Ps5\007id\234\203\245\2339\214\217,\223=\262\\\006tA\314\255\236\333\000\373\260\2571C\2571\207\272\014\267\2128\341\331\021F&y\274\375\370\332\215[7d\324\016\023D\000\225\275\232\212\332p&\013S\363t0\000\241\2039|\203\354\324I\317\362\210\311\020\033\262\261a7}\000u5\tg\256,\360\252\314\235\272\272e*8\256\233\207\253C\270tp\021\247\037P\203\263\r\252i\n\354\030u]f\n\343\333D\245\036G\251\307;\362>N\366\332\344\223\273`_\016\302^\373\356\324\021\323\022-\305\205[\271+\303[k\016!\2322\264<W\344\225\243/9\312UG\222\262\346\325\353\314\341S\266\355\351\203\"\245\023\217\242[\010\327\177`c\372\331\026\327Ezy\210\355\341\365\252e\030\"m\313\344\033\264\246j:\2475\2031S|\326\321\006\210\242\305\234\017\025\325r\330\206\335\353\036\252\207\314\360n""\023j\333\216\325\325\3213\223\033V]j6rR\230(\370\220\021:\317\275i\006\3551\007x:\255\333\244;\325\372P\t\313\274\306Z\266\333\233t\336t\313\031\272\311\250s\233\324t\310\331D\322F\333\277\204\315\246j\0235\035\30162\234\326C\004\016\001A\036\247\354\375O\207\346D\206@c\323\315\203\235\354\326\230{\004\014II\262\027\365\327\200%\344\212(\212\3034Oe\212B4O\022M\244\016\336wt\220JQT\335\324]E\021\001L\302\022O#\317[\327NH\303\221\243\203\237\200w\332\212\216\204tV\177\307&\242\357\255\016s\014j\347\031\330\236\353\264\370\037\251\215c\331\014]a\345\321p\335\234:<m1\313\311\265Y\205\235L\014\326a\346\264{n\325\335\026\355\236\010\312%\006\023\016@\262_\004\344I\262\311f3\014K\025\374\314\207\217F]\272q\312\333a\033\212\350\245Pr\030I\365&B\374\312\325\255\235\235\255m\303\320m\256\363*\204\236\231*\023\372\2751\221rEy\334\353\342\357>\364Ky\304\272\356.\253+\312PcPl\024V\250\320dq\310\\\224\255%64q\006\377\352\236\251\212o\274\342\243SzK\014e\261jQ\335\224\337\226\346\031\362\235I[\371\267\270^Q\320\232\212\332`j\223{\255\374i\350E,\205B\346+\317\264u\265\t\017\333\346\310\256\343\nH\204\0171\304FnG<\035\257T)\332S\033\254+\036\240\250\343P\370T\350\343\365\344\234\313\270\310E\347BL\300E\321\225T\201\350\214J\241\344\3555%-\262r\224O8?\334\350\231\252nm\214\335L\204\261VSj\2243\241\0245[U\025\374\037\237\315\245[\025j\240\000M\014-\225\325\320\330\252e\367@`\325\362LW\265=\245\016\275\367\034\306U\317q\340\025\001c\016\344\r\254\010\324\334\206\230\224\\\376b\221\037\"\245\374\267\212l\024\020\004\223\222\301TN6fs\3468\220\317.U\335\2722\021\325\r)\252u\203\036\362a\273\212}\352\016\007\252\320\331C6se\243A\215z\243\331\321u\r\203\234u!=hb\206\236\300sG\251;\254\215`e=\270\340\327\360\343\007\326l*\023\365\315\345P\251o^o\345\212\007\241\023\263^\314wS\234\225\347\207\232\201\337\013-!\346\246-\245\304\022\211Z\216\306\004\362\266\"t\321\266\354|\264`\204\264\333\212\243:\354P\347\010\014\020\212\326\032\t\213\320\001\005\2655zr%Y\347XG\034\355\200\322\030L0\t\321""\363\331\224\3618\304^:\303\007\334*\2714s\335\360\2408\"\301\241N(BW\204\"\360\266#\370\047>\200\277k\341\317\361\360\023b\3643W\336\344\212y\3456\3356\272\002\211x6$\202u:\212\374\361\313\217\216\224#\246\0376\334\261\304v\273JO\371\362\347\271\343\205E\177\301/\373\325\000\313\227\177n\373/\3715,\027\377\342?\013\347\2627\277\030T\006t\320>^x\305_\366\037\004\305\240\024<\014\037D\313Q\371x\341RP\t\352a9\254\204\365\350^DG\307\325\240p\274x\301\307\2317\302\271\360r\310\243\342\361\302\233\341R\3700\267z\047lG\213\361\231\270x\374\347W\216\027/\0074\340a1\274\031\315G\245h;\276\034\343\340\253~\351Dd\247\\\177\252K\031\024\225\236\227`\274\025\264\303\263a5\232\213.\t;\351\3679\342\374!(\004+\301A\270\031j\321\325\270\034W\023\231\262\036\264\2637>J\346\222\213I%\251\245\022\021\307\177\315\277\216 \316\004\313Ay\214\313fR\312n\354\014\n\003\\)Rh\013\277p\357\177\216\033\317\204\253\321Rt?>\033\357\047\305\244\364\353\257>\355/\365\277\310*\273\331nud\364eX\n\357\205\207Q5^\210\267\223K\tM~\354o\366\237e\217+\260\313\215\356\340\276\237`\360r\234\337\232\275\372vX\031\256\212QA\254\316\371;AED\357\371\237\005\245a\324\341\337\243v\266v+\235K/\246\373\375b\277$\014\376\023\224\203\375\360= \364z<\037\217M/\207\355\214Tdh\007\331\301\323\354\351\267\331\267\317\262gM\341\034wH\310\005\330\273A\007\365o\306\257\305\037\047\205\2448*\3242\220?\032\321\342\224\255Q\355\364\230\047k\351rZ\226\025{\025@\357\372Np\021\021-\207\345\343s\310+\244\241\023\025\242+\021\215\234\270\020_\211i\354\340\246+\000\306I\013\351\225T\355\027Dao\006s?K\322\315\320\371\307\340Vx+*\215\313\366\371\2404(\377n6\241\302F\264\022U\206A\226\216\317\375\025U\332\202\331Y\224a.\276\024\323\347\347\376\206N\310\211\246\"\316w\2074\316\376t\021\254\031\007uVTe\346a\324DO\242JT\007\023\237\200y\365\264\234VF\355D}\016\252V\306)|\030\267\223\271\254$\2717(\211\\\256\300\246\023T\303\205<\202Ssy?)%\017\323{)}.r8\357\177\207\226\333\004\266^\264\025\265\301F4\000\310\246\246K(\005.\346\376\212/\257l""\206\205\2608\314\344R\360o@\371\377\312%\373\274\226\325\324L\325\246h{\301wQ\243\007\341\032$\004\300\337@\232\225@Ev\340\306k\301\325\260\234\275\3751\210\340fw\036\rh\366\2458\235i,c\365_\3022/B\177!0\013(\352\324\335\347\005\000\347\005\221\202\302\013A\323\322\225\264\332\237\373U\330\336\312\336Z\217_\310\201SA\374\032\214\357\304\225\270\201\004;i%E\314\257C@^\302\375=p\356\262\200n\026\327])\244\377\020LE\206\303F~\007\266\205\370\003T\202&?\365+}\332o\213S\256\277\t\235\237\017\256\343T{\\\217\253q1\373`/\333\333\317\366\017r\355[\362\047\232\047d*\253\212\327\243\\wQ\237\315\240\026N\346\305\375~Y\\\"\014\216|M\0065q\217\"\r\272\331WO\262\047_\037/\010y\276\017=\\\016\267\321\337\253H\210\047W\323\355~\241?\243\"nx#\354D\273Q;\277\363=\304\\\032\216\227\027TS\357\267\007\213\331c\021q^\273\354\274\320\022\0257\275\033\361\270\030\337L\346a\272-\370\016-\\\351\357\017\256\014\264l\027\211\347\321\375J-%EN\031\230g\004\255\247\206\241\032/\305\247\0037;4\233\220\262\367\322\371\024^\317\373\337\342\2425\214\243\177\245\277y\340!_)J\202\031\363\320\244m\014\227r\264\037\257\2008,\271\231\276\224\322a\3448\361\374wt\253\230z\023\331\024\230d_\177\223}\363t\324X^\360YX:\361 0[\205xWQ\325\025\331r\233\321a\274\227,%\367\240,\205\261\267\273\351n\312\373\313\375\255~O\2165\000\363}\366=\315\250h\336I\346\233\210\356^\370\014}v\220|\214\343\263\371\363h-^\216w\222j\272\330?\323/\236:\361s!\346\311\n\254\346\2068\254D\177\244\202\303\236\310\016\276\372M\025|\224\026O\312\311\005\377G\324\347\001\242\336@,3\352\362{\213\375&nY\301\365\014\370\322\310\213\267 \005g\223\275\364RZ\357\227e\232\377\005\270\333FJ";
-    PyObject *data = __Pyx_DecompressString(cstring, 2629, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (3382 bytes) */
+static const char cstring[] = "x\332\265WKw\333\306\025\256l9U\023\2739\214l7i\353\026\222\334H\216e&\224\2344\265\223\364\310\262\034\373\244qLIV\222:\t:\004\207$L\020 1\000\0379iO\226\\b\211%\226Xr\311%\227Zb\251\245\177J\277;\003\220\220,;I\317\251\037\344`pg\356\353\273\337\275\324\264\353\232\306\354\252\372\250h\r&4\321`m\2566\272\352\253wl\337\323\336\353\3477L\241\361V\333\033hk\263\r\333\3614\341\267\333\216\353\361\252\346\330\232\327\300\356\366\243\307\267g\333\2674\255\311\007\357v\231\345s\255\301YUh-\326\327\264\226/<\255\302g\213\265\373\353\373\235\365\273\327\326\261jv\327\367\233\047\326SA\246m\3370\034\3333\353\276\343\013\255f9\314\333\334\320\230\353\262AN\310\366[\355A\321\256\252}\247\226\t\256ku\230=\025\254p\257\307\271\255\225d\014\274\006\327\350n\336\207g\346\367\231y\r\326\345Z\325\033\300\357\343\2678\225\247\334\360>\321:>w\007\231{S\023Z\276\345\231m\213\223v\272Y\363\234&\267\021\310\276\301\271R&\270\020&\"g\26063LO\032\232\212)\025k\236\313\241\325e\365\026\267\275k\327\256\251\355\226ik\353\370\273\337\374x\035\367\265a\005n\314-\327\224\334\272\326\324\326\257i5\307E~q\267J\036v<\007y\360\214\206\264\302b0\231\365\221<\210\364o\334Ug\225l\361\226v[cE\371\360\244\364\255r\217w|fi\225t\367\275ookM\333\351\331$\332\233e\364\341\272\366\321\347\274\345\270\203\003\223K\365\037\345\022G\361\256\232.\305\357\344\266ig/\204\347\232U\2703\023\326\340\312\313\336\037\337\233J~\362\367mf\023`\031\002^\267\311\177\027\351\272\341\330\026P#\215\354\302\310\007{[\332\003\033h5\253Z\313\251\362\\DW\215U\322\275\212Xz.\263WU\2202a\025,dE\206\361\241c\363\207\216\307\021]T\322\366\300k \307\330\257r\313\254p\227y\034Z\311N\334\354\222\220\255=\332yt\343\346\2077\245\325.\047X\241\366\374\212\201\334\000$\024\274\212o\002O0\0358\024E\355AM\0338\276fK(9Z\033r\371\003\310\253\rxy2\301\253\322w\346\001j:\216\233v}5\r\227\td\343\364=f\t^dZ\235I\360X\026k\261\033\302\033X\034\205g\265\245\026\344F\276\327\332\256C\366\021na\016\357\022\366-6\200_\325\252\016=\234y\036\300J\357m""\307mi\025\223\211\023[=n\326\033\336t\363\026\n\300\027\200TNLj\334\357h\037}\014\224\253`\357w>\316\035\261\035\242\026A\346\313]\031\206\265f\232\212\234\240\343{\024?\225eY\013\302p%\370+~\255\306]\221\223\355\344\017R\350N<R\215+j\310`\336v\204IaT&vR\365\206cY*F\242\310*F\325\024\254b\361*\212D\206C.fq\3446\275\255\241\014a]\213\273\357\352\206\343\362b{\320\317\357\021 \255b\273o\326L\033\261\232\3066\367\250\342\212\003=\346\"\036\254\t$\224(.\047\022W7\352\334\362oi\254\215\275\276\331\242\267\231C\253\036\263\033\n\3536LK\201n\346\252\302\002x@G\304\\\002\260V\326W\233\322\230fN\213\004\205\202\206N\346\335\322\3729B\005G;\366\r\325U\246\014\224\247\036\313\2649so\311ks\275(\333~>\255\340\320&\260\235\2455\023\31472x\nZ\206\343\247\354\375\344\205\350\\\272\367\202\304\313*\31122}P\371P1K\263B\272\325\2664\001\245\357\333\263.*<\007\\\317e\221\2378\366\2230\266g\275\207*\323S\206\331/\350u(\237* \207\036\245\351\272\313\253\276\301u]\253\372\222\017(3\240\247\256\t`\351\272a\332\246\247\353\216\364\315\311%\230L\232\305\221\2362]\307z\264\034/\\\023\304\000\234\344\245\330\264}\037k\327S\021\"l\007\374b\261\266\362\251\355{*\354`\010\336\252\360j\025\351\021\035iX\047g\230\333\022\377\013\342\\G\222xW\257\271\274C\017 &G\331/L;w\323L\374$-\254\035o\246\263\271\005<i\347u\tn\325\212\002\304\047\333RE\016\036p\325St\316\264G\252k\250\021C\241\3214\232\026\371{rh\020N\315\0036O8\353i\026\047[P\303\3179*G\214\\\004\325\263\231\033_\340\356\223\367\326\201M\312\231\264\310\262\034\203xBMTU\346\261\342)oS\366\245\210\311>, $\207\003\215z\253\337\226\251\302\327,W]\271\325\315\355l\355m?x\260\275cYf[\230\342s*\203m\360\341tQ\234\002\326\220A\322\365\374+4=\201\3262{\271\207q\205\333\006\337SqK\277\236\277d\366\342\224+\324\253\264\030\017h\240)\316f\033]\1774\350\343\377]4t\375!\246\307]^\323\365\264\351\242\254PB\324\226g\213:\367P\016-\332\250\322\031\374\251\371\266A\337\365L7\376\230-\242\005\271\222\025X\374\210\242l\211O\212unc2qu\275\305L\233\004@\026\276%""\017\331\254\245\276\311.]G\023\321\215\0067\232\302o\251\247\364zZ\022\315\250\225oKxq}\307\316\344\272\036e\227\356\240q/\2736\243\212\347\3027\335\340}z@\014\247\246\210\234O\317\305V\327=.\310ISP\333C\361\023o3\035m\023\250\322-\247nz\"\303\227\256\270\016}\013\r?\327\275\230k4\010\230\204ML\033\352kFA\351\306\3006L\2478U2k\374X\330\2220\364\312l\331\253T\364\212N\255\272\242\373\355\n\023\234\200ZiV\234J\273\322\251t\rC\307\337\251\216\254\034\325(c\324\352\0065 dN\307\274h\360\nz\211a9\202\033N{@\355\035\314b8\276\355\031m_\257af\362].\014\337ua\021BA\263T\255\2262\264N9\361\0324\261\n\371;D~P\300\024=HJ\003\304Q\005\034\242r\302\344m\301]\027z\372\314\360j\372l\220(\312\341\242V\313\034\236\256z5\213\325E\312\310$\313\274t\330MaO3C\n<\240\264\316\217\331\325h0\253F<\010D\267\032\315\256iV\301\047\370\207\010Ty\037\375hs\003\037 s\016z\252f,\013O%L\004\325C\372\361=o6\365\331\330 Wi7\327k\233\033VK\047=V\257\245:7\250\217:\263\341\311/\017\r\222Fy\374D\242\006j\333RX\330z\263\233\255\324\205\244UjN\273\016~*\264\340\233GC\217\212\214\212\212\335\226\315\311\241X;n\225\023x\332:\215\006m\007m[\350\240\321\254)\211NGw\r\227\327M\001O\221Pb\303\254\031Q\273\320\201Yk W\271`\244\317\263\276\243\313\322s\235\236\000Y\000Y\026\247v\201I\253Je\205\230\211\343\301\307c\n\025\251\021\037\320\255\253QA\230\226\217\356EaM\033\205N=\212Z\202\350\270T\214\364\001\270x\016\376\273>~yd\343\210\324\344\321<\010=N\317k\242O\220\273^\007t\201\000\370m\264\001\336\355\352\362\367\275\374\020]\324i\245\327\323{\262rz:M\236=\324\217\232yz\000\203\323\3535{N\2573\035\tz\335~_\037\350\337\303a\361\305\217sG\363\013\303\371\341\326p/\300\362\327?v\206\257\014+X.\374v\3704\234K\336\372\374\260|\310\016;G\363\257\016\227\207\367\202\245\240\024\334\017\357E\313\321\326\321\374\245\240\034\324\302\255\260\034\326\242;\021\313\216\033A\341h\341\365!\316\274\031\316\205\227C\021-\035\315\277\025.\206\367\225\324\237\303N\264\020\237\211\227\216~\363\352\321\302\345\200\005\"\\\n\337\217""\316F\245h\047\276\034\343\340k\303\322\t\313NQ\177\352\225\322(&o^\204\360v\320\t\317\205{\321\\t\211\344\322{_\035^\017\312?\316=\203\301\337\007\205`%8\0107\303j\364N\274\025\357\215\244\357f\320I\336|o47\2728*\217*c\031\032w\370\306p\003\326\234\t\226\203\255i\2006G\245\344\346\203\303\302!t\223/\035\272\027z\206\237A\365\231p5Z\214\356\306\347\342\307\243\245Q\351\305\257>\231,N>O\312\273\311\356^&\364EX\n\357\204\365h/\236\217wF\227Fl\364\303ds\3624yT\206\234\022\272\r}\377\201\300\257c\2455y\355JXNWKQ\201V\347\207\017\2022Y\357\017?\rJ\251\325\341\237\242N\262\366\341xn|q\374x\2624)\221\300\277\203\255\340q\3706B\365\273\370l<\025\275\034v\022\255,M;H\016\236$O\276I\276y\232<m\322\345\320!cOQ\337\r\272\000B3~#\376`T\030-e\031[F\nz\031>N\331\312\222h\306b\2646^\036o\311\324\275\206@\357\016\335\340\",Z\016\267\216\316\303\257\220\205nT\210\256F,r\343B|5f\261\013MW\021\030w\\\030_\035\033\223\002e\370\375`\356G\211\276c\270\376!\3700\3740*M\323\366\331a\351p\353\027\303\n\031\266\242\225\250\234\032Y::\377\007di\033b\347\220\206\271\370R\314\236\235\377#JB!\316\200\235\177I\361<)$\277\272\010\334L\315:Gy9\366\220\325\323WQ9\252\001\213_\001{\265\361\326\270\234U\026\033\n\200\265<u\342\335\2703\232KJ\022}\207%\362\346*d\272\301^8\257l8\325\233k\243\322\350\376\370\316\230=#/.\014\277E\365m\"\272~\264\035u\200G\224\000\340f\214\027\221\014(\026\303\225\241T\331\014\013\341\222\364%\371\325\245\340;\004\363\377\345K\362Y%\251\030\211Q\315\001\367\365\241\207,\335\013\327\300&\010\375M\270Y\016\014x\007t\274\021\274\023n%W>\000\024\274\344\366\303C\226|A\247\223*Ox\355\371\260\234%\323_\032\230y\2445\247\373\002\005\340\002A)(\2744h\325\361\312xo2\367\302\260\375>\371\375z\374R\014\234\032\304\257\201\371n\\\216\033p\260;.\217a\363\357@!\257@\377\000\250\273L\241;\036\327]\311\251\177%\254\302\303\264\224\377\014\331B|\035\231`\243\377L\312\0236\351\320)o\270\t\312?\033l\340Tg\232\217w\342\245\344\372~\262\3778y|\240\330oq8c=\"\252d\217^g\276\356\"?\233A%\234\265""\216\273\223-RB\002\275aU\0325\273\036I:\354\047_~\225|\365\365\321<1\365]0\342r\270\203\n_\205Cb\364\316xgR\230\034\343\021/\274\031v\243\335\250\243t\276\r\233Ki\247yI6\315I\347p!yD\026\253\334%\027\210M\014h\372K$\342\245\370\375\321Y\210\356\020\336\301\206+\223\307\207W\017\253\311.\034W\326\275 \227\022\"\247\364\3163\004\353\\_4\342\305\370\364\300\035\357\237M\220\331\333\343\263c\334za\370\r\024\255\241!\375c\374\263{\037\374\225\264D\3108\013V\332A{\331\212\036\307+\000\016\037\275?~e\314R\313q\342\331/\250V\352{3\342\244\230$_\3773\371\347\223\254\260\374\340\323\260t\342\201b\266\n\372\336CVWd\311mF\365x\177\2648\272\003f)Lo\373x\274;\026\223\345\311\366d \033\033\002\363\257\344_,aT\2743\3177a\335\235\360)\352\354`\364\001\216\037\367_Dk\361r\374`\2647^\230\234\231,\235\332\374\025\025\213\321\n\244\346\3228\254D\377K\006\323\232H\016\276\374Y\031|8^:I\047\257\017\177@~\356\301\352\"l9\306.\2774\331oA\313\n\324s\304\227E~\274\r*87\332\037_\032\327&[\312\315\371\353q\351\331\302j\344&\327n\217K\250\252\313\023\367\260@G/\206\007\030\271\356\307wqdw\324\231\265\335\305\340\016*y\036!gSr\335\300\224rs\344&\177\223\023\241\242`7x3|#\334\010wC/\332@WT\262x\354D\363*\036\311\206\232\030\220T\242t\nb%X\000\027\025\350\206\315\224\026\\8\270\215;6)MS\2154\237\\\001I\t\324c\003\341N\276\004\352\276K\276\323\325-\257\300\304s\311\225\033\240\336\371\321=9:,\\A\266e\303~v\341\267G\347\013I\001\023J\264\024\335Dd\356\312an_N\nl\354a\224b\024\007\334\315\224)4\266B\365u\2324\216\355\220Ke\3113\377\005\303\340\3200";
+    PyObject *data = __Pyx_DecompressString(cstring, 3382, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3506 bytes) */
-static const char cstring[] = "\337 and \000\002b \377has shap\325e\013\003v\022\003w\013\nt \3730x\035\tis no\377t suppor\377ted on t\275h\023\000CPU;\r\007:\377  key/va\377lue head\377s must b\374i\000\001\005(H,Tq,\377D), (Hkv\307,Tk\000\t\025\000)\006a \377numpy.nd\377array of\377 float32\347, g\212\000U\003hav\237e dty\314\000\020\013o\377bject> q\257uery~\014a\224\000l\337tipleR\001th\373e \214\000, Tk=\037, exp5\000\340\000\000\010\375(l\003, k ,)? for w\213\001\300#\376\017\000to matc\275h\221 e la\357\000a9x\260 \257\000x-D\250\003\354#\177.: ; a.\372\"\367[1]\230#equa\367l b\017\0040]; _known\047\001w\267&\377(N, <Mem\277oryViez\002<\377contiguo;us\333Bdir\356\001\007\r\373in\021\005strid\310\272@\211a\047\003 \310\000\004\031><|(\tA\006>?Can\215a\337assig\210`o \375r\353@-only \365m\240\002v\242\000ISA \373In\213`id mo\273de\322(\047c\047x\001\047>\311 tran\047\315C%\005\356\231\204\003in \302\"Non\337eNote\357`at\337 Cyth\373`is\377 deliber\347ates\000\330\001cte\375r!\001n PEP-\267484\362\204\002re\205as\337 subc\231@se\335s\307abui\377@n \376\266as. If y\377ou need \342\313@p\326\000%\t\240`n s\353et\334B\047\367\002ati\367on_\366`ing\047\355 \366#iv\242\000o F\377alse.add{_n\264\000atte\245@=o\316@caus\350@\t\006\376k\002s Tq <=\334\373`\322\204\003Tq=(\010nob\317\205\001s\221\001D\002\232\002(k\273\206\004\216Q\010out\237\205\001\370#\237\204\002s\373cr\220\204\002buffe\033rs}\010q \212\010\373\204\001\000\014\276\267\206\001 size\266\206\006pOosit\334\000\365\205\003q\272\207\004\277collec\205!s\377.abcdisa\337bleen\002\001fa\377stformer\377/_core.p\377yxgcgelu\377: approx\363im\270@\230\207\006\047taneh\217cn\356@\213disH\003\277dlayer\315 rom: x\360\206\010a +\000?-empty\360\205\007\347\205\t\377linear: \217bias\361\210\010\017\005\245/p\027ack\321@ \260$8\005\204\211\t?matmul\305\000\302\211\010\364\014\0050\036n\330\210\007n inyt\310\210\003\014\007betw\301 \363 1\260\212\002\375@defa\377ult __re\377duce__ d\371u\344b\367\001trivi\373al\033\000cinit\303__\205a\332\212\007""\223a\374\211\005C->\243\207\014write\257A\032\t\341a\337\211\005\362\211\013@\006\205\213\001ove\277rlap a\276\001p\337utrms\350\2011ro\277pe: co\272\210\003s\203in\311\212\010\235\214\003\034\003\236\212\001\212\204\007(z\324\211\013)\333\213\006even\342\211\t\177softmax\242l\357t le\237\212\001one\344\333\207\002\224\212\tu\266\204\002\350\205\002llo\371c\234\204\001\367\213\003data.\220\013\020\303\215\003\332\215\001\327\211\003s\"\000\271\212\002 \376\371\210\001ASCIICE\377llipsisS\177equence\274\212\001}.\301\212\007__Pyx\001\000\377Dict_Nex?tRef__\335\207\004\352@\333__\262\210\002__\001\005ge\225t\264@m\r\001d0\001\027\000f\347unc\035\001\030\000sta\315t1\002im\250\216\0013\001ma{in\003\002odulM\002\267nam\002\003ewT\001p\376~\000checksu`T\000\n\001?\004\025\001\330\215\001__\037\001\277unpick?\000E\rn \005vt\356\206\001\230\001\301\214\001O\005\304\240\204\005\251\204\006c\260\212\002\277\001\274\204\004ex\336\314\001set_\203\005se\361t\262\006\003\006.\007testv\200 is\311\207\001out\322\206\001\277a_abca\242D_\230\341\210\003\320\207\010\262\217\002as\234\215\007\n\004y\377ncio.cor\374A\003\217\211\007bb_bas\375e\246\207\001bpcc_c\251_\330\215\007\265\212\003c\312\207\001_\313 t\377raceback\277copycob\000u\377ntcpu_fe\377aturescu\377rrent_iskad\272\206\004_\262!th\246\215\001\021s\255\220\002\262\220\002\037\000_\246\220\003\300\210\002\236`\177odeenum\325\214\002\377epserror\177exactf_\313\211\007}.\320\211\002flags\217\221\004\206\351\211\001at\312\215\004\344\211\001\245`g\th\377halfhkvi\377idindexi\377nterleav\375e\r\000v_freq\027isa\213Bs\334a\000\002\201\213\001\347kk_\364\211\007\311\211\003_f3;2m\200\211\003mem\350\216\001\334\216\001\351n\323a\327as\255\222\004ndi\255m\311\212\001np\306\222\002o\345\001o\267rde\366!p_\345\211\001p\373op\325\213\003onsqq\377_rcregis\305t\361\000e\237\224\002\321\207\005\246\207\001_a\317pply\005\002\361bro\277wsss_s\200`e\356\306aisa\314bum_\316\337$set\266\211\004\354\224\002sh\365a\227@_\233\220\003silu\307sin""\342\214\001\241\207\004\343\000st\216\265\222\001sqr\210\204\001\001\001\375 t\377opstruct\354\365\224\006\321Ast\254\214\001tkt\367qun\256\213\001upda\337tevv_\370\224\002sw\377w_weight\376\332\211\006xx_y_O\200\377\001\330\004\010\210\004\210A\367\210S\220\010\000\007\200q\210\367\006\210b\010\000\010\016\210j\377\230\001\320\031M\310Q\310\377a\310q\330\004\n\210\"\377\210F\220!\2201\220H\377\230F\240\"\240A\330\004\377\025\220Q\220f\230A\230\377Q\230f\240B\240a\330\375\0049\003c\220\021\330\010\017\375\2101\000\030\230\001\230\026\230\377s\240!\330\004\031\230\023\373\230H \003\037\230q\240\010\377\250\002\250!\330\t\n\330\377\010\026\220a\220s\230!\377\2305\240\003\2401\240Ew\250\026\250j\000\013\2101\213\014\250l\020>\022\220\002aU\002\023\251\000C\377\220q\230\005\230S\240\001\323\240\025\235\001S\002\340\245\000z\220\377\021\220#\220V\2303\230\377d\240*\250A\250S\260\373\001\330\360\000i\220q\320\030\3770\260\001\260\024\260Q\260\373b\270\215\"r\210\022\2102~\234 \002\220\"\220A\330\220%\3773\2601\3204I\310\021\371\310\331\000\277\001q\200\001\340\004\366\264\000\210Ko\000\002\230\047\240\377\023\240D\250\005\250U\260\367!\2601\001\027>\300\023\300\177M\320QR\320RS8\005\377O\2301\230B\230g\240\377S\250\004\250E\260\025\260\377a\260|\3003\300j\320SPQ%\000_\003;\260 ~\036\000\373\007\250p\003\320\013\035\230Q\276{\002\320\013!\240\021\206\001\014\357\210I\220Q\215Au\210G\373\2201\257\004\230\036\240q\320\377(8\270\001\270\024\270U\357\300!\3001\256A}\220A\357\220U\230&\237 \027\250\003}\250\"\006\026\230q\320 o\001\377\320RV\320V[\320[\177\\\320\\j\320jk\343\001\346a\000\330\004\303@\376AR\220v\376\375@k\250\022\2506\260\021\373\260!\240e\"\220C\220w\360\217e\265c\006\n\207ei\250s\260_(\270\"\270A\207b\013\346 \337R\210r\220\024\217\000\"\230\367A\330\014\325\000\230a\230r\377\240\021\240$\240a\240r\377\250\021\250$\250a\250r\372g\000$\226 r\270\021\270$\337\270c\300\021\330\367 5\220\363\001\200\360b\302\204\n|\2208\230\3738\240\371\005\320\031K\3101\363\310A""\270\204\022\262y\004\026\220l\357\240#\240Q\236\0041\330\014}\033\243@C\230q\240\005\245@\377\001\250\025\250a\340\014\034\253\230A\342dc\245\000%\300\204\004\320\023\000\024\263`\333\205\006\005\222A\351\205\005\010\002\376\275\205\005X\240Q\240f\250A\373\250X\367`f\270A\270Q>\307\205\005a\210s\220#\312@\212\206\005\177/\250q\260\001\3201\367b\375\310\300@\n\210$\210a\210\237v\220S\230\004|\003\330\205\022)\377\2601\260H\270B\270a\375\340\361\205\001\r\210]\230!\230\3753\331 u\240C\240q\250\271\005\375\204\001\352`c\270\023\210@\004\177\007\200s\210#\210Q\216\205\001\337k\230\021\230!\334!1\320\317\000\025\220^\310 tU\320K\177b\320bc\320cd\254\204\010\377\017\210t\2201\220F\230\377(\240!\330\010\013\2104\276\344\000Q\220c\230\023\230a\022\377\220*\230A\320\0356\260\377a\260t\320;N\310a\373\320O:\001\320de\320e\211f\254\210\001\211+\003\267\001\363\207\020\217\047\004\324\322@\250\205\010\r\375\001\r\224\211\001\220\021~\230:d\270#\270S\300\271\211\002\376\2422\032\320\032,\250A\330\374\351X\374RY\240a\240v\250\377Q\250h\260a\260v\270\377Q\270a\330\004\027\220q\377\230\006\230a\230y\250\001V\244\211\001\260\001\226kR\304\211\0027\246\204\001\353\240a\354\206\005\037)\000\021\250+\377\260Q\260a\260~\300Q\357\300a\300q\245\212\001t\2103\377\210b\220\003\2202\220R\373\220q\315\210\006*\250!\320+\177T\320TU\320UV\313\212\001\317r\210\023\210\352\210\007\243\210\001\320S\352\033\001\330\234dR\235@3\220b;\230\001\217\211\006D\300Aa\001\210\213\001\237w\210d\220#R\n\242@\310\377x\320WX\320XY\330\375\004\233\212\001D\230\002\230\"\230\377E\240\021\240\047\250\026\250\377s\260*\270E\300\021\300\376\271\207\nt\2304\230v\240R]\240\261\002s\210&\261\0001\330\213\004\376\263Xi\300q\310\010\320P\354\325\211\001\353\204\003\320\r\310\207\001c\240\021\377\240%\240s\250!\2505\277\260\003\2601\260E\354\204\001\270\377U\300#\300U\310$\310\007d\320R\366\000\230\003\354\204\024\236b\236\215\020y\002\237\206\001\202\215\010c\250\023\250\2433\376\247\215\013k\260\021\260&\270\003\377""\2701\330\004\r\210\\\230\177\021\230(\240*\250L\365\213\001\316\313\214#)\2601\301\215\002\226a\003\230\3751\310 \023\240A\240U\250}#\266`e\2605\270\006\263a\377\013\2101\320\000\037\230q\303\340\004\320\207\047\362\214\001\255\211\007\256A\320Y\357Z\320Z[\321\205\005u\220G\363\2301\000\n\216c\047\220\024\220\375S\323@#\230S\240\003\240\3773\240g\250T\260\023\260\337B\260c\270\021\263\215\006=\270\377R\270s\300\"\300C\300\371y\322\214\002\356``\320`a\320\337ad\320de\340\217\0073\220\377f\230B\230j\250\005\250\347V\2606<\000\266\217\013s\240(\377\250\"\250I\260S\270\010\317\300\002\300!\335\216\022\203\212\003s\260\025##\000\001\276\210\004#\267\210\t\350\220\010\244[\316\215\205\004\320VW\347\220\r\255RN\270\373!\340\300\207\014\017\210|\2301\373\230F\263\000.\270\001\330\010\370\322\207\t\350\213%\345E\031\230\021\230#\357\230Q\230e\335 a\240u\377\250C\250q\260\005\260T?\270\025\270f\300A\247\212\002";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3506, 5472);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (4598 bytes) */
+static const char cstring[] = "\377  +  and\376\000\002 b has _shape\020\003v\027\003\275w\013\nt 0x\035\ti\377s empty \371(3\004\016\000not s\377upported\277 on th$\000C\367PU;\r\007:  k\377ey/value\377 heads m\377ax  must\367 be\000\006 (H,\277Tq,D),\007\000k\217v,Tk\000\t\025\000)\006a\377 C-conti\377guous fl\377oat32 ar\367ray\032\010numpoy.nd\022\003of!\005\347, g\264\000w\006bet\277ween 1\234\"t\267he X\001ex\327\000i\375z\227\005have d\343ty\257 h\004?\004obj\377ect> que\323ry\327\005\323\004a\341\000lt\237iple {\000V\001 \337token\306 xc\371e\256 i\001sessi~\267 capaci\334 \370\246\000 \004\243\003(tree\377 fragmen\357t)))\272\003min\377 , , Tk=\037, exp\203\000\200@\000\010\375(\342\003, k ,)? for w\203\001\361Cv\017\000to\205@tch\261@oe la\212@ax\341@\316\245 x-D\236#\235c.:\337 ; a.\253b[1\375]\263Cequal \375b\017\0040]; kn\327own\047\001w\322F(N\377, <Memor/yViez\002<\256H\215\204\001gdir\274!\007\rin\021\005\237strid\332`#\007 \314\310\000\004\031><(\tA\006>?\327Can\255\204\001a\356 gn\376\210@ read-o\323nl\263`\240\002v\242\000IS\377A Invali\277d mode\322(\047\353c\047x\001\047\311 tra\203n\047\303c%\005\312\205\003\223@\302\"N\377oneNote \377that Cyt\377hon is d\377eliberatyes\000\330\001cter!\001\377n PEP-48\3554\243\206\002re\323as s\307ubc\231@\242`\277abu\355i\315`n \204\204\001s. \377If you n\316\306bo p\326\000%\tth\277en set\334B\047\366\367\002at\350`_typ\337ing\047 \366#iv\376\242\000o False\357.a g\230\000d (\377llama-st\377yle) mlp\366a\002s \032\003 pro|\363\204\001\264\204\001in ev\370\204\001\367lay\325\000dd_n\276\364\000atteni\001 \377norm bia\375s\004\014weight~\037\006: caus\320`\376/\010eeds Tq\277 <= Tk\260\206\003T[q=(\010no\327\207\001s\307A\232l\002d\321A(k\324\210\004Q\010o\313ut\377\205\001m\206\204\002\207\205\002sc\376\201@ch buff{er\223\007: q \212\010\230\213\207\001\000\014\277\210\001 s\227\207\001\272\210\005pOosit\304 \323\207\003q\323\211\004\277collec\355!s\377.abcdisa\177bledown\212\"\354\004\002\276\047en\032\001fas\373tf\256 er/_c\177ore.pyx""\010\t\376\215\204\001l.pxifi\307nal\322\047\004\010\322#fo\357rwar\215 ake\307s 1\351\204\001\325A\256Hgc\377gelu: ap~\312@ximate\212\212\006\337\047tanh\346\204\003no\253ne\342\204\004i\213\205\010l\272`m{en\266\210\001s is\270\003Kdk\344Bk\224h\220b \226b>\225`rm: x\363\212\003\314\211\002\215a\233`n-\320\213\003\371\207\006\357\207\tl?inear:\273b\252\214\010\374\017\005\305Opackin\341g\317E8\005\275\214\t\347\000mul\360\366\000\373\214\010\014\0050\036max_\003t \343S\241\205\002\346\204\005\004\006\342\204\003\264B\341 \217Dx\001\371\204\003\204\216\002an \373un\274\215\007stora\243ge\340\206\002(\014\246\204\036n\232\215\007n\257 int\345\214\003n\325\214\024n\377o defaul\377t __redu\177ce__ du\213\207\002\376\366@-trivia\375l\033\000cinit_\013_o\305\206\002o\365\206\010\326\205\001\304\217\007\344\205\001\370\320\216\005\227\216\n\370\217\001write\204\200\205\001\032\ta\266\216\006\242\216\n@\006\336\217\001o\177verlap \246 \337input\352\205\003on\377 embeddi\257ngsq\336\207\002q\216\210\010r{ms\276\2031rope\267 \277v_freq\t\001:\357 cos\267\221\002sin\240\261\204\010\271\221\003\034\003\261\217\001\215\207\007(\277\215\013)\336\341\220\006even\315\215\tse\277lf.s c\221\214\003b\366\364\217\002ve\306\221\002to a\343 P\260\213\003\335\217\003\275\216\002pic\363kl\354\001\245\217\rsoft\367max\320\205\014t le\036\325\216\001one \331\216\001\312\216\t\205\220\002\344\267(\n\003i\232\222\001\222\222\004in \237[0, u\225\210\002\337\211\002l\347loc\244\207\001\344\221\003datCa.\013\020\323\223\003\352\223\001\266\216\003s\"\000\032\230\217\002 \330\215\001up\211\213\002\004\000\273\213\007\365v\234\213\002v\314\213\010ASCI\377ICEllips\377isModelCWore\000\006.\250\204\006c\326\215\002\373__\017\tsetst\357ate_\025\005Seq?uenceS\347\221\003\000\004P3\017\017\0070\020\243\222\002.\323\211\004V\315\220\001}.\322\220\007__Pyx\001\000\377Dict_Nex\277tRef__\356\215\004e\317____\303\216\002\000\006_g\277etitem\026\001d\2740\001 \000func&\001g\214\267\0054\000im\331\225\001<""\001\374\205\003.\375<\200Als>.ge\377nexpr__m\367ain]\001modu\335lf\002nam\002\003ew\372v\001p\227\000check#sum\000\n\001\230#_\025\001\320\224\001\355_\005\002un\332be_E\rn \005vt\260\214\001\272\001\353\222\001O\005\330\243\207\005\363.\275\207\006ex\356\001se\313t_\203\005s\311\010\216N__\257test\352\001s\363\214\001o\373ut\364\212\001a_abc\377all_logi\327tsa\367d_\255\216\003ap\357pend\263\214\010arc\331h\377\226\001\202\227\001as\210\227\002as\374\235\227\007\n\004yncio.\347cor_\003\214\220\007att\355n\236\214\002_b\001\007wbb\367_b_\260\216\001b_up\357base\306\220\001bkb\377obpbqbvc\217c_c_\201\230\007\274\226\005\305\220\003c\327fgc\275\214\001_\234@tr\377acebackc\377losecopy\366\333\216\001co\236\000untc\377pu_featu\377rescurre\377nt_isadd\327_ff\233\212\004_\220Ath\"\256\224\001s\203\230\002\210\230\002#\000_\374\227\003\226\232\002\377encodeen\373um\335\223\002epser\377rorexactkf_\323\217\007.\330\217\002ff\351\005~\001\006wflags\312\231\004\206\205\220\001at\346\224\004\312\217\004\260\217\001\362dg\307etg\335A\321`\221\004hh\367alf\336\232\001_dim\377hkviidid\357sids\377\000dex\377int32int\377erleaved\273in\340\211\003isa\242bs8\214\205\001\000\002\332\221\001kk_\255\217\007\327\223\002\375s\210\217\003_f32lm\335_\306\233\001lwm\310\216\003ma\355x\226\216\001ct\002\002tme\335m\307\226\001min\276\226\001nn>(\002sn_kv\002\005K\003\324\244\205\001\250\205\001s\236\233\004n\265\000ne\263xt\361\220\001\264\224\001_b\001\002w\353np\307\233\002o\350!ord\355e\271ap_\350\217\001pop\177pos_emb\215\214\005\377sqq_rcre/gist\373 e\342\235\002\205\214\005~\332\213\001_apply\005\002\350\202(\t\004\356\213\007_\366\205\002row\377sss_scal\275e\253\213\001send\323\205\001iwsas\357+set\306\216\004\256\324\236\002sha\312`_\354\224\003s?ilusin\261\224\001\242\213\004v\331 st\354\232\001sqr\250\211\001\374\001\001\254`topstrguct\314\236\006\204\204\001st\214\223\001\376\372`owtktok\336\353\001tqun\351\221\001up\177datevv_\333\236\002\376\340\236\002svocabw\267w_w\265\205\002w""_\317\227\001w\367_up\355\226\003wind\377owwkwowq\376\212\217\006wvxx_y_\375z\330 sO\200\001\330\004\377\010\210\004\210A\210S\220\376\010\000\007\200q\210\006\210b\376\010\000\010\016\210j\230\001\320\377\031M\310Q\310a\310q\377\330\004\n\210\"\210F\220\377!\2201\220H\230F\240\377\"\240A\330\004\025\220Q\377\220f\230A\230Q\230f\277\240B\240a\330\0049\003c\277\220\021\330\010\017\2101\000\030\377\230\001\230\026\230s\240!\177\330\004\031\230\023\230H \003\377\037\230q\240\010\250\002\250\377!\330\t\n\330\010\026\220\377a\220s\230!\2305\240\377\003\2401\240E\250\026\250\016j\000\013\2101\213\014l\020>\022\220\002\365aU\002\023\251\000C\220q\230\177\005\230S\240\001\240\025\235\001\376Q\004\n\210+\220Q\200\001\375\340\256\000z\220\021\220#\220\377V\2303\230d\240*\250\277A\250S\260\001\330\371\000i\377\220q\320\0300\260\001\260\277\024\260Q\260b\270\226\"r\357\210\022\2102\245 \002\220\"\367\220A\330\231%3\2601\320\2374I\310\021\310\342\000\310\001q\354T\001\275\000\210Kx\000\002\230\047\377\240\023\240D\250\005\250U\357\260!\2601\001\027>\300\023\377\300M\320QR\320RS\3768\005O\2301\230B\230g\377\240S\250\004\250E\260\025\377\260a\260|\3003\300j\247\320PQ%\000_\003;\271 ~\366\036\000\007\250p\003\320\013\035\230~\323\002\013\320\013!\240\021\336\001\337\014\210I\220Q\226Au\210\367G\2201\257\004\230\036\240q\377\320(8\270\001\270\024\270\337U\300!\3001\267A}\220\337A\220U\230&\250 \027\250\373\003\250\"\006\026\230q\320 \376o\001\320RV\320V[\320\377[\\\320\\j\320jk\314\273!a\000\330\004\314@\207aR\220\375v\206`k\250\022\2506\260\367\021\260!\251e\"\220C\220\341w\230e\276c\006\n\220ei\250s\277\260(\270\"\270A\220b\013\276\346 R\210r\220\024\217\000\"\357\230A\330\014\325\000\230a\230\377r\240\021\240$\240a\240\377r\250\021\250$\250a\250\365rg\000$\226 r\270\021\270\377$\270c\300\021\330\004\013\237\2105\220\001\200\371b\313\204\n|\337\2208\2308\240\371\005\320\031\237K\3101\310A\301\204\022\273y\004\177\026\220l\240#\240Q\236\004\3571\330\014\033\243@C\230q\373\240\005""\245@\001\250\025\250a_\340\014\034\230A\353dc\245\000}%\311\204\004\300\021\320\000\024\265`\302\346\205\006\005\224A\364\205\005\010\002\310\205\005X\240\177Q\240f\250A\250X\371`\337f\270A\270Q\322\205\005a\210\347s\220#\314@\225\206\005/\250q\257\260\001\3201\371b\310\302@\n\377\210$\210a\210v\220S\363\230\004~\003\343\205\022)\2601\260\277H\270B\270a\340\374\205\001\r\277\210]\230!\2303\333 u?\240C\240q\250\005\377\204\001\354`\367c\270\023\212@\004\007\200s\357\210#\210Q\220\205\001k\230\021\373\230!\336!1\320\000\025\220\371^\312 tU\320Kb\320b\357c\320cd\256\204\010\017\210t\377\2201\220F\230(\240!\337\330\010\013\2104\344\000Q\220\367c\230\023\232a\022\220*\230\377A\320\0356\260a\260t\177\320;N\310a\320O:\001?\320de\320ef\267\210\001\211+\221\003\267\001\376\207\020\217\047\004\324@\252\205\010\r\332\375\001\r\237\211\001\220\021\230:d\270\317#\270S\300\304\211\002\2422\032\320\237\032,\250A\330\351X\374RY\377\240a\240v\250Q\250h\377\260a\260v\270Q\270a\377\330\004\027\220q\230\006\230\337a\230y\250\001\257\211\001\260\001j\226kR\317\211\0027\250\204\001\240a\356\206\005\375\037)\000\021\250+\260Q\260\377a\260~\300Q\300a\300\375q\260\212\001t\2103\210b\220\177\003\2202\220R\220q\317\210\006\377*\250!\320+T\320T\357U\320UV\326\212\001r\210\023Y\210\354\210\007\245\210\001\320S\033\001\330\234d}R\235@3\220b\230\001\221\211\006\347D\300Aa\001\223\213\001w\210d\363\220#R\n\242@\310x\320W\277X\320XY\330\004\246\212\001D\377\230\002\230\"\230E\240\021\377\240\047\250\026\250s\260*\337\270E\300\021\300\273\207\nt\230\2774\230v\240R\240\261\002s\313\210&\261\0001\343\213\004\263Xi\300\237q\310\010\320P\327\211\001\353\204\003\320\375\r\312\207\001c\240\021\240%\240\377s\250!\2505\260\003\260\3671\260E\354\204\001\270U\300#\377\300U\310$\310d\320R \366\000\230\003\354\204\024\236b\251\215\020\002\237\206\001\215\215\010\317c\250\023\250\2433\262\215\013k\260\377\021\260&\270\003\2701\330\377\004\r\210\\\230\021\230(\317\240*\250L\367\213\001\326\214#)\260\2711\314""\215\002\226a\003\2301\310 \023\277\240A\240U\250#\266`e\357\2605\270\006\263a\013\2101\177\320\000\037\230q\340\004\320\207\047\370\364\214\001\257\211\007\256A\320YZ\320Z}[\321\205\005u\220G\2301\000\n\276\216c\047\220\024\220S\323@#\377\230S\240\003\2403\240g\377\250T\260\023\260B\260c\373\270\021\265\215\006=\270R\270s?\300\"\300C\300y\324\214\002\356`\377`\320`a\320ad\320\373de\353\217\0073\220f\230B\377\230j\250\005\250V\2606\374<\000\301\217\013s\240(\250\"\250\377I\260S\270\010\300\002\300\271!\350\216\022\205\212\003s\260##\000\001\302\276\210\004#\267\210\t\363\220\010\244[\215\205\004\320VyW\362\220\r\255RN\270!\340\300\207\014\177\017\210|\2301\230F\263\000\037.\270\001\330\010\322\207\t\352\213%\345E\377\031\230\021\230#\230Q\230\375e\335 a\240u\250C\250\377q\260\005\260T\270\025\270\367f\300A\246\212\003\004+\2501\377\340\010\047\240r\320);\377\2701\270E\300\026\300r\377\310\021\330\010\031\230\024\230\177V\2401\240H\250D0\000\267R\260q\323\211\0012\210\363\215\001\023\377\220B\220b\230\004\230B\357\230a\330\014\326\211\0042\260!?\2604\260r\3209\215\223\002\375\211\003\377r\220\030\230\022\2302\230\177R\230t\2402\240Q%\004\376\014\000q\240\004\240B\240k\017\260\021\3202\254\217\003\322@\317\212\001\327\221\001\177b\220\010\230\001\230\021\301\212\001}3\220\207\004r\230\023\230CA\000\2373\240c\250\021i\006\234\220\001\035\377\300a\300s\310$\310h\366\354 \320W\363`^\320^_\376@\003\006\220b\230\005\320\035\177-\250S\260\004\260F\266\217\002\357\010\035\230S\325\223\003\340\r\016\377\330\014\021\320\021!\240\021\257\240!\2404\227 D\310\222\002T\376\245\217\002a\270t\3003\300a\036\204!\310$\310a\205\003\263\224\001\352\000/+\230Q\230\004\013*\337\224\001\315\224\002";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 4598, 7132);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (5472 bytes) */
-static const char bytes[] = " and  and b has shape  and v  and w has shape  at 0x has shape  is not supported on this CPU; supported:  key/value heads must be  must be (H,Tq,D), (Hkv,Tk,D), (Hkv,Tk,D) must be a numpy.ndarray of float32, got  must have dtype float32, got  object> query heads must be a multiple of the ), , Tk=, expected , expected (, got , k ,) for w of shape ,) to match the last axis of x-D, got shape .: ; a.shape[1] must equal b.shape[0]; known: ; w must be (N, <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewISA Invalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_noteattention: causal attention needs Tq <= Tk, got Tq=attention: no keys to attend to (k shape attention: out of memory for scratch buffersattention: q attention: the attention: the head size must be positive, got q shape collections.abcdisableenablefastformer/_core.pyxgcgelu: approximate must be \047tanh\047 or \047none\047, got isenabledlayer_norm: x must have a non-empty last axis, got shape linear: bias has shape linear: out of memory for packing bufferslinear: x has shape matmul: a has shape matmul: out of memory for packing buffersn must be an int, got n must be between 1 and no default __reduce__ due to non-trivial __cinit__out has shape out must be C-contiguous and writeableout must be a float32 numpy.ndarrayout must not overlap an inputrms_norm: x must have a non-empty last axis, got shape rope: cos and sin must have shape rope: the head size (last axis of x) must be even, got shape softmax: x must have at least one axis, got shape unable to allocate array data.unable to allocate shape and strides.unknown ISA ASCIICEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__""annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineaa_abcallocate_bufferapproximatearrayascontiguousarrayasyncio.coroutinesattentionbb_basebiasbpcc_c_contiguouscausalcline_in_tracebackcopycoscountcpu_featurescurrent_isaddefault_num_threadsdtypedtype_is_objectemptyencodeenumerateepserrorexactf_fastformer._coreflagsfloat32formatfortrangeluget_num_threadshhalfhkviidindexinterleavedinv_freqisa_namesitemsitemsizekk_layer_normlinear_f32mmatmulmemviewmodennamenamesndarrayndimnonenpnumpyo_objorderoutp_packpoppositionsqq_rcregisterreshaperms_normrope_applyrope_tablerowsss_scaleset_isaset_num_threadssetdefaultshapeshares_memorysilusinsizesoftmax_lastaxissqrtstartstepstopstructsupported_isasttanhtktqunpackupdatevv_valuesww_weightwriteablexx_y_O\200\001\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220\001\330\010\016\210j\230\001\320\031M\310Q\310a\310q\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\025\220Q\220f\230A\230Q\230f\240B\240a\330\004\007\200q\210\006\210c\220\021\330\010\017\210q\330\004\030\230\001\230\026\230s\240!\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\t\n\330\010\026\220a\220s\230!\2305\240\003\2401\240E\250\026\250q\330\004\013\2101\200\001\330\004\010\210\004\210A\210S\220\001\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\004\025\220Q\220a\330\t\n\330\010\023\2201\220C\220q\230\005\230S\240\001\240\025\240a\330\004\013\2101\200\001\340\004\007\200z\220\021\220#\220V\2303\230d\240*\250A\250S\260\001\330\010\016\210i\220q\320\0300\260\001\260\024\260Q\260b\270\001\330\004\007\200r\210\022\2102\210S\220\002\220\"\220A\330\010\016\210j\230\001\320\0313\2601\3204I\310\021""\310!\330\004\026\220a\220q\200\001\340\004\013\2101\210K\220q\230\002\230\047\240\023\240D\250\005\250U\260!\2601\200\001\340\004\013\2101\210K\220q\230\002\230\047\240\023\240D\250\005\250U\260!\260>\300\023\300M\320QR\320RS\200\001\340\004\013\2101\210O\2301\230B\230g\240S\250\004\250E\260\025\260a\260|\3003\300j\320PQ\320QR\200\001\340\004\013\210;\220a\220~\240S\250\007\250q\200\001\340\004\013\320\013\035\230Q\200\001\340\004\013\320\013!\240\021\200\001\340\004\014\210I\220Q\330\004\007\200u\210G\2201\330\010\016\210j\230\001\230\036\240q\320(8\270\001\270\024\270U\300!\3001\330\004\007\200}\220A\220U\230&\240\001\240\027\250\003\2501\330\010\016\210j\230\001\230\026\230q\320 Q\320QR\320RV\320V[\320[\\\320\\j\320jk\200\001\340\004!\240\021\330\004\037\230q\330\004\025\220R\220v\230Q\230k\250\022\2506\260\021\260!\330\004\n\210\"\210F\220\"\220C\220w\230f\240B\240a\330\004\n\210\"\210F\220\"\220C\220w\230f\240B\240a\330\004\031\230\023\230H\240B\240i\250s\260(\270\"\270A\330\t\n\330\010\013\2102\210R\210r\220\024\220U\230\"\230A\330\014\035\230Q\230a\230r\240\021\240$\240a\240r\250\021\250$\250a\250r\260\021\260$\260a\260r\270\021\270$\270c\300\021\330\004\013\2105\220\001\200\017\210q\330\004\010\210\004\210A\210S\220\001\330\004\007\200|\2208\2308\2401\330\010\016\210j\230\001\320\031K\3101\310A\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\004\025\220Q\220a\330\004\026\220l\240#\240Q\330\t\n\330\010\013\2101\330\014\033\2301\230C\230q\240\005\240S\250\001\250\025\250a\340\014\034\230A\230S\240\001\240\025\240c\250\021\250%\250q\330\004\013\2101\320\000\024\220A\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200q\210\006\210a\210s\220#\220Q\330\010\016\210j\230\001\320\031/\250q\260\001\3201I\310\021\310!\3101\330\004\n\210$\210a\210v\220S\230\004\230A""\230S\240\001\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270a\340\t\n\330\010\r\210]\230!\2303\230a\230u\240C\240q\250\005\250S\260\001\260\025\260c\270\023\270A\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\025\220^\2401\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200q\210\006\210a\210s\220#\220Q\330\010\016\210j\230\001\320\031/\250q\260\001\3201I\310\021\310!\320Kb\320bc\320cd\330\004\007\200u\210G\2201\330\010\017\210t\2201\220F\230(\240!\330\010\013\2104\210v\220Q\220c\230\023\230A\330\014\022\220*\230A\320\0356\260a\260t\320;N\310a\320Oc\320cd\320de\320ef\330\004\n\210$\210a\210v\220S\230\004\230A\230S\240\003\2401\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270a\340\004\033\2301\330\004\007\200u\210G\2201\330\010\r\210Q\330\010\r\210S\220\001\220\021\340\t\n\330\010\r\210]\230!\2303\230a\230u\240C\240q\250\005\250S\260\001\260\025\260d\270#\270S\300\001\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\032\320\032,\250A\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230Y\240a\240v\250Q\250h\260a\260v\270Q\270a\330\004\027\220q\230\006\230a\230y\250\001\250\026\250q\260\001\330\004\007\200q\210\006\210a\210s\220#\220R\220s\230!\2307\240#\240Q\240a\330\010\016\210j\230\001\230\037\250\001\250\021\250+\260Q\260a\260~\300Q\300a\300q\330\004\007\200t\2103\210b\220\003\2202\220R\220q\330\010\016\210j\230\001\320\031*\250!\320+T\320TU\320UV\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\320\031R\320RS\320ST\320TU\330\004\007\200s\210#\210R\210t\2203\220b\230\001\330\010\016\210j\230\001\320\031D\300A\300Q\300a\330\004\007\200w\210d\220#\220R\220q\330\010\016\210j\230\001""\320\031N\310a\310x\320WX\320XY\330\004\023\2201\220D\230\002\230\"\230E\240\021\240\047\250\026\250s\260*\270E\300\021\300!\330\004\n\210\"\210F\220\"\220C\220t\2304\230v\240R\240q\330\004\007\200s\210&\220\003\2201\330\010\017\210q\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270i\300q\310\010\320PR\320RS\340\t\n\330\010\r\320\r\035\230Q\230c\240\021\240%\240s\250!\2505\260\003\2601\260E\270\023\270A\270U\300#\300U\310$\310d\320RU\320UX\320XY\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\033\2301\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220\002\220#\220Q\220f\230A\230Q\230f\240B\240c\250\023\250A\330\010\016\210j\230\001\320\031R\320RS\320ST\320TU\330\004\025\220Q\220f\230A\230Q\230f\240B\240k\260\021\260&\270\003\2701\330\004\r\210\\\230\021\230(\240*\250L\270\001\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\330\t\n\330\010\027\220q\230\003\2301\230E\240\023\240A\240U\250#\250Q\250e\2605\270\006\270a\330\004\013\2101\320\000\037\230q\340\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200r\210\022\2101\330\010\016\210j\230\001\320\031X\320XY\320YZ\320Z[\330\004\n\210$\210a\210u\220G\2301\330\004\n\210$\210a\210u\220G\2301\330\004\007\200s\210\047\220\024\220S\230\002\230#\230S\240\003\2403\240g\250T\260\023\260B\260c\270\021\330\010\016\210j\230\001\320\031=\270R\270s\300\"\300C\300y\320PQ\320QT\320T`\320`a\320ad\320de\330\004\n\210\"\210F\220!\2203\220f\230B\230j\250\005\250V\2606\270\021\330\004\031\230\023\230H\240B\240a\330\004\037\230s\240(\250\"\250I\260S\270\010\300\002\300!\330\t\n\330\010\023\2201\220C\220q\230\005\230S\240\001\240\025\240c\250\021\250%\250s\260#\260S\270\001\330\004\013\2101\320\000#\2401\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220\002\220#\220Q""\220f\230A\230Q\230f\240B\240c\250\023\250A\330\010\016\210j\230\001\320\031T\320TU\320UV\320VW\330\004\025\220Q\220f\230A\230Q\230f\240B\240k\260\021\260&\270\003\2701\330\004\r\210\\\230\021\230(\240*\250N\270!\340\004\033\2301\330\004\007\200u\210G\2201\330\010\017\210|\2301\230F\240(\250.\270\001\330\010\r\210Q\330\010\r\210S\220\001\220\021\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\330\t\n\330\010\031\230\021\230#\230Q\230e\2403\240a\240u\250C\250q\260\005\260T\270\025\270f\300A\330\004\013\2101";
+    #else /* compression: none (7132 bytes) */
+static const char bytes[] = "  +  and  and b has shape  and v  and w has shape  at 0x has shape  is empty (shape  is not supported on this CPU; supported:  key/value heads max  must be  must be (H,Tq,D), (Hkv,Tk,D), (Hkv,Tk,D) must be a C-contiguous float32 array must be a numpy.ndarray of float32, got  must be between 1 and the context size  must have dtype float32, got  object> query heads must be a multiple of the  tokens exceed the session capacity of  tokens, got (tree fragment))), got min , , Tk=, expected , expected (, got , k ,) for w of shape ,) to match the last axis of x-D, got shape .: ; a.shape[1] must equal b.shape[0]; known: ; w must be (N, <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewISA Invalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.a gated (llama-style) mlp needs a gate projection in every layeradd_noteattention norm biasattention norm weightattention: causal attention needs Tq <= Tk, got Tq=attention: no keys to attend to (k shape attention: out of memory for scratch buffersattention: q attention: the attention: the head size must be positive, got q shape collections.abcdisabledown biasdown projectionenablefastformer/_core.pyxfastformer/_model.pxifinal norm biasfinal norm weightforward takes 1 to gate projectiongcgelu: approximate must be \047tanh\047 or \047none\047, got invalid model dimensions isenabledk biask projectionlayer layer_norm: x must have a non-empty last axis, got shape linear: bias has shape linear: out of memory for packing bufferslinear: x has shape matmul: a has shape matmul: out of memory for packing buffersmax_t must be positive, got mlp norm biasmlp norm weightmodel forward: a weight has an unsupported storag""e typemodel forward: out of memory for scratch buffersn must be an int, got n must be between 1 and no default __reduce__ due to non-trivial __cinit__o biaso projectionout has shape out must be C-contiguous and writeableout must be a float32 numpy.ndarrayout must not overlap an inputposition embeddingsq biasq projectionrms_norm: x must have a non-empty last axis, got shape rope inv_freqrope: cos and sin must have shape rope: the head size (last axis of x) must be even, got shape self.s cannot be converted to a Python object for picklingsession capacity softmax: x must have at least one axis, got shape token embeddingstoken ids must be in [0, unable to allocate array data.unable to allocate shape and strides.unknown ISA up biasup projectionv biasv projectionASCIICEllipsisModelCoreModelCore.__reduce_cython__ModelCore.__setstate_cython__SequenceSessionSession.__reduce_cython__Session.__setstate_cython__Session.forwardVView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____init__.<locals>.genexpr__main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineaa_abcall_logitsallocate_bufferappendapproximatearcharrarrayasarrayascontiguousarrayasyncio.coroutinesattentionattn_norm_battn_norm_wbb_b_downb_upbasebiasbkbobpbqbvcc_c_contiguouscapacitycausalcfgcline_in_tracebackclosecopycorecoscountcpu_featurescurrent_isadd_ffdefault_num_threadsdtypedtype_is_objectemptyencodeenumerateepserrorexactf_fastformer._coreffn_norm_bffn_norm_wflagsfloat32formatfortranforwardgelugenexprgetget_num_threadshhalfhead_dimhkviididsids_indexint32interleavedinv_freqisa_namesitemsitemsizekk_layer_normlayerslinear_f32lm_headlwmmatmulmaxmax_ctxmax_tmemviewminmodenn_headsn_kv_headsn_layersnamenamesndarrayndimnextnonenorm_bnorm_wnpnumpyo_objorderoutp_packpoppos_embpositionsqq_rcregisterreshaperm""s_normrope_applyrope_interleavedrope_inv_freqrope_tablerowsss_scaleselfsendset_isaset_num_threadssetdefaultshapeshares_memorysilusinsizesoftmax_lastaxissqrtstartstepstopstructsupported_isasttanhthrowtktok_embtqunpackupdatevv_valuevaluesvocabww_w_downw_gatew_upweightwindowwkwowqwriteablewvxx_y_zerosO\200\001\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220\001\330\010\016\210j\230\001\320\031M\310Q\310a\310q\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\025\220Q\220f\230A\230Q\230f\240B\240a\330\004\007\200q\210\006\210c\220\021\330\010\017\210q\330\004\030\230\001\230\026\230s\240!\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\t\n\330\010\026\220a\220s\230!\2305\240\003\2401\240E\250\026\250q\330\004\013\2101\200\001\330\004\010\210\004\210A\210S\220\001\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\004\025\220Q\220a\330\t\n\330\010\023\2201\220C\220q\230\005\230S\240\001\240\025\240a\330\004\013\2101\200\001\330\004\n\210+\220Q\200\001\340\004\007\200z\220\021\220#\220V\2303\230d\240*\250A\250S\260\001\330\010\016\210i\220q\320\0300\260\001\260\024\260Q\260b\270\001\330\004\007\200r\210\022\2102\210S\220\002\220\"\220A\330\010\016\210j\230\001\320\0313\2601\3204I\310\021\310!\330\004\026\220a\220q\200\001\340\004\013\2101\210K\220q\230\002\230\047\240\023\240D\250\005\250U\260!\2601\200\001\340\004\013\2101\210K\220q\230\002\230\047\240\023\240D\250\005\250U\260!\260>\300\023\300M\320QR\320RS\200\001\340\004\013\2101\210O\2301\230B\230g\240S\250\004\250E\260\025\260a\260|\3003\300j\320PQ\320QR\200\001\340\004\013\210;\220a\220~\240S\250\007\250q\200\001\340\004\013\320\013\035\230Q\200\001\340\004\013\320\013!\240\021\200\001\340\004\014\210I\220Q\330\004\007\200u\210G\2201\330\010\016\210j\230\001\230\036\240q\320(8\270\001\270\024\270U\300!\3001\330\004\007\200}\220A\220U\230&\240\001\240\027\250\003\2501\330\010""\016\210j\230\001\230\026\230q\320 Q\320QR\320RV\320V[\320[\\\320\\j\320jk\200\001\340\004!\240\021\330\004\037\230q\330\004\025\220R\220v\230Q\230k\250\022\2506\260\021\260!\330\004\n\210\"\210F\220\"\220C\220w\230f\240B\240a\330\004\n\210\"\210F\220\"\220C\220w\230f\240B\240a\330\004\031\230\023\230H\240B\240i\250s\260(\270\"\270A\330\t\n\330\010\013\2102\210R\210r\220\024\220U\230\"\230A\330\014\035\230Q\230a\230r\240\021\240$\240a\240r\250\021\250$\250a\250r\260\021\260$\260a\260r\270\021\270$\270c\300\021\330\004\013\2105\220\001\200\017\210q\330\004\010\210\004\210A\210S\220\001\330\004\007\200|\2208\2308\2401\330\010\016\210j\230\001\320\031K\3101\310A\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250!\330\004\025\220Q\220a\330\004\026\220l\240#\240Q\330\t\n\330\010\013\2101\330\014\033\2301\230C\230q\240\005\240S\250\001\250\025\250a\340\014\034\230A\230S\240\001\240\025\240c\250\021\250%\250q\330\004\013\2101\300\021\320\000\024\220A\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200q\210\006\210a\210s\220#\220Q\330\010\016\210j\230\001\320\031/\250q\260\001\3201I\310\021\310!\3101\330\004\n\210$\210a\210v\220S\230\004\230A\230S\240\001\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270a\340\t\n\330\010\r\210]\230!\2303\230a\230u\240C\240q\250\005\250S\260\001\260\025\260c\270\023\270A\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\025\220^\2401\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200q\210\006\210a\210s\220#\220Q\330\010\016\210j\230\001\320\031/\250q\260\001\3201I\310\021\310!\320Kb\320bc\320cd\330\004\007\200u\210G\2201\330\010\017\210t\2201\220F\230(\240!""\330\010\013\2104\210v\220Q\220c\230\023\230A\330\014\022\220*\230A\320\0356\260a\260t\320;N\310a\320Oc\320cd\320de\320ef\330\004\n\210$\210a\210v\220S\230\004\230A\230S\240\003\2401\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270a\340\004\033\2301\330\004\007\200u\210G\2201\330\010\r\210Q\330\010\r\210S\220\001\220\021\340\t\n\330\010\r\210]\230!\2303\230a\230u\240C\240q\250\005\250S\260\001\260\025\260d\270#\270S\300\001\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\032\320\032,\250A\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230Y\240a\240v\250Q\250h\260a\260v\270Q\270a\330\004\027\220q\230\006\230a\230y\250\001\250\026\250q\260\001\330\004\007\200q\210\006\210a\210s\220#\220R\220s\230!\2307\240#\240Q\240a\330\010\016\210j\230\001\230\037\250\001\250\021\250+\260Q\260a\260~\300Q\300a\300q\330\004\007\200t\2103\210b\220\003\2202\220R\220q\330\010\016\210j\230\001\320\031*\250!\320+T\320TU\320UV\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\320\031R\320RS\320ST\320TU\330\004\007\200s\210#\210R\210t\2203\220b\230\001\330\010\016\210j\230\001\320\031D\300A\300Q\300a\330\004\007\200w\210d\220#\220R\220q\330\010\016\210j\230\001\320\031N\310a\310x\320WX\320XY\330\004\023\2201\220D\230\002\230\"\230E\240\021\240\047\250\026\250s\260*\270E\300\021\300!\330\004\n\210\"\210F\220\"\220C\220t\2304\230v\240R\240q\330\004\007\200s\210&\220\003\2201\330\010\017\210q\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\260H\270B\270i\300q\310\010\320PR\320RS\340\t\n\330\010\r\320\r\035\230Q\230c\240\021\240%\240s\250!\2505\260\003\2601\260E\270\023\270A\270U\300#\300U\310$\310d\320RU\320UX\320XY\330\004\007\200s\210#\210Q\330\010\016\210k\230\021\230!\330\004\013\2101\320\000\033\2301\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220""\002\220#\220Q\220f\230A\230Q\230f\240B\240c\250\023\250A\330\010\016\210j\230\001\320\031R\320RS\320ST\320TU\330\004\025\220Q\220f\230A\230Q\230f\240B\240k\260\021\260&\270\003\2701\330\004\r\210\\\230\021\230(\240*\250L\270\001\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\330\t\n\330\010\027\220q\230\003\2301\230E\240\023\240A\240U\250#\250Q\250e\2605\270\006\270a\330\004\013\2101\320\000\037\230q\340\004\010\210\004\210A\210S\220\005\220Q\330\004\025\220Q\220f\230A\230X\240Q\240f\250A\250X\260Q\260f\270A\270Q\330\004\007\200r\210\022\2101\330\010\016\210j\230\001\320\031X\320XY\320YZ\320Z[\330\004\n\210$\210a\210u\220G\2301\330\004\n\210$\210a\210u\220G\2301\330\004\007\200s\210\047\220\024\220S\230\002\230#\230S\240\003\2403\240g\250T\260\023\260B\260c\270\021\330\010\016\210j\230\001\320\031=\270R\270s\300\"\300C\300y\320PQ\320QT\320T`\320`a\320ad\320de\330\004\n\210\"\210F\220!\2203\220f\230B\230j\250\005\250V\2606\270\021\330\004\031\230\023\230H\240B\240a\330\004\037\230s\240(\250\"\250I\260S\270\010\300\002\300!\330\t\n\330\010\023\2201\220C\220q\230\005\230S\240\001\240\025\240c\250\021\250%\250s\260#\260S\270\001\330\004\013\2101\320\000#\2401\330\004\010\210\004\210A\210S\220\001\330\004\007\200q\210\006\210b\220\002\220#\220Q\220f\230A\230Q\230f\240B\240c\250\023\250A\330\010\016\210j\230\001\320\031T\320TU\320UV\320VW\330\004\025\220Q\220f\230A\230Q\230f\240B\240k\260\021\260&\270\003\2701\330\004\r\210\\\230\021\230(\240*\250N\270!\340\004\033\2301\330\004\007\200u\210G\2201\330\010\017\210|\2301\230F\240(\250.\270\001\330\010\r\210Q\330\010\r\210S\220\001\220\021\330\004\n\210\"\210F\220!\2201\220H\230F\240\"\240A\330\004\031\230\023\230H\240B\240a\330\004\037\230q\240\010\250\002\250)\2601\330\t\n\330\010\031\230\021\230#\230Q\230e\2403\240a\240u\250C\250q\260\005\260T\270\025\270f\300A\330\004\013\2101\320\004+\2501\340\010\047\240r\320);\2701\270E\300\026\300r""\310\021\330\010\031\230\024\230V\2401\240H\250D\260\005\260R\260q\330\010\013\2102\210R\210r\220\023\220B\220b\230\004\230B\230a\330\014\022\220*\230A\320\0352\260!\2604\260r\3209M\310Q\310a\330\010\013\2104\210r\220\030\230\022\2302\230R\230t\2402\240Q\330\014\022\220*\230A\230R\230q\240\004\240B\240k\260\021\3202[\320[\\\320\\`\320`b\320bc\330\010\016\210b\220\010\230\001\230\021\330\010\013\2103\210d\220#\220R\220r\230\023\230C\230t\2403\240c\250\021\330\014\022\220*\230A\320\0358\270\001\270\035\300a\300s\310$\310h\320VW\320WZ\320Z^\320^_\330\010\016\210b\220\006\220b\230\005\320\035-\250S\260\004\260F\270\"\270A\330\010\035\230S\240\010\250\002\250!\340\r\016\330\014\021\320\021!\240\021\240!\2404\240u\250D\260\001\260\024\260T\270\021\270$\270a\270t\3003\300a\300r\310\021\310$\310a\330\010\013\2103\210c\220\021\330\014\022\220+\230Q\230a\330\010\013\2103\210c\220\021\330\014\022\220*\230A\230Q\330\010\017\210q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 228; i++) {
+    for (int i = 0; i < 338; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 77) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 120) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -29025,8 +35147,8 @@ static const char bytes[] = " and  and b has shape  and v  and w has shape  at 0
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 228; i < 247; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-228].length;
+    for (int i = 338; i < 360; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-338].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -29036,15 +35158,15 @@ static const char bytes[] = " and  and b has shape  and v  and w has shape  at 0
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 247; i++) {
+    for (Py_ssize_t i = 0; i < 360; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 228;
-      for (Py_ssize_t i=0; i<19; ++i) {
+      PyObject **table = stringtab + 338;
+      for (Py_ssize_t i=0; i<22; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -29139,94 +35261,124 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 89};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_lw};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__model_pxi, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__9, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+  }
+  {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 20};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_i};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_isa_names, __pyx_mstate->__pyx_kp_b_iso88591_1Kq_D_U_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_isa_names, __pyx_mstate->__pyx_kp_b_iso88591_1Kq_D_U_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 25};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_i};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_supported_isas, __pyx_mstate->__pyx_kp_b_iso88591_1Kq_D_U_MQRRS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_supported_isas, __pyx_mstate->__pyx_kp_b_iso88591_1Kq_D_U_MQRRS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 30};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_current_isa, __pyx_mstate->__pyx_kp_b_iso88591_a_S_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_current_isa, __pyx_mstate->__pyx_kp_b_iso88591_a_S_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 35};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_names};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_set_isa, __pyx_mstate->__pyx_kp_b_iso88591_IQ_uG1_j_q_8_U_1_AU_1_j_q_QQRRV, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_set_isa, __pyx_mstate->__pyx_kp_b_iso88591_IQ_uG1_j_q_8_U_1_AU_1_j_q_QQRRV, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 44};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_i};
-    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_cpu_features, __pyx_mstate->__pyx_kp_b_iso88591_1O1BgS_E_a_3jPQQR, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_cpu_features, __pyx_mstate->__pyx_kp_b_iso88591_1O1BgS_E_a_3jPQQR, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 51};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_n};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_set_num_threads, __pyx_mstate->__pyx_kp_b_iso88591_z_V3d_AS_iq_0_Qb_r_2S_A_j_314I, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_set_num_threads, __pyx_mstate->__pyx_kp_b_iso88591_z_V3d_AS_iq_0_Qb_r_2S_A_j_314I, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 60};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_get_num_threads, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_get_num_threads, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 65};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_default_num_threads, __pyx_mstate->__pyx_kp_b_iso88591__7, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_default_num_threads, __pyx_mstate->__pyx_kp_b_iso88591__10, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 1, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 109};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_a, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_c_2, __pyx_mstate->__pyx_n_u_a_2, __pyx_mstate->__pyx_n_u_b_2, __pyx_mstate->__pyx_n_u_rc};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_matmul, __pyx_mstate->__pyx_kp_b_iso88591_A_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_matmul, __pyx_mstate->__pyx_kp_b_iso88591_A_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 1, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 126};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2, __pyx_mstate->__pyx_n_u_w_2, __pyx_mstate->__pyx_n_u_b_2, __pyx_mstate->__pyx_n_u_bp, __pyx_mstate->__pyx_n_u_rc};
-    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_linear_f32, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_linear_f32, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_Q_AS_Q_QfAXQfAXQfAQ_q_as_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 1, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 161};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_weight, __pyx_mstate->__pyx_n_u_eps, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2, __pyx_mstate->__pyx_n_u_w_2};
-    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rms_norm, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_RRSSTTU_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rms_norm, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_RRSSTTU_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 1, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 175};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_weight, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_eps, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_b_2, __pyx_mstate->__pyx_n_u_bp, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2, __pyx_mstate->__pyx_n_u_w_2};
-    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_layer_norm, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_TTUUVVW_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_layer_norm, __pyx_mstate->__pyx_kp_b_iso88591_1_AS_q_b_QfAQfBc_A_j_TTUUVVW_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 197};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2};
-    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_softmax_lastaxis, __pyx_mstate->__pyx_kp_b_iso88591_AS_q_b_j_MQaq_F_1HF_A_QfAQfBa_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_softmax_lastaxis, __pyx_mstate->__pyx_kp_b_iso88591_AS_q_b_j_MQaq_F_1HF_A_QfAQfBa_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 1, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 213};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_approximate, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_exact};
-    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_gelu, __pyx_mstate->__pyx_kp_b_iso88591_q_AS_881_j_K1A_F_1HF_A_HBa_q_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_gelu, __pyx_mstate->__pyx_kp_b_iso88591_q_AS_881_j_K1A_F_1HF_A_HBa_q_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 230};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_x_2, __pyx_mstate->__pyx_n_u_n};
-    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_silu, __pyx_mstate->__pyx_kp_b_iso88591_AS_F_1HF_A_HBa_q_Qa_1Cq_S_a_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_silu, __pyx_mstate->__pyx_kp_b_iso88591_AS_F_1HF_A_HBa_q_Qa_1Cq_S_a_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 243};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_positions, __pyx_mstate->__pyx_n_u_inv_freq, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_half, __pyx_mstate->__pyx_n_u_cos, __pyx_mstate->__pyx_n_u_sin, __pyx_mstate->__pyx_n_u_c_2, __pyx_mstate->__pyx_n_u_s};
-    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rope_table, __pyx_mstate->__pyx_kp_b_iso88591_q_RvQk_6_F_CwfBa_F_CwfBa_HBis_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rope_table, __pyx_mstate->__pyx_kp_b_iso88591_q_RvQk_6_F_CwfBa_F_CwfBa_HBis_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 1, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 257};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_cos, __pyx_mstate->__pyx_n_u_sin, __pyx_mstate->__pyx_n_u_interleaved, __pyx_mstate->__pyx_n_u_h, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_c_2, __pyx_mstate->__pyx_n_u_s};
-    __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rope_apply, __pyx_mstate->__pyx_kp_b_iso88591_q_AS_Q_QfAXQfAXQfAQ_r_1_j_XXYYZ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_rope_apply, __pyx_mstate->__pyx_kp_b_iso88591_q_AS_Q_QfAXQfAXQfAQ_r_1_j_XXYYZ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 2, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 277};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_q, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_v, __pyx_mstate->__pyx_n_u_causal, __pyx_mstate->__pyx_n_u_scale, __pyx_mstate->__pyx_n_u_h, __pyx_mstate->__pyx_n_u_tq, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_hkv, __pyx_mstate->__pyx_n_u_tk, __pyx_mstate->__pyx_n_u_s_2, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_q_2, __pyx_mstate->__pyx_n_u_k_3, __pyx_mstate->__pyx_n_u_v_2, __pyx_mstate->__pyx_n_u_rc};
-    __pyx_mstate_global->__pyx_codeobj_tab[17] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_attention, __pyx_mstate->__pyx_kp_b_iso88591_A_AS_Q_AS_Q_AS_Q_QfAYavQhavQa_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[17])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[18] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__core_pyx, __pyx_mstate->__pyx_n_u_attention, __pyx_mstate->__pyx_kp_b_iso88591_A_AS_Q_AS_Q_AS_Q_QfAYavQhavQa_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[18])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
+    __pyx_mstate_global->__pyx_codeobj_tab[19] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[19])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
+    __pyx_mstate_global->__pyx_codeobj_tab[20] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[20])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 143};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ids, __pyx_mstate->__pyx_n_u_all_logits, __pyx_mstate->__pyx_n_u_ids_2, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_arr, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_rc};
+    __pyx_mstate_global->__pyx_codeobj_tab[21] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastformer__model_pxi, __pyx_mstate->__pyx_n_u_forward, __pyx_mstate->__pyx_kp_b_iso88591_1_r_1E_r_V1HD_Rq_2Rr_Bb_Ba_A_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[21])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
+    __pyx_mstate_global->__pyx_codeobj_tab[22] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[22])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
+    __pyx_mstate_global->__pyx_codeobj_tab[23] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[23])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -29291,6 +35443,11 @@ static int __Pyx_InitGlobals(void) {
   
   if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1, __pyx_L1_error)
 
+  /* Generator.init */
+  if (likely(__pyx_Generator_init(__pyx_m) == 0)); else
+  
+  if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1, __pyx_L1_error)
+
   return 0;
   __pyx_L1_error:;
   return -1;
@@ -29344,6 +35501,246 @@ end:
     return (__Pyx_RefNannyAPIStruct *)r;
 }
 #endif
+
+/* FastTypeChecks (used by GivenExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
+    while (a) {
+        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
+        if (a == b)
+            return 1;
+    }
+    return b == &PyBaseObject_Type;
+}
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (a == b) return 1;
+    mro = a->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(a, b);
+}
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (cls == a || cls == b) return 1;
+    mro = cls->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            PyObject *base = PyTuple_GET_ITEM(mro, i);
+            if (base == (PyObject *)a || base == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
+}
+#endif
+
+/* PyErrFetchRestore (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *tmp_value;
+    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
+    if (value) {
+        #if CYTHON_COMPILING_IN_CPYTHON
+        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
+        #endif
+            PyException_SetTraceback(value, tb);
+    }
+    tmp_value = tstate->current_exception;
+    tstate->current_exception = value;
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#else
+    PyObject *tmp_type, *tmp_value, *tmp_tb;
+    tmp_type = tstate->curexc_type;
+    tmp_value = tstate->curexc_value;
+    tmp_tb = tstate->curexc_traceback;
+    tstate->curexc_type = type;
+    tstate->curexc_value = value;
+    tstate->curexc_traceback = tb;
+    Py_XDECREF(tmp_type);
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(tmp_tb);
+#endif
+}
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject* exc_value;
+    exc_value = tstate->current_exception;
+    tstate->current_exception = 0;
+    *value = exc_value;
+    *type = NULL;
+    *tb = NULL;
+    if (exc_value) {
+        *type = (PyObject*) Py_TYPE(exc_value);
+        Py_INCREF(*type);
+        #if CYTHON_COMPILING_IN_CPYTHON
+        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
+        Py_XINCREF(*tb);
+        #else
+        *tb = PyException_GetTraceback(exc_value);
+        #endif
+    }
+#else
+    *type = tstate->curexc_type;
+    *value = tstate->curexc_value;
+    *tb = tstate->curexc_traceback;
+    tstate->curexc_type = 0;
+    tstate->curexc_value = 0;
+    tstate->curexc_traceback = 0;
+#endif
+}
+#endif
+
+/* GivenExceptionMatches (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
+    if (exc_type1) {
+        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
+    } else {
+        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
+    }
+}
+static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    assert(PyExceptionClass_Check(exc_type));
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        PyObject *t = PyTuple_GET_ITEM(tuple, i);
+        if (likely(PyExceptionClass_Check(t))) {
+            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
+        } else {
+        }
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
+    if (likely(err == exc_type)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        if (likely(PyExceptionClass_Check(exc_type))) {
+            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
+        } else if (likely(PyTuple_Check(exc_type))) {
+            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
+        } else {
+        }
+    }
+    return PyErr_GivenExceptionMatches(err, exc_type);
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
+    assert(PyExceptionClass_Check(exc_type1));
+    assert(PyExceptionClass_Check(exc_type2));
+    if (likely(err == exc_type1 || err == exc_type2)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
+    }
+    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
+}
+#endif
+
+/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
+    int result;
+    PyObject *exc_type;
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *current_exception = tstate->current_exception;
+    if (unlikely(!current_exception)) return 0;
+    exc_type = (PyObject*) Py_TYPE(current_exception);
+    if (exc_type == err) return 1;
+#else
+    exc_type = tstate->curexc_type;
+    if (exc_type == err) return 1;
+    if (unlikely(!exc_type)) return 0;
+#endif
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_INCREF(exc_type);
+    #endif
+    if (unlikely(PyTuple_Check(err))) {
+        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
+    } else {
+        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
+    }
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_DECREF(exc_type);
+    #endif
+    return result;
+}
+#endif
+
+/* PyObjectGetAttrStr (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro))
+        return tp->tp_getattro(obj, attr_name);
+    return PyObject_GetAttr(obj, attr_name);
+}
+#endif
+
+/* PyObjectGetAttrStrNoError (used by GetBuiltinName) */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
+        __Pyx_PyErr_Clear();
+}
+#endif
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
+    PyObject *result;
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
+    return result;
+#else
+#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
+        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
+    }
+#endif
+    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
+    if (unlikely(!result)) {
+        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
+    }
+    return result;
+#endif
+}
+
+/* GetBuiltinName */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name) {
+    PyObject* result = __Pyx_PyObject_GetAttrStrNoError(__pyx_mstate_global->__pyx_b, name);
+    if (unlikely(!result) && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_NameError,
+            "name '%U' is not defined", name);
+    }
+    return result;
+}
 
 /* CopyObjectArray (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
@@ -29623,59 +36020,6 @@ static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, P
     }
     return 0;
 }
-
-/* FastTypeChecks (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
-    while (a) {
-        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
-        if (a == b)
-            return 1;
-    }
-    return b == &PyBaseObject_Type;
-}
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (a == b) return 1;
-    mro = a->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(a, b);
-}
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (cls == a || cls == b) return 1;
-    mro = cls->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            PyObject *base = PyTuple_GET_ITEM(mro, i);
-            if (base == (PyObject *)a || base == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
-}
-#endif
-
-/* PyObjectGetAttrStr (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro))
-        return tp->tp_getattro(obj, attr_name);
-    return PyObject_GetAttr(obj, attr_name);
-}
-#endif
 
 /* UnpackUnboundCMethod_impl (used by UnpackUnboundCMethod) */
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030C0000
@@ -30394,193 +36738,6 @@ static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, in
         return 1;
     __Pyx_ArgTypeError(obj, type, name, exact);
     return 0;
-}
-
-/* PyErrFetchRestore (used by GivenExceptionMatches) */
-#if CYTHON_FAST_THREAD_STATE
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *tmp_value;
-    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
-    if (value) {
-        #if CYTHON_COMPILING_IN_CPYTHON
-        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
-        #endif
-            PyException_SetTraceback(value, tb);
-    }
-    tmp_value = tstate->current_exception;
-    tstate->current_exception = value;
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#else
-    PyObject *tmp_type, *tmp_value, *tmp_tb;
-    tmp_type = tstate->curexc_type;
-    tmp_value = tstate->curexc_value;
-    tmp_tb = tstate->curexc_traceback;
-    tstate->curexc_type = type;
-    tstate->curexc_value = value;
-    tstate->curexc_traceback = tb;
-    Py_XDECREF(tmp_type);
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(tmp_tb);
-#endif
-}
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject* exc_value;
-    exc_value = tstate->current_exception;
-    tstate->current_exception = 0;
-    *value = exc_value;
-    *type = NULL;
-    *tb = NULL;
-    if (exc_value) {
-        *type = (PyObject*) Py_TYPE(exc_value);
-        Py_INCREF(*type);
-        #if CYTHON_COMPILING_IN_CPYTHON
-        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
-        Py_XINCREF(*tb);
-        #else
-        *tb = PyException_GetTraceback(exc_value);
-        #endif
-    }
-#else
-    *type = tstate->curexc_type;
-    *value = tstate->curexc_value;
-    *tb = tstate->curexc_traceback;
-    tstate->curexc_type = 0;
-    tstate->curexc_value = 0;
-    tstate->curexc_traceback = 0;
-#endif
-}
-#endif
-
-/* GivenExceptionMatches (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
-    if (exc_type1) {
-        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
-    } else {
-        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
-    }
-}
-static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    assert(PyExceptionClass_Check(exc_type));
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tuple, i);
-        if (likely(PyExceptionClass_Check(t))) {
-            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
-        } else {
-        }
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
-    if (likely(err == exc_type)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        if (likely(PyExceptionClass_Check(exc_type))) {
-            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
-        } else if (likely(PyTuple_Check(exc_type))) {
-            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
-        } else {
-        }
-    }
-    return PyErr_GivenExceptionMatches(err, exc_type);
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
-    assert(PyExceptionClass_Check(exc_type1));
-    assert(PyExceptionClass_Check(exc_type2));
-    if (likely(err == exc_type1 || err == exc_type2)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
-    }
-    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
-}
-#endif
-
-/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
-    int result;
-    PyObject *exc_type;
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *current_exception = tstate->current_exception;
-    if (unlikely(!current_exception)) return 0;
-    exc_type = (PyObject*) Py_TYPE(current_exception);
-    if (exc_type == err) return 1;
-#else
-    exc_type = tstate->curexc_type;
-    if (exc_type == err) return 1;
-    if (unlikely(!exc_type)) return 0;
-#endif
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_INCREF(exc_type);
-    #endif
-    if (unlikely(PyTuple_Check(err))) {
-        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
-    } else {
-        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
-    }
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_DECREF(exc_type);
-    #endif
-    return result;
-}
-#endif
-
-/* PyObjectGetAttrStrNoError (used by GetBuiltinName) */
-#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
-static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
-    __Pyx_PyThreadState_declare
-    __Pyx_PyThreadState_assign
-    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
-        __Pyx_PyErr_Clear();
-}
-#endif
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
-    PyObject *result;
-#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
-    return result;
-#else
-#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
-        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
-    }
-#endif
-    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
-    if (unlikely(!result)) {
-        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
-    }
-    return result;
-#endif
-}
-
-/* GetBuiltinName */
-static PyObject *__Pyx_GetBuiltinName(PyObject *name) {
-    PyObject* result = __Pyx_PyObject_GetAttrStrNoError(__pyx_mstate_global->__pyx_b, name);
-    if (unlikely(!result) && !PyErr_Occurred()) {
-        PyErr_Format(PyExc_NameError,
-            "name '%U' is not defined", name);
-    }
-    return result;
 }
 
 /* PyObjectFastCallMethod */
@@ -34029,6 +40186,392 @@ bad:
     return -1;
 }
 
+/* UnicodeConcatInPlace */
+# if CYTHON_COMPILING_IN_CPYTHON
+static int
+__Pyx_unicode_modifiable(PyObject *unicode, int unsafe_shared)
+{
+    if (!__Pyx_IS_UNIQUELY_REFERENCED(unicode, unsafe_shared))
+        return 0;
+#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX > 0x030F0000
+    if (PyUnstable_Unicode_GET_CACHED_HASH(unicode) != -1)
+        return 0;
+#endif
+    if (!PyUnicode_CheckExact(unicode))
+        return 0;
+    if (PyUnicode_CHECK_INTERNED(unicode))
+        return 0;
+    return 1;
+}
+static CYTHON_INLINE PyObject *__Pyx_PyUnicode_ConcatInPlaceImpl(PyObject **p_left, PyObject *right, int unsafe_shared
+        #if CYTHON_REFNANNY
+        , void* __pyx_refnanny
+        #endif
+    ) {
+    PyObject *left = *p_left;
+    Py_ssize_t left_len, right_len, new_len;
+    if (unlikely(__Pyx_PyUnicode_READY(left) == -1))
+        return NULL;
+    if (unlikely(__Pyx_PyUnicode_READY(right) == -1))
+        return NULL;
+    left_len = PyUnicode_GET_LENGTH(left);
+    if (left_len == 0) {
+        Py_INCREF(right);
+        return right;
+    }
+    right_len = PyUnicode_GET_LENGTH(right);
+    if (right_len == 0) {
+        Py_INCREF(left);
+        return left;
+    }
+    if (unlikely(left_len > PY_SSIZE_T_MAX - right_len)) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "strings are too large to concat");
+        return NULL;
+    }
+    new_len = left_len + right_len;
+    if (left != right
+            && __Pyx_unicode_modifiable(left, unsafe_shared)
+            && PyUnicode_CheckExact(right)
+            && PyUnicode_KIND(right) <= PyUnicode_KIND(left)
+            && !(PyUnicode_IS_ASCII(left) && !PyUnicode_IS_ASCII(right))) {
+        int ret;
+        __Pyx_GIVEREF(*p_left);
+        ret = PyUnicode_Resize(p_left, new_len);
+        __Pyx_GOTREF(*p_left);
+        if (unlikely(ret != 0))
+            return NULL;
+        #if PY_VERSION_HEX >= 0x030d0000
+        if (unlikely(PyUnicode_CopyCharacters(*p_left, left_len, right, 0, right_len) < 0)) return NULL;
+        #else
+        _PyUnicode_FastCopyCharacters(*p_left, left_len, right, 0, right_len);
+        #endif
+        __Pyx_INCREF(*p_left);
+        __Pyx_GIVEREF(*p_left);
+        return *p_left;
+    } else {
+        return __Pyx_PyUnicode_Concat(left, right);
+    }
+  }
+#endif
+
+/* ListAppend (used by append) */
+#if CYTHON_USE_PYLIST_INTERNALS && CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE
+static CYTHON_INLINE int __Pyx_PyList_Append(PyObject* list, PyObject* x) {
+    PyListObject* L = (PyListObject*) list;
+    Py_ssize_t len = Py_SIZE(list);
+    if (likely(L->allocated > len) & likely(len > (L->allocated >> 1))) {
+        Py_INCREF(x);
+        __Pyx__ListComp_AppendAndDecref(list, len, x);
+        return 0;
+    }
+    return PyList_Append(list, x);
+}
+#endif
+
+/* PyObjectCallMethod1 (used by append) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(method_name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, arg, NULL);
+#else
+    return PyObject_CallMethodOneArg(obj, method_name, arg);
+#endif
+}
+
+/* append */
+static CYTHON_INLINE int __Pyx_PyObject_Append(PyObject* L, PyObject* x) {
+    if (likely(PyList_CheckExact(L))) {
+        if (unlikely(__Pyx_PyList_Append(L, x) < 0)) return -1;
+    } else {
+        PyObject* retval = __Pyx_PyObject_CallMethod1(L, __pyx_mstate_global->__pyx_n_u_append, x);
+        if (unlikely(!retval))
+            return -1;
+        Py_DECREF(retval);
+    }
+    return 0;
+}
+
+/* pep479 */
+static void __Pyx_Generator_Replace_StopIteration(int in_async_gen) {
+    PyObject *exc, *val, *tb, *cur_exc, *new_exc;
+    __Pyx_PyThreadState_declare
+    int is_async_stopiteration = 0;
+    CYTHON_MAYBE_UNUSED_VAR(in_async_gen);
+    __Pyx_PyThreadState_assign
+    cur_exc = __Pyx_PyErr_CurrentExceptionType();
+    if (likely(!__Pyx_PyErr_GivenExceptionMatches(cur_exc, PyExc_StopIteration))) {
+        if (in_async_gen && unlikely(__Pyx_PyErr_GivenExceptionMatches(cur_exc, PyExc_StopAsyncIteration))) {
+            is_async_stopiteration = 1;
+        } else {
+            return;
+        }
+    }
+    __Pyx_GetException(&exc, &val, &tb);
+    Py_XDECREF(exc);
+    Py_XDECREF(tb);
+    new_exc = PyObject_CallFunction(PyExc_RuntimeError, "s",
+        is_async_stopiteration ? "async generator raised StopAsyncIteration" :
+        in_async_gen ? "async generator raised StopIteration" :
+        "generator raised StopIteration");
+    if (!new_exc) {
+        Py_XDECREF(val);
+        return;
+    }
+    PyException_SetCause(new_exc, val); // steals ref to val
+    PyErr_SetObject(PyExc_RuntimeError, new_exc);
+    Py_DECREF(new_exc);
+}
+
+/* DictGetItem */
+#if !CYTHON_COMPILING_IN_PYPY
+static PyObject *__Pyx_PyDict_GetItem(PyObject *d, PyObject* key) {
+    PyObject *value;
+    if (unlikely(__Pyx_PyDict_GetItemRef(d, key, &value) == 0)) { // no value, no error
+        if (unlikely(PyTuple_Check(key))) {
+            PyObject* args = PyTuple_Pack(1, key);
+            if (likely(args)) {
+                PyErr_SetObject(PyExc_KeyError, args);
+                Py_DECREF(args);
+            }
+        } else {
+            PyErr_SetObject(PyExc_KeyError, key);
+        }
+    }
+    return value;
+}
+#endif
+
+/* PyObjectCall2Args (used by CallUnboundCMethod1) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_Call2Args(PyObject* function, PyObject* arg1, PyObject* arg2) {
+    PyObject *args[3] = {NULL, arg1, arg2};
+    return __Pyx_PyObject_FastCall(function, args+1, 2 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET);
+}
+
+/* CallUnboundCMethod1 */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE PyObject* __Pyx_CallUnboundCMethod1(__Pyx_CachedCFunction* cfunc, PyObject* self, PyObject* arg) {
+    int was_initialized =  __Pyx_CachedCFunction_GetAndSetInitializing(cfunc);
+    if (likely(was_initialized == 2 && cfunc->func)) {
+        int flag = cfunc->flag;
+        if (flag == METH_O) {
+            return __Pyx_CallCFunction(cfunc, self, arg);
+        } else if (flag == METH_FASTCALL) {
+            return __Pyx_CallCFunctionFast(cfunc, self, &arg, 1);
+        } else if (flag == (METH_FASTCALL | METH_KEYWORDS)) {
+            return __Pyx_CallCFunctionFastWithKeywords(cfunc, self, &arg, 1, NULL);
+        }
+    }
+#if CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
+    else if (unlikely(was_initialized == 1)) {
+        __Pyx_CachedCFunction tmp_cfunc = {
+#ifndef __cplusplus
+            0
+#endif
+        };
+        tmp_cfunc.type = cfunc->type;
+        tmp_cfunc.method_name = cfunc->method_name;
+        return __Pyx__CallUnboundCMethod1(&tmp_cfunc, self, arg);
+    }
+#endif
+    PyObject* result = __Pyx__CallUnboundCMethod1(cfunc, self, arg);
+    __Pyx_CachedCFunction_SetFinishedInitializing(cfunc);
+    return result;
+}
+#endif
+static PyObject* __Pyx__CallUnboundCMethod1(__Pyx_CachedCFunction* cfunc, PyObject* self, PyObject* arg){
+    PyObject *result = NULL;
+    if (unlikely(!cfunc->func && !cfunc->method) && unlikely(__Pyx_TryUnpackUnboundCMethod(cfunc) < 0)) return NULL;
+#if CYTHON_COMPILING_IN_CPYTHON
+    if (cfunc->func && (cfunc->flag & METH_VARARGS)) {
+        PyObject *args = PyTuple_New(1);
+        if (unlikely(!args)) return NULL;
+        Py_INCREF(arg);
+        PyTuple_SET_ITEM(args, 0, arg);
+        if (cfunc->flag & METH_KEYWORDS)
+            result = __Pyx_CallCFunctionWithKeywords(cfunc, self, args, NULL);
+        else
+            result = __Pyx_CallCFunction(cfunc, self, args);
+        Py_DECREF(args);
+    } else
+#endif
+    {
+        result = __Pyx_PyObject_Call2Args(cfunc->method, self, arg);
+    }
+    return result;
+}
+
+/* dict_getitem_default */
+static PyObject* __Pyx_PyDict_GetItemDefault(PyObject* d, PyObject* key, PyObject* default_value) {
+    PyObject* value;
+#if !CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07020000
+    value = PyDict_GetItemWithError(d, key);
+    if (unlikely(!value)) {
+        if (unlikely(PyErr_Occurred()))
+            return NULL;
+        value = default_value;
+    }
+    Py_INCREF(value);
+    if ((1));
+#else
+    if (PyBytes_CheckExact(key) || PyUnicode_CheckExact(key) || PyLong_CheckExact(key)) {
+        value = PyDict_GetItem(d, key);
+        if (unlikely(!value)) {
+            value = default_value;
+        }
+        Py_INCREF(value);
+    }
+#endif
+    else {
+        if (default_value == Py_None)
+            value = __Pyx_CallUnboundCMethod1(&__pyx_mstate_global->__pyx_umethod_PyDict_Type_get, d, key);
+        else
+            value = __Pyx_CallUnboundCMethod2(&__pyx_mstate_global->__pyx_umethod_PyDict_Type_get, d, key, default_value);
+    }
+    return value;
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolGe
+static int __Pyx_PyObject_CompareFloatIntBoolGe(PyObject *op1, PyObject *op2) {
+    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op2)) {
+        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
+        if (float_op1 >= ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 >= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign2 = __Pyx_PyLong_Sign(op2);
+        if (float_op1 >= 0.) {
+            if (sign2 < 0) goto __pyx_return_true;
+            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_false;
+        } else {
+            if (sign2 > 0) goto __pyx_return_false;
+            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 >= 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow2;
+        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
+        if (likely(!overflow2)) {
+            if ((long long) iop2 >= (1LL << 53)) {
+                overflow2 = 1;
+            } else if ((long long) iop2 <= - (1LL << 53)) {
+                overflow2 = -1;
+            } else {
+                if (float_op1 >= ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow2 > 0) {
+            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_false;
+        } else {
+            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_true;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static int __Pyx_PyObject_CompareIntIntBoolGe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 1;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp >= 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntGe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolGe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGe
+static int __Pyx_PyObject_CompareIntIntBoolGe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 >= iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 >= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGe_object_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_true;
+    if (PyFloat_CheckExact(op1)) {
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareFloatIntBoolGe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if (likely(PyLong_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolGe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
 /* AllocateExtensionType */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final) {
     if (is_final || likely(!__Pyx_PyType_HasFeature(t, Py_TPFLAGS_IS_ABSTRACT))) {
@@ -34280,33 +40823,6 @@ static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visi
 }
 #endif
 
-/* ApplySequenceOrMappingFlag */
-#if CYTHON_COMPILING_IN_LIMITED_API || (CYTHON_COMPILING_IN_PYPY && CYTHON_USE_TYPE_SPECS)
-int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence) {
-    PyObject *abc;
-    PyObject *collections_abc = PyImport_ImportModule("collections.abc");
-    if (unlikely(!collections_abc)) return -1;
-    abc = PyObject_GetAttrString(collections_abc, is_sequence ? "Sequence": "Mapping");
-    Py_DECREF(collections_abc);
-    if (unlikely(!abc)) return -1;
-    PyObject *register_result = PyObject_CallMethod(abc, "register", "O", (PyObject*)tp);
-    Py_DECREF(abc);
-    if (unlikely(!register_result)) return -1;
-    Py_DECREF(register_result);
-    return 0;
-}
-#elif CYTHON_COMPILING_IN_PYPY // && !CYTHON_USE_TYPE_SPECS
-int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence) {
-    CYTHON_UNUSED_VAR(tp);
-    CYTHON_UNUSED_VAR(is_sequence);
-    return PyErr_WarnEx(
-        PyExc_RuntimeWarning,
-        "cython.collection_type only works on PyPy with the C flag CYTHON_USE_TYPE_SPECS=1",
-        1
-    );
-}
-#endif
-
 /* PyObjectCallMethod0 (used by PyType_Ready) */
 static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
 #if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
@@ -34523,154 +41039,6 @@ static int __Pyx_PyType_Ready(PyTypeObject *t) {
 #endif
 }
 
-/* GetVTable (used by MergeVTables) */
-static int __Pyx_GetVtable(PyTypeObject *type, void** table) {
-    void* ptr;
-    *table = NULL;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    PyObject *ob = PyObject_GetAttr((PyObject *)type, __pyx_mstate_global->__pyx_n_u_pyx_vtable);
-#else
-    PyObject *ob = PyObject_GetItem(type->tp_dict, __pyx_mstate_global->__pyx_n_u_pyx_vtable);
-#endif
-    if (!ob)
-        goto no_attr;
-    ptr = PyCapsule_GetPointer(ob, 0);
-    if (!ptr && !PyErr_Occurred())
-        PyErr_SetString(PyExc_RuntimeError, "invalid vtable found for imported type");
-    Py_DECREF(ob);
-    *table = ptr;
-    return 1;
-no_attr:
-    if (PyErr_ExceptionMatches(CYTHON_COMPILING_IN_LIMITED_API ? PyExc_AttributeError : PyExc_KeyError)) {
-        return 0;
-    }
-    Py_XDECREF(ob);
-    return -1;
-}
-
-/* MergeVTables (used by SetVTable) */
-static int __Pyx_MergeVtables(PyTypeObject *type) {
-    int i=0;
-    Py_ssize_t size;
-    void** base_vtables;
-    void* unknown = (void*)-1;
-    PyObject* bases = __Pyx_PyType_GetSlot(type, tp_bases, PyObject*);
-    int base_depth = 0;
-    {
-        PyTypeObject* base = __Pyx_PyType_GetSlot(type, tp_base, PyTypeObject*);
-        while (base) {
-            base_depth += 1;
-            base = __Pyx_PyType_TryGetSlot(base, tp_base, PyTypeObject*);
-        }
-    }
-    base_vtables = (void**) PyMem_Malloc(sizeof(void*) * (size_t)(base_depth + 1));
-    if (unlikely(!base_vtables)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    base_vtables[0] = unknown;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    size = PyTuple_Size(bases);
-    if (size < 0) goto other_failure;
-#else
-    size = PyTuple_GET_SIZE(bases);
-#endif
-    for (i = 1; i < size; i++) {
-        PyObject *basei;
-        void* base_vtable;
-#if CYTHON_AVOID_BORROWED_REFS
-        basei = PySequence_GetItem(bases, i);
-        if (unlikely(!basei)) goto other_failure;
-#elif !CYTHON_ASSUME_SAFE_MACROS
-        basei = PyTuple_GetItem(bases, i);
-        if (unlikely(!basei)) goto other_failure;
-#else
-        basei = PyTuple_GET_ITEM(bases, i);
-#endif
-        int get_vtable_result = __Pyx_GetVtable((PyTypeObject*)basei, &base_vtable);
-#if CYTHON_AVOID_BORROWED_REFS
-        Py_DECREF(basei);
-#endif
-        if (get_vtable_result != 1) {
-            if (get_vtable_result == -1) {
-                goto other_failure;
-            }
-            PyErr_Clear(); // Class doesn't have a vtable.
-        } else {
-            assert(base_vtable != NULL);
-            int j;
-            PyTypeObject* base = __Pyx_PyType_TryGetSlot(type, tp_base, PyTypeObject*);
-#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
-            if (!base) goto bad;
-#endif
-            for (j = 0; j < base_depth; j++) {
-                if (base_vtables[j] == unknown) {
-                    switch (__Pyx_GetVtable(base, &base_vtables[j])) {
-                        case 1:
-                            assert(base_vtables[j] == NULL);
-                            break;
-                        case 0:
-                            goto bad;
-                        case -1:
-                        default:
-                            goto other_failure;
-                    }
-                    base_vtables[j + 1] = unknown;
-                }
-                if (base_vtables[j] == base_vtable) {
-                    break;
-                }
-                base = __Pyx_PyType_TryGetSlot(base, tp_base, PyTypeObject*);
-#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
-                if (!base) goto bad;
-#endif
-            }
-        }
-    }
-    PyMem_Free(base_vtables);
-    return 0;
-bad:
-    {
-        PyTypeObject* tp_base = __Pyx_PyType_GetSlot(type, tp_base, PyTypeObject*);
-        PyTypeObject* basei;
-#if CYTHON_AVOID_BORROWED_REFS
-        basei = (PyTypeObject*)PySequence_GetItem(bases, i);
-        if (unlikely(!basei)) goto other_failure;
-#elif !CYTHON_ASSUME_SAFE_MACROS
-        basei = (PyTypeObject*)PyTuple_GetItem(bases, i);
-        if (unlikely(!basei)) goto other_failure;
-#else
-        basei = (PyTypeObject*)PyTuple_GET_ITEM(bases, i);
-#endif
-    __Pyx_RaiseTypeErrorWithTypes(
-        "multiple bases have vtable conflict: '" __Pyx_FMT_TYPENAME "' and '" __Pyx_FMT_TYPENAME "'", tp_base, basei);
-#if CYTHON_AVOID_BORROWED_REFS
-        Py_DECREF(basei);
-#endif
-    }
-other_failure:
-    PyMem_Free(base_vtables);
-    return -1;
-}
-
-/* SetVTable */
-static int __Pyx_SetVtable(PyTypeObject *type, void *vtable) {
-    PyObject *ob = PyCapsule_New(vtable, 0, 0);
-    if (unlikely(!ob))
-        goto bad;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    if (unlikely(PyObject_SetAttr((PyObject *) type, __pyx_mstate_global->__pyx_n_u_pyx_vtable, ob) < 0))
-#else
-    if (unlikely(PyDict_SetItem(type->tp_dict, __pyx_mstate_global->__pyx_n_u_pyx_vtable, ob) < 0))
-#endif
-        goto bad;
-    Py_DECREF(ob);
-    return __Pyx_MergeVtables(type);
-bad:
-    Py_XDECREF(ob);
-    return -1;
-}
-
 /* LimitedApiGetTypeTypeDict (used by DelItemOnTypeDict) */
 #if CYTHON_COMPILING_IN_LIMITED_API
 static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp) {
@@ -34845,6 +41213,181 @@ __PYX_GOOD:
     Py_XDECREF(setstate);
     Py_XDECREF(setstate_cython);
     return ret;
+}
+
+/* ApplySequenceOrMappingFlag */
+#if CYTHON_COMPILING_IN_LIMITED_API || (CYTHON_COMPILING_IN_PYPY && CYTHON_USE_TYPE_SPECS)
+int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence) {
+    PyObject *abc;
+    PyObject *collections_abc = PyImport_ImportModule("collections.abc");
+    if (unlikely(!collections_abc)) return -1;
+    abc = PyObject_GetAttrString(collections_abc, is_sequence ? "Sequence": "Mapping");
+    Py_DECREF(collections_abc);
+    if (unlikely(!abc)) return -1;
+    PyObject *register_result = PyObject_CallMethod(abc, "register", "O", (PyObject*)tp);
+    Py_DECREF(abc);
+    if (unlikely(!register_result)) return -1;
+    Py_DECREF(register_result);
+    return 0;
+}
+#elif CYTHON_COMPILING_IN_PYPY // && !CYTHON_USE_TYPE_SPECS
+int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence) {
+    CYTHON_UNUSED_VAR(tp);
+    CYTHON_UNUSED_VAR(is_sequence);
+    return PyErr_WarnEx(
+        PyExc_RuntimeWarning,
+        "cython.collection_type only works on PyPy with the C flag CYTHON_USE_TYPE_SPECS=1",
+        1
+    );
+}
+#endif
+
+/* GetVTable (used by MergeVTables) */
+static int __Pyx_GetVtable(PyTypeObject *type, void** table) {
+    void* ptr;
+    *table = NULL;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    PyObject *ob = PyObject_GetAttr((PyObject *)type, __pyx_mstate_global->__pyx_n_u_pyx_vtable);
+#else
+    PyObject *ob = PyObject_GetItem(type->tp_dict, __pyx_mstate_global->__pyx_n_u_pyx_vtable);
+#endif
+    if (!ob)
+        goto no_attr;
+    ptr = PyCapsule_GetPointer(ob, 0);
+    if (!ptr && !PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "invalid vtable found for imported type");
+    Py_DECREF(ob);
+    *table = ptr;
+    return 1;
+no_attr:
+    if (PyErr_ExceptionMatches(CYTHON_COMPILING_IN_LIMITED_API ? PyExc_AttributeError : PyExc_KeyError)) {
+        return 0;
+    }
+    Py_XDECREF(ob);
+    return -1;
+}
+
+/* MergeVTables (used by SetVTable) */
+static int __Pyx_MergeVtables(PyTypeObject *type) {
+    int i=0;
+    Py_ssize_t size;
+    void** base_vtables;
+    void* unknown = (void*)-1;
+    PyObject* bases = __Pyx_PyType_GetSlot(type, tp_bases, PyObject*);
+    int base_depth = 0;
+    {
+        PyTypeObject* base = __Pyx_PyType_GetSlot(type, tp_base, PyTypeObject*);
+        while (base) {
+            base_depth += 1;
+            base = __Pyx_PyType_TryGetSlot(base, tp_base, PyTypeObject*);
+        }
+    }
+    base_vtables = (void**) PyMem_Malloc(sizeof(void*) * (size_t)(base_depth + 1));
+    if (unlikely(!base_vtables)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    base_vtables[0] = unknown;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    size = PyTuple_Size(bases);
+    if (size < 0) goto other_failure;
+#else
+    size = PyTuple_GET_SIZE(bases);
+#endif
+    for (i = 1; i < size; i++) {
+        PyObject *basei;
+        void* base_vtable;
+#if CYTHON_AVOID_BORROWED_REFS
+        basei = PySequence_GetItem(bases, i);
+        if (unlikely(!basei)) goto other_failure;
+#elif !CYTHON_ASSUME_SAFE_MACROS
+        basei = PyTuple_GetItem(bases, i);
+        if (unlikely(!basei)) goto other_failure;
+#else
+        basei = PyTuple_GET_ITEM(bases, i);
+#endif
+        int get_vtable_result = __Pyx_GetVtable((PyTypeObject*)basei, &base_vtable);
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_DECREF(basei);
+#endif
+        if (get_vtable_result != 1) {
+            if (get_vtable_result == -1) {
+                goto other_failure;
+            }
+            PyErr_Clear(); // Class doesn't have a vtable.
+        } else {
+            assert(base_vtable != NULL);
+            int j;
+            PyTypeObject* base = __Pyx_PyType_TryGetSlot(type, tp_base, PyTypeObject*);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+            if (!base) goto bad;
+#endif
+            for (j = 0; j < base_depth; j++) {
+                if (base_vtables[j] == unknown) {
+                    switch (__Pyx_GetVtable(base, &base_vtables[j])) {
+                        case 1:
+                            assert(base_vtables[j] == NULL);
+                            break;
+                        case 0:
+                            goto bad;
+                        case -1:
+                        default:
+                            goto other_failure;
+                    }
+                    base_vtables[j + 1] = unknown;
+                }
+                if (base_vtables[j] == base_vtable) {
+                    break;
+                }
+                base = __Pyx_PyType_TryGetSlot(base, tp_base, PyTypeObject*);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+                if (!base) goto bad;
+#endif
+            }
+        }
+    }
+    PyMem_Free(base_vtables);
+    return 0;
+bad:
+    {
+        PyTypeObject* tp_base = __Pyx_PyType_GetSlot(type, tp_base, PyTypeObject*);
+        PyTypeObject* basei;
+#if CYTHON_AVOID_BORROWED_REFS
+        basei = (PyTypeObject*)PySequence_GetItem(bases, i);
+        if (unlikely(!basei)) goto other_failure;
+#elif !CYTHON_ASSUME_SAFE_MACROS
+        basei = (PyTypeObject*)PyTuple_GetItem(bases, i);
+        if (unlikely(!basei)) goto other_failure;
+#else
+        basei = (PyTypeObject*)PyTuple_GET_ITEM(bases, i);
+#endif
+    __Pyx_RaiseTypeErrorWithTypes(
+        "multiple bases have vtable conflict: '" __Pyx_FMT_TYPENAME "' and '" __Pyx_FMT_TYPENAME "'", tp_base, basei);
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_DECREF(basei);
+#endif
+    }
+other_failure:
+    PyMem_Free(base_vtables);
+    return -1;
+}
+
+/* SetVTable */
+static int __Pyx_SetVtable(PyTypeObject *type, void *vtable) {
+    PyObject *ob = PyCapsule_New(vtable, 0, 0);
+    if (unlikely(!ob))
+        goto bad;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    if (unlikely(PyObject_SetAttr((PyObject *) type, __pyx_mstate_global->__pyx_n_u_pyx_vtable, ob) < 0))
+#else
+    if (unlikely(PyDict_SetItem(type->tp_dict, __pyx_mstate_global->__pyx_n_u_pyx_vtable, ob) < 0))
+#endif
+        goto bad;
+    Py_DECREF(ob);
+    return __Pyx_MergeVtables(type);
+bad:
+    Py_XDECREF(ob);
+    return -1;
 }
 
 /* dict_setdefault (used by FetchCommonType) */
@@ -37739,6 +44282,34 @@ __pyx_fail:
     return result;
 }
 
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_nn_int32_t__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* MemviewDtypeToObject */
+static CYTHON_INLINE PyObject *__pyx_memview_get_nn_int32_t__const__(const char *itemp) {
+    return (PyObject *) __Pyx_PyLong_From_int32_t(*(int32_t const   *) itemp);
+}
+
 /* MemviewSliceCopy */
 static __Pyx_memviewslice
 __pyx_memoryview_copy_new_contig(const __Pyx_memviewslice *from_mvs,
@@ -37807,6 +44378,307 @@ no_fail:
     __Pyx_XDECREF((PyObject *) array_obj);
     __Pyx_RefNannyFinishContext();
     return new_mvs;
+}
+
+/* CIntFromPy */
+static int64_t __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(PyObject *x);
+static int64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t(void) {
+    const char* type_name = "int64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (int64_t) -1;
+}
+static int64_t __Pyx_raise_overflow___Pyx_PyLong_As_int64_t(void) {
+    const char* type_name = "int64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (int64_t) -1;
+}
+static CYTHON_INLINE int64_t __Pyx_PyULong___Pyx_PyLong_As_int64_t(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
+    {
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) >= 2 * PyLong_SHIFT)) {
+                return (int64_t) (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) >= 3 * PyLong_SHIFT)) {
+                return (int64_t) (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) >= 4 * PyLong_SHIFT)) {
+                return (int64_t) (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
+    }
+#else
+    {
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (int64_t) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
+    }
+#endif
+    if ((sizeof(int64_t) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int64_t, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(int64_t) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int64_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
+}
+static CYTHON_INLINE int64_t __Pyx_PySLong___Pyx_PyLong_As_int64_t(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
+            } else if ((8 * sizeof(int64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (int64_t) (((int64_t) -1) * (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
+            } else if ((8 * sizeof(int64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (int64_t) (((int64_t) -1) * (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
+            } else if ((8 * sizeof(int64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (int64_t) (((int64_t) -1) * (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (int64_t) (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (int64_t) (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(int64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (int64_t) (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(int64_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int64_t, int, PyLong_AsInt(x))
+    } else
+    #endif
+    if ((sizeof(int64_t) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int64_t, long, PyLong_AsLong(x))
+    } else if ((sizeof(int64_t) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(int64_t, PY_LONG_LONG, PyLong_AsLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
+}
+static int64_t __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    int64_t val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (int64_t) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (int64_t) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to int64_t");
+        return (int64_t) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (int64_t) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (int64_t) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(int64_t) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((int64_t) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(int64_t) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((int64_t) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((int64_t) 1) << (sizeof(int64_t) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (int64_t) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
+}
+static CYTHON_INLINE int64_t __Pyx_PyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(int64_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_int64_t(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(int64_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_int64_t(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
+#endif
+}
+static int64_t __Pyx_NonPyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
+    int64_t val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (int64_t) -1;
+    val = __Pyx_PyLong_As_int64_t(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_int64_t(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_int64_t(x);
+    }
 }
 
 /* PyObjectVectorcallMethodKwds (used by CIntToPy) */
@@ -38281,307 +45153,6 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
     }
 }
 
-/* CIntFromPy */
-static int64_t __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(PyObject *x);
-static int64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t(void) {
-    const char* type_name = "int64_t";
-    PyErr_Format(PyExc_OverflowError,
-        "can't convert negative value to %.200s", type_name);
-    return (int64_t) -1;
-}
-static int64_t __Pyx_raise_overflow___Pyx_PyLong_As_int64_t(void) {
-    const char* type_name = "int64_t";
-    PyErr_Format(PyExc_OverflowError,
-        "value too large to convert to %.200s", type_name);
-    return (int64_t) -1;
-}
-static CYTHON_INLINE int64_t __Pyx_PyULong___Pyx_PyLong_As_int64_t(PyObject *x) {
-    const int is_unsigned = 1;
-#if CYTHON_USE_PYLONG_INTERNALS
-    {
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) >= 2 * PyLong_SHIFT)) {
-                return (int64_t) (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) >= 3 * PyLong_SHIFT)) {
-                return (int64_t) (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) >= 4 * PyLong_SHIFT)) {
-                return (int64_t) (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        {}
-    }
-#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
-    if (unlikely(Py_SIZE(x) < 0)) {
-        goto raise_neg_overflow;
-    }
-#else
-    {
-        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
-        if (unlikely(result < 0))
-            return (int64_t) -1;
-        if (unlikely(result == 1))
-            goto raise_neg_overflow;
-    }
-#endif
-    if ((sizeof(int64_t) <= sizeof(unsigned long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int64_t, unsigned long, PyLong_AsUnsignedLong(x))
-    } else if ((sizeof(int64_t) <= sizeof(unsigned PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int64_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
-}
-static CYTHON_INLINE int64_t __Pyx_PySLong___Pyx_PyLong_As_int64_t(PyObject *x) {
-    const int is_unsigned = 0;
-#if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsNeg(x)) {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
-            } else if ((8 * sizeof(int64_t) - 1 > 2 * PyLong_SHIFT)) {
-                return (int64_t) (((int64_t) -1) * (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
-            } else if ((8 * sizeof(int64_t) - 1 > 3 * PyLong_SHIFT)) {
-                return (int64_t) (((int64_t) -1) * (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(int64_t, long, ival)
-            } else if ((8 * sizeof(int64_t) - 1 > 4 * PyLong_SHIFT)) {
-                return (int64_t) (((int64_t) -1) * (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0])));
-            }
-        } else
-        {}
-    } else {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(int64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) - 1 > 2 * PyLong_SHIFT)) {
-                return (int64_t) (((((int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(int64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) - 1 > 3 * PyLong_SHIFT)) {
-                return (int64_t) (((((((int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(int64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(int64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(int64_t) - 1 > 4 * PyLong_SHIFT)) {
-                return (int64_t) (((((((((int64_t)digits[3]) << PyLong_SHIFT) | (int64_t)digits[2]) << PyLong_SHIFT) | (int64_t)digits[1]) << PyLong_SHIFT) | (int64_t)digits[0]));
-            }
-        } else
-        {}
-    }
-#endif
-    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    if ((sizeof(int64_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int64_t, int, PyLong_AsInt(x))
-    } else
-    #endif
-    if ((sizeof(int64_t) <= sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int64_t, long, PyLong_AsLong(x))
-    } else if ((sizeof(int64_t) <= sizeof(PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(int64_t, PY_LONG_LONG, PyLong_AsLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
-}
-static int64_t __Pyx_LargePyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    int64_t val;
-    int ret = -1;
-#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
-    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
-        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
-    if (unlikely(bytes_copied == -1)) {
-    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
-        goto raise_overflow;
-    } else {
-        ret = 0;
-    }
-#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
-    int one = 1; int is_little = (int)*(unsigned char *)&one;
-    unsigned char *bytes = (unsigned char *)&val;
-    ret = _PyLong_AsByteArray((PyLongObject *)x,
-                                bytes, sizeof(val),
-                                is_little, !is_unsigned);
-    if ((0)) goto raise_overflow;
-#else
-    PyObject *v;
-    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
-    int bits, remaining_bits, is_negative = 0;
-    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
-    if (likely(PyLong_CheckExact(x))) {
-        v = __Pyx_NewRef(x);
-    } else {
-        v = PyNumber_Long(x);
-        if (unlikely(!v)) return (int64_t) -1;
-        assert(PyLong_CheckExact(v));
-    }
-    {
-        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
-        if (unlikely(result < 0)) {
-            Py_DECREF(v);
-            return (int64_t) -1;
-        }
-        is_negative = result == 1;
-    }
-    if (is_unsigned && unlikely(is_negative)) {
-        Py_DECREF(v);
-        PyErr_SetString(PyExc_OverflowError,
-            "can't convert negative value to int64_t");
-        return (int64_t) -1;
-    } else if (is_negative) {
-        stepval = PyNumber_Invert(v);
-        Py_DECREF(v);
-        if (unlikely(!stepval))
-            return (int64_t) -1;
-    } else {
-        stepval = v;
-    }
-    v = NULL;
-    val = (int64_t) 0;
-    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
-    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
-    for (bits = 0; bits < (int) sizeof(int64_t) * 8 - chunk_size; bits += chunk_size) {
-        PyObject *tmp, *digit;
-        long idigit;
-        digit = PyNumber_And(stepval, mask);
-        if (unlikely(!digit)) goto done;
-        idigit = PyLong_AsLong(digit);
-        Py_DECREF(digit);
-        if (unlikely(idigit < 0)) goto done;
-        val |= ((int64_t) idigit) << bits;
-        tmp = PyNumber_Rshift(stepval, shift);
-        if (unlikely(!tmp)) goto done;
-        Py_DECREF(stepval); stepval = tmp;
-    }
-    Py_DECREF(shift); shift = NULL;
-    Py_DECREF(mask); mask = NULL;
-    {
-        long idigit = PyLong_AsLong(stepval);
-        if (unlikely(idigit < 0)) goto done;
-        remaining_bits = ((int) sizeof(int64_t) * 8) - bits - (is_unsigned ? 0 : 1);
-        if (unlikely(idigit >= (1L << remaining_bits)))
-            goto raise_overflow;
-        val |= ((int64_t) idigit) << bits;
-    }
-    if (!is_unsigned) {
-        if (unlikely(val & (((int64_t) 1) << (sizeof(int64_t) * 8 - 1))))
-            goto raise_overflow;
-        if (is_negative)
-            val = ~val;
-    }
-    ret = 0;
-done:
-    Py_XDECREF(shift);
-    Py_XDECREF(mask);
-    Py_XDECREF(stepval);
-#endif
-    if (unlikely(ret))
-        return (int64_t) -1;
-    return val;
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
-}
-static CYTHON_INLINE int64_t __Pyx_PyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int64_t neg_one = (int64_t) -1, const_zero = (int64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
-            goto raise_neg_overflow;
-        } else if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(int64_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
-        } else
-        #endif
-        {
-            return __Pyx_PyULong___Pyx_PyLong_As_int64_t(x);
-        }
-    } else {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(int64_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
-        } else
-        #endif
-        {
-            return __Pyx_PySLong___Pyx_PyLong_As_int64_t(x);
-        }
-    }
-#if CYTHON_USE_PYLONG_INTERNALS
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_int64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_int64_t();
-#endif
-}
-static int64_t __Pyx_NonPyLong___Pyx_PyLong_As_int64_t(PyObject *x) {
-    int64_t val;
-    PyObject *tmp = __Pyx_PyNumber_Long(x);
-    if (!tmp) return (int64_t) -1;
-    val = __Pyx_PyLong_As_int64_t(tmp);
-    Py_DECREF(tmp);
-    return val;
-}
-static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *x) {
-    if (likely(PyLong_Check(x))) {
-        return __Pyx_PyLong___Pyx_PyLong_As_int64_t(x);
-    } else {
-        return __Pyx_NonPyLong___Pyx_PyLong_As_int64_t(x);
-    }
-}
-
 /* CIntToPy */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value) {
 #ifdef __Pyx_HAS_GCC_DIAGNOSTIC
@@ -38659,100 +45230,6 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int64_t(int64_t value) {
         return result;
 #endif
     }
-}
-
-/* PyObjectCallMethod1 (used by UpdateUnpickledDict) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg) {
-#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
-    PyObject *args[2] = {obj, arg};
-    return PyObject_VectorcallMethod(method_name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-#elif CYTHON_COMPILING_IN_LIMITED_API
-    return PyObject_CallMethodObjArgs(obj, method_name, arg, NULL);
-#else
-    return PyObject_CallMethodOneArg(obj, method_name, arg);
-#endif
-}
-
-/* UpdateUnpickledDict */
-static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
-    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
-    if (unlikely(!state_dict)) {
-        return -1;
-    }
-    int non_empty = PyObject_IsTrue(state_dict);
-    if (non_empty == 0) {
-        Py_DECREF(state_dict);
-        return 0;
-    } else if (unlikely(non_empty == -1)) {
-        return -1;
-    }
-    PyObject *dict;
-    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
-    dict = PyObject_GetAttrString(obj, "__dict__");
-    #else
-    dict = PyObject_GenericGetDict(obj, NULL);
-    #endif
-    if (unlikely(!dict)) {
-        Py_DECREF(state_dict);
-        return -1;
-    }
-    int result;
-    if (likely(PyDict_CheckExact(dict))) {
-        result = PyDict_Update(dict, state_dict);
-    } else {
-        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
-        if (likely(obj_result)) {
-            Py_DECREF(obj_result);
-            result = 0;
-        } else {
-            result = -1;
-        }
-    }
-    Py_DECREF(state_dict);
-    Py_DECREF(dict);
-    return result;
-}
-static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
-    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
-    #if !CYTHON_ASSUME_SAFE_SIZE
-    if (unlikely(state_size == -1)) return -1;
-    #endif
-    if (state_size <= index) {
-        return 0;
-    }
-    return __Pyx__UpdateUnpickledDict(obj, state, index);
-}
-
-/* CheckUnpickleChecksumError (used by CheckUnpickleChecksum) */
-static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
-    PyObject *pickle_module = PyImport_ImportModule("pickle");
-    if (unlikely(!pickle_module)) return;
-    PyObject *pickle_error = PyObject_GetAttrString(pickle_module, "PickleError");
-    Py_DECREF(pickle_module);
-    if (unlikely(!pickle_error)) return;
-    if (checksum2 == checksum1) {
-        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x) = (%s))",
-            checksum, checksum1, members);
-    } else if (checksum3 == checksum2) {
-        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x) = (%s))",
-            checksum, checksum1, checksum2, members);
-    } else {
-        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x, 0x%x) = (%s))",
-            checksum, checksum1, checksum2, checksum3, members);
-    }
-    Py_DECREF(pickle_error);
-}
-
-/* CheckUnpickleChecksum */
-static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
-    int found = 0;
-    found |= checksum1 == checksum;
-    found |= checksum2 == checksum;
-    found |= checksum3 == checksum;
-    if (likely(found))
-        return 0;
-    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
-    return -1;
 }
 
 /* CIntFromPy */
@@ -39054,6 +45531,167 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
     }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int32_t(int32_t value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int32_t neg_one = (int32_t) -1, const_zero = (int32_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int32_t) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int32_t) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int32_t) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int32_t) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int32_t) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int32_t),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int32_t));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* UpdateUnpickledDict */
+static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
+    if (unlikely(!state_dict)) {
+        return -1;
+    }
+    int non_empty = PyObject_IsTrue(state_dict);
+    if (non_empty == 0) {
+        Py_DECREF(state_dict);
+        return 0;
+    } else if (unlikely(non_empty == -1)) {
+        return -1;
+    }
+    PyObject *dict;
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    dict = PyObject_GetAttrString(obj, "__dict__");
+    #else
+    dict = PyObject_GenericGetDict(obj, NULL);
+    #endif
+    if (unlikely(!dict)) {
+        Py_DECREF(state_dict);
+        return -1;
+    }
+    int result;
+    if (likely(PyDict_CheckExact(dict))) {
+        result = PyDict_Update(dict, state_dict);
+    } else {
+        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
+        if (likely(obj_result)) {
+            Py_DECREF(obj_result);
+            result = 0;
+        } else {
+            result = -1;
+        }
+    }
+    Py_DECREF(state_dict);
+    Py_DECREF(dict);
+    return result;
+}
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
+    #if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(state_size == -1)) return -1;
+    #endif
+    if (state_size <= index) {
+        return 0;
+    }
+    return __Pyx__UpdateUnpickledDict(obj, state, index);
+}
+
+/* CheckUnpickleChecksumError (used by CheckUnpickleChecksum) */
+static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    PyObject *pickle_module = PyImport_ImportModule("pickle");
+    if (unlikely(!pickle_module)) return;
+    PyObject *pickle_error = PyObject_GetAttrString(pickle_module, "PickleError");
+    Py_DECREF(pickle_module);
+    if (unlikely(!pickle_error)) return;
+    if (checksum2 == checksum1) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x) = (%s))",
+            checksum, checksum1, members);
+    } else if (checksum3 == checksum2) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, members);
+    } else {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, checksum3, members);
+    }
+    Py_DECREF(pickle_error);
+}
+
+/* CheckUnpickleChecksum */
+static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    int found = 0;
+    found |= checksum1 == checksum;
+    found |= checksum2 == checksum;
+    found |= checksum3 == checksum;
+    if (likely(found))
+        return 0;
+    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
+    return -1;
 }
 
 /* CIntFromPy */
@@ -39388,6 +46026,1154 @@ static unsigned long __Pyx_get_runtime_version(void) {
 #else
     return __Pyx_cached_runtime_version;
 #endif
+}
+
+/* IterNextPlain (used by CoroutineBase) */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+static PyObject *__Pyx_GetBuiltinNext_LimitedAPI(void) {
+    if (unlikely(!__pyx_mstate_global->__Pyx_GetBuiltinNext_LimitedAPI_cache))
+        __pyx_mstate_global->__Pyx_GetBuiltinNext_LimitedAPI_cache = __Pyx_GetBuiltinName(__pyx_mstate_global->__pyx_n_u_next);
+    return __pyx_mstate_global->__Pyx_GetBuiltinNext_LimitedAPI_cache;
+}
+#endif
+static CYTHON_INLINE PyObject *__Pyx_PyIter_Next_Plain(PyObject *iterator) {
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    PyObject *result;
+    PyObject *next = __Pyx_GetBuiltinNext_LimitedAPI();
+    if (unlikely(!next)) return NULL;
+    result = PyObject_CallFunctionObjArgs(next, iterator, NULL);
+    return result;
+#else
+    (void)&__Pyx_GetBuiltinName; // only for early limited API
+    iternextfunc iternext = __Pyx_PyObject_GetIterNextFunc(iterator);
+    assert(iternext);
+    return iternext(iterator);
+#endif
+}
+
+/* ReturnWithStopIteration (used by CoroutineBase) */
+static void __Pyx__ReturnWithStopIteration(PyObject* value, int async);
+static CYTHON_INLINE void __Pyx_ReturnWithStopIteration(PyObject* value, int async, int iternext) {
+    if (value == Py_None) {
+        if (async || !iternext)
+            PyErr_SetNone(async ? PyExc_StopAsyncIteration : PyExc_StopIteration);
+        return;
+    }
+    __Pyx__ReturnWithStopIteration(value, async);
+}
+static void __Pyx__ReturnWithStopIteration(PyObject* value, int async) {
+#if CYTHON_COMPILING_IN_CPYTHON
+    __Pyx_PyThreadState_declare
+#endif
+    PyObject *exc;
+    PyObject *exc_type = async ? PyExc_StopAsyncIteration : PyExc_StopIteration;
+#if CYTHON_COMPILING_IN_CPYTHON
+    if ((PY_VERSION_HEX >= (0x030C00A6)) || unlikely(PyTuple_Check(value) || PyExceptionInstance_Check(value))) {
+        if (PY_VERSION_HEX >= (0x030e00A1)) {
+            exc = __Pyx_PyObject_CallOneArg(exc_type, value);
+        } else {
+            PyObject *args_tuple = PyTuple_New(1);
+            if (unlikely(!args_tuple)) return;
+            Py_INCREF(value);
+            PyTuple_SET_ITEM(args_tuple, 0, value);
+            exc = PyObject_Call(exc_type, args_tuple, NULL);
+            Py_DECREF(args_tuple);
+        }
+        if (unlikely(!exc)) return;
+    } else {
+        Py_INCREF(value);
+        exc = value;
+    }
+    #if CYTHON_FAST_THREAD_STATE
+    __Pyx_PyThreadState_assign
+    #if CYTHON_USE_EXC_INFO_STACK
+    if (!__pyx_tstate->exc_info->exc_value)
+    #else
+    if (!__pyx_tstate->exc_type)
+    #endif
+    {
+        Py_INCREF(exc_type);
+        __Pyx_ErrRestore(exc_type, exc, NULL);
+        return;
+    }
+    #endif
+#else
+    exc = __Pyx_PyObject_CallOneArg(exc_type, value);
+    if (unlikely(!exc)) return;
+#endif
+    PyErr_SetObject(exc_type, exc);
+    Py_DECREF(exc);
+}
+
+/* CoroutineBase (used by Generator) */
+#if !CYTHON_COMPILING_IN_LIMITED_API
+#include <frameobject.h>
+#if PY_VERSION_HEX >= 0x030b00a6 && !defined(PYPY_VERSION)
+  #ifndef Py_BUILD_CORE
+    #define Py_BUILD_CORE 1
+  #endif
+  #include "internal/pycore_frame.h"
+#endif
+#endif // CYTHON_COMPILING_IN_LIMITED_API
+static CYTHON_INLINE void
+__Pyx_Coroutine_Undelegate(__pyx_CoroutineObject *gen) {
+#if CYTHON_USE_AM_SEND
+    gen->yieldfrom_am_send = NULL;
+#endif
+    Py_CLEAR(gen->yieldfrom);
+}
+static int __Pyx_PyGen__FetchStopIterationValue(PyThreadState *__pyx_tstate, PyObject **pvalue) {
+    PyObject *et, *ev, *tb;
+    PyObject *value = NULL;
+    CYTHON_UNUSED_VAR(__pyx_tstate);
+    __Pyx_ErrFetch(&et, &ev, &tb);
+    if (!et) {
+        Py_XDECREF(tb);
+        Py_XDECREF(ev);
+        Py_INCREF(Py_None);
+        *pvalue = Py_None;
+        return 0;
+    }
+    if (likely(et == PyExc_StopIteration)) {
+        if (!ev) {
+            Py_INCREF(Py_None);
+            value = Py_None;
+        }
+        else if (likely(Py_IS_TYPE(ev, (PyTypeObject*)PyExc_StopIteration))) {
+            #if CYTHON_COMPILING_IN_LIMITED_API || CYTHON_COMPILING_IN_GRAAL
+            value = PyObject_GetAttr(ev, __pyx_mstate_global->__pyx_n_u_value);
+            if (unlikely(!value)) goto limited_api_failure;
+            #else
+            value = ((PyStopIterationObject *)ev)->value;
+            Py_INCREF(value);
+            #endif
+            Py_DECREF(ev);
+        }
+        else if (unlikely(PyTuple_Check(ev))) {
+            Py_ssize_t tuple_size = __Pyx_PyTuple_GET_SIZE(ev);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely(tuple_size < 0)) {
+                Py_XDECREF(tb);
+                Py_DECREF(ev);
+                Py_DECREF(et);
+                return -1;
+            }
+            #endif
+            if (tuple_size >= 1) {
+#if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+                value = PyTuple_GET_ITEM(ev, 0);
+                Py_INCREF(value);
+#elif CYTHON_ASSUME_SAFE_MACROS
+                value = PySequence_ITEM(ev, 0);
+#else
+                value = PySequence_GetItem(ev, 0);
+                if (!value) goto limited_api_failure;
+#endif
+            } else {
+                Py_INCREF(Py_None);
+                value = Py_None;
+            }
+            Py_DECREF(ev);
+        }
+        else if (!__Pyx_TypeCheck(ev, (PyTypeObject*)PyExc_StopIteration)) {
+            value = ev;
+        }
+        if (likely(value)) {
+            Py_XDECREF(tb);
+            Py_DECREF(et);
+            *pvalue = value;
+            return 0;
+        }
+    } else if (!__Pyx_PyErr_GivenExceptionMatches(et, PyExc_StopIteration)) {
+        __Pyx_ErrRestore(et, ev, tb);
+        return -1;
+    }
+    PyErr_NormalizeException(&et, &ev, &tb);
+    if (unlikely(!PyObject_TypeCheck(ev, (PyTypeObject*)PyExc_StopIteration))) {
+        __Pyx_ErrRestore(et, ev, tb);
+        return -1;
+    }
+    Py_XDECREF(tb);
+    Py_DECREF(et);
+#if CYTHON_COMPILING_IN_LIMITED_API
+    value = PyObject_GetAttr(ev, __pyx_mstate_global->__pyx_n_u_value);
+#else
+    value = ((PyStopIterationObject *)ev)->value;
+    Py_INCREF(value);
+#endif
+    Py_DECREF(ev);
+#if CYTHON_COMPILING_IN_LIMITED_API
+    if (unlikely(!value)) return -1;
+#endif
+    *pvalue = value;
+    return 0;
+#if CYTHON_COMPILING_IN_LIMITED_API || CYTHON_COMPILING_IN_GRAAL || !CYTHON_ASSUME_SAFE_MACROS
+  limited_api_failure:
+    Py_XDECREF(et);
+    Py_XDECREF(tb);
+    Py_XDECREF(ev);
+    return -1;
+#endif
+}
+static CYTHON_INLINE
+__Pyx_PySendResult __Pyx_Coroutine_status_from_result(PyObject **retval) {
+    if (*retval) {
+        return PYGEN_NEXT;
+    } else if (likely(__Pyx_PyGen__FetchStopIterationValue(__Pyx_PyThreadState_Current, retval) == 0)) {
+        return PYGEN_RETURN;
+    } else {
+        return PYGEN_ERROR;
+    }
+}
+static CYTHON_INLINE
+void __Pyx_Coroutine_ExceptionClear(__Pyx_ExcInfoStruct *exc_state) {
+#if PY_VERSION_HEX >= 0x030B00a4
+    Py_CLEAR(exc_state->exc_value);
+#else
+    PyObject *t, *v, *tb;
+    t = exc_state->exc_type;
+    v = exc_state->exc_value;
+    tb = exc_state->exc_traceback;
+    exc_state->exc_type = NULL;
+    exc_state->exc_value = NULL;
+    exc_state->exc_traceback = NULL;
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+#endif
+}
+#define __Pyx_Coroutine_AlreadyRunningError(gen)  (__Pyx__Coroutine_AlreadyRunningError(gen), (PyObject*)NULL)
+static void __Pyx__Coroutine_AlreadyRunningError(__pyx_CoroutineObject *gen) {
+    const char *msg;
+    CYTHON_MAYBE_UNUSED_VAR(gen);
+    if ((0)) {
+    #ifdef __Pyx_Coroutine_USED
+    } else if (__Pyx_Coroutine_Check((PyObject*)gen)) {
+        msg = "coroutine already executing";
+    #endif
+    #ifdef __Pyx_AsyncGen_USED
+    } else if (__Pyx_AsyncGen_CheckExact((PyObject*)gen)) {
+        msg = "async generator already executing";
+    #endif
+    } else {
+        msg = "generator already executing";
+    }
+    PyErr_SetString(PyExc_ValueError, msg);
+}
+static void __Pyx_Coroutine_AlreadyTerminatedError(PyObject *gen, PyObject *value, int closing) {
+    CYTHON_MAYBE_UNUSED_VAR(gen);
+    CYTHON_MAYBE_UNUSED_VAR(closing);
+    #ifdef __Pyx_Coroutine_USED
+    if (!closing && __Pyx_Coroutine_Check(gen)) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    } else
+    #endif
+    if (value) {
+        #ifdef __Pyx_AsyncGen_USED
+        if (__Pyx_AsyncGen_CheckExact(gen))
+            PyErr_SetNone(PyExc_StopAsyncIteration);
+        else
+        #endif
+        PyErr_SetNone(PyExc_StopIteration);
+    }
+}
+static
+__Pyx_PySendResult __Pyx_Coroutine_SendEx(__pyx_CoroutineObject *self, PyObject *value, PyObject **result, int closing) {
+    __Pyx_PyThreadState_declare
+    PyThreadState *tstate;
+    __Pyx_ExcInfoStruct *exc_state;
+    PyObject *retval;
+    assert(__Pyx_Coroutine_get_is_running(self));  // Callers should ensure is_running
+    if (unlikely(self->resume_label == -1)) {
+        __Pyx_Coroutine_AlreadyTerminatedError((PyObject*)self, value, closing);
+        return PYGEN_ERROR;
+    }
+#if CYTHON_FAST_THREAD_STATE
+    __Pyx_PyThreadState_assign
+    tstate = __pyx_tstate;
+#else
+    tstate = __Pyx_PyThreadState_Current;
+#endif
+    exc_state = &self->gi_exc_state;
+    if (exc_state->exc_value) {
+        #if CYTHON_COMPILING_IN_LIMITED_API || CYTHON_COMPILING_IN_PYPY
+        #else
+        PyObject *exc_tb;
+        #if PY_VERSION_HEX >= 0x030B00a4 && !CYTHON_COMPILING_IN_CPYTHON
+        exc_tb = PyException_GetTraceback(exc_state->exc_value);
+        #elif PY_VERSION_HEX >= 0x030B00a4
+        exc_tb = ((PyBaseExceptionObject*) exc_state->exc_value)->traceback;
+        #else
+        exc_tb = exc_state->exc_traceback;
+        #endif
+        if (exc_tb) {
+            PyTracebackObject *tb = (PyTracebackObject *) exc_tb;
+            PyFrameObject *f = tb->tb_frame;
+            PyFrameObject *old_f_back = f->f_back;
+            #if PY_VERSION_HEX >= 0x030B00A1
+            f->f_back = PyThreadState_GetFrame(tstate);
+            #else
+            Py_XINCREF(tstate->frame);
+            f->f_back = tstate->frame;
+            #endif
+            Py_XDECREF(old_f_back);
+            #if PY_VERSION_HEX >= 0x030B00a4 && !CYTHON_COMPILING_IN_CPYTHON
+            Py_DECREF(exc_tb);
+            #endif
+        }
+        #endif
+    }
+#if CYTHON_USE_EXC_INFO_STACK
+    exc_state->previous_item = tstate->exc_info;
+    tstate->exc_info = exc_state;
+#else
+    if (exc_state->exc_type) {
+        __Pyx_ExceptionSwap(&exc_state->exc_type, &exc_state->exc_value, &exc_state->exc_traceback);
+    } else {
+        __Pyx_Coroutine_ExceptionClear(exc_state);
+        __Pyx_ExceptionSave(&exc_state->exc_type, &exc_state->exc_value, &exc_state->exc_traceback);
+    }
+#endif
+    retval = self->body(self, tstate, value);
+#if CYTHON_USE_EXC_INFO_STACK
+    exc_state = &self->gi_exc_state;
+    tstate->exc_info = exc_state->previous_item;
+    exc_state->previous_item = NULL;
+    __Pyx_Coroutine_ResetFrameBackpointer(exc_state);
+#endif
+    *result = retval;
+    if (self->resume_label == -1) {
+        return likely(retval) ? PYGEN_RETURN : PYGEN_ERROR;
+    }
+    return PYGEN_NEXT;
+}
+static CYTHON_INLINE void __Pyx_Coroutine_ResetFrameBackpointer(__Pyx_ExcInfoStruct *exc_state) {
+#if CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API
+    CYTHON_UNUSED_VAR(exc_state);
+#else
+    PyObject *exc_tb;
+    #if PY_VERSION_HEX >= 0x030B00a4
+    if (!exc_state->exc_value) return;
+    exc_tb = PyException_GetTraceback(exc_state->exc_value);
+    #else
+    exc_tb = exc_state->exc_traceback;
+    #endif
+    if (likely(exc_tb)) {
+        PyTracebackObject *tb = (PyTracebackObject *) exc_tb;
+        PyFrameObject *f = tb->tb_frame;
+        Py_CLEAR(f->f_back);
+        #if PY_VERSION_HEX >= 0x030B00a4
+        Py_DECREF(exc_tb);
+        #endif
+    }
+#endif
+}
+#define __Pyx_Coroutine_MethodReturnFromResult(gen, result, retval, iternext)\
+    ((result) == PYGEN_NEXT ? (retval) : __Pyx__Coroutine_MethodReturnFromResult(gen, result, retval, iternext))
+static PyObject *
+__Pyx__Coroutine_MethodReturnFromResult(PyObject* gen, __Pyx_PySendResult result, PyObject *retval, int iternext) {
+    CYTHON_MAYBE_UNUSED_VAR(gen);
+    if (likely(result == PYGEN_RETURN)) {
+        int is_async = 0;
+        #ifdef __Pyx_AsyncGen_USED
+        is_async = __Pyx_AsyncGen_CheckExact(gen);
+        #endif
+        __Pyx_ReturnWithStopIteration(retval, is_async, iternext);
+        Py_XDECREF(retval);
+    }
+    return NULL;
+}
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE
+PyObject *__Pyx_PyGen_Send(PyGenObject *gen, PyObject *arg) {
+#if PY_VERSION_HEX <= 0x030A00A1
+    return _PyGen_Send(gen, arg);
+#else
+    PyObject *result;
+    if (PyIter_Send((PyObject*)gen, arg ? arg : Py_None, &result) == PYGEN_RETURN) {
+        if (PyAsyncGen_CheckExact(gen)) {
+            assert(result == Py_None);
+            PyErr_SetNone(PyExc_StopAsyncIteration);
+        }
+        else if (result == Py_None) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        else {
+#if PY_VERSION_HEX < 0x030d00A1
+            _PyGen_SetStopIterationValue(result);
+#else
+            if (!PyTuple_Check(result) && !PyExceptionInstance_Check(result)) {
+                PyErr_SetObject(PyExc_StopIteration, result);
+            } else {
+                PyObject *exc = __Pyx_PyObject_CallOneArg(PyExc_StopIteration, result);
+                if (likely(exc != NULL)) {
+                    PyErr_SetObject(PyExc_StopIteration, exc);
+                    Py_DECREF(exc);
+                }
+            }
+#endif
+        }
+        Py_DECREF(result);
+        result = NULL;
+    }
+    return result;
+#endif
+}
+#endif
+static CYTHON_INLINE __Pyx_PySendResult
+__Pyx_Coroutine_FinishDelegation(__pyx_CoroutineObject *gen, PyObject** retval) {
+    __Pyx_PySendResult result;
+    PyObject *val = NULL;
+    assert(__Pyx_Coroutine_get_is_running(gen));
+    __Pyx_Coroutine_Undelegate(gen);
+    __Pyx_PyGen__FetchStopIterationValue(__Pyx_PyThreadState_Current, &val);
+    result = __Pyx_Coroutine_SendEx(gen, val, retval, 0);
+    Py_XDECREF(val);
+    return result;
+}
+#if CYTHON_USE_AM_SEND
+static __Pyx_PySendResult
+__Pyx_Coroutine_SendToDelegate(__pyx_CoroutineObject *gen, __Pyx_pyiter_sendfunc gen_am_send, PyObject *value, PyObject **retval) {
+    PyObject *ret = NULL;
+    __Pyx_PySendResult delegate_result, result;
+    assert(__Pyx_Coroutine_get_is_running(gen));
+    delegate_result = gen_am_send(gen->yieldfrom, value, &ret);
+    if (delegate_result == PYGEN_NEXT) {
+        assert (ret != NULL);
+        *retval = ret;
+        return PYGEN_NEXT;
+    }
+    assert (delegate_result != PYGEN_ERROR || ret == NULL);
+    __Pyx_Coroutine_Undelegate(gen);
+    result = __Pyx_Coroutine_SendEx(gen, ret, retval, 0);
+    Py_XDECREF(ret);
+    return result;
+}
+#endif
+static PyObject *__Pyx_Coroutine_Send(PyObject *self, PyObject *value) {
+    PyObject *retval = NULL;
+    __Pyx_PySendResult result = __Pyx_Coroutine_AmSend(self, value, &retval);
+    return __Pyx_Coroutine_MethodReturnFromResult(self, result, retval, 0);
+}
+static __Pyx_PySendResult
+__Pyx_Coroutine_AmSend(PyObject *self, PyObject *value, PyObject **retval) {
+    __Pyx_PySendResult result;
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject*) self;
+    if (unlikely(__Pyx_Coroutine_test_and_set_is_running(gen))) {
+        *retval = __Pyx_Coroutine_AlreadyRunningError(gen);
+        return PYGEN_ERROR;
+    }
+    #if CYTHON_USE_AM_SEND
+    if (gen->yieldfrom_am_send) {
+        result = __Pyx_Coroutine_SendToDelegate(gen, gen->yieldfrom_am_send, value, retval);
+    } else
+    #endif
+    if (gen->yieldfrom) {
+        PyObject *yf = gen->yieldfrom;
+        PyObject *ret;
+      #if !CYTHON_USE_AM_SEND
+        #ifdef __Pyx_Generator_USED
+        if (__Pyx_Generator_CheckExact(yf)) {
+            ret = __Pyx_Coroutine_Send(yf, value);
+        } else
+        #endif
+        #ifdef __Pyx_Coroutine_USED
+        if (__Pyx_Coroutine_Check(yf)) {
+            ret = __Pyx_Coroutine_Send(yf, value);
+        } else
+        #endif
+        #ifdef __Pyx_AsyncGen_USED
+        if (__pyx_PyAsyncGenASend_CheckExact(yf)) {
+            ret = __Pyx_async_gen_asend_send(yf, value);
+        } else
+        #endif
+        #if CYTHON_COMPILING_IN_CPYTHON
+        if (PyGen_CheckExact(yf)) {
+            ret = __Pyx_PyGen_Send((PyGenObject*)yf, value == Py_None ? NULL : value);
+        } else
+        if (PyCoro_CheckExact(yf)) {
+            ret = __Pyx_PyGen_Send((PyGenObject*)yf, value == Py_None ? NULL : value);
+        } else
+        #endif
+      #endif
+        {
+            if (value == Py_None && PyIter_Check(yf))
+                ret = __Pyx_PyIter_Next_Plain(yf);
+            else
+                ret = __Pyx_PyObject_CallMethod1(yf, __pyx_mstate_global->__pyx_n_u_send, value);
+        }
+        if (likely(ret)) {
+            __Pyx_Coroutine_unset_is_running(gen);
+            *retval = ret;
+            return PYGEN_NEXT;
+        }
+        result = __Pyx_Coroutine_FinishDelegation(gen, retval);
+    } else {
+        result = __Pyx_Coroutine_SendEx(gen, value, retval, 0);
+    }
+    __Pyx_Coroutine_unset_is_running(gen);
+    return result;
+}
+static int __Pyx_Coroutine_CloseIter(__pyx_CoroutineObject *gen, PyObject *yf) {
+    __Pyx_PySendResult result;
+    PyObject *retval = NULL;
+    CYTHON_UNUSED_VAR(gen);
+    assert(__Pyx_Coroutine_get_is_running(gen));
+    #ifdef __Pyx_Generator_USED
+    if (__Pyx_Generator_CheckExact(yf)) {
+        result = __Pyx_Coroutine_Close(yf, &retval);
+    } else
+    #endif
+    #ifdef __Pyx_Coroutine_USED
+    if (__Pyx_Coroutine_Check(yf)) {
+        result = __Pyx_Coroutine_Close(yf, &retval);
+    } else
+    if (__Pyx_CoroutineAwait_CheckExact(yf)) {
+        result = __Pyx_CoroutineAwait_Close((__pyx_CoroutineAwaitObject*)yf);
+    } else
+    #endif
+    #ifdef __Pyx_AsyncGen_USED
+    if (__pyx_PyAsyncGenASend_CheckExact(yf)) {
+        retval = __Pyx_async_gen_asend_close(yf, NULL);
+        result = PYGEN_RETURN;
+    } else
+    if (__pyx_PyAsyncGenAThrow_CheckExact(yf)) {
+        retval = __Pyx_async_gen_athrow_close(yf, NULL);
+        result = PYGEN_RETURN;
+    } else
+    #endif
+    {
+        PyObject *meth;
+        result = PYGEN_RETURN;
+        meth = __Pyx_PyObject_GetAttrStrNoError(yf, __pyx_mstate_global->__pyx_n_u_close);
+        if (unlikely(!meth)) {
+            if (unlikely(PyErr_Occurred())) {
+                PyErr_WriteUnraisable(yf);
+            }
+        } else {
+            retval = __Pyx_PyObject_CallNoArg(meth);
+            Py_DECREF(meth);
+            if (unlikely(!retval)) {
+                result = PYGEN_ERROR;
+            }
+        }
+    }
+    Py_XDECREF(retval);
+    return result == PYGEN_ERROR ? -1 : 0;
+}
+static PyObject *__Pyx_Generator_Next(PyObject *self) {
+    __Pyx_PySendResult result;
+    PyObject *retval = NULL;
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject*) self;
+    if (unlikely(__Pyx_Coroutine_test_and_set_is_running(gen))) {
+        return __Pyx_Coroutine_AlreadyRunningError(gen);
+    }
+    #if CYTHON_USE_AM_SEND
+    if (gen->yieldfrom_am_send) {
+        result = __Pyx_Coroutine_SendToDelegate(gen, gen->yieldfrom_am_send, Py_None, &retval);
+    } else
+    #endif
+    if (gen->yieldfrom) {
+        PyObject *yf = gen->yieldfrom;
+        PyObject *ret;
+        #ifdef __Pyx_Generator_USED
+        if (__Pyx_Generator_CheckExact(yf)) {
+            ret = __Pyx_Generator_Next(yf);
+        } else
+        #endif
+        #ifdef __Pyx_Coroutine_USED
+        if (__Pyx_Coroutine_CheckExact(yf)) {
+            ret = __Pyx_Coroutine_Send(yf, Py_None);
+        } else
+        #endif
+        #if CYTHON_COMPILING_IN_CPYTHON && (PY_VERSION_HEX < 0x030A00A3 || !CYTHON_USE_AM_SEND)
+        if (PyGen_CheckExact(yf)) {
+            ret = __Pyx_PyGen_Send((PyGenObject*)yf, NULL);
+        } else
+        #endif
+            ret = __Pyx_PyIter_Next_Plain(yf);
+        if (likely(ret)) {
+            __Pyx_Coroutine_unset_is_running(gen);
+            return ret;
+        }
+        result = __Pyx_Coroutine_FinishDelegation(gen, &retval);
+    } else {
+        result = __Pyx_Coroutine_SendEx(gen, Py_None, &retval, 0);
+    }
+    __Pyx_Coroutine_unset_is_running(gen);
+    return __Pyx_Coroutine_MethodReturnFromResult(self, result, retval, 1);
+}
+static PyObject *__Pyx_Coroutine_Close_Method(PyObject *self, PyObject *arg) {
+    PyObject *retval = NULL;
+    __Pyx_PySendResult result;
+    CYTHON_UNUSED_VAR(arg);
+    result = __Pyx_Coroutine_Close(self, &retval);
+    if (unlikely(result == PYGEN_ERROR))
+        return NULL;
+    Py_XDECREF(retval);
+    Py_RETURN_NONE;
+}
+static __Pyx_PySendResult
+__Pyx_Coroutine_Close(PyObject *self, PyObject **retval) {
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject *) self;
+    __Pyx_PySendResult result;
+    PyObject *yf;
+    int err = 0;
+    if (unlikely(__Pyx_Coroutine_test_and_set_is_running(gen))) {
+        *retval = __Pyx_Coroutine_AlreadyRunningError(gen);
+        return PYGEN_ERROR;
+    }
+    yf = gen->yieldfrom;
+    if (yf) {
+        Py_INCREF(yf);
+        err = __Pyx_Coroutine_CloseIter(gen, yf);
+        __Pyx_Coroutine_Undelegate(gen);
+        Py_DECREF(yf);
+    }
+    if (err == 0)
+        PyErr_SetNone(PyExc_GeneratorExit);
+    result = __Pyx_Coroutine_SendEx(gen, NULL, retval, 1);
+    if (result == PYGEN_ERROR) {
+        __Pyx_PyThreadState_declare
+        __Pyx_PyThreadState_assign
+        __Pyx_Coroutine_unset_is_running(gen);
+        if (!__Pyx_PyErr_Occurred()) {
+            return PYGEN_RETURN;
+        } else if (likely(__Pyx_PyErr_ExceptionMatches2(PyExc_GeneratorExit, PyExc_StopIteration))) {
+            __Pyx_PyErr_Clear();
+            return PYGEN_RETURN;
+        }
+        return PYGEN_ERROR;
+    } else if (likely(result == PYGEN_RETURN && *retval == Py_None)) {
+        __Pyx_Coroutine_unset_is_running(gen);
+        return PYGEN_RETURN;
+    } else {
+        const char *msg;
+        Py_DECREF(*retval);
+        *retval = NULL;
+        if ((0)) {
+        #ifdef __Pyx_Coroutine_USED
+        } else if (__Pyx_Coroutine_Check(self)) {
+            msg = "coroutine ignored GeneratorExit";
+        #endif
+        #ifdef __Pyx_AsyncGen_USED
+        } else if (__Pyx_AsyncGen_CheckExact(self)) {
+            msg = "async generator ignored GeneratorExit";
+        #endif
+        } else {
+            msg = "generator ignored GeneratorExit";
+        }
+        PyErr_SetString(PyExc_RuntimeError, msg);
+        __Pyx_Coroutine_unset_is_running(gen);
+        return PYGEN_ERROR;
+    }
+}
+static PyObject *__Pyx__Coroutine_Throw(PyObject *self, PyObject *typ, PyObject *val, PyObject *tb,
+                                        PyObject *args, int close_on_genexit) {
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject *) self;
+    PyObject *yf;
+    if (unlikely(__Pyx_Coroutine_test_and_set_is_running(gen)))
+        return __Pyx_Coroutine_AlreadyRunningError(gen);
+    yf = gen->yieldfrom;
+    if (yf) {
+        __Pyx_PySendResult result;
+        PyObject *ret;
+        Py_INCREF(yf);
+        if (__Pyx_PyErr_GivenExceptionMatches(typ, PyExc_GeneratorExit) && close_on_genexit) {
+            int err = __Pyx_Coroutine_CloseIter(gen, yf);
+            Py_DECREF(yf);
+            __Pyx_Coroutine_Undelegate(gen);
+            if (err < 0)
+                goto propagate_exception;
+            goto throw_here;
+        }
+        if (0
+        #ifdef __Pyx_Generator_USED
+            || __Pyx_Generator_CheckExact(yf)
+        #endif
+        #ifdef __Pyx_Coroutine_USED
+            || __Pyx_Coroutine_Check(yf)
+        #endif
+            ) {
+            ret = __Pyx__Coroutine_Throw(yf, typ, val, tb, args, close_on_genexit);
+        #ifdef __Pyx_Coroutine_USED
+        } else if (__Pyx_CoroutineAwait_CheckExact(yf)) {
+            ret = __Pyx__Coroutine_Throw(((__pyx_CoroutineAwaitObject*)yf)->coroutine, typ, val, tb, args, close_on_genexit);
+        #endif
+        } else {
+            PyObject *meth = __Pyx_PyObject_GetAttrStrNoError(yf, __pyx_mstate_global->__pyx_n_u_throw);
+            if (unlikely(!meth)) {
+                Py_DECREF(yf);
+                if (unlikely(PyErr_Occurred())) {
+                    __Pyx_Coroutine_unset_is_running(gen);
+                    return NULL;
+                }
+                __Pyx_Coroutine_Undelegate(gen);
+                goto throw_here;
+            }
+            if (args) {
+                ret = __Pyx_PyObject_Call(meth, args, NULL);
+            } else {
+                PyObject *cargs[4] = {NULL, typ, val, tb};
+                size_t nargs = 1U + (val != NULL) + (tb != NULL);
+                ret = __Pyx_PyObject_FastCall(meth, cargs+1, nargs | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET);
+            }
+            Py_DECREF(meth);
+        }
+        Py_DECREF(yf);
+        if (ret) {
+            __Pyx_Coroutine_unset_is_running(gen);
+            return ret;
+        }
+        result = __Pyx_Coroutine_FinishDelegation(gen, &ret);
+        __Pyx_Coroutine_unset_is_running(gen);
+        return __Pyx_Coroutine_MethodReturnFromResult(self, result, ret, 0);
+    }
+throw_here:
+    __Pyx_Raise(typ, val, tb, NULL);
+propagate_exception:
+    {
+        PyObject *retval = NULL;
+        __Pyx_PySendResult result = __Pyx_Coroutine_SendEx(gen, NULL, &retval, 0);
+        __Pyx_Coroutine_unset_is_running(gen);
+        return __Pyx_Coroutine_MethodReturnFromResult(self, result, retval, 0);
+    }
+}
+static PyObject *__Pyx_Coroutine_Throw(PyObject *self,
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    PyObject *args
+#else
+    PyObject *const *args, Py_ssize_t nargs
+#endif
+) {
+    PyObject *typ;
+    PyObject *val = NULL;
+    PyObject *tb = NULL;
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    if (unlikely(!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)))
+        return NULL;
+#else
+    switch (nargs) {
+    case 3:
+        tb = args[2];
+        CYTHON_FALLTHROUGH;
+    case 2:
+        val = args[1];
+        CYTHON_FALLTHROUGH;
+    case 1:
+        typ = args[0];
+        break;
+    default:
+        PyErr_SetString(PyExc_TypeError, "throw takes between 1 and 3 positional arguments");
+        return NULL;
+    }
+#endif
+    return __Pyx__Coroutine_Throw(self, typ, val, tb,
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+                                  args,
+#else
+                                  NULL,
+#endif
+                                  1);
+}
+static CYTHON_INLINE int __Pyx_Coroutine_traverse_excstate(__Pyx_ExcInfoStruct *exc_state, visitproc visit, void *arg) {
+#if PY_VERSION_HEX >= 0x030B00a4
+    Py_VISIT(exc_state->exc_value);
+#else
+    Py_VISIT(exc_state->exc_type);
+    Py_VISIT(exc_state->exc_value);
+    Py_VISIT(exc_state->exc_traceback);
+#endif
+    return 0;
+}
+static int __Pyx_Coroutine_traverse(__pyx_CoroutineObject *gen, visitproc visit, void *arg) {
+    {
+        int e = __Pyx_call_type_traverse((PyObject*)gen, 1, visit, arg);
+        if (e) return e;
+    }
+    Py_VISIT(gen->closure);
+    Py_VISIT(gen->classobj);
+    Py_VISIT(gen->yieldfrom);
+    return __Pyx_Coroutine_traverse_excstate(&gen->gi_exc_state, visit, arg);
+}
+static int __Pyx_Coroutine_clear(PyObject *self) {
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject *) self;
+    Py_CLEAR(gen->closure);
+    Py_CLEAR(gen->classobj);
+    __Pyx_Coroutine_Undelegate(gen);
+    __Pyx_Coroutine_ExceptionClear(&gen->gi_exc_state);
+#ifdef __Pyx_AsyncGen_USED
+    if (__Pyx_AsyncGen_CheckExact(self)) {
+        Py_CLEAR(((__pyx_PyAsyncGenObject*)gen)->ag_finalizer);
+    }
+#endif
+    Py_CLEAR(gen->gi_code);
+    Py_CLEAR(gen->gi_frame);
+    Py_CLEAR(gen->gi_name);
+    Py_CLEAR(gen->gi_qualname);
+    Py_CLEAR(gen->gi_modulename);
+    return 0;
+}
+static void __Pyx_Coroutine_dealloc(PyObject *self) {
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject *) self;
+    PyObject_GC_UnTrack(gen);
+    #if PY_VERSION_HEX < 0x030C0000 || CYTHON_COMPILING_IN_LIMITED_API
+    if (gen->gi_weakreflist != NULL)
+    #endif
+        PyObject_ClearWeakRefs(self);
+    if (gen->resume_label >= 0) {
+#if CYTHON_USE_TP_FINALIZE
+        PyObject_GC_Track(self);
+        if (unlikely(PyObject_CallFinalizerFromDealloc(self)))
+        {
+            return;
+        }
+        PyObject_GC_UnTrack(self);
+#endif
+    }
+#ifdef __Pyx_AsyncGen_USED
+    if (__Pyx_AsyncGen_CheckExact(self)) {
+        /* We have to handle this case for asynchronous generators
+           right here, because this code has to be between UNTRACK
+           and GC_Del. */
+        Py_CLEAR(((__pyx_PyAsyncGenObject*)self)->ag_finalizer);
+    }
+#endif
+    __Pyx_Coroutine_clear(self);
+    __Pyx_PyHeapTypeObject_GC_Del(gen);
+}
+#if CYTHON_USE_TP_FINALIZE
+static void __Pyx_Coroutine_del(PyObject *self) {
+    PyObject *error_type, *error_value, *error_traceback;
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject *) self;
+    __Pyx_PyThreadState_declare
+    if (gen->resume_label < 0) {
+        return;
+    }
+    __Pyx_PyThreadState_assign
+    __Pyx_ErrFetch(&error_type, &error_value, &error_traceback);
+#ifdef __Pyx_AsyncGen_USED
+    if (__Pyx_AsyncGen_CheckExact(self)) {
+        __pyx_PyAsyncGenObject *agen = (__pyx_PyAsyncGenObject*)self;
+        PyObject *finalizer = agen->ag_finalizer;
+        if (finalizer && !agen->ag_closed) {
+            PyObject *res = __Pyx_PyObject_CallOneArg(finalizer, self);
+            if (unlikely(!res)) {
+                PyErr_WriteUnraisable(self);
+            } else {
+                Py_DECREF(res);
+            }
+            __Pyx_ErrRestore(error_type, error_value, error_traceback);
+            return;
+        }
+    }
+#endif
+    if (unlikely(gen->resume_label == 0 && !error_value)) {
+#ifdef __Pyx_Coroutine_USED
+#ifdef __Pyx_Generator_USED
+    if (!__Pyx_Generator_CheckExact(self))
+#endif
+        {
+        PyObject_GC_UnTrack(self);
+        if (unlikely(PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "coroutine '%.50S' was never awaited", gen->gi_qualname) < 0))
+            PyErr_WriteUnraisable(self);
+        PyObject_GC_Track(self);
+        }
+#endif
+    } else {
+        PyObject *retval = NULL;
+        __Pyx_PySendResult result = __Pyx_Coroutine_Close(self, &retval);
+        if (result == PYGEN_ERROR) {
+            PyErr_WriteUnraisable(self);
+        } else {
+            Py_XDECREF(retval);
+        }
+    }
+    __Pyx_ErrRestore(error_type, error_value, error_traceback);
+}
+#endif
+static PyObject *
+__Pyx_Coroutine_get_name(__pyx_CoroutineObject *self, void *context)
+{
+    PyObject *name = self->gi_name;
+    CYTHON_UNUSED_VAR(context);
+    if (unlikely(!name)) name = Py_None;
+    Py_INCREF(name);
+    return name;
+}
+static int
+__Pyx_Coroutine_set_name(__pyx_CoroutineObject *self, PyObject *value, void *context)
+{
+    CYTHON_UNUSED_VAR(context);
+    if (unlikely(value == NULL || !PyUnicode_Check(value))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "__name__ must be set to a string object");
+        return -1;
+    }
+    Py_INCREF(value);
+    __Pyx_Py_XDECREF_SET(self->gi_name, value);
+    return 0;
+}
+static PyObject *
+__Pyx_Coroutine_get_qualname(__pyx_CoroutineObject *self, void *context)
+{
+    PyObject *name = self->gi_qualname;
+    CYTHON_UNUSED_VAR(context);
+    if (unlikely(!name)) name = Py_None;
+    Py_INCREF(name);
+    return name;
+}
+static int
+__Pyx_Coroutine_set_qualname(__pyx_CoroutineObject *self, PyObject *value, void *context)
+{
+    CYTHON_UNUSED_VAR(context);
+    if (unlikely(value == NULL || !PyUnicode_Check(value))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "__qualname__ must be set to a string object");
+        return -1;
+    }
+    Py_INCREF(value);
+    __Pyx_Py_XDECREF_SET(self->gi_qualname, value);
+    return 0;
+}
+#if !CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *
+__Pyx__Coroutine_get_frame_locked(__pyx_CoroutineObject *self) {
+    PyObject *frame;
+    frame = self->gi_frame;
+    if (!frame) {
+        if (unlikely(!self->gi_code)) {
+            Py_RETURN_NONE;
+        }
+        PyObject *globals = PyDict_New();
+        if (unlikely(!globals)) return NULL;
+        frame = (PyObject *) PyFrame_New(
+            PyThreadState_Get(),            /*PyThreadState *tstate,*/
+            (PyCodeObject*) self->gi_code,  /*PyCodeObject *code,*/
+            globals,                        /*PyObject *globals,*/
+            0                               /*PyObject *locals*/
+        );
+        Py_DECREF(globals);
+        if (unlikely(!frame))
+            return NULL;
+        if (unlikely(self->gi_frame)) {
+            Py_DECREF(frame);
+            frame = self->gi_frame;
+        } else {
+            self->gi_frame = frame;
+        }
+    }
+    Py_INCREF(frame);
+    return frame;
+}
+#endif
+static PyObject *
+__Pyx__Coroutine_get_frame(__pyx_CoroutineObject *self)
+{
+#if !CYTHON_COMPILING_IN_LIMITED_API
+    PyObject *frame;
+    __Pyx_BEGIN_CRITICAL_SECTION((PyObject*)self);
+    frame = __Pyx__Coroutine_get_frame_locked(self);
+    __Pyx_END_CRITICAL_SECTION();
+    return frame;
+#else
+    CYTHON_UNUSED_VAR(self);
+    Py_RETURN_NONE;
+#endif
+}
+static PyObject *
+__Pyx_Coroutine_get_frame(__pyx_CoroutineObject *self, void *context) {
+    CYTHON_UNUSED_VAR(context);
+    PyObject *frame = self->gi_frame;
+    if (frame)
+        return __Pyx_NewRef(frame);
+    return __Pyx__Coroutine_get_frame(self);
+}
+static __pyx_CoroutineObject *__Pyx__Coroutine_New(
+            PyTypeObject* type, __pyx_coroutine_body_t body, PyObject *code, PyObject *closure,
+            PyObject *name, PyObject *qualname, PyObject *module_name) {
+    __pyx_CoroutineObject *gen = PyObject_GC_New(__pyx_CoroutineObject, type);
+    if (unlikely(!gen))
+        return NULL;
+    return __Pyx__Coroutine_NewInit(gen, body, code, closure, name, qualname, module_name);
+}
+static __pyx_CoroutineObject *__Pyx__Coroutine_NewInit(
+            __pyx_CoroutineObject *gen, __pyx_coroutine_body_t body, PyObject *code, PyObject *closure,
+            PyObject *name, PyObject *qualname, PyObject *module_name) {
+    gen->body = body;
+    gen->closure = closure;
+    Py_XINCREF(closure);
+    gen->is_running = 0;
+    gen->resume_label = 0;
+    gen->classobj = NULL;
+    gen->yieldfrom = NULL;
+    gen->yieldfrom_am_send = NULL;
+    #if PY_VERSION_HEX >= 0x030B00a4 && !CYTHON_COMPILING_IN_LIMITED_API
+    gen->gi_exc_state.exc_value = NULL;
+    #else
+    gen->gi_exc_state.exc_type = NULL;
+    gen->gi_exc_state.exc_value = NULL;
+    gen->gi_exc_state.exc_traceback = NULL;
+    #endif
+#if CYTHON_USE_EXC_INFO_STACK
+    gen->gi_exc_state.previous_item = NULL;
+#endif
+#if PY_VERSION_HEX < 0x030C0000 || CYTHON_COMPILING_IN_LIMITED_API
+    gen->gi_weakreflist = NULL;
+#endif
+    Py_XINCREF(qualname);
+    gen->gi_qualname = qualname;
+    Py_XINCREF(name);
+    gen->gi_name = name;
+    Py_XINCREF(module_name);
+    gen->gi_modulename = module_name;
+    Py_XINCREF(code);
+    gen->gi_code = code;
+    gen->gi_frame = NULL;
+#if CYTHON_USE_SYS_MONITORING && (CYTHON_PROFILE || CYTHON_TRACE)
+    memset(gen->__pyx_pymonitoring_state, 0, sizeof(gen->__pyx_pymonitoring_state));
+    gen->__pyx_pymonitoring_version = 0;
+#endif
+    PyObject_GC_Track(gen);
+    return gen;
+}
+static char __Pyx_Coroutine_test_and_set_is_running(__pyx_CoroutineObject *gen) {
+    char result;
+    __Pyx_BEGIN_CRITICAL_SECTION((PyObject*)gen);
+    result = gen->is_running;
+    gen->is_running = 1;
+    __Pyx_END_CRITICAL_SECTION();
+    return result;
+}
+static void __Pyx_Coroutine_unset_is_running(__pyx_CoroutineObject *gen) {
+    __Pyx_BEGIN_CRITICAL_SECTION((PyObject*)gen);
+    assert(gen->is_running);
+    gen->is_running = 0;
+    __Pyx_END_CRITICAL_SECTION();
+}
+static char __Pyx_Coroutine_get_is_running(__pyx_CoroutineObject *gen) {
+    char result;
+    __Pyx_BEGIN_CRITICAL_SECTION((PyObject*)gen);
+    result = gen->is_running;
+    __Pyx_END_CRITICAL_SECTION();
+    return result;
+}
+static PyObject *__Pyx_Coroutine_get_is_running_getter(PyObject *gen, void *closure) {
+    CYTHON_UNUSED_VAR(closure);
+    char result = __Pyx_Coroutine_get_is_running((__pyx_CoroutineObject*)gen);
+    if (result) Py_RETURN_TRUE;
+    else Py_RETURN_FALSE;
+}
+#if __PYX_HAS_PY_AM_SEND == 2
+static void __Pyx_SetBackportTypeAmSend(PyTypeObject *type, __Pyx_PyAsyncMethodsStruct *static_amsend_methods, __Pyx_pyiter_sendfunc am_send) {
+    Py_ssize_t ptr_offset = (char*)(type->tp_as_async) - (char*)type;
+    if (ptr_offset < 0 || ptr_offset > type->tp_basicsize) {
+        return;
+    }
+    memcpy((void*)static_amsend_methods, (void*)(type->tp_as_async), sizeof(*type->tp_as_async));
+    static_amsend_methods->am_send = am_send;
+    type->tp_as_async = __Pyx_SlotTpAsAsync(static_amsend_methods);
+}
+#endif
+static PyObject *__Pyx_Coroutine_fail_reduce_ex(PyObject *self, PyObject *arg) {
+    CYTHON_UNUSED_VAR(arg);
+    __Pyx_RaiseTypeErrorWithObjectType(
+        "cannot pickle '" __Pyx_FMT_TYPENAME "' object", self);
+    return NULL;
+}
+
+/* Generator */
+static PyMethodDef __pyx_Generator_methods[] = {
+    {"send", (PyCFunction) __Pyx_Coroutine_Send, METH_O,
+     PyDoc_STR("send(arg) -> send 'arg' into generator,\nreturn next yielded value or raise StopIteration.")},
+    {"throw", __PYX_REINTERPRET_FUNCION(PyCFunction, __Pyx_Coroutine_Throw),
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+        METH_VARARGS,
+#else
+        METH_FASTCALL,
+#endif
+     PyDoc_STR("throw(typ[,val[,tb]]) -> raise exception in generator,\nreturn next yielded value or raise StopIteration.")},
+    {"close", (PyCFunction) __Pyx_Coroutine_Close_Method, METH_NOARGS,
+     PyDoc_STR("close() -> raise GeneratorExit inside generator.")},
+    {"__reduce_ex__", (PyCFunction) __Pyx_Coroutine_fail_reduce_ex, METH_O, 0},
+    {"__reduce__", (PyCFunction) __Pyx_Coroutine_fail_reduce_ex, METH_NOARGS, 0},
+    {0, 0, 0, 0}
+};
+static PyMemberDef __pyx_Generator_memberlist[] = {
+    {"gi_yieldfrom", T_OBJECT, offsetof(__pyx_CoroutineObject, yieldfrom), READONLY,
+     PyDoc_STR("object being iterated by 'yield from', or None")},
+    {"gi_code", T_OBJECT, offsetof(__pyx_CoroutineObject, gi_code), READONLY, NULL},
+    {"__module__", T_OBJECT, offsetof(__pyx_CoroutineObject, gi_modulename), 0, 0},
+#if PY_VERSION_HEX < 0x030C0000 || CYTHON_COMPILING_IN_LIMITED_API
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(__pyx_CoroutineObject, gi_weakreflist), READONLY, 0},
+#endif
+    {0, 0, 0, 0, 0}
+};
+static PyGetSetDef __pyx_Generator_getsets[] = {
+    {"__name__", (getter)__Pyx_Coroutine_get_name, (setter)__Pyx_Coroutine_set_name,
+     PyDoc_STR("name of the generator"), 0},
+    {"__qualname__", (getter)__Pyx_Coroutine_get_qualname, (setter)__Pyx_Coroutine_set_qualname,
+     PyDoc_STR("qualified name of the generator"), 0},
+    {"gi_frame", (getter)__Pyx_Coroutine_get_frame, NULL,
+     PyDoc_STR("Frame of the generator"), 0},
+    {"gi_running", __Pyx_Coroutine_get_is_running_getter, NULL, NULL, NULL},
+    {0, 0, 0, 0, 0}
+};
+static PyType_Slot __pyx_GeneratorType_slots[] = {
+    {Py_tp_dealloc, (void *)__Pyx_Coroutine_dealloc},
+    {Py_tp_traverse, (void *)__Pyx_Coroutine_traverse},
+    {Py_tp_iter, (void *)PyObject_SelfIter},
+    {Py_tp_iternext, (void *)__Pyx_Generator_Next},
+    {Py_tp_methods, (void *)__pyx_Generator_methods},
+    {Py_tp_members, (void *)__pyx_Generator_memberlist},
+    {Py_tp_getset, (void *)__pyx_Generator_getsets},
+    {Py_tp_getattro, (void *) PyObject_GenericGetAttr},
+#if CYTHON_USE_TP_FINALIZE
+    {Py_tp_finalize, (void *)__Pyx_Coroutine_del},
+#endif
+#if __PYX_HAS_PY_AM_SEND == 1
+    {Py_am_send, (void *)__Pyx_Coroutine_AmSend},
+#endif
+    {0, 0},
+};
+static PyType_Spec __pyx_GeneratorType_spec = {
+    __PYX_TYPE_MODULE_PREFIX "generator",
+    sizeof(__pyx_CoroutineObject),
+    0,
+#if PY_VERSION_HEX >= 0x030C0000 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_TPFLAGS_MANAGED_WEAKREF |
+#endif
+    Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | __Pyx_TPFLAGS_HAVE_AM_SEND,
+    __pyx_GeneratorType_slots
+};
+#if __PYX_HAS_PY_AM_SEND == 2
+static __Pyx_PyAsyncMethodsStruct __pyx_Generator_as_async;
+#endif
+static int __pyx_Generator_init(PyObject *module) {
+    __pyx_mstatetype *mstate = __Pyx_PyModule_GetState(module);
+    mstate->__pyx_GeneratorType = __Pyx_FetchCommonTypeFromSpec(
+        mstate->__pyx_CommonTypesMetaclassType, module, &__pyx_GeneratorType_spec, NULL);
+    if (unlikely(!mstate->__pyx_GeneratorType)) {
+        return -1;
+    }
+#if __PYX_HAS_PY_AM_SEND == 2
+    __Pyx_SetBackportTypeAmSend(mstate->__pyx_GeneratorType, &__pyx_Generator_as_async, &__Pyx_Coroutine_AmSend);
+#endif
+    return 0;
+}
+static PyObject *__Pyx_Generator_GetInlinedResult(PyObject *self) {
+    __pyx_CoroutineObject *gen = (__pyx_CoroutineObject*) self;
+    PyObject *retval = NULL;
+    if (unlikely(__Pyx_Coroutine_test_and_set_is_running(gen))) {
+        return __Pyx_Coroutine_AlreadyRunningError(gen);
+    }
+    __Pyx_PySendResult result = __Pyx_Coroutine_SendEx(gen, Py_None, &retval, 0);
+    __Pyx_Coroutine_unset_is_running(gen);
+    (void) result;
+    assert (result == PYGEN_RETURN || result == PYGEN_ERROR);
+    assert ((result == PYGEN_RETURN && retval != NULL) || (result == PYGEN_ERROR && retval == NULL));
+    return retval;
 }
 
 /* CheckBinaryVersion */

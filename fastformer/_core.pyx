@@ -302,3 +302,6 @@ def attention(q, k, v, *, bint causal=True, scale=None):
     if rc != FF_OK:
         raise MemoryError("attention: out of memory for scratch buffers")
     return out
+
+
+include "_model.pxi"

@@ -1,5 +1,5 @@
 # mirrors csrc/fastformer.h line for line
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "fastformer.h" nogil:
     int FF_OK
@@ -45,3 +45,58 @@ cdef extern from "fastformer.h" nogil:
     # attention
     int ff_attention_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                          int64_t tq, int64_t tk, int64_t d, float scale, int causal)
+
+    # model forward pass
+    int FF_EINVAL
+    enum: FF_DT_F32
+    enum: FF_ARCH_LLAMA
+    enum: FF_ARCH_GPT2
+    ctypedef struct ff_tensor:
+        const void *data
+        int dtype
+        int64_t rows, cols
+    ctypedef struct ff_layer:
+        const float *attn_norm_w
+        const float *attn_norm_b
+        ff_tensor wq, wk, wv, wo
+        const float *bq
+        const float *bk
+        const float *bv
+        const float *bo
+        const float *ffn_norm_w
+        const float *ffn_norm_b
+        ff_tensor w_gate, w_up, w_down
+        const float *b_up
+        const float *b_down
+    ctypedef struct ff_model:
+        int arch
+        int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx
+        float eps
+        int rope_interleaved
+        int64_t window
+        const float *tok_emb
+        const float *pos_emb
+        const float *norm_w
+        const float *norm_b
+        ff_tensor lm_head
+        const float *rope_inv_freq
+        const ff_layer *layers
+    ctypedef struct ff_session:
+        float *k_cache
+        float *v_cache
+        int64_t cap, n_past, max_t
+        float *x
+        float *h
+        float *q
+        float *att
+        float *qt
+        float *ot
+        float *k
+        float *v
+        float *f1
+        float *f2
+        float *cos
+        float *sin
+    void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10])
+    int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                         int all_logits)

@@ -1,0 +1,131 @@
+// the forward pass of a decoder-only transformer (llama / mistral / qwen2 / gpt2 blocks), one call per step:
+// embed -> n_layers x (norm, attention with kv cache, residual, norm, mlp, residual) -> final norm -> logits
+#include "ff_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+// y (m, w.rows) = x (m, w.cols) @ w^T + bias, dispatching on the weight's storage type
+static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m) {
+    switch (w->dtype) {
+    case FF_DT_F32: return ff_linear_f32(y, x, (const float *)w->data, bias, m, w->cols, w->rows);
+    default: return FF_EINVAL;
+    }
+}
+
+static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {
+    if (m->arch == FF_ARCH_GPT2)
+        ff_norm_layer_f32(y, x, w, b, m->eps, rows, m->d);
+    else
+        ff_norm_rms_f32(y, x, w, m->eps, rows, m->d);
+}
+
+void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]) {
+    int64_t hd = m->n_heads * m->head_dim, kvd = m->n_kv_heads * m->head_dim;
+    int64_t s[10] = {max_t * m->d, max_t * m->d, max_t * hd, max_t * hd, max_t * hd, max_t * hd,
+                     max_t * kvd,  max_t * kvd,  max_t * m->d_ff, max_t * m->d_ff};
+    memcpy(sizes, s, sizeof(s));
+}
+
+// rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
+static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
+    int64_t half = m->head_dim / 2;
+    const ff_kernels *kern = ff_kern;
+    for (int64_t i = 0; i < t; i++) {
+        const float *c = s->cos + i * half, *sn = s->sin + i * half;
+        for (int64_t h = 0; h < m->n_heads; h++)
+            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->head_dim, m->rope_interleaved);
+        for (int64_t h = 0; h < m->n_kv_heads; h++)
+            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->head_dim, m->rope_interleaved);
+    }
+}
+
+// attention of q (t, nh, hd) over the layer's cache positions [0, n_past + t) -> att (t, nh, hd)
+static int attend(const ff_model *m, ff_session *s, const float *kc, const float *vc, int64_t t) {
+    int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim, group = nh / nkv;
+    int64_t tk = s->n_past + t, lo = 0;
+    // a sliding window keeps only the last `window` keys of the newest query; earlier queries of a long
+    // prefill chunk are exact only while the chunk fits in the window (the caller bounds chunks by it)
+    if (m->window > 0 && tk > m->window) lo = tk - m->window - (t - 1);
+    if (lo < 0) lo = 0;
+    // (t, nh, hd) -> (nh, t, hd)
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t h = 0; h < nh; h++)
+            memcpy(s->qt + (h * t + i) * hd, s->q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t g = 0; g < nkv; g++) {
+        const float *k = kc + (g * s->cap + lo) * hd, *v = vc + (g * s->cap + lo) * hd;
+        int rc = ff_attention_f32(s->ot + g * group * t * hd, s->qt + g * group * t * hd, k, v, group, 1, t, tk - lo,
+                                  hd, scale, 1);
+        if (rc != FF_OK) return rc;
+    }
+    // (nh, t, hd) -> (t, nh, hd)
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t h = 0; h < nh; h++)
+            memcpy(s->att + (i * nh + h) * hd, s->ot + (h * t + i) * hd, (size_t)hd * sizeof(float));
+    return FF_OK;
+}
+
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                     int all_logits) {
+    int64_t d = m->d, nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
+    int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
+    int rc = FF_OK;
+
+    // token embeddings (+ learned positions)
+    for (int64_t i = 0; i < t; i++) {
+        float *x = s->x + i * d;
+        memcpy(x, m->tok_emb + (int64_t)ids[i] * d, (size_t)d * sizeof(float));
+        if (m->pos_emb)
+            for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
+    }
+    // rotary angles of the new positions
+    if (m->rope_inv_freq)
+        for (int64_t i = 0; i < t; i++) {
+            int64_t p = s->n_past + i;
+            ff_rope_table_f32(s->cos + i * (hd / 2), s->sin + i * (hd / 2), &p, m->rope_inv_freq, 1, hd / 2);
+        }
+
+    for (int64_t l = 0; l < m->n_layers; l++) {
+        const ff_layer *L = &m->layers[l];
+        float *kc = s->k_cache + l * layer_stride, *vc = s->v_cache + l * layer_stride;
+
+        // attention block: h = norm(x); q, k, v projections; rope; append k, v to the cache
+        norm(m, s->h, s->x, L->attn_norm_w, L->attn_norm_b, t);
+        if ((rc = linear(s->q, s->h, &L->wq, L->bq, t)) || (rc = linear(s->k, s->h, &L->wk, L->bk, t)) ||
+            (rc = linear(s->v, s->h, &L->wv, L->bv, t)))
+            return rc;
+        if (m->rope_inv_freq) rope_qk(m, s, t);
+        for (int64_t i = 0; i < t; i++)
+            for (int64_t g = 0; g < nkv; g++) {
+                int64_t at = (g * s->cap + s->n_past + i) * hd;
+                memcpy(kc + at, s->k + i * kvd + g * hd, (size_t)hd * sizeof(float));
+                memcpy(vc + at, s->v + i * kvd + g * hd, (size_t)hd * sizeof(float));
+            }
+        if ((rc = attend(m, s, kc, vc, t))) return rc;
+        // x += att @ wo^T
+        if ((rc = linear(s->h, s->att, &L->wo, L->bo, t))) return rc;
+        for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
+
+        // mlp block: h = norm(x); swiglu (llama) or gelu (gpt2); x += down projection
+        norm(m, s->h, s->x, L->ffn_norm_w, L->ffn_norm_b, t);
+        if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
+        if (m->arch == FF_ARCH_GPT2) {
+            ff_gelu_tanh_f32(s->f1, s->f1, t * f);
+        } else {
+            if ((rc = linear(s->f2, s->h, &L->w_gate, NULL, t))) return rc;
+            ff_silu_f32(s->f2, s->f2, t * f);
+            for (int64_t j = 0; j < t * f; j++) s->f1[j] *= s->f2[j];
+        }
+        if ((rc = linear(s->h, s->f1, &L->w_down, L->b_down, t))) return rc;
+        for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
+    }
+    (void)nh;
+
+    // final norm and the head, for every row or only the last
+    int64_t first = all_logits ? 0 : t - 1;
+    norm(m, s->h, s->x + first * d, m->norm_w, m->norm_b, t - first);
+    rc = linear(logits, s->h, &m->lm_head, NULL, t - first);
+    s->n_past += t;
+    return rc;
+}

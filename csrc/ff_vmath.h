@@ -1,0 +1,228 @@
+// vector exp, sigmoid, tanh and erf for avx2 (8 lanes) and avx-512 (16 lanes), accurate to 1-2 ulp.
+// include from kernel files; use only inside functions compiled with FF_AVX2 / FF_AVX512.
+// exp: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial, times 2^n; below -104 it is 0, above
+// 89 it is inf, nan stays nan. erf: x + x q(x^2) for |x| < 0.921875, else 1 - exp(g(|x|)) with g a fit
+// of log(erfc) (coefficients are minimax fits checked against mpmath, max error ~1 ulp).
+#ifndef FF_VMATH_H
+#define FF_VMATH_H
+
+#include "ff_internal.h"
+
+#ifdef FF_HAVE_X86
+#include <immintrin.h>
+
+#define FF_EXP_LO -104.0f
+#define FF_EXP_HI 89.0f
+#define FF_LOG2E 1.44269504088896341f
+#define FF_LN2_HI 0.693359375f     // 9 significant bits: n * FF_LN2_HI is exact for |n| <= 150
+#define FF_LN2_LO -2.12194440e-4f  // ln2 - FF_LN2_HI
+// exp(r) = 1 + r + r^2 (E0 + E1 r + ... + E5 r^5)
+#define FF_EXP_E0 0.5f
+#define FF_EXP_E1 0.1666666716337204f
+#define FF_EXP_E2 0.041666269302368164f
+#define FF_EXP_E3 0.008333265781402588f
+#define FF_EXP_E4 0.0013946087565273046f
+#define FF_EXP_E5 0.00019917833560612053f
+// tanh(x) = x + x s (T0 + T1 s + ... + T4 s^4), s = x^2, for |x| < FF_TANH_SMALL
+#define FF_TANH_SMALL 0.625f
+#define FF_TANH_T0 -0.3333328366279602f
+#define FF_TANH_T1 0.13331490755081177f
+#define FF_TANH_T2 -0.05374349281191826f
+#define FF_TANH_T3 0.020650574937462807f
+#define FF_TANH_T4 -0.005717032589018345f
+// erf(x) = x + x (A0 + A1 s + ... + A5 s^5), s = x^2, for |x| < FF_ERF_SMALL
+#define FF_ERF_SMALL 0.921875f
+#define FF_ERF_A0 0.12837915122509003f
+#define FF_ERF_A1 -0.3761250674724579f
+#define FF_ERF_A2 0.11281926929950714f
+#define FF_ERF_A3 -0.026770232245326042f
+#define FF_ERF_A4 0.004998000804334879f
+#define FF_ERF_A5 -0.0006013393285684288f
+// erfc(t) = exp(B0 + B1 t + ... + B10 t^10) for FF_ERF_SMALL <= t <= FF_ERFC_BIG, 0 beyond (erfc(6) = 2e-17)
+#define FF_ERFC_BIG 6.0f
+#define FF_ERFC_B0 0.0004906303365714848f
+#define FF_ERFC_B1 -1.131043553352356f
+#define FF_ERFC_B2 -0.6301771998405457f
+#define FF_ERFC_B3 -0.11197011917829514f
+#define FF_ERFC_B4 0.027769623324275017f
+#define FF_ERFC_B5 -0.005383394192904234f
+#define FF_ERFC_B6 0.0007852299604564905f
+#define FF_ERFC_B7 -8.23609225335531e-05f
+#define FF_ERFC_B8 5.8113023442274425e-06f
+#define FF_ERFC_B9 -2.448431644097582e-07f
+#define FF_ERFC_B10 4.610407611238543e-09f
+
+// ---- avx2: 8 lanes ----
+
+#define FF_S8(v) _mm256_set1_ps(v)
+#define FF_FMA8(a, b, c) _mm256_fmadd_ps(a, b, FF_S8(c))
+
+static inline FF_AVX2 __m256 ff_abs_ps256(__m256 x) { return _mm256_andnot_ps(FF_S8(-0.0f), x); }
+
+static inline FF_AVX2 __m256 ff_exp_ps256(__m256 x) {
+    // max/min return their second operand when one is nan, so nan passes the clamp
+    x = _mm256_min_ps(FF_S8(FF_EXP_HI), _mm256_max_ps(FF_S8(FF_EXP_LO), x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, FF_S8(FF_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, FF_S8(FF_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, FF_S8(FF_LN2_LO), r);
+    __m256 p = FF_FMA8(FF_S8(FF_EXP_E5), r, FF_EXP_E4);
+    p = FF_FMA8(p, r, FF_EXP_E3);
+    p = FF_FMA8(p, r, FF_EXP_E2);
+    p = FF_FMA8(p, r, FF_EXP_E1);
+    p = FF_FMA8(p, r, FF_EXP_E0);
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, FF_S8(1.0f));
+    // scale by 2^n as 2^(n>>1) * 2^(n - (n>>1)) so n = 128 and n = -150 stay representable
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+// 1 / (1 + exp(-x)), as e / (1 + e) with e = exp(x) for negative x so it never overflows
+static inline FF_AVX2 __m256 ff_sigmoid_ps256(__m256 x) {
+    __m256 e = ff_exp_ps256(_mm256_or_ps(x, FF_S8(-0.0f)));
+    return _mm256_div_ps(_mm256_blendv_ps(FF_S8(1.0f), e, x), _mm256_add_ps(e, FF_S8(1.0f)));
+}
+
+static inline FF_AVX2 __m256 ff_tanh_ps256(__m256 x) {
+    __m256 t = ff_abs_ps256(x), s = _mm256_mul_ps(x, x);
+    // small |x|: odd polynomial
+    __m256 p = FF_FMA8(FF_S8(FF_TANH_T4), s, FF_TANH_T3);
+    p = FF_FMA8(p, s, FF_TANH_T2);
+    p = FF_FMA8(p, s, FF_TANH_T1);
+    p = FF_FMA8(p, s, FF_TANH_T0);
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x, x);
+    // large |x|: 1 - 2 / (exp(2|x|) + 1) with the sign of x; tanh(9) rounds to 1
+    __m256 e = ff_exp_ps256(_mm256_add_ps(t, t));
+    __m256 big = _mm256_sub_ps(FF_S8(1.0f), _mm256_div_ps(FF_S8(2.0f), _mm256_add_ps(e, FF_S8(1.0f))));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, FF_S8(-0.0f)));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, FF_S8(FF_TANH_SMALL), _CMP_LT_OQ));
+}
+
+// q(s) with erf(x) = x + x q(x^2) for |x| < FF_ERF_SMALL
+static inline FF_AVX2 __m256 ff_erf_small_ps256(__m256 s) {
+    __m256 p = FF_FMA8(FF_S8(FF_ERF_A5), s, FF_ERF_A4);
+    p = FF_FMA8(p, s, FF_ERF_A3);
+    p = FF_FMA8(p, s, FF_ERF_A2);
+    p = FF_FMA8(p, s, FF_ERF_A1);
+    return FF_FMA8(p, s, FF_ERF_A0);
+}
+
+// erfc(t) for t >= FF_ERF_SMALL (0 past FF_ERFC_BIG, nan stays nan)
+static inline FF_AVX2 __m256 ff_erfc_big_ps256(__m256 t) {
+    __m256 u = _mm256_min_ps(FF_S8(FF_ERFC_BIG), t);
+    __m256 g = FF_FMA8(FF_S8(FF_ERFC_B10), u, FF_ERFC_B9);
+    g = FF_FMA8(g, u, FF_ERFC_B8);
+    g = FF_FMA8(g, u, FF_ERFC_B7);
+    g = FF_FMA8(g, u, FF_ERFC_B6);
+    g = FF_FMA8(g, u, FF_ERFC_B5);
+    g = FF_FMA8(g, u, FF_ERFC_B4);
+    g = FF_FMA8(g, u, FF_ERFC_B3);
+    g = FF_FMA8(g, u, FF_ERFC_B2);
+    g = FF_FMA8(g, u, FF_ERFC_B1);
+    g = FF_FMA8(g, u, FF_ERFC_B0);
+    return _mm256_andnot_ps(_mm256_cmp_ps(t, FF_S8(FF_ERFC_BIG), _CMP_GT_OQ), ff_exp_ps256(g));
+}
+
+static inline FF_AVX2 __m256 ff_erf_ps256(__m256 x) {
+    __m256 t = ff_abs_ps256(x);
+    __m256 small = _mm256_fmadd_ps(ff_erf_small_ps256(_mm256_mul_ps(x, x)), x, x);
+    __m256 big = _mm256_sub_ps(FF_S8(1.0f), ff_erfc_big_ps256(t));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, FF_S8(-0.0f)));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, FF_S8(FF_ERF_SMALL), _CMP_LT_OQ));
+}
+
+// horizontal sums and max
+static inline FF_AVX2 float ff_hsum_ps256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+static inline FF_AVX2 double ff_hsum_pd256(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+static inline FF_AVX2 float ff_hmax_ps256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+// ---- avx-512: 16 lanes ----
+
+#define FF_S16(v) _mm512_set1_ps(v)
+#define FF_FMA16(a, b, c) _mm512_fmadd_ps(a, b, FF_S16(c))
+
+static inline FF_AVX512 __m512 ff_exp_ps512(__m512 x) {
+    x = _mm512_min_ps(FF_S16(FF_EXP_HI), _mm512_max_ps(FF_S16(FF_EXP_LO), x));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, FF_S16(FF_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, FF_S16(FF_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, FF_S16(FF_LN2_LO), r);
+    __m512 p = FF_FMA16(FF_S16(FF_EXP_E5), r, FF_EXP_E4);
+    p = FF_FMA16(p, r, FF_EXP_E3);
+    p = FF_FMA16(p, r, FF_EXP_E2);
+    p = FF_FMA16(p, r, FF_EXP_E1);
+    p = FF_FMA16(p, r, FF_EXP_E0);
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, FF_S16(1.0f));
+    // scalef rounds once, overflows to inf and underflows through the subnormals
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline FF_AVX512 __m512 ff_sigmoid_ps512(__m512 x) {
+    __m512 e = ff_exp_ps512(_mm512_or_ps(x, FF_S16(-0.0f)));
+    __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));
+    return _mm512_div_ps(_mm512_mask_blend_ps(neg, FF_S16(1.0f), e), _mm512_add_ps(e, FF_S16(1.0f)));
+}
+
+static inline FF_AVX512 __m512 ff_tanh_ps512(__m512 x) {
+    __m512 t = _mm512_abs_ps(x), s = _mm512_mul_ps(x, x);
+    __m512 p = FF_FMA16(FF_S16(FF_TANH_T4), s, FF_TANH_T3);
+    p = FF_FMA16(p, s, FF_TANH_T2);
+    p = FF_FMA16(p, s, FF_TANH_T1);
+    p = FF_FMA16(p, s, FF_TANH_T0);
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, s), x, x);
+    __m512 e = ff_exp_ps512(_mm512_add_ps(t, t));
+    __m512 big = _mm512_sub_ps(FF_S16(1.0f), _mm512_div_ps(FF_S16(2.0f), _mm512_add_ps(e, FF_S16(1.0f))));
+    big = _mm512_or_ps(big, _mm512_and_ps(x, FF_S16(-0.0f)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, FF_S16(FF_TANH_SMALL), _CMP_LT_OQ), big, small);
+}
+
+static inline FF_AVX512 __m512 ff_erf_small_ps512(__m512 s) {
+    __m512 p = FF_FMA16(FF_S16(FF_ERF_A5), s, FF_ERF_A4);
+    p = FF_FMA16(p, s, FF_ERF_A3);
+    p = FF_FMA16(p, s, FF_ERF_A2);
+    p = FF_FMA16(p, s, FF_ERF_A1);
+    return FF_FMA16(p, s, FF_ERF_A0);
+}
+
+static inline FF_AVX512 __m512 ff_erfc_big_ps512(__m512 t) {
+    __m512 u = _mm512_min_ps(FF_S16(FF_ERFC_BIG), t);
+    __m512 g = FF_FMA16(FF_S16(FF_ERFC_B10), u, FF_ERFC_B9);
+    g = FF_FMA16(g, u, FF_ERFC_B8);
+    g = FF_FMA16(g, u, FF_ERFC_B7);
+    g = FF_FMA16(g, u, FF_ERFC_B6);
+    g = FF_FMA16(g, u, FF_ERFC_B5);
+    g = FF_FMA16(g, u, FF_ERFC_B4);
+    g = FF_FMA16(g, u, FF_ERFC_B3);
+    g = FF_FMA16(g, u, FF_ERFC_B2);
+    g = FF_FMA16(g, u, FF_ERFC_B1);
+    g = FF_FMA16(g, u, FF_ERFC_B0);
+    __mmask16 past = _mm512_cmp_ps_mask(t, FF_S16(FF_ERFC_BIG), _CMP_GT_OQ);
+    return _mm512_maskz_mov_ps((__mmask16)~past, ff_exp_ps512(g));
+}
+
+static inline FF_AVX512 __m512 ff_erf_ps512(__m512 x) {
+    __m512 t = _mm512_abs_ps(x);
+    __m512 small = _mm512_fmadd_ps(ff_erf_small_ps512(_mm512_mul_ps(x, x)), x, x);
+    __m512 big = _mm512_sub_ps(FF_S16(1.0f), ff_erfc_big_ps512(t));
+    big = _mm512_or_ps(big, _mm512_and_ps(x, FF_S16(-0.0f)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, FF_S16(FF_ERF_SMALL), _CMP_LT_OQ), big, small);
+}
+
+#endif
+#endif

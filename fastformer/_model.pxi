@@ -1,0 +1,163 @@
+# included by _core.pyx: the model forward pass. ModelCore owns the C view of the weights (numpy arrays
+# kept alive here); Session owns one sequence's kv cache and scratch.
+
+from libc.stdlib cimport calloc, free
+from libc.stdint cimport int32_t
+
+
+cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
+    """Pointer to a float32 C-contiguous array of exactly `shape`; None gives NULL."""
+    if arr is None:
+        return NULL
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        raise TypeError(f"{name} must be a C-contiguous float32 array")
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    keep.append(arr)
+    cdef const float[::1] v = arr.reshape(-1)
+    return &v[0]
+
+
+cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:
+    t.data = _wptr(keep, arr, shape, name)
+    t.dtype = FF_DT_F32
+    t.rows = shape[0]
+    t.cols = shape[1]
+    return 0
+
+
+cdef class ModelCore:
+    """The C view of a loaded model: config numbers and weight pointers (the arrays are kept alive here)."""
+    cdef ff_model m
+    cdef ff_layer *layers
+    cdef list keep
+    cdef readonly dict dims
+
+    def __cinit__(self):
+        self.layers = NULL
+        self.keep = []
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def __init__(self, dict cfg, dict w, list layers):
+        cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
+        cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
+        if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
+            raise ValueError(f"invalid model dimensions {cfg}")
+        self.dims = dict(cfg)
+        self.m.arch = cfg["arch"]
+        self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
+        self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
+        self.m.eps = cfg["eps"]
+        self.m.rope_interleaved = cfg["rope_interleaved"]
+        self.m.window = cfg["window"]
+        k = self.keep
+        self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+        self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+        self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
+        self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
+        _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
+        self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+        self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        cdef ff_layer *ly
+        for i, lw in enumerate(layers):
+            ly = &self.layers[i]
+            p = f"layer {i} "
+            ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
+            ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
+            _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
+            _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
+            _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
+            _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+            ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
+            ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
+            ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
+            ly.bo = _wptr(k, lw.get("bo"), (d,), p + "o bias")
+            ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
+            ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
+            if lw.get("w_gate") is not None:
+                _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
+            _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
+            _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+            ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
+            ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+        if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
+            raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+        self.m.layers = self.layers
+
+
+cdef class Session:
+    """One sequence's kv cache and scratch; forward() runs new tokens and returns their logits."""
+    cdef ff_session s
+    cdef ModelCore core
+    cdef list bufs
+    cdef object k_cache, v_cache
+
+    def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
+        cdef ff_model *m = &core.m
+        if capacity < 1 or capacity > m.max_ctx:
+            raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
+        if max_t < 1:
+            raise ValueError(f"max_t must be positive, got {max_t}")
+        self.core = core
+        shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
+        self.k_cache = np.zeros(shape, dtype=np.float32)
+        self.v_cache = np.zeros(shape, dtype=np.float32)
+        cdef int64_t sizes[10]
+        ff_session_sizes(m, max_t, sizes)
+        self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
+        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
+        cdef float *p[12]
+        cdef float[::1] view
+        for i in range(12):
+            view = self.bufs[i]
+            p[i] = &view[0]
+        self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
+        self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
+        view = self.k_cache.reshape(-1)
+        self.s.k_cache = &view[0]
+        view = self.v_cache.reshape(-1)
+        self.s.v_cache = &view[0]
+        self.s.cap = capacity
+        self.s.max_t = max_t
+        self.s.n_past = 0
+
+    @property
+    def n_past(self):
+        return self.s.n_past
+
+    @property
+    def capacity(self):
+        return self.s.cap
+
+    @property
+    def max_t(self):
+        return self.s.max_t
+
+    def forward(self, ids, bint all_logits=False):
+        """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+        cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+        cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
+        if t < 1 or t > self.s.max_t:
+            raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+        if self.s.n_past + t > self.s.cap:
+            raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
+        arr = np.asarray(ids_)
+        if arr.min() < 0 or arr.max() >= V:
+            raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+        out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+        cdef float[::1] o_ = out.reshape(-1)
+        cdef int rc
+        with nogil:
+            rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+        if rc == FF_ENOMEM:
+            raise MemoryError("model forward: out of memory for scratch buffers")
+        if rc != FF_OK:
+            raise ValueError("model forward: a weight has an unsupported storage type")
+        return out

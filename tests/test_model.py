@@ -1,0 +1,192 @@
+"""Model parity with Hugging Face transformers (PyTorch CPU, float32) on random-weight checkpoints.
+
+Every weight, norms and biases included, is moved off its default init before saving, so a loader that
+ignores one tensor is caught. Logits must agree within 1e-4 relative to the logits' scale, and greedy
+continuations must equal transformers.generate(do_sample=False).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastformer
+from fastformer import FormatError, Model, UnsupportedError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 160
+BASE = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=88, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
+
+CASES = {
+    "llama-gqa": ("LlamaConfig", "LlamaForCausalLM", dict(BASE)),
+    "llama-mha-tied": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, num_key_value_heads=4, tie_word_embeddings=True)),
+    "llama-rope-llama3": ("LlamaConfig", "LlamaForCausalLM", dict(
+        BASE, rope_theta=500000.0, rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                     high_freq_factor=4.0, original_max_position_embeddings=32))),
+    "llama-rope-linear": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0))),
+    "llama-head-dim-32": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, head_dim=32, num_attention_heads=4)),
+    "mistral-window": ("MistralConfig", "MistralForCausalLM", dict(BASE, sliding_window=8)),
+    "qwen2-biases-tied": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, tie_word_embeddings=True)),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128,
+                                                   bos_token_id=1, eos_token_id=2)),
+}
+
+
+def _perturb(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g) * (0.05 if p.ndim == 1 else 0.08)
+            p.copy_((p + 0.3 + noise) if p.ndim == 1 and "norm" in name or "ln" in name else p * 0 + noise)
+
+
+def make_checkpoint(root, case, **save_kwargs):
+    cfg_cls, model_cls, kw = CASES[case]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, cfg_cls)(**kw)
+    model = getattr(transformers, model_cls)(cfg).eval()
+    _perturb(model, seed=hash(case) % 1000)
+    path = os.path.join(root, case)
+    model.save_pretrained(path, **save_kwargs)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    return {case: make_checkpoint(str(root), case) for case in CASES}
+
+
+def hf_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+def assert_logits_close(got, want):
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
+
+
+PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_logits_match_transformers(checkpoints, case, threads):
+    path, hf = checkpoints[case]
+    model = Model.load(path)
+    got = model.logits(PROMPT)
+    assert got.shape == (len(PROMPT), VOCAB) and got.dtype == np.float32
+    assert_logits_close(got, hf_logits(hf, PROMPT))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_greedy_matches_transformers_generate(checkpoints, case):
+    path, hf = checkpoints[case]
+    model = Model.load(path)
+    prompt = PROMPT[:9]
+    with torch.no_grad():
+        want = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False, min_new_tokens=24,
+                           pad_token_id=0)[0, len(prompt):].tolist()
+    got = model.generate_ids(prompt, max_new_tokens=24, stop_ids=[])
+    # our generation stops at EOS (id 2); transformers was told to continue: compare up to our stop
+    assert got == want[: len(got)]
+    assert len(got) == 24 or got[-1] == 2
+
+
+def test_sharded_checkpoint(tmp_path):
+    path, hf = make_checkpoint(str(tmp_path), "llama-gqa", max_shard_size="20KB")
+    assert os.path.exists(os.path.join(path, "model.safetensors.index.json"))
+    assert_logits_close(Model.load(path).logits(PROMPT), hf_logits(hf, PROMPT))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint(tmp_path, dtype):
+    path, hf = make_checkpoint(str(tmp_path), "llama-gqa")
+    hf.to(getattr(torch, dtype)).save_pretrained(path + "-half")
+    # the same rounded weights, loaded fresh (rope buffers recomputed) and computed in float32
+    ref = hf_logits(transformers.LlamaForCausalLM.from_pretrained(path + "-half", dtype=torch.float32), PROMPT)
+    assert_logits_close(Model.load(path + "-half").logits(PROMPT), ref)
+
+
+def test_next_token_probs(checkpoints):
+    path, hf = checkpoints["llama-gqa"]
+    model = Model.load(path)
+    p = model.next_token_probs(PROMPT)
+    assert p.shape == (VOCAB,) and abs(float(p.sum()) - 1.0) < 1e-5
+    want = torch.softmax(torch.tensor(hf_logits(hf, PROMPT)[-1], dtype=torch.float64), -1).numpy()
+    np.testing.assert_allclose(p, want, atol=1e-5)
+
+
+def test_kv_cache_steps_equal_full_logits(checkpoints):
+    model = Model.load(checkpoints["qwen2-biases-tied"][0])
+    full = model.logits(PROMPT)
+    sess = fastformer._core.Session(model._core, len(PROMPT), 4)
+    rows = [sess.forward(PROMPT[i : i + 3], True) for i in range(0, len(PROMPT), 3)]
+    np.testing.assert_allclose(np.concatenate(rows), full, rtol=1e-5, atol=1e-5)
+
+
+def test_context_window_is_enforced(checkpoints):
+    model = Model.load(checkpoints["llama-gqa"][0], max_context=16)
+    assert model.config.max_context == 16
+    with pytest.raises(ValueError, match="exceed"):
+        model.logits(list(range(17)))
+    with pytest.raises(ValueError, match="exceeds the context window"):
+        model.generate_ids([1, 2, 3], max_new_tokens=14)
+    assert len(model.generate_ids([1, 2, 3], max_new_tokens=13, stop_ids=[])) <= 13
+
+
+@pytest.mark.parametrize("bad, err", [
+    ([VOCAB], ValueError), ([-1], ValueError), ([], ValueError), (["a"], TypeError), ([1.5], TypeError),
+])
+def test_bad_ids(checkpoints, bad, err):
+    model = Model.load(checkpoints["llama-gqa"][0])
+    with pytest.raises(err):
+        model.logits(bad)
+
+
+@pytest.mark.parametrize("opt", [
+    dict(temperature=-1.0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1), dict(min_p=2.0),
+    dict(repetition_penalty=0.0), dict(max_new_tokens=-1), dict(seed=-3), dict(temperature=float("nan")),
+])
+def test_bad_sampling_options(checkpoints, opt):
+    model = Model.load(checkpoints["llama-gqa"][0])
+    with pytest.raises(ValueError):
+        model.generate_ids([1, 2], **opt)
+
+
+def test_text_api_without_tokenizer(checkpoints):
+    model = Model.load(checkpoints["llama-gqa"][0])
+    assert model.tokenizer is None
+    with pytest.raises(ValueError, match="without tokenizer"):
+        model.generate("hello")
+
+
+def test_unsupported_architecture(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    with pytest.raises(UnsupportedError, match="LlamaForCausalLM"):
+        Model.load(str(tmp_path))
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Model.load(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        Model.load(str(tmp_path))
+
+
+def test_missing_tensor_is_named(checkpoints, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    src = checkpoints["llama-gqa"][0]
+    dst = tmp_path / "m"
+    dst.mkdir()
+    (dst / "config.json").write_text(open(os.path.join(src, "config.json")).read())
+    t = load_file(os.path.join(src, "model.safetensors"))
+    del t["model.layers.1.post_attention_layernorm.weight"]
+    save_file(t, str(dst / "model.safetensors"))
+    with pytest.raises(FormatError, match="model.layers.1.post_attention_layernorm.weight"):
+        Model.load(str(dst))
