@@ -1,14 +1,33 @@
 """The `fastformer` command line.
 
-    fastformer cpu                 show the ISA path, usable paths, CPU features and threads
-    fastformer generate PROMPT     generate text (needs the model runtime, not shipped yet)
+    fastformer generate [--model PATH] [options] PROMPT   stream generated text to stdout
+    fastformer tokenize [--model PATH | --tokenizer FILE] [--pieces] TEXT
+    fastformer info PATH                                  architecture, sizes, dtypes, memory
+    fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
+    fastformer cpu                                        ISA path, usable paths, CPU features, threads
 """
 
 import argparse
 import json
+import os
 import sys
+import time
+
+import numpy as np
 
 import fastformer
+
+
+def _fail(msg):
+    print(f"fastformer: {msg}", file=sys.stderr)
+    return 2
+
+
+def _load_model(args):
+    if args.model is None:
+        raise SystemExit(_fail("no --model given, and this version ships no embedded default model yet; "
+                               "pass --model PATH (a Hugging Face model directory)"))
+    return fastformer.Model.load(args.model, quantize=getattr(args, "quantize", None), threads=args.threads)
 
 
 def _cmd_cpu(args):
@@ -26,13 +45,89 @@ def _cmd_cpu(args):
 
 
 def _cmd_generate(args):
-    info = fastformer.cpu_info()
-    print(
-        "fastformer: text generation needs the model runtime and the embedded default model, which this "
-        f"version does not ship yet.\nThe kernels are installed and working ({info['isa']} path, "
-        f"{info['threads']} threads): see `fastformer cpu` and `python -c 'import fastformer.ops'`.",
-        file=sys.stderr,
-    )
+    model = _load_model(args)
+    opts = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    for piece in model.stream(args.prompt, stop=args.stop, **opts):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_tokenize(args):
+    if args.tokenizer:
+        from fastformer.tokenizer import Tokenizer
+
+        tok = Tokenizer.from_file(args.tokenizer)
+    elif args.model:
+        tok = fastformer.Model.load(args.model).tokenizer
+        if tok is None:
+            return _fail(f"{args.model} has no tokenizer files")
+    else:
+        return _fail("tokenize needs --model PATH or --tokenizer FILE")
+    ids = tok.encode(args.text, allowed_special="all")
+    if args.pieces:
+        for i in ids:
+            print(f"{i}\t{tok.token_bytes(i)!r}")
+    else:
+        print(" ".join(map(str, ids)))
+    return 0
+
+
+def _cmd_info(args):
+    model = fastformer.Model.load(args.path)
+    c = model.config
+    print(f"architecture:  {c.architecture}")
+    print(f"layers:        {c.n_layers}")
+    print(f"hidden size:   {c.d_model}")
+    print(f"heads:         {c.n_heads} (kv heads {c.n_kv_heads}, head size {c.head_dim})")
+    print(f"mlp size:      {c.d_ff}")
+    print(f"vocabulary:    {c.vocab_size}")
+    print(f"context:       {c.max_context}")
+    files = [os.path.join(args.path, f) for f in sorted(os.listdir(args.path)) if f.endswith(".safetensors")]
+    dtypes, nbytes = {}, 0
+    from fastformer.safetensors import read_header
+
+    for f in files:
+        for name, (dt, shape, b, e) in read_header(f)[0].items():
+            dtypes[dt] = dtypes.get(dt, 0) + 1
+            nbytes += e - b
+    print(f"dtypes:        {', '.join(f'{k} x{v}' for k, v in sorted(dtypes.items()))}")
+    print(f"file size:     {nbytes / 2**20:.1f} MiB of tensors")
+    print(f"tokenizer:     {'yes' if model.tokenizer is not None else 'none'}")
+    return 0
+
+
+def _progress(label, i, n):
+    width = 30
+    done = int(width * i / max(n, 1))
+    sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{n}")
+    if i == n:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _cmd_bench(args):
+    model = _load_model(args)
+    n_prompt, n_gen, runs = args.prompt_tokens, args.new_tokens, args.runs
+    if n_prompt + n_gen + 1 > model.config.max_context:
+        return _fail(f"prompt + new tokens ({n_prompt + n_gen + 1}) exceed the context {model.config.max_context}")
+    ids = np.random.default_rng(0).integers(3, model.config.vocab_size, n_prompt).tolist()
+    prefill, decode = [], []
+    for r in range(runs):
+        _progress("bench", r, runs)
+        t0 = time.perf_counter()
+        model.generate_ids(ids, max_new_tokens=1)
+        t1 = time.perf_counter()
+        out = model.generate_ids(ids, max_new_tokens=n_gen + 1, stop_ids=[])
+        t2 = time.perf_counter()
+        prefill.append(t1 - t0)
+        decode.append(((t2 - t1) - (t1 - t0)) / max(len(out) - 1, 1))
+    _progress("bench", runs, runs)
+    print(f"threads {fastformer.get_num_threads()}, isa {fastformer.cpu_info()['isa']}")
+    print(f"prefill: {n_prompt / min(prefill):8.1f} tokens/s ({n_prompt}-token prompt, best of {runs})")
+    print(f"decode:  {1 / min(decode):8.1f} tokens/s ({n_gen} tokens, best of {runs})")
     return 0
 
 
@@ -41,20 +136,53 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"fastformer {fastformer.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
+    g = sub.add_parser("generate", help="stream generated text to stdout")
+    g.add_argument("prompt", help="the text to continue")
+    g.add_argument("--model", help="a Hugging Face model directory (default: the embedded model)")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    g.add_argument("--top-k", type=int, default=40)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--min-p", type=float, default=0.05)
+    g.add_argument("--repetition-penalty", type=float, default=1.1)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
+    g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--quantize", choices=["q8_0", "q4_0"], default=None)
+    g.set_defaults(fn=_cmd_generate)
+
+    t = sub.add_parser("tokenize", help="print the token ids of TEXT")
+    t.add_argument("text")
+    t.add_argument("--model", help="a model directory with tokenizer files")
+    t.add_argument("--tokenizer", help="a tokenizer.json or tiktoken file")
+    t.add_argument("--pieces", action="store_true", help="print each id with its bytes")
+    t.set_defaults(fn=_cmd_tokenize)
+
+    i = sub.add_parser("info", help="architecture, sizes, dtypes and memory of a model")
+    i.add_argument("path")
+    i.set_defaults(fn=_cmd_info)
+
+    b = sub.add_parser("bench", help="prefill and decode tokens/s")
+    b.add_argument("--model", help="a Hugging Face model directory (default: the embedded model)")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--prompt-tokens", type=int, default=128)
+    b.add_argument("--new-tokens", type=int, default=128)
+    b.add_argument("--runs", type=int, default=3)
+    b.set_defaults(fn=_cmd_bench)
+
     c = sub.add_parser("cpu", help="show the ISA path in use, usable paths, CPU features and threads")
     c.add_argument("--threads", type=int, help="threads to use (default: usable cores)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(fn=_cmd_cpu)
-
-    g = sub.add_parser("generate", help="generate text from a prompt")
-    g.add_argument("prompt", help="the text to continue")
-    g.set_defaults(fn=_cmd_generate)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        return _fail(str(e))
 
 
 if __name__ == "__main__":

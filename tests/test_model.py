@@ -190,3 +190,34 @@ def test_missing_tensor_is_named(checkpoints, tmp_path):
     save_file(t, str(dst / "model.safetensors"))
     with pytest.raises(FormatError, match="model.layers.1.post_attention_layernorm.weight"):
         Model.load(str(dst))
+
+
+def test_threads_sharing_one_model_get_sequential_results(checkpoints):
+    import threading
+
+    model = Model.load(checkpoints["llama-gqa"][0])
+    jobs = [dict(ids=PROMPT[: 3 + i], temperature=0.9 if i % 2 else 0.0, top_k=20, seed=i) for i in range(8)]
+    want = [model.generate_ids(j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"],
+                               top_k=j["top_k"], seed=j["seed"]) for j in jobs]
+    got = [None] * len(jobs)
+
+    def run(i):
+        j = jobs[i]
+        for _ in range(3):
+            got[i] = model.generate_ids(j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"],
+                                        top_k=j["top_k"], seed=j["seed"])
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert got == want
+
+
+def test_seeded_sampling_reproduces(checkpoints):
+    model = Model.load(checkpoints["gpt2"][0])
+    a = model.generate_ids(PROMPT[:5], max_new_tokens=40, temperature=1.0, seed=11, stop_ids=[])
+    b = model.generate_ids(PROMPT[:5], max_new_tokens=40, temperature=1.0, seed=11, stop_ids=[])
+    c = model.generate_ids(PROMPT[:5], max_new_tokens=40, temperature=1.0, seed=12, stop_ids=[])
+    assert a == b and a != c
