@@ -120,7 +120,7 @@ def _cmd_bench(args):
         t0 = time.perf_counter()
         model.generate_ids(ids, max_new_tokens=1)
         t1 = time.perf_counter()
-        out = model.generate_ids(ids, max_new_tokens=n_gen + 1, stop_ids=[])
+        out = model.generate_ids(ids, max_new_tokens=n_gen + 1, ignore_eos=True)
         t2 = time.perf_counter()
         prefill.append(t1 - t0)
         decode.append(((t2 - t1) - (t1 - t0)) / max(len(out) - 1, 1))

@@ -373,18 +373,21 @@ class Model:
 
     # ---- generation ----
 
-    def _eos_ids(self, stop_ids):
-        eos = set(self.config.eos_token_ids)
+    def _eos_ids(self, stop_ids, ignore_eos=False):
+        eos = set() if ignore_eos else set(self.config.eos_token_ids)
         tok_eos = getattr(self.tokenizer, "eos_id", None)
-        if tok_eos is not None:
+        if tok_eos is not None and not ignore_eos:
             eos.add(tok_eos)
         if stop_ids is not None:
             eos |= set(_as_ids(stop_ids, self.config.vocab_size, "stop_ids"))
         return eos
 
     def iter_ids(self, ids, *, max_new_tokens=128, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
-                 repetition_penalty=1.0, seed=None, stop_ids=None):
-        """Yield new token ids one at a time (the engine under generate_ids, generate and stream)."""
+                 repetition_penalty=1.0, seed=None, stop_ids=None, ignore_eos=False):
+        """Yield new token ids one at a time (the engine under generate_ids, generate and stream).
+
+        ignore_eos=True keeps generating through EOS (for benchmarks); stop_ids still stop.
+        """
         ids = _as_ids(ids, self.config.vocab_size)
         if not ids:
             raise ValueError("ids must not be empty")
@@ -392,7 +395,7 @@ class Model:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
         sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                           repetition_penalty=repetition_penalty, seed=seed)
-        eos = self._eos_ids(stop_ids)
+        eos = self._eos_ids(stop_ids, ignore_eos)
         total = len(ids) + max_new_tokens
         if total > self.config.max_context:
             raise ValueError(
@@ -419,7 +422,8 @@ class Model:
         """New token ids after `ids` (the prompt is not repeated); stops at EOS, a stop id or max_new_tokens.
 
         Options: max_new_tokens=128, temperature=0.0 (greedy), top_k=0, top_p=1.0, min_p=0.0,
-        repetition_penalty=1.0, seed=None, stop_ids=None. The EOS or stop id that ended generation is included.
+        repetition_penalty=1.0, seed=None, stop_ids=None, ignore_eos=False. The EOS or stop id that ended
+        generation is included.
         """
         return list(self.iter_ids(ids, **options))
 
@@ -428,7 +432,7 @@ class Model:
         tok = self._need_tokenizer()
         stops = _stop_list(stop)
         ids = self.encode_prompt(prompt)
-        eos = self._eos_ids(options.get("stop_ids"))
+        eos = self._eos_ids(options.get("stop_ids"), options.get("ignore_eos", False))
         pending = b""   # bytes not yet complete as UTF-8
         held = ""       # text held back because it could begin a stop string
         for t in self.iter_ids(ids, **options):
