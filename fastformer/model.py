@@ -280,11 +280,13 @@ class Model:
     (3, 32000)
     """
 
-    def __init__(self, config, weights, layers, tokenizer=None):
+    def __init__(self, config, weights, layers, tokenizer=None, rope_interleaved=False):
         self.config = config
         self.tokenizer = tokenizer
         self._bos = None  # prepended to text prompts when the tokenizer's config says so
-        self._core = _core.ModelCore(_core_dims(config), weights, layers)
+        dims = _core_dims(config)
+        dims["rope_interleaved"] = int(rope_interleaved)
+        self._core = _core.ModelCore(dims, weights, layers)
 
     @classmethod
     def load(cls, path, *, quantize=None, threads=None, max_context=None):
@@ -297,10 +299,18 @@ class Model:
             raise UnsupportedError(f"quantize={quantize!r}: quantized inference is not available yet; use None")
         if threads is not None:
             _core.set_num_threads(threads)
-        if not os.path.isdir(path):
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{path}: no such model directory")
-            raise UnsupportedError(f"{path}: expected a Hugging Face model directory")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such model file or directory")
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                if fh.read(4) != b"GGUF":
+                    raise UnsupportedError(f"{path}: expected a GGUF file or a Hugging Face model directory")
+            from fastformer.gguf import model_from_gguf
+
+            conf, weights, layers, gf, interleaved = model_from_gguf(path, max_context)
+            model = cls(conf, weights, layers, None, rope_interleaved=interleaved)
+            model.gguf = gf
+            return model
         cfg_path = os.path.join(path, "config.json")
         if not os.path.exists(cfg_path):
             raise FileNotFoundError(f"{cfg_path}: missing (a model directory needs config.json)")

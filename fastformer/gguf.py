@@ -1,0 +1,307 @@
+"""A GGUF reader: memory-mapped, zero-copy tensors, every count, length, offset and dimension validated
+before use (Python integers: no overflow), FormatError naming the file and the field on anything wrong.
+
+Layout (v2/v3, little-endian): magic "GGUF", version u32, tensor count u64, metadata count u64;
+metadata key/value pairs; tensor infos (name, n_dims, dims (innermost first), ggml type, offset);
+padding to `general.alignment` (default 32); tensor data.
+
+>>> f = GGUFFile("model.gguf")          # doctest: +SKIP
+>>> f.metadata["general.architecture"]  # doctest: +SKIP
+'llama'
+"""
+
+import mmap
+import os
+import struct
+
+import numpy as np
+
+from fastformer.errors import FormatError, UnsupportedError
+
+MAGIC = b"GGUF"
+MAX_STRING = 1 << 24          # bytes in one metadata string
+MAX_DIMS = 4
+MAX_DIM = 1 << 40             # elements along one axis
+
+# metadata value types
+(T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64) = range(13)
+_SCALARS = {T_U8: "<B", T_I8: "<b", T_U16: "<H", T_I16: "<h", T_U32: "<I", T_I32: "<i", T_F32: "<f",
+            T_BOOL: "<?", T_U64: "<Q", T_I64: "<q", T_F64: "<d"}
+_NP_SCALARS = {T_U8: "<u1", T_I8: "<i1", T_U16: "<u2", T_I16: "<i2", T_U32: "<u4", T_I32: "<i4", T_F32: "<f4",
+               T_BOOL: "<u1", T_U64: "<u8", T_I64: "<i8", T_F64: "<f8"}
+
+# ggml tensor types: name, elements per block, bytes per block
+GGML_TYPES = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36), 10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
+    24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8),
+    30: ("BF16", 1, 2),
+}
+
+
+class TensorInfo:
+    """One tensor's name, numpy-order shape (outermost first), ggml type name and byte span in the file."""
+
+    __slots__ = ("name", "shape", "type", "type_id", "offset", "nbytes")
+
+    def __init__(self, name, shape, type_id, offset, nbytes):
+        self.name, self.shape, self.type_id = name, shape, type_id
+        self.type = GGML_TYPES[type_id][0]
+        self.offset, self.nbytes = offset, nbytes
+
+    def __repr__(self):
+        return f"TensorInfo({self.name!r}, shape={self.shape}, type={self.type})"
+
+
+class _Reader:
+    def __init__(self, path, buf):
+        self.path, self.buf, self.pos = path, buf, 0
+
+    def fail(self, what):
+        raise FormatError(f"{self.path}: {what} (at byte {self.pos})")
+
+    def take(self, n, what):
+        if n < 0 or self.pos + n > len(self.buf):
+            self.fail(f"truncated: {what} needs {n} bytes, {len(self.buf) - self.pos} remain")
+        b = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def scalar(self, t, what):
+        fmt = _SCALARS[t]
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+    def string(self, what):
+        n = self.scalar(T_U64, what + " length")
+        if n > MAX_STRING:
+            self.fail(f"{what} length {n} exceeds {MAX_STRING}")
+        raw = self.take(n, what)
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail(f"{what} is not valid UTF-8")
+
+    def value(self, t, key):
+        if t in _SCALARS:
+            return self.scalar(t, f"value of {key}")
+        if t == T_STR:
+            return self.string(f"value of {key}")
+        if t == T_ARR:
+            et = self.scalar(T_U32, f"array type of {key}")
+            n = self.scalar(T_U64, f"array length of {key}")
+            if et in _NP_SCALARS:
+                width = np.dtype(_NP_SCALARS[et]).itemsize
+                if n * width > len(self.buf) - self.pos:
+                    self.fail(f"array {key} of {n} elements runs past the end of the file")
+                arr = np.frombuffer(self.take(n * width, f"array {key}"), dtype=_NP_SCALARS[et])
+                return arr.astype(bool) if et == T_BOOL else arr
+            if et == T_STR:
+                if n * 8 > len(self.buf) - self.pos:  # every string has at least its 8-byte length
+                    self.fail(f"array {key} of {n} strings runs past the end of the file")
+                return [self.string(f"{key}[{i}]") for i in range(n)]
+            self.fail(f"array {key} has unsupported element type {et}")
+        self.fail(f"metadata {key} has unknown value type {t}")
+
+
+class GGUFFile:
+    """An open GGUF file: `metadata` dict, `tensors` dict name -> TensorInfo, `get(name)` raw arrays."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        size = os.path.getsize(self.path)
+        if size < 24:
+            raise FormatError(f"{self.path}: not a GGUF file (only {size} bytes)")
+        with open(self.path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        r = _Reader(self.path, memoryview(self._map))
+        if bytes(r.take(4, "magic")) != MAGIC:
+            raise FormatError(f"{self.path}: bad magic, not a GGUF file")
+        self.version = r.scalar(T_U32, "version")
+        if self.version not in (2, 3):
+            raise UnsupportedError(f"{self.path}: GGUF version {self.version}; supported: 2, 3")
+        n_tensors = r.scalar(T_U64, "tensor count")
+        n_kv = r.scalar(T_U64, "metadata count")
+        # every kv needs >= 12 bytes and every tensor info >= 24: bound the counts by the file size
+        if n_kv * 12 > size or n_tensors * 24 > size:
+            r.fail(f"metadata count {n_kv} or tensor count {n_tensors} is impossible for a {size}-byte file")
+        self.metadata = {}
+        for i in range(n_kv):
+            key = r.string(f"metadata key {i}")
+            t = r.scalar(T_U32, f"type of {key}")
+            if key in self.metadata:
+                r.fail(f"duplicate metadata key {key!r}")
+            self.metadata[key] = r.value(t, key)
+        align = self.metadata.get("general.alignment", 32)
+        if not isinstance(align, int) or align <= 0 or align & (align - 1) or align > 1 << 16:
+            r.fail(f"general.alignment {align!r} must be a power of two")
+        infos = []
+        for i in range(n_tensors):
+            name = r.string(f"tensor {i} name")
+            nd = r.scalar(T_U32, f"n_dims of {name}")
+            if not 1 <= nd <= MAX_DIMS:
+                r.fail(f"tensor {name!r} has n_dims {nd}, expected 1..{MAX_DIMS}")
+            dims = [r.scalar(T_U64, f"dims of {name}") for _ in range(nd)]
+            if any(d <= 0 or d > MAX_DIM for d in dims):
+                r.fail(f"tensor {name!r} has dimensions {dims}, each must be in 1..{MAX_DIM}")
+            tid = r.scalar(T_U32, f"type of {name}")
+            if tid not in GGML_TYPES:
+                raise UnsupportedError(f"{self.path}: tensor {name!r} has unknown ggml type {tid}")
+            off = r.scalar(T_U64, f"offset of {name}")
+            _, blk, bb = GGML_TYPES[tid]
+            if dims[0] % blk:
+                r.fail(f"tensor {name!r}: row length {dims[0]} is not a multiple of the {GGML_TYPES[tid][0]} block {blk}")
+            count = 1
+            for d in dims:
+                count *= d
+            infos.append((name, tuple(reversed(dims)), tid, off, count // blk * bb))
+        data_start = (r.pos + align - 1) // align * align
+        self.data_start = data_start
+        self.tensors = {}
+        spans = []
+        for name, shape, tid, off, nbytes in infos:
+            if name in self.tensors:
+                raise FormatError(f"{self.path}: duplicate tensor name {name!r}")
+            if off % align:
+                raise FormatError(f"{self.path}: tensor {name!r} offset {off} is not aligned to {align}")
+            if data_start + off + nbytes > size:
+                raise FormatError(
+                    f"{self.path}: tensor {name!r} ({nbytes} bytes at offset {off}) runs past the end of the "
+                    f"file ({size} bytes): truncated?"
+                )
+            self.tensors[name] = TensorInfo(name, shape, tid, data_start + off, nbytes)
+            spans.append((off, off + nbytes, name))
+        spans.sort()
+        for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
+            if b1 < e0:
+                raise FormatError(f"{self.path}: tensors {n0!r} and {n1!r} overlap")
+
+    def raw(self, name):
+        """The tensor's bytes as a read-only uint8 array (zero-copy)."""
+        t = self.tensors[name]
+        return np.frombuffer(self._map, dtype=np.uint8, count=t.nbytes, offset=t.offset)
+
+    def get(self, name):
+        """F32 tensors zero-copy, F16/BF16/F64 converted to float32; quantized types as raw uint8 blocks."""
+        t = self.tensors[name]
+        raw = self.raw(name)
+        if t.type == "F32":
+            return raw.view("<f4").reshape(t.shape)
+        if t.type in ("F16", "F64"):
+            return raw.view("<f2" if t.type == "F16" else "<f8").astype(np.float32).reshape(t.shape)
+        if t.type == "BF16":
+            return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(t.shape)
+        return raw
+
+    def field(self, key, kind=None, default=None, required=True):
+        """A metadata value checked for type: kind is int, float or str."""
+        if key not in self.metadata:
+            if required and default is None:
+                raise FormatError(f"{self.path}: missing metadata {key}")
+            return default
+        v = self.metadata[key]
+        if kind is int and (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))):
+            raise FormatError(f"{self.path}: {key} must be an integer, got {v!r}")
+        if kind is float and not isinstance(v, (int, float, np.integer, np.floating)):
+            raise FormatError(f"{self.path}: {key} must be a number, got {v!r}")
+        if kind is str and not isinstance(v, str):
+            raise FormatError(f"{self.path}: {key} must be a string, got {type(v).__name__}")
+        return v
+
+
+# ---- model weights from a GGUF file ----
+
+GGUF_ARCHITECTURES = ("llama", "gpt2")
+
+
+def model_from_gguf(path, max_context=None):
+    """(ModelConfig, weights, layers, GGUFFile) for fastformer's runtime from a llama or gpt2 GGUF file."""
+    from fastformer.model import ModelConfig, rope_inv_freq
+
+    f = GGUFFile(path)
+    arch = f.field("general.architecture", str)
+    if arch not in GGUF_ARCHITECTURES:
+        raise UnsupportedError(f"{f.path}: architecture {arch!r}; supported: {', '.join(GGUF_ARCHITECTURES)}")
+
+    def n(key, default=None):
+        v = f.field(f"{arch}.{key}", int, default)
+        if v is None or v <= 0:
+            raise FormatError(f"{f.path}: {arch}.{key} must be a positive integer, got {v!r}")
+        return int(v)
+
+    def tensor(name, shape):
+        if name not in f.tensors:
+            raise FormatError(f"{f.path}: missing tensor {name!r}")
+        t = f.tensors[name]
+        if t.shape != tuple(shape):
+            raise FormatError(f"{f.path}: tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
+        if t.type not in ("F32", "F16", "BF16", "F64"):
+            raise UnsupportedError(f"{f.path}: tensor {name!r} has type {t.type}; supported here: F32, F16, BF16")
+        return np.ascontiguousarray(f.get(name))
+
+    def opt(name, shape):
+        return tensor(name, shape) if name in f.tensors else None
+
+    d, layers_n, heads = n("embedding_length"), n("block_count"), n("attention.head_count")
+    kv = n("attention.head_count_kv", heads)
+    ctx, ff = n("context_length"), n("feed_forward_length")
+    vocab = f.tensors["token_embd.weight"].shape[0] if "token_embd.weight" in f.tensors else 0
+    if vocab <= 0:
+        raise FormatError(f"{f.path}: missing tensor 'token_embd.weight'")
+    if d % heads or heads % kv:
+        raise FormatError(f"{f.path}: embedding_length {d}, head_count {heads}, head_count_kv {kv} do not divide")
+    hd = n("attention.key_length", d // heads)
+    eos = f.metadata.get("tokenizer.ggml.eos_token_id")
+    common = dict(n_layers=layers_n, d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=hd, d_ff=ff,
+                  vocab_size=vocab, max_context=ctx if max_context is None else min(ctx, max_context),
+                  bos_token_id=f.metadata.get("tokenizer.ggml.bos_token_id"),
+                  eos_token_ids=[] if eos is None else [int(eos)], raw=dict(f.metadata))
+    if arch == "llama":
+        conf = ModelConfig(architecture="LlamaForCausalLM",
+                           norm_eps=float(f.field("llama.attention.layer_norm_rms_epsilon", float, 1e-6)),
+                           rope_theta=float(f.field("llama.rope.freq_base", float, 10000.0)), **common)
+        inv = rope_inv_freq(conf)
+        if "rope_freqs.weight" in f.tensors:  # llama3-style scaling stored as per-frequency divisors
+            inv = np.ascontiguousarray(inv / tensor("rope_freqs.weight", (hd // 2,)), dtype=np.float32)
+        w = {"tok_emb": tensor("token_embd.weight", (vocab, d)), "norm_w": tensor("output_norm.weight", (d,)),
+             "rope_inv_freq": inv}
+        w["lm_head"] = opt("output.weight", (vocab, d))
+        w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
+        layers = []
+        for i in range(layers_n):
+            p = f"blk.{i}."
+            layers.append({
+                "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
+                "wq": tensor(p + "attn_q.weight", (heads * hd, d)), "wk": tensor(p + "attn_k.weight", (kv * hd, d)),
+                "wv": tensor(p + "attn_v.weight", (kv * hd, d)), "wo": tensor(p + "attn_output.weight", (d, heads * hd)),
+                "bq": opt(p + "attn_q.bias", (heads * hd,)), "bk": opt(p + "attn_k.bias", (kv * hd,)),
+                "bv": opt(p + "attn_v.bias", (kv * hd,)),
+                "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
+                "w_gate": tensor(p + "ffn_gate.weight", (ff, d)), "w_up": tensor(p + "ffn_up.weight", (ff, d)),
+                "w_down": tensor(p + "ffn_down.weight", (d, ff)),
+            })
+        # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's
+        return conf, w, layers, f, True
+    conf = ModelConfig(architecture="GPT2LMHeadModel",
+                       norm_eps=float(f.field("gpt2.attention.layer_norm_epsilon", float, 1e-5)),
+                       tie_word_embeddings=True, **common)
+    w = {"tok_emb": tensor("token_embd.weight", (vocab, d)),
+         "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
+         "norm_w": tensor("output_norm.weight", (d,)), "norm_b": tensor("output_norm.bias", (d,))}
+    w["lm_head"] = opt("output.weight", (vocab, d))
+    w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
+    layers = []
+    for i in range(layers_n):
+        p = f"blk.{i}."
+        qkv, bqkv = tensor(p + "attn_qkv.weight", (3 * d, d)), tensor(p + "attn_qkv.bias", (3 * d,))
+        layers.append({
+            "attn_norm_w": tensor(p + "attn_norm.weight", (d,)), "attn_norm_b": tensor(p + "attn_norm.bias", (d,)),
+            "wq": np.ascontiguousarray(qkv[:d]), "wk": np.ascontiguousarray(qkv[d:2 * d]),
+            "wv": np.ascontiguousarray(qkv[2 * d:]), "bq": np.ascontiguousarray(bqkv[:d]),
+            "bk": np.ascontiguousarray(bqkv[d:2 * d]), "bv": np.ascontiguousarray(bqkv[2 * d:]),
+            "wo": tensor(p + "attn_output.weight", (d, d)), "bo": tensor(p + "attn_output.bias", (d,)),
+            "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)), "ffn_norm_b": tensor(p + "ffn_norm.bias", (d,)),
+            "w_up": tensor(p + "ffn_up.weight", (ff, d)), "b_up": tensor(p + "ffn_up.bias", (ff,)),
+            "w_down": tensor(p + "ffn_down.weight", (d, ff)), "b_down": tensor(p + "ffn_down.bias", (d,)),
+        })
+    return conf, w, layers, f, False
