@@ -9,7 +9,7 @@ the engines' next-token logits on the prompt must agree before anything is timed
     python -m benchmarks.bench_model --gguf path/to/model-f32.gguf   # also time llama.cpp on that file
 
 The GGUF file for llama.cpp is made from the same checkpoint with llama.cpp's convert_hf_to_gguf.py
-(see benchmarks/make_gguf.py); without --gguf or llama_cpp installed, llama.cpp is listed as skipped.
+(see tests/gguf_tools.py); without --gguf or llama_cpp installed, llama.cpp is listed as skipped.
 """
 
 import argparse

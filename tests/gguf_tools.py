@@ -1,7 +1,7 @@
 """Make GGUF files from a Hugging Face checkpoint with llama.cpp's own converter (convert_hf_to_gguf.py),
 which ships in the llama-cpp-python source distribution from PyPI (downloaded once, ~75 MB, and cached).
 
-    python -m benchmarks.make_gguf CHECKPOINT_DIR --outtype f32 --out model-f32.gguf
+    python tests/gguf_tools.py CHECKPOINT_DIR --outtype f32 --out model-f32.gguf
 
 A checkpoint without tokenizer files gets a small SentencePiece BPE tokenizer (tokenizer.model) trained
 here on generated text, so the converter can write its vocabulary (it pads to the model's vocab_size).
