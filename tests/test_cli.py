@@ -1,0 +1,70 @@
+"""The `fastformer` command: --help everywhere, info and bench on a small checkpoint, clear errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["generate", "tokenize", "info", "bench", "cpu"]
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fastformer", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_top_level_help_lists_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    for c in COMMANDS:
+        assert c in r.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd):
+    r = run(cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "usage: fastformer " + cmd in r.stdout
+
+
+def test_cpu_json():
+    import json
+
+    r = run("cpu", "--json")
+    assert r.returncode == 0
+    info = json.loads(r.stdout)
+    assert info["supported"][0] == "scalar"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=2, max_position_embeddings=300)
+    path = str(tmp_path_factory.mktemp("cli") / "tiny")
+    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    return path
+
+
+def test_info(tiny):
+    r = run("info", tiny)
+    assert r.returncode == 0, r.stderr
+    assert "LlamaForCausalLM" in r.stdout and "vocabulary:    100" in r.stdout and "F32" in r.stdout
+
+
+def test_bench(tiny):
+    r = run("bench", "--model", tiny, "--prompt-tokens", "16", "--new-tokens", "8", "--runs", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "prefill:" in r.stdout and "decode:" in r.stdout and "tokens/s" in r.stdout
+
+
+def test_errors_are_messages_not_tracebacks(tiny, tmp_path):
+    r = run("info", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "no such model" in r.stderr and "Traceback" not in r.stderr
+    r = run("generate", "--model", tiny, "hello")
+    assert r.returncode == 2 and "tokenizer" in r.stderr and "Traceback" not in r.stderr
+    r = run("tokenize", "hi")
+    assert r.returncode == 2 and "--model" in r.stderr
