@@ -18,16 +18,16 @@ void ff_softmax_f32_ref(float *y, const float *x, int64_t n) {
 }
 
 void ff_gelu_tanh_f32_ref(float *y, const float *x, int64_t n) {
-    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    // 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written x / (1 + exp(-2u)) to avoid 1 + tanh(u) ~ 0
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        float v = x[i], u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        y[i] = v / (1.0f + expf(-2.0f * u));
     }
 }
 
 void ff_gelu_erf_f32_ref(float *y, const float *x, int64_t n) {
-    // 0.5 x (1 + erf(x / sqrt(2)))
-    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+    // 0.5 x (1 + erf(x / sqrt(2))) = 0.5 x erfc(-x / sqrt(2))
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfcf(-x[i] * 0.7071067811865476f);
 }
 
 void ff_silu_f32_ref(float *y, const float *x, int64_t n) {
@@ -36,10 +36,11 @@ void ff_silu_f32_ref(float *y, const float *x, int64_t n) {
 }
 
 #ifdef FF_HAVE_X86
-// gelu tanh: 0.5 x (1 + tanh(u)) = x sigmoid(2u), 2u = x (K0 + K1 x^2); exact past the tanh cancellation
+// gelu tanh: 0.5 x (1 + tanh(u)) = x sigmoid(2u), 2u = x (K0 + K1 x^2)
 #define GELU_K0 1.5957691216057308f   // 2 sqrt(2/pi)
 #define GELU_K1 0.07135481627159305f  // 2 sqrt(2/pi) 0.044715
 #define FRAC_1_SQRT2 0.7071067811865476f
+#define SOFTMAX_BLOCK 1024  // float partial sums stay within ~32 terms per lane
 
 FF_AVX2 void ff_softmax_f32_avx2(float *y, const float *x, int64_t n) {
     // row max with four accumulators
@@ -54,16 +55,27 @@ FF_AVX2 void ff_softmax_f32_avx2(float *y, const float *x, int64_t n) {
     for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
     float m = ff_hmax_ps256(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    // e = exp(x - max) into y, summed in double
-    __m256 vm = _mm256_set1_ps(m);
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = ff_exp_ps256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-        _mm256_storeu_ps(y + i, e);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    // e = exp(x - max) into y (x - max <= 0: only exp's lower clamp); float sums per block, added in double
+    __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(FF_EXP_LO);
+    double sum = 0.0;
+    for (i = 0; i + 8 <= n;) {
+        int64_t end = FF_MIN(n, i + SOFTMAX_BLOCK);
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        for (; i + 16 <= end; i += 16) {
+            __m256 e0 = ff_exp_core_ps256(_mm256_max_ps(lo, _mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+            __m256 e1 = ff_exp_core_ps256(_mm256_max_ps(lo, _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
+            _mm256_storeu_ps(y + i, e0);
+            _mm256_storeu_ps(y + i + 8, e1);
+            s0 = _mm256_add_ps(s0, e0);
+            s1 = _mm256_add_ps(s1, e1);
+        }
+        for (; i + 8 <= end; i += 8) {
+            __m256 e0 = ff_exp_core_ps256(_mm256_max_ps(lo, _mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+            _mm256_storeu_ps(y + i, e0);
+            s0 = _mm256_add_ps(s0, e0);
+        }
+        sum += ff_hsum_ps256(_mm256_add_ps(s0, s1));
     }
-    double sum = ff_hsum_pd256(_mm256_add_pd(s0, s1));
     for (; i < n; i++) {
         y[i] = expf(x[i] - m);
         sum += y[i];
@@ -76,11 +88,12 @@ FF_AVX2 void ff_softmax_f32_avx2(float *y, const float *x, int64_t n) {
 }
 
 FF_AVX2 void ff_gelu_tanh_f32_avx2(float *y, const float *x, int64_t n) {
+    const __m256 k0 = _mm256_set1_ps(GELU_K0), k1 = _mm256_set1_ps(GELU_K1);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 u = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(GELU_K1), _mm256_set1_ps(GELU_K0)));
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(v, ff_sigmoid_ps256(u)));
+        __m256 u2 = _mm256_mul_ps(v, _mm256_fmadd_ps(_mm256_mul_ps(v, v), k1, k0));
+        _mm256_storeu_ps(y + i, ff_mul_sigmoid_ps256(v, u2));
     }
     ff_gelu_tanh_f32_ref(y + i, x + i, n - i);
 }
@@ -90,14 +103,9 @@ FF_AVX2 void ff_gelu_erf_f32_avx2(float *y, const float *x, int64_t n) {
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         __m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f)), z = _mm256_mul_ps(v, _mm256_set1_ps(FRAC_1_SQRT2));
-        __m256 t = ff_abs_ps256(z);
-        // small |z|: h (1 + erf(z)) with erf(z) = z + z q(z^2)
-        __m256 erf = _mm256_fmadd_ps(ff_erf_small_ps256(_mm256_mul_ps(z, z)), z, z);
-        __m256 ys = _mm256_fmadd_ps(h, erf, h);
-        // large |z|: 1 + erf(z) is erfc(|z|) for negative z, 2 - erfc(z) for positive z
-        __m256 c = ff_erfc_big_ps256(t);
-        __m256 yl = _mm256_mul_ps(h, _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), c), c, z));
-        _mm256_storeu_ps(y + i, _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(t, _mm256_set1_ps(FF_ERF_SMALL), _CMP_LT_OQ)));
+        // 1 + erf(z) = erfc(-z): erfc(|z|) for negative z, 2 - erfc(|z|) for positive z
+        __m256 c = ff_erfc_pos_ps256(ff_abs_ps256(z));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(h, _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), c), c, z)));
     }
     ff_gelu_erf_f32_ref(y + i, x + i, n - i);
 }
@@ -106,7 +114,7 @@ FF_AVX2 void ff_silu_f32_avx2(float *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(v, ff_sigmoid_ps256(v)));
+        _mm256_storeu_ps(y + i, ff_mul_sigmoid_ps256(v, v));
     }
     ff_silu_f32_ref(y + i, x + i, n - i);
 }
@@ -124,16 +132,27 @@ FF_AVX512 void ff_softmax_f32_avx512(float *y, const float *x, int64_t n) {
     for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
     float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    // e = exp(x - max) into y, summed in double
-    __m512 vm = _mm512_set1_ps(m);
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
-    for (i = 0; i + 16 <= n; i += 16) {
-        __m512 e = ff_exp_ps512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
-        _mm512_storeu_ps(y + i, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    // e = exp(x - max) into y (x - max <= 0: only exp's lower clamp); float sums per block, added in double
+    __m512 vm = _mm512_set1_ps(m), lo = _mm512_set1_ps(FF_EXP_LO);
+    double sum = 0.0;
+    for (i = 0; i + 16 <= n;) {
+        int64_t end = FF_MIN(n, i + SOFTMAX_BLOCK);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+        for (; i + 32 <= end; i += 32) {
+            __m512 e0 = ff_exp_core_ps512(_mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+            __m512 e1 = ff_exp_core_ps512(_mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm)));
+            _mm512_storeu_ps(y + i, e0);
+            _mm512_storeu_ps(y + i + 16, e1);
+            s0 = _mm512_add_ps(s0, e0);
+            s1 = _mm512_add_ps(s1, e1);
+        }
+        for (; i + 16 <= end; i += 16) {
+            __m512 e0 = ff_exp_core_ps512(_mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+            _mm512_storeu_ps(y + i, e0);
+            s0 = _mm512_add_ps(s0, e0);
+        }
+        sum += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
     }
-    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
     for (; i < n; i++) {
         y[i] = expf(x[i] - m);
         sum += y[i];
@@ -146,11 +165,12 @@ FF_AVX512 void ff_softmax_f32_avx512(float *y, const float *x, int64_t n) {
 }
 
 FF_AVX512 void ff_gelu_tanh_f32_avx512(float *y, const float *x, int64_t n) {
+    const __m512 k0 = _mm512_set1_ps(GELU_K0), k1 = _mm512_set1_ps(GELU_K1);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
-        __m512 u = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v), _mm512_set1_ps(GELU_K1), _mm512_set1_ps(GELU_K0)));
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(v, ff_sigmoid_ps512(u)));
+        __m512 u2 = _mm512_mul_ps(v, _mm512_fmadd_ps(_mm512_mul_ps(v, v), k1, k0));
+        _mm512_storeu_ps(y + i, ff_mul_sigmoid_ps512(v, u2));
     }
     ff_gelu_tanh_f32_ref(y + i, x + i, n - i);
 }
@@ -160,16 +180,10 @@ FF_AVX512 void ff_gelu_erf_f32_avx512(float *y, const float *x, int64_t n) {
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         __m512 h = _mm512_mul_ps(v, _mm512_set1_ps(0.5f)), z = _mm512_mul_ps(v, _mm512_set1_ps(FRAC_1_SQRT2));
-        __m512 t = _mm512_abs_ps(z);
-        // small |z|: h (1 + erf(z)) with erf(z) = z + z q(z^2)
-        __m512 erf = _mm512_fmadd_ps(ff_erf_small_ps512(_mm512_mul_ps(z, z)), z, z);
-        __m512 ys = _mm512_fmadd_ps(h, erf, h);
-        // large |z|: 1 + erf(z) is erfc(|z|) for negative z, 2 - erfc(z) for positive z
-        __m512 c = ff_erfc_big_ps512(t);
-        __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(z));
-        __m512 yl = _mm512_mul_ps(h, _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), c), c));
-        __mmask16 small = _mm512_cmp_ps_mask(t, _mm512_set1_ps(FF_ERF_SMALL), _CMP_LT_OQ);
-        _mm512_storeu_ps(y + i, _mm512_mask_blend_ps(small, yl, ys));
+        // 1 + erf(z) = erfc(-z): erfc(|z|) for negative z, 2 - erfc(|z|) for positive z
+        __m512 c = ff_erfc_pos_ps512(_mm512_abs_ps(z));
+        __mmask16 pos = (__mmask16)~_mm512_movepi32_mask(_mm512_castps_si512(z));
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(h, _mm512_mask_sub_ps(c, pos, _mm512_set1_ps(2.0f), c)));
     }
     ff_gelu_erf_f32_ref(y + i, x + i, n - i);
 }
@@ -178,7 +192,7 @@ FF_AVX512 void ff_silu_f32_avx512(float *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(v, ff_sigmoid_ps512(v)));
+        _mm512_storeu_ps(y + i, ff_mul_sigmoid_ps512(v, v));
     }
     ff_silu_f32_ref(y + i, x + i, n - i);
 }

@@ -126,5 +126,6 @@ static void rope_task(void *arg, int ith, int nth) {
 
 void ff_rope_f32(float *x, const float *cos_, const float *sin_, int64_t h, int64_t t, int64_t d, int interleaved) {
     rope_ctx c = {x, cos_, sin_, h, t, d, interleaved};
-    ff_parallel(rope_task, &c, h * t * d < (1 << 15) ? 1 : FF_MAX_THREADS);
+    // rotation is a few loads and fmas per pair: split only past 64k elements
+    ff_parallel(rope_task, &c, h * t * d < (1 << 16) ? 1 : FF_MAX_THREADS);
 }
