@@ -13,6 +13,8 @@ array([0.25, 0.25, 0.25, 0.25], dtype=float32)
 import numpy as np
 
 from fastformer import _core
+from fastformer import quant as _quant
+from fastformer.quant import QuantizedTensor
 
 __all__ = ["attention", "gelu", "layer_norm", "linear", "matmul", "rms_norm", "rope", "silu", "softmax"]
 
@@ -29,11 +31,14 @@ def matmul(a, b, *, out=None):
 def linear(x, w, bias=None, *, out=None):
     """x (..., K) @ w.T + bias -> (..., N), with w (N, K) as Hugging Face checkpoints store it.
 
-    `w` is a float32 array; leading axes of `x` are flattened into rows and restored on return.
+    `w` is a float32 array or a `fastformer.QuantizedTensor` (q8_0, q4_0, q4_k, q6_k: x is then quantized to
+    8 bits per 32 values on the fly); leading axes of `x` are flattened into rows and restored on return.
 
     >>> ops.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32))
     array([[3., 3.]], dtype=float32)
     """
+    if isinstance(w, QuantizedTensor):
+        return _quant.linear(x, w, bias, out=out)
     if not isinstance(x, np.ndarray) or x.ndim < 1:
         raise TypeError(f"x must be a float32 numpy.ndarray with at least one axis, got {type(x).__name__}")
     lead = x.shape[:-1]

@@ -1,0 +1,65 @@
+"""Quantized linear (q8_0, q4_0) at M=1 (decode) and M=128 (prefill) against fp32 ops.linear and numpy.
+
+Groups are "linear_<qtype> M=<m> (K, N) t=<threads>"; impl "fastformer" is the quantized op, "fastformer_f32"
+the fp32 op on the same weights, "numpy" x @ w.T. Each case records the weight bytes it streams and, at M=1,
+the achieved GB/s in extra_info["weight_GBps"]; print them with
+    python -m benchmarks.bench_quant results.json
+"""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import set_threads
+from fastformer import ops, quantize
+
+SHAPES = [(768, 768), (768, 2048), (2048, 768), (2048, 5632), (5632, 2048), (2048, 32000)]  # (K, N)
+
+
+def _inputs(k, n, m):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((n, k), dtype=np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", ["fastformer", "fastformer_f32", "numpy"])
+@pytest.mark.parametrize("m", [1, 128])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_linear_quant(benchmark, shape, qtype, m, impl, threads):
+    set_threads(threads)
+    k, n = shape
+    x, w = _inputs(k, n, m)
+    qt = quantize(w, qtype)
+    if impl == "fastformer":
+        fn, nbytes = (lambda: ops.linear(x, qt)), qt.nbytes
+        # the quantized result is the fp32 product on the dequantized weights, up to the 8-bit activations
+        wd = qt.dequantize()
+        want = x.astype(np.float64) @ wd.astype(np.float64).T
+        np.testing.assert_allclose(fn(), want, rtol=0, atol=0.02 * np.abs(want).max())
+    else:
+        fn = (lambda: ops.linear(x, w)) if impl == "fastformer_f32" else (lambda: x @ w.T)
+        nbytes = w.nbytes
+        want = x.astype(np.float64) @ w.astype(np.float64).T
+        np.testing.assert_allclose(fn(), want, rtol=1e-4, atol=1e-3 * np.sqrt(k))
+    benchmark.group = f"linear_{qtype} M={m} {shape} t={threads}"
+    benchmark.extra_info["weight_bytes"] = nbytes
+    benchmark(fn)
+    if m == 1:
+        benchmark.extra_info["weight_GBps"] = nbytes / benchmark.stats.stats.min / 1e9
+
+
+def main(argv=None):
+    """Print GB/s of weight bytes per M=1 case from a --benchmark-json file."""
+    data = json.load(open((sys.argv[1:] if argv is None else argv)[0]))
+    print("| case | impl | ms | weight GB/s |\n|---|---|---:|---:|")
+    for b in sorted(data["benchmarks"], key=lambda b: (b["group"], b["params"]["impl"])):
+        if "weight_GBps" in b["extra_info"]:
+            gbps = b["extra_info"]["weight_GBps"]
+            print(f"| {b['group']} | {b['params']['impl']} | {b['stats']['min'] * 1e3:.3f} | {gbps:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

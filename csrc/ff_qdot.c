@@ -1,0 +1,619 @@
+// SIMD int8 dot kernels for quantized weights (ff_quant.c has the formats and the scalar twins): avx2 with
+// maddubs, and avx-512 vnni with 512-bit vpdpbusd; the avx512 table runs the avx2 kernels when the cpu (or
+// ff_quant_set_vnni) says no vnni. also the activation quantizer and fp16 conversion with f16c.
+// every kernel computes each block's int dot exactly and scales it by d_w * d_a in float, like the _ref twins
+#include "ff_quant.h"
+
+#ifdef FF_HAVE_X86
+#include <immintrin.h>
+#include <string.h>
+
+#define AI __attribute__((always_inline))
+#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// a kernel body with the activation row count m as a constant
+#define FF_QDOT_BY_M(body)                                                          \
+    switch (m) {                                                                    \
+    case 4: body(y, ldy, w, stride, n, a, 4); break;                                \
+    case 3: body(y, ldy, w, stride, n, a, 3); break;                                \
+    case 2: body(y, ldy, w, stride, n, a, 2); break;                                \
+    default: body(y, ldy, w, stride, n, a, 1); break;                               \
+    }
+
+static inline uint64_t ld64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+// fp16 values at p, p + bsz, ... (the first cnt of 4; 0 after) packed into 64 bits: scalar loads keep the
+// vector pipes free (a gather of the scales cost 30% of the q8_0 kernel's time)
+static inline AI uint64_t fp16x4(const uint8_t *p, int bsz, int cnt) {
+    uint64_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i < cnt) {
+            uint16_t h;
+            memcpy(&h, p + i * bsz, 2);
+            uint64_t x = h;
+            __asm__("" : "+r"(x));  // stay in a general register (gcc would assemble it with vector shuffles)
+            v |= x << (16 * i);
+        }
+    }
+    return v;
+}
+
+// q4_k's 12 scale bytes -> eight 6-bit scales (low 8 bytes) and eight 6-bit mins (high 8 bytes)
+static inline void q4_k_unpack(uint32_t u[4], const uint8_t *s) {
+    memcpy(u, s, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    uint32_t m = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = m;
+    u[0] &= 0x3f3f3f3f;
+}
+
+// ---- avx2 ----
+
+static inline FF_AVX2 float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline FF_AVX2 int hsum8_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// fp16 scales of cnt <= 8 blocks bsz bytes apart, as floats (0 past cnt)
+static inline AI FF_AVX2 __m256 scales8_avx2(const uint8_t *p, int bsz, int cnt) {
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
+}
+
+// 8 int32 lanes, lane t = u . s over bytes 4t..4t+3 (u <= 128 and |s| <= 127 keep maddubs from saturating)
+static inline AI FF_AVX2 __m256i dot_avx2(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
+                                  int64_t k) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m256 v[4];
+        for (int t = 0; t < 4; t++) v[t] = _mm256_loadu_ps(x + 32 * b + 8 * t);
+        __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                  _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i i[4];
+        for (int t = 0; t < 4; t++) i[t] = _mm256_cvtps_epi32(_mm256_mul_ps(v[t], vid));
+        s[2 * b] = (int16_t)hsum8_epi32(_mm256_add_epi32(i[0], i[1]));
+        s[2 * b + 1] = (int16_t)hsum8_epi32(_mm256_add_epi32(i[2], i[3]));
+        // pack to int8 (lane-interleaved) and restore the element order
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), p);
+    }
+}
+
+// q8_0 over blocks b0..b0+cnt-1 (cnt <= 8): |w| times a with w's sign; a full chunk alternates two
+// accumulators per row (a tail uses one, so no accumulator is indexed at run time)
+static inline AI FF_AVX2 void q8_0_chunk_avx2(__m256 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
+                                              const int cnt, const int m, const int full) {
+    int64_t kp = a->kp;
+    __m256 dw = scales8_avx2(row + FF_Q8_0_BYTES * b0, FF_Q8_0_BYTES, cnt), s[4];
+    for (int i = 0; i < m; i++) s[i] = _mm256_mul_ps(dw, _mm256_load_ps(a->d + i * (kp / 32) + b0));
+#pragma GCC unroll 8
+    for (int t = 0; t < cnt; t++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(row + FF_Q8_0_BYTES * (b0 + t) + 2));
+        __m256i aw = _mm256_abs_epi8(wv), sel = _mm256_set1_epi32(t);
+        for (int i = 0; i < m; i++) {
+            __m256i av = _mm256_load_si256((const __m256i *)(const void *)(a->q + i * kp + 32 * (b0 + t)));
+            __m256i dot = dot_avx2(aw, _mm256_sign_epi8(av, wv));
+            __m256 *c = &acc[2 * i + (full ? t & 1 : 0)];
+            *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
+        }
+    }
+}
+
+// q4_0 over blocks b0..b0+cnt-1: nibbles (0..15) times a, plus the lane sums -8 * sum(a)
+static inline AI FF_AVX2 void q4_0_chunk_avx2(__m256 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
+                                              const int cnt, const int m, const int full) {
+    int64_t kp = a->kp;
+    __m256 dw = scales8_avx2(row + FF_Q4_0_BYTES * b0, FF_Q4_0_BYTES, cnt), s[4];
+    for (int i = 0; i < m; i++) s[i] = _mm256_mul_ps(dw, _mm256_load_ps(a->d + i * (kp / 32) + b0));
+#pragma GCC unroll 8
+    for (int t = 0; t < cnt; t++) {
+        __m128i qb = _mm_loadu_si128((const __m128i *)(const void *)(row + FF_Q4_0_BYTES * (b0 + t) + 2));
+        __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qb, 4), qb), _mm256_set1_epi8(15));
+        __m256i sel = _mm256_set1_epi32(t);
+        for (int i = 0; i < m; i++) {
+            int64_t e = i * kp + 32 * (b0 + t);
+            __m256i av = _mm256_load_si256((const __m256i *)(const void *)(a->q + e));
+            __m256i dot = _mm256_add_epi32(dot_avx2(wv, av),
+                                           _mm256_load_si256((const __m256i *)(const void *)(a->lanes + e / 4)));
+            __m256 *c = &acc[2 * i + (full ? t & 1 : 0)];
+            *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
+        }
+    }
+}
+
+// rows of 32-blocks: whole chunks of `chunk` blocks, a half chunk, then the tail
+#define FF_ROWS_OF_BLOCKS(vec, zero, hsum, chunk_fn, chunk)                                                     \
+    int64_t nb = a->k / 32;                                                                                      \
+    for (int64_t j = 0; j < n; j++) {                                                                            \
+        const uint8_t *row = w + j * stride;                                                                     \
+        vec acc[8];                                                                                              \
+        for (int i = 0; i < 2 * m; i++) acc[i] = zero;                                                           \
+        int64_t b0 = 0;                                                                                          \
+        for (; b0 + chunk <= nb; b0 += chunk) chunk_fn(acc, row, a, b0, chunk, m, 1);                            \
+        if (chunk == 16 && b0 + 8 <= nb) chunk_fn(acc, row, a, b0, 8, m, 1), b0 += 8;                           \
+        if (b0 < nb) chunk_fn(acc, row, a, b0, (int)(nb - b0), m, 0);                                            \
+        for (int i = 0; i < m; i++) y[i * ldy + j] = hsum(acc[2 * i], acc[2 * i + 1]);                           \
+    }
+
+static inline FF_AVX2 float hsum8x2(__m256 a, __m256 b) { return hsum8(_mm256_add_ps(a, b)); }
+
+static inline AI FF_AVX2 void q8_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    FF_ROWS_OF_BLOCKS(__m256, _mm256_setzero_ps(), hsum8x2, q8_0_chunk_avx2, 8)
+}
+
+static inline AI FF_AVX2 void q4_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    FF_ROWS_OF_BLOCKS(__m256, _mm256_setzero_ps(), hsum8x2, q4_0_chunk_avx2, 8)
+}
+
+FF_AVX2 void ff_qdot_q8_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    FF_QDOT_BY_M(q8_0_avx2)
+}
+
+FF_AVX2 void ff_qdot_q4_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    FF_QDOT_BY_M(q4_0_avx2)
+}
+
+// q4_k: per 64 weights one 32-byte load, low nibbles one 32-block, high nibbles the next; mins in float
+static inline AI FF_AVX2 void q4_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    const __m256i lo4 = _mm256_set1_epi8(15);
+    for (int64_t j = 0; j < n; j++) {
+        __m256 acc[8], corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = w + j * stride + FF_Q4_K_BYTES * sb;
+            uint16_t h[2];
+            memcpy(h, blk, 4);
+            uint32_t u[4];
+            q4_k_unpack(u, blk + 4);
+            __m128i sm = _mm_loadu_si128((const __m128i *)(void *)u);
+            __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), _mm256_set1_ps(_cvtsh_ss(h[0])));
+            __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
+                                      _mm256_set1_ps(_cvtsh_ss(h[1])));
+            __m256 s[4];
+            for (int i = 0; i < m; i++) {
+                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
+                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
+                __m256 suma = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
+                s[i] = _mm256_mul_ps(sc, da);
+                corr[i] = _mm256_fmadd_ps(mn, _mm256_mul_ps(da, suma), corr[i]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m256i qv = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g));
+                __m256i ql = _mm256_and_si256(qv, lo4), qh = _mm256_and_si256(_mm256_srli_epi16(qv, 4), lo4);
+                __m256i s0 = _mm256_set1_epi32(2 * g), s1 = _mm256_set1_epi32(2 * g + 1);
+                for (int i = 0; i < m; i++) {
+                    const int8_t *aq = a->q + i * kp + 256 * sb + 64 * g;
+                    __m256i d0 = dot_avx2(ql, _mm256_load_si256((const __m256i *)(const void *)aq));
+                    __m256i d1 = dot_avx2(qh, _mm256_load_si256((const __m256i *)(const void *)(aq + 32)));
+                    acc[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_permutevar8x32_ps(s[i], s0), acc[2 * i]);
+                    acc[2 * i + 1] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_permutevar8x32_ps(s[i], s1), acc[2 * i + 1]);
+                }
+            }
+        }
+        for (int i = 0; i < m; i++) y[i * ldy + j] = hsum8(_mm256_add_ps(acc[2 * i], acc[2 * i + 1])) - hsum8(corr[i]);
+    }
+}
+
+FF_AVX2 void ff_qdot_q4_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    FF_QDOT_BY_M(q4_k_avx2)
+}
+
+// q6_k: 6-bit values (0..63) rebuilt 32 at a time from ql nibbles and qh bit pairs; the -32 offset in float
+static inline AI FF_AVX2 void q6_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    const __m256i lo4 = _mm256_set1_epi8(15), hi2 = _mm256_set1_epi8(0x30);
+    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    for (int64_t j = 0; j < n; j++) {
+        __m256 acc[8], corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = w + j * stride + FF_Q6_K_BYTES * sb;
+            uint16_t dh;
+            memcpy(&dh, blk + 208, 2);
+            __m256 dv = _mm256_set1_ps(_cvtsh_ss(dh));
+#pragma GCC unroll 2
+            for (int hf = 0; hf < 2; hf++) {
+                // scales of sub-blocks 8hf..8hf+7 times d, times the activation scale of their 32-block
+                __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                              _mm_loadl_epi64((const __m128i *)(const void *)(blk + 192 + 8 * hf)))),
+                                          dv);
+                __m256 s[4];
+                for (int i = 0; i < m; i++) {
+                    __m128 da4 = _mm_load_ps(a->d + i * (kp / 32) + 8 * sb + 4 * hf);
+                    s[i] = _mm256_mul_ps(sc, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(da4), dup));
+                    __m128i sums = _mm_load_si128((const __m128i *)(const void *)(a->s + i * (kp / 16) + 16 * sb + 8 * hf));
+                    corr[i] = _mm256_fmadd_ps(s[i], _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(sums)), corr[i]);
+                }
+                const uint8_t *ql = blk + 64 * hf;
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
+                __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
+                __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf));
+                __m256i g[4] = {
+                    _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2)),
+                    _mm256_or_si256(_mm256_and_si256(l1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), _mm256_and_si256(qh, hi2)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2)),
+                };
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) {
+                    // lanes 0..3 are sub-block 2t, lanes 4..7 sub-block 2t+1
+                    __m256i sel = _mm256_setr_epi32(2 * t, 2 * t, 2 * t, 2 * t, 2 * t + 1, 2 * t + 1, 2 * t + 1,
+                                                    2 * t + 1);
+                    for (int i = 0; i < m; i++) {
+                        const int8_t *aq = a->q + i * kp + 256 * sb + 128 * hf + 32 * t;
+                        __m256i dot = dot_avx2(g[t], _mm256_load_si256((const __m256i *)(const void *)aq));
+                        __m256 *c = &acc[2 * i + (t & 1)];
+                        *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = hsum8(_mm256_add_ps(acc[2 * i], acc[2 * i + 1])) - 32.0f * hsum8(corr[i]);
+    }
+}
+
+FF_AVX2 void ff_qdot_q6_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    FF_QDOT_BY_M(q6_k_avx2)
+}
+
+FF_AVX2 void ff_fp32_to_fp16_avx2(uint16_t *restrict y, const float *restrict x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+}
+
+FF_AVX2 void ff_fp16_to_fp32_avx2(float *restrict y, const uint16_t *restrict x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(x + i))));
+    for (; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+}
+
+// ---- avx-512: vnni kernels, two 32-blocks per 512-bit vpdpbusd ----
+
+// fp16 scales of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt)
+static inline AI FF_VNNI __m512 scales16_vnni(const uint8_t *p, int bsz, int cnt) {
+    __m128i lo = _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt));
+    __m128i hi = _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
+// lanes 0..7 take lane p of v, lanes 8..15 lane p+1
+static inline AI FF_VNNI __m512 pick_pair(__m512 v, int p) {
+    return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(p), _mm256_set1_epi32(p + 1), 1), v);
+}
+
+// q8_0 over blocks b0..b0+cnt-1 (cnt <= 16): w xor 0x80 is w + 128 unsigned; the lane sums hold -128 * sum(a)
+static inline AI FF_VNNI void q8_0_chunk_vnni(__m512 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
+                                              const int cnt, const int m, const int full) {
+    int64_t kp = a->kp;
+    __m512 dw = scales16_vnni(row + FF_Q8_0_BYTES * b0, FF_Q8_0_BYTES, cnt), s[4];
+    for (int i = 0; i < m; i++) s[i] = _mm512_mul_ps(dw, _mm512_load_ps(a->d + i * (kp / 32) + b0));
+#pragma GCC unroll 8
+    for (int p = 0; p < cnt; p += 2) {
+        const uint8_t *blk = row + FF_Q8_0_BYTES * (b0 + p);
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+        __m512i wv = p + 1 < cnt ? _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                                                      _mm256_loadu_si256((const __m256i *)(const void *)(blk + 36)), 1)
+                                 : _mm512_zextsi256_si512(lo);
+        wv = _mm512_xor_si512(wv, _mm512_set1_epi8((char)0x80));
+        for (int i = 0; i < m; i++) {
+            int64_t e = i * kp + 32 * (b0 + p);
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(a->lanes + e / 4), wv, _mm512_load_si512(a->q + e));
+            __m512 *c = &acc[2 * i + (full ? (p >> 1) & 1 : 0)];
+            *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], p), *c);
+        }
+    }
+}
+
+static inline FF_VNNI float reduce16x2(__m512 a, __m512 b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); }
+
+static inline AI FF_VNNI void q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    FF_ROWS_OF_BLOCKS(__m512, _mm512_setzero_ps(), reduce16x2, q8_0_chunk_vnni, 16)
+}
+
+// q4_0 over blocks b0..b0+cnt-1: each pair of blocks as [lo b, hi b, lo b+1, hi b+1] nibbles
+static inline AI FF_VNNI void q4_0_chunk_vnni(__m512 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
+                                              const int cnt, const int m, const int full) {
+    int64_t kp = a->kp;
+    __m512 dw = scales16_vnni(row + FF_Q4_0_BYTES * b0, FF_Q4_0_BYTES, cnt), s[4];
+    for (int i = 0; i < m; i++) s[i] = _mm512_mul_ps(dw, _mm512_load_ps(a->d + i * (kp / 32) + b0));
+#pragma GCC unroll 8
+    for (int p = 0; p < cnt; p += 2) {
+        const uint8_t *blk = row + FF_Q4_0_BYTES * (b0 + p);
+        __m512i wv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + 2)));
+        // past the last block the copy of block b meets zero activations
+        if (p + 1 < cnt)
+            wv = _mm512_mask_broadcast_i32x4(wv, 0xff00, _mm_loadu_si128((const __m128i *)(const void *)(blk + 20)));
+        wv = _mm512_and_si512(_mm512_mask_srli_epi16(wv, 0xff00ff00, wv, 4), _mm512_set1_epi8(15));
+        for (int i = 0; i < m; i++) {
+            int64_t e = i * kp + 32 * (b0 + p);
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(a->lanes + e / 4), wv, _mm512_load_si512(a->q + e));
+            __m512 *c = &acc[2 * i + (full ? (p >> 1) & 1 : 0)];
+            *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], p), *c);
+        }
+    }
+}
+
+static inline AI FF_VNNI void q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    FF_ROWS_OF_BLOCKS(__m512, _mm512_setzero_ps(), reduce16x2, q4_0_chunk_vnni, 16)
+}
+
+// q4_k: 64 weights per 512-bit dot (low nibbles, then high nibbles of the same 32 bytes); mins in float
+static inline AI FF_VNNI void q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    for (int64_t j = 0; j < n; j++) {
+        __m512 acc[8];
+        __m256 corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = _mm512_setzero_ps(), corr[i] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = w + j * stride + FF_Q4_K_BYTES * sb;
+            uint16_t h[2];
+            memcpy(h, blk, 4);
+            uint32_t u[4];
+            q4_k_unpack(u, blk + 4);
+            __m128i sm = _mm_loadu_si128((const __m128i *)(void *)u);
+            __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), _mm256_set1_ps(_cvtsh_ss(h[0])));
+            __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
+                                      _mm256_set1_ps(_cvtsh_ss(h[1])));
+            __m512 s[4];
+            for (int i = 0; i < m; i++) {
+                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
+                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
+                __m256 suma = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
+                s[i] = _mm512_castps256_ps512(_mm256_mul_ps(sc, da));
+                corr[i] = _mm256_fmadd_ps(mn, _mm256_mul_ps(da, suma), corr[i]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512i qv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
+                qv = _mm512_and_si512(_mm512_mask_srli_epi16(qv, 0xffff0000, qv, 4), _mm512_set1_epi8(15));
+                for (int i = 0; i < m; i++) {
+                    __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * g);
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qv, av);
+                    __m512 *c = &acc[2 * i + (g & 1)];
+                    *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], 2 * g), *c);
+                }
+            }
+        }
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - hsum8(corr[i]);
+    }
+}
+
+// q6_k: 64 weights per 512-bit dot, 4 lanes per 16-sub-block; the -32 offset in float
+static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
+    // per 16-bit lane: low half of the register shifts qh by 4 (left) / 0 (right), high half by 2 / 2
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (int64_t j = 0; j < n; j++) {
+        __m512 acc[8], corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = w + j * stride + FF_Q6_K_BYTES * sb;
+            uint16_t dh;
+            memcpy(&dh, blk + 208, 2);
+            __m512 sc = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)))),
+                _mm512_set1_ps(_cvtsh_ss(dh)));
+            __m512 s[4];
+            for (int i = 0; i < m; i++) {
+                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
+                s[i] = _mm512_mul_ps(sc, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(da)));
+                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
+                corr[i] = _mm512_fmadd_ps(s[i], _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(sums)), corr[i]);
+            }
+#pragma GCC unroll 2
+            for (int hf = 0; hf < 2; hf++) {
+                __m512i ql = _mm512_loadu_si512(blk + 64 * hf);
+                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
+                __m512i g[2] = {
+                    _mm512_or_si512(_mm512_and_si512(ql, lo4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2)),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
+                                    _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2)),
+                };
+#pragma GCC unroll 2
+                for (int t = 0; t < 2; t++) {
+                    // 4 lanes per sub-block: sub-blocks 8hf + 4t .. 8hf + 4t + 3
+                    int sub = 8 * hf + 4 * t;
+                    __m512i sel = _mm512_setr_epi32(sub, sub, sub, sub, sub + 1, sub + 1, sub + 1, sub + 1, sub + 2,
+                                                    sub + 2, sub + 2, sub + 2, sub + 3, sub + 3, sub + 3, sub + 3);
+                    for (int i = 0; i < m; i++) {
+                        __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 128 * hf + 64 * t);
+                        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g[t], av);
+                        __m512 *c = &acc[2 * i + t];
+                        *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(sel, s[i]), *c);
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) -
+                             32.0f * _mm512_reduce_add_ps(corr[i]);
+    }
+}
+
+#define FF_QDOT_VNNI(qt)                                                                                           \
+    static FF_VNNI void qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
+                                         int64_t n, const ff_qact *a, int m) {                                     \
+        FF_QDOT_BY_M(qt##_vnni)                                                                                    \
+    }                                                                                                              \
+    FF_AVX512 void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
+                                         int64_t n, const ff_qact *a, int m) {                                     \
+        if (ff_quant_vnni())                                                                                       \
+            qdot_##qt##_vnni(y, ldy, w, stride, n, a, m);                                                          \
+        else                                                                                                       \
+            ff_qdot_##qt##_avx2(y, ldy, w, stride, n, a, m);                                                       \
+    }
+FF_QDOT_VNNI(q8_0)
+FF_QDOT_VNNI(q4_0)
+FF_QDOT_VNNI(q4_k)
+FF_QDOT_VNNI(q6_k)
+
+// ---- prefill: W panels of 32 rows, 4-byte groups interleaved across rows: one vpdpbusd multiplies a
+// broadcast group of 4 activations with 16 rows at once, so the per-block float work is per tile, not per row ----
+
+// pack rows 0..nr-1 (nr <= 32) of a q8_0 (w + 128) or q4_0 (nibbles) W: vals (nb, 8, 32, 4), scales (nb, 32)
+static FF_VNNI void qpack_vnni(uint8_t *restrict vals, float *restrict ws, const uint8_t *w, int64_t stride, int nr,
+                               int64_t nb, int q4) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int64_t bsz = q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES;
+    for (int h = 0; h < 2; h++) {
+        // rows 16h..16h+15 by byte offset; rows past nr read nothing and pack zeros
+        __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * h)), _mm512_set1_epi32((int)stride));
+        __mmask16 mk = (__mmask16)(nr - 16 * h >= 16 ? 0xffff : nr > 16 * h ? (1u << (nr - 16 * h)) - 1 : 0);
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *base = w + bsz * b;
+            uint8_t *vb = vals + 1024 * b + 64 * h;
+            __m512i d = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, base, 1);
+            _mm512_storeu_ps(ws + 32 * b + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d)));
+            if (q4) {
+                // group g < 4: low nibbles of bytes 4g..4g+3, group g + 4: their high nibbles
+                for (int g = 0; g < 4; g++) {
+                    __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, base + 2 + 4 * g, 1);
+                    _mm512_store_si512(vb + 128 * g, _mm512_and_si512(v, _mm512_set1_epi8(15)));
+                    _mm512_store_si512(vb + 128 * (g + 4), _mm512_and_si512(_mm512_srli_epi32(v, 4), _mm512_set1_epi8(15)));
+                }
+            } else {
+                for (int g = 0; g < 8; g++) {
+                    __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, base + 2 + 4 * g, 1);
+                    _mm512_store_si512(vb + 128 * g, _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
+                }
+            }
+        }
+    }
+}
+
+// y (mr, nr) = A (mr <= 4 rows) . panel^T; each block's int dot starts at its lane sum -c * sum(a)
+static inline AI FF_VNNI void qgemm_tile_vnni(float *y, int64_t ldy, const ff_qact *a, const int mr,
+                                              const uint8_t *vals, const float *ws, int64_t nb, int nr) {
+    int64_t kp = a->kp;
+    __m512 out[4][2];
+    for (int i = 0; i < mr; i++) out[i][0] = out[i][1] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i acc[4][2];
+        for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
+        const uint8_t *vb = vals + 1024 * b;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i v0 = _mm512_load_si512(vb + 128 * g), v1 = _mm512_load_si512(vb + 128 * g + 64);
+            for (int i = 0; i < mr; i++) {
+                int32_t x;
+                memcpy(&x, a->q + i * kp + 32 * b + 4 * g, 4);
+                __m512i ax = _mm512_set1_epi32(x);
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, ax);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, ax);
+            }
+        }
+        __m512 w0 = _mm512_load_ps(ws + 32 * b), w1 = _mm512_load_ps(ws + 32 * b + 16);
+        for (int i = 0; i < mr; i++) {
+            __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + b]);
+            out[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(w0, da), out[i][0]);
+            out[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(w1, da), out[i][1]);
+        }
+    }
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(y + i * ldy, m0, out[i][0]);
+        _mm512_mask_storeu_ps(y + i * ldy + 16, m1, out[i][1]);
+    }
+}
+
+FF_VNNI void ff_qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                 int64_t m, int qtype, void *panel) {
+    int64_t nb = a->k / 32;
+    uint8_t *vals = panel;
+    float *ws = (float *)(void *)(vals + 1024 * nb);
+    qpack_vnni(vals, ws, w, stride, nr, nb, qtype == FF_QT_Q4_0);
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        ff_qact ai = *a;
+        ai.q += i0 * a->kp;
+        ai.d += i0 * (a->kp / 32);
+        ai.lanes += i0 * (a->kp / 4);
+        float *yi = y + i0 * ldy;
+        switch (FF_MIN(4, m - i0)) {
+        case 4: qgemm_tile_vnni(yi, ldy, &ai, 4, vals, ws, nb, nr); break;
+        case 3: qgemm_tile_vnni(yi, ldy, &ai, 3, vals, ws, nb, nr); break;
+        case 2: qgemm_tile_vnni(yi, ldy, &ai, 2, vals, ws, nb, nr); break;
+        default: qgemm_tile_vnni(yi, ldy, &ai, 1, vals, ws, nb, nr); break;
+        }
+    }
+}
+
+FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
+                                      const float *restrict x, int64_t k) {
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+        s[2 * b] = (int16_t)_mm512_reduce_add_epi32(i0);
+        s[2 * b + 1] = (int16_t)_mm512_reduce_add_epi32(i1);
+        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b), _mm512_cvtsepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b + 16), _mm512_cvtsepi32_epi8(i1));
+    }
+}
+
+FF_AVX512 void ff_fp32_to_fp16_avx512(uint16_t *restrict y, const float *restrict x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(y + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+}
+
+FF_AVX512 void ff_fp16_to_fp32_avx512(float *restrict y, const uint16_t *restrict x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(x + i))));
+    for (; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+}
+#endif

@@ -1,0 +1,546 @@
+// ggml-compatible quantized weights: q8_0 and q4_0 (32 weights per block), q4_k and q6_k (256 per
+// super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
+// the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
+#include "ff_quant.h"
+
+#include <math.h>
+#include <string.h>
+
+// ---- block layouts, byte for byte as ggml stores them (little-endian, fp16 scales) ----
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;     // w[j] = d * qs[j]
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;    // w[j] = d * ((qs[j] & 15) - 8), w[j+16]: qs[j] >> 4
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_k;  // 8 x 32: d*sc*q - dmin*m
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_k;  // 16 x 16: d*sc*(q-32)
+_Static_assert(sizeof(blk_q8_0) == FF_Q8_0_BYTES && sizeof(blk_q4_0) == FF_Q4_0_BYTES, "ggml block sizes");
+_Static_assert(sizeof(blk_q4_k) == FF_Q4_K_BYTES && sizeof(blk_q6_k) == FF_Q6_K_BYTES, "ggml super-block sizes");
+
+static int quant_vnni = 1;  // use the avx-512 vnni kernels where the cpu has them
+
+int ff_quant_set_vnni(int on) {
+    quant_vnni = on != 0;
+    return ff_quant_vnni();
+}
+
+int ff_quant_vnni(void) { return quant_vnni && ff_cpu_has(FF_F_AVX512VNNI) && ff_isa_usable(FF_ISA_AVX512); }
+
+// ---- formats ----
+
+int64_t ff_qtype_block(int qtype) {
+    switch (qtype) {
+    case FF_QT_F32: case FF_QT_F16: case FF_QT_BF16: return 1;
+    case FF_QT_Q8_0: case FF_QT_Q4_0: return 32;
+    case FF_QT_Q4_K: case FF_QT_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+int64_t ff_qtype_block_bytes(int qtype) {
+    switch (qtype) {
+    case FF_QT_F32: return 4;
+    case FF_QT_F16: case FF_QT_BF16: return 2;
+    case FF_QT_Q8_0: return FF_Q8_0_BYTES;
+    case FF_QT_Q4_0: return FF_Q4_0_BYTES;
+    case FF_QT_Q4_K: return FF_Q4_K_BYTES;
+    case FF_QT_Q6_K: return FF_Q6_K_BYTES;
+    default: return 0;
+    }
+}
+
+int64_t ff_qtype_row_bytes(int qtype, int64_t cols) {
+    int64_t blk = ff_qtype_block(qtype);
+    if (blk == 0 || cols < 0 || cols % blk) return -1;
+    return cols / blk * ff_qtype_block_bytes(qtype);
+}
+
+// ---- fp16 and bf16, scalar (the f16c kernels in ff_qdot.c round the same way) ----
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float f32_from(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t ff_fp16_from_f32(float f) {
+    // round to nearest even like f16c's vcvtps2ph; nan keeps its sign and top payload bits and becomes quiet
+    uint32_t x = f32_bits(f), sign = (x >> 16) & 0x8000, a = x & 0x7fffffff;
+    if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
+    if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  // 65520 and up round to inf
+    if (a < 0x38800000) {
+        // below 2^-14 the result is subnormal: adding 0.5 rounds |f| to a multiple of 2^-24, nearest even
+        return (uint16_t)(sign | (f32_bits(f32_from(a) + 0.5f) - 0x3f000000));
+    }
+    a -= 0x38000000;  // rebias the exponent from 127 to 15
+    return (uint16_t)(sign | ((a + 0xfff + ((a >> 13) & 1)) >> 13));
+}
+
+float ff_fp16_to_f32(uint16_t h) {
+    // exact; nan becomes quiet like f16c's vcvtph2ps
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0x1f) return f32_from(sign | 0x7f800000 | (m << 13) | (m ? 0x400000 : 0));
+    if (e == 0) return f32_from(sign | f32_bits((float)m * 0x1p-24f));
+    return f32_from(sign | ((e + 112) << 23) | (m << 13));
+}
+
+static inline uint16_t bf16_from_f32(float f) {
+    // round to nearest even; nan becomes quiet (as ggml and the gguf package)
+    uint32_t x = f32_bits(f);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+static inline float bf16_to_f32(uint16_t h) { return f32_from((uint32_t)h << 16); }
+
+static inline float ld_fp16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return ff_fp16_to_f32(h);
+}
+
+static inline void st_fp16(uint8_t *p, float f) {
+    uint16_t h = ff_fp16_from_f32(f);
+    memcpy(p, &h, 2);
+}
+
+void ff_fp32_to_fp16_ref(uint16_t *restrict y, const float *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+}
+
+void ff_fp16_to_fp32_ref(float *restrict y, const uint16_t *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+}
+
+// ---- quantizers: the same arithmetic as the gguf package's reference (and ggml's *_ref) ----
+
+static void quantize_q8_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+    // x (k,) -> k/32 blocks: d = max|x| / 127, q = round(x / d) half away from zero
+    for (int64_t b = 0; b < k / 32; b++, x += 32, dst += FF_Q8_0_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        st_fp16(dst, d);
+        for (int j = 0; j < 32; j++) {
+            float v = roundf(x[j] * id);
+            dst[2 + j] = (uint8_t)(int8_t)(v == v ? v : 0.0f);  // nan only from non-finite input
+        }
+    }
+}
+
+static void quantize_q4_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+    // x (k,) -> k/32 blocks: d = -(the value of largest magnitude, first one wins) / 8, q = min(15, trunc(x/d + 8.5))
+    for (int64_t b = 0; b < k / 32; b++, x += 32, dst += FF_Q4_0_BYTES) {
+        float amax = fabsf(x[0]), max = x[0];
+        for (int j = 1; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
+        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        st_fp16(dst, d);
+        for (int j = 0; j < 16; j++) {
+            float v0 = x[j] * id + 8.5f, v1 = x[j + 16] * id + 8.5f;
+            uint8_t q0 = v0 >= 15.0f ? 15 : v0 > 0.0f ? (uint8_t)v0 : 0;
+            uint8_t q1 = v1 >= 15.0f ? 15 : v1 > 0.0f ? (uint8_t)v1 : 0;
+            dst[2 + j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+// ---- dequantizers: the gguf package's arithmetic, so results are bitwise equal ----
+
+static void dequantize_q8_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t b = 0; b < k / 32; b++, src += FF_Q8_0_BYTES, y += 32) {
+        float d = ld_fp16(src);
+        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)src[2 + j] * d;
+    }
+}
+
+static void dequantize_q4_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t b = 0; b < k / 32; b++, src += FF_Q4_0_BYTES, y += 32) {
+        float d = ld_fp16(src);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)((src[2 + j] & 15) - 8);
+            y[j + 16] = d * (float)((src[2 + j] >> 4) - 8);
+        }
+    }
+}
+
+void ff_q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
+    // 12 bytes -> 8 six-bit scales and 8 six-bit mins (ggml's get_scale_min_k4)
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (uint8_t)((s[j + 4] & 15) | ((s[j - 4] >> 6) << 4));
+            mn[j] = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+        }
+    }
+}
+
+static void dequantize_q4_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t b = 0; b < k / 256; b++, src += FF_Q4_K_BYTES) {
+        float d = ld_fp16(src), dmin = ld_fp16(src + 2);
+        uint8_t sc[8], mn[8];
+        ff_q4_k_scales(sc, mn, src + 4);
+        const uint8_t *q = src + 16;
+        // four groups of 32 bytes: low nibbles are sub-block 2j, high nibbles 2j+1
+        for (int j = 0; j < 4; j++, q += 32) {
+            float d1 = d * sc[2 * j], m1 = dmin * mn[2 * j], d2 = d * sc[2 * j + 1], m2 = dmin * mn[2 * j + 1];
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 15) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    }
+}
+
+// q (0..63) of element l (0..255) of a q6_k super-block, and its sub-block (0..15)
+static inline int q6_k_value(const uint8_t *src, int l, int *sub) {
+    int h = l / 128, g = (l % 128) / 32, e = l % 32;
+    const uint8_t *ql = src + 64 * h, *qh = src + 128 + 32 * h;
+    int lo = (g & 1) ? ql[32 + e] : ql[e];
+    lo = (g & 2) ? lo >> 4 : lo & 15;
+    *sub = 8 * h + 2 * g + e / 16;
+    return lo | ((qh[e] >> (2 * g)) & 3) << 4;
+}
+
+static void dequantize_q6_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t b = 0; b < k / 256; b++, src += FF_Q6_K_BYTES, y += 256) {
+        float d = ld_fp16(src + 208);
+        const int8_t *sc = (const int8_t *)(src + 192);
+        for (int l = 0; l < 256; l++) {
+            int sub, q = q6_k_value(src, l, &sub);
+            y[l] = d * (float)sc[sub] * (float)(q - 32);
+        }
+    }
+}
+
+typedef struct {
+    void *q;
+    float *f;
+    int qtype;
+    int64_t rows, cols, row_bytes;
+} convert_ctx;
+
+static void quantize_task(void *arg, int ith, int nth) {
+    convert_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->rows, ith, nth, 1, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = c->f + r * c->cols;
+        uint8_t *dst = (uint8_t *)c->q + r * c->row_bytes;
+        switch (c->qtype) {
+        case FF_QT_Q8_0: quantize_q8_0(dst, x, c->cols); break;
+        case FF_QT_Q4_0: quantize_q4_0(dst, x, c->cols); break;
+        case FF_QT_F16: ff_kern->fp32_to_fp16((uint16_t *)(void *)dst, x, c->cols); break;
+        case FF_QT_BF16:
+            for (int64_t j = 0; j < c->cols; j++) {
+                uint16_t h = bf16_from_f32(x[j]);
+                memcpy(dst + 2 * j, &h, 2);
+            }
+            break;
+        default: memcpy(dst, x, (size_t)c->cols * 4); break;
+        }
+    }
+}
+
+static void dequantize_task(void *arg, int ith, int nth) {
+    convert_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->rows, ith, nth, 1, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        float *y = c->f + r * c->cols;
+        const uint8_t *src = (const uint8_t *)c->q + r * c->row_bytes;
+        switch (c->qtype) {
+        case FF_QT_Q8_0: dequantize_q8_0(y, src, c->cols); break;
+        case FF_QT_Q4_0: dequantize_q4_0(y, src, c->cols); break;
+        case FF_QT_Q4_K: dequantize_q4_k(y, src, c->cols); break;
+        case FF_QT_Q6_K: dequantize_q6_k(y, src, c->cols); break;
+        case FF_QT_F16:
+            for (int64_t j = 0; j < c->cols; j++) y[j] = ld_fp16(src + 2 * j);
+            break;
+        case FF_QT_BF16:
+            for (int64_t j = 0; j < c->cols; j++) {
+                uint16_t h;
+                memcpy(&h, src + 2 * j, 2);
+                y[j] = bf16_to_f32(h);
+            }
+            break;
+        default: memcpy(y, src, (size_t)c->cols * 4); break;
+        }
+    }
+}
+
+static int convert(ff_task_fn fn, void *q, float *f, int qtype, int64_t rows, int64_t cols) {
+    int64_t rb = ff_qtype_row_bytes(qtype, cols);
+    if (rb < 0 || rows < 0) return FF_EINVAL;
+    convert_ctx c = {q, f, qtype, rows, cols, rb};
+    ff_parallel(fn, &c, rows * cols < (1 << 16) ? 1 : ff_get_num_threads());
+    return FF_OK;
+}
+
+int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
+    if (qtype == FF_QT_Q4_K || qtype == FF_QT_Q6_K) return FF_EINVAL;
+    return convert(quantize_task, dst, (float *)w, qtype, rows, cols);
+}
+
+int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols) {
+    return convert(dequantize_task, (void *)src, y, qtype, rows, cols);
+}
+
+// ---- activations: int8 per 32 with a float scale, round to nearest even ----
+
+void ff_quant_act_q8_ref(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
+                         int64_t k) {
+    // x (k,) -> q (k,), d (k/32,) with x ~ d * q, s (k/16,) sums of q
+    for (int64_t b = 0; b < k / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        for (int h = 0; h < 2; h++) {
+            int sum = 0;
+            for (int j = 16 * h; j < 16 * h + 16; j++) {
+                int v = (int)nearbyintf(xb[j] * id);
+                q[32 * b + j] = (int8_t)v;
+                sum += v;
+            }
+            s[2 * b + h] = (int16_t)sum;
+        }
+    }
+}
+
+// ---- scalar dot kernels: y (m,n) row stride ldy = A (m,k) . W (n,k)^T ----
+
+void ff_qdot_q8_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    // one int dot per 32-block, scaled by d_w * d_a
+    int64_t nb = a->k / 32;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        for (int i = 0; i < m; i++) {
+            const int8_t *aq = a->q + i * a->kp;
+            const float *ad = a->d + i * (a->kp / 32);
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + FF_Q8_0_BYTES * b;
+                int32_t isum = 0;
+                for (int t = 0; t < 32; t++) isum += (int8_t)blk[2 + t] * aq[32 * b + t];
+                acc += (float)isum * (ld_fp16(blk) * ad[b]);
+            }
+            y[i * ldy + j] = acc;
+        }
+    }
+}
+
+void ff_qdot_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    // int dot of the nibbles minus 8 * the activation sum, per 32-block, scaled by d_w * d_a
+    int64_t nb = a->k / 32;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        for (int i = 0; i < m; i++) {
+            const int8_t *aq = a->q + i * a->kp;
+            const float *ad = a->d + i * (a->kp / 32);
+            const int16_t *as = a->s + i * (a->kp / 16);
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + FF_Q4_0_BYTES * b;
+                int32_t isum = -8 * (as[2 * b] + as[2 * b + 1]);
+                for (int t = 0; t < 16; t++)
+                    isum += (blk[2 + t] & 15) * aq[32 * b + t] + (blk[2 + t] >> 4) * aq[32 * b + 16 + t];
+                acc += (float)isum * (ld_fp16(blk) * ad[b]);
+            }
+            y[i * ldy + j] = acc;
+        }
+    }
+}
+
+void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
+    int64_t nsb = a->k / 256;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        for (int i = 0; i < m; i++) {
+            const int8_t *aq = a->q + i * a->kp;
+            const float *ad = a->d + i * (a->kp / 32);
+            const int16_t *as = a->s + i * (a->kp / 16);
+            float acc = 0.0f, corr = 0.0f;
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = row + FF_Q4_K_BYTES * sb, *q = blk + 16;
+                float d = ld_fp16(blk), dmin = ld_fp16(blk + 2);
+                uint8_t sc[8], mn[8];
+                ff_q4_k_scales(sc, mn, blk + 4);
+                for (int s = 0; s < 8; s++) {
+                    int64_t b = 8 * sb + s;
+                    const int8_t *ab = aq + 32 * b;
+                    int32_t isum = 0;
+                    for (int t = 0; t < 32; t++) isum += ((q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15) * ab[t];
+                    acc += (float)isum * (d * (float)sc[s] * ad[b]);
+                    corr += dmin * (float)mn[s] * (ad[b] * (float)(as[2 * b] + as[2 * b + 1]));
+                }
+            }
+            y[i * ldy + j] = acc - corr;
+        }
+    }
+}
+
+void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    // per 16-sub-block t: d * sc_t * d_a * (q . a - 32 * sum(a)), q in 0..63
+    int64_t nsb = a->k / 256;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        for (int i = 0; i < m; i++) {
+            const int8_t *aq = a->q + i * a->kp;
+            const float *ad = a->d + i * (a->kp / 32);
+            const int16_t *as = a->s + i * (a->kp / 16);
+            float acc = 0.0f;
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *blk = row + FF_Q6_K_BYTES * sb;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                float d = ld_fp16(blk + 208);
+                int32_t isum[16] = {0};
+                for (int l = 0; l < 256; l++) {
+                    int sub, q = q6_k_value(blk, l, &sub);
+                    isum[sub] += q * aq[256 * sb + l];
+                }
+                for (int t = 0; t < 16; t++) {
+                    int64_t b = 8 * sb + t / 2;
+                    acc += (float)(isum[t] - 32 * as[16 * sb + t]) * (d * (float)sc[t] * ad[b]);
+                }
+            }
+            y[i * ldy + j] = acc;
+        }
+    }
+}
+
+// ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
+
+typedef struct {
+    float *y;
+    const float *x, *bias;
+    const uint8_t *w;
+    int64_t m, k, n, stride, jt;
+    int qtype, packed;  // packed: vnni panels (q8_0, q4_0 with several activation rows)
+    void *panel0;       // the calling thread's panel, next to the activations in its scratch
+    int status;
+    ff_qact act;
+    int8_t *q;
+    float *d;
+    int16_t *s;
+    int32_t *lanes;
+} qlin_ctx;
+
+typedef void (*qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                        const ff_qact *a, int m);
+
+static void qact_task(void *arg, int ith, int nth) {
+    qlin_ctx *c = arg;
+    int64_t lo, hi, kp = c->act.kp;
+    ff_split(c->m, ith, nth, 1, &lo, &hi);
+    // q8_0 and q4_0 kernels start each block's int dot at -offset * sum(a): 128 (xor'ed q8_0), 8 (q4_0)
+    int32_t off = c->qtype == FF_QT_Q8_0 ? 128 : 8;
+    for (int64_t i = lo; i < hi; i++) {
+        int8_t *q = c->q + i * kp;
+        float *d = c->d + i * (kp / 32);
+        int16_t *s = c->s + i * (kp / 16);
+        ff_kern->quant_act_q8(q, d, s, c->x + i * c->k, c->k);
+        // zero padding up to kp
+        memset(q + c->k, 0, (size_t)(kp - c->k));
+        memset(d + c->k / 32, 0, (size_t)(kp - c->k) / 32 * sizeof(float));
+        memset(s + c->k / 16, 0, (size_t)(kp - c->k) / 16 * sizeof(int16_t));
+        if (c->lanes) {
+            int32_t *l = c->lanes + i * (kp / 4);
+            memset(l, 0, (size_t)kp);
+            for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
+        }
+    }
+}
+
+static qdot_fn qdot_for(int qtype) {
+    switch (qtype) {
+    case FF_QT_Q8_0: return ff_kern->qdot_q8_0;
+    case FF_QT_Q4_0: return ff_kern->qdot_q4_0;
+    case FF_QT_Q4_K: return ff_kern->qdot_q4_k;
+    default: return ff_kern->qdot_q6_k;
+    }
+}
+
+static void qlin_task(void *arg, int ith, int nth) {
+    qlin_ctx *c = arg;
+    qdot_fn dot = qdot_for(c->qtype);
+    int64_t lo, hi;
+    ff_split(c->n, ith, nth, FF_QP_NR, &lo, &hi);
+#ifdef FF_HAVE_X86
+    if (c->packed) {
+        // panels of 32 rows of W, each packed once and swept by every activation row
+        void *panel = ith == 0 ? c->panel0 : ff_scratch(FF_QP_BYTES(c->k / 32));
+        if (!panel) {
+            c->status = FF_ENOMEM;
+            return;
+        }
+        for (int64_t j0 = lo; j0 < hi; j0 += FF_QP_NR) {
+            int nr = (int)FF_MIN(FF_QP_NR, hi - j0);
+            ff_qgemm_panel_vnni(c->y + j0, c->n, c->w + j0 * c->stride, c->stride, nr, &c->act, c->m, c->qtype, panel);
+            if (c->bias)
+                for (int64_t i = 0; i < c->m; i++)
+                    for (int64_t j = 0; j < nr; j++) c->y[i * c->n + j0 + j] += c->bias[j0 + j];
+        }
+        return;
+    }
+#endif
+    // a tile of W's rows stays in cache while every group of up to 4 activation rows sweeps it
+    for (int64_t j0 = lo; j0 < hi; j0 += c->jt) {
+        int64_t jn = FF_MIN(c->jt, hi - j0);
+        for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
+            ff_qact a = c->act;
+            a.q += i0 * a.kp;
+            a.d += i0 * (a.kp / 32);
+            a.s += i0 * (a.kp / 16);
+            if (a.lanes) a.lanes += i0 * (a.kp / 4);
+            float *y = c->y + i0 * c->n + j0;
+            dot(y, c->n, c->w + j0 * c->stride, c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
+            if (c->bias)
+                for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
+                    for (int64_t j = 0; j < jn; j++) y[i * c->n + j] += c->bias[j0 + j];
+        }
+    }
+}
+
+int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
+                int64_t n) {
+    if (qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0 && qtype != FF_QT_Q4_K && qtype != FF_QT_Q6_K) return FF_EINVAL;
+    int64_t stride = ff_qtype_row_bytes(qtype, k);
+    if (stride <= 0 || m < 0 || n < 0) return FF_EINVAL;
+    if (m == 0 || n == 0) return FF_OK;
+    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
+    int64_t kp = (k + 511) / 512 * 512;
+    int lanes = qtype == FF_QT_Q8_0 || qtype == FF_QT_Q4_0;
+    // panels pay for their packing from 5 activation rows on; their gathers take int32 row offsets
+    int packed = lanes && m >= 5 && stride < (1 << 26) && ff_isa_current() == FF_ISA_AVX512 && ff_quant_vnni();
+    size_t row = (size_t)kp + kp / 32 * sizeof(float) + kp / 16 * sizeof(int16_t) + (lanes ? (size_t)kp : 0);
+    size_t panel = packed ? FF_QP_BYTES(k / 32) : 0;
+    uint8_t *buf = ff_scratch(row * (size_t)m + panel);
+    if (!buf) return FF_ENOMEM;
+    qlin_ctx c = {.y = y, .x = x, .bias = bias, .w = w, .m = m, .k = k, .n = n, .stride = stride, .qtype = qtype,
+                  .packed = packed, .panel0 = buf + row * (size_t)m, .status = FF_OK};
+    c.lanes = lanes ? (int32_t *)(void *)buf : NULL;
+    c.d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
+    c.s = (int16_t *)(void *)(c.d + kp / 32 * m);
+    c.q = (int8_t *)(void *)(c.s + kp / 16 * m);
+    c.act = (ff_qact){c.q, c.d, c.s, c.lanes, k, kp};
+    // tiles of about 192 KB of W for several activation rows, all of W's share for one
+    c.jt = m == 1 ? n : FF_MAX(16, (192 << 10) / stride);
+    int nth = ff_get_num_threads();
+    ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
+    ff_parallel(qlin_task, &c, n * k * m < (1 << 15) ? 1 : nth);
+    return c.status;
+}
+
+void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n) { ff_kern->fp32_to_fp16(y, x, n); }
+
+void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n) { ff_kern->fp16_to_fp32(y, x, n); }

@@ -1,0 +1,139 @@
+# included by _core.pyx: ggml-compatible quantized weights. A quantized (rows, cols) matrix is a C-contiguous
+# uint8 array (rows, row_bytes) of blocks in ggml's byte layout; qtypes are ggml's type ids.
+
+from libc.stdint cimport uint8_t, uint16_t
+
+
+QTYPE_IDS = {
+    "f32": FF_QT_F32, "f16": FF_QT_F16, "bf16": FF_QT_BF16, "q8_0": FF_QT_Q8_0, "q4_0": FF_QT_Q4_0,
+    "q4_k": FF_QT_Q4_K, "q6_k": FF_QT_Q6_K,
+}
+
+
+def qtype_block(int qtype):
+    """(weights per block, bytes per block) of the ggml type id `qtype`; (0, 0) if unknown."""
+    return ff_qtype_block(qtype), ff_qtype_block_bytes(qtype)
+
+
+def qtype_row_bytes(int qtype, int64_t cols):
+    """Bytes of one row of `cols` weights; ValueError if cols is not a whole number of blocks."""
+    cdef int64_t rb = ff_qtype_row_bytes(qtype, cols)
+    if rb < 0:
+        blk = ff_qtype_block(qtype)
+        if blk == 0:
+            raise ValueError(f"unknown ggml type id {qtype}")
+        raise ValueError(f"a row of {cols} weights is not a whole number of {blk}-weight blocks")
+    return rb
+
+
+cdef object _qdata(object data, int qtype, int64_t cols, str name):
+    """data as a C-contiguous uint8 (rows, row_bytes) array for rows of `cols` weights."""
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise TypeError(f"{name} must be a uint8 numpy.ndarray of blocks, got {getattr(data, 'dtype', type(data))}")
+    rb = qtype_row_bytes(qtype, cols)
+    if data.ndim != 2 or data.shape[1] != rb:
+        raise ValueError(f"{name} has shape {data.shape}, expected (rows, {rb}) for rows of {cols} weights")
+    return np.ascontiguousarray(data)
+
+
+def quantize_rows(w, int qtype):
+    """w (rows, cols) float32 -> uint8 (rows, row_bytes) blocks of ggml type `qtype` (q8_0, q4_0, f16, bf16, f32)."""
+    w = _f32(w, "w", 2)
+    cdef int64_t rows = w.shape[0], cols = w.shape[1]
+    out = np.empty((rows, qtype_row_bytes(qtype, cols)), dtype=np.uint8)
+    if out.size == 0:
+        return out
+    cdef uint8_t[:, ::1] o_ = out
+    cdef const float[::1] w_ = w.reshape(-1)
+    cdef int rc
+    with nogil:
+        rc = ff_quantize(&o_[0, 0], _cp(w_), qtype, rows, cols)
+    if rc != FF_OK:
+        raise ValueError(f"cannot quantize to ggml type {qtype}: only q8_0, q4_0, f16, bf16 and f32 have quantizers")
+    return out
+
+
+def dequantize_rows(data, int qtype, int64_t cols):
+    """uint8 (rows, row_bytes) blocks of ggml type `qtype` -> float32 (rows, cols)."""
+    data = _qdata(data, qtype, cols, "data")
+    cdef int64_t rows = data.shape[0]
+    out = np.empty((rows, cols), dtype=np.float32)
+    if out.size == 0:
+        return out
+    cdef const uint8_t[:, ::1] d_ = data
+    cdef float[::1] o_ = out.reshape(-1)
+    with nogil:
+        ff_dequantize(&o_[0], &d_[0, 0], qtype, rows, cols)
+    return out
+
+
+def linear_q(x, data, int qtype, int64_t cols, bias=None, *, out=None):
+    """x (M, K) @ W.T + bias for W (N, K) given as uint8 (N, row_bytes) blocks of ggml type `qtype`."""
+    x = _f32(x, "x", 2)
+    data = _qdata(data, qtype, cols, "w")
+    cdef int64_t m = x.shape[0], k = x.shape[1], n = data.shape[0]
+    if k != cols:
+        raise ValueError(f"linear: x has shape {x.shape} and w has shape ({n}, {cols}); w must be (N, {k})")
+    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0, FF_QT_Q4_K, FF_QT_Q6_K):
+        raise ValueError(f"linear: no quantized kernel for ggml type {qtype}; dequantize() the weight first")
+    if bias is not None:
+        bias = _f32(bias, "bias", 1)
+        if bias.shape[0] != n:
+            raise ValueError(f"linear: bias has shape {bias.shape}, expected ({n},) for w of shape ({n}, {cols})")
+    out = _out(out, (m, n), [x, data, bias])
+    if out.size == 0:
+        return out
+    cdef float[::1] y_ = out.reshape(-1)
+    cdef const float[::1] x_ = x.reshape(-1)
+    cdef const uint8_t[:, ::1] w_ = data
+    cdef const float[::1] b_
+    cdef const float *bp = NULL
+    if bias is not None:
+        b_ = bias
+        bp = _cp(b_)
+    cdef int rc
+    with nogil:
+        rc = ff_linear_q(&y_[0], _cp(x_), &w_[0, 0], qtype, bp, m, k, n)
+    if rc == FF_ENOMEM:
+        raise MemoryError("linear: out of memory for the quantized activations")
+    if rc != FF_OK:
+        raise ValueError(f"linear: ggml type {qtype} with K={k} is not supported")
+    return out
+
+
+def fp32_to_fp16(x):
+    """float32 array -> uint16 fp16 bit patterns, rounding to nearest even (f16c when the ISA path has it)."""
+    x = _f32(x, "x")
+    out = np.empty(x.shape, dtype=np.uint16)
+    if x.size == 0:
+        return out
+    cdef uint16_t[::1] o_ = out.reshape(-1)
+    cdef const float[::1] x_ = x.reshape(-1)
+    with nogil:
+        ff_fp32_to_fp16(&o_[0], &x_[0], x_.shape[0])
+    return out
+
+
+def fp16_to_fp32(h):
+    """uint16 fp16 bit patterns -> float32 (exact)."""
+    if not isinstance(h, np.ndarray) or h.dtype != np.uint16:
+        raise TypeError(f"h must be a uint16 numpy.ndarray, got {getattr(h, 'dtype', type(h))}")
+    h = np.ascontiguousarray(h)
+    out = np.empty(h.shape, dtype=np.float32)
+    if h.size == 0:
+        return out
+    cdef float[::1] o_ = out.reshape(-1)
+    cdef const uint16_t[::1] h_ = h.reshape(-1)
+    with nogil:
+        ff_fp16_to_fp32(&o_[0], &h_[0], h_.shape[0])
+    return out
+
+
+def quant_set_vnni(bint on):
+    """Let the avx512 path use its AVX-512 VNNI int8 kernels (the default) or its AVX2 ones; returns quant_vnni()."""
+    return bool(ff_quant_set_vnni(on))
+
+
+def quant_vnni():
+    """True if the avx512 path runs the VNNI int8 kernels (the CPU has AVX-512 VNNI and they are not disabled)."""
+    return bool(ff_quant_vnni())

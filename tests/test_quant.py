@@ -1,0 +1,318 @@
+"""Quantized weights: bytes against the gguf package's reference quantizers, dequantization, fp16 rounding,
+and the quantized linear kernels on every ISA path (VNNI on and off) and thread count against a numpy oracle
+that quantizes the activations the same way (int8 per 32, scale max|x|/127, round to nearest even)."""
+
+import numpy as np
+import pytest
+from tolerances import matmul_tol
+
+import fastformer
+from fastformer import _core, ops
+from fastformer.errors import UnsupportedError
+from fastformer.quant import QTYPES, QuantizedTensor, quantize
+
+gguf = pytest.importorskip("gguf")
+GT = gguf.GGMLQuantizationType
+
+
+# every int8 kernel path this machine can run: the ISA paths, and avx512 once more with its VNNI kernels
+# ("avx512" alone runs the AVX2 kernels, as on a CPU without AVX-512 VNNI)
+PATHS = _core.supported_isas() + (["avx512_vnni"] if "avx512_vnni" in _core.cpu_features() else [])
+
+
+@pytest.fixture(params=PATHS)
+def qpath(request):
+    isa_before, vnni_before = _core.current_isa(), _core.quant_vnni()
+    vnni = request.param == "avx512_vnni"
+    _core.set_isa("avx512" if vnni else request.param)
+    assert _core.quant_set_vnni(vnni) == vnni
+    yield request.param
+    _core.set_isa(isa_before)
+    _core.quant_set_vnni(vnni_before)
+
+
+def _weights(rng, shape, kind):
+    w = rng.standard_normal(shape).astype(np.float32)
+    if kind == "scaled":  # rows spanning many magnitudes
+        w *= np.float32(10.0) ** rng.integers(-6, 6, size=(shape[0], 1)).astype(np.float32)
+    elif kind == "huge":  # block scales overflow fp16 to inf
+        w *= np.float32(3e7)
+    elif kind == "tiny":  # block scales underflow to fp16 subnormals and zero
+        w *= np.float32(1e-30)
+    elif kind == "zeros":  # all-zero rows, +0 and -0, and a single nonzero per block
+        w[::2] = 0.0
+        w[1::4] = -0.0
+        w[3::4, ::32] = 1.0
+    elif kind == "ties":  # multiples of half a step land exactly between two codes
+        w = (rng.integers(-254, 255, size=shape) / 2).astype(np.float32)
+        w[:, ::32] = 127.0
+    return w
+
+
+GGUF_SHAPES = [(1, 32), (7, 64), (97, 96), (33, 4096)]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # gguf's fp16 scales of "huge" blocks
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "f16", "bf16"])
+@pytest.mark.parametrize("kind", ["normal", "scaled", "huge", "tiny", "zeros", "ties"])
+@pytest.mark.parametrize("shape", GGUF_SHAPES, ids=str)
+def test_quantize_bytes_equal_gguf(isa, rng, qtype, kind, shape):
+    w = _weights(rng, shape, kind)
+    want = gguf.quants.quantize(w, GT[qtype.upper()]).view(np.uint8).reshape(shape[0], -1)
+    qt = quantize(w, qtype)
+    assert qt.data.dtype == np.uint8 and qt.data.shape == want.shape
+    np.testing.assert_array_equal(qt.data, want)
+    assert qt.nbytes == want.nbytes and qt.shape == shape and qt.qtype == qtype
+
+
+def test_quantize_converts_float64_and_float16_like_gguf(rng):
+    w = rng.standard_normal((5, 64))
+    for src in (w, w.astype(np.float16)):
+        want = gguf.quants.quantize(src.astype(np.float32), GT.Q8_0).view(np.uint8)
+        np.testing.assert_array_equal(quantize(src, "q8_0").data.reshape(-1), want.reshape(-1))
+
+
+def _random_blocks(rng, qtype, rows, cols):
+    """Random k-quant blocks with sane fp16 scales (random bytes elsewhere)."""
+    _, blk, size = QTYPES[qtype]
+    raw = rng.integers(0, 256, size=(rows, cols // blk, size), dtype=np.uint8)
+    if qtype == "q4_k":  # d, dmin
+        d = rng.uniform(1e-3, 1e-2, size=(rows, cols // blk, 2)).astype(np.float16)
+        raw[..., 0:4] = d.view(np.uint8).reshape(rows, cols // blk, 4)
+    elif qtype == "q6_k":  # d last
+        d = rng.uniform(1e-3, 1e-2, size=(rows, cols // blk, 1)).astype(np.float16)
+        raw[..., 208:210] = d.view(np.uint8).reshape(rows, cols // blk, 2)
+    return raw.reshape(rows, -1)
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q6_k", "f16", "bf16"])
+@pytest.mark.parametrize("shape", [(1, 256), (7, 512), (33, 2048)], ids=str)
+def test_dequantize_equals_gguf(rng, qtype, shape):
+    if qtype in ("q4_k", "q6_k"):
+        qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, *shape), qtype, shape)
+    else:
+        qt = quantize(_weights(rng, shape, "scaled"), qtype)
+    want = gguf.quants.dequantize(qt.data, GT[qtype.upper()])
+    got = qt.dequantize()
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["normal", "scaled", "tiny"])
+def test_round_trip_error_bounds(rng, kind):
+    w = _weights(rng, (61, 1024), kind)
+    amax = np.abs(w.reshape(61, -1, 32)).max(-1, keepdims=True)
+    for qtype, step, bound in [("q8_0", amax / 127, 0.5), ("q4_0", amax / 8, 1.0)]:
+        err = np.abs(quantize(w, qtype).dequantize().reshape(61, -1, 32) - w.reshape(61, -1, 32))
+        # half a step (q4_0: a whole step for the one code that clips at 15), plus the fp16 rounding of the
+        # scale and, for subnormal scales, fp16's absolute resolution
+        assert np.all(err <= step * (bound + 128 * 2.0**-11) + 2.0**-24 * 128)
+        if kind == "normal":
+            rms = np.sqrt((err**2).mean()) / np.sqrt((step**2).mean())
+            assert 0.2 < rms < 0.4  # uniform rounding error: step / sqrt(12) = 0.29 step
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_fp16_conversion_matches_numpy_on_every_isa(isa, rng):
+    bits = np.concatenate(
+        [
+            rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32),
+            # the fp16 range, its subnormals and the exact ties between fp16 neighbours
+            (np.arange(0, 2**16, dtype=np.uint32) << 13) + np.uint32(0x33000000),
+            (np.arange(0, 2**16, dtype=np.uint32) << 13) + np.uint32(0x33000000 + 0x1000),
+            np.array(
+                [
+                    0,
+                    0x80000000,
+                    0x7F800000,
+                    0xFF800000,
+                    0x477FE000,
+                    0x477FF000,
+                    0x477FEFFF,
+                    0x33000000,
+                    0x33000001,
+                    0x387FE000,
+                    0x387FF000,
+                    0x38800000,
+                ],
+                dtype=np.uint32,
+            ),
+        ]
+    )
+    x = bits.view(np.float32)
+    got = _core.fp32_to_fp16(x)
+    finite = ~np.isnan(x)
+    np.testing.assert_array_equal(got[finite], x[finite].astype(np.float16).view(np.uint16))
+    # nan stays nan (f16c's quiet nan with the payload's top bits, on every path alike)
+    assert np.all(np.isnan(got[~finite].view(np.float16)))
+    nan = bits[~finite]
+    np.testing.assert_array_equal(got[~finite], (nan >> 16 & 0x8000) | 0x7E00 | (nan >> 13 & 0x3FF))
+    # and back: all 65536 patterns, exactly
+    h = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    back = _core.fp16_to_fp32(h)
+    ok = ~np.isnan(h.view(np.float16))
+    np.testing.assert_array_equal(back[ok], h[ok].view(np.float16).astype(np.float32))
+    assert np.all(np.isnan(back[~ok]))
+
+
+# ---- the quantized linear ----
+
+
+def _act_quant(x):
+    """The kernels' activation quantizer in numpy: int8 per 32 with scale max|x|/127, ties to even."""
+    xb = x.reshape(x.shape[0], -1, 32)
+    d = (np.abs(xb).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+    return (np.rint(xb * inv) * d).reshape(x.shape)
+
+
+def _oracle(x, qt, bias=None):
+    """float64 y = dequantized x @ dequantized w.T (+ bias), and sum |terms| for the tolerance."""
+    xa = _act_quant(x).astype(np.float64)
+    wd = qt.dequantize().astype(np.float64)
+    y = xa @ wd.T + (0 if bias is None else bias.astype(np.float64))
+    return y, np.abs(xa) @ np.abs(wd).T
+
+
+def _make(rng, qtype, n, k):
+    if qtype in ("q4_k", "q6_k"):
+        return QuantizedTensor.from_bytes(_random_blocks(rng, qtype, n, k), qtype, (n, k))
+    return quantize(rng.standard_normal((n, k)).astype(np.float32), qtype)
+
+
+LINEAR_CASES = [  # (M, N, K): tails of the 8/16-block chunks, 1..4 activation rows per tile, m > 4
+    (1, 1, 32),
+    (1, 7, 96),
+    (3, 97, 544),
+    (4, 33, 1024),
+    (5, 16, 2048),
+    (9, 97, 768),
+    (1, 256, 4096 + 256),
+]
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q6_k"])
+@pytest.mark.parametrize("m,n,k", LINEAR_CASES, ids=str)
+def test_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, n, k):
+    block = QTYPES[qtype][1]
+    k = -(-k // block) * block  # k-quants: whole super-blocks
+    qt = _make(rng, qtype, n, k)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    y = ops.linear(x, qt, bias)
+    want, mag = _oracle(x, qt, bias)
+    assert y.dtype == np.float32 and y.shape == (m, n)
+    # each block's int dot is exact; only the sums of scaled blocks round (and q4_k/q6_k's float offsets)
+    assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
+
+
+def test_simd_paths_agree_with_scalar(rng):
+    k, n, m = 2048 + 64, 129, 6
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    before = _core.current_isa()
+    try:
+        for qtype in ["q8_0", "q4_0", "q4_k", "q6_k"]:
+            kk = k // 256 * 256 if qtype in ("q4_k", "q6_k") else k
+            qt = _make(rng, qtype, n, kk)
+            _core.set_isa("scalar")
+            ref = ops.linear(x[:, :kk], qt)
+            mag = np.abs(ref).max()
+            for path in _core.supported_isas()[1:]:
+                _core.set_isa(path)
+                for on in (False, True):
+                    _core.quant_set_vnni(on)
+                    np.testing.assert_allclose(ops.linear(x[:, :kk], qt), ref, rtol=0, atol=1e-5 * mag)
+    finally:
+        _core.set_isa(before)
+        _core.quant_set_vnni(True)
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_linear_error_is_what_8bit_activations_explain(qpath, rng, qtype):
+    m, n, k = 7, 300, 1024
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    qt = quantize(rng.standard_normal((n, k)).astype(np.float32), qtype)
+    wd = qt.dequantize()
+    y = ops.linear(x, qt)
+    yf = ops.linear(x, wd)
+    # |x - x8| <= max|x| / 254 per block of 32, so |y - yf| <= sum_j |w_j| * that (+ fp32 rounding of both)
+    step = np.repeat(np.abs(x.reshape(m, -1, 32)).max(-1) / 254, 32, axis=1)
+    bound = step.astype(np.float64) @ np.abs(wd.astype(np.float64)).T
+    assert np.all(np.abs(y - yf) <= bound * 1.001 + matmul_tol(k)["atol"])
+    # and the error is real but small: the 8-bit activations do move the result
+    assert 0 < np.abs(y - yf).max() < 0.05 * np.abs(yf).max()
+
+
+@pytest.mark.parametrize("m", [1, 5, 67])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q6_k"])
+def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
+    qt = _make(rng, qtype, 301, 1024)
+    x = rng.standard_normal((m, 1024)).astype(np.float32)
+    before = fastformer.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3, 5):
+            fastformer.set_num_threads(t)
+            outs.append(ops.linear(x, qt))
+    finally:
+        fastformer.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+def test_linear_leading_axes_out_and_bias(rng):
+    qt = quantize(rng.standard_normal((40, 64)).astype(np.float32), "q8_0")
+    x = rng.standard_normal((2, 3, 64)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    y = ops.linear(x, qt, b)
+    assert y.shape == (2, 3, 40)
+    np.testing.assert_array_equal(y.reshape(6, 40), ops.linear(x.reshape(6, 64), qt, b))
+    out = np.empty((6, 40), np.float32)
+    assert ops.linear(x.reshape(6, 64), qt, b, out=out) is out
+    np.testing.assert_array_equal(out, y.reshape(6, 40))
+    np.testing.assert_allclose(ops.linear(x[0, :1], qt), _oracle(x[0, :1], qt)[0], rtol=1e-5, atol=1e-4)
+
+
+def test_types_and_sizes_match_ggml():
+    for name, (tid, block, size) in QTYPES.items():
+        assert tid == GT[name.upper()].value
+        assert (block, size) == gguf.GGML_QUANT_SIZES[GT[name.upper()]]
+
+
+def test_from_bytes_is_zero_copy_and_validated(rng):
+    qt = quantize(rng.standard_normal((3, 64)).astype(np.float32), "q4_0")
+    raw = qt.data.tobytes()
+    view = QuantizedTensor.from_bytes(raw, "q4_0", (3, 64))
+    assert np.shares_memory(view.data, np.frombuffer(raw, np.uint8))
+    np.testing.assert_array_equal(view.dequantize(), qt.dequantize())
+    assert QuantizedTensor.from_bytes(qt.data, 2, (3, 64)).qtype == "q4_0"  # a ggml type id works too
+    with pytest.raises(ValueError, match="108 bytes"):
+        QuantizedTensor.from_bytes(raw[:-1], "q4_0", (3, 64))
+    with pytest.raises(ValueError, match="multiple of 256"):
+        QuantizedTensor.from_bytes(bytes(210), "q6_k", (1, 128))
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    w = rng.standard_normal((4, 48)).astype(np.float32)
+    with pytest.raises(ValueError, match="multiple of 32 weights, got 48"):
+        quantize(w, "q8_0")
+    with pytest.raises(TypeError, match="int32"):
+        quantize(w.astype(np.int32), "q4_0")
+    with pytest.raises(ValueError, match="unknown qtype 'q3_z'"):
+        quantize(w, "q3_z")
+    with pytest.raises(ValueError, match=r"2-D.*\(192,\)"):
+        quantize(w.reshape(-1), "q8_0")
+    with pytest.raises(UnsupportedError, match="no quantizer for q6_k"):
+        quantize(rng.standard_normal((1, 256)).astype(np.float32), "q6_k")
+    qt = quantize(rng.standard_normal((5, 64)).astype(np.float32), "q8_0")
+    with pytest.raises(ValueError, match=r"x has shape \(2, 32\) and w has shape \(5, 64\)"):
+        ops.linear(np.ones((2, 32), np.float32), qt)
+    with pytest.raises(TypeError, match="float64"):
+        ops.linear(np.ones((2, 64)), qt)
+    with pytest.raises(ValueError, match=r"bias has shape \(4,\), expected \(5,\)"):
+        ops.linear(np.ones((2, 64), np.float32), qt, np.ones(4, np.float32))
+    with pytest.raises(UnsupportedError, match="no f16 kernel"):
+        ops.linear(np.ones((2, 64), np.float32), quantize(w[:, :32], "f16"))
+    with pytest.raises(TypeError, match="uint8"):
+        QuantizedTensor(qt.data.astype(np.int8), "q8_0", (5, 64))
