@@ -1,15 +1,14 @@
 // matmul and linear: a packed, blocked gemm (Goto-style loops) over a per-ISA micro-tile,
-// and a gemv for single-row linear (decode)
+// and a gemv for linear with one row (decode) or a few
 #include "ff_internal.h"
 
-#include <string.h>
-
-#ifndef KC
-#define KC 256   // depth of a packed block
-#endif
-#ifndef MC
-#define MC 480   // most rows of a packed A block: (MC, KC) floats stay in L2
-#endif
+#define KC 512                         // most depth of a packed block
+#define KC_MIN 256                     // least depth of a packed block when k allows
+#define A_BYTES (768 * 1024)           // packed A block budget: three quarters of a 1 MB L2
+#define PACK_CHUNK 256                 // depth chunk of the transposing pack
+#define GEMV_ROWS 8                    // W rows per avx-512 gemv step
+#define GEMV_MAX_M 4                   // linear with up to this many rows runs as gemv
+#define GEMV_BLOCK_BYTES (256 * 1024)  // W rows the few gemv rows share while they sit in L2
 
 // ---- scalar reference kernels ----
 
@@ -38,7 +37,7 @@ void ff_gemm_f32_tile_ref(float *restrict c, const float *restrict ap, const flo
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
 
-// ---- avx2: 6x16 tile (12 ymm accumulators), gemv over 4 rows at a time ----
+// ---- avx2: 6x16 tile (12 ymm accumulators), gemv over 8 rows at a time ----
 
 // one tile of `rows` (a constant after inlining) x 16; packed A keeps its MR stride
 static inline __attribute__((always_inline)) FF_AVX2 void tile_avx2(float *restrict c, const float *restrict ap,
@@ -47,6 +46,12 @@ static inline __attribute__((always_inline)) FF_AVX2 void tile_avx2(float *restr
                                                                      int accumulate) {
     enum { MR = FF_GEMM_MR_AVX2 };
     __m256 c0[MR], c1[MR];
+    // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) c0[i] = c1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 2
@@ -107,56 +112,40 @@ static inline FF_AVX2 float hsum_avx2(__m256 v) {
 FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
                               int64_t k) {
     int64_t i = 0;
-    // four rows at a time, two accumulators each: x is loaded once per four rows
-    for (; i + 4 <= n; i += 4) {
-        const float *w0 = w + i * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    // eight rows at a time: eight memory streams keep more of W in flight, x is loaded once per eight rows
+    for (; i + 8 <= n; i += 8) {
+        const float *w0 = w + i * k;
+        __m256 acc[8];
+        for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
         int64_t j = 0;
-        for (; j + 16 <= k; j += 16) {
-            __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x0, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x0, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x0, a3);
-            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j + 8), x1, b0);
-            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j + 8), x1, b1);
-            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j + 8), x1, b2);
-            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j + 8), x1, b3);
-        }
         for (; j + 8 <= k; j += 8) {
-            __m256 x0 = _mm256_loadu_ps(x + j);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x0, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x0, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x0, a3);
+            __m256 xv = _mm256_loadu_ps(x + j);
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + r * k + j), xv, acc[r]);
         }
-        float s0 = hsum_avx2(_mm256_add_ps(a0, b0)), s1 = hsum_avx2(_mm256_add_ps(a1, b1));
-        float s2 = hsum_avx2(_mm256_add_ps(a2, b2)), s3 = hsum_avx2(_mm256_add_ps(a3, b3));
-        // scalar tail
-        for (; j < k; j++) {
-            s0 += w0[j] * x[j];
-            s1 += w1[j] * x[j];
-            s2 += w2[j] * x[j];
-            s3 += w3[j] * x[j];
+        for (int r = 0; r < 8; r++) {
+            // scalar tail
+            float s = hsum_avx2(acc[r]);
+            for (int64_t t = j; t < k; t++) s += w0[r * k + t] * x[t];
+            y[i + r] = s;
         }
-        y[i] = s0;
-        y[i + 1] = s1;
-        y[i + 2] = s2;
-        y[i + 3] = s3;
     }
     // leftover rows one at a time
     for (; i < n; i++) {
         const float *row = w + i * k;
-        __m256 a0 = _mm256_setzero_ps();
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         int64_t j = 0;
+        for (; j + 16 <= k; j += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(x + j), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+        }
         for (; j + 8 <= k; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(x + j), a0);
-        float s = hsum_avx2(a0);
+        float s = hsum_avx2(_mm256_add_ps(a0, a1));
         for (; j < k; j++) s += row[j] * x[j];
         y[i] = s;
     }
 }
 
-// ---- avx-512: 12x32 tile (24 zmm accumulators), gemv over 4 rows with masked k tails ----
+// ---- avx-512: 12x32 tile (24 zmm accumulators), gemv over 8 rows with masked k tails ----
 
 static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *restrict c, const float *restrict ap,
                                                                          const float *restrict bp, int64_t kc,
@@ -164,6 +153,12 @@ static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *r
                                                                          int accumulate) {
     enum { MR = FF_GEMM_MR_AVX512 };
     __m512 c0[MR], c1[MR];
+    // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) c0[i] = c1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 2
@@ -205,55 +200,38 @@ FF_AVX512 void ff_gemm_f32_tile_avx512(float *restrict c, const float *restrict 
     }
 }
 
+// R rows at once: R memory streams keep more of W in flight and x is loaded once per R rows;
+// the k tail is a masked load (masked-off lanes are not read)
+static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(float *restrict y,
+                                                                              const float *restrict w,
+                                                                              const float *restrict x, int64_t k,
+                                                                              const int rows) {
+    int64_t kv = k & ~(int64_t)15;
+    __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < kv; j += 16) {
+        __m512 xv = _mm512_loadu_ps(x + j);
+#pragma GCC unroll 16
+        for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * k + j), xv, acc[r]);
+    }
+    if (tail) {
+        __m512 xv = _mm512_maskz_loadu_ps(tail, x + kv);
+#pragma GCC unroll 16
+        for (int r = 0; r < rows; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + r * k + kv), xv, acc[r]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
                                   int64_t k) {
-    __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
-    int64_t kv = k & ~(int64_t)15;
     int64_t i = 0;
-    // four rows at a time, two accumulators each; the k tail is a masked load
-    for (; i + 4 <= n; i += 4) {
-        const float *w0 = w + i * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        int64_t j = 0;
-        for (; j + 32 <= k; j += 32) {
-            __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + j), x0, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + j), x0, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + j), x0, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + j), x0, a3);
-            b0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + j + 16), x1, b0);
-            b1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + j + 16), x1, b1);
-            b2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + j + 16), x1, b2);
-            b3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + j + 16), x1, b3);
-        }
-        for (; j < kv; j += 16) {
-            __m512 x0 = _mm512_loadu_ps(x + j);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + j), x0, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + j), x0, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + j), x0, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + j), x0, a3);
-        }
-        if (tail) {
-            __m512 x0 = _mm512_maskz_loadu_ps(tail, x + j);
-            b0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + j), x0, b0);
-            b1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + j), x0, b1);
-            b2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + j), x0, b2);
-            b3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + j), x0, b3);
-        }
-        y[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
-        y[i + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
-        y[i + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
-        y[i + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
-    }
-    // leftover rows one at a time
-    for (; i < n; i++) {
-        const float *row = w + i * k;
-        __m512 a0 = _mm512_setzero_ps();
-        int64_t j = 0;
-        for (; j < kv; j += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(x + j), a0);
-        if (tail) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, row + j), _mm512_maskz_loadu_ps(tail, x + j), a0);
-        y[i] = _mm512_reduce_add_ps(a0);
-    }
+    for (; i + GEMV_ROWS <= n; i += GEMV_ROWS) gemv_rows_avx512(y + i, w + i * k, x, k, GEMV_ROWS);
+    for (; i + 4 <= n; i += 4) gemv_rows_avx512(y + i, w + i * k, x, k, 4);
+    for (; i < n; i++) gemv_rows_avx512(y + i, w + i * k, x, k, 1);
 }
 #endif
 
@@ -299,15 +277,19 @@ static inline __attribute__((always_inline)) FF_AVX2 void transpose8_avx2(__m256
 
 static FF_AVX2 void pack_t_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
                                 int64_t rows, int64_t kc) {
-    int64_t k8 = kc & ~(int64_t)7, r = 0;
-    // groups of 8 rows: 8x8 transposes
-    for (; r + 8 <= rows; r += 8) {
-        const float *s = src + r * lds;
-        for (int64_t p = 0; p < k8; p += 8) {
-            __m256 v[8];
-            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(s + i * lds + p);
-            transpose8_avx2(v);
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (p + i) * ld + r, v[i]);
+    int64_t k8 = kc & ~(int64_t)7, r8 = rows & ~(int64_t)7, r = r8;
+    // groups of 8 rows: 8x8 transposes over a short depth chunk, every group before the next
+    // chunk: the destination chunk stays in L1 and the source rows touched at once stay few
+    // (rows of a power-of-two stride share L1 sets)
+    for (int64_t p0 = 0; p0 < k8; p0 += PACK_CHUNK) {
+        int64_t p1 = FF_MIN(p0 + PACK_CHUNK, k8);
+        for (int64_t g = 0; g < r8; g += 8) {
+            for (int64_t p = p0; p < p1; p += 8) {
+                __m256 v[8];
+                for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(src + (g + i) * lds + p);
+                transpose8_avx2(v);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (p + i) * ld + g, v[i]);
+            }
         }
     }
     // a group of 4 rows: 4x8 transposes, one 128-bit store per column
@@ -355,6 +337,7 @@ typedef void (*pack_fn)(float *restrict dst, int64_t ld, const float *restrict s
                         int64_t kc);
 
 typedef struct {
+    const ff_kernels *kern;  // read once per call
     float *c;
     const float *a, *b, *bias;
     int64_t m, n, k;
@@ -363,36 +346,60 @@ typedef struct {
     int status;
 } gemm_ctx;
 
-// rows of the packed A block: all of [i0, i1) when it fits in half of L2, else near-equal MR-aligned blocks
-static int64_t block_rows(int64_t rows, int mr) {
-    int64_t nblk = (rows + MC - 1) / MC;
-    int64_t mc = (rows + nblk - 1) / nblk;
-    return (mc + mr - 1) / mr * mr;
+// block shape: the depth kc (a multiple of 16, between KC_MIN and KC unless k is smaller) is the
+// largest that lets every row fit the packed A budget, then k is cut into near-equal blocks; rows
+// that still do not fit come in near-equal MR-aligned blocks of mc
+static void block_shape(int64_t rows, int64_t k, int mr, int64_t *kc, int64_t *mc) {
+    int64_t padded = (rows + mr - 1) / mr * mr;
+    int64_t want = FF_MIN(KC, FF_MAX(KC_MIN, A_BYTES / ((int64_t)sizeof(float) * padded)));
+    int64_t kb = (k + want - 1) / want;
+    *kc = ((k + kb - 1) / kb + 15) & ~(int64_t)15;
+    int64_t cap = FF_MAX(A_BYTES / ((int64_t)sizeof(float) * want) / mr, 1) * mr;
+    int64_t nblk = (rows + cap - 1) / cap;
+    *mc = ((rows + nblk - 1) / nblk + mr - 1) / mr * mr;
+}
+
+// prefetch into L2 part q of nq of the B panel at columns [j, j+cols), depth [p, p+kc): its cache
+// lines arrive while the kernel runs instead of stalling the next pack (short strided rows defeat
+// the hardware prefetcher)
+static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p, int64_t kc, int64_t q,
+                           int64_t nq) {
+    // trans: cols rows of W, kc floats each; else kc rows of B, cols floats each
+    int64_t lines = g->trans ? kc / 16 + 1 : cols / 16 + 1, nrows = g->trans ? cols : kc;
+    int64_t total = nrows * lines, lo = total * q / nq, hi = total * (q + 1) / nq;
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t r = t / lines, l = t % lines;
+        const float *src = g->trans ? g->b + (j + r) * g->k + p + 16 * l : g->b + (p + r) * g->n + j + 16 * l;
+        __builtin_prefetch(src, 0, 2);
+    }
 }
 
 // loops: A block (mc,kc) packed once and kept in L2; each B panel (kc,NR) packed just before
 // the kernel sweeps it down the A block, so W is read from memory once per A block
 static int gemm_block(const gemm_ctx *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    const ff_kernels *kern = ff_kern;
+    const ff_kernels *kern = g->kern;
     int mr = kern->gemm_mr, nr = kern->gemm_nr;
+    // every SIMD table implies avx2
     pack_fn pack_t = pack_t_ref, pack_n = pack_n_ref;
 #ifdef FF_HAVE_X86
-    if (ff_isa_current() != FF_ISA_SCALAR) pack_t = pack_t_avx2, pack_n = pack_n_avx2;
+    if (kern->gemm_f32_tile != ff_gemm_f32_tile_ref) pack_t = pack_t_avx2, pack_n = pack_n_avx2;
 #endif
-    int64_t mcmax = block_rows(i1 - i0, mr), k = g->k, n = g->n;
-    float *ap = ff_scratch(((size_t)mcmax * KC + (size_t)KC * FF_GEMM_NR_MAX) * sizeof(float));
-    if (!ap) return FF_ENOMEM;
-    float *bp = ap + (size_t)mcmax * KC;
+    int64_t k = g->k, n = g->n;
     if (k == 0) {
         // empty sum: C is the bias or zero
         for (int64_t i = i0; i < i1; i++)
             for (int64_t j = j0; j < j1; j++) g->c[i * n + j] = g->bias ? g->bias[j] : 0.0f;
         return FF_OK;
     }
+    int64_t kcmax, mcmax;
+    block_shape(i1 - i0, k, mr, &kcmax, &mcmax);
+    float *ap = ff_scratch(((size_t)mcmax * kcmax + (size_t)kcmax * nr) * sizeof(float));
+    if (!ap) return FF_ENOMEM;
+    float *bp = ap + (size_t)mcmax * kcmax;
     for (int64_t ic = i0; ic < i1; ic += mcmax) {
         int64_t mc = FF_MIN(mcmax, i1 - ic);
-        for (int64_t pc = 0; pc < k; pc += KC) {
-            int64_t kc = FF_MIN(KC, k - pc);
+        for (int64_t pc = 0; pc < k; pc += kcmax) {
+            int64_t kc = FF_MIN(kcmax, k - pc);
             int last = pc + kc == k;
             for (int64_t ir = 0; ir < mc; ir += mr)
                 pack_t(ap + ir * kc, mr, g->a + (ic + ir) * k + pc, k, FF_MIN(mr, mc - ir), kc);
@@ -402,9 +409,14 @@ static int gemm_block(const gemm_ctx *g, int64_t i0, int64_t i1, int64_t j0, int
                     pack_t(bp, nr, g->b + jr * k + pc, k, cols, kc);
                 else
                     pack_n(bp, nr, g->b + pc * n + jr, n, cols, kc);
+                // the panel packed next: the next columns, else the first ones at the next depth
+                int64_t jn = jr + nr, pn = pc;
+                if (jn >= j1) jn = j0, pn = pc + kcmax < k ? pc + kcmax : ic + mc < i1 ? 0 : k;
+                int64_t nq = (mc + mr - 1) / mr;
                 for (int64_t ir = 0; ir < mc; ir += mr) {
                     int64_t rows = FF_MIN(mr, mc - ir);
                     float *c = g->c + (ic + ir) * n + jr;
+                    if (pn < k) prefetch_panel(g, jn, FF_MIN(nr, j1 - jn), pn, FF_MIN(kcmax, k - pn), ir / mr, nq);
                     kern->gemm_f32_tile(c, ap + ir * kc, bp, kc, n, rows, cols, pc > 0);
                     // bias once the tile is complete, while it is still in L1
                     if (last && g->bias)
@@ -422,10 +434,10 @@ static void gemm_task(void *arg, int ith, int nth) {
     int64_t lo, hi;
     int rc;
     if (g->split_m) {
-        ff_split(g->m, ith, nth, FF_GEMM_MR_MAX, &lo, &hi);
+        ff_split(g->m, ith, nth, g->kern->gemm_mr, &lo, &hi);
         rc = lo < hi ? gemm_block(g, lo, hi, 0, g->n) : FF_OK;
     } else {
-        ff_split(g->n, ith, nth, FF_GEMM_NR_MAX, &lo, &hi);
+        ff_split(g->n, ith, nth, g->kern->gemm_nr, &lo, &hi);
         rc = lo < hi ? gemm_block(g, 0, g->m, lo, hi) : FF_OK;
     }
     if (rc != FF_OK) g->status = rc;  // any failing thread marks the whole call failed
@@ -433,38 +445,46 @@ static void gemm_task(void *arg, int ith, int nth) {
 
 static int gemm(float *c, const float *a, const float *b, const float *bias, int64_t m, int64_t k, int64_t n,
                 int trans) {
-    gemm_ctx g = {c, a, b, bias, m, n, k, trans, 0, FF_OK};
+    gemm_ctx g = {ff_kern, c, a, b, bias, m, n, k, trans, 0, FF_OK};
     if (m == 0 || n == 0) return FF_OK;
     // enough columns for every thread to get several panels: split n, else split m
     int nth = ff_get_num_threads();
-    g.split_m = n < (int64_t)nth * FF_GEMM_NR_MAX * 2 && m > n;
+    g.split_m = n < (int64_t)nth * g.kern->gemm_nr * 4 && m > n;
     int64_t work = m * n * FF_MAX(k, 1);
     ff_parallel(gemm_task, &g, work < (1 << 16) ? 1 : nth);
     return g.status;
 }
 
-// ---- gemv for one row ----
+// ---- gemv for one row, and for a few rows ----
 
 typedef struct {
     float *y;
     const float *w, *x, *bias;
-    int64_t n, k;
+    int64_t m, n, k;
 } gemv_ctx;
 
+// W rows split across threads; a few x rows pass over each block of W rows while the block
+// sits in L2, so W is read from memory once (packing W would cost more than the few rows' math)
 static void gemv_task(void *arg, int ith, int nth) {
     gemv_ctx *g = arg;
     int64_t lo, hi;
     ff_split(g->n, ith, nth, 16, &lo, &hi);
-    if (lo >= hi) return;
-    ff_kern->gemv_f32(g->y + lo, g->w + lo * g->k, g->x, hi - lo, g->k);
-    if (g->bias)
-        for (int64_t i = lo; i < hi; i++) g->y[i] += g->bias[i];
+    int64_t nb = g->m == 1 ? hi - lo : FF_MAX(GEMV_BLOCK_BYTES / ((int64_t)sizeof(float) * FF_MAX(g->k, 1)) & ~7, 8);
+    for (int64_t j = lo; j < hi; j += nb) {
+        int64_t rows = FF_MIN(nb, hi - j);
+        for (int64_t i = 0; i < g->m; i++) {
+            float *y = g->y + i * g->n + j;
+            ff_kern->gemv_f32(y, g->w + j * g->k, g->x + i * g->k, rows, g->k);
+            if (g->bias)
+                for (int64_t t = 0; t < rows; t++) y[t] += g->bias[j + t];
+        }
+    }
 }
 
 int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n) {
-    if (m == 1) {
-        gemv_ctx g = {y, w, x, bias, n, k};
-        ff_parallel(gemv_task, &g, n * k < (1 << 15) ? 1 : ff_get_num_threads());
+    if (m >= 1 && m <= GEMV_MAX_M) {
+        gemv_ctx g = {y, w, x, bias, m, n, k};
+        ff_parallel(gemv_task, &g, m * n * k < (1 << 15) ? 1 : ff_get_num_threads());
         return FF_OK;
     }
     return gemm(y, x, w, bias, m, k, n, 1);
