@@ -1,0 +1,239 @@
+"""The split scanners against the regex engines they replace.
+
+- the Unicode category table against tiktoken (Rust `regex`) and Hugging Face tokenizers (Oniguruma), for
+  every code point and every class the patterns use;
+- each scanner's pieces against the `regex` module with the published pattern, on random strings over an
+  alphabet with a member of every class (characters whose class Unicode 17, which `regex` knows, did not
+  change) and on fixed edge cases;
+- the Hugging Face patterns (Llama 3, Qwen2, GPT-2) against tokenizers' own Split pre-tokenizer;
+- whole tokenizers with a small vocabulary in which most short pieces are one token, against tiktoken
+  `Encoding`s with the same vocabulary and pattern (this pins down tiktoken's `$` and possessive rules).
+"""
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from fastformer import _core
+from fastformer.tokenizer import (
+    CL100K_PATTERN,
+    GPT2_PATTERN,
+    GPT2_PATTERN_HF,
+    LLAMA3_PATTERN,
+    O200K_PATTERN,
+    QWEN2_PATTERN,
+    Tokenizer,
+)
+
+regex = pytest.importorskip("regex")
+
+PATTERNS = {
+    "gpt2": GPT2_PATTERN,
+    "gpt2_hf": GPT2_PATTERN_HF,
+    "cl100k": CL100K_PATTERN,
+    "o200k": O200K_PATTERN,
+    "llama3": LLAMA3_PATTERN,
+    "qwen2": QWEN2_PATTERN,
+}
+SCANNER = {"gpt2_hf": "gpt2"}
+
+CLASSES = {
+    r"\p{L}": [1, 2, 3, 4, 5],
+    r"\p{Lu}": [1],
+    r"\p{Ll}": [2],
+    r"\p{Lt}": [3],
+    r"\p{Lm}": [4],
+    r"\p{Lo}": [5],
+    r"\p{M}": [6],
+    r"\p{N}": [7],
+    r"\s": [8, 9],
+}
+
+# one or more members of every class the scanners tell apart, with the characters contractions care about
+ALPHABET = (
+    list("aAzZsStTlLvVeErRdDmM")
+    + ["É", "Ω", "Д", "é", "ß", "ω", "д", "ſ", "K", "İ", "ı"]  # Lu, Ll, long s, kelvin, dotted/dotless i
+    + ["ǅ", "ʰ", "ー", "中", "あ", "א", "ا", "क"]  # Lt, Lm, Lo
+    + ["\u0301", "\u093f", "\u20dd"]  # Mn, Mc, Me
+    + ["0", "7", "٣", "½", "Ⅻ", "²"]  # Nd, No, Nl
+    + [" ", " ", " ", "\t", "\x0b", "\x0c", "\xa0", "\u3000", "\u2028", "\x85", "\r", "\n", "\n"]
+    + ["'", "'", "/", "!", ".", ",", "-", "$", "€", "🎉", "\x00", "\x1c", "\u200b", "\ufeff", "\u0378"]
+)
+
+
+def _random_texts(seed, count, max_len=24):
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(1, max_len)))
+
+
+EDGE = [
+    "",
+    " ",
+    "  ",
+    "a\n  ",
+    "a \n ",
+    "\n\n\t ",
+    "a\n\n\t ",
+    "x'ſ 'S",
+    "'LL'Ve're",
+    "don't",
+    "DON'T",
+    "I'M",
+    " 'll",
+    "''s",
+    "a  b",
+    "a \tb",
+    "hello  \n\n  world  ",
+    "12345",
+    " 123",
+    "½½½½",
+    "١٢٣٤",
+    "!!!\n\n",
+    " !!!\r\n",
+    "ab/\ncd",
+    "a//\n/b",
+    "é\u0301\u0301",
+    "\u0301abc",
+    " \u0301a",
+    "ǅemal",
+    "HTTPServer",
+    "camelCaseWord",
+    "ABCdef",
+    "aBC",
+    "Ʊǅʰ",
+    "中文ab",
+    "\u3000\u3000a",
+    "\xa0a",
+    "\t\n\t\na",
+    "x\r\n",
+]
+
+
+def test_unicode_version():
+    assert _core.unicode_version() == "16.0.0"
+
+
+def _all_chars():
+    return "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+
+
+@pytest.fixture(scope="module")
+def categories():
+    return _core.unicode_categories()
+
+
+def _expected(categories, codes):
+    cps = np.flatnonzero(np.isin(categories, codes))
+    return {chr(c) for c in cps if not 0xD800 <= c < 0xE000}
+
+
+@pytest.mark.parametrize("cls", sorted(CLASSES))
+def test_categories_match_tiktoken(categories, cls):
+    tiktoken = pytest.importorskip("tiktoken")
+    # an encoding that keeps only the matches of \p{..}: decoding its ids gives the matching characters
+    enc = tiktoken.Encoding(
+        "probe", pat_str=cls, mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={}
+    )
+    got = set(enc.decode_bytes(enc.encode_ordinary(_all_chars())).decode("utf-8"))
+    assert got == _expected(categories, CLASSES[cls])
+
+
+@pytest.mark.parametrize("cls", sorted(CLASSES))
+def test_categories_match_hf_tokenizers(categories, cls):
+    tokenizers = pytest.importorskip("tokenizers")
+    split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(cls + "+"), behavior="removed")
+    rest = "".join(p for p, _ in split.pre_tokenize_str(_all_chars()))
+    assert set(_all_chars()) - set(rest) == _expected(categories, CLASSES[cls])
+
+
+def test_alphabet_classes_agree_with_regex_module(categories):
+    # the random-string tests below rely on `regex` (Unicode 17) classifying the alphabet as the table does
+    for c in set(ALPHABET):
+        for cls, codes in CLASSES.items():
+            assert bool(regex.fullmatch(cls, c)) == (categories[ord(c)] in codes), (c, cls)
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_scanner_matches_regex_module(name):
+    pattern = regex.compile(PATTERNS[name])
+    kind = SCANNER.get(name, name)
+    for text in EDGE + list(_random_texts(hash(name) % 1000, 4000)):
+        assert _core.pretok_split(text, kind) == pattern.findall(text), repr(text)
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2_hf", "o200k"])
+def test_scanner_matches_hf_split(name):
+    tokenizers = pytest.importorskip("tokenizers")
+    split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(PATTERNS[name]), behavior="isolated")
+    kind = SCANNER.get(name, name)
+    for text in EDGE + list(_random_texts(7, 3000)):
+        assert _core.pretok_split(text, kind) == [p for p, _ in split.pre_tokenize_str(text)], repr(text)
+
+
+def test_scanner_on_long_runs():
+    for kind in ("gpt2", "cl100k", "o200k", "llama3", "qwen2"):
+        for text in ["a" * 5000, " " * 5000, "\n" * 5000, "1" * 5000, "!" * 5000, "中" * 3000 + " x"]:
+            pieces = _core.pretok_split(text, kind)
+            assert "".join(pieces) == text
+            assert pieces == regex.findall(PATTERNS[kind], text)
+
+
+# ---- whole tokenizers against tiktoken with a vocabulary that makes pieces visible ----
+
+SMALL_ALPHABET = [
+    "a",
+    "B",
+    "é",
+    "ǅ",
+    "ʰ",
+    "中",
+    "\u0301",
+    "1",
+    "½",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\u3000",
+    "'",
+    "s",
+    "S",
+    "ſ",
+    "l",
+    "/",
+    "!",
+    "🎉",
+]
+
+
+@pytest.fixture(scope="module")
+def small_ranks():
+    # every byte, then every string of 1-3 alphabet characters and their byte prefixes, shortest first
+    vocab = {bytes([b]) for b in range(256)}
+    for n in (1, 2, 3):
+        for chars in itertools.product(SMALL_ALPHABET, repeat=n):
+            b = "".join(chars).encode()
+            vocab.update(b[:k] for k in range(2, len(b) + 1))
+    ordered = [bytes([b]) for b in range(256)] + sorted(
+        vocab - {bytes([b]) for b in range(256)}, key=lambda t: (len(t), t)
+    )
+    return {t: i for i, t in enumerate(ordered)}
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k", "o200k", "llama3", "qwen2"])
+def test_tokens_match_tiktoken_with_small_vocab(small_ranks, name):
+    tiktoken = pytest.importorskip("tiktoken")
+    n = len(small_ranks)
+    special = {"<|endoftext|>": n}
+    enc = tiktoken.Encoding(name, pat_str=PATTERNS[name], mergeable_ranks=small_ranks, special_tokens=special)
+    tok = Tokenizer._from_ranks(small_ranks, special, name=name, pattern=PATTERNS[name])
+    rng = random.Random(11)
+    texts = EDGE + [
+        "".join(rng.choice(SMALL_ALPHABET) for _ in range(rng.randrange(1, 30))) for _ in range(3000)
+    ]
+    for text in texts:
+        assert tok.encode(text) == enc.encode(text), repr(text)
+    assert tok.encode_batch(texts) == enc.encode_batch(texts)
