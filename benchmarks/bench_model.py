@@ -67,8 +67,8 @@ def engines(path, gguf, threads, ids):
     out = {}
     fastformer.set_num_threads(threads)
     model = fastformer.Model.load(path)
-    out["fastformer"] = (lambda n: model.generate_ids(ids, max_new_tokens=n, ignore_eos=True),
-                         model.logits(ids)[-1])
+    ref_logits = model.logits(ids)[-1]
+    out["fastformer"] = (lambda n: model.generate_ids(ids, max_new_tokens=n, ignore_eos=True), ref_logits)
     try:
         import torch
         import transformers
@@ -101,7 +101,8 @@ def engines(path, gguf, threads, ids):
 
         llm.reset()
         llm.eval(ids)
-        out["llama.cpp"] = (llama_gen, np.array(llm.scores[len(ids) - 1]))
+        last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        out["llama.cpp"] = (llama_gen, np.ctypeslib.as_array(last, shape=(len(ref_logits),)).copy())
     except ImportError:
         out["llama.cpp"] = None
     return out

@@ -25,6 +25,8 @@ enum ff_feature {
     FF_F_AMX_BF16, FF_F_NEON, FF_F_COUNT
 };
 
+typedef struct ff_qact ff_qact;  // quantized activation rows (ff_quant.c)
+
 // one row-level kernel per op; a table per ISA, chosen once at import
 typedef struct ff_kernels {
     // y (n,) = W (n,k) @ x (k,), W rows k-contiguous
@@ -47,12 +49,37 @@ typedef struct ff_kernels {
     // x (d,) rotated in place by cos/sin (d/2,); interleaved pairs (2i,2i+1) or split halves (i,i+d/2)
     void (*rope_f32)(float *restrict x, const float *restrict cos, const float *restrict sin, int64_t d,
                      int interleaved);
-    // s (n,) = K (n,d) @ q (d,) * scale
-    void (*attn_scores_f32)(float *restrict s, const float *restrict q, const float *restrict k, float scale,
+    // st (n,m) = K (n,d) @ QT (d,m); m % 16 == 0
+    void (*attn_qk_f32)(float *restrict st, const float *restrict qt, const float *restrict k, int64_t m, int64_t n,
+                        int64_t d);
+    // online softmax of st (n,m) in place; row r drops key j0+j > pos[r] (pos may be NULL); running max mx,
+    // sum l and the rescale alpha of earlier blocks, all (m,); m % 16 == 0
+    void (*attn_softmax_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
+                             const int32_t *restrict pos, int64_t j0, int64_t m, int64_t n);
+    // O (m,d) row stride ldo = O * alpha (m,) + P (m,n) @ V (n,d), P[r][j] at p[r*prs + j*pjs]; ldo % 16 == 0
+    void (*attn_pv_f32)(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,
+                        int64_t pjs, const float *restrict v, int64_t m, int64_t n, int64_t d, int64_t ldo);
+    // s (m,n) = Q (m,d) @ K (n,d)^T
+    void (*attn_qk_dot_f32)(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
                             int64_t n, int64_t d);
-    // o (d,) = o * a + sum_j p[j] * V[j] (n,d)
-    void (*attn_accum_f32)(float *restrict o, float a, const float *restrict p, const float *restrict v,
-                           int64_t n, int64_t d);
+    // online softmax of one row s (n,) in place over its first nv keys (the rest become 0); scalars mx, l, alpha
+    void (*attn_softmax_dot_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
+                                 int64_t nv, int64_t n);
+    // x (k,) -> q (k,) int8 with d (k/32,) scales, x ~ d * q rounded to nearest even, s (k/16,) sums of q
+    void (*quant_act_q8)(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
+                         int64_t k);
+    // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
+    void (*qdot_q8_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m);
+    void (*qdot_q4_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m);
+    void (*qdot_q4_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m);
+    void (*qdot_q6_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m);
+    // y (n,) = fp16(x (n,)) rounding to nearest even, and back (exact)
+    void (*fp32_to_fp16)(uint16_t *restrict y, const float *restrict x, int64_t n);
+    void (*fp16_to_fp32)(float *restrict y, const uint16_t *restrict x, int64_t n);
 } ff_kernels;
 
 extern const ff_kernels *ff_kern;          // the table in use
@@ -155,6 +182,75 @@ void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]);
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                      int all_logits);
+
+// ---- tokenizer: split scanners (ff_pretok.c) and byte-pair encoding (ff_bpe.c) ----
+// split patterns with a hand-written scanner; NONE keeps a segment whole
+enum ff_pretok { FF_PRETOK_NONE, FF_PRETOK_GPT2, FF_PRETOK_CL100K, FF_PRETOK_O200K, FF_PRETOK_LLAMA3,
+                 FF_PRETOK_QWEN2, FF_PRETOK_COUNT };
+// piece ends (at most n) of utf-8 text (n,) under split pattern kind; returns the number of pieces
+int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind);
+const char *ff_unicode_version(void);  // of the category table the scanners use
+int ff_unicode_category(uint32_t cp);   // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
+
+typedef struct ff_bpe ff_bpe;  // a vocabulary, its merges, a split pattern and special tokens; read-only once built
+// ids 0..n-1: id i is bytes[off[i]..off[i+1]), kind[i] 0 unused, 1 mergeable, 2 special; NULL on OOM
+ff_bpe *ff_bpe_new(const uint8_t *bytes, const int64_t *off, const uint8_t *kind, int32_t n);
+void ff_bpe_free(ff_bpe *b);
+int32_t ff_bpe_token_id(const ff_bpe *b, const uint8_t *bytes, int64_t n);  // mergeable token, or -1
+// merge i joins ids (left[i], right[i]) (n,) into the token of their joined bytes, rank i (later duplicates win);
+// 0 ok, FF_ENOMEM, or -1 - i when that token does not exist
+int64_t ff_bpe_merges_list(ff_bpe *b, const int32_t *left, const int32_t *right, int64_t n);
+// every split of mergeable token t into two tokens merges to t with rank[t] (n,); rank < 0: never a merge result
+int ff_bpe_merges_ranked(ff_bpe *b, const int32_t *rank);
+// after the merges: split pattern; initial symbols by byte (byte_id (256,)) or by utf-8 character (the character's
+// token, else byte_id of its bytes if byte_id != NULL, else unk_id (-1: dropped), runs fused if fuse_unk);
+// whole_first: a piece that is a token encodes to it (tiktoken, ignore_merges), else only if merging agrees
+int ff_bpe_config(ff_bpe *b, int pretok, int by_char, const int32_t *byte_id, int32_t unk_id, int fuse_unk,
+                  int whole_first);
+int ff_bpe_specials(ff_bpe *b, const int32_t *ids, int32_t n);  // ids (n,) whose bytes are searched for in text
+int ff_bpe_set_decode(ff_bpe *b, const uint8_t *bytes, const int64_t *off);  // decoded bytes per id (default: bytes)
+// ids (at most n) of utf-8 text (n,); mode (n_special,): 0 plain text, 1 allowed, 2 disallowed (NULL: all 0);
+// returns the count, -1 on OOM, or -2 - k when disallowed special k occurs in the text
+int64_t ff_bpe_encode(const ff_bpe *b, int32_t *ids, const uint8_t *text, int64_t n, const uint8_t *mode);
+// ids of text already split into pieces [starts[k], ends[k]) (n_pieces,), at most their total bytes; -1 on OOM
+int64_t ff_bpe_encode_pieces(const ff_bpe *b, int32_t *ids, const uint8_t *text, const int64_t *starts,
+                             const int64_t *ends, int64_t n_pieces);
+// ff_bpe_encode of texts[i] (lens[i],) into ids + starts[i] for i < n on up to nth threads; counts (n,) its results
+void ff_bpe_encode_batch(const ff_bpe *b, int32_t *ids, const int64_t *starts, int64_t *counts,
+                         const uint8_t *const *texts, const int64_t *lens, int64_t n, const uint8_t *mode, int nth);
+int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n);  // bytes, or -1 - k if ids[k] is invalid
+void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n);  // out (ff_bpe_decode_len,)
+
+// ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
+// a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
+enum ff_qtype {  // ggml's type ids
+    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q8_0 = 8, FF_QT_Q4_K = 12, FF_QT_Q6_K = 14, FF_QT_BF16 = 30
+};
+int64_t ff_qtype_block(int qtype);                  // weights per block (1 for f32/f16/bf16), 0 if unknown
+int64_t ff_qtype_block_bytes(int qtype);            // bytes per block, 0 if unknown
+int64_t ff_qtype_row_bytes(int qtype, int64_t cols);  // bytes per row; -1 if unknown or cols % block != 0
+// dst (rows, row_bytes) = w (rows, cols) in q8_0, q4_0, f16, bf16 or f32, bytes equal to the gguf package's
+// quantizers; FF_EINVAL for other types or cols % block != 0
+int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols);
+// y (rows, cols) = src (rows, row_bytes) as float32, any qtype above; FF_EINVAL as ff_quantize
+int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols);
+// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in q8_0, q4_0, q4_k or q6_k, bias (n,) or NULL: x is quantized
+// per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or k % block != 0
+int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
+                int64_t n);
+void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
+void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n);
+int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
+int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
+
+// m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
+struct ff_qact {
+    const int8_t *q;        // (m, kp) int8
+    const float *d;         // (m, kp/32) scale per 32
+    const int16_t *s;       // (m, kp/16) sums of q per 16
+    const int32_t *lanes;   // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0), or NULL
+    int64_t k, kp;          // columns, padded columns (a multiple of 512)
+};
 
 #ifdef __cplusplus
 }

@@ -33,8 +33,18 @@ static const ff_kernels kernels_ref = {
     .gelu_erf_f32 = ff_gelu_erf_f32_ref,
     .silu_f32 = ff_silu_f32_ref,
     .rope_f32 = ff_rope_f32_ref,
-    .attn_scores_f32 = ff_attn_scores_f32_ref,
-    .attn_accum_f32 = ff_attn_accum_f32_ref,
+    .attn_qk_f32 = ff_attn_qk_f32_ref,
+    .attn_softmax_f32 = ff_attn_softmax_f32_ref,
+    .attn_pv_f32 = ff_attn_pv_f32_ref,
+    .attn_qk_dot_f32 = ff_attn_qk_dot_f32_ref,
+    .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_ref,
+    .quant_act_q8 = ff_quant_act_q8_ref,
+    .qdot_q8_0 = ff_qdot_q8_0_ref,
+    .qdot_q4_0 = ff_qdot_q4_0_ref,
+    .qdot_q4_k = ff_qdot_q4_k_ref,
+    .qdot_q6_k = ff_qdot_q6_k_ref,
+    .fp32_to_fp16 = ff_fp32_to_fp16_ref,
+    .fp16_to_fp32 = ff_fp16_to_fp32_ref,
 };
 
 #ifdef FF_HAVE_X86
@@ -50,8 +60,18 @@ static const ff_kernels kernels_avx2 = {
     .gelu_erf_f32 = ff_gelu_erf_f32_avx2,
     .silu_f32 = ff_silu_f32_avx2,
     .rope_f32 = ff_rope_f32_avx2,
-    .attn_scores_f32 = ff_attn_scores_f32_ref,
-    .attn_accum_f32 = ff_attn_accum_f32_ref,
+    .attn_qk_f32 = ff_attn_qk_f32_avx2,
+    .attn_softmax_f32 = ff_attn_softmax_f32_avx2,
+    .attn_pv_f32 = ff_attn_pv_f32_avx2,
+    .attn_qk_dot_f32 = ff_attn_qk_dot_f32_avx2,
+    .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_avx2,
+    .quant_act_q8 = ff_quant_act_q8_avx2,
+    .qdot_q8_0 = ff_qdot_q8_0_avx2,
+    .qdot_q4_0 = ff_qdot_q4_0_avx2,
+    .qdot_q4_k = ff_qdot_q4_k_avx2,
+    .qdot_q6_k = ff_qdot_q6_k_avx2,
+    .fp32_to_fp16 = ff_fp32_to_fp16_avx2,
+    .fp16_to_fp32 = ff_fp16_to_fp32_avx2,
 };
 
 static const ff_kernels kernels_avx512 = {
@@ -66,8 +86,18 @@ static const ff_kernels kernels_avx512 = {
     .gelu_erf_f32 = ff_gelu_erf_f32_avx512,
     .silu_f32 = ff_silu_f32_avx512,
     .rope_f32 = ff_rope_f32_avx512,
-    .attn_scores_f32 = ff_attn_scores_f32_ref,
-    .attn_accum_f32 = ff_attn_accum_f32_ref,
+    .attn_qk_f32 = ff_attn_qk_f32_avx512,
+    .attn_softmax_f32 = ff_attn_softmax_f32_avx512,
+    .attn_pv_f32 = ff_attn_pv_f32_avx512,
+    .attn_qk_dot_f32 = ff_attn_qk_dot_f32_avx512,
+    .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_avx512,
+    .quant_act_q8 = ff_quant_act_q8_avx512,
+    .qdot_q8_0 = ff_qdot_q8_0_avx512,
+    .qdot_q4_0 = ff_qdot_q4_0_avx512,
+    .qdot_q4_k = ff_qdot_q4_k_avx512,
+    .qdot_q6_k = ff_qdot_q6_k_avx512,
+    .fp32_to_fp16 = ff_fp32_to_fp16_avx512,
+    .fp16_to_fp32 = ff_fp16_to_fp32_avx512,
 };
 #endif
 

@@ -31,8 +31,6 @@ static inline void ff_split(int64_t n, int ith, int nth, int64_t align, int64_t 
 #define FF_GEMM_NR_AVX2 16
 #define FF_GEMM_MR_AVX512 12
 #define FF_GEMM_NR_AVX512 32
-#define FF_GEMM_MR_MAX 16
-#define FF_GEMM_NR_MAX 64
 
 #define FF_DECLARE_ISA(sfx)                                                                                         \
     void ff_gemv_f32_##sfx(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,        \
@@ -49,10 +47,28 @@ static inline void ff_split(int64_t n, int ith, int nth, int64_t align, int64_t 
     void ff_silu_f32_##sfx(float *y, const float *x, int64_t n);                                                  \
     void ff_rope_f32_##sfx(float *restrict x, const float *restrict cos, const float *restrict sin, int64_t d,    \
                            int interleaved);                                                                      \
-    void ff_attn_scores_f32_##sfx(float *restrict s, const float *restrict q, const float *restrict k,            \
-                                  float scale, int64_t n, int64_t d);                                             \
-    void ff_attn_accum_f32_##sfx(float *restrict o, float a, const float *restrict p, const float *restrict v,     \
-                                 int64_t n, int64_t d);
+    void ff_attn_qk_f32_##sfx(float *restrict st, const float *restrict qt, const float *restrict k, int64_t m,    \
+                              int64_t n, int64_t d);                                                              \
+    void ff_attn_softmax_f32_##sfx(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha, \
+                                   const int32_t *restrict pos, int64_t j0, int64_t m, int64_t n);                \
+    void ff_attn_pv_f32_##sfx(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs, \
+                              int64_t pjs, const float *restrict v, int64_t m, int64_t n, int64_t d, int64_t ldo); \
+    void ff_attn_qk_dot_f32_##sfx(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,  \
+                                  int64_t n, int64_t d);                                                          \
+    void ff_attn_softmax_dot_f32_##sfx(float *restrict p, float *restrict mx, float *restrict l,                  \
+                                       float *restrict alpha, int64_t nv, int64_t n);                             \
+    void ff_quant_act_q8_##sfx(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x, \
+                               int64_t k);                                                                        \
+    void ff_qdot_q8_0_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,  \
+                            const ff_qact *a, int m);                                                             \
+    void ff_qdot_q4_0_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,  \
+                            const ff_qact *a, int m);                                                             \
+    void ff_qdot_q4_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,  \
+                            const ff_qact *a, int m);                                                             \
+    void ff_qdot_q6_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,  \
+                            const ff_qact *a, int m);                                                             \
+    void ff_fp32_to_fp16_##sfx(uint16_t *restrict y, const float *restrict x, int64_t n);                         \
+    void ff_fp16_to_fp32_##sfx(float *restrict y, const uint16_t *restrict x, int64_t n);
 
 FF_DECLARE_ISA(ref)
 #ifdef FF_HAVE_X86

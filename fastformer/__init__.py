@@ -58,15 +58,22 @@ def get_num_threads():
 
 from fastformer import ops  # noqa: E402
 from fastformer.model import Model  # noqa: E402
+from fastformer.quant import QuantizedTensor, quantize  # noqa: E402
+from fastformer.tokenizer import StreamDecoder, Tokenizer, train_bpe  # noqa: E402
 
 __all__ = [
     "FastformerError",
     "FormatError",
     "IsaError",
     "Model",
+    "QuantizedTensor",
+    "StreamDecoder",
+    "Tokenizer",
     "UnsupportedError",
     "cpu_info",
     "get_num_threads",
     "ops",
+    "quantize",
     "set_num_threads",
+    "train_bpe",
 ]

@@ -77,7 +77,7 @@ cdef object _f32(object x, str name, int ndim=-1):
         raise TypeError(f"{name} must have dtype float32, got {x.dtype}")
     if ndim >= 0 and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
-    return np.ascontiguousarray(x)
+    return x if x.flags.c_contiguous else np.array(x, order="C")  # keeps 0-d arrays 0-d
 
 
 cdef object _out(object out, tuple shape, list inputs):
@@ -305,3 +305,5 @@ def attention(q, k, v, *, bint causal=True, scale=None):
 
 
 include "_model.pxi"
+include "_bpe.pxi"
+include "_quant.pxi"

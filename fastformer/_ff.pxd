@@ -100,3 +100,64 @@ cdef extern from "fastformer.h" nogil:
     void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10])
     int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                          int all_logits)
+
+
+# tokenizer: split scanners and byte-pair encoding
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+
+cdef extern from "fastformer.h" nogil:
+    int FF_PRETOK_NONE
+    int FF_PRETOK_GPT2
+    int FF_PRETOK_CL100K
+    int FF_PRETOK_O200K
+    int FF_PRETOK_LLAMA3
+    int FF_PRETOK_QWEN2
+    int FF_PRETOK_COUNT
+    int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind)
+    const char *ff_unicode_version()
+    int ff_unicode_category(uint32_t cp)
+
+    ctypedef struct ff_bpe:
+        pass
+    ff_bpe *ff_bpe_new(const uint8_t *bytes, const int64_t *off, const uint8_t *kind, int32_t n)
+    void ff_bpe_free(ff_bpe *b)
+    int32_t ff_bpe_token_id(const ff_bpe *b, const uint8_t *bytes, int64_t n)
+    int64_t ff_bpe_merges_list(ff_bpe *b, const int32_t *left, const int32_t *right, int64_t n)
+    int ff_bpe_merges_ranked(ff_bpe *b, const int32_t *rank)
+    int ff_bpe_config(ff_bpe *b, int pretok, int by_char, const int32_t *byte_id, int32_t unk_id, int fuse_unk,
+                      int whole_first)
+    int ff_bpe_specials(ff_bpe *b, const int32_t *ids, int32_t n)
+    int ff_bpe_set_decode(ff_bpe *b, const uint8_t *bytes, const int64_t *off)
+    int64_t ff_bpe_encode(const ff_bpe *b, int32_t *ids, const uint8_t *text, int64_t n, const uint8_t *mode)
+    int64_t ff_bpe_encode_pieces(const ff_bpe *b, int32_t *ids, const uint8_t *text, const int64_t *starts,
+                                 const int64_t *ends, int64_t n_pieces)
+    void ff_bpe_encode_batch(const ff_bpe *b, int32_t *ids, const int64_t *starts, int64_t *counts,
+                             const uint8_t *const *texts, const int64_t *lens, int64_t n, const uint8_t *mode,
+                             int nth)
+    int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n)
+    void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
+
+
+# quantized weights, ggml-compatible
+from libc.stdint cimport int8_t, int16_t, int64_t, uint16_t
+
+cdef extern from "fastformer.h" nogil:
+    enum:
+        FF_QT_F32
+        FF_QT_F16
+        FF_QT_Q4_0
+        FF_QT_Q8_0
+        FF_QT_Q4_K
+        FF_QT_Q6_K
+        FF_QT_BF16
+    int64_t ff_qtype_block(int qtype)
+    int64_t ff_qtype_block_bytes(int qtype)
+    int64_t ff_qtype_row_bytes(int qtype, int64_t cols)
+    int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols)
+    int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols)
+    int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
+                    int64_t n)
+    void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n)
+    void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n)
+    int ff_quant_set_vnni(int on)
+    int ff_quant_vnni()
