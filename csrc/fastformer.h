@@ -128,6 +128,9 @@ void ff_rope_f32(float *x, const float *cos, const float *sin, int64_t h, int64_
 // causal: query i sits at position tk - tq + i and sees keys 0..that position (tq <= tk)
 int ff_attention_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                      int64_t tk, int64_t d, float scale, int causal);
+// the same with k, v heads kv_rows rows apart (>= tk): a kv cache of capacity kv_rows holding tk positions
+int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
+                        int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal);
 
 // ---- model forward pass (ff_model.c) ----
 enum ff_dtype { FF_DT_F32 = 0 };

@@ -520,7 +520,7 @@ FF_AVX2 void ff_attn_softmax_dot_f32_avx2(float *restrict p, float *restrict mx,
 typedef struct {
     float *o;
     const float *q, *k, *v;
-    int64_t h, hkv, tq, tk, d, group, bq, nqb, nsplit, nitems, ldo;
+    int64_t h, hkv, tq, tk, d, kvs, group, bq, nqb, nsplit, nitems, ldo;  // kvs: rows between kv heads
     float scale;
     int causal, dot;
     size_t scratch;   // bytes of per-thread scratch
@@ -556,7 +556,7 @@ static void attn_block(const ff_kernels *kern, const attn_ctx *c, char *buf, int
     int64_t first = tk - tq + i0, nk = c->causal ? first + nq : tk;
     for (int64_t j0 = 0; j0 < nk; j0 += BK) {
         int64_t nb = FF_MIN(BK, nk - j0);
-        const float *kb = c->k + (g * tk + j0) * d, *vb = c->v + (g * tk + j0) * d;
+        const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
         kern->attn_qk_f32(st, qt, kb, mp, nb, d);
         kern->attn_softmax_f32(st, mx, l, alpha, c->causal && j0 + nb - 1 > first ? pos : NULL, j0, mp, nb);
         kern->attn_pv_f32(ob, alpha, st, 1, mp, vb, m, nb, d, ldo);
@@ -586,7 +586,7 @@ static void attn_dot(const ff_kernels *kern, const attn_ctx *c, char *buf, int64
     ff_split(nk, (int)split, (int)c->nsplit, 16, &ja, &jb);
     for (int64_t j0 = ja; j0 < jb; j0 += BK_DOT) {
         int64_t nb = FF_MIN(BK_DOT, jb - j0);
-        const float *kb = c->k + (g * tk + j0) * d, *vb = c->v + (g * tk + j0) * d;
+        const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
         kern->attn_qk_dot_f32(s, qs, kb, m, nb, d);
         for (int64_t r = 0; r < m; r++) {
             // causal: row r sees keys up to its position
@@ -657,8 +657,13 @@ static void attn_merge(const attn_ctx *c) {
 
 int ff_attention_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                      int64_t tk, int64_t d, float scale, int causal) {
-    attn_ctx c = {.o = o, .q = q, .k = k, .v = v, .h = h, .hkv = hkv, .tq = tq, .tk = tk, .d = d, .scale = scale,
-                  .causal = causal};
+    return ff_attention_kv_f32(o, q, k, v, h, hkv, tq, tk, tk, d, scale, causal);
+}
+
+int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
+                        int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal) {
+    attn_ctx c = {.o = o, .q = q, .k = k, .v = v, .h = h, .hkv = hkv, .tq = tq, .tk = tk, .kvs = kv_rows, .d = d,
+                  .scale = scale, .causal = causal};
     if (h == 0 || tq == 0 || d == 0) return FF_OK;
     c.group = h / hkv;
     c.bq = FF_MIN(tq, FF_MAX(1, ROWS / c.group));
@@ -668,19 +673,10 @@ int ff_attention_f32(float *o, const float *q, const float *k, const float *v, i
     c.dot = m < 16;
     int nth = ff_get_num_threads();
     if (h * tq * tk * d < (1 << 15)) nth = 1;
-    // a decode (the dot path always has a single query block) whose heads do not divide evenly among the
-    // threads splits its keys, each split at least SPLIT_MIN long, so that heads x splits does
-    c.nsplit = 1;
-    if (c.dot) {
-        int64_t a = hkv, b = nth;
-        while (b) {
-            int64_t t = a % b;
-            a = b;
-            b = t;
-        }
-        // a = gcd(hkv, nth)
-        c.nsplit = FF_MAX(1, FF_MIN(nth / a, tk / SPLIT_MIN));
-    }
+    // a decode (the dot path always has a single query block) with few kv heads splits its keys, each split
+    // at least SPLIT_MIN long, into about 8 items; the split depends on the shape alone, never on the thread
+    // count, so results are bitwise the same however many threads run
+    c.nsplit = c.dot ? FF_MAX(1, FF_MIN((8 + hkv - 1) / hkv, tk / SPLIT_MIN)) : 1;
     c.nitems = hkv * c.nqb * c.nsplit;
     if (c.dot)
         c.scratch = al64(m * d) + al64(m * BK_DOT) + al64(m * c.ldo) + al64(3 * m);

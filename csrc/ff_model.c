@@ -42,23 +42,18 @@ static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
 
 // attention of q (t, nh, hd) over the layer's cache positions [0, n_past + t) -> att (t, nh, hd)
 static int attend(const ff_model *m, ff_session *s, const float *kc, const float *vc, int64_t t) {
-    int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim, group = nh / nkv;
+    int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
     int64_t tk = s->n_past + t, lo = 0;
-    // a sliding window keeps only the last `window` keys of the newest query; earlier queries of a long
-    // prefill chunk are exact only while the chunk fits in the window (the caller bounds chunks by it)
-    if (m->window > 0 && tk > m->window) lo = tk - m->window - (t - 1);
-    if (lo < 0) lo = 0;
+    // a sliding window keeps the last `window` keys of the newest query; the caller feeds one token per call
+    // once the window is full, so this bound is exact for every query
+    if (m->window > 0 && tk > m->window) lo = tk - m->window;
     // (t, nh, hd) -> (nh, t, hd)
     for (int64_t i = 0; i < t; i++)
         for (int64_t h = 0; h < nh; h++)
             memcpy(s->qt + (h * t + i) * hd, s->q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t g = 0; g < nkv; g++) {
-        const float *k = kc + (g * s->cap + lo) * hd, *v = vc + (g * s->cap + lo) * hd;
-        int rc = ff_attention_f32(s->ot + g * group * t * hd, s->qt + g * group * t * hd, k, v, group, 1, t, tk - lo,
-                                  hd, scale, 1);
-        if (rc != FF_OK) return rc;
-    }
+    int rc = ff_attention_kv_f32(s->ot, s->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd,
+                                 1.0f / sqrtf((float)hd), 1);
+    if (rc != FF_OK) return rc;
     // (nh, t, hd) -> (t, nh, hd)
     for (int64_t i = 0; i < t; i++)
         for (int64_t h = 0; h < nh; h++)

@@ -54,12 +54,14 @@ def test_results_are_bitwise_independent_of_thread_count(isa, m):
     a, w, x = _work(7)
     a = a[:m]
     q = np.ascontiguousarray(a[:, :256].reshape(m, 4, 64).transpose(1, 0, 2))
+    kv = np.random.default_rng(m).standard_normal((1, 1500, 64), dtype=np.float32)  # one kv head: split decode
     outs = []
     before = fastformer.get_num_threads()
     try:
         for n in (1, 2, 3, 5):
             fastformer.set_num_threads(n)
-            outs.append((ops.linear(a, w), ops.matmul(a, w.T.copy()), ops.attention(q, q, q), _run(a, w, x)[1:]))
+            att = np.concatenate([ops.attention(q, q, q), ops.attention(q, kv, kv)], axis=1)
+            outs.append((ops.linear(a, w), ops.matmul(a, w.T.copy()), att, _run(a, w, x)[1:]))
     finally:
         fastformer.set_num_threads(before)
     np.testing.assert_allclose(outs[0][0], _reference.linear(a, w), rtol=1e-5, atol=1e-3)
