@@ -133,7 +133,7 @@ int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v
                         int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal);
 
 // ---- model forward pass (ff_model.c) ----
-enum ff_dtype { FF_DT_F32 = 0 };
+enum ff_dtype { FF_DT_F32 = 0 };  // or a ggml block type id of enum ff_qtype (q8_0, q4_0, q4_k, q6_k)
 // a weight matrix (rows, cols), rows k-contiguous, as HF stores linear weights (out, in)
 typedef struct ff_tensor {
     const void *data;

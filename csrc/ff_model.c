@@ -7,10 +7,9 @@
 
 // y (m, w.rows) = x (m, w.cols) @ w^T + bias, dispatching on the weight's storage type
 static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m) {
-    switch (w->dtype) {
-    case FF_DT_F32: return ff_linear_f32(y, x, (const float *)w->data, bias, m, w->cols, w->rows);
-    default: return FF_EINVAL;
-    }
+    if (w->dtype == FF_DT_F32) return ff_linear_f32(y, x, (const float *)w->data, bias, m, w->cols, w->rows);
+    // ggml block formats: the type id is the storage type
+    return ff_linear_q(y, x, w->data, w->dtype, bias, m, w->cols, w->rows);
 }
 
 static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {

@@ -45,6 +45,8 @@ cdef extern from "fastformer.h" nogil:
     # attention
     int ff_attention_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                          int64_t tq, int64_t tk, int64_t d, float scale, int causal)
+    int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
+                            int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal)
 
     # model forward pass
     int FF_EINVAL

@@ -21,10 +21,22 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
 
 
 cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:
-    t.data = _wptr(keep, arr, shape, name)
-    t.dtype = FF_DT_F32
+    """A weight matrix: float32 array, or a QuantizedTensor in a block format the linear kernels take."""
+    cdef const unsigned char[:, ::1] raw
     t.rows = shape[0]
     t.cols = shape[1]
+    if isinstance(arr, np.ndarray):
+        t.data = _wptr(keep, arr, shape, name)
+        t.dtype = FF_DT_F32
+        return 0
+    if not hasattr(arr, "ggml_type") or arr.qtype not in ("q8_0", "q4_0", "q4_k", "q6_k"):
+        raise TypeError(f"{name} must be a float32 array or a q8_0/q4_0/q4_k/q6_k QuantizedTensor, got {arr!r}")
+    if tuple(arr.shape) != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    raw = arr.data
+    keep.append(arr)
+    t.data = &raw[0, 0]
+    t.dtype = arr.ggml_type
     return 0
 
 

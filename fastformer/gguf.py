@@ -17,6 +17,7 @@ import struct
 import numpy as np
 
 from fastformer.errors import FormatError, UnsupportedError
+from fastformer.quant import QuantizedTensor
 
 MAGIC = b"GGUF"
 MAX_STRING = 1 << 24          # bytes in one metadata string
@@ -212,6 +213,7 @@ class GGUFFile:
 # ---- model weights from a GGUF file ----
 
 GGUF_ARCHITECTURES = ("llama", "gpt2")
+QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_K", "Q6_K")  # block formats the linear kernels run directly
 
 
 def model_from_gguf(path, max_context=None):
@@ -229,18 +231,24 @@ def model_from_gguf(path, max_context=None):
             raise FormatError(f"{f.path}: {arch}.{key} must be a positive integer, got {v!r}")
         return int(v)
 
-    def tensor(name, shape):
+    def tensor(name, shape, matrix=False):
+        """A float32 array; a weight matrix (matrix=True) in a block format stays quantized, zero-copy."""
         if name not in f.tensors:
             raise FormatError(f"{f.path}: missing tensor {name!r}")
         t = f.tensors[name]
         if t.shape != tuple(shape):
             raise FormatError(f"{f.path}: tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
-        if t.type not in ("F32", "F16", "BF16", "F64"):
-            raise UnsupportedError(f"{f.path}: tensor {name!r} has type {t.type}; supported here: F32, F16, BF16")
-        return np.ascontiguousarray(f.get(name))
+        if t.type in ("F32", "F16", "BF16", "F64"):
+            return np.ascontiguousarray(f.get(name))
+        if t.type not in QUANT_TYPES:
+            raise UnsupportedError(
+                f"{f.path}: tensor {name!r} has type {t.type}; supported: F32, F16, BF16, {', '.join(QUANT_TYPES)}"
+            )
+        qt = QuantizedTensor.from_bytes(f.raw(name), t.type.lower(), shape)
+        return qt if matrix and len(shape) == 2 else qt.dequantize().reshape(shape)
 
-    def opt(name, shape):
-        return tensor(name, shape) if name in f.tensors else None
+    def opt(name, shape, matrix=False):
+        return tensor(name, shape, matrix) if name in f.tensors else None
 
     d, layers_n, heads = n("embedding_length"), n("block_count"), n("attention.head_count")
     kv = n("attention.head_count_kv", heads)
@@ -265,20 +273,20 @@ def model_from_gguf(path, max_context=None):
             inv = np.ascontiguousarray(inv / tensor("rope_freqs.weight", (hd // 2,)), dtype=np.float32)
         w = {"tok_emb": tensor("token_embd.weight", (vocab, d)), "norm_w": tensor("output_norm.weight", (d,)),
              "rope_inv_freq": inv}
-        w["lm_head"] = opt("output.weight", (vocab, d))
+        w["lm_head"] = opt("output.weight", (vocab, d), True)
         w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
         layers = []
         for i in range(layers_n):
             p = f"blk.{i}."
             layers.append({
                 "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
-                "wq": tensor(p + "attn_q.weight", (heads * hd, d)), "wk": tensor(p + "attn_k.weight", (kv * hd, d)),
-                "wv": tensor(p + "attn_v.weight", (kv * hd, d)), "wo": tensor(p + "attn_output.weight", (d, heads * hd)),
+                "wq": tensor(p + "attn_q.weight", (heads * hd, d), True), "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
+                "wv": tensor(p + "attn_v.weight", (kv * hd, d), True), "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
                 "bq": opt(p + "attn_q.bias", (heads * hd,)), "bk": opt(p + "attn_k.bias", (kv * hd,)),
                 "bv": opt(p + "attn_v.bias", (kv * hd,)),
                 "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
-                "w_gate": tensor(p + "ffn_gate.weight", (ff, d)), "w_up": tensor(p + "ffn_up.weight", (ff, d)),
-                "w_down": tensor(p + "ffn_down.weight", (d, ff)),
+                "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True), "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
+                "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
             })
         # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's
         return conf, w, layers, f, True
@@ -288,20 +296,20 @@ def model_from_gguf(path, max_context=None):
     w = {"tok_emb": tensor("token_embd.weight", (vocab, d)),
          "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
          "norm_w": tensor("output_norm.weight", (d,)), "norm_b": tensor("output_norm.bias", (d,))}
-    w["lm_head"] = opt("output.weight", (vocab, d))
+    w["lm_head"] = opt("output.weight", (vocab, d), True)
     w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
     layers = []
     for i in range(layers_n):
         p = f"blk.{i}."
-        qkv, bqkv = tensor(p + "attn_qkv.weight", (3 * d, d)), tensor(p + "attn_qkv.bias", (3 * d,))
+        qkv, bqkv = tensor(p + "attn_qkv.weight", (3 * d, d)), tensor(p + "attn_qkv.bias", (3 * d,))  # split: float
         layers.append({
             "attn_norm_w": tensor(p + "attn_norm.weight", (d,)), "attn_norm_b": tensor(p + "attn_norm.bias", (d,)),
             "wq": np.ascontiguousarray(qkv[:d]), "wk": np.ascontiguousarray(qkv[d:2 * d]),
             "wv": np.ascontiguousarray(qkv[2 * d:]), "bq": np.ascontiguousarray(bqkv[:d]),
             "bk": np.ascontiguousarray(bqkv[d:2 * d]), "bv": np.ascontiguousarray(bqkv[2 * d:]),
-            "wo": tensor(p + "attn_output.weight", (d, d)), "bo": tensor(p + "attn_output.bias", (d,)),
+            "wo": tensor(p + "attn_output.weight", (d, d), True), "bo": tensor(p + "attn_output.bias", (d,)),
             "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)), "ffn_norm_b": tensor(p + "ffn_norm.bias", (d,)),
-            "w_up": tensor(p + "ffn_up.weight", (ff, d)), "b_up": tensor(p + "ffn_up.bias", (ff,)),
-            "w_down": tensor(p + "ffn_down.weight", (d, ff)), "b_down": tensor(p + "ffn_down.bias", (d,)),
+            "w_up": tensor(p + "ffn_up.weight", (ff, d), True), "b_up": tensor(p + "ffn_up.bias", (ff,)),
+            "w_down": tensor(p + "ffn_down.weight", (d, ff), True), "b_down": tensor(p + "ffn_down.bias", (d,)),
         })
     return conf, w, layers, f, False

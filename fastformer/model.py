@@ -246,6 +246,27 @@ def _hf_gpt2_weights(W, c):
     return w, layers
 
 
+MATRICES = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+
+
+def _quantize_weights(weights, layers, qtype):
+    """Quantize every float weight matrix in place (norms, biases and embeddings stay float32).
+
+    The head is quantized to q8_0 whatever `qtype` is: its error reaches every logit directly.
+    Matrices whose rows are not a multiple of 32 stay float.
+    """
+    from fastformer.quant import quantize
+
+    def q(a, t):
+        return quantize(a, t) if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] % 32 == 0 else a
+
+    for layer in layers:
+        for key in MATRICES:
+            if layer.get(key) is not None:
+                layer[key] = q(layer[key], qtype)
+    weights["lm_head"] = q(weights["lm_head"], "q8_0")
+
+
 def _core_dims(c):
     return dict(arch=1 if c.architecture == "GPT2LMHeadModel" else 0, n_layers=c.n_layers, d=c.d_model,
                 n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim, d_ff=c.d_ff, vocab=c.vocab_size,
@@ -287,6 +308,8 @@ class Model:
         dims = _core_dims(config)
         dims["rope_interleaved"] = int(rope_interleaved)
         self._core = _core.ModelCore(dims, weights, layers)
+        # what the C core was built from (for save_gguf and tests)
+        self._loaded = {"weights": weights, "layers": layers, "rope_interleaved": rope_interleaved}
 
     @classmethod
     def load(cls, path, *, quantize=None, threads=None, max_context=None):
@@ -295,8 +318,8 @@ class Model:
         `threads` sets the kernel thread count (process-wide); `max_context` caps the context window.
         """
         path = os.fspath(path)
-        if quantize is not None:
-            raise UnsupportedError(f"quantize={quantize!r}: quantized inference is not available yet; use None")
+        if quantize not in (None, "q8_0", "q4_0"):
+            raise ValueError(f"quantize must be None, 'q8_0' or 'q4_0', got {quantize!r}")
         if threads is not None:
             _core.set_num_threads(threads)
         if not os.path.exists(path):
@@ -308,6 +331,8 @@ class Model:
             from fastformer.gguf import model_from_gguf
 
             conf, weights, layers, gf, interleaved = model_from_gguf(path, max_context)
+            if quantize:
+                _quantize_weights(weights, layers, quantize)
             model = cls(conf, weights, layers, None, rope_interleaved=interleaved)
             model.gguf = gf
             return model
@@ -327,6 +352,8 @@ class Model:
             weights, layers = _hf_gpt2_weights(W, conf)
         else:
             weights, layers = _hf_llama_weights(W, conf)
+        if quantize:
+            _quantize_weights(weights, layers, quantize)
         model = cls(conf, weights, layers, _load_tokenizer(path))
         model._bos = _bos_id(path, conf) if model.tokenizer is not None else None
         return model

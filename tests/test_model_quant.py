@@ -1,0 +1,87 @@
+"""Quantized models: quantize-at-load and llama.cpp's own Q8_0 GGUF files give the logits of an fp32 run
+over the dequantized weights, within the error that 8-bit activations explain."""
+
+import numpy as np
+import pytest
+
+from fastformer import Model
+from fastformer.quant import QuantizedTensor
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gguf")
+
+from gguf_tools import convert  # noqa: E402
+
+PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                   bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
+                    else 0.08 * torch.randn(p.shape, generator=g))
+    path = str(tmp_path_factory.mktemp("q") / "llama")
+    hf.save_pretrained(path)
+    return path
+
+
+def dequantized_twin(model):
+    """An fp32 Model whose weight matrices are `model`'s quantized ones, dequantized."""
+    core = model._loaded
+
+    def deq(a):
+        return a.dequantize() if isinstance(a, QuantizedTensor) else a
+
+    weights = {k: deq(v) for k, v in core["weights"].items()}
+    layers = [{k: deq(v) for k, v in layer.items()} for layer in core["layers"]]
+    return Model(model.config, weights, layers, rope_interleaved=core["rope_interleaved"])
+
+
+def assert_activation_error(got, want):
+    # 8-bit activations (a scale per 32 values, ~0.4% rounding) compound over the layers of this random-weight
+    # model to a few percent of the logits' range at worst; a wrong kernel or layout is far off
+    scale = np.abs(want).max()
+    assert np.abs(got - want).mean() < 0.01 * scale
+    assert np.abs(got - want).max() < 0.06 * scale
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.999
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_quantize_at_load(ckpt, qtype):
+    model = Model.load(ckpt, quantize=qtype)
+    layer = model._loaded["layers"][0]
+    assert isinstance(layer["wq"], QuantizedTensor) and layer["wq"].qtype == qtype
+    assert isinstance(model._loaded["weights"]["lm_head"], QuantizedTensor)
+    assert isinstance(layer["attn_norm_w"], np.ndarray)  # norms stay float
+    got = model.logits(PROMPT)
+    assert_activation_error(got, dequantized_twin(model).logits(PROMPT))
+    # and it is a quantization of the real model, not of something else
+    full = Model.load(ckpt).logits(PROMPT)
+    cos = (got * full).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() > (0.995 if qtype == "q8_0" else 0.8)  # random weights: 4 bits cost a lot
+
+
+def test_llama_cpp_q8_0_gguf(ckpt):
+    out = convert(ckpt, "q8_0", ckpt + "-q8_0.gguf")
+    model = Model.load(out)
+    wq = model._loaded["layers"][0]["wq"]
+    assert isinstance(wq, QuantizedTensor) and wq.qtype == "q8_0"
+    assert_activation_error(model.logits(PROMPT), dequantized_twin(model).logits(PROMPT))
+    full = Model.load(ckpt).logits(PROMPT)
+    got = model.logits(PROMPT)
+    cos = (got * full).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() > 0.995
+
+
+def test_quantize_argument_checked(ckpt):
+    with pytest.raises(ValueError, match="quantize must be"):
+        Model.load(ckpt, quantize="q3_k")
