@@ -18,7 +18,7 @@ HEADS = [(12, 12, 64), (32, 8, 64), (32, 8, 128), (32, 8, 80)]
 LENGTHS = [(512, 512), (1, 1024)]  # (Tq, Tk)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case(h, hkv, d, tq, tk):
     rng = np.random.default_rng(0)
     q = rng.standard_normal((h, tq, d), dtype=np.float32)

@@ -90,7 +90,7 @@ def _cmd_info(args):
     from fastformer.safetensors import read_header
 
     for f in files:
-        for name, (dt, shape, b, e) in read_header(f)[0].items():
+        for dt, _shape, b, e in read_header(f)[0].values():
             dtypes[dt] = dtypes.get(dt, 0) + 1
             nbytes += e - b
     print(f"dtypes:        {', '.join(f'{k} x{v}' for k, v in sorted(dtypes.items()))}")

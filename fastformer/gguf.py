@@ -151,7 +151,8 @@ class GGUFFile:
             off = r.scalar(T_U64, f"offset of {name}")
             _, blk, bb = GGML_TYPES[tid]
             if dims[0] % blk:
-                r.fail(f"tensor {name!r}: row length {dims[0]} is not a multiple of the {GGML_TYPES[tid][0]} block {blk}")
+                r.fail(f"tensor {name!r}: row length {dims[0]} is not a multiple of the "
+                       f"{GGML_TYPES[tid][0]} block {blk}")
             count = 1
             for d in dims:
                 count *= d
@@ -173,7 +174,7 @@ class GGUFFile:
             self.tensors[name] = TensorInfo(name, shape, tid, data_start + off, nbytes)
             spans.append((off, off + nbytes, name))
         spans.sort()
-        for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
+        for (_, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
             if b1 < e0:
                 raise FormatError(f"{self.path}: tensors {n0!r} and {n1!r} overlap")
 
@@ -280,12 +281,15 @@ def model_from_gguf(path, max_context=None):
             p = f"blk.{i}."
             layers.append({
                 "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
-                "wq": tensor(p + "attn_q.weight", (heads * hd, d), True), "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
-                "wv": tensor(p + "attn_v.weight", (kv * hd, d), True), "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
+                "wq": tensor(p + "attn_q.weight", (heads * hd, d), True),
+                "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
+                "wv": tensor(p + "attn_v.weight", (kv * hd, d), True),
+                "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
                 "bq": opt(p + "attn_q.bias", (heads * hd,)), "bk": opt(p + "attn_k.bias", (kv * hd,)),
                 "bv": opt(p + "attn_v.bias", (kv * hd,)),
                 "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
-                "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True), "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
+                "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True),
+                "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
                 "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
             })
         # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's

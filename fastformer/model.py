@@ -103,8 +103,8 @@ def parse_config(cfg, path="config.json", max_context=None):
                  sliding_window=int(window or 0), tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
     eos = cfg.get("eos_token_id")
     eos = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
-    conf = ModelConfig(architecture=arch, vocab_size=_int(cfg, "vocab_size", path), bos_token_id=cfg.get("bos_token_id"),
-                       eos_token_ids=eos, raw=cfg, **c)
+    conf = ModelConfig(architecture=arch, vocab_size=_int(cfg, "vocab_size", path),
+                       bos_token_id=cfg.get("bos_token_id"), eos_token_ids=eos, raw=cfg, **c)
     if max_context is not None:
         if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1:
             raise ValueError(f"max_context must be a positive int, got {max_context!r}")

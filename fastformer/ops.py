@@ -141,7 +141,8 @@ def attention(q, k, v, *, causal=True, scale=None):
     query i sits at position Tk - Tq + i (the last Tq positions, as in KV-cache decoding). `scale`
     defaults to 1/sqrt(D). The softmax is computed online over key blocks; no (Tq, Tk) matrix is stored.
 
-    >>> ops.attention(np.ones((2, 1, 4), np.float32), np.ones((1, 3, 4), np.float32), np.ones((1, 3, 4), np.float32)).shape
+    >>> kv = np.ones((1, 3, 4), np.float32)
+    >>> ops.attention(np.ones((2, 1, 4), np.float32), kv, kv).shape
     (2, 1, 4)
     """
     return _core.attention(q, k, v, causal=causal, scale=scale)

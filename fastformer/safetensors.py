@@ -79,12 +79,13 @@ def read_header(path):
             count *= s
         if count * DTYPES[dtype][1] != end - begin:
             raise FormatError(
-                f"{where}: {dtype} x shape {shape} needs {count * DTYPES[dtype][1]} bytes, data_offsets give {end - begin}"
+                f"{where}: {dtype} x shape {shape} needs {count * DTYPES[dtype][1]} bytes, "
+                f"data_offsets give {end - begin}"
             )
         entries[name] = (dtype, tuple(shape), begin, end)
     # no two tensors may share bytes
     spans = sorted((b, e, name) for name, (_, _, b, e) in entries.items() if e > b)
-    for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
+    for (_, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise FormatError(f"{path}: tensors {n0!r} and {n1!r} overlap (bytes {b1} < {e0})")
     return entries, data_start

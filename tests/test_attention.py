@@ -14,7 +14,7 @@ from fastformer import _reference as ref
 from fastformer import ops
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case(h, hkv, tq, tk, d, causal, scale=None, seed=0):
     """Inputs and the reference output, computed once per shape."""
     rng = np.random.default_rng([h, hkv, tq, tk, d, seed])

@@ -22,7 +22,7 @@ PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56
 def _perturbed(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
                     else 0.08 * torch.randn(p.shape, generator=g))
     return model.eval()

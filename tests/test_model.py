@@ -28,7 +28,8 @@ CASES = {
     "llama-rope-llama3": ("LlamaConfig", "LlamaForCausalLM", dict(
         BASE, rope_theta=500000.0, rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                                                      high_freq_factor=4.0, original_max_position_embeddings=32))),
-    "llama-rope-linear": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0))),
+    "llama-rope-linear": ("LlamaConfig", "LlamaForCausalLM",
+                          dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0))),
     "llama-head-dim-32": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, head_dim=32, num_attention_heads=4)),
     "mistral-window": ("MistralConfig", "MistralForCausalLM", dict(BASE, sliding_window=8)),
     "qwen2-biases-tied": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, tie_word_embeddings=True)),
