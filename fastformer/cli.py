@@ -4,6 +4,7 @@
     fastformer tokenize [--model PATH | --tokenizer FILE] [--pieces] TEXT
     fastformer info PATH                                  architecture, sizes, dtypes, memory
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
+    fastformer quantize IN OUT --type q8_0|q4_0           quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
 """
 
@@ -131,6 +132,15 @@ def _cmd_bench(args):
     return 0
 
 
+def _cmd_quantize(args):
+    t0 = time.perf_counter()
+    model = fastformer.Model.load(args.input, quantize=args.type)
+    print(f"loaded and quantized {args.input} to {args.type} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    model.save_gguf(args.output, progress=lambda i, n: _progress("writing", i, n))
+    print(f"wrote {args.output} ({os.path.getsize(args.output) / 2**20:.1f} MiB)")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastformer", description="Fast CPU inference for transformer language models.")
     p.add_argument("--version", action="version", version=f"fastformer {fastformer.__version__}")
@@ -169,6 +179,12 @@ def build_parser():
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--runs", type=int, default=3)
     b.set_defaults(fn=_cmd_bench)
+
+    q = sub.add_parser("quantize", help="quantize a model and write it as a GGUF file")
+    q.add_argument("input", help="a Hugging Face model directory or a GGUF file")
+    q.add_argument("output", help="the GGUF file to write")
+    q.add_argument("--type", choices=["q8_0", "q4_0"], default="q8_0")
+    q.set_defaults(fn=_cmd_quantize)
 
     c = sub.add_parser("cpu", help="show the ISA path in use, usable paths, CPU features and threads")
     c.add_argument("--threads", type=int, help="threads to use (default: usable cores)")

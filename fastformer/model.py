@@ -358,6 +358,15 @@ class Model:
         model._bos = _bos_id(path, conf) if model.tokenizer is not None else None
         return model
 
+    def save_gguf(self, path, *, progress=None):
+        """Write the model (its float and quantized weights as they are) to a GGUF file llama.cpp loads.
+
+        Architectures llama (Llama/Mistral without a sliding window) and gpt2; progress(i, n) after each tensor.
+        """
+        from fastformer.gguf_write import write_gguf
+
+        write_gguf(self, os.fspath(path), progress)
+
     # ---- scoring ----
 
     def _session(self, n_tokens):
