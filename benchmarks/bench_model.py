@@ -7,6 +7,7 @@ the engines' next-token logits on the prompt must agree before anything is timed
 
     python -m benchmarks.bench_model --threads 1 2
     python -m benchmarks.bench_model --gguf path/to/model-f32.gguf   # also time llama.cpp on that file
+    python -m benchmarks.bench_model --model m-q8_0.gguf --gguf m-q8_0.gguf   # both engines on one GGUF file
 
 The GGUF file for llama.cpp is made from the same checkpoint with llama.cpp's convert_hf_to_gguf.py
 (see tests/gguf_tools.py); without --gguf or llama_cpp installed, llama.cpp is listed as skipped.
@@ -73,6 +74,8 @@ def engines(path, gguf, threads, ids):
         import torch
         import transformers
 
+        if path.endswith(".gguf"):
+            raise ImportError  # transformers runs the HF checkpoint only
         torch.set_num_threads(threads)
         hf = transformers.LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         x = torch.tensor([ids])
@@ -115,13 +118,15 @@ def main(argv=None):
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--gguf", help="F32 GGUF of the same checkpoint for llama.cpp")
+    ap.add_argument("--model", help="what fastformer loads (default: the 110M HF checkpoint)")
     args = ap.parse_args(argv)
-    path = make_checkpoint()
+    path = args.model or make_checkpoint()
     ids = np.random.default_rng(1).integers(3, 32000, args.prompt_tokens).tolist()
     print(f"model: {path}\nfastformer {fastformer.cpu_info()['isa']}; prompt {args.prompt_tokens}, "
           f"decode {args.new_tokens}, best of {args.runs}\n")
     print("| engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | fastformer decode x |")
     print("|---|---:|---:|---:|---:|---:|")
+    overhead = []
     for t in args.threads:
         eng = engines(path, args.gguf, t, ids)
         ref = eng["fastformer"][1]
@@ -136,6 +141,22 @@ def main(argv=None):
         ff = res["fastformer"]
         for name, (p, d) in res.items():
             print(f"| {name} | {t} | {p:.1f} | {d:.1f} | {ff[0] / p:.2f} | {ff[1] / d:.2f} |")
+        overhead.append((t, python_overhead(path, ids, args.new_tokens, ff[1])))
+    for t, o in overhead:
+        print(f"\nfastformer per-token Python overhead at {t} thread(s): {o:.1%} of a decode step")
+
+
+def python_overhead(path, ids, n, decode_rate):
+    """Share of a generate() decode step spent outside the C forward call (sampling, bookkeeping)."""
+    model = fastformer.Model.load(path)
+    sess = fastformer._core.Session(model._core, len(ids) + n + 1, 128)
+    sess.forward(ids)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sess.forward([7])
+    forward_only = (time.perf_counter() - t0) / n
+    step = 1.0 / decode_rate
+    return max(step - forward_only, 0.0) / step
 
 
 if __name__ == "__main__":
