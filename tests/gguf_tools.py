@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 
+SDIST_VERSION = "0.3.36"  # llama.cpp's converter as shipped with this llama-cpp-python release
 CACHE = os.environ.get("FASTFORMER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "fastformer"))
 
 
@@ -24,14 +25,20 @@ def converter_dir():
     if found:
         return os.path.dirname(sorted(found)[-1])
     os.makedirs(root, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-                    "--no-build-isolation", "llama-cpp-python", "-d", root], check=True)
+    if not glob.glob(os.path.join(root, "llama_cpp_python-*.tar.gz")):
+        _download_sdist(root)
     sdist = sorted(glob.glob(os.path.join(root, "llama_cpp_python-*.tar.gz")))[-1]
     with tarfile.open(sdist) as tar:
         members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name and (
             m.name.endswith("convert_hf_to_gguf.py") or "/gguf-py/" in m.name or "/conversion/" in m.name)]
         tar.extractall(root, members=members, filter="data")
     return converter_dir()
+
+
+def _download_sdist(root):
+    """The pinned llama-cpp-python source distribution, with pip (metadata only; nothing is built)."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
+                    "--no-build-isolation", f"llama-cpp-python=={SDIST_VERSION}", "-d", root], check=True)
 
 
 def ensure_tokenizer(path, vocab=1000):
