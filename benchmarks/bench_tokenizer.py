@@ -28,9 +28,7 @@ SIZE = 256 * 1024
 
 
 def _corpus():
-    spec = importlib.util.spec_from_file_location(
-        "tokenizer_corpus_texts", ROOT / "tests" / "test_tokenizer_corpus.py"
-    )
+    spec = importlib.util.spec_from_file_location("tokenizer_corpus_texts", ROOT / "tests" / "test_tokenizer_corpus.py")
     mod = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(ROOT / "tests"))
     try:
@@ -39,16 +37,17 @@ def _corpus():
         sys.path.remove(str(ROOT / "tests"))
     texts = {}
     for name, text in mod.CORPUS.items():
-        texts[name] = (text * (SIZE // len(text.encode()) + 1))[: SIZE // 2] if name != "code" else None
+        if name == "code":  # real source code below instead
+            continue
+        rep = text * (SIZE // len(text.encode()) + 1)
+        texts[name] = rep[: len(rep) * SIZE // len(rep.encode())]
     stdlib = sysconfig.get_paths()["stdlib"]
-    code = "".join(
-        open(p, encoding="utf-8", errors="replace").read() for p in sorted(glob.glob(stdlib + "/*.py"))[:60]
-    )
+    code = "".join(open(p, encoding="utf-8", errors="replace").read() for p in sorted(glob.glob(stdlib + "/*.py"))[:60])
     texts["code"] = code[: 1024 * 1024]
     cjk = sorted(glob.glob(os.path.join(stdlib, "test", "cjkencodings", "*-utf8.txt")))
     if cjk:
         texts["cjk_testfiles"] = "".join(open(p, encoding="utf-8", errors="replace").read() for p in cjk)
-    return {k: v for k, v in texts.items() if v}
+    return texts
 
 
 TEXTS = _corpus() if RANKS.exists() else {}

@@ -226,10 +226,10 @@ static int64_t merge_small(const ff_bpe *b, int32_t *sym, int64_t m) {
     uint64_t rk[SMALL];
     for (int64_t k = 0; k + 1 < m; k++) rk[k] = pair_get(b, sym[k], sym[k + 1]);
     while (m > 1) {
-        // leftmost lowest rank
+        // leftmost lowest rank (equal ranks may merge to different ids: sentencepiece scores)
         int64_t best = 0;
         for (int64_t k = 1; k + 1 < m; k++)
-            if (rk[k] < rk[best]) best = k;
+            if (rk[k] >> 32 < rk[best] >> 32) best = k;
         if (rk[best] == NONE) break;
         // replace the pair by its merge, then refresh its neighbours' ranks
         sym[best] = (int32_t)(uint32_t)rk[best];
@@ -242,11 +242,12 @@ static int64_t merge_small(const ff_bpe *b, int32_t *sym, int64_t m) {
     return m;
 }
 
+// a 4-ary min-heap of uint64 keys: half the levels of a binary one, children in one cache line
 static void heap_push(uint64_t *h, int64_t *n, uint64_t v) {
     int64_t i = (*n)++;
-    while (i > 0 && h[(i - 1) / 2] > v) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
+    while (i > 0 && h[(i - 1) / 4] > v) {
+        h[i] = h[(i - 1) / 4];
+        i = (i - 1) / 4;
     }
     h[i] = v;
 }
@@ -255,12 +256,13 @@ static uint64_t heap_pop(uint64_t *h, int64_t *n) {
     uint64_t top = h[0], v = h[--(*n)];
     int64_t i = 0;
     for (;;) {
-        int64_t c = 2 * i + 1;
+        int64_t c = 4 * i + 1, best = c;
         if (c >= *n) break;
-        if (c + 1 < *n && h[c + 1] < h[c]) c++;
-        if (h[c] >= v) break;
-        h[i] = h[c];
-        i = c;
+        for (int64_t j = c + 1; j < c + 4 && j < *n; j++)
+            if (h[j] < h[best]) best = j;
+        if (h[best] >= v) break;
+        h[i] = h[best];
+        i = best;
     }
     h[i] = v;
     return top;
@@ -385,7 +387,7 @@ static int premerge_flags(const ff_bpe *b, int32_t id, const uint8_t *s, int n, 
         uint64_t bv = NONE;
         for (int k = 0; k + 1 < m; k++) {
             uint64_t v = pair_get(b, sym[k], sym[k + 1]);
-            if (v < bv) bv = v, best = k;
+            if (v != NONE && (best < 0 || v >> 32 < bv >> 32)) bv = v, best = k;
         }
         if (best < 0) return 0;
         top = FF_MAX(top, (uint32_t)(bv >> 32));

@@ -1,9 +1,10 @@
-"""Hugging Face tokenizer.json BPE models for fastformer.Tokenizer, encoding and decoding as tokenizers does.
+"""Hugging Face tokenizer.json BPE models (and GGUF tokenizer.ggml.* vocabularies) for fastformer.Tokenizer.
 
-`load` reads the model (vocab, merges, unk_token, byte_fallback, ignore_merges), the added tokens, the
-normalizer, the pre-tokenizer and the decoder; `Pipeline` does what `tokenizers` does around the BPE model:
-split off added tokens (leftmost-longest, with lstrip/rstrip/single_word), normalize, pre-tokenize, then
-hand each segment to the C engine (whole, or already split into pieces when no scanner covers the pattern).
+Tokenizer._from_hf reads the model (vocab, merges, unk_token, byte_fallback, ignore_merges) and the added
+tokens with the helpers here; `Pipeline` does what `tokenizers` does around the BPE model: split off added
+tokens (leftmost-longest, with lstrip/rstrip/single_word), normalize, pre-tokenize, then hand each segment to
+the C engine (whole, or already split into pieces when no scanner covers the pattern); `decoder` turns the
+decoder into per-token bytes. `gguf_metadata` / `from_gguf_metadata` convert to and from GGUF's keys.
 """
 
 import json
@@ -18,11 +19,7 @@ from fastformer.errors import FormatError, UnsupportedError
 
 
 def _bytes_to_unicode():
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs, n = bs[:], 0
     for b in range(256):
         if b not in bs:
@@ -216,8 +213,7 @@ class _PreTokenizer:
                     import warnings
 
                     warnings.warn(
-                        f"{where}: split pattern {pat!r} has no built-in scanner; using the slower "
-                        "`regex` package",
+                        f"{where}: split pattern {pat!r} has no built-in scanner; using the slower `regex` package",
                         stacklevel=4,
                     )
                 self.steps.append(("split", rx, st.get("behavior", "Isolated"), st.get("invert", False)))
@@ -226,9 +222,7 @@ class _PreTokenizer:
             elif t == "Digits":
                 self.steps.append(("digits", st.get("individual_digits", False)))
             elif t == "Metaspace":
-                self.steps.append(
-                    ("metaspace", st.get("replacement", "▁"), _prepend_scheme(st), st.get("split", True))
-                )
+                self.steps.append(("metaspace", st.get("replacement", "▁"), _prepend_scheme(st), st.get("split", True)))
             else:
                 raise UnsupportedError(
                     f"{where}: pre-tokenizer {t!r} is not supported (ByteLevel, Split, Digits, "
@@ -276,9 +270,7 @@ def _metaspace(seg, rep, scheme, split, first):
         s = rep + s
     if not split:
         return [s] if s else []
-    return _split_parts(
-        s, [(m.start(), m.end()) for m in re.finditer(re.escape(rep), s)], "MergedWithNext", False
-    )
+    return _split_parts(s, [(m.start(), m.end()) for m in re.finditer(re.escape(rep), s)], "MergedWithNext", False)
 
 
 # ---- added tokens ----
@@ -618,3 +610,129 @@ def byte_level_spec(vocab_bytes, merges, special, pattern, *, ignore_merges):
             "merges": [[enc(a), enc(b)] for a, b in merges],
         },
     }
+
+
+# ---- GGUF tokenizer.ggml.* metadata ----
+
+# llama.cpp's names of the split patterns (tokenizer.ggml.pre); cl100k's newer form is closest to llama-bpe
+GGUF_PRE = {"llama3": "llama-bpe", "cl100k": "llama-bpe", "qwen2": "qwen2", "o200k": "gpt-4o", "gpt2": "gpt-2"}
+GGUF_PRE_PATTERN = {
+    "llama-bpe": "LLAMA3_PATTERN",
+    "llama3": "LLAMA3_PATTERN",
+    "qwen2": "QWEN2_PATTERN",
+    "gpt-4o": "O200K_PATTERN",
+    "gpt-2": "GPT2_PATTERN_HF",
+    "default": "GPT2_PATTERN_HF",
+}
+TYPE_NORMAL, TYPE_UNKNOWN, TYPE_CONTROL, TYPE_USER, TYPE_UNUSED, TYPE_BYTE = 1, 2, 3, 4, 5, 6
+
+
+def gguf_metadata(tok):
+    from fastformer.tokenizer import SCANNERS
+
+    spec = tok._spec
+    n = tok.n_vocab
+    added = {a["id"]: a for a in (spec or {}).get("added_tokens") or []}
+    meta = {}
+    if tok._pipeline is None or tok._pipeline.byte_level:
+        # byte-level: tokens spelled with GPT-2's byte map, merges as "a b"
+        if spec is not None:
+            vocab, merges = spec["model"]["vocab"], spec["model"].get("merges") or []
+            merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+        else:
+            vocab = {"".join(BYTE_TO_CHAR[x] for x in b): i for b, i in tok._ranks.items()}
+            merges = [" ".join("".join(BYTE_TO_CHAR[x] for x in p) for p in m) for m in merges_from_ranks(tok._ranks)]
+        tokens, types = [f"[UNUSED_{i}]" for i in range(n)], [TYPE_UNUSED] * n
+        for s, i in vocab.items():
+            tokens[i], types[i] = s, TYPE_NORMAL
+        for s, i in tok.special_tokens.items():
+            tokens[i], types[i] = s, TYPE_CONTROL
+        for i, a in added.items():
+            if not a.get("special"):
+                tokens[i], types[i] = a["content"], TYPE_USER
+        meta["tokenizer.ggml.model"] = "gpt2"
+        meta["tokenizer.ggml.pre"] = GGUF_PRE.get(SCANNERS.get(tok.pattern), "default")
+        meta["tokenizer.ggml.merges"] = merges
+    else:
+        # sentencepiece-style: pieces, scores that order the merges, byte and control types
+        vocab = spec["model"]["vocab"]
+        first = {}
+        for k, m in enumerate(spec["model"].get("merges") or []):
+            a, b = m.split(" ") if isinstance(m, str) else m
+            first.setdefault(a + b, k)
+        tokens, scores, types = [f"[UNUSED_{i}]" for i in range(n)], [0.0] * n, [TYPE_UNUSED] * n
+        for s, i in vocab.items():
+            tokens[i], types[i] = s, TYPE_NORMAL
+            scores[i] = -float(first.get(s, len(first) + i))
+            if len(s) == 6 and s.startswith("<0x") and s.endswith(">"):
+                types[i] = TYPE_BYTE
+        for i, a in added.items():
+            tokens[i] = a["content"]
+            types[i] = TYPE_CONTROL if a.get("special") else TYPE_USER
+        unk = spec["model"].get("unk_token")
+        if unk in vocab:
+            types[vocab[unk]] = TYPE_UNKNOWN
+        meta["tokenizer.ggml.model"] = "llama"
+        meta["tokenizer.ggml.scores"] = scores
+        meta["tokenizer.ggml.add_space_prefix"] = _adds_space_prefix(spec)
+    meta["tokenizer.ggml.tokens"] = tokens
+    meta["tokenizer.ggml.token_type"] = types
+    if tok.bos_id is not None:
+        meta["tokenizer.ggml.bos_token_id"] = tok.bos_id
+    if tok.eos_id is not None:
+        meta["tokenizer.ggml.eos_token_id"] = tok.eos_id
+    return meta
+
+
+def _adds_space_prefix(spec):
+    for st in _steps(spec.get("normalizer"), "normalizer"):
+        if st.get("type") == "Prepend":
+            return True
+    for st in _steps(spec.get("pre_tokenizer"), "pre_tokenizer"):
+        if st.get("type") == "Metaspace":
+            return _prepend_scheme(st) != "never"
+    return False
+
+
+def from_gguf_metadata(cls, meta):
+    import fastformer.tokenizer as t
+
+    model = meta.get("tokenizer.ggml.model")
+    tokens = list(meta.get("tokenizer.ggml.tokens") or [])
+    types = list(meta.get("tokenizer.ggml.token_type") or [TYPE_NORMAL] * len(tokens))
+    where = "GGUF tokenizer.ggml"
+    if not tokens or len(types) != len(tokens):
+        raise FormatError(f"{where}.tokens / token_type are missing or of different lengths")
+    bos, eos = meta.get("tokenizer.ggml.bos_token_id"), meta.get("tokenizer.ggml.eos_token_id")
+    if model == "llama":
+        scores = list(meta.get("tokenizer.ggml.scores") or [])
+        if len(scores) != len(tokens):
+            raise FormatError(f"{where}.scores has {len(scores)} entries for {len(tokens)} tokens")
+        tok = cls._from_scores(
+            tokens, scores, types, name="gguf", add_space_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+        )
+    elif model == "gpt2":
+        pre = meta.get("tokenizer.ggml.pre", "default")
+        if pre not in GGUF_PRE_PATTERN:
+            raise UnsupportedError(f"{where}.pre {pre!r} is not supported ({', '.join(sorted(GGUF_PRE_PATTERN))} are)")
+        pattern = getattr(t, GGUF_PRE_PATTERN[pre])
+        vocab = {
+            s: i
+            for i, s in enumerate(tokens)
+            if types[i] in (TYPE_NORMAL, TYPE_BYTE, TYPE_UNUSED) and not s.startswith("[UNUSED_")
+        }
+        added = [
+            {"id": i, "content": s, "special": types[i] == TYPE_CONTROL, "normalized": False}
+            for i, s in enumerate(tokens)
+            if types[i] in (TYPE_CONTROL, TYPE_USER)
+        ]
+        # llama.cpp takes a piece that is a token whole for llama-bpe (as Llama 3's ignore_merges)
+        spec = byte_level_spec({}, [], {}, pattern, ignore_merges=pre in ("llama-bpe", "llama3"))
+        spec["model"]["vocab"], spec["model"]["merges"] = vocab, list(meta.get("tokenizer.ggml.merges") or [])
+        spec["added_tokens"] = added
+        tok = cls._from_hf(spec, where, name="gguf")
+    else:
+        raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")
+    tok.bos_id = bos if bos is not None else tok.bos_id
+    tok.eos_id = eos if eos is not None else tok.eos_id
+    return tok

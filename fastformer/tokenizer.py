@@ -172,15 +172,32 @@ class Tokenizer:
     def from_file(cls, path):
         """Load a Hugging Face tokenizer.json with a BPE model (byte-level, as GPT-2 / Llama 3 / Qwen2, or
         SentencePiece-style with byte fallback, as Llama 2 / Mistral). A tokenizer_config.json next to it
-        supplies bos_id / eos_id.
+        supplies bos_id / eos_id. A tiktoken rank file of one of tiktoken's encodings (known by its size) loads
+        as `from_tiktoken` with that encoding.
 
         >>> tok = Tokenizer.from_file("tokenizer.json")  # doctest: +SKIP
         """
         from fastformer import _tokenizer_hf as hf
 
         path = os.fspath(path)
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+        if head and not head.startswith(b"{"):
+            return cls._from_tiktoken_guess(path)
         config = os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer_config.json")
         return cls._from_hf(hf.read(path), path, hf.read(config) if os.path.exists(config) else None)
+
+    @classmethod
+    def _from_tiktoken_guess(cls, path):
+        ranks = _read_tiktoken(path)
+        sizes = {50256: "r50k_base", 50280: "p50k_base", 100256: "cl100k_base", 199998: "o200k_base"}
+        if len(ranks) not in sizes:
+            raise FormatError(
+                f"{path}: a tiktoken file of {len(ranks)} tokens is none of tiktoken's encodings; load it with "
+                "Tokenizer.from_tiktoken(path, pattern=...)"
+            )
+        pattern, special = ENCODINGS[sizes[len(ranks)]]
+        return cls._from_ranks(ranks, dict(special), name=sizes[len(ranks)], pattern=pattern)
 
     @classmethod
     def from_pretrained(cls, directory):
@@ -199,15 +216,14 @@ class Tokenizer:
         return cls.from_file(path)
 
     @classmethod
-    def _from_hf(cls, spec, where, config=None, name=None):
-        """A Tokenizer from a parsed tokenizer.json (and tokenizer_config.json)."""
+    def _from_hf(cls, spec, where, config=None, name=None, merge_rank=None):
+        """A Tokenizer from a parsed tokenizer.json (and tokenizer_config.json); with merge_rank (per id),
+        merges come from the vocabulary by rank instead of the merges list."""
         from fastformer import _tokenizer_hf as hf
 
         model = spec.get("model") or {}
         if model.get("type", "BPE") != "BPE" or "vocab" not in model:
-            raise UnsupportedError(
-                f"{where}: model type {model.get('type')!r} is not supported (only BPE is)"
-            )
+            raise UnsupportedError(f"{where}: model type {model.get('type')!r} is not supported (only BPE is)")
         for key in ("continuing_subword_prefix", "end_of_word_suffix", "dropout"):
             if model.get(key):
                 raise UnsupportedError(f"{where}: BPE option {key}={model[key]!r} is not supported")
@@ -227,11 +243,10 @@ class Tokenizer:
                 merge_tokens[i], kind[i] = a["content"].encode("utf-8"), 2
         bpe = _new_bpe(merge_tokens, kind)
         left, right = hf.parse_merges(model.get("merges") or [], vocab, where)
-        bad = bpe.merges_list(left, right)
-        if bad >= 0:
-            raise FormatError(
-                f"{where}: merge {bad} ({model['merges'][bad]!r}) makes a token not in the vocabulary"
-            )
+        if merge_rank is not None:
+            bpe.merges_ranked(merge_rank)
+        elif (bad := bpe.merges_list(left, right)) >= 0:
+            raise FormatError(f"{where}: merge {bad} ({model['merges'][bad]!r}) makes a token not in the vocabulary")
         pipeline = hf.Pipeline(spec, byte_level, where)
         pipeline.strip = strip
         if first_differs:  # what each id decodes to at the start of the text
@@ -277,6 +292,47 @@ class Tokenizer:
         return tok
 
     @classmethod
+    def _from_scores(cls, pieces, scores, types, *, add_space_prefix=True, name="sentencepiece"):
+        """A SentencePiece-style vocabulary (as GGUF's tokenizer.ggml.* "llama" model): pieces with scores and
+        types (1 normal, 2 unknown, 3 control, 4 user defined, 5 unused, 6 byte). Spaces become U+2581, one is
+        put in front if add_space_prefix, and any two symbols whose joined text is a piece merge, highest
+        score first, leftmost on ties (as sentencepiece and llama.cpp); unknown characters fall back to bytes.
+        """
+        vocab = {p: i for i, p in enumerate(pieces)}
+        added = [{"id": i, "content": p, "special": True} for i, p in enumerate(pieces) if types[i] in (2, 3)]
+        unk = next((p for i, p in enumerate(pieces) if types[i] == 2), None)
+        # merge rank: the order of descending score, equal scores equal rank
+        order = sorted({scores[i] for i in range(len(pieces)) if types[i] in (1, 4)}, reverse=True)
+        dense = {s: r for r, s in enumerate(order)}
+        rank = np.array([dense[scores[i]] if types[i] in (1, 4) else -1 for i in range(len(pieces))], np.int32)
+        norm = [{"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]
+        if add_space_prefix:
+            norm.insert(0, {"type": "Prepend", "prepend": "\u2581"})
+        spec = {
+            "added_tokens": added,
+            "normalizer": {"type": "Sequence", "normalizers": norm},
+            "pre_tokenizer": None,
+            "decoder": {
+                "type": "Sequence",
+                "decoders": [
+                    {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                    {"type": "ByteFallback"},
+                    {"type": "Fuse"},
+                    {"type": "Strip", "content": " ", "start": int(add_space_prefix), "stop": 0},
+                ],
+            },
+            "model": {
+                "type": "BPE",
+                "vocab": vocab,
+                "merges": [],
+                "unk_token": unk,
+                "fuse_unk": True,
+                "byte_fallback": all(f"<0x{b:02X}>" in vocab for b in range(256)),
+            },
+        }
+        return cls._from_hf(spec, name, name=name, merge_rank=rank)
+
+    @classmethod
     def _from_ranks(cls, ranks, special, *, name, pattern):
         """A byte-level tokenizer whose merge priority is the rank, as in tiktoken (rank = id)."""
         n = max(max(ranks.values(), default=-1), max(special.values(), default=-1)) + 1
@@ -293,9 +349,7 @@ class Tokenizer:
         byte_id = [ranks.get(bytes([b]), -1) for b in range(256)]
         if min(byte_id) < 0:
             missing = [b for b in range(256) if byte_id[b] < 0]
-            raise FormatError(
-                f"{name}: a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}"
-            )
+            raise FormatError(f"{name}: a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}")
         bpe = _new_bpe(tokens, kind)
         rank = np.where(kind == 1, np.arange(n, dtype=np.int32), -1).astype(np.int32)
         bpe.merges_ranked(rank)
@@ -333,9 +387,7 @@ class Tokenizer:
         spec = self._spec
         if spec is None:
             if self._regex is not None and self.pattern not in SCANNERS:
-                warnings.warn(
-                    "the split pattern is written as is; tokenizers runs it with Oniguruma", stacklevel=2
-                )
+                warnings.warn("the split pattern is written as is; tokenizers runs it with Oniguruma", stacklevel=2)
             pattern = CL100K_PATTERN_HF if self.pattern == CL100K_PATTERN else self.pattern
             if re.search(r"\{\d+(,\d*)?\}\+", pattern):
                 warnings.warn(
@@ -347,6 +399,31 @@ class Tokenizer:
             )
         with open(path, "w", encoding="utf-8") as f:
             json.dump(spec, f, ensure_ascii=False)
+
+    # ---- GGUF vocabularies ----
+
+    def gguf_metadata(self):
+        """The tokenizer.ggml.* keys of a GGUF file for this tokenizer: a "gpt2" (byte-level BPE with merges)
+        or a "llama" (SentencePiece-style, scores from merge order) vocabulary; `from_gguf_metadata` reads
+        them back. llama.cpp names split patterns: cl100k_base's is written as "llama-bpe", which differs only
+        on whitespace at the very end of a text.
+
+        >>> tok.gguf_metadata()["tokenizer.ggml.model"]  # doctest: +SKIP
+        'gpt2'
+        """
+        from fastformer import _tokenizer_hf as hf
+
+        return hf.gguf_metadata(self)
+
+    @classmethod
+    def from_gguf_metadata(cls, metadata):
+        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model).
+
+        >>> Tokenizer.from_gguf_metadata(gguf_file.metadata)  # doctest: +SKIP
+        """
+        from fastformer import _tokenizer_hf as hf
+
+        return hf.from_gguf_metadata(cls, metadata)
 
     # ---- encoding ----
 
@@ -492,9 +569,7 @@ class Tokenizer:
         >>> tok.decode([15339, 1917])  # doctest: +SKIP
         'hello world'
         """
-        return self._strip_start(
-            self._text_bytes(ids, True).decode("utf-8", errors=errors), self._lead_strip()
-        )
+        return self._strip_start(self._text_bytes(ids, True).decode("utf-8", errors=errors), self._lead_strip())
 
     def _text_bytes(self, ids, at_start):
         """The bytes ids decode to; at the start of a text the first id may decode differently (Metaspace)."""
@@ -553,15 +628,12 @@ def train_bpe(texts_or_files, *, vocab_size, pattern="cl100k_base", special_toke
     n_tokens = vocab_size - len(special_tokens)
     if n_tokens < 256:
         raise ValueError(
-            f"vocab_size {vocab_size} leaves no room for the 256 byte tokens and "
-            f"{len(special_tokens)} special tokens"
+            f"vocab_size {vocab_size} leaves no room for the 256 byte tokens and {len(special_tokens)} special tokens"
         )
     scanner = SCANNERS.get(regex_str)
     rx = _fallback_regex(regex_str) if scanner is None else None
     cut = (
-        re.compile("|".join(map(re.escape, sorted(special_tokens, key=len, reverse=True))))
-        if special_tokens
-        else None
+        re.compile("|".join(map(re.escape, sorted(special_tokens, key=len, reverse=True)))) if special_tokens else None
     )
     # how often each piece occurs
     counts = Counter()
@@ -695,9 +767,7 @@ def _read_tiktoken(path):
                 tok, rank = line.split()
                 ranks[base64.b64decode(tok, validate=True)] = int(rank)
             except ValueError as e:
-                raise FormatError(
-                    f"{path}:{lineno}: expected '<base64 token> <rank>', got {line[:60]!r}"
-                ) from e
+                raise FormatError(f"{path}:{lineno}: expected '<base64 token> <rank>', got {line[:60]!r}") from e
     if len(set(ranks.values())) != len(ranks):
         raise FormatError(f"{path}: two tokens share a rank")
     if ranks and min(ranks.values()) < 0:

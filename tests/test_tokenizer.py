@@ -5,71 +5,29 @@ The rank file is ../shared/data/cl100k_base.tiktoken next to the repository; tik
 from it with tiktoken's own cl100k_base constructor (only the download is replaced).
 """
 
+# ruff: noqa: F811  (pytest fixtures imported from test_tokenizer_corpus)
+
 import base64
-import os
 import random
 import warnings
-from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_tokenizer_corpus import (  # noqa: F401  (fixtures)
+    CORPUS,
+    DOCS,
+    cl100k,
+    cl100k_path,
+    cl100k_ranks,
+    tiktoken_cl100k,
+    tiktoken_encoding,
+)
 
 import fastformer
 from fastformer.tokenizer import CL100K_PATTERN, StreamDecoder, Tokenizer
 
 tiktoken = pytest.importorskip("tiktoken")
-
-CL100K_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "cl100k_base.tiktoken"
-
-
-def cl100k_path():
-    if CL100K_PATH.exists():
-        return CL100K_PATH
-    if os.environ.get("CI"):
-        pytest.fail(f"{CL100K_PATH} is missing: CI must provide the cl100k_base rank file there")
-    pytest.skip(f"{CL100K_PATH} is not present (the cl100k_base rank file goes in ../shared/data)")
-
-
-def read_ranks(path):
-    ranks = {}
-    for line in open(path, "rb"):
-        if line.strip():
-            tok, rank = line.split()
-            ranks[base64.b64decode(tok)] = int(rank)
-    return ranks
-
-
-def tiktoken_encoding(name, ranks, special_tokens=None):
-    """tiktoken's own constructor for encoding `name`, with `ranks` instead of the downloaded file."""
-    from tiktoken_ext import openai_public as op
-
-    fake = mock.Mock(return_value=ranks)
-    with (
-        mock.patch.object(op, "load_tiktoken_bpe", fake),
-        mock.patch.object(op, "data_gym_to_mergeable_bpe_ranks", fake),
-    ):
-        spec = op.ENCODING_CONSTRUCTORS[name]()
-    spec.pop("explicit_n_vocab", None)
-    if special_tokens is not None:
-        spec["special_tokens"] = special_tokens
-    return tiktoken.Encoding(**spec)
-
-
-@pytest.fixture(scope="session")
-def cl100k_ranks():
-    return read_ranks(cl100k_path())
-
-
-@pytest.fixture(scope="session")
-def cl100k():
-    return Tokenizer.from_tiktoken(cl100k_path(), pattern="cl100k_base")
-
-
-@pytest.fixture(scope="session")
-def tiktoken_cl100k(cl100k_ranks):
-    return tiktoken_encoding("cl100k_base", cl100k_ranks)
 
 
 def test_pattern_is_tiktokens(tiktoken_cl100k):
@@ -140,9 +98,7 @@ def test_random_bytes_as_latin1(cl100k, tiktoken_cl100k):
     rng = random.Random(0)
     for n in (1, 7, 97, 4099, 100_000):
         text = bytes(rng.randrange(256) for _ in range(n)).decode("latin-1")
-        assert cl100k.encode(text, disallowed_special=()) == tiktoken_cl100k.encode(
-            text, disallowed_special=()
-        )
+        assert cl100k.encode(text, disallowed_special=()) == tiktoken_cl100k.encode(text, disallowed_special=())
 
 
 # ---- special tokens ----
@@ -215,6 +171,16 @@ def test_custom_special_tokens(tmp_path):
         tok.decode([299])
 
 
+def test_from_file_knows_tiktoken_files(cl100k, tmp_path):
+    tok = Tokenizer.from_file(cl100k_path())
+    assert tok.name == "cl100k_base" and tok.special_tokens == cl100k.special_tokens
+    assert tok.encode("hello world") == cl100k.encode("hello world")
+    small = tmp_path / "small.tiktoken"
+    small.write_bytes(b"".join(base64.b64encode(bytes([b])) + b" %d\n" % b for b in range(256)))
+    with pytest.raises(fastformer.FormatError, match="from_tiktoken"):
+        Tokenizer.from_file(small)
+
+
 def test_bad_rank_files(tmp_path):
     bad = tmp_path / "bad.tiktoken"
     bad.write_bytes(b"aGVsbG8= 0\nnot-base64! 1\n")
@@ -263,8 +229,6 @@ def test_decode_errors_argument(cl100k, tiktoken_cl100k):
 
 
 def test_stream_decoder(cl100k):
-    from test_tokenizer_corpus import CORPUS
-
     for text in CORPUS.values():
         ids = cl100k.encode(text)
         dec = StreamDecoder(cl100k)
@@ -281,9 +245,7 @@ def test_stream_decoder(cl100k):
 def test_encode_batch(cl100k, tiktoken_cl100k, threads):
     texts = ["", "a", "hello world", "日本語 " * 50, "\n" * 300, "x" * 5000] * 7
     assert cl100k.encode_batch(texts) == tiktoken_cl100k.encode_batch(texts)
-    assert cl100k.encode_ordinary_batch(texts, num_threads=threads) == tiktoken_cl100k.encode_ordinary_batch(
-        texts
-    )
+    assert cl100k.encode_ordinary_batch(texts, num_threads=threads) == tiktoken_cl100k.encode_ordinary_batch(texts)
     assert cl100k.encode_batch([]) == []
     with pytest.raises(ValueError, match="num_threads"):
         cl100k.encode_batch(texts, num_threads=0)
@@ -294,10 +256,7 @@ def test_encode_batch(cl100k, tiktoken_cl100k, threads):
 # ---- property tests ----
 
 
-TRICKY = (
-    "aAsSſ'tlLvVeErRdDmM 1234567890\t\n\r\x0b\x0c\x85\xa0\u3000\u2028!?./-_"
-    "中日あア한éÉǅʰ\u0301\u093f½²٣🎉👍\u200d"
-)
+TRICKY = "aAsSſ'tlLvVeErRdDmM 1234567890\t\n\r\x0b\x0c\x85\xa0\u3000\u2028!?./-_中日あア한éÉǅʰ\u0301\u093f½²٣🎉👍\u200d"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -356,8 +315,6 @@ def test_unknown_pattern_falls_back_to_regex(cl100k_ranks):
     enc = tiktoken.Encoding(
         "custom", pat_str=pattern, mergeable_ranks=cl100k_ranks, special_tokens={"<|endoftext|>": 100257}
     )
-    from test_tokenizer_corpus import CORPUS
-
     for text in list(CORPUS.values()) + ["a <|endoftext|> b"]:
         assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
         assert tok.encode(text, disallowed_special=()) == enc.encode(text, disallowed_special=())
@@ -383,8 +340,6 @@ def other_pair(request, cl100k_ranks):
 
 
 def test_other_encodings_on_corpus(other_pair):
-    from test_tokenizer_corpus import DOCS
-
     ours, enc = other_pair
     assert ours.pattern == enc._pat_str
     for text in DOCS.values():

@@ -1,17 +1,22 @@
-"""A multilingual corpus, and cl100k_base parity with tiktoken on it: whole documents and line by line.
+"""A multilingual corpus, the cl100k_base fixtures, and parity with tiktoken on the corpus: whole documents
+and line by line.
 
 CORPUS holds prose in many scripts, emoji, source code and whitespace/digit stress text; `documents()` adds
 texts found on the machine (the running Python's standard library sources, and CPython's CJK test texts
 when installed). benchmarks/bench_tokenizer.py reuses it.
 """
 
+import base64
 import glob
 import inspect
 import os
 import sysconfig
+from pathlib import Path
+from unittest import mock
 
 import pytest
-from test_tokenizer import cl100k, cl100k_ranks, tiktoken_cl100k  # noqa: F401
+
+from fastformer.tokenizer import Tokenizer
 
 CORPUS = {
     "english": """\
@@ -156,9 +161,62 @@ def documents():
 
 DOCS = documents()
 
+# ---- the cl100k_base rank file and tiktoken built from it (fixtures shared by the tokenizer tests) ----
+
+CL100K_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "cl100k_base.tiktoken"
+
+
+def cl100k_path():
+    if CL100K_PATH.exists():
+        return CL100K_PATH
+    if os.environ.get("CI"):
+        pytest.fail(f"{CL100K_PATH} is missing: CI must provide the cl100k_base rank file there")
+    pytest.skip(f"{CL100K_PATH} is not present (the cl100k_base rank file goes in ../shared/data)")
+
+
+def read_ranks(path):
+    ranks = {}
+    for line in open(path, "rb"):
+        if line.strip():
+            tok, rank = line.split()
+            ranks[base64.b64decode(tok)] = int(rank)
+    return ranks
+
+
+def tiktoken_encoding(name, ranks, special_tokens=None):
+    """tiktoken's own constructor for encoding `name`, with `ranks` instead of the downloaded file."""
+    tiktoken = pytest.importorskip("tiktoken")
+    from tiktoken_ext import openai_public as op
+
+    fake = mock.Mock(return_value=ranks)
+    with (
+        mock.patch.object(op, "load_tiktoken_bpe", fake),
+        mock.patch.object(op, "data_gym_to_mergeable_bpe_ranks", fake),
+    ):
+        spec = op.ENCODING_CONSTRUCTORS[name]()
+    spec.pop("explicit_n_vocab", None)
+    if special_tokens is not None:
+        spec["special_tokens"] = special_tokens
+    return tiktoken.Encoding(**spec)
+
+
+@pytest.fixture(scope="session")
+def cl100k_ranks():
+    return read_ranks(cl100k_path())
+
+
+@pytest.fixture(scope="session")
+def cl100k():
+    return Tokenizer.from_tiktoken(cl100k_path(), pattern="cl100k_base")
+
+
+@pytest.fixture(scope="session")
+def tiktoken_cl100k(cl100k_ranks):
+    return tiktoken_encoding("cl100k_base", cl100k_ranks)
+
 
 @pytest.mark.parametrize("name", sorted(DOCS))
-def test_cl100k_documents_match_tiktoken(name, cl100k, tiktoken_cl100k):  # noqa: F811
+def test_cl100k_documents_match_tiktoken(name, cl100k, tiktoken_cl100k):
     text = DOCS[name]
     ids = cl100k.encode(text)
     assert ids == tiktoken_cl100k.encode(text)
@@ -166,7 +224,7 @@ def test_cl100k_documents_match_tiktoken(name, cl100k, tiktoken_cl100k):  # noqa
 
 
 @pytest.mark.parametrize("name", sorted(DOCS))
-def test_cl100k_lines_match_tiktoken(name, cl100k, tiktoken_cl100k):  # noqa: F811
+def test_cl100k_lines_match_tiktoken(name, cl100k, tiktoken_cl100k):
     lines = DOCS[name].splitlines(keepends=True)
     assert cl100k.encode_batch(lines) == tiktoken_cl100k.encode_batch(lines)
     for line in lines:

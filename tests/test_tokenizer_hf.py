@@ -10,7 +10,7 @@ decoder) and to the newer Metaspace layout.
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_tokenizer_corpus import DOCS
 
@@ -63,9 +63,7 @@ def _spm_merges(vocab, scores):
     # transformers' SentencePieceExtractor: every split of a piece into two pieces, by the piece's score
     merges = []
     for piece, _score in sorted(scores.items(), key=lambda kv: -kv[1]):
-        local = [
-            (piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab
-        ]
+        local = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
         merges += sorted(local, key=lambda p: (vocab[p[0]], vocab[p[1]]))
     return [list(m) for m in merges]
 
@@ -238,9 +236,7 @@ def test_metadata(pair):
     ours, hf = pair
     assert ours.n_vocab == hf.get_vocab_size(with_added_tokens=True)
     assert ours.bos_id == (
-        hf.token_to_id("<|begin_of_text|>")
-        if "<|begin_of_text|>" in ours.special_tokens
-        else hf.token_to_id("<s>")
+        hf.token_to_id("<|begin_of_text|>") if "<|begin_of_text|>" in ours.special_tokens else hf.token_to_id("<s>")
     )
     with pytest.raises(ValueError):
         ours.decode([ours.n_vocab])
@@ -271,9 +267,7 @@ def test_bytelevel_regex_is_the_gpt2_scanner():
     split = pre_tokenizers.Split(Regex(GPT2_PATTERN_HF), behavior="isolated")
     for text in LINES + TEXTS:
         want = [p for p, _ in bl.pre_tokenize_str(text)]
-        assert [
-            "".join(BYTE_TO_CHAR[b] for b in p.encode()) for p in _core.pretok_split(text, "gpt2")
-        ] == want
+        assert ["".join(BYTE_TO_CHAR[b] for b in p.encode()) for p in _core.pretok_split(text, "gpt2")] == want
         assert [p for p, _ in split.pre_tokenize_str(text)] == _core.pretok_split(text, "gpt2")
 
 
@@ -309,9 +303,7 @@ def _train_with(pre, normalizer=None):
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
         TEXTS,
-        trainers.BpeTrainer(
-            vocab_size=1200, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
+        trainers.BpeTrainer(vocab_size=1200, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
     )
     return tok
 
@@ -451,3 +443,51 @@ def test_tokenizer_config_sets_bos_eos(tmp_path):
     tok = Tokenizer.from_pretrained(tmp_path)
     assert (tok.bos_id, tok.eos_id) == (3, 4)
     assert tok.encode("<go>ab", allowed_special="all") == [3, 2]
+
+
+# ---- score-ordered merges (the GGUF "llama" vocabulary) against sentencepiece itself ----
+
+
+@pytest.fixture(scope="module")
+def spm_pair(tmp_path_factory):
+    spm = pytest.importorskip("sentencepiece")
+    d = tmp_path_factory.mktemp("spm_identity")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(LINES),
+        model_prefix=str(d / "m"),
+        vocab_size=1500,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=0.9995,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        allow_whitespace_only_pieces=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(d / "m.model"))
+    n = sp.get_piece_size()
+    types = [
+        2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 5 if sp.is_unused(i) else 1
+        for i in range(n)
+    ]
+    pieces = [sp.id_to_piece(i) for i in range(n)]
+    return Tokenizer._from_scores(pieces, [sp.get_score(i) for i in range(n)], types), sp
+
+
+def test_scores_match_sentencepiece(spm_pair):
+    ours, sp = spm_pair
+    for text in TEXTS + LINES:
+        ids = ours.encode(text)
+        assert ids == sp.encode(text), repr(text[:80])
+        assert ours.decode(ids) == sp.decode(ids)
+    assert ours.bos_id == sp.bos_id() and ours.eos_id == sp.eos_id()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+@example(text="<s> and </s>")
+def test_scores_hypothesis(spm_pair, text):
+    ours, sp = spm_pair
+    # sentencepiece reads control pieces such as <s> in text as plain text
+    assert ours.encode(text, disallowed_special=()) == sp.encode(text)

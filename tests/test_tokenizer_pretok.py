@@ -231,9 +231,43 @@ def test_tokens_match_tiktoken_with_small_vocab(small_ranks, name):
     enc = tiktoken.Encoding(name, pat_str=PATTERNS[name], mergeable_ranks=small_ranks, special_tokens=special)
     tok = Tokenizer._from_ranks(small_ranks, special, name=name, pattern=PATTERNS[name])
     rng = random.Random(11)
-    texts = EDGE + [
-        "".join(rng.choice(SMALL_ALPHABET) for _ in range(rng.randrange(1, 30))) for _ in range(3000)
-    ]
+    texts = EDGE + ["".join(rng.choice(SMALL_ALPHABET) for _ in range(rng.randrange(1, 30))) for _ in range(3000)]
     for text in texts:
         assert tok.encode(text) == enc.encode(text), repr(text)
     assert tok.encode_batch(texts) == enc.encode_batch(texts)
+
+
+# ---- the core wrapper's argument checks ----
+
+
+def test_bpe_wrapper_checks_arguments():
+    data = np.frombuffer(bytes(range(256)), np.uint8)
+    off = np.arange(257, dtype=np.int64)
+    kind = np.ones(256, np.uint8)
+    with pytest.raises(ValueError, match="257 offsets"):
+        _core.Bpe(data, off[:-1], kind)
+    with pytest.raises(ValueError, match="within 10 bytes"):
+        _core.Bpe(data[:10], off, kind)
+    bpe = _core.Bpe(data, off, kind)
+    with pytest.raises(ValueError, match="left has 2 ids, right 1"):
+        bpe.merges_list(np.zeros(2, np.int32), np.zeros(1, np.int32))
+    with pytest.raises(ValueError, match="ids must lie in"):
+        bpe.merges_list(np.array([300], np.int32), np.array([0], np.int32))
+    assert bpe.merges_list(np.array([0], np.int32), np.array([1], np.int32)) == 0  # b"\x00\x01" is no token
+    with pytest.raises(ValueError, match="shape \\(3,\\), expected \\(256,\\)"):
+        bpe.merges_ranked(np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="256 valid ids"):
+        bpe.config("cl100k", byte_id=np.arange(255, dtype=np.int32))
+    with pytest.raises(ValueError, match="need byte_id"):
+        bpe.config("cl100k")
+    with pytest.raises(KeyError):
+        bpe.config("no-such-scanner", byte_id=np.arange(256, dtype=np.int32))
+    bpe.config("cl100k", byte_id=np.arange(256, dtype=np.int32))
+    bpe.specials(np.zeros(0, np.int32))
+    assert bpe.encode("ab", b"") == [97, 98]
+    with pytest.raises(ValueError, match="mode must have 0 entries"):
+        bpe.encode("ab", b"\x01")
+    with pytest.raises(ValueError, match="position 1 is out of range"):
+        bpe.decode([1, 256])
+    with pytest.raises(ValueError, match="piece 0"):
+        bpe.encode_pieces(data, np.array([5], np.int64), np.array([300], np.int64))

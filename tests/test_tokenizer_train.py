@@ -1,9 +1,10 @@
 """train_bpe and Tokenizer.save: a trained (or tiktoken-loaded) tokenizer written as tokenizer.json encodes
 identically in Hugging Face `tokenizers`."""
 
+# ruff: noqa: F811  (pytest fixtures imported from test_tokenizer_corpus)
+
 import pytest
-from test_tokenizer import cl100k, cl100k_ranks, tiktoken_cl100k  # noqa: F401
-from test_tokenizer_corpus import DOCS
+from test_tokenizer_corpus import DOCS, cl100k, cl100k_ranks, tiktoken_cl100k  # noqa: F401
 
 from fastformer import Tokenizer, train_bpe
 from fastformer.tokenizer import CL100K_PATTERN_HF
@@ -30,9 +31,7 @@ def test_train_shape(trained):
 
 def test_train_is_deterministic(trained):
     again = train_bpe(TEXTS, vocab_size=1500, special_tokens=["<|endoftext|>", "<|pad|>"])
-    assert [again.token_bytes(i) for i in range(again.n_vocab)] == [
-        trained.token_bytes(i) for i in range(1500)
-    ]
+    assert [again.token_bytes(i) for i in range(again.n_vocab)] == [trained.token_bytes(i) for i in range(1500)]
 
 
 def test_train_never_merges_across_special_strings():
