@@ -694,18 +694,24 @@ def _adds_space_prefix(spec):
     return False
 
 
+def _meta_list(meta, key, default):
+    """A metadata array as a list (GGUF readers give numeric arrays as numpy arrays, strings as lists)."""
+    v = meta.get(key)
+    return list(default) if v is None else [x.item() if hasattr(x, "item") else x for x in v]
+
+
 def from_gguf_metadata(cls, meta):
     import fastformer.tokenizer as t
 
     model = meta.get("tokenizer.ggml.model")
-    tokens = list(meta.get("tokenizer.ggml.tokens") or [])
-    types = list(meta.get("tokenizer.ggml.token_type") or [TYPE_NORMAL] * len(tokens))
+    tokens = _meta_list(meta, "tokenizer.ggml.tokens", [])
+    types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
     where = "GGUF tokenizer.ggml"
     if not tokens or len(types) != len(tokens):
         raise FormatError(f"{where}.tokens / token_type are missing or of different lengths")
     bos, eos = meta.get("tokenizer.ggml.bos_token_id"), meta.get("tokenizer.ggml.eos_token_id")
     if model == "llama":
-        scores = list(meta.get("tokenizer.ggml.scores") or [])
+        scores = _meta_list(meta, "tokenizer.ggml.scores", [])
         if len(scores) != len(tokens):
             raise FormatError(f"{where}.scores has {len(scores)} entries for {len(tokens)} tokens")
         tok = cls._from_scores(
@@ -728,7 +734,7 @@ def from_gguf_metadata(cls, meta):
         ]
         # llama.cpp takes a piece that is a token whole for llama-bpe (as Llama 3's ignore_merges)
         spec = byte_level_spec({}, [], {}, pattern, ignore_merges=pre in ("llama-bpe", "llama3"))
-        spec["model"]["vocab"], spec["model"]["merges"] = vocab, list(meta.get("tokenizer.ggml.merges") or [])
+        spec["model"]["vocab"], spec["model"]["merges"] = vocab, _meta_list(meta, "tokenizer.ggml.merges", [])
         spec["added_tokens"] = added
         tok = cls._from_hf(spec, where, name="gguf")
     else:

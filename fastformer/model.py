@@ -333,8 +333,12 @@ class Model:
             conf, weights, layers, gf, interleaved = model_from_gguf(path, max_context)
             if quantize:
                 _quantize_weights(weights, layers, quantize)
-            model = cls(conf, weights, layers, None, rope_interleaved=interleaved)
+            model = cls(conf, weights, layers, _gguf_tokenizer(gf), rope_interleaved=interleaved)
             model.gguf = gf
+            # llama.cpp's default: SentencePiece ("llama") vocabularies add BOS, byte-level ones do not
+            spm = gf.metadata.get("tokenizer.ggml.model") == "llama"
+            if model.tokenizer is not None and gf.metadata.get("tokenizer.ggml.add_bos_token", spm):
+                model._bos = gf.metadata.get("tokenizer.ggml.bos_token_id")
             return model
         cfg_path = os.path.join(path, "config.json")
         if not os.path.exists(cfg_path):
@@ -554,6 +558,15 @@ def _utf8_prefix(data):
                         return data[:-back].decode("utf-8", errors="replace"), data[-back:]
             break
     return data.decode("utf-8", errors="replace"), b""
+
+
+def _gguf_tokenizer(gf):
+    """The tokenizer embedded in a GGUF file (tokenizer.ggml.*), or None for a file without one."""
+    if gf.metadata.get("tokenizer.ggml.model", "none") in ("none", "no_vocab"):
+        return None
+    from fastformer.tokenizer import Tokenizer
+
+    return Tokenizer.from_gguf_metadata(gf.metadata)
 
 
 def _load_tokenizer(path):

@@ -41,11 +41,16 @@ def _download_sdist(root):
                     "--no-build-isolation", f"llama-cpp-python=={SDIST_VERSION}", "-d", root], check=True)
 
 
-def ensure_tokenizer(path, vocab=1000):
-    """Train a SentencePiece BPE tokenizer.model (byte fallback) into `path` unless one exists."""
+def ensure_tokenizer(path):
+    """Train a SentencePiece BPE tokenizer.model (byte fallback, at most the model's vocab_size pieces) into
+    `path` unless one exists; returns its path."""
+    import json
+
     model = os.path.join(path, "tokenizer.model")
     if os.path.exists(model) or os.path.exists(os.path.join(path, "tokenizer.json")):
-        return
+        return model
+    with open(os.path.join(path, "config.json")) as f:
+        vocab = min(json.load(f)["vocab_size"], 4000)
     import random
 
     import sentencepiece as spm
@@ -56,7 +61,11 @@ def ensure_tokenizer(path, vocab=1000):
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 20))) + "." for _ in range(3000)]
     spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=os.path.join(path, "tokenizer"),
                                    vocab_size=vocab, model_type="bpe", byte_fallback=True,
-                                   hard_vocab_limit=False, minloglevel=2)
+                                   hard_vocab_limit=False, minloglevel=2,
+                                   # as Llama's tokenizer.model: no normalization, whitespace kept
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
+                                   allow_whitespace_only_pieces=True)
+    return model
 
 
 def convert(path, outtype, out):

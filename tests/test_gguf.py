@@ -63,6 +63,22 @@ def test_llama_f32_from_llama_cpp_converter_matches_transformers(llama_ckpt):
     assert got == want
 
 
+def test_embedded_tokenizer_matches_sentencepiece(llama_ckpt):
+    spm = pytest.importorskip("sentencepiece")
+    path, _ = llama_ckpt
+    out = convert(path, "f32", path + "-f32.gguf")
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(path, "tokenizer.model"))
+    model = Model.load(out)
+    assert model.tokenizer is not None
+    lines = ["the cat sat on a mat.", "Once upon a time there was a little girl named Lily.",
+             "  two  spaces, émoji 😀 and 中文 fall back to bytes", "park\nplay\tdog", ""]
+    for text in lines:
+        assert model.tokenizer.encode(text) == sp.encode(text), text
+        # text prompts get BOS, as llama.cpp adds it for SentencePiece vocabularies
+        assert model.encode_prompt(text) == [sp.bos_id()] + sp.encode(text)
+    assert model.tokenizer.decode(sp.encode(lines[1])) == lines[1]
+
+
 def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
     cfg = transformers.GPT2Config(vocab_size=200, n_embd=64, n_layer=2, n_head=4, n_positions=64)
     torch.manual_seed(1)
