@@ -136,7 +136,9 @@ def main(argv=None):
                 print(f"| {name} | {t} | skipped (not installed or no --gguf) | | | |")
                 continue
             cos = float(np.dot(ref, e[1]) / (np.linalg.norm(ref) * np.linalg.norm(e[1])))
-            assert cos > 0.9999, f"{name} disagrees with fastformer on the prompt's logits (cosine {cos})"
+            # fp32 engines agree to rounding; quantized ones differ in how they round activations
+            need = 0.999 if "q" in os.path.basename(args.gguf or "") + os.path.basename(path) else 0.9999
+            assert cos > need, f"{name} disagrees with fastformer on the prompt's logits (cosine {cos})"
             res[name] = measure(e[0], args.prompt_tokens, args.new_tokens, args.runs)
         ff = res["fastformer"]
         for name, (p, d) in res.items():
