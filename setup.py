@@ -1,7 +1,7 @@
 """Build fastformer's C kernels and Cython wrappers into one extension, fastformer._core.
 
 The package is built for a baseline x86-64 (or aarch64) CPU; SIMD kernels are compiled with per-function
-target attributes and chosen at import, so the build never uses -march=native.
+target attributes and chosen at import, so the build never tunes for the CPU it runs on.
 Environment:
   FASTFORMER_DEBUG=1                      -O0 -g, no optimisation
   FASTFORMER_SANITIZE=address,undefined   build with these sanitizers (run with LD_PRELOAD of libasan)
