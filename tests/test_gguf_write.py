@@ -58,7 +58,7 @@ def test_fp32_round_trip(ckpt, tmp_path):
 def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
     out = str(tmp_path / f"m-{qtype}.gguf")
     r = subprocess.run([sys.executable, "-m", "fastformer", "quantize", ckpt, out, "--type", qtype],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     f = GGUFFile(out)
     assert f.tensors["blk.0.ffn_up.weight"].type == qtype.upper()
