@@ -62,7 +62,7 @@ static int attend(const ff_model *m, ff_session *s, const float *kc, const float
 
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                      int all_logits) {
-    int64_t d = m->d, nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
+    int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
     int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
     int rc = FF_OK;
 
@@ -114,7 +114,6 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if ((rc = linear(s->h, s->f1, &L->w_down, L->b_down, t))) return rc;
         for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
     }
-    (void)nh;
 
     // final norm and the head, for every row or only the last
     int64_t first = all_logits ? 0 : t - 1;
