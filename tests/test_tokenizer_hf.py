@@ -68,9 +68,10 @@ def _spm_merges(vocab, scores):
     return [list(m) for m in merges]
 
 
-def _train_spm(tmp_path_factory):
+def _spm_model(tmp_path_factory, name, **options):
+    """A SentencePiece BPE model with byte fallback trained on LINES (whitespace kept), loaded."""
     spm = pytest.importorskip("sentencepiece")
-    d = tmp_path_factory.mktemp("spm")
+    d = tmp_path_factory.mktemp(name)
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(LINES),
         model_prefix=str(d / "m"),
@@ -78,13 +79,17 @@ def _train_spm(tmp_path_factory):
         model_type="bpe",
         byte_fallback=True,
         character_coverage=0.9995,
-        split_digits=True,
         hard_vocab_limit=False,
         minloglevel=2,
         allow_whitespace_only_pieces=True,
         remove_extra_whitespaces=False,
+        **options,
     )
-    sp = spm.SentencePieceProcessor(model_file=str(d / "m.model"))
+    return spm.SentencePieceProcessor(model_file=str(d / "m.model"))
+
+
+def _train_spm(tmp_path_factory):
+    sp = _spm_model(tmp_path_factory, "spm", split_digits=True)
     vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
     scores = {
         sp.id_to_piece(i): sp.get_score(i)
@@ -450,22 +455,7 @@ def test_tokenizer_config_sets_bos_eos(tmp_path):
 
 @pytest.fixture(scope="module")
 def spm_pair(tmp_path_factory):
-    spm = pytest.importorskip("sentencepiece")
-    d = tmp_path_factory.mktemp("spm_identity")
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(LINES),
-        model_prefix=str(d / "m"),
-        vocab_size=1500,
-        model_type="bpe",
-        byte_fallback=True,
-        character_coverage=0.9995,
-        hard_vocab_limit=False,
-        minloglevel=2,
-        allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False,
-        normalization_rule_name="identity",
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(d / "m.model"))
+    sp = _spm_model(tmp_path_factory, "spm_identity", normalization_rule_name="identity")
     n = sp.get_piece_size()
     types = [
         2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 5 if sp.is_unused(i) else 1
