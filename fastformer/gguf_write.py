@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 
+from fastformer import ops
 from fastformer.quant import QuantizedTensor
 
 ALIGN = 32
@@ -105,8 +106,7 @@ def gguf_tensors_and_metadata(model):
         if c.sliding_window:
             raise ValueError("save_gguf: a sliding-window model cannot be written as a llama GGUF file")
         tensors["token_embd.weight"] = w["tok_emb"]
-        base = (1.0 / (c.rope_theta ** (np.arange(0, c.head_dim, 2, dtype=np.int64).astype(np.float32)
-                                         / c.head_dim))).astype(np.float32)
+        base = ops.rope_inv_freq(c.head_dim, c.rope_theta)
         if not np.array_equal(w["rope_inv_freq"], base):  # scaled rope: per-frequency divisors, as llama.cpp reads
             tensors["rope_freqs.weight"] = (base / w["rope_inv_freq"]).astype(np.float32)
         tensors["output_norm.weight"] = w["norm_w"]

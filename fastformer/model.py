@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastformer import _core
+from fastformer import _core, ops
 from fastformer.errors import FormatError, UnsupportedError
 from fastformer.safetensors import SafetensorsFile
 from fastformer.sampling import Sampler
@@ -114,8 +114,7 @@ def parse_config(cfg, path="config.json", max_context=None):
 
 def rope_inv_freq(conf):
     """Rotary inverse frequencies (head_dim/2,) float32, with llama3 or linear scaling, as HF computes them."""
-    hd = conf.head_dim
-    inv = 1.0 / (conf.rope_theta ** (np.arange(0, hd, 2, dtype=np.int64).astype(np.float32) / hd))
+    inv = ops.rope_inv_freq(conf.head_dim, conf.rope_theta)
     s = conf.rope_scaling
     if s and s["rope_type"] == "linear":
         inv = inv / float(s["factor"])
