@@ -14,6 +14,10 @@ bench: build
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m pytest benchmarks --benchmark-only -q --benchmark-json=.benchmarks/latest.json
 	$(PY) -m benchmarks.compare .benchmarks/latest.json
 
+# the benchmark report: markdown table + PNG chart beside every installed peer (benchmarks/results/)
+bench-report: build
+	$(PY) -m benchmarks.report
+
 # ruff lint and format check
 lint:
 	$(PY) -m ruff check fastformer tests benchmarks setup.py
@@ -27,4 +31,4 @@ asan:
 clean:
 	rm -rf build dist *.egg-info fastformer/*.so fastformer/_core.c .pytest_cache .benchmarks
 
-.PHONY: build test bench lint asan clean
+.PHONY: build test bench bench-report lint asan clean

@@ -9,6 +9,10 @@
 #define GEMV_ROWS 8                    // W rows per avx-512 gemv step
 #define GEMV_MAX_M 4                   // linear with up to this many rows runs as gemv
 #define GEMV_BLOCK_BYTES (256 * 1024)  // W rows the few gemv rows share while they sit in L2
+// a gemv over more W than this (per thread) reads it from memory: rows one after another, one sequential
+// stream the prefetchers follow, ran 1.5x faster than eight interleaved row streams; in cache the grouped
+// rows, which share each x load, are faster
+#define GEMV_STREAM_BYTES (1024 * 1024)
 
 // ---- scalar reference kernels ----
 
@@ -109,25 +113,34 @@ static inline FF_AVX2 float hsum_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// r rows with one accumulator each, scalar k tail; r = 1 gives the same bits for each row as r = 8
+static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *restrict y, const float *restrict w,
+                                                                          const float *restrict x, int64_t k,
+                                                                          const int rows) {
+    __m256 acc[8];
+    for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        for (int r = 0; r < rows; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * k + j), xv, acc[r]);
+    }
+    for (int r = 0; r < rows; r++) {
+        float s = hsum_avx2(acc[r]);
+        for (int64_t t = j; t < k; t++) s += w[r * k + t] * x[t];
+        y[r] = s;
+    }
+}
+
 FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
                               int64_t k) {
     int64_t i = 0;
-    // eight rows at a time: eight memory streams keep more of W in flight, x is loaded once per eight rows
+    const int stream = n * k * (int64_t)sizeof(float) > GEMV_STREAM_BYTES;
+    // eight rows at a time share each x load; from memory, one row after another (one sequential stream)
     for (; i + 8 <= n; i += 8) {
-        const float *w0 = w + i * k;
-        __m256 acc[8];
-        for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
-        int64_t j = 0;
-        for (; j + 8 <= k; j += 8) {
-            __m256 xv = _mm256_loadu_ps(x + j);
-            for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + r * k + j), xv, acc[r]);
-        }
-        for (int r = 0; r < 8; r++) {
-            // scalar tail
-            float s = hsum_avx2(acc[r]);
-            for (int64_t t = j; t < k; t++) s += w0[r * k + t] * x[t];
-            y[i + r] = s;
-        }
+        if (stream)
+            for (int r = 0; r < 8; r++) gemv_rows_avx2(y + i + r, w + (i + r) * k, x, k, 1);
+        else
+            gemv_rows_avx2(y + i, w + i * k, x, k, 8);
     }
     // leftover rows one at a time
     for (; i < n; i++) {
@@ -229,6 +242,10 @@ static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(flo
 FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
                                   int64_t k) {
     int64_t i = 0;
+    if (n * k * (int64_t)sizeof(float) > GEMV_STREAM_BYTES) {  // same bits per row as the grouped rows below
+        for (; i < n; i++) gemv_rows_avx512(y + i, w + i * k, x, k, 1);
+        return;
+    }
     for (; i + GEMV_ROWS <= n; i += GEMV_ROWS) gemv_rows_avx512(y + i, w + i * k, x, k, GEMV_ROWS);
     for (; i + 4 <= n; i += 4) gemv_rows_avx512(y + i, w + i * k, x, k, 4);
     for (; i < n; i++) gemv_rows_avx512(y + i, w + i * k, x, k, 1);

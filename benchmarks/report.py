@@ -1,0 +1,242 @@
+"""One benchmark report: fastformer beside every installed peer, on the same work in the same run.
+
+    python -m benchmarks.report                 # everything: kernels, tokenizer, end-to-end models
+    python -m benchmarks.report --quick         # fewer rounds, 110M model only
+    python -m benchmarks.report --no-models     # kernels and tokenizer only
+    make bench-report
+
+It runs the pytest-benchmark cases of benchmarks/ (every kernel family and the tokenizer), then the end-to-end
+runs of benchmarks/bench_model.py (prefill and decode tokens/s of a random-weight 110M Llama, in F32, Q8_0 and
+Q4_0, against llama-cpp-python on the same GGUF files and transformers on the same checkpoint), and writes
+
+    <out>/report.md    a markdown table per family with the machine's CPU, ISA and thread counts
+    <out>/report.png   a chart of the speed-ups (needs matplotlib: pip install .[bench])
+    <out>/raw.json     the raw measurements
+
+A speed-up is peer time / fastformer time (above 1 = fastformer is faster), best of several rounds. Peers that
+are not installed are listed as skipped, with the reason; nothing is dropped silently.
+"""
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import fastformer
+from benchmarks.compare import ratios
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = {  # module -> (distribution, what it is compared on)
+    "numpy": ("numpy", "matmul, linear, norms, activations, softmax"),
+    "torch": ("torch", "matmul, linear, attention, norms, activations"),
+    "tiktoken": ("tiktoken", "BPE encoding (cl100k_base)"),
+    "tokenizers": ("tokenizers", "BPE encoding (cl100k_base)"),
+    "transformers": ("transformers", "end-to-end prefill and decode (F32)"),
+    "llama_cpp": ("llama_cpp_python", "end-to-end prefill and decode (F32, Q8_0, Q4_0 GGUF)"),
+}
+FAMILIES = [  # (title, benchmark file, group prefixes)
+    ("Matrix multiply and linear", "bench_matmul.py"),
+    ("Attention", "bench_attention.py"),
+    ("Norms and softmax", "bench_norm.py"),
+    ("Activations", "bench_act.py"),
+    ("Quantized linear", "bench_quant.py"),
+    ("Tokenizer", "bench_tokenizer.py"),
+]
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peers():
+    """module -> version string, or None when it is not installed."""
+    out = {}
+    for mod, (dist, _) in PEERS.items():
+        if importlib.util.find_spec(mod) is None:
+            out[mod] = None
+            continue
+        try:
+            out[mod] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[mod] = "installed"
+    return out
+
+
+def run_kernels(files, quick, log):
+    """Run the pytest-benchmark files; returns {file: [(group, peer, ff_s, peer_s, speedup)]} and skips."""
+    out, skips = {}, []
+    for title, name in files:
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            js = f.name
+        cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, name), "--benchmark-only", "-q", "-p",
+               "no:cacheprovider", "-rs", f"--benchmark-json={js}"]
+        if quick:
+            cmd += ["--benchmark-min-rounds=3", "--benchmark-max-time=0.1"]
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        log(f"running {name} ...")
+        t0 = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        log(f"  {name}: exit {proc.returncode} in {time.time() - t0:.0f} s")
+        for line in proc.stdout.splitlines():
+            if line.startswith("SKIPPED"):
+                skips.append(f"{name}: {line.split(' ', 2)[-1]}")
+        if proc.returncode not in (0, 5):  # 5 = nothing collected / everything skipped
+            tail = "\n".join(proc.stdout.splitlines()[-15:])
+            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{tail}\n{proc.stderr[-2000:]}")
+        rows = []
+        if os.path.getsize(js):
+            rows, _ = ratios(js)
+        os.unlink(js)
+        out[title] = rows
+    return out, skips
+
+
+def run_models(quick, threads, log):
+    """End-to-end rows from benchmarks.bench_model: dicts with model, engine, threads, prefill, decode."""
+    cases = [("110M F32", "f32"), ("110M Q8_0", "q8_0"), ("110M Q4_0", "q4_0")]
+    rows = []
+    for title, kind in cases:
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            js = f.name
+        cmd = [sys.executable, "-m", "benchmarks.bench_model", "--type", kind, "--json", js,
+               "--runs", "2" if quick else "3", "--threads", *map(str, threads)]
+        log(f"running bench_model {title} ...")
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_model {title} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        for r in json.load(open(js)):
+            r["model"] = title
+            rows.append(r)
+        os.unlink(js)
+    return rows
+
+
+def markdown(meta, kernels, models, skips):
+    info = meta["cpu_info"]
+    lines = [
+        "# fastformer benchmark report",
+        "",
+        f"- CPU: {meta['cpu']} ({info['threads']} threads available)",
+        f"- fastformer {meta['version']}, ISA path `{info['isa']}`; CPU features: {', '.join(info['features'])}",
+        f"- Python {meta['python']}, {meta['date']}",
+        "- peers: " + ", ".join(f"{k} {v}" for k, v in meta["peers"].items() if v),
+        "",
+        "Speed-up = peer time / fastformer time (above 1: fastformer is faster), best of several rounds, "
+        "both measured in the same run. `t=N` is the thread count given to every engine.",
+        "",
+    ]
+    for title, rows in kernels.items():
+        if not rows:
+            continue
+        lines += [f"## {title}", "", "| case | peer | fastformer (ms) | peer (ms) | speed-up |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {g} | {p} | {f * 1e3:.3f} | {t * 1e3:.3f} | {r:.2f}x |" for g, p, f, t, r in rows]
+        lines.append("")
+    if models:
+        lines += ["## End-to-end generation (tokens/s)", "",
+                  "Prefill = a 1-token generation from a 128-token prompt; decode = the extra time of 128 more "
+                  "tokens. Same GGUF file for fastformer and llama.cpp; transformers runs the HF checkpoint.", "",
+                  "| model | engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | "
+                  "fastformer decode x |", "|---|---|---:|---:|---:|---:|---:|"]
+        ff = {(r["model"], r["threads"]): r for r in models if r["engine"] == "fastformer"}
+        for r in models:
+            base = ff[(r["model"], r["threads"])]
+            lines.append(f"| {r['model']} | {r['engine']} | {r['threads']} | {r['prefill']:.1f} | {r['decode']:.1f}"
+                         f" | {base['prefill'] / r['prefill']:.2f} | {base['decode'] / r['decode']:.2f} |")
+        lines.append("")
+    lines += ["## Skipped", ""]
+    missing = [f"- {m}: not installed (compares {PEERS[m][1]})" for m, v in meta["peers"].items() if v is None]
+    lines += (missing + [f"- {s}" for s in skips]) or ["- nothing"]
+    lines += ["", "Reproduce: `pip install \".[bench]\" && python -m benchmarks.report` (or `make bench-report`).", ""]
+    return "\n".join(lines)
+
+
+def chart(path, meta, kernels, models):
+    """A horizontal bar chart of every speed-up, one colour per peer; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    bars = []  # (label, peer, speed-up)
+    for rows in kernels.values():
+        bars += [(g, p, r) for g, p, _, _, r in rows]
+    ff = {(r["model"], r["threads"]): r for r in models if r["engine"] == "fastformer"}
+    for r in models:
+        if r["engine"] != "fastformer":
+            base = ff[(r["model"], r["threads"])]
+            bars.append((f"{r['model']} decode t={r['threads']}", r["engine"], base["decode"] / r["decode"]))
+            bars.append((f"{r['model']} prefill t={r['threads']}", r["engine"], base["prefill"] / r["prefill"]))
+    if not bars:
+        return False
+    names = sorted({p for _, p, _ in bars})
+    colours = dict(zip(names, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(10, 0.22 * len(bars) + 1.6))
+    y = range(len(bars))
+    ax.barh(list(y), [r for _, _, r in bars], color=[colours[p] for _, p, _ in bars])
+    ax.set_yticks(list(y), [f"{g} vs {p}" for g, p, _ in bars], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("speed-up of fastformer (peer time / fastformer time, log scale)")
+    info = meta["cpu_info"]
+    ax.set_title(f"fastformer {meta['version']} on {meta['cpu']} - ISA {info['isa']}", fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in names]
+    ax.legend(handles, names, fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="output directory")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds; for a smoke run")
+    ap.add_argument("--no-models", action="store_true", help="skip the end-to-end model runs")
+    ap.add_argument("--only", nargs="+", metavar="FILE", help="only these benchmark files (e.g. bench_norm.py)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts of the model runs")
+    args = ap.parse_args(argv)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    os.makedirs(args.out, exist_ok=True)
+    meta = {"cpu": cpu_name(), "cpu_info": fastformer.cpu_info(), "version": fastformer.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "peers": peers()}
+    files = [f for f in FAMILIES if not args.only or f[1] in args.only]
+    kernels, skips = run_kernels(files, args.quick, log)
+    models = []
+    if not args.no_models and not args.only:
+        models = run_models(args.quick, args.threads, log)
+        for eng, mod in (("llama.cpp", "llama_cpp"), ("transformers", "transformers")):
+            if meta["peers"][mod] and not any(r["engine"] == eng for r in models):
+                skips.append(f"end-to-end: {eng} is installed but produced no rows")
+    md = markdown(meta, kernels, models, skips)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, "raw.json"), "w") as f:
+        json.dump({"meta": meta, "kernels": kernels, "models": models, "skipped": skips}, f, indent=1)
+    png = chart(os.path.join(args.out, "report.png"), meta, kernels, models)
+    print(md)
+    log(f"wrote {args.out}/report.md" + (" and report.png" if png else " (no chart: pip install matplotlib)"))
+
+
+if __name__ == "__main__":
+    main()
