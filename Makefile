@@ -22,10 +22,18 @@ bench-report: build
 lint:
 	$(PY) -m ruff check fastformer tests benchmarks setup.py
 
-# build with address+undefined sanitizers and run the suite under them
+# build with address+undefined sanitizers in a copy (ASAN_DIR) and run tests (ASAN_TESTS) under them
+# (libstdc++ is preloaded too, or C++ exceptions in other extensions trip asan's __cxa_throw check)
+ASAN_DIR ?= build/asan
+ASAN_TESTS ?= tests
 asan:
-	FASTFORMER_SANITIZE=address,undefined $(PY) setup.py build_ext --inplace --force
-	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest tests -q -x
+	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR) && cp -r setup.py pyproject.toml README.md csrc fastformer $(ASAN_DIR)/
+	rm -f $(ASAN_DIR)/fastformer/*.so $(ASAN_DIR)/fastformer/_core.c
+	cd $(ASAN_DIR) && FASTFORMER_SANITIZE=address,undefined $(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -i warning || true
+	test -f $(ASAN_DIR)/fastformer/_core*.so
+	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYTHONPATH=$(abspath $(ASAN_DIR)) $(PY) -m pytest -p no:cacheprovider -q -x \
+		$(addprefix $(CURDIR)/,$(ASAN_TESTS))
 
 # remove build products
 clean:

@@ -1,29 +1,49 @@
-"""End-to-end prefill and decode tokens/s: fastformer against transformers and llama-cpp-python on the same
-random-weight Llama checkpoint of stories110M shape (dim 768, 12 layers, 12 heads, FFN 2048, vocab 32000).
+"""End-to-end prefill and decode tokens/s, peak memory and load time: fastformer against transformers and
+llama-cpp-python on random-weight Llama checkpoints of two shapes,
 
-Method (every engine, greedy): prefill = time of a 1-token generation from a 128-token prompt;
-decode = (time of a 129-token generation - prefill) / 128. Best of --runs. Results are checked first:
-the engines' next-token logits on the prompt must agree before anything is timed.
+    110m  stories110M: dim 768, 12 layers, 12 heads, FFN 2048, vocab 32000
+    1.1b  TinyLlama-1.1B: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, vocab 32000
 
-    python -m benchmarks.bench_model --threads 1 2
-    python -m benchmarks.bench_model --gguf path/to/model-f32.gguf   # also time llama.cpp on that file
-    python -m benchmarks.bench_model --model m-q8_0.gguf --gguf m-q8_0.gguf   # both engines on one GGUF file
+Speed (every engine, greedy): prefill = time of a 1-token generation from a 128-token prompt;
+decode = (time of a 129-token generation - prefill) / 128. Best of --runs, the engines taking turns in each
+run, so both are measured under the same load. Results are checked first: the engines' next-token logits
+on the prompt must agree (cosine) before anything is timed.
 
-The GGUF file for llama.cpp is made from the same checkpoint with llama.cpp's convert_hf_to_gguf.py
-(see tests/gguf_tools.py); without --gguf or llama_cpp installed, llama.cpp is listed as skipped.
+Memory and load time (GGUF table): each engine loads the file in a fresh child process at 1 thread and
+reports its load time (constructor call to a ready model), its RSS before loading (the interpreter and
+imports), and its peak RSS (VmHWM) after the load and after the prompt plus 8 decoded tokens; mmap'd file
+pages that were touched count as resident, for both engines.
+
+    python -m benchmarks.bench_model --shapes 110m 1.1b --quants q8_0 q4_0 --threads 1 2   # GGUF table
+    python -m benchmarks.bench_model --threads 1 2   # fp32 110m checkpoint: fastformer vs transformers
+    python -m benchmarks.bench_model --model m-q8_0.gguf --gguf m-q8_0.gguf   # both engines on one file
+
+The checkpoints and GGUF files are made once and cached in .benchmarks/models: llama.cpp's own
+convert_hf_to_gguf.py (tests/gguf_tools.py) writes F32 (110m) or F16 (1.1b), and llama.cpp's
+llama_model_quantize makes Q8_0 and Q4_0 from it (its Q4_0 keeps output.weight in Q6_K).
+Without llama_cpp installed, llama.cpp is listed as skipped.
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 import fastformer
 
-CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".benchmarks", "models")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+CACHE = os.path.join(ROOT, ".benchmarks", "models")
 SHAPE_110M = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
                   num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024)
+SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)
+# shape name -> (checkpoint name, transformers config, float type llama.cpp's converter writes)
+SHAPES = {"110m": ("llama110m", SHAPE_110M, "f32"), "1.1b": ("llama1.1b", SHAPE_1B, "f16")}
+DECODE_CHILD = 8  # tokens the memory child decodes after the prompt
 
 
 def make_checkpoint(name="llama110m", shape=SHAPE_110M, seed=0):
@@ -46,21 +66,65 @@ def make_checkpoint(name="llama110m", shape=SHAPE_110M, seed=0):
     return path
 
 
-def best(fn, runs):
-    times = []
+def make_gguf(shape, qtype):
+    """The cached GGUF file of `shape` in `qtype` (f32/f16 from llama.cpp's converter, q8_0/q4_0 from its
+    quantizer)."""
+    name, cfg, base_type = SHAPES[shape]
+    out = os.path.join(CACHE, f"{name}-{qtype}.gguf")
+    if os.path.exists(out):
+        return out
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from gguf_tools import convert
+
+    ckpt = make_checkpoint(name, cfg)
+    base = convert(ckpt, base_type, os.path.join(CACHE, f"{name}-{base_type}.gguf"))
+    if qtype == base_type:
+        return base
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
+    params.nthread = fastformer.get_num_threads()
+    tmp = out + ".part"
+    if llama_cpp.llama_model_quantize(base.encode(), tmp.encode(), params) != 0:
+        raise RuntimeError(f"llama_model_quantize failed on {base}")
+    os.replace(tmp, out)
+    return out
+
+
+def timed_runs(gens, n_gen, runs):
+    """name -> (best 1-token time, best (n_gen+1)-token time), the engines taking turns in every run."""
+    for gen in gens.values():
+        gen(2)  # warm up
+    best = {name: [float("inf"), float("inf")] for name in gens}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, gen in gens.items():
+            for slot, n in enumerate((1, n_gen + 1)):
+                t0 = time.perf_counter()
+                gen(n)
+                best[name][slot] = min(best[name][slot], time.perf_counter() - t0)
+    return best
 
 
-def measure(gen, n_prompt, n_gen, runs):
-    """(prefill tok/s, decode tok/s) for gen(n_new) that generates n_new tokens from the prompt."""
-    gen(2)  # warm up
-    t1 = best(lambda: gen(1), runs)
-    tn = best(lambda: gen(n_gen + 1), runs)
-    return n_prompt / t1, n_gen / max(tn - t1, 1e-9)
+def llama_cpp_engine(gguf, threads, ids, n_vocab):
+    """(generate(n) function, next-token logits of ids) of llama-cpp-python, or None if not installed."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=512, n_batch=512, n_threads=threads,
+                          n_threads_batch=threads, logits_all=False, verbose=False)
+
+    def gen(n):
+        llm.reset()
+        for i, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
+            if i + 1 == n:
+                break
+
+    llm.reset()
+    llm.eval(ids)
+    last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return gen, np.ctypeslib.as_array(last, shape=(n_vocab,)).copy()
 
 
 def engines(path, gguf, threads, ids):
@@ -88,27 +152,129 @@ def engines(path, gguf, threads, ids):
             out["transformers"] = (hf_gen, hf(x).logits[0, -1].numpy())
     except ImportError:
         out["transformers"] = None
-    try:
+    out["llama.cpp"] = llama_cpp_engine(gguf, threads, ids, len(ref_logits)) if gguf else None
+    return out
+
+
+def cosine(a, b):
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def speed(eng, args, quantized):
+    """name -> (prefill tok/s, decode tok/s) after checking every engine's logits against fastformer's."""
+    ref = eng["fastformer"][1]
+    # fp32 engines agree to rounding; quantized ones differ in how they round activations
+    need = 0.99 if quantized else 0.9999
+    for name, e in eng.items():
+        if e is not None:
+            cos = cosine(ref, e[1])
+            assert cos > need, f"{name} disagrees with fastformer on the prompt's logits (cosine {cos})"
+    best = timed_runs({k: e[0] for k, e in eng.items() if e is not None}, args.new_tokens, args.runs)
+    return {k: (args.prompt_tokens / t1, args.new_tokens / max(tn - t1, 1e-9)) for k, (t1, tn) in best.items()}
+
+
+def child_main(engine, path, n_prompt):
+    """In a fresh process: load `path` with `engine`, run the prompt and a few tokens; print a JSON line."""
+    def status(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    ids = np.random.default_rng(1).integers(3, 32000, n_prompt).tolist()
+    fastformer.set_num_threads(1)
+    before = status("VmRSS")
+    t0 = time.perf_counter()
+    if engine == "fastformer":
+        model = fastformer.Model.load(path)
+        load = time.perf_counter() - t0
+        after_load = status("VmHWM")
+        model.generate_ids(ids, max_new_tokens=DECODE_CHILD, ignore_eos=True)
+    else:
         import llama_cpp
 
-        if not gguf:
-            raise ImportError
-        llm = llama_cpp.Llama(model_path=gguf, n_ctx=512, n_batch=512, n_threads=threads,
-                              n_threads_batch=threads, logits_all=False, verbose=False)
+        llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=1, n_threads_batch=1,
+                              verbose=False)
+        load = time.perf_counter() - t0
+        after_load = status("VmHWM")
+        for i, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
+            if i + 1 == DECODE_CHILD:
+                break
+    print(json.dumps({"load_s": load, "rss_before": before, "hwm_load": after_load, "hwm": status("VmHWM")}))
 
-        def llama_gen(n):
-            llm.reset()
-            for i, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
-                if i + 1 == n:
-                    break
 
-        llm.reset()
-        llm.eval(ids)
-        last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-        out["llama.cpp"] = (llama_gen, np.ctypeslib.as_array(last, shape=(len(ref_logits),)).copy())
+def memory(engine, path, n_prompt):
+    """The child's report (load time, RSS in bytes) for `engine` on `path`."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastformer.__file__)), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", engine, path, "--prompt-tokens",
+                          str(n_prompt)], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def gguf_table(args, ids):
+    """Speed, memory and load time of fastformer and llama.cpp on the same GGUF files."""
+    print("| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
+          "| ff decode tok/s | llama.cpp decode tok/s | decode x |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    mem_rows = []
+    for shape in args.shapes:
+        for qt in args.quants:
+            path = make_gguf(shape, qt)
+            for t in args.threads:
+                eng = engines(path, path, t, ids)
+                if eng["llama.cpp"] is None:
+                    print(f"| {shape} | {qt} | {t} | llama.cpp skipped (not installed) | | | | | |")
+                    continue
+                res = speed(eng, args, qt.startswith("q"))
+                (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
+                print(f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
+                      f"| {fd / ld:.2f} |", flush=True)
+                del eng
+            if not args.no_memory:
+                for name in ("fastformer", "llama.cpp"):
+                    if name == "llama.cpp" and llama_cpp_missing():
+                        continue
+                    mem_rows.append((shape, qt, os.path.getsize(path), name, memory(name, path, args.prompt_tokens)))
+    if mem_rows:
+        mb = 1 << 20
+        print(f"\n| model | quant | file MB | engine | load s | RSS before load MB | peak RSS after load MB "
+              f"| peak RSS after prompt + {DECODE_CHILD} tokens MB | peak / file |")
+        print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+        for shape, qt, size, name, m in mem_rows:
+            print(f"| {shape} | {qt} | {size / mb:.0f} | {name} | {m['load_s']:.2f} | {m['rss_before'] / mb:.0f} "
+                  f"| {m['hwm_load'] / mb:.0f} | {m['hwm'] / mb:.0f} | {m['hwm'] / size:.2f} |")
+
+
+def llama_cpp_missing():
+    try:
+        import llama_cpp  # noqa: F401
     except ImportError:
-        out["llama.cpp"] = None
-    return out
+        return True
+    return False
+
+
+def single_table(args, ids):
+    """fastformer against transformers (HF checkpoint) and llama.cpp (--gguf) on one model."""
+    path = args.model or make_checkpoint()
+    print(f"model: {path}")
+    print("| engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | fastformer decode x |")
+    print("|---|---:|---:|---:|---:|---:|")
+    overhead = []
+    quantized = "q" in os.path.basename(args.gguf or "") + os.path.basename(path)
+    for t in args.threads:
+        eng = engines(path, args.gguf, t, ids)
+        for name, e in eng.items():
+            if e is None:
+                print(f"| {name} | {t} | skipped (not installed or no --gguf) | | | |")
+        res = speed(eng, args, quantized)
+        ff = res["fastformer"]
+        for name, (p, d) in res.items():
+            print(f"| {name} | {t} | {p:.1f} | {d:.1f} | {ff[0] / p:.2f} | {ff[1] / d:.2f} |")
+        overhead.append((t, python_overhead(path, ids, args.new_tokens, ff[1])))
+    for t, o in overhead:
+        print(f"\nfastformer per-token Python overhead at {t} thread(s): {o:.1%} of a decode step")
 
 
 def main(argv=None):
@@ -117,35 +283,22 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--gguf", help="F32 GGUF of the same checkpoint for llama.cpp")
+    ap.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="GGUF table over these model shapes")
+    ap.add_argument("--quants", nargs="+", default=["q8_0", "q4_0"], choices=["f32", "f16", "q8_0", "q4_0"])
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory and load-time table")
+    ap.add_argument("--gguf", help="GGUF of the same checkpoint for llama.cpp")
     ap.add_argument("--model", help="what fastformer loads (default: the 110M HF checkpoint)")
+    ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    path = args.model or make_checkpoint()
+    if args.child:
+        return child_main(args.child[0], args.child[1], args.prompt_tokens)
     ids = np.random.default_rng(1).integers(3, 32000, args.prompt_tokens).tolist()
-    print(f"model: {path}\nfastformer {fastformer.cpu_info()['isa']}; prompt {args.prompt_tokens}, "
-          f"decode {args.new_tokens}, best of {args.runs}\n")
-    print("| engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | fastformer decode x |")
-    print("|---|---:|---:|---:|---:|---:|")
-    overhead = []
-    for t in args.threads:
-        eng = engines(path, args.gguf, t, ids)
-        ref = eng["fastformer"][1]
-        res = {}
-        for name, e in eng.items():
-            if e is None:
-                print(f"| {name} | {t} | skipped (not installed or no --gguf) | | | |")
-                continue
-            cos = float(np.dot(ref, e[1]) / (np.linalg.norm(ref) * np.linalg.norm(e[1])))
-            # fp32 engines agree to rounding; quantized ones differ in how they round activations
-            need = 0.999 if "q" in os.path.basename(args.gguf or "") + os.path.basename(path) else 0.9999
-            assert cos > need, f"{name} disagrees with fastformer on the prompt's logits (cosine {cos})"
-            res[name] = measure(e[0], args.prompt_tokens, args.new_tokens, args.runs)
-        ff = res["fastformer"]
-        for name, (p, d) in res.items():
-            print(f"| {name} | {t} | {p:.1f} | {d:.1f} | {ff[0] / p:.2f} | {ff[1] / d:.2f} |")
-        overhead.append((t, python_overhead(path, ids, args.new_tokens, ff[1])))
-    for t, o in overhead:
-        print(f"\nfastformer per-token Python overhead at {t} thread(s): {o:.1%} of a decode step")
+    print(f"fastformer {fastformer.cpu_info()['isa']}; prompt {args.prompt_tokens}, decode {args.new_tokens}, "
+          f"best of {args.runs}\n")
+    if args.shapes:
+        gguf_table(args, ids)
+    else:
+        single_table(args, ids)
 
 
 def python_overhead(path, ids, n, decode_rate):

@@ -1,8 +1,9 @@
 """Quantized linear (q8_0, q4_0) at M=1 (decode) and M=128 (prefill) against fp32 ops.linear and numpy.
 
-Groups are "linear_<qtype> M=<m> (K, N) t=<threads>"; impl "fastformer" is the quantized op, "fastformer_f32"
-the fp32 op on the same weights, "numpy" x @ w.T. Each case records the weight bytes it streams and, at M=1,
-the achieved GB/s in extra_info["weight_GBps"]; print them with
+Groups are "linear_<qtype> M=<m> (K, N) t=<threads>"; impl "fastformer" is the quantized op on ggml's layout,
+"fastformer_r16" on the r16 layout models repack q8_0/q4_0 into when the AVX-512 VNNI kernels run,
+"fastformer_f32" the fp32 op on the same weights, "numpy" x @ w.T. Each case records the weight bytes it streams
+and, at M=1, the achieved GB/s in extra_info["weight_GBps"]; print them with
     python -m benchmarks.bench_quant results.json
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import set_threads
-from fastformer import ops, quantize
+from fastformer import _core, ops, quantize
 
 SHAPES = [(768, 768), (768, 2048), (2048, 768), (2048, 5632), (5632, 2048), (2048, 32000)]  # (K, N)
 
@@ -24,7 +25,7 @@ def _inputs(k, n, m):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("impl", ["fastformer", "fastformer_f32", "numpy"])
+@pytest.mark.parametrize("impl", ["fastformer", "fastformer_r16", "fastformer_f32", "numpy"])
 @pytest.mark.parametrize("m", [1, 128])
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -33,8 +34,11 @@ def test_linear_quant(benchmark, shape, qtype, m, impl, threads):
     k, n = shape
     x, w = _inputs(k, n, m)
     qt = quantize(w, qtype)
-    if impl == "fastformer":
+    if impl.startswith("fastformer") and impl != "fastformer_f32":
         fn, nbytes = (lambda: ops.linear(x, qt)), qt.nbytes
+        if impl == "fastformer_r16":
+            r16 = _core.repack_r16(qt.data, qt.ggml_type, k)
+            fn = lambda: _core.linear_q(x, r16, qt.ggml_type | _core.QTYPE_R16, k)  # noqa: E731
         # the quantized result is the fp32 product on the dequantized weights, up to the 8-bit activations
         wd = qt.dequantize()
         want = x.astype(np.float64) @ wd.astype(np.float64).T

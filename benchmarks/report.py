@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 
 import fastformer
 from benchmarks.compare import ratios
@@ -39,7 +38,7 @@ PEERS = {  # module -> (distribution, what it is compared on)
     "torch": ("torch", "matmul, linear, attention, norms, activations"),
     "tiktoken": ("tiktoken", "BPE encoding (cl100k_base)"),
     "tokenizers": ("tokenizers", "BPE encoding (cl100k_base)"),
-    "transformers": ("transformers", "end-to-end prefill and decode (F32)"),
+    "transformers": ("transformers", "end-to-end prefill and decode (python -m benchmarks.bench_model)"),
     "llama_cpp": ("llama_cpp_python", "end-to-end prefill and decode (F32, Q8_0, Q4_0 GGUF)"),
 }
 FAMILIES = [  # (title, benchmark file, group prefixes)
@@ -106,23 +105,26 @@ def run_kernels(files, quick, log):
     return out, skips
 
 
-def run_models(quick, threads, log):
-    """End-to-end rows from benchmarks.bench_model: dicts with model, engine, threads, prefill, decode."""
-    cases = [("110M F32", "f32"), ("110M Q8_0", "q8_0"), ("110M Q4_0", "q4_0")]
+def run_models(quick, threads, log, skips):
+    """End-to-end rows parsed from benchmarks.bench_model's GGUF table (same file for both engines)."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_model", "--shapes", "110m", "--quants", "f32", "q8_0", "q4_0",
+           "--no-memory", "--runs", "2" if quick else "3", "--threads", *map(str, threads)]
+    log("running bench_model (110M F32, Q8_0, Q4_0) ...")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench_model failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     rows = []
-    for title, kind in cases:
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-            js = f.name
-        cmd = [sys.executable, "-m", "benchmarks.bench_model", "--type", kind, "--json", js,
-               "--runs", "2" if quick else "3", "--threads", *map(str, threads)]
-        log(f"running bench_model {title} ...")
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"bench_model {title} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-        for r in json.load(open(js)):
-            r["model"] = title
-            rows.append(r)
-        os.unlink(js)
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 9 or cells[0] in ("model", "---") or not cells[2].isdigit():
+            continue
+        title, t = f"{cells[0].upper()} {cells[1].upper()}", int(cells[2])
+        if "skipped" in cells[3]:
+            skips.append(f"end-to-end {title} t={t}: {cells[3]}")
+            continue
+        fp, lp, fd, ld = float(cells[3]), float(cells[4]), float(cells[6]), float(cells[7])
+        rows.append({"model": title, "engine": "fastformer", "threads": t, "prefill": fp, "decode": fd})
+        rows.append({"model": title, "engine": "llama.cpp", "threads": t, "prefill": lp, "decode": ld})
     return rows
 
 
@@ -143,7 +145,8 @@ def markdown(meta, kernels, models, skips):
     for title, rows in kernels.items():
         if not rows:
             continue
-        lines += [f"## {title}", "", "| case | peer | fastformer (ms) | peer (ms) | speed-up |", "|---|---|---:|---:|---:|"]
+        lines += [f"## {title}", "", "| case | peer | fastformer (ms) | peer (ms) | speed-up |",
+                  "|---|---|---:|---:|---:|"]
         lines += [f"| {g} | {p} | {f * 1e3:.3f} | {t * 1e3:.3f} | {r:.2f}x |" for g, p, f, t, r in rows]
         lines.append("")
     if models:
@@ -224,8 +227,8 @@ def main(argv=None):
     kernels, skips = run_kernels(files, args.quick, log)
     models = []
     if not args.no_models and not args.only:
-        models = run_models(args.quick, args.threads, log)
-        for eng, mod in (("llama.cpp", "llama_cpp"), ("transformers", "transformers")):
+        models = run_models(args.quick, args.threads, log, skips)
+        for eng, mod in (("llama.cpp", "llama_cpp"),):
             if meta["peers"][mod] and not any(r["engine"] == eng for r in models):
                 skips.append(f"end-to-end: {eng} is installed but produced no rows")
     md = markdown(meta, kernels, models, skips)

@@ -227,7 +227,8 @@ void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
 // ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
 enum ff_qtype {  // ggml's type ids
-    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q8_0 = 8, FF_QT_Q4_K = 12, FF_QT_Q6_K = 14, FF_QT_BF16 = 30
+    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q8_0 = 8, FF_QT_Q4_K = 12, FF_QT_Q6_K = 14, FF_QT_BF16 = 30,
+    FF_QT_R16 = 0x100  // flag on q8_0/q4_0: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
 };
 int64_t ff_qtype_block(int qtype);                  // weights per block (1 for f32/f16/bf16), 0 if unknown
 int64_t ff_qtype_block_bytes(int qtype);            // bytes per block, 0 if unknown
@@ -237,14 +238,19 @@ int64_t ff_qtype_row_bytes(int qtype, int64_t cols);  // bytes per row; -1 if un
 int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols);
 // y (rows, cols) = src (rows, row_bytes) as float32, any qtype above; FF_EINVAL as ff_quantize
 int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols);
-// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in q8_0, q4_0, q4_k or q6_k, bias (n,) or NULL: x is quantized
-// per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or k % block != 0
+// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in q8_0, q4_0 (either | FF_QT_R16), q4_k or q6_k, bias (n,) or
+// NULL: x is quantized per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or
+// k % block != 0
 int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
                 int64_t n);
 void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
 void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n);
 int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
 int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
+// dst = W (rows, cols) q8_0/q4_0 in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
+// the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
+int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);
+int ff_qrepack_r16_pays(void);  // 1 if the r16 kernels in use are the fast ones (the avx512 table with vnni)
 
 // m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
 struct ff_qact {

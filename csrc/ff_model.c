@@ -1,6 +1,6 @@
 // the forward pass of a decoder-only transformer (llama / mistral / qwen2 / gpt2 blocks), one call per step:
 // embed -> n_layers x (norm, attention with kv cache, residual, norm, mlp, residual) -> final norm -> logits
-#include "ff_internal.h"
+#include "ff_quant.h"
 
 #include <math.h>
 #include <string.h>
@@ -10,6 +10,25 @@ static int linear(float *y, const float *x, const ff_tensor *w, const float *bia
     if (w->dtype == FF_DT_F32) return ff_linear_f32(y, x, (const float *)w->data, bias, m, w->cols, w->rows);
     // ggml block formats: the type id is the storage type
     return ff_linear_q(y, x, w->data, w->dtype, bias, m, w->cols, w->rows);
+}
+
+// y_p = x @ w_p^T + bias_p for np <= 3 weights of one input: quantized ones of one type as one job (x is
+// quantized once), else one linear each
+static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
+                    int64_t m) {
+    ff_qpart parts[3];
+    int fuse = 1;
+    for (int p = 0; p < np; p++) {
+        parts[p] = (ff_qpart){y[p], w[p]->data, bias[p], w[p]->rows, w[p]->dtype};
+        fuse &= w[p]->dtype != FF_DT_F32 && (w[p]->dtype & ~FF_QT_R16) == (w[0]->dtype & ~FF_QT_R16) &&
+                (p + 1 == np || w[p]->rows % FF_QP_NR == 0);
+    }
+    if (fuse) return ff_linear_q_parts(parts, np, x, m, w[0]->cols);
+    for (int p = 0; p < np; p++) {
+        int rc = linear(y[p], x, w[p], bias[p], m);
+        if (rc) return rc;
+    }
+    return FF_OK;
 }
 
 static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {
@@ -86,9 +105,10 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
 
         // attention block: h = norm(x); q, k, v projections; rope; append k, v to the cache
         norm(m, s->h, s->x, L->attn_norm_w, L->attn_norm_b, t);
-        if ((rc = linear(s->q, s->h, &L->wq, L->bq, t)) || (rc = linear(s->k, s->h, &L->wk, L->bk, t)) ||
-            (rc = linear(s->v, s->h, &L->wv, L->bv, t)))
-            return rc;
+        float *qkv[3] = {s->q, s->k, s->v};
+        const ff_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        const float *bqkv[3] = {L->bq, L->bk, L->bv};
+        if ((rc = linear_n(qkv, s->h, wqkv, bqkv, 3, t))) return rc;
         if (m->rope_inv_freq) rope_qk(m, s, t);
         for (int64_t i = 0; i < t; i++)
             for (int64_t g = 0; g < nkv; g++) {
@@ -103,11 +123,14 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
 
         // mlp block: h = norm(x); swiglu (llama) or gelu (gpt2); x += down projection
         norm(m, s->h, s->x, L->ffn_norm_w, L->ffn_norm_b, t);
-        if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
         if (m->arch == FF_ARCH_GPT2) {
+            if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
             ff_gelu_tanh_f32(s->f1, s->f1, t * f);
         } else {
-            if ((rc = linear(s->f2, s->h, &L->w_gate, NULL, t))) return rc;
+            float *ug[2] = {s->f1, s->f2};
+            const ff_tensor *wug[2] = {&L->w_up, &L->w_gate};
+            const float *bug[2] = {L->b_up, NULL};
+            if ((rc = linear_n(ug, s->h, wug, bug, 2, t))) return rc;
             ff_silu_f32(s->f2, s->f2, t * f);
             for (int64_t j = 0; j < t * f; j++) s->f1[j] *= s->f2[j];
         }

@@ -586,6 +586,92 @@ FF_VNNI void ff_qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_
     }
 }
 
+// ---- decode and prefill on the r16 layout (ff_quant.h): per block, each 64-byte group of the 16 rows meets
+// 4 broadcast activations in one vpdpbusd, so a block of 16 rows is 8 of them and one float scaling ----
+
+static inline int32_t ld32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a)
+static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, const ff_qact *a, int64_t b, const int mr,
+                                             const int q4) {
+    int64_t kp = a->kp;
+    const uint8_t *v = t + 2 * FF_R16;
+    __m512i lo[4], hi[4];
+    for (int i = 0; i < mr; i++) {
+        lo[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
+        hi[i] = _mm512_setzero_si512();
+    }
+    if (q4) {
+        // low nibbles are weights 4c.., high nibbles (times 16, shifted out below) weights 16 + 4c..
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m512i x = _mm512_loadu_si512(v + 64 * c);
+            __m512i xl = _mm512_and_si512(x, _mm512_set1_epi8(15));
+            __m512i xh = _mm512_and_si512(x, _mm512_set1_epi8((char)0xf0));
+            for (int i = 0; i < mr; i++) {
+                const int8_t *aq = a->q + i * kp + 32 * b;
+                lo[i] = _mm512_dpbusd_epi32(lo[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
+                hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+            }
+        }
+        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], _mm512_srai_epi32(hi[i], 4));
+    } else {
+        // two chains: groups 0..3 and 4..7
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m512i x0 = _mm512_loadu_si512(v + 64 * c), x1 = _mm512_loadu_si512(v + 64 * (c + 4));
+            for (int i = 0; i < mr; i++) {
+                const int8_t *aq = a->q + i * kp + 32 * b;
+                lo[i] = _mm512_dpbusd_epi32(lo[i], x0, _mm512_set1_epi32(ld32(aq + 4 * c)));
+                hi[i] = _mm512_dpbusd_epi32(hi[i], x1, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+            }
+        }
+        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], hi[i]);
+    }
+    __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+    for (int i = 0; i < mr; i++)
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]), _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])),
+                                 out[i]);
+}
+
+static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                       const ff_qact *a, const int mr, const int q4) {
+    int64_t nb = a->k / 32, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nb * tb;
+        // even and odd blocks in separate accumulators
+        __m512 even[4], odd[4];
+        for (int i = 0; i < mr; i++) even[i] = odd[i] = _mm512_setzero_ps();
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            r16_block_vnni(even, t + b * tb, a, b, mr, q4);
+            r16_block_vnni(odd, t + (b + 1) * tb, a, b + 1, mr, q4);
+        }
+        if (b < nb) r16_block_vnni(even, t + b * tb, a, b, mr, q4);
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(even[i], odd[i]));
+    }
+}
+
+FF_VNNI void ff_qdot_r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                              int m, int q4) {
+#define FF_R16_BY_M(q)                                          \
+    switch (m) {                                                \
+    case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;             \
+    case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;             \
+    case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;             \
+    default: r16_vnni(y, ldy, w, n, a, 1, q); break;            \
+    }
+    if (q4)
+        FF_R16_BY_M(1)
+    else
+        FF_R16_BY_M(0)
+#undef FF_R16_BY_M
+}
+
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++) {

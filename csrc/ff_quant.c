@@ -418,13 +418,80 @@ void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     }
 }
 
+// ---- the r16 layout (ff_quant.h): repacking and the scalar kernel ----
+
+typedef struct {
+    uint8_t *dst;
+    const uint8_t *src;
+    int q4;
+    int64_t rows, nb;
+} repack_ctx;
+
+static void repack_task(void *arg, int ith, int nth) {
+    repack_ctx *c = arg;
+    int64_t bsz = c->q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES, lo, hi;
+    ff_split(c->rows / FF_R16, ith, nth, 1, &lo, &hi);
+    for (int64_t g = lo; g < hi; g++)
+        for (int64_t b = 0; b < c->nb; b++) {
+            uint8_t *t = c->dst + (g * c->nb + b) * FF_R16 * bsz;
+            for (int r = 0; r < FF_R16; r++) {
+                const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + b) * bsz;
+                // scale of row r, then its 4-byte groups at 64c + 4r (q8_0 + 128: xor of the sign bits)
+                memcpy(t + 2 * r, blk, 2);
+                for (int g = 0; g < (c->q4 ? 4 : 8); g++) {
+                    uint32_t u;
+                    memcpy(&u, blk + 2 + 4 * g, 4);
+                    if (!c->q4) u ^= 0x80808080u;
+                    memcpy(t + 2 * FF_R16 + 64 * g + 4 * r, &u, 4);
+                }
+            }
+        }
+}
+
+int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols) {
+    if ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32)
+        return FF_EINVAL;
+    repack_ctx c = {dst, src, qtype == FF_QT_Q4_0, rows, cols / 32};
+    ff_parallel(repack_task, &c, rows * cols < (1 << 20) ? 1 : ff_get_num_threads());
+    return FF_OK;
+}
+
+int ff_qrepack_r16_pays(void) { return ff_isa_current() == FF_ISA_AVX512 && ff_quant_vnni(); }
+
+void ff_qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
+                     int q4) {
+    // per block of each row: the int dot of its (unsigned) values with a, from the lane sum -c * sum(a),
+    // scaled by d_w * d_a; even and odd blocks summed apart
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *t = w + (g * nb + b) * tb, *v = t + 2 * FF_R16;
+                    const int8_t *aq = a->q + i * kp + 32 * b;
+                    int32_t isum = a->lanes[i * (kp / 4) + 8 * b];
+                    for (int c = 0; c < (q4 ? 4 : 8); c++)
+                        for (int e = 0; e < 4; e++) {
+                            int u = v[64 * c + 4 * r + e];
+                            if (q4)
+                                isum += (u & 15) * aq[4 * c + e] + (u >> 4) * aq[16 + 4 * c + e];
+                            else
+                                isum += u * aq[4 * c + e];
+                        }
+                    acc[b & 1] += (float)isum * (ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b]);
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}
+
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
 
 typedef struct {
-    float *y;
-    const float *x, *bias;
-    const uint8_t *w;
-    int64_t m, k, n, stride, jt;
+    const float *x;
+    const ff_qpart *parts;  // the Ws that share x, their rows concatenated for the split
+    int np;
+    int64_t m, k, ntot, stride, jt;
     int qtype, packed;  // packed: vnni panels (q8_0, q4_0 with several activation rows)
     void *panel0;       // the calling thread's panel, next to the activations in its scratch
     int status;
@@ -470,11 +537,35 @@ static qdot_fn qdot_for(int qtype) {
     }
 }
 
-static void qlin_task(void *arg, int ith, int nth) {
-    qlin_ctx *c = arg;
+// rows lo..hi-1 of part P
+static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, int ith) {
     qdot_fn dot = qdot_for(c->qtype);
-    int64_t lo, hi;
-    ff_split(c->n, ith, nth, FF_QP_NR, &lo, &hi);
+    const uint8_t *w = P->w;
+    if (P->dtype & FF_QT_R16) {
+        // r16 groups; with several activation rows, 4 groups at a time stay in cache while the rows sweep them
+        int q4 = c->qtype == FF_QT_Q4_0;
+        void (*r16)(float *restrict, int64_t, const uint8_t *restrict, int64_t, const ff_qact *, int, int) =
+            ff_qdot_r16_ref;
+#ifdef FF_HAVE_X86
+        if (ff_qrepack_r16_pays()) r16 = ff_qdot_r16_vnni;
+#endif
+        int64_t jt = c->m <= 4 ? hi - lo : 4 * FF_R16;
+        for (int64_t j0 = lo; j0 < hi; j0 += jt) {
+            int64_t jn = FF_MIN(jt, hi - j0);
+            for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
+                ff_qact a = c->act;
+                a.q += i0 * a.kp;
+                a.d += i0 * (a.kp / 32);
+                a.lanes += i0 * (a.kp / 4);
+                float *y = P->y + i0 * P->n + j0;
+                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0), q4);
+                if (P->bias)
+                    for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
+                        for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
+            }
+        }
+        return;
+    }
 #ifdef FF_HAVE_X86
     if (c->packed) {
         // panels of 32 rows of W, each packed once and swept by every activation row
@@ -485,10 +576,10 @@ static void qlin_task(void *arg, int ith, int nth) {
         }
         for (int64_t j0 = lo; j0 < hi; j0 += FF_QP_NR) {
             int nr = (int)FF_MIN(FF_QP_NR, hi - j0);
-            ff_qgemm_panel_vnni(c->y + j0, c->n, c->w + j0 * c->stride, c->stride, nr, &c->act, c->m, c->qtype, panel);
-            if (c->bias)
+            ff_qgemm_panel_vnni(P->y + j0, P->n, w + j0 * c->stride, c->stride, nr, &c->act, c->m, c->qtype, panel);
+            if (P->bias)
                 for (int64_t i = 0; i < c->m; i++)
-                    for (int64_t j = 0; j < nr; j++) c->y[i * c->n + j0 + j] += c->bias[j0 + j];
+                    for (int64_t j = 0; j < nr; j++) P->y[i * P->n + j0 + j] += P->bias[j0 + j];
         }
         return;
     }
@@ -502,31 +593,52 @@ static void qlin_task(void *arg, int ith, int nth) {
             a.d += i0 * (a.kp / 32);
             a.s += i0 * (a.kp / 16);
             if (a.lanes) a.lanes += i0 * (a.kp / 4);
-            float *y = c->y + i0 * c->n + j0;
-            dot(y, c->n, c->w + j0 * c->stride, c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
-            if (c->bias)
+            float *y = P->y + i0 * P->n + j0;
+            dot(y, P->n, w + j0 * c->stride, c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
+            if (P->bias)
                 for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
-                    for (int64_t j = 0; j < jn; j++) y[i * c->n + j] += c->bias[j0 + j];
+                    for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
         }
     }
 }
 
-int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
-                int64_t n) {
+static void qlin_task(void *arg, int ith, int nth) {
+    qlin_ctx *c = arg;
+    int64_t lo, hi, off = 0;
+    ff_split(c->ntot, ith, nth, FF_QP_NR, &lo, &hi);
+    for (int p = 0; p < c->np; off += c->parts[p].n, p++) {
+        int64_t plo = FF_MAX(lo, off) - off, phi = FF_MIN(hi, off + c->parts[p].n) - off;
+        if (plo < phi) qlin_rows(c, &c->parts[p], plo, phi, ith);
+    }
+}
+
+int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {
+    if (np < 1) return FF_EINVAL;
+    int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
     if (qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0 && qtype != FF_QT_Q4_K && qtype != FF_QT_Q6_K) return FF_EINVAL;
+    int64_t ntot = 0;
+    for (int p = 0; p < np; p++) {
+        int r16 = (parts[p].dtype & FF_QT_R16) != 0;
+        if ((parts[p].dtype & ~FF_QT_R16) != qtype || parts[p].n < 0) return FF_EINVAL;
+        if (r16 && ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || parts[p].n % FF_R16)) return FF_EINVAL;
+        // every part but the last starts the next at a whole split unit
+        if (p + 1 < np && parts[p].n % FF_QP_NR) return FF_EINVAL;
+        nr16 += r16;
+        ntot += parts[p].n;
+    }
     int64_t stride = ff_qtype_row_bytes(qtype, k);
-    if (stride <= 0 || m < 0 || n < 0) return FF_EINVAL;
-    if (m == 0 || n == 0) return FF_OK;
+    if (stride <= 0 || m < 0) return FF_EINVAL;
+    if (m == 0 || ntot == 0) return FF_OK;
     // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
     int64_t kp = (k + 511) / 512 * 512;
     int lanes = qtype == FF_QT_Q8_0 || qtype == FF_QT_Q4_0;
     // panels pay for their packing from 5 activation rows on; their gathers take int32 row offsets
     int packed = lanes && m >= 5 && stride < (1 << 26) && ff_isa_current() == FF_ISA_AVX512 && ff_quant_vnni();
     size_t row = (size_t)kp + kp / 32 * sizeof(float) + kp / 16 * sizeof(int16_t) + (lanes ? (size_t)kp : 0);
-    size_t panel = packed ? FF_QP_BYTES(k / 32) : 0;
+    size_t panel = packed && nr16 < np ? FF_QP_BYTES(k / 32) : 0;
     uint8_t *buf = ff_scratch(row * (size_t)m + panel);
     if (!buf) return FF_ENOMEM;
-    qlin_ctx c = {.y = y, .x = x, .bias = bias, .w = w, .m = m, .k = k, .n = n, .stride = stride, .qtype = qtype,
+    qlin_ctx c = {.x = x, .parts = parts, .np = np, .m = m, .k = k, .ntot = ntot, .stride = stride, .qtype = qtype,
                   .packed = packed, .panel0 = buf + row * (size_t)m, .status = FF_OK};
     c.lanes = lanes ? (int32_t *)(void *)buf : NULL;
     c.d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
@@ -534,11 +646,17 @@ int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float 
     c.q = (int8_t *)(void *)(c.s + kp / 16 * m);
     c.act = (ff_qact){c.q, c.d, c.s, c.lanes, k, kp};
     // tiles of about 192 KB of W for several activation rows, all of W's share for one
-    c.jt = m == 1 ? n : FF_MAX(16, (192 << 10) / stride);
+    c.jt = m == 1 ? ntot : FF_MAX(16, (192 << 10) / stride);
     int nth = ff_get_num_threads();
     ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
-    ff_parallel(qlin_task, &c, n * k * m < (1 << 15) ? 1 : nth);
+    ff_parallel(qlin_task, &c, ntot * k * m < (1 << 15) ? 1 : nth);
     return c.status;
+}
+
+int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
+                int64_t n) {
+    ff_qpart part = {y, w, bias, n, qtype};
+    return ff_linear_q_parts(&part, 1, x, m, k);
 }
 
 void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n) { ff_kern->fp32_to_fp16(y, x, n); }

@@ -48,6 +48,17 @@ cdef list _id_list(const int32_t *ids, int64_t n):
     return out
 
 
+cdef bint _offsets_ok(const int64_t[::1] off, Py_ssize_t size):
+    """off starts at 0, never decreases and ends within size bytes."""
+    cdef Py_ssize_t k, m = off.shape[0]
+    if m == 0 or off[0] != 0 or off[m - 1] > size:
+        return False
+    for k in range(1, m):
+        if off[k] < off[k - 1]:
+            return False
+    return True
+
+
 def pretok_split(str text, str kind):
     """The pieces of `text` under a split scanner ("gpt2", "cl100k", "o200k", "llama3", "qwen2")."""
     cdef Py_ssize_t n
@@ -79,8 +90,9 @@ cdef class Bpe:
 
     def __cinit__(self, const uint8_t[::1] data, const int64_t[::1] off, const uint8_t[::1] kind):
         cdef int32_t n = kind.shape[0]
-        if off.shape[0] != n + 1 or off[n] > data.shape[0] or n == 0:
-            raise ValueError(f"Bpe: {n} ids need {n + 1} offsets within {data.shape[0]} bytes, got {off.shape[0]}")
+        if off.shape[0] != n + 1 or n == 0 or not _offsets_ok(off, data.shape[0]):
+            raise ValueError(f"Bpe: {n} ids need {n + 1} offsets (rising from 0, within {data.shape[0]} bytes), "
+                             f"got {off.shape[0]}")
         cdef uint8_t dummy = 0
         self.b = ff_bpe_new(&data[0] if data.shape[0] else &dummy, &off[0], &kind[0], n)
         if self.b == NULL:
@@ -149,8 +161,8 @@ cdef class Bpe:
     def set_decode(self, const uint8_t[::1] data, const int64_t[::1] off):
         """Decoded bytes of every id (by default the merge-space bytes)."""
         cdef uint8_t dummy = 0
-        if off.shape[0] != self.n + 1 or off[self.n] > data.shape[0]:
-            raise ValueError(f"set_decode: expected {self.n + 1} offsets within {data.shape[0]} bytes")
+        if off.shape[0] != self.n + 1 or not _offsets_ok(off, data.shape[0]):
+            raise ValueError(f"set_decode: expected {self.n + 1} offsets (rising from 0, within {data.shape[0]} bytes)")
         if ff_bpe_set_decode(self.b, &data[0] if data.shape[0] else &dummy, &off[0]) != FF_OK:
             raise MemoryError("Bpe: out of memory")
 

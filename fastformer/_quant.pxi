@@ -8,6 +8,12 @@ QTYPE_IDS = {
     "f32": FF_QT_F32, "f16": FF_QT_F16, "bf16": FF_QT_BF16, "q8_0": FF_QT_Q8_0, "q4_0": FF_QT_Q4_0,
     "q4_k": FF_QT_Q4_K, "q6_k": FF_QT_Q6_K,
 }
+QTYPE_R16 = FF_QT_R16  # flag on a q8_0/q4_0 id: W in the r16 layout (repack_r16)
+
+cdef extern from "fastformer.h" nogil:
+    enum: FF_QT_R16
+    int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols)
+    int ff_qrepack_r16_pays()
 
 
 def qtype_block(int qtype):
@@ -67,15 +73,43 @@ def dequantize_rows(data, int qtype, int64_t cols):
     return out
 
 
-def linear_q(x, data, int qtype, int64_t cols, bias=None, *, out=None):
-    """x (M, K) @ W.T + bias for W (N, K) given as uint8 (N, row_bytes) blocks of ggml type `qtype`."""
-    x = _f32(x, "x", 2)
+def repack_r16(data, int qtype, int64_t cols):
+    """q8_0/q4_0 blocks (rows, row_bytes), rows a multiple of 16 -> the same bytes in the r16 layout, which
+    linear_q takes as qtype | QTYPE_R16 (the layout the AVX-512 VNNI decode kernels read fastest)."""
+    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0):
+        raise ValueError(f"repack_r16: ggml type {qtype} is not q8_0 or q4_0")
     data = _qdata(data, qtype, cols, "w")
+    cdef int64_t rows = data.shape[0]
+    if rows % 16:
+        raise ValueError(f"repack_r16: w has {rows} rows, expected a multiple of 16")
+    out = np.empty_like(data)
+    if out.size == 0:
+        return out
+    cdef const uint8_t[:, ::1] d_ = data
+    cdef uint8_t[:, ::1] o_ = out
+    with nogil:
+        ff_qrepack_r16(&o_[0, 0], &d_[0, 0], qtype, rows, cols)
+    return out
+
+
+def repack_r16_pays():
+    """True if the r16 kernels in use are the fast ones (the avx512 path with VNNI); others run a scalar twin."""
+    return bool(ff_qrepack_r16_pays())
+
+
+def linear_q(x, data, int qtype, int64_t cols, bias=None, *, out=None):
+    """x (M, K) @ W.T + bias for W (N, K) given as uint8 (N, row_bytes) blocks of ggml type `qtype` (q8_0 and
+    q4_0 may carry QTYPE_R16 for data from repack_r16)."""
+    x = _f32(x, "x", 2)
+    cdef int base = qtype & ~FF_QT_R16
+    data = _qdata(data, base, cols, "w")
     cdef int64_t m = x.shape[0], k = x.shape[1], n = data.shape[0]
     if k != cols:
         raise ValueError(f"linear: x has shape {x.shape} and w has shape ({n}, {cols}); w must be (N, {k})")
-    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0, FF_QT_Q4_K, FF_QT_Q6_K):
+    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0, FF_QT_Q4_K, FF_QT_Q6_K, FF_QT_Q8_0 | FF_QT_R16, FF_QT_Q4_0 | FF_QT_R16):
         raise ValueError(f"linear: no quantized kernel for ggml type {qtype}; dequantize() the weight first")
+    if qtype & FF_QT_R16 and n % 16:
+        raise ValueError(f"linear: an r16 w has {n} rows, expected a multiple of 16")
     if bias is not None:
         bias = _f32(bias, "bias", 1)
         if bias.shape[0] != n:

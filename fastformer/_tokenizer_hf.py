@@ -7,7 +7,9 @@ the C engine (whole, or already split into pieces when no scanner covers the pat
 decoder into per-token bytes. `gguf_metadata` / `from_gguf_metadata` convert to and from GGUF's keys.
 """
 
+import contextlib
 import json
+import math
 import re
 import unicodedata
 
@@ -118,10 +120,16 @@ def _regex(pattern):
         import regex
     except ImportError as e:
         raise UnsupportedError(f"pattern {pattern!r} needs the `regex` package") from e
-    return regex.compile(pattern)
+    try:
+        return regex.compile(pattern)
+    except (regex.error, TypeError, ValueError) as e:
+        raise FormatError(f"invalid split pattern {pattern!r}: {e}") from e
 
 
 # ---- pre-tokenizers ----
+
+
+SPLIT_BEHAVIORS = ("Isolated", "Removed", "Contiguous", "MergedWithPrevious", "MergedWithNext")
 
 
 def _split_parts(text, spans, behavior, invert):
@@ -216,7 +224,11 @@ class _PreTokenizer:
                         f"{where}: split pattern {pat!r} has no built-in scanner; using the slower `regex` package",
                         stacklevel=4,
                     )
-                self.steps.append(("split", rx, st.get("behavior", "Isolated"), st.get("invert", False)))
+                behavior = st.get("behavior", "Isolated")
+                if behavior not in SPLIT_BEHAVIORS:
+                    raise UnsupportedError(f"{where}: Split behavior {behavior!r} is not supported; "
+                                           f"supported: {', '.join(SPLIT_BEHAVIORS)}")
+                self.steps.append(("split", rx, behavior, bool(st.get("invert", False))))
             elif t == "ByteLevel":
                 self.steps.append(("bytelevel", st.get("add_prefix_space", True), st.get("use_regex", True)))
             elif t == "Digits":
@@ -487,12 +499,54 @@ def read(path):
         raise FormatError(f"{path}: not a readable tokenizer.json ({e})") from e
 
 
+@contextlib.contextmanager
+def malformed(where):
+    """Turn a structural surprise deep in a tokenizer description (a list where an object belongs, a missing
+    key) into a FormatError naming the file; the specific checks give better messages where they apply."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise FormatError(f"{where}: malformed tokenizer description ({type(e).__name__}: {e})") from e
+
+
+def check_vocab(vocab, added, where):
+    """Check model.vocab ({token: id}) and added_tokens ([{id, content}]); returns the id space size."""
+    from fastformer.tokenizer import _id_limit
+
+    if not isinstance(vocab, dict):
+        raise FormatError(f"{where}: model.vocab must map tokens to ids, got {type(vocab).__name__}")
+    if not isinstance(added, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("content"), str) and "id" in a for a in added
+    ):
+        raise FormatError(f"{where}: added_tokens must be a list of objects with an id and a string content")
+    limit = _id_limit(len(vocab) + len(added))
+    owner = {}
+    for s, i in vocab.items():
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise FormatError(f"{where}: vocabulary id {i!r} of token {s!r} must be an integer")
+        if not 0 <= i < limit:
+            raise FormatError(f"{where}: vocabulary id {i} of token {s!r} is outside [0, {limit})")
+        if i in owner:
+            raise FormatError(f"{where}: vocabulary id {i} is used twice ({owner[i]!r} and {s!r})")
+        owner[i] = s
+    for a in added:
+        i = a["id"]
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
+            raise FormatError(f"{where}: added token {a['content']!r} has id {i!r}, outside [0, {limit})")
+    n = max(max(owner, default=-1), max((a["id"] for a in added), default=-1)) + 1
+    if n == 0:
+        raise FormatError(f"{where}: the vocabulary is empty")
+    return n
+
+
 def parse_merges(merges, vocab, where):
     """Merges as (left id, right id) arrays from "a b" strings or [a, b] pairs."""
+    if not isinstance(merges, list):
+        raise FormatError(f"{where}: model.merges must be a list, got {type(merges).__name__}")
     left, right = np.empty(len(merges), np.int32), np.empty(len(merges), np.int32)
     for i, m in enumerate(merges):
         pair = m.split(" ") if isinstance(m, str) else m
-        if len(pair) != 2:
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
             raise FormatError(f"{where}: merge {i} {m!r} is not a pair")
         a, b = pair
         if a not in vocab or b not in vocab:
@@ -700,20 +754,47 @@ def _meta_list(meta, key, default):
     return list(default) if v is None else [x.item() if hasattr(x, "item") else x for x in v]
 
 
-def from_gguf_metadata(cls, meta):
+def _gguf_vocab(meta, where):
+    """tokens, token types and bos / eos ids of tokenizer.ggml.*, checked."""
+    tokens = meta.get("tokenizer.ggml.tokens")
+    if tokens is None or len(tokens) == 0:
+        raise FormatError(f"{where}.tokens is missing or empty")
+    if not isinstance(tokens, list) or not all(isinstance(x, str) for x in tokens):
+        raise FormatError(f"{where}.tokens must be an array of strings")
+    types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
+    if len(types) != len(tokens):
+        raise FormatError(f"{where}.token_type has {len(types)} entries for {len(tokens)} tokens")
+    bad = next((i for i, x in enumerate(types) if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 6),
+               None)
+    if bad is not None:
+        raise FormatError(f"{where}.token_type of token {bad} is {types[bad]!r}, expected 0..6")
+    first = {}
+    for i, (s, ty) in enumerate(zip(tokens, types)):
+        if ty in (TYPE_NORMAL, TYPE_BYTE):
+            if s in first:
+                raise FormatError(f"{where}.tokens: token {s!r} appears twice (ids {first[s]} and {i})")
+            first[s] = i
+    ids = []
+    for key in ("bos_token_id", "eos_token_id"):
+        v = meta.get(f"tokenizer.ggml.{key}")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < len(tokens)):
+            raise FormatError(f"{where}.{key} {v!r} must be a token id in [0, {len(tokens)})")
+        ids.append(v)
+    return tokens, types, ids[0], ids[1]
+
+
+def from_gguf_metadata(cls, meta, source):
     import fastformer.tokenizer as t
 
     model = meta.get("tokenizer.ggml.model")
-    tokens = _meta_list(meta, "tokenizer.ggml.tokens", [])
-    types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
-    where = "GGUF tokenizer.ggml"
-    if not tokens or len(types) != len(tokens):
-        raise FormatError(f"{where}.tokens / token_type are missing or of different lengths")
-    bos, eos = meta.get("tokenizer.ggml.bos_token_id"), meta.get("tokenizer.ggml.eos_token_id")
+    where = f"{source}: tokenizer.ggml"
+    tokens, types, bos, eos = _gguf_vocab(meta, where)
     if model == "llama":
         scores = _meta_list(meta, "tokenizer.ggml.scores", [])
         if len(scores) != len(tokens):
             raise FormatError(f"{where}.scores has {len(scores)} entries for {len(tokens)} tokens")
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in scores):
+            raise FormatError(f"{where}.scores must be finite numbers")
         tok = cls._from_scores(
             tokens, scores, types, name="gguf", add_space_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True))
         )
@@ -734,7 +815,10 @@ def from_gguf_metadata(cls, meta):
         ]
         # llama.cpp takes a piece that is a token whole for llama-bpe (as Llama 3's ignore_merges)
         spec = byte_level_spec({}, [], {}, pattern, ignore_merges=pre in ("llama-bpe", "llama3"))
-        spec["model"]["vocab"], spec["model"]["merges"] = vocab, _meta_list(meta, "tokenizer.ggml.merges", [])
+        merges = meta.get("tokenizer.ggml.merges", [])
+        if not isinstance(merges, list) or not all(isinstance(m, str) for m in merges):
+            raise FormatError(f"{where}.merges must be an array of strings")
+        spec["model"]["vocab"], spec["model"]["merges"] = vocab, merges
         spec["added_tokens"] = added
         tok = cls._from_hf(spec, where, name="gguf")
     else:

@@ -1,15 +1,19 @@
 """The `fastformer` command line.
 
     fastformer generate [--model PATH] [options] PROMPT   stream generated text to stdout
+    fastformer perplexity [--model PATH] FILE             perplexity of a text file
     fastformer tokenize [--model PATH | --tokenizer FILE] [--pieces] TEXT
     fastformer info PATH                                  architecture, sizes, dtypes, memory
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
     fastformer quantize IN OUT --type q8_0|q4_0           quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
+
+Without --model, generate, perplexity, bench and tokenize use the embedded default model.
 """
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -17,6 +21,7 @@ import time
 import numpy as np
 
 import fastformer
+from fastformer.model import DEFAULT_SAMPLING
 
 
 def _fail(msg):
@@ -25,10 +30,10 @@ def _fail(msg):
 
 
 def _load_model(args):
+    quantize = getattr(args, "quantize", None)
     if args.model is None:
-        raise SystemExit(_fail("no --model given, and this version ships no embedded default model yet; "
-                               "pass --model PATH (a Hugging Face model directory)"))
-    return fastformer.Model.load(args.model, quantize=getattr(args, "quantize", None), threads=args.threads)
+        return fastformer.Model.default(quantize=quantize, threads=args.threads)
+    return fastformer.Model.load(args.model, quantize=quantize, threads=args.threads)
 
 
 def _cmd_cpu(args):
@@ -61,18 +66,36 @@ def _cmd_tokenize(args):
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_file(args.tokenizer)
-    elif args.model:
-        tok = fastformer.Model.load(args.model).tokenizer
+    else:
+        model = fastformer.Model.load(args.model) if args.model else fastformer.Model.default()
+        tok = model.tokenizer
         if tok is None:
             return _fail(f"{args.model} has no tokenizer files")
-    else:
-        return _fail("tokenize needs --model PATH or --tokenizer FILE")
     ids = tok.encode(args.text, allowed_special="all")
     if args.pieces:
         for i in ids:
             print(f"{i}\t{tok.token_bytes(i)!r}")
     else:
         print(" ".join(map(str, ids)))
+    return 0
+
+
+def _cmd_perplexity(args):
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        return _fail(f"{args.file}: not UTF-8 text ({e})")
+    model = _load_model(args)
+    context = args.context or min(model.config.max_context, 1024)
+    t0 = time.perf_counter()
+    ppl = model.perplexity(text, context=context, stride=args.stride)
+    n = len(model.encode_prompt(text))
+    print(f"tokens:      {n} ({n - 1} scored)")
+    print(f"context:     {context}, stride {args.stride or context // 2}")
+    print(f"nll:         {math.log(ppl):.4f} nats/token")
+    print(f"perplexity:  {ppl:.3f}")
+    print(f"time:        {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -150,20 +173,30 @@ def build_parser():
     g.add_argument("prompt", help="the text to continue")
     g.add_argument("--model", help="a Hugging Face model directory (default: the embedded model)")
     g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
-    g.add_argument("--top-k", type=int, default=40)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--min-p", type=float, default=0.05)
-    g.add_argument("--repetition-penalty", type=float, default=1.1)
+    g.add_argument("--temperature", type=float, default=DEFAULT_SAMPLING["temperature"],
+                   help=f"0 = greedy (default {DEFAULT_SAMPLING['temperature']})")
+    g.add_argument("--top-k", type=int, default=DEFAULT_SAMPLING["top_k"])
+    g.add_argument("--top-p", type=float, default=DEFAULT_SAMPLING["top_p"])
+    g.add_argument("--min-p", type=float, default=DEFAULT_SAMPLING["min_p"])
+    g.add_argument("--repetition-penalty", type=float, default=DEFAULT_SAMPLING["repetition_penalty"])
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--quantize", choices=["q8_0", "q4_0"], default=None)
     g.set_defaults(fn=_cmd_generate)
 
+    pp = sub.add_parser("perplexity", help="perplexity of a model on a UTF-8 text file")
+    pp.add_argument("file", help="the text to score")
+    pp.add_argument("--model", help="a Hugging Face model directory or GGUF file (default: the embedded model)")
+    pp.add_argument("--quantize", choices=["q8_0", "q4_0"], default=None)
+    pp.add_argument("--context", type=int, default=None, help="window in tokens (default: the model's, at most 1024)")
+    pp.add_argument("--stride", type=int, default=None, help="tokens between windows (default: context / 2)")
+    pp.add_argument("--threads", type=int, default=None)
+    pp.set_defaults(fn=_cmd_perplexity)
+
     t = sub.add_parser("tokenize", help="print the token ids of TEXT")
     t.add_argument("text")
-    t.add_argument("--model", help="a model directory with tokenizer files")
+    t.add_argument("--model", help="a model directory with tokenizer files (default: the embedded model)")
     t.add_argument("--tokenizer", help="a tokenizer.json or tiktoken file")
     t.add_argument("--pieces", action="store_true", help="print each id with its bytes")
     t.set_defaults(fn=_cmd_tokenize)

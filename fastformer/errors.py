@@ -1,4 +1,5 @@
-"""fastformer's exception hierarchy: one root, a ValueError for bad files, one for unsupported content."""
+"""fastformer's exception hierarchy (one root, a ValueError for bad files, one for unsupported content) and the
+finiteness check the weight loaders share."""
 
 
 class FastformerError(Exception):
@@ -15,3 +16,23 @@ class UnsupportedError(FastformerError, ValueError):
 
 class IsaError(FastformerError, ValueError):
     """FASTFORMER_ISA names an unknown ISA path or one this CPU cannot run."""
+
+
+def require_finite(array, where):
+    """Raise FormatError naming `where` if a float array holds NaN or inf.
+
+    A float32 sum is one fast pass and is finite whenever every element is; only a non-finite sum (a NaN
+    or inf element, or finite values whose sum overflows) takes the exact element-wise pass.
+    """
+    import numpy as np
+
+    flat = array.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if flat.size == 0 or np.isfinite(np.add.reduce(flat, dtype=np.float32)):
+            return
+    step = 1 << 22
+    for start in range(0, flat.size, step):
+        bad = np.flatnonzero(~np.isfinite(flat[start : start + step]))
+        if bad.size:
+            k = start + int(bad[0])
+            raise FormatError(f"{where} holds non-finite values (element {k} is {flat[k]}); weights must be finite")

@@ -16,13 +16,14 @@ import struct
 
 import numpy as np
 
-from fastformer.errors import FormatError, UnsupportedError
+from fastformer.errors import FormatError, UnsupportedError, require_finite
 from fastformer.quant import QuantizedTensor
 
 MAGIC = b"GGUF"
 MAX_STRING = 1 << 24          # bytes in one metadata string
 MAX_DIMS = 4
 MAX_DIM = 1 << 40             # elements along one axis
+MAX_SIZE = 2 ** 31 - 1        # bound on a model size in the metadata (ids and row counts are int32 in C)
 
 # metadata value types
 (T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64) = range(13)
@@ -101,7 +102,10 @@ class _Reader:
                 if n * 8 > len(self.buf) - self.pos:  # every string has at least its 8-byte length
                     self.fail(f"array {key} of {n} strings runs past the end of the file")
                 return [self.string(f"{key}[{i}]") for i in range(n)]
-            self.fail(f"array {key} has unsupported element type {et}")
+            if et == T_ARR:
+                raise UnsupportedError(f"{self.path}: array {key} holds arrays; supported: arrays of numbers "
+                                       "or strings")
+            self.fail(f"array {key} has unknown element type {et}")
         self.fail(f"metadata {key} has unknown value type {t}")
 
 
@@ -147,7 +151,8 @@ class GGUFFile:
                 r.fail(f"tensor {name!r} has dimensions {dims}, each must be in 1..{MAX_DIM}")
             tid = r.scalar(T_U32, f"type of {name}")
             if tid not in GGML_TYPES:
-                raise UnsupportedError(f"{self.path}: tensor {name!r} has unknown ggml type {tid}")
+                raise UnsupportedError(f"{self.path}: tensor {name!r} has ggml type {tid}; supported: "
+                                       + ", ".join(t[0] for t in GGML_TYPES.values()))
             off = r.scalar(T_U64, f"offset of {name}")
             _, blk, bb = GGML_TYPES[tid]
             if dims[0] % blk:
@@ -188,7 +193,8 @@ class GGUFFile:
         t = self.tensors[name]
         raw = self.raw(name)
         if t.type == "F32":
-            return raw.view("<f4").reshape(t.shape)
+            a = raw.view("<f4").reshape(t.shape)
+            return a if a.flags.aligned else a.copy()  # an alignment below 4 can leave floats unaligned
         if t.type in ("F16", "F64"):
             return raw.view("<f2" if t.type == "F16" else "<f8").astype(np.float32).reshape(t.shape)
         if t.type == "BF16":
@@ -228,9 +234,21 @@ def model_from_gguf(path, max_context=None):
 
     def n(key, default=None):
         v = f.field(f"{arch}.{key}", int, default)
-        if v is None or v <= 0:
-            raise FormatError(f"{f.path}: {arch}.{key} must be a positive integer, got {v!r}")
+        if v is None or not 1 <= v <= MAX_SIZE:
+            raise FormatError(f"{f.path}: {arch}.{key} must be an integer from 1 to {MAX_SIZE}, got {v!r}")
         return int(v)
+
+    def number(key, default, positive=False):
+        v = float(f.field(key, float, default))
+        if not np.isfinite(v) or v < 0 or (positive and v == 0):
+            raise FormatError(f"{f.path}: {key} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
+        return v
+
+    def token_id(key):
+        v = f.field(key, int, required=False)
+        if v is not None and not 0 <= v < vocab:
+            raise FormatError(f"{f.path}: {key} {v} must be a token id in [0, {vocab})")
+        return None if v is None else int(v)
 
     def tensor(name, shape, matrix=False):
         """A float32 array; a weight matrix (matrix=True) in a block format stays quantized, zero-copy."""
@@ -240,12 +258,15 @@ def model_from_gguf(path, max_context=None):
         if t.shape != tuple(shape):
             raise FormatError(f"{f.path}: tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
         if t.type in ("F32", "F16", "BF16", "F64"):
-            return np.ascontiguousarray(f.get(name))
+            a = np.ascontiguousarray(f.get(name))
+            require_finite(a, f"{f.path}: tensor {name!r}")
+            return a
         if t.type not in QUANT_TYPES:
             raise UnsupportedError(
                 f"{f.path}: tensor {name!r} has type {t.type}; supported: F32, F16, BF16, {', '.join(QUANT_TYPES)}"
             )
         qt = QuantizedTensor.from_bytes(f.raw(name), t.type.lower(), shape)
+        _require_finite_scales(qt, f"{f.path}: tensor {name!r}")
         return qt if matrix and len(shape) == 2 else qt.dequantize().reshape(shape)
 
     def opt(name, shape, matrix=False):
@@ -257,23 +278,33 @@ def model_from_gguf(path, max_context=None):
     vocab = f.tensors["token_embd.weight"].shape[0] if "token_embd.weight" in f.tensors else 0
     if vocab <= 0:
         raise FormatError(f"{f.path}: missing tensor 'token_embd.weight'")
-    if d % heads or heads % kv:
-        raise FormatError(f"{f.path}: embedding_length {d}, head_count {heads}, head_count_kv {kv} do not divide")
+    if vocab > MAX_SIZE:
+        raise FormatError(f"{f.path}: token_embd.weight has {vocab} rows, at most {MAX_SIZE} are supported")
+    tokens = f.metadata.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, list) and len(tokens) > vocab:
+        raise FormatError(f"{f.path}: tokenizer.ggml.tokens has {len(tokens)} tokens, more than the {vocab} rows "
+                          "of token_embd.weight")
+    if d % heads:
+        raise FormatError(f"{f.path}: {arch}.embedding_length {d} is not a multiple of head_count {heads}")
+    if heads % kv:
+        raise FormatError(f"{f.path}: {arch}.attention.head_count {heads} is not a multiple of head_count_kv {kv}")
     hd = n("attention.key_length", d // heads)
-    eos = f.metadata.get("tokenizer.ggml.eos_token_id")
+    if arch == "llama" and hd % 2:
+        raise FormatError(f"{f.path}: llama.attention.key_length {hd} must be even for rotary embeddings")
+    for name in f.tensors:  # a layer the metadata does not count would be silently ignored
+        i = name.split(".")[1] if name.startswith("blk.") else ""
+        if i.isdigit() and int(i) >= layers_n:
+            raise FormatError(f"{f.path}: tensor {name!r} belongs to a layer beyond {arch}.block_count {layers_n}")
+    eos = token_id("tokenizer.ggml.eos_token_id")
     common = dict(n_layers=layers_n, d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=hd, d_ff=ff,
                   vocab_size=vocab, max_context=ctx if max_context is None else min(ctx, max_context),
-                  bos_token_id=f.metadata.get("tokenizer.ggml.bos_token_id"),
-                  eos_token_ids=[] if eos is None else [int(eos)], raw=dict(f.metadata))
+                  bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
+                  eos_token_ids=[] if eos is None else [eos], raw=dict(f.metadata))
     if arch == "llama":
         conf = ModelConfig(architecture="LlamaForCausalLM",
-                           norm_eps=float(f.field("llama.attention.layer_norm_rms_epsilon", float, 1e-6)),
-                           rope_theta=float(f.field("llama.rope.freq_base", float, 10000.0)), **common)
-        inv = rope_inv_freq(conf)
-        if "rope_freqs.weight" in f.tensors:  # llama3-style scaling stored as per-frequency divisors
-            inv = np.ascontiguousarray(inv / tensor("rope_freqs.weight", (hd // 2,)), dtype=np.float32)
-        w = {"tok_emb": tensor("token_embd.weight", (vocab, d)), "norm_w": tensor("output_norm.weight", (d,)),
-             "rope_inv_freq": inv}
+                           norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-6),
+                           rope_theta=number("llama.rope.freq_base", 10000.0, positive=True), **common)
+        w = {"tok_emb": tensor("token_embd.weight", (vocab, d)), "norm_w": tensor("output_norm.weight", (d,))}
         w["lm_head"] = opt("output.weight", (vocab, d), True)
         w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
         layers = []
@@ -292,10 +323,18 @@ def model_from_gguf(path, max_context=None):
                 "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
                 "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
             })
+        # the q/k shapes checked above bound head_dim: the rotary table is small
+        inv = rope_inv_freq(conf)
+        if "rope_freqs.weight" in f.tensors:  # llama3-style scaling stored as per-frequency divisors
+            div = tensor("rope_freqs.weight", (hd // 2,))
+            if not np.all(div > 0):
+                raise FormatError(f"{f.path}: tensor 'rope_freqs.weight' must hold finite values > 0")
+            inv = np.ascontiguousarray(inv / div, dtype=np.float32)
+        w["rope_inv_freq"] = inv
         # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's
         return conf, w, layers, f, True
     conf = ModelConfig(architecture="GPT2LMHeadModel",
-                       norm_eps=float(f.field("gpt2.attention.layer_norm_epsilon", float, 1e-5)),
+                       norm_eps=number("gpt2.attention.layer_norm_epsilon", 1e-5),
                        tie_word_embeddings=True, **common)
     w = {"tok_emb": tensor("token_embd.weight", (vocab, d)),
          "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
@@ -317,3 +356,17 @@ def model_from_gguf(path, max_context=None):
             "w_down": tensor(p + "ffn_down.weight", (d, ff), True), "b_down": tensor(p + "ffn_down.bias", (d,)),
         })
     return conf, w, layers, f, False
+
+
+# byte range of the float16 scales (d, and dmin where there is one) inside each block
+_SCALE_BYTES = {"q8_0": (0, 2), "q4_0": (0, 2), "q4_k": (0, 4), "q6_k": (208, 210)}
+
+
+def _require_finite_scales(qt, where):
+    """A block's weights are small integers times its float16 scales: finite scales, finite weights."""
+    lo, hi = _SCALE_BYTES[qt.qtype]
+    block = GGML_TYPES[qt.ggml_type][2]
+    scales = np.ascontiguousarray(qt.data.reshape(-1, block)[:, lo:hi]).view("<f2")
+    if not np.isfinite(scales).all():
+        k = int(np.flatnonzero(~np.isfinite(scales))[0]) // ((hi - lo) // 2)
+        raise FormatError(f"{where} holds non-finite values (a float16 scale of block {k}); weights must be finite")

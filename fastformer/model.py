@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastformer import _core, ops
-from fastformer.errors import FormatError, UnsupportedError
+from fastformer.errors import FormatError, UnsupportedError, require_finite
 from fastformer.safetensors import SafetensorsFile
 from fastformer.sampling import Sampler
 
@@ -23,6 +23,9 @@ SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCa
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                 "gpt2": "GPT2LMHeadModel"}
 PREFILL_CHUNK = 256  # tokens per forward call while reading a prompt
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default.gguf")
+# sampling that reads well with the default model (the CLI's defaults too)
+DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.1)
 
 
 @dataclass
@@ -46,18 +49,66 @@ class ModelConfig:
     raw: dict = field(default_factory=dict, repr=False)  # config.json as read
 
 
+MAX_SIZE = 2 ** 31 - 1  # bound on every size in a config (token ids and row counts are int32 in C)
+
+
 def _int(cfg, key, path, default=None):
     v = cfg.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise FormatError(f"{path}: {key} must be a positive integer, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIZE:
+        raise FormatError(f"{path}: {key} must be an integer from 1 to {MAX_SIZE}, got {v!r}")
     return v
+
+
+def _float(cfg, key, path, default, positive=False):
+    """A finite number (> 0 if `positive`, else >= 0) from a config dict."""
+    v = cfg.get(key, default)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok or v < 0 or (positive and v == 0):
+        raise FormatError(f"{path}: {key} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
+    return float(v)
+
+
+def _token_id(v, key, path, vocab):
+    """A bos/eos id: an int, or None. transformers writes GPT-2's defaults (50256) into configs of smaller
+    vocabularies, so an id outside the vocabulary is dropped with a warning instead of failing the load."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FormatError(f"{path}: {key} must be an integer token id, got {v!r}")
+    if not 0 <= v < vocab:
+        import warnings
+
+        warnings.warn(f"{path}: {key} {v} is outside the vocabulary [0, {vocab}); ignoring it", stacklevel=4)
+        return None
+    return v
+
+
+def _rope_scaling(scaling, path):
+    """The rope_scaling dict checked: None, or a copy with rope_type and finite positive factors."""
+    if not isinstance(scaling, dict):
+        raise FormatError(f"{path}: rope_scaling must be an object, got {scaling!r}")
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind not in ("llama3", "linear", "default"):
+        raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: llama3, linear")
+    if kind == "default":
+        return None
+    keys = ["factor"] + (["low_freq_factor", "high_freq_factor", "original_max_position_embeddings"]
+                         if kind == "llama3" else [])
+    for key in keys:
+        _float(scaling, key, f"{path}: rope_scaling", None, positive=True)
+    if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise FormatError(f"{path}: rope_scaling high_freq_factor must exceed low_freq_factor")
+    return dict(scaling, rope_type=kind)
 
 
 def parse_config(cfg, path="config.json", max_context=None):
     """ModelConfig from a config.json dict; FormatError for bad fields, UnsupportedError for other models."""
     archs = cfg.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise FormatError(f"{path}: architectures must be a list of strings, got {archs!r}")
     arch = next((a for a in archs if a in SUPPORTED_ARCHITECTURES), None)
-    arch = arch or _MODEL_TYPES.get(cfg.get("model_type"))
+    model_type = cfg.get("model_type")
+    arch = arch or (_MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None)
     if arch is None:
         raise UnsupportedError(
             f"{path}: architecture {archs or cfg.get('model_type')!r} is not supported; "
@@ -68,7 +119,7 @@ def parse_config(cfg, path="config.json", max_context=None):
         n_heads = _int(cfg, "n_head", path)
         c = dict(n_layers=_int(cfg, "n_layer", path), d_model=d, n_heads=n_heads, n_kv_heads=n_heads,
                  head_dim=d // n_heads, d_ff=_int(cfg, "n_inner", path, None) if cfg.get("n_inner") else 4 * d,
-                 max_context=_int(cfg, "n_positions", path), norm_eps=float(cfg.get("layer_norm_epsilon", 1e-5)),
+                 max_context=_int(cfg, "n_positions", path), norm_eps=_float(cfg, "layer_norm_epsilon", path, 1e-5),
                  tie_word_embeddings=True)
         if d % n_heads:
             raise FormatError(f"{path}: n_embd {d} is not a multiple of n_head {n_heads}")
@@ -78,33 +129,38 @@ def parse_config(cfg, path="config.json", max_context=None):
         d = _int(cfg, "hidden_size", path)
         n_heads = _int(cfg, "num_attention_heads", path)
         n_kv = _int(cfg, "num_key_value_heads", path, n_heads)
-        head_dim = cfg.get("head_dim") or d // n_heads
+        if cfg.get("head_dim") is None and d % n_heads:
+            raise FormatError(f"{path}: hidden_size {d} is not a multiple of num_attention_heads {n_heads}")
+        head_dim = _int(cfg, "head_dim", path, d // n_heads) if cfg.get("head_dim") is not None else d // n_heads
         if n_heads % n_kv:
             raise FormatError(f"{path}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}")
         if head_dim % 2:
             raise FormatError(f"{path}: head_dim {head_dim} must be even for rotary embeddings")
         rope = cfg.get("rope_parameters") or {}
+        if not isinstance(rope, dict):
+            raise FormatError(f"{path}: rope_parameters must be an object, got {rope!r}")
         scaling = cfg.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
-        theta = float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+        theta = _float(rope if "rope_theta" in rope else cfg, "rope_theta", path, 10000.0, positive=True)
         if scaling is not None:
-            kind = scaling.get("rope_type", scaling.get("type"))
-            if kind not in ("llama3", "linear", "default"):
-                raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: llama3, linear")
-            scaling = None if kind == "default" else dict(scaling, rope_type=kind)
+            scaling = _rope_scaling(scaling, path)
         if cfg.get("hidden_act", "silu") != "silu":
             raise UnsupportedError(f"{path}: hidden_act {cfg['hidden_act']!r}; supported: silu")
         window = cfg.get("sliding_window") if arch == "MistralForCausalLM" else None
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+            raise FormatError(f"{path}: sliding_window must be null or an integer >= 0, got {window!r}")
         if arch == "Qwen2ForCausalLM" and cfg.get("use_sliding_window"):
             raise UnsupportedError(f"{path}: Qwen2 use_sliding_window is not supported")
         c = dict(n_layers=_int(cfg, "num_hidden_layers", path), d_model=d, n_heads=n_heads, n_kv_heads=n_kv,
                  head_dim=head_dim, d_ff=_int(cfg, "intermediate_size", path),
                  max_context=_int(cfg, "max_position_embeddings", path),
-                 norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), rope_theta=theta, rope_scaling=scaling,
+                 norm_eps=_float(cfg, "rms_norm_eps", path, 1e-6), rope_theta=theta, rope_scaling=scaling,
                  sliding_window=int(window or 0), tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+    vocab = _int(cfg, "vocab_size", path)
     eos = cfg.get("eos_token_id")
     eos = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
-    conf = ModelConfig(architecture=arch, vocab_size=_int(cfg, "vocab_size", path),
-                       bos_token_id=cfg.get("bos_token_id"), eos_token_ids=eos, raw=cfg, **c)
+    eos = [e for e in (_token_id(e, "eos_token_id", path, vocab) for e in eos) if e is not None]
+    conf = ModelConfig(architecture=arch, vocab_size=vocab, bos_token_id=_token_id(
+                       cfg.get("bos_token_id"), "bos_token_id", path, vocab), eos_token_ids=eos, raw=cfg, **c)
     if max_context is not None:
         if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1:
             raise ValueError(f"max_context must be a positive int, got {max_context!r}")
@@ -173,7 +229,17 @@ class _Weights:
             raise FormatError(f"{f.path}: tensor {name!r} has integer dtype {f.dtype(name)}, expected a float type")
         if shape is not None and a.shape != tuple(shape):
             raise FormatError(f"{f.path}: tensor {name!r} has shape {a.shape}, expected {tuple(shape)}")
+        require_finite(a, f"{f.path}: tensor {name!r}")
         return np.ascontiguousarray(a)
+
+    def check_layers(self, prefix, n, key):
+        """FormatError if a tensor belongs to a layer `prefix`<i>. with i >= n (the config has fewer layers)."""
+        for name in self.where:
+            if name.startswith(prefix):
+                i = name[len(prefix):].split(".", 1)[0]
+                if i.isdigit() and int(i) >= n:
+                    raise FormatError(f"{self.where[name].path}: tensor {name!r} belongs to a layer beyond "
+                                      f"{key} {n}")
 
     def _desc(self):
         return ", ".join(sorted(self.files)) or "checkpoint"
@@ -181,8 +247,9 @@ class _Weights:
 
 def _hf_llama_weights(W, c):
     d, hd, f = c.d_model, c.head_dim, c.d_ff
+    W.check_layers("model.layers.", c.n_layers, "num_hidden_layers")
     w = {"tok_emb": W.get("model.embed_tokens.weight", (c.vocab_size, d)),
-         "norm_w": W.get("model.norm.weight", (d,)), "rope_inv_freq": rope_inv_freq(c)}
+         "norm_w": W.get("model.norm.weight", (d,))}
     tied = c.tie_word_embeddings or not W.has("lm_head.weight")
     w["lm_head"] = w["tok_emb"] if tied else W.get("lm_head.weight", (c.vocab_size, d))
     layers = []
@@ -211,12 +278,14 @@ def _hf_llama_weights(W, c):
         })
         if W.has(p + "mlp.gate_proj.bias"):
             raise UnsupportedError(f"{W._desc()}: mlp biases on the gate projection are not supported")
+    w["rope_inv_freq"] = rope_inv_freq(c)  # after the q/k shapes have bounded head_dim
     return w, layers
 
 
 def _hf_gpt2_weights(W, c):
     d, f = c.d_model, c.d_ff
     pre = "transformer." if W.has("transformer.wte.weight") else ""
+    W.check_layers(pre + "h.", c.n_layers, "n_layer")
 
     def t(name, shape):  # Conv1D stores (in, out): transpose to (out, in)
         return np.ascontiguousarray(W.get(pre + name, shape).T)
@@ -252,11 +321,14 @@ def _quantize_weights(weights, layers, qtype):
     """Quantize every float weight matrix in place (norms, biases and embeddings stay float32).
 
     The head is quantized to q8_0 whatever `qtype` is: its error reaches every logit directly.
-    Matrices whose rows are not a multiple of 32 stay float.
+    Matrices whose rows are not a multiple of 32 stay float; ones already in another block format (from a
+    GGUF file) are requantized from their dequantized values.
     """
-    from fastformer.quant import quantize
+    from fastformer.quant import QuantizedTensor, quantize
 
     def q(a, t):
+        if isinstance(a, QuantizedTensor) and a.qtype != t:  # e.g. a q8_0 gguf asked for q4_0: requantize
+            a = a.dequantize()
         return quantize(a, t) if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] % 32 == 0 else a
 
     for layer in layers:
@@ -361,6 +433,19 @@ class Model:
         model._bos = _bos_id(path, conf) if model.tokenizer is not None else None
         return model
 
+    @classmethod
+    def default(cls, *, quantize=None, threads=None, max_context=None):
+        """The embedded default model: a 5M-parameter Llama trained on the King James Bible, Q8_0, no network.
+
+        Options as in `load`; quantize="q4_0" requantizes its Q8_0 matrices. Sample with DEFAULT_SAMPLING
+        (fastformer/data/MODEL_CARD.md describes data, training and perplexity).
+
+        >>> Model.default().generate("In the beginning", seed=0, **DEFAULT_SAMPLING)  # doctest: +SKIP
+        """
+        if not os.path.exists(DEFAULT_MODEL):
+            raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
+        return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context)
+
     def save_gguf(self, path, *, progress=None):
         """Write the model (its float and quantized weights as they are) to a GGUF file llama.cpp loads.
 
@@ -419,6 +504,42 @@ class Model:
         x = self._prefill(self._session(len(ids)), ids).astype(np.float64)
         e = np.exp(x - x.max())
         return (e / e.sum()).astype(np.float32)
+
+    def perplexity(self, text_or_ids, *, context=None, stride=None):
+        """exp of the mean negative log-likelihood of each token given the tokens before it.
+
+        A str is tokenized as a prompt (with BOS when the tokenizer adds one); the first token is not scored.
+        Longer than `context` (default: the context window, at most 1024), the text is read in windows of
+        `context` tokens starting every `stride` tokens (default context // 2); each window scores only the
+        tokens no earlier window scored.
+
+        >>> model.perplexity(open("heldout.txt").read())  # doctest: +SKIP
+        """
+        ids = self.encode_prompt(text_or_ids)
+        if len(ids) < 2:
+            raise ValueError(f"perplexity needs at least 2 tokens, got {len(ids)}")
+        if context is None:
+            context = min(self.config.max_context, 1024)
+        if isinstance(context, bool) or not isinstance(context, int) or not 2 <= context <= self.config.max_context:
+            raise ValueError(f"context must be an int in [2, {self.config.max_context}], got {context!r}")
+        if stride is None:
+            stride = context // 2
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < context:
+            raise ValueError(f"stride must be an int in [1, {context - 1}], got {stride!r}")
+        total, done, begin = 0.0, 1, 0   # tokens [1, done) are scored
+        while done < len(ids):
+            end = min(begin + context, len(ids))
+            logits = self.logits(ids[begin:end])
+            # row r predicts token begin + r + 1; score tokens done .. end-1
+            for r0 in range(done - begin - 1, end - begin - 1, 64):
+                rows = logits[r0 : min(r0 + 64, end - begin - 1)].astype(np.float64)
+                m = rows.max(axis=1, keepdims=True)
+                lse = m[:, 0] + np.log(np.exp(rows - m).sum(axis=1))
+                target = np.asarray(ids[begin + r0 + 1 : begin + r0 + 1 + len(rows)])
+                total += float((lse - rows[np.arange(len(rows)), target]).sum())
+            done = end
+            begin += stride
+        return math.exp(total / (len(ids) - 1))
 
     # ---- generation ----
 
@@ -565,7 +686,7 @@ def _gguf_tokenizer(gf):
         return None
     from fastformer.tokenizer import Tokenizer
 
-    return Tokenizer.from_gguf_metadata(gf.metadata)
+    return Tokenizer.from_gguf_metadata(gf.metadata, source=gf.path)
 
 
 def _load_tokenizer(path):

@@ -1,7 +1,7 @@
 """A safetensors reader: memory-mapped, zero-copy for float32, every header field validated.
 
 Layout: an 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
-then the data; offsets are relative to the end of the header.
+then the data; offsets are relative to the end of the header, and the tensors tile the data exactly.
 
 >>> tensors = load_file("model.safetensors")   # doctest: +SKIP
 """
@@ -49,31 +49,40 @@ def read_header(path):
             raise FormatError(f"{path}: header length {n} is larger than the file ({size} bytes) or the 100 MB limit")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"{path}: header is not valid JSON: {e}") from None
+    except _DuplicateKey as e:
+        raise FormatError(f"{path}: duplicate key {e.args[0]!r} in the header") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: header must be a JSON object, got {type(header).__name__}")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise FormatError(f"{path}: __metadata__ must map strings to strings")
     data_start, data_len = 8 + n, size - 8 - n
     entries = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         where = f"{path}: tensor {name!r}"
-        if not isinstance(info, dict) or set(info) < {"dtype", "shape", "data_offsets"}:
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
             raise FormatError(f"{where}: entry must have dtype, shape and data_offsets")
         dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise FormatError(f"{where}: unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        if not isinstance(shape, list) or not all(_is_int(s) for s in shape):
             raise FormatError(f"{where}: shape must be a list of integers, got {shape!r}")
         if any(s < 0 for s in shape):
             raise FormatError(f"{where}: negative dimension in shape {shape}")
-        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs)):
+        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
             raise FormatError(f"{where}: data_offsets must be [begin, end], got {offs!r}")
         begin, end = offs
-        if not 0 <= begin <= end <= data_len:
-            raise FormatError(f"{where}: data_offsets [{begin}, {end}] fall outside the {data_len} data bytes")
+        if not 0 <= begin <= end:
+            raise FormatError(f"{where}: data_offsets [{begin}, {end}] must satisfy 0 <= begin <= end")
+        if end > data_len:
+            raise FormatError(
+                f"{where}: data_offsets [{begin}, {end}] fall outside the {data_len} data bytes (truncated file?)"
+            )
         count = 1
         for s in shape:  # python ints: no overflow
             count *= s
@@ -83,12 +92,35 @@ def read_header(path):
                 f"data_offsets give {end - begin}"
             )
         entries[name] = (dtype, tuple(shape), begin, end)
-    # no two tensors may share bytes
+    # the tensors tile the data exactly: no two share bytes, no byte is left over
     spans = sorted((b, e, name) for name, (_, _, b, e) in entries.items() if e > b)
-    for (_, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
-        if b1 < e0:
-            raise FormatError(f"{path}: tensors {n0!r} and {n1!r} overlap (bytes {b1} < {e0})")
+    pos, prev = 0, None
+    for b, e, name in spans:
+        if b < pos:
+            raise FormatError(f"{path}: tensors {prev!r} and {name!r} overlap (bytes {b} < {pos})")
+        if b > pos:
+            raise FormatError(f"{path}: data bytes {pos}..{b} are not covered by any tensor")
+        pos, prev = e, name
+    if pos != data_len:
+        raise FormatError(f"{path}: data bytes {pos}..{data_len} are not covered by any tensor")
     return entries, data_start
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """json object hook: a dict, refusing a key given twice (json.loads would keep the last silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 class SafetensorsFile:

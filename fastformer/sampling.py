@@ -1,5 +1,6 @@
 """Choosing the next token from logits: greedy, or sampling in the usual order
 (repetition penalty -> temperature -> top-k -> top-p -> min-p -> draw), as Hugging Face's generate() does.
+Logits holding NaN or +inf raise ValueError rather than yield an arbitrary token.
 
 >>> import numpy as np
 >>> s = Sampler(temperature=0.0)
@@ -48,9 +49,15 @@ class Sampler:
 
     def _penalized(self, logits, history):
         x = np.asarray(logits, dtype=np.float64)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"logits must be a non-empty 1-D array, got shape {x.shape}")
+        if not np.isfinite(x.max()):  # NaN anywhere, +inf, or nothing but -inf: no distribution to draw from
+            raise ValueError(f"logits must be finite (-inf masks allowed), got max {x.max()}")
         if self.repetition_penalty != 1.0 and len(history):
             x = x.copy()
             seen = np.unique(np.asarray(history, dtype=np.int64))
+            if seen[0] < 0 or seen[-1] >= x.size:
+                raise ValueError(f"history holds token ids outside [0, {x.size})")
             v = x[seen]
             x[seen] = np.where(v > 0, v / self.repetition_penalty, v * self.repetition_penalty)
         return x

@@ -185,7 +185,11 @@ class Tokenizer:
         if head and not head.startswith(b"{"):
             return cls._from_tiktoken_guess(path)
         config = os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer_config.json")
-        return cls._from_hf(hf.read(path), path, hf.read(config) if os.path.exists(config) else None)
+        spec, conf = hf.read(path), hf.read(config) if os.path.exists(config) else None
+        if not isinstance(spec, dict) or not isinstance(conf, (dict, type(None))):
+            raise FormatError(f"{path}: tokenizer.json and tokenizer_config.json must hold JSON objects")
+        with hf.malformed(path):
+            return cls._from_hf(spec, path, conf)
 
     @classmethod
     def _from_tiktoken_guess(cls, path):
@@ -222,14 +226,16 @@ class Tokenizer:
         from fastformer import _tokenizer_hf as hf
 
         model = spec.get("model") or {}
-        if model.get("type", "BPE") != "BPE" or "vocab" not in model:
+        if not isinstance(model, dict):
+            raise FormatError(f"{where}: model must be an object, got {type(model).__name__}")
+        if model.get("type", "BPE") != "BPE":
             raise UnsupportedError(f"{where}: model type {model.get('type')!r} is not supported (only BPE is)")
         for key in ("continuing_subword_prefix", "end_of_word_suffix", "dropout"):
             if model.get(key):
                 raise UnsupportedError(f"{where}: BPE option {key}={model[key]!r} is not supported")
-        vocab, added = model["vocab"], spec.get("added_tokens") or []
+        vocab, added = model.get("vocab"), spec.get("added_tokens") or []
+        n = hf.check_vocab(vocab, added, where)
         byte_level = hf.is_byte_level(spec)
-        n = max(max(vocab.values(), default=-1), max((a["id"] for a in added), default=-1)) + 1
         merge_tokens, decoded, kind = [None] * n, [None] * n, np.zeros(n, np.uint8)
         token_bytes, strip, first_differs = hf.decoder(spec.get("decoder"), byte_level, where)
         for s, i in vocab.items():
@@ -335,6 +341,17 @@ class Tokenizer:
     @classmethod
     def _from_ranks(cls, ranks, special, *, name, pattern):
         """A byte-level tokenizer whose merge priority is the rank, as in tiktoken (rank = id)."""
+        byte_id = [ranks.get(bytes([b]), -1) for b in range(256)]
+        if min(byte_id) < 0:
+            missing = [b for b in range(256) if byte_id[b] < 0]
+            raise FormatError(f"{name}: a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}")
+        limit = _id_limit(len(ranks) + len(special))
+        for s, i in special.items():
+            if not isinstance(s, str) or isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
+                raise ValueError(f"special token {s!r} has id {i!r}; ids must be ints in [0, {limit})")
+        if ranks and max(ranks.values()) >= limit:
+            raise FormatError(f"{name}: ranks go up to {max(ranks.values())} for {len(ranks)} tokens; at most "
+                              f"{limit - 1} is accepted")
         n = max(max(ranks.values(), default=-1), max(special.values(), default=-1)) + 1
         tokens = [None] * n
         kind = np.zeros(n, np.uint8)
@@ -346,10 +363,6 @@ class Tokenizer:
                 raise ValueError(f"special token {s!r} has id {i}, which is already a mergeable token")
             tokens[i] = s.encode("utf-8")
             kind[i] = 2
-        byte_id = [ranks.get(bytes([b]), -1) for b in range(256)]
-        if min(byte_id) < 0:
-            missing = [b for b in range(256) if byte_id[b] < 0]
-            raise FormatError(f"{name}: a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}")
         bpe = _new_bpe(tokens, kind)
         rank = np.where(kind == 1, np.arange(n, dtype=np.int32), -1).astype(np.int32)
         bpe.merges_ranked(rank)
@@ -416,14 +429,16 @@ class Tokenizer:
         return hf.gguf_metadata(self)
 
     @classmethod
-    def from_gguf_metadata(cls, metadata):
-        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model).
+    def from_gguf_metadata(cls, metadata, *, source="GGUF metadata"):
+        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model); errors name
+        `source` (the file).
 
-        >>> Tokenizer.from_gguf_metadata(gguf_file.metadata)  # doctest: +SKIP
+        >>> Tokenizer.from_gguf_metadata(gguf_file.metadata, source=gguf_file.path)  # doctest: +SKIP
         """
         from fastformer import _tokenizer_hf as hf
 
-        return hf.from_gguf_metadata(cls, metadata)
+        with hf.malformed(source):
+            return hf.from_gguf_metadata(cls, metadata, source)
 
     # ---- encoding ----
 
@@ -472,6 +487,8 @@ class Tokenizer:
         >>> tok.encode("hello world")  # doctest: +SKIP
         [15339, 1917]
         """
+        if not isinstance(text, str):
+            raise TypeError(f"encode: text must be a str, got {type(text).__name__}")
         mode, extra = self._modes(allowed_special, disallowed_special)
         if extra:
             self._check_extra(text, extra)
@@ -561,6 +578,13 @@ class Tokenizer:
         >>> tok.decode_bytes([15339, 1917])  # doctest: +SKIP
         b'hello world'
         """
+        if isinstance(ids, np.ndarray):
+            if ids.dtype.kind not in "iu" or ids.ndim != 1:
+                raise TypeError(f"decode: token ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
+        else:
+            for k, x in enumerate(ids):
+                if type(x) is not int and (isinstance(x, bool) or not isinstance(x, (int, np.integer))):
+                    raise TypeError(f"decode: token ids must be ints, got {type(x).__name__} {x!r} at position {k}")
         return self._bpe.decode(ids)
 
     def decode(self, ids, *, errors="replace"):
@@ -757,6 +781,12 @@ def _complete_utf8(buf):
 # ---- helpers ----
 
 
+def _id_limit(count):
+    """Ids of a vocabulary of `count` entries must lie below this: some holes are normal (tiktoken's
+    encodings have a few), a sparse id space would only cost memory (every structure is indexed by id)."""
+    return min(2 * count + 65536, 2 ** 31 - 1)
+
+
 def _read_tiktoken(path):
     ranks = {}
     with open(path, "rb") as f:
@@ -765,9 +795,14 @@ def _read_tiktoken(path):
                 continue
             try:
                 tok, rank = line.split()
-                ranks[base64.b64decode(tok, validate=True)] = int(rank)
+                tok, rank = base64.b64decode(tok, validate=True), int(rank)
             except ValueError as e:
                 raise FormatError(f"{path}:{lineno}: expected '<base64 token> <rank>', got {line[:60]!r}") from e
+            if not 0 <= rank < 2 ** 31 - 1:
+                raise FormatError(f"{path}:{lineno}: rank {rank} is out of range: at most {2 ** 31 - 2}")
+            if tok in ranks:
+                raise FormatError(f"{path}:{lineno}: token {tok!r} appears twice (ranks {ranks[tok]} and {rank})")
+            ranks[tok] = rank
     if len(set(ranks.values())) != len(ranks):
         raise FormatError(f"{path}: two tokens share a rank")
     if ranks and min(ranks.values()) < 0:

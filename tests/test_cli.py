@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["generate", "tokenize", "info", "bench", "cpu"]
+COMMANDS = ["generate", "perplexity", "tokenize", "info", "bench", "cpu"]
 
 
 def run(*args, timeout=300):
@@ -66,5 +66,8 @@ def test_errors_are_messages_not_tracebacks(tiny, tmp_path):
     assert r.returncode == 2 and "no such model" in r.stderr and "Traceback" not in r.stderr
     r = run("generate", "--model", tiny, "hello")
     assert r.returncode == 2 and "tokenizer" in r.stderr and "Traceback" not in r.stderr
-    r = run("tokenize", "hi")
-    assert r.returncode == 2 and "--model" in r.stderr
+    # without --model the embedded default model is used (tests/test_default_model.py): errors still read well
+    r = run("perplexity", str(tmp_path / "missing.txt"))
+    assert r.returncode == 2 and "missing.txt" in r.stderr and "Traceback" not in r.stderr
+    r = run("generate", "hi", "--max-new-tokens", "100000")
+    assert r.returncode == 2 and "context window" in r.stderr and "Traceback" not in r.stderr

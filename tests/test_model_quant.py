@@ -82,6 +82,43 @@ def test_llama_cpp_q8_0_gguf(ckpt):
     assert cos.min() > 0.995
 
 
+@pytest.fixture(scope="module")
+def ckpt256(tmp_path_factory):
+    """A checkpoint with rows of 256 weights, so llama.cpp's Q4_0 keeps output.weight in Q6_K."""
+    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                   bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.add_(0.05 * torch.randn(p.shape))
+    path = str(tmp_path_factory.mktemp("q256") / "llama")
+    hf.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("qtype,need", [("q8_0", 0.999), ("q4_0", 0.99)])
+def test_llama_cpp_quantized_files_match_llama_cpp(ckpt256, qtype, need):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
+    f16 = convert(ckpt256, "f16", ckpt256 + "-f16.gguf")
+    out = ckpt256 + f"-{qtype}.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
+    assert llama_cpp.llama_model_quantize(f16.encode(), out.encode(), params) == 0
+    model = Model.load(out)
+    weights = model._loaded["weights"]
+    assert model._loaded["layers"][0]["wq"].qtype == qtype
+    assert weights["lm_head"].qtype == ("q6_k" if qtype == "q4_0" else "q8_0")  # llama.cpp's choice for output
+    llm = llama_cpp.Llama(model_path=out, n_ctx=64, n_threads=1, logits_all=True, verbose=False)
+    llm.eval(PROMPT)
+    theirs = np.array(llm.scores[:len(PROMPT)], dtype=np.float32)
+    ours = model.logits(PROMPT)
+    cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cos.min() > need, cos.min()
+
+
 def test_quantize_argument_checked(ckpt):
     with pytest.raises(ValueError, match="quantize must be"):
         Model.load(ckpt, quantize="q3_k")

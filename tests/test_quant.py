@@ -261,6 +261,72 @@ def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
         np.testing.assert_array_equal(o, outs[0])
 
 
+# ---- the r16 layout: 16 rows' blocks interleaved (models repack q8_0/q4_0 into it when the VNNI kernels run) ----
+
+R16_CASES = [(1, 16, 32), (1, 48, 96), (3, 64, 768), (4, 32, 1024 + 32), (5, 16, 2048), (67, 96, 544)]
+
+
+def _r16_linear(x, qt, bias=None):
+    tid = qt.ggml_type
+    return _core.linear_q(x, _core.repack_r16(qt.data, tid, qt.shape[1]), tid | _core.QTYPE_R16, qt.shape[1], bias)
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("m,n,k", R16_CASES, ids=str)
+def test_r16_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, n, k):
+    qt = quantize(_weights(rng, (n, k), "scaled"), qtype)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    r = _core.repack_r16(qt.data, qt.ggml_type, k)
+    assert r.shape == qt.data.shape and not np.array_equal(r, qt.data)  # same bytes, other order
+    y = _r16_linear(x, qt, bias)
+    want, mag = _oracle(x, qt, bias)
+    assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
+    # and it is the linear of the ggml layout, up to the order of the scaled-block sums
+    np.testing.assert_allclose(y, ops.linear(x, qt, bias), rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("m", [1, 5, 67])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
+    qt = quantize(rng.standard_normal((304, 1024)).astype(np.float32), qtype)
+    x = rng.standard_normal((m, 1024)).astype(np.float32)
+    before = fastformer.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3, 5):
+            fastformer.set_num_threads(t)
+            outs.append(_r16_linear(x, qt))
+    finally:
+        fastformer.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+def test_r16_pays_only_with_vnni():
+    before = _core.current_isa(), _core.quant_vnni()
+    try:
+        for path in _core.supported_isas():
+            _core.set_isa(path)
+            _core.quant_set_vnni(True)
+            assert _core.repack_r16_pays() == (path == "avx512" and "avx512_vnni" in _core.cpu_features())
+            _core.quant_set_vnni(False)
+            assert not _core.repack_r16_pays()
+    finally:
+        _core.set_isa(before[0])
+        _core.quant_set_vnni(before[1])
+
+
+def test_r16_bad_inputs(rng):
+    qt = quantize(rng.standard_normal((24, 64)).astype(np.float32), "q8_0")
+    with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
+        _core.repack_r16(qt.data, qt.ggml_type, 64)
+    with pytest.raises(ValueError, match="not q8_0 or q4_0"):
+        _core.repack_r16(qt.data, QTYPES["q6_k"][0], 256)
+    with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
+        _core.linear_q(np.ones((1, 64), np.float32), qt.data, qt.ggml_type | _core.QTYPE_R16, 64)
+
+
 def test_linear_leading_axes_out_and_bias(rng):
     qt = quantize(rng.standard_normal((40, 64)).astype(np.float32), "q8_0")
     x = rng.standard_normal((2, 3, 64)).astype(np.float32)
