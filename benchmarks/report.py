@@ -21,12 +21,14 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 
 import fastformer
 from benchmarks.compare import ratios
@@ -135,7 +137,8 @@ def markdown(meta, kernels, models, skips):
         "",
         f"- CPU: {meta['cpu']} ({info['threads']} threads available)",
         f"- fastformer {meta['version']}, ISA path `{info['isa']}`; CPU features: {', '.join(info['features'])}",
-        f"- Python {meta['python']}, {meta['date']}",
+        f"- Python {meta['python']}, {meta['date']}"
+        + (f"; load average when the run began: {meta['load']}" if meta.get("load") else ""),
         "- peers: " + ", ".join(f"{k} {v}" for k, v in meta["peers"].items() if v),
         "",
         "Speed-up = peer time / fastformer time (above 1: fastformer is faster), best of several rounds, "
@@ -169,7 +172,8 @@ def markdown(meta, kernels, models, skips):
 
 
 def chart(path, meta, kernels, models):
-    """A horizontal bar chart of every speed-up, one colour per peer; False when matplotlib is missing."""
+    """Speed-ups as bars, one colour per peer: per kernel family the geometric mean over its cases (whiskers: the
+    slowest and fastest case), per end-to-end model and thread count prefill and decode; False without matplotlib."""
     try:
         import matplotlib
 
@@ -177,33 +181,43 @@ def chart(path, meta, kernels, models):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    bars = []  # (label, peer, speed-up)
-    for rows in kernels.values():
-        bars += [(g, p, r) for g, p, _, _, r in rows]
+    bars = []  # (label, peer, value, low, high)
+    for title, rows in kernels.items():
+        by_peer = defaultdict(list)
+        for _, p, _, _, r in rows:
+            by_peer[p].append(r)
+        for p, rs in sorted(by_peer.items()):
+            gm = math.exp(sum(math.log(r) for r in rs) / len(rs))
+            bars.append((f"{title} ({len(rs)} cases)", p, gm, min(rs), max(rs)))
     ff = {(r["model"], r["threads"]): r for r in models if r["engine"] == "fastformer"}
     for r in models:
         if r["engine"] != "fastformer":
             base = ff[(r["model"], r["threads"])]
-            bars.append((f"{r['model']} decode t={r['threads']}", r["engine"], base["decode"] / r["decode"]))
-            bars.append((f"{r['model']} prefill t={r['threads']}", r["engine"], base["prefill"] / r["prefill"]))
+            for what in ("prefill", "decode"):
+                v = base[what] / r[what]
+                bars.append((f"{r['model']} {what} t={r['threads']}", r["engine"], v, v, v))
     if not bars:
         return False
-    names = sorted({p for _, p, _ in bars})
+    names = sorted({b[1] for b in bars})
     colours = dict(zip(names, plt.get_cmap("tab10").colors))
-    fig, ax = plt.subplots(figsize=(10, 0.22 * len(bars) + 1.6))
-    y = range(len(bars))
-    ax.barh(list(y), [r for _, _, r in bars], color=[colours[p] for _, p, _ in bars])
-    ax.set_yticks(list(y), [f"{g} vs {p}" for g, p, _ in bars], fontsize=6)
+    fig, ax = plt.subplots(figsize=(10, 0.26 * len(bars) + 1.6))
+    y = list(range(len(bars)))
+    vals = [b[2] for b in bars]
+    err = [[b[2] - b[3] for b in bars], [b[4] - b[2] for b in bars]]
+    ax.barh(y, vals, xerr=err, color=[colours[b[1]] for b in bars], error_kw={"elinewidth": 0.7, "capsize": 2})
+    ax.set_yticks(y, [f"{b[0]} vs {b[1]}" for b in bars], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speed-up of fastformer (peer time / fastformer time, log scale)")
+    ax.set_xlabel("speed-up of fastformer (peer time / fastformer time, log scale; kernels: geometric mean, "
+                  "whiskers min-max)", fontsize=8)
     info = meta["cpu_info"]
-    ax.set_title(f"fastformer {meta['version']} on {meta['cpu']} - ISA {info['isa']}", fontsize=9)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in names]
-    ax.legend(handles, names, fontsize=7, loc="lower right")
+    ax.set_title(f"fastformer {meta['version']} on {meta['cpu']}, ISA {info['isa']}, "
+                 f"{info['threads']} threads", fontsize=9)
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in names], names, fontsize=7,
+              loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
@@ -215,14 +229,20 @@ def main(argv=None):
     ap.add_argument("--no-models", action="store_true", help="skip the end-to-end model runs")
     ap.add_argument("--only", nargs="+", metavar="FILE", help="only these benchmark files (e.g. bench_norm.py)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts of the model runs")
+    ap.add_argument("--replot", metavar="RAW", help="rewrite report.md and report.png from a raw.json; run nothing")
     args = ap.parse_args(argv)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     os.makedirs(args.out, exist_ok=True)
+    if args.replot:
+        raw = json.load(open(args.replot))
+        kernels = {k: [tuple(r) for r in v] for k, v in raw["kernels"].items()}
+        return write(args.out, raw["meta"], kernels, raw["models"], raw["skipped"], log)
     meta = {"cpu": cpu_name(), "cpu_info": fastformer.cpu_info(), "version": fastformer.__version__,
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "peers": peers()}
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "peers": peers(),
+            "load": " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else None}
     files = [f for f in FAMILIES if not args.only or f[1] in args.only]
     kernels, skips = run_kernels(files, args.quick, log)
     models = []
@@ -231,14 +251,21 @@ def main(argv=None):
         for eng, mod in (("llama.cpp", "llama_cpp"),):
             if meta["peers"][mod] and not any(r["engine"] == eng for r in models):
                 skips.append(f"end-to-end: {eng} is installed but produced no rows")
+    write(args.out, meta, kernels, models, skips, log)
+
+
+def write(out, meta, kernels, models, skips, log):
+    # fastformer's own variants (e.g. bench_quant's r16 layout) are not peers: python -m benchmarks.compare shows them
+    kernels = {t: [r for r in rows if not r[1].startswith("fastformer")] for t, rows in kernels.items()}
     md = markdown(meta, kernels, models, skips)
-    with open(os.path.join(args.out, "report.md"), "w") as f:
+    with open(os.path.join(out, "report.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(args.out, "raw.json"), "w") as f:
-        json.dump({"meta": meta, "kernels": kernels, "models": models, "skipped": skips}, f, indent=1)
-    png = chart(os.path.join(args.out, "report.png"), meta, kernels, models)
+    raw = {"meta": meta, "kernels": kernels, "models": models, "skipped": skips}
+    with open(os.path.join(out, "raw.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    png = chart(os.path.join(out, "report.png"), meta, kernels, models)
     print(md)
-    log(f"wrote {args.out}/report.md" + (" and report.png" if png else " (no chart: pip install matplotlib)"))
+    log(f"wrote {out}/report.md" + (" and report.png" if png else " (no chart: pip install matplotlib)"))
 
 
 if __name__ == "__main__":
