@@ -249,12 +249,16 @@ def test_linear_error_is_what_8bit_activations_explain(qpath, rng, qtype):
 def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = _make(rng, qtype, 301, 1024)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
+    _assert_same_at_any_thread_count(lambda: ops.linear(x, qt))
+
+
+def _assert_same_at_any_thread_count(fn):
     before = fastformer.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3, 5):
             fastformer.set_num_threads(t)
-            outs.append(ops.linear(x, qt))
+            outs.append(fn())
     finally:
         fastformer.set_num_threads(before)
     for o in outs[1:]:
@@ -291,16 +295,7 @@ def test_r16_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, 
 def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = quantize(rng.standard_normal((304, 1024)).astype(np.float32), qtype)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    before = fastformer.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3, 5):
-            fastformer.set_num_threads(t)
-            outs.append(_r16_linear(x, qt))
-    finally:
-        fastformer.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
+    _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
 
 
 def test_r16_pays_only_with_vnni():
