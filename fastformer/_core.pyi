@@ -31,9 +31,15 @@ def rope_apply(x: F32, cos: F32, sin: F32, *, interleaved: bool = False) -> F32:
 def attention(q: F32, k: F32, v: F32, *, causal: bool = True, scale: float | None = None) -> F32: ...
 
 # model forward pass
+def hugepages_available() -> bool: ...
+def huge_buffer(nbytes: int) -> npt.NDArray[np.uint8]: ...
+
 class ModelCore:
     dims: dict[str, Any]
-    def __init__(self, cfg: dict[str, Any], w: dict[str, Any], layers: list[dict[str, Any]]) -> None: ...
+    hugepages: bool
+    def __init__(
+        self, cfg: dict[str, Any], w: dict[str, Any], layers: list[dict[str, Any]], hugepages: bool = False
+    ) -> None: ...
 
 class Session:
     n_past: int

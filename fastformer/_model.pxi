@@ -20,12 +20,88 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
     return &v[0]
 
 
-cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) except -1:
-    """A weight matrix: float32 array, or a QuantizedTensor in a block format the linear kernels take."""
+_HUGE_PAGE = 2 << 20
+
+
+def hugepages_available():
+    """True where the kernel offers transparent huge pages to a program that asks (Linux, THP not "never")."""
+    import mmap
+
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+def huge_buffer(int64_t nbytes):
+    """A zeroed, writable uint8 array of nbytes in its own anonymous mapping, 2 MiB aligned and advised for
+    transparent huge pages: streamed weights then cost a quarter fewer TLB walks (a one-core F32 gemv over
+    440 MB read 31-35 GB/s from it against 26-27 GB/s from the file's page cache). Only touched pages count."""
+    import mmap
+
+    if nbytes < 0:
+        raise ValueError(f"huge_buffer: nbytes must be >= 0, got {nbytes}")
+    m = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            m.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel without THP: plain pages
+            pass
+    buf = np.frombuffer(m, np.uint8)
+    off = -buf.ctypes.data % _HUGE_PAGE
+    return buf[off:off + nbytes]
+
+
+class _Arena:
+    """One huge_buffer the weight matrices are copied into, 64-byte aligned, in the order they are taken."""
+
+    def __init__(self, int64_t nbytes):
+        self.buf = huge_buffer(nbytes)
+        self.used = 0
+
+    def take(self, int64_t nbytes):
+        cdef int64_t lo = self.used
+        if lo + nbytes > self.buf.shape[0]:
+            raise MemoryError(f"weight arena: {lo + nbytes} bytes asked of {self.buf.shape[0]}")
+        self.used = lo + (nbytes + 63) // 64 * 64
+        return self.buf[lo:lo + nbytes]
+
+
+_MATRICES = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+
+
+def _arena_bytes(w, layers):
+    """Bytes an arena needs for every weight matrix (each rounded up to 64)."""
+    cdef int64_t total = 0
+    for a in [w.get("lm_head")] + [lw.get(k) for lw in layers for k in _MATRICES]:
+        if isinstance(a, np.ndarray):
+            total += (a.nbytes + 63) // 64 * 64
+        elif hasattr(a, "ggml_type") and isinstance(getattr(a, "data", None), np.ndarray):
+            total += (a.data.nbytes + 63) // 64 * 64
+    return total
+
+
+cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, object arena=None,
+                 object holder=None, object key=None) except -1:
+    """A weight matrix: float32 array, or a QuantizedTensor in a block format the linear kernels take.
+
+    With an arena the matrix is copied into it and holder[key] is replaced by the copy (so the original can be
+    freed, and its file pages are dropped); an r16 repack is written into the arena instead."""
     cdef const unsigned char[:, ::1] raw
+    cdef unsigned char[:, ::1] dst
     t.rows = shape[0]
     t.cols = shape[1]
     if isinstance(arr, np.ndarray):
+        if arena is not None and arr.dtype == np.float32 and arr.shape == shape and arr.size:
+            copy = arena.take(arr.nbytes).view(np.float32).reshape(shape)
+            np.copyto(copy, arr)
+            holder[key] = copy
+            if arr.flags.c_contiguous:
+                _drop_file_pages(arr)
+            arr = copy
         t.data = _wptr(keep, arr, shape, name)
         t.dtype = FF_DT_F32
         return 0
@@ -38,13 +114,29 @@ cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name) e
     t.data = &raw[0, 0]
     t.dtype = arr.ggml_type
     if arr.qtype in ("q8_0", "q4_0") and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
-        # an owned copy in the layout the vnni decode kernels read fastest (the same number of bytes)
-        packed = repack_r16(arr.data, arr.ggml_type, shape[1])
+        # an owned copy in the layout the vnni decode kernels read fastest (the same number of bytes);
+        # holder[key] keeps the ggml layout (save_gguf writes it), its file pages dropped
+        if arena is not None and raw.shape[0] * raw.shape[1]:
+            packed = arena.take(arr.data.nbytes).reshape(arr.data.shape)
+            dst = packed
+            with nogil:
+                ff_qrepack_r16(&dst[0, 0], &raw[0, 0], t.dtype, t.rows, t.cols)
+        else:
+            packed = repack_r16(arr.data, arr.ggml_type, shape[1])
         keep.append(packed)
         raw = packed
         t.data = &raw[0, 0]
         t.dtype = arr.ggml_type | FF_QT_R16
         _drop_file_pages(arr.data)
+    elif arena is not None and raw.shape[0] * raw.shape[1]:
+        copy = arena.take(arr.data.nbytes).reshape(arr.data.shape)
+        np.copyto(copy, arr.data)
+        _drop_file_pages(arr.data)
+        arr = type(arr)(copy, arr.qtype, arr.shape)
+        holder[key] = arr
+        keep.append(arr)
+        raw = copy
+        t.data = &raw[0, 0]
     return 0
 
 
@@ -73,6 +165,7 @@ cdef class ModelCore:
     cdef ff_layer *layers
     cdef list keep
     cdef readonly dict dims
+    cdef readonly bint hugepages
 
     def __cinit__(self):
         self.layers = NULL
@@ -81,12 +174,15 @@ cdef class ModelCore:
     def __dealloc__(self):
         free(self.layers)
 
-    def __init__(self, dict cfg, dict w, list layers):
+    def __init__(self, dict cfg, dict w, list layers, bint hugepages=False):
+        """hugepages: copy every weight matrix into one huge_buffer arena, replacing it in `w` / `layers` (the
+        dicts given) by the copy; the originals' file pages are dropped. Otherwise the arrays are used in place."""
         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
             raise ValueError(f"invalid model dimensions {cfg}")
         self.dims = dict(cfg)
+        self.hugepages = hugepages
         self.m.arch = cfg["arch"]
         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
@@ -94,11 +190,15 @@ cdef class ModelCore:
         self.m.rope_interleaved = cfg["rope_interleaved"]
         self.m.window = cfg["window"]
         k = self.keep
+        arena = _Arena(_arena_bytes(w, layers)) if hugepages else None
+        tied = w.get("lm_head") is w.get("tok_emb")
+        _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head", arena, w, "lm_head")
+        if tied:  # one copy serves both
+            w["tok_emb"] = w["lm_head"]
         self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
-        _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head")
         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
         self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
         if self.layers == NULL:
@@ -109,10 +209,10 @@ cdef class ModelCore:
             p = f"layer {i} "
             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
-            _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection")
-            _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection")
-            _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection")
-            _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection")
+            _tensor(&ly.wq, k, lw["wq"], (nh * hd, d), p + "q projection", arena, lw, "wq")
+            _tensor(&ly.wk, k, lw["wk"], (nkv * hd, d), p + "k projection", arena, lw, "wk")
+            _tensor(&ly.wv, k, lw["wv"], (nkv * hd, d), p + "v projection", arena, lw, "wv")
+            _tensor(&ly.wo, k, lw["wo"], (d, nh * hd), p + "o projection", arena, lw, "wo")
             ly.bq = _wptr(k, lw.get("bq"), (nh * hd,), p + "q bias")
             ly.bk = _wptr(k, lw.get("bk"), (nkv * hd,), p + "k bias")
             ly.bv = _wptr(k, lw.get("bv"), (nkv * hd,), p + "v bias")
@@ -120,9 +220,9 @@ cdef class ModelCore:
             ly.ffn_norm_w = _wptr(k, lw["ffn_norm_w"], (d,), p + "mlp norm weight")
             ly.ffn_norm_b = _wptr(k, lw.get("ffn_norm_b"), (d,), p + "mlp norm bias")
             if lw.get("w_gate") is not None:
-                _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection")
-            _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection")
-            _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection")
+                _tensor(&ly.w_gate, k, lw["w_gate"], (f, d), p + "gate projection", arena, lw, "w_gate")
+            _tensor(&ly.w_up, k, lw["w_up"], (f, d), p + "up projection", arena, lw, "w_up")
+            _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection", arena, lw, "w_down")
             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
@@ -145,8 +245,13 @@ cdef class Session:
             raise ValueError(f"max_t must be positive, got {max_t}")
         self.core = core
         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
-        self.k_cache = np.zeros(shape, dtype=np.float32)
-        self.v_cache = np.zeros(shape, dtype=np.float32)
+        if core.hugepages and m.n_layers * m.n_kv_heads * capacity * m.head_dim * 4 >= _HUGE_PAGE:
+            n = m.n_layers * m.n_kv_heads * capacity * m.head_dim
+            self.k_cache = huge_buffer(n * 4).view(np.float32).reshape(shape)
+            self.v_cache = huge_buffer(n * 4).view(np.float32).reshape(shape)
+        else:
+            self.k_cache = np.zeros(shape, dtype=np.float32)
+            self.v_cache = np.zeros(shape, dtype=np.float32)
         cdef int64_t sizes[10]
         ff_session_sizes(m, max_t, sizes)
         self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]

@@ -364,6 +364,18 @@ def _as_ids(ids, vocab, name="ids"):
     return out
 
 
+def _want_hugepages(hugepages):
+    """Model.load's hugepages argument: None -> FASTFORMER_HUGEPAGES (0/1) if set, else what the kernel offers."""
+    if hugepages is None:
+        env = os.environ.get("FASTFORMER_HUGEPAGES", "").strip()
+        if env not in ("", "0", "1"):
+            raise ValueError(f"FASTFORMER_HUGEPAGES must be 0 or 1, got {env!r}")
+        return _core.hugepages_available() if env in ("", "1") else False
+    if not isinstance(hugepages, bool):
+        raise TypeError(f"hugepages must be True, False or None, got {hugepages!r}")
+    return hugepages
+
+
 class Model:
     """A causal language model loaded into fastformer's C runtime.
 
@@ -372,23 +384,29 @@ class Model:
     (3, 32000)
     """
 
-    def __init__(self, config, weights, layers, tokenizer=None, rope_interleaved=False):
+    def __init__(self, config, weights, layers, tokenizer=None, rope_interleaved=False, hugepages=False):
         self.config = config
         self.tokenizer = tokenizer
         self._bos = None  # prepended to text prompts when the tokenizer's config says so
         dims = _core_dims(config)
         dims["rope_interleaved"] = int(rope_interleaved)
-        self._core = _core.ModelCore(dims, weights, layers)
+        # with hugepages the core replaces the matrices in weights/layers by its copies
+        self._core = _core.ModelCore(dims, weights, layers, bool(hugepages))
         # what the C core was built from (for save_gguf and tests)
         self._loaded = {"weights": weights, "layers": layers, "rope_interleaved": rope_interleaved}
 
     @classmethod
-    def load(cls, path, *, quantize=None, threads=None, max_context=None):
+    def load(cls, path, *, quantize=None, threads=None, max_context=None, hugepages=None):
         """Load a Hugging Face model directory (config.json + safetensors, tokenizer files if present).
 
         `threads` sets the kernel thread count (process-wide); `max_context` caps the context window.
+        `hugepages`: copy the weight matrices into memory backed by transparent huge pages, which decode
+        streams faster than the file's mapping (resident size stays about the same: the file pages are
+        dropped). None (the default) means yes where the kernel offers them, unless the environment sets
+        FASTFORMER_HUGEPAGES=0; False keeps float32 weights zero-copy in the file mapping.
         """
         path = os.fspath(path)
+        hugepages = _want_hugepages(hugepages)
         if quantize not in (None, "q8_0", "q4_0"):
             raise ValueError(f"quantize must be None, 'q8_0' or 'q4_0', got {quantize!r}")
         if threads is not None:
@@ -404,7 +422,8 @@ class Model:
             conf, weights, layers, gf, interleaved = model_from_gguf(path, max_context)
             if quantize:
                 _quantize_weights(weights, layers, quantize)
-            model = cls(conf, weights, layers, _gguf_tokenizer(gf), rope_interleaved=interleaved)
+            model = cls(conf, weights, layers, _gguf_tokenizer(gf), rope_interleaved=interleaved,
+                        hugepages=hugepages)
             model.gguf = gf
             # llama.cpp's default: SentencePiece ("llama") vocabularies add BOS, byte-level ones do not
             spm = gf.metadata.get("tokenizer.ggml.model") == "llama"
@@ -429,12 +448,12 @@ class Model:
             weights, layers = _hf_llama_weights(W, conf)
         if quantize:
             _quantize_weights(weights, layers, quantize)
-        model = cls(conf, weights, layers, _load_tokenizer(path))
+        model = cls(conf, weights, layers, _load_tokenizer(path), hugepages=hugepages)
         model._bos = _bos_id(path, conf) if model.tokenizer is not None else None
         return model
 
     @classmethod
-    def default(cls, *, quantize=None, threads=None, max_context=None):
+    def default(cls, *, quantize=None, threads=None, max_context=None, hugepages=None):
         """The embedded default model: a 5M-parameter Llama trained on the King James Bible, Q8_0, no network.
 
         Options as in `load`; quantize="q4_0" requantizes its Q8_0 matrices. Sample with DEFAULT_SAMPLING
@@ -444,7 +463,8 @@ class Model:
         """
         if not os.path.exists(DEFAULT_MODEL):
             raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
-        return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context)
+        return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context,
+                        hugepages=hugepages)
 
     def save_gguf(self, path, *, progress=None):
         """Write the model (its float and quantized weights as they are) to a GGUF file llama.cpp loads.
