@@ -77,9 +77,9 @@ def make_gguf(shape, qtype):
     from gguf_tools import convert
 
     ckpt = make_checkpoint(name, cfg)
+    if qtype in ("f32", "f16"):  # straight from the converter
+        return convert(ckpt, qtype, out)
     base = convert(ckpt, base_type, os.path.join(CACHE, f"{name}-{base_type}.gguf"))
-    if qtype == base_type:
-        return base
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()

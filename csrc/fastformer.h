@@ -30,7 +30,9 @@ typedef struct ff_qact ff_qact;  // quantized activation rows (ff_quant.c)
 // one row-level kernel per op; a table per ISA, chosen once at import
 typedef struct ff_kernels {
     // y (n,) = W (n,k) @ x (k,), W rows k-contiguous
-    void (*gemv_f32)(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k);
+    // stream: W comes from memory (rows one after another) rather than from cache (rows in groups); same bits
+    void (*gemv_f32)(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
+                     int stream);
     // C (mr,nr) tile, ldc: C = A_packed (kc,MR) . B_packed (kc,NR) (+ C if accumulate); mr<=MR, nr<=NR
     void (*gemm_f32_tile)(float *restrict c, const float *restrict ap, const float *restrict bp, int64_t kc,
                           int64_t ldc, int64_t mr, int64_t nr, int accumulate);

@@ -34,7 +34,7 @@ static inline void ff_split(int64_t n, int ith, int nth, int64_t align, int64_t 
 
 #define FF_DECLARE_ISA(sfx)                                                                                         \
     void ff_gemv_f32_##sfx(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,        \
-                           int64_t k);                                                                            \
+                           int64_t k, int stream);                                                                \
     void ff_gemm_f32_tile_##sfx(float *restrict c, const float *restrict ap, const float *restrict bp, int64_t kc, \
                                 int64_t ldc, int64_t mr, int64_t nr, int accumulate);                             \
     void ff_norm_rms_f32_##sfx(float *restrict y, const float *restrict x, const float *restrict w, float eps,    \

@@ -1,6 +1,7 @@
 // matmul and linear: a packed, blocked gemm (Goto-style loops) over a per-ISA micro-tile,
 // and a gemv for linear with one row (decode) or a few
 #include "ff_internal.h"
+#include <stdatomic.h>
 
 #define KC 512                         // most depth of a packed block
 #define KC_MIN 256                     // least depth of a packed block when k allows
@@ -13,11 +14,14 @@
 // stream the prefetchers follow, ran 1.5x faster than eight interleaved row streams; in cache the grouped
 // rows, which share each x load, are faster
 #define GEMV_STREAM_BYTES (1024 * 1024)
+#define GEMV_CHUNK 64  // W rows a thread takes at a time in a one-row gemv (a multiple of 16)
 
 // ---- scalar reference kernels ----
 
-void ff_gemv_f32_ref(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k) {
+void ff_gemv_f32_ref(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
+                     int stream) {
     // W (n,k) @ x (k,) -> y (n,)
+    (void)stream;
     for (int64_t i = 0; i < n; i++) {
         const float *row = w + i * k;
         float acc = 0.0f;
@@ -132,9 +136,8 @@ static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *
 }
 
 FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
-                              int64_t k) {
+                              int64_t k, int stream) {
     int64_t i = 0;
-    const int stream = n * k * (int64_t)sizeof(float) > GEMV_STREAM_BYTES;
     // eight rows at a time share each x load; from memory, one row after another (one sequential stream)
     for (; i + 8 <= n; i += 8) {
         if (stream)
@@ -240,9 +243,9 @@ static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(flo
 }
 
 FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
-                                  int64_t k) {
+                                  int64_t k, int stream) {
     int64_t i = 0;
-    if (n * k * (int64_t)sizeof(float) > GEMV_STREAM_BYTES) {  // same bits per row as the grouped rows below
+    if (stream) {  // same bits per row as the grouped rows below
         for (; i < n; i++) gemv_rows_avx512(y + i, w + i * k, x, k, 1);
         return;
     }
@@ -478,29 +481,42 @@ typedef struct {
     float *y;
     const float *w, *x, *bias;
     int64_t m, n, k;
+    _Atomic int64_t next;  // one row: the next chunk of W rows a thread takes
 } gemv_ctx;
 
-// W rows split across threads; a few x rows pass over each block of W rows while the block
-// sits in L2, so W is read from memory once (packing W would cost more than the few rows' math)
+static void gemv_rows(gemv_ctx *g, int64_t j, int64_t rows, int stream) {
+    for (int64_t i = 0; i < g->m; i++) {
+        float *y = g->y + i * g->n + j;
+        ff_kern->gemv_f32(y, g->w + j * g->k, g->x + i * g->k, rows, g->k, stream);
+        if (g->bias)
+            for (int64_t t = 0; t < rows; t++) y[t] += g->bias[j + t];
+    }
+}
+
+// One row (decode): threads take chunks of GEMV_CHUNK W rows from a shared counter, so a thread the memory
+// system serves faster does more of the work (static halves left one thread waiting 8% of a 2-thread step).
+// A few rows: W rows split across threads; the rows pass over each block of W rows while the block sits in
+// L2, so W is read from memory once (packing W would cost more than the few rows' math). Either way a row's
+// bits do not depend on the thread count: chunk and block edges fall on multiples of 16 rows.
 static void gemv_task(void *arg, int ith, int nth) {
     gemv_ctx *g = arg;
-    int64_t lo, hi;
-    ff_split(g->n, ith, nth, 16, &lo, &hi);
-    int64_t nb = g->m == 1 ? hi - lo : FF_MAX(GEMV_BLOCK_BYTES / ((int64_t)sizeof(float) * FF_MAX(g->k, 1)) & ~7, 8);
-    for (int64_t j = lo; j < hi; j += nb) {
-        int64_t rows = FF_MIN(nb, hi - j);
-        for (int64_t i = 0; i < g->m; i++) {
-            float *y = g->y + i * g->n + j;
-            ff_kern->gemv_f32(y, g->w + j * g->k, g->x + i * g->k, rows, g->k);
-            if (g->bias)
-                for (int64_t t = 0; t < rows; t++) y[t] += g->bias[j + t];
+    int stream = g->n * g->k * (int64_t)sizeof(float) / nth > GEMV_STREAM_BYTES;
+    if (g->m == 1) {
+        for (;;) {
+            int64_t j = atomic_fetch_add_explicit(&g->next, GEMV_CHUNK, memory_order_relaxed);
+            if (j >= g->n) return;
+            gemv_rows(g, j, FF_MIN(GEMV_CHUNK, g->n - j), stream);
         }
     }
+    int64_t lo, hi;
+    ff_split(g->n, ith, nth, 16, &lo, &hi);
+    int64_t nb = FF_MAX(GEMV_BLOCK_BYTES / ((int64_t)sizeof(float) * FF_MAX(g->k, 1)) & ~15, 16);
+    for (int64_t j = lo; j < hi; j += nb) gemv_rows(g, j, FF_MIN(nb, hi - j), 0);
 }
 
 int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n) {
     if (m >= 1 && m <= GEMV_MAX_M) {
-        gemv_ctx g = {y, w, x, bias, m, n, k};
+        gemv_ctx g = {y, w, x, bias, m, n, k, 0};
         ff_parallel(gemv_task, &g, m * n * k < (1 << 15) ? 1 : ff_get_num_threads());
         return FF_OK;
     }

@@ -187,3 +187,25 @@ def test_out_overlapping_an_input_raises():
     buf = np.ones(32, np.float32)
     with pytest.raises(ValueError, match="overlap"):
         ops.matmul(buf[:16].reshape(4, 4), np.ones((4, 4), np.float32), out=buf[8:24].reshape(4, 4))
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+@pytest.mark.parametrize("n,k", [(1000, 768), (200, 300), (16 * 64 + 17, 97)])
+def test_gemv_bits_do_not_depend_on_threads(isa, rng, m, n, k):
+    """Decode gemv: threads take 64-row chunks in whatever order they come (or a thread's static slice for a
+    few rows), and W from memory runs a different loop than W in cache; every row's bits must be the same at
+    1 and 2 threads."""
+    import fastformer
+
+    x, w, b = randn(rng, m, k), randn(rng, n, k), randn(rng, n)
+    before = fastformer.get_num_threads()
+    try:
+        got = []
+        for t in (1, 2, 1, 2):
+            fastformer.set_num_threads(t)
+            got.append(ops.linear(x, w, b))
+    finally:
+        fastformer.set_num_threads(before)
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    assert_close(got[0], ref.linear(x, w, b), "matmul", **matmul_tol(k))
