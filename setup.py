@@ -27,6 +27,7 @@ extensions = [
     Extension(
         "fastformer._core",
         sources=["fastformer/_core.pyx"] + sorted(glob.glob("csrc/*.c")),
+        depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*.inc")),  # rebuild on change; shipped in sdists
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=cflags,

@@ -249,6 +249,14 @@ void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n);  // round to neare
 void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n);
 int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
 int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
+// the int8 dot of the 256-bit (avx2 table) kernels; every choice gives the same bits
+enum {
+    FF_DOT256_MADDUBS = 0,  // avx2 vpmaddubsw + vpmaddwd
+    FF_DOT256_AVXVNNI = 1,  // avx-vnni: vex vpdpbusd (the default where the cpu has it)
+    FF_DOT256_VNNI256 = 2   // avx-512 vnni on 256-bit registers: evex vpdpbusd (the same source as avx-vnni)
+};
+int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
+int ff_quant_dot256(void);
 // dst = W (rows, cols) q8_0/q4_0 in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
 // the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);

@@ -1,6 +1,7 @@
-// SIMD int8 dot kernels for quantized weights (ff_quant.c has the formats and the scalar twins): avx2 with
-// maddubs, and avx-512 vnni with 512-bit vpdpbusd; the avx512 table runs the avx2 kernels when the cpu (or
-// ff_quant_set_vnni) says no vnni. also the activation quantizer and fp16 conversion with f16c.
+// SIMD int8 dot kernels for quantized weights (ff_quant.c has the formats and the scalar twins): 256-bit
+// kernels (ff_qdot_avx2.inc) built once per int8 dot (avx2 maddubs, avx-vnni, avx-512 vnni on ymm; chosen by
+// ff_quant_dot256), and avx-512 vnni with 512-bit vpdpbusd; the avx512 table runs the 256-bit kernels when the
+// cpu (or ff_quant_set_vnni) says no vnni. also the activation quantizer and fp16 conversion with f16c.
 // every kernel computes each block's int dot exactly and scales it by d_w * d_a in float, like the _ref twins
 #include "ff_quant.h"
 
@@ -73,11 +74,6 @@ static inline AI FF_AVX2 __m256 scales8_avx2(const uint8_t *p, int bsz, int cnt)
     return _mm256_cvtph_ps(_mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
 }
 
-// 8 int32 lanes, lane t = u . s over bytes 4t..4t+3 (u <= 128 and |s| <= 127 keep maddubs from saturating)
-static inline AI FF_AVX2 __m256i dot_avx2(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
 FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
                                   int64_t k) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -103,47 +99,6 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
     }
 }
 
-// q8_0 over blocks b0..b0+cnt-1 (cnt <= 8): |w| times a with w's sign; a full chunk alternates two
-// accumulators per row (a tail uses one, so no accumulator is indexed at run time)
-static inline AI FF_AVX2 void q8_0_chunk_avx2(__m256 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
-                                              const int cnt, const int m, const int full) {
-    int64_t kp = a->kp;
-    __m256 dw = scales8_avx2(row + FF_Q8_0_BYTES * b0, FF_Q8_0_BYTES, cnt), s[4];
-    for (int i = 0; i < m; i++) s[i] = _mm256_mul_ps(dw, _mm256_load_ps(a->d + i * (kp / 32) + b0));
-#pragma GCC unroll 8
-    for (int t = 0; t < cnt; t++) {
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(row + FF_Q8_0_BYTES * (b0 + t) + 2));
-        __m256i aw = _mm256_abs_epi8(wv), sel = _mm256_set1_epi32(t);
-        for (int i = 0; i < m; i++) {
-            __m256i av = _mm256_load_si256((const __m256i *)(const void *)(a->q + i * kp + 32 * (b0 + t)));
-            __m256i dot = dot_avx2(aw, _mm256_sign_epi8(av, wv));
-            __m256 *c = &acc[2 * i + (full ? t & 1 : 0)];
-            *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
-        }
-    }
-}
-
-// q4_0 over blocks b0..b0+cnt-1: nibbles (0..15) times a, plus the lane sums -8 * sum(a)
-static inline AI FF_AVX2 void q4_0_chunk_avx2(__m256 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
-                                              const int cnt, const int m, const int full) {
-    int64_t kp = a->kp;
-    __m256 dw = scales8_avx2(row + FF_Q4_0_BYTES * b0, FF_Q4_0_BYTES, cnt), s[4];
-    for (int i = 0; i < m; i++) s[i] = _mm256_mul_ps(dw, _mm256_load_ps(a->d + i * (kp / 32) + b0));
-#pragma GCC unroll 8
-    for (int t = 0; t < cnt; t++) {
-        __m128i qb = _mm_loadu_si128((const __m128i *)(const void *)(row + FF_Q4_0_BYTES * (b0 + t) + 2));
-        __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qb, 4), qb), _mm256_set1_epi8(15));
-        __m256i sel = _mm256_set1_epi32(t);
-        for (int i = 0; i < m; i++) {
-            int64_t e = i * kp + 32 * (b0 + t);
-            __m256i av = _mm256_load_si256((const __m256i *)(const void *)(a->q + e));
-            __m256i dot = _mm256_add_epi32(dot_avx2(wv, av),
-                                           _mm256_load_si256((const __m256i *)(const void *)(a->lanes + e / 4)));
-            __m256 *c = &acc[2 * i + (full ? t & 1 : 0)];
-            *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
-        }
-    }
-}
 
 // rows of 32-blocks: whole chunks of `chunk` blocks, a half chunk, then the tail
 #define FF_ROWS_OF_BLOCKS(vec, zero, hsum, chunk_fn, chunk)                                                     \
@@ -161,137 +116,52 @@ static inline AI FF_AVX2 void q4_0_chunk_avx2(__m256 *acc, const uint8_t *row, c
 
 static inline FF_AVX2 float hsum8x2(__m256 a, __m256 b) { return hsum8(_mm256_add_ps(a, b)); }
 
-static inline AI FF_AVX2 void q8_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    FF_ROWS_OF_BLOCKS(__m256, _mm256_setzero_ps(), hsum8x2, q8_0_chunk_avx2, 8)
-}
 
-static inline AI FF_AVX2 void q4_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    FF_ROWS_OF_BLOCKS(__m256, _mm256_setzero_ps(), hsum8x2, q4_0_chunk_avx2, 8)
-}
+// ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
+// 256-bit registers (evex vpdpbusd, the same source, so machines with avx-512 vnni but no avx-vnni test it) ----
 
-FF_AVX2 void ff_qdot_q8_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                               const ff_qact *a, int m) {
-    FF_QDOT_BY_M(q8_0_avx2)
-}
+#define QCAT_(a, b) a##_##b
+#define QCAT(a, b) QCAT_(a, b)
+#define QN(x) QCAT(x, QSFX)
 
-FF_AVX2 void ff_qdot_q4_0_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                               const ff_qact *a, int m) {
-    FF_QDOT_BY_M(q4_0_avx2)
-}
+#define QSFX maddubs
+#define QTARGET FF_AVX2
+#define QDOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+#include "ff_qdot_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
 
-// q4_k: per 64 weights one 32-byte load, low nibbles one 32-block, high nibbles the next; mins in float
-static inline AI FF_AVX2 void q4_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    int64_t nsb = a->k / 256, kp = a->kp;
-    const __m256i lo4 = _mm256_set1_epi8(15);
-    for (int64_t j = 0; j < n; j++) {
-        __m256 acc[8], corr[4];
-        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm256_setzero_ps();
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = w + j * stride + FF_Q4_K_BYTES * sb;
-            uint16_t h[2];
-            memcpy(h, blk, 4);
-            uint32_t u[4];
-            q4_k_unpack(u, blk + 4);
-            __m128i sm = _mm_loadu_si128((const __m128i *)(void *)u);
-            __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), _mm256_set1_ps(_cvtsh_ss(h[0])));
-            __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
-                                      _mm256_set1_ps(_cvtsh_ss(h[1])));
-            __m256 s[4];
-            for (int i = 0; i < m; i++) {
-                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
-                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
-                __m256 suma = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
-                s[i] = _mm256_mul_ps(sc, da);
-                corr[i] = _mm256_fmadd_ps(mn, _mm256_mul_ps(da, suma), corr[i]);
-            }
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                __m256i qv = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g));
-                __m256i ql = _mm256_and_si256(qv, lo4), qh = _mm256_and_si256(_mm256_srli_epi16(qv, 4), lo4);
-                __m256i s0 = _mm256_set1_epi32(2 * g), s1 = _mm256_set1_epi32(2 * g + 1);
-                for (int i = 0; i < m; i++) {
-                    const int8_t *aq = a->q + i * kp + 256 * sb + 64 * g;
-                    __m256i d0 = dot_avx2(ql, _mm256_load_si256((const __m256i *)(const void *)aq));
-                    __m256i d1 = dot_avx2(qh, _mm256_load_si256((const __m256i *)(const void *)(aq + 32)));
-                    acc[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_permutevar8x32_ps(s[i], s0), acc[2 * i]);
-                    acc[2 * i + 1] =
-                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_permutevar8x32_ps(s[i], s1), acc[2 * i + 1]);
-                }
-            }
-        }
-        for (int i = 0; i < m; i++) y[i * ldy + j] = hsum8(_mm256_add_ps(acc[2 * i], acc[2 * i + 1])) - hsum8(corr[i]);
+#define QSFX avxvnni
+#define QTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define QDOT(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+#include "ff_qdot_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
+
+#define QSFX vnni256
+#define QTARGET __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define QDOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#include "ff_qdot_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
+
+// the avx2 table's entries: the int8 dot ff_quant_dot256() names
+#define FF_QDOT_256(qt)                                                                                            \
+    FF_AVX2 void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,   \
+                                     int64_t n, const ff_qact *a, int m) {                                         \
+        switch (ff_quant_dot256()) {                                                                               \
+        case FF_DOT256_AVXVNNI: qdot_##qt##_avxvnni(y, ldy, w, stride, n, a, m); break;                            \
+        case FF_DOT256_VNNI256: qdot_##qt##_vnni256(y, ldy, w, stride, n, a, m); break;                            \
+        default: qdot_##qt##_maddubs(y, ldy, w, stride, n, a, m); break;                                           \
+        }                                                                                                          \
     }
-}
-
-FF_AVX2 void ff_qdot_q4_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                               const ff_qact *a, int m) {
-    FF_QDOT_BY_M(q4_k_avx2)
-}
-
-// q6_k: 6-bit values (0..63) rebuilt 32 at a time from ql nibbles and qh bit pairs; the -32 offset in float
-static inline AI FF_AVX2 void q6_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    int64_t nsb = a->k / 256, kp = a->kp;
-    const __m256i lo4 = _mm256_set1_epi8(15), hi2 = _mm256_set1_epi8(0x30);
-    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    for (int64_t j = 0; j < n; j++) {
-        __m256 acc[8], corr[4];
-        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm256_setzero_ps();
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = w + j * stride + FF_Q6_K_BYTES * sb;
-            uint16_t dh;
-            memcpy(&dh, blk + 208, 2);
-            __m256 dv = _mm256_set1_ps(_cvtsh_ss(dh));
-#pragma GCC unroll 2
-            for (int hf = 0; hf < 2; hf++) {
-                // scales of sub-blocks 8hf..8hf+7 times d, times the activation scale of their 32-block
-                __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                              _mm_loadl_epi64((const __m128i *)(const void *)(blk + 192 + 8 * hf)))),
-                                          dv);
-                __m256 s[4];
-                for (int i = 0; i < m; i++) {
-                    __m128 da4 = _mm_load_ps(a->d + i * (kp / 32) + 8 * sb + 4 * hf);
-                    s[i] = _mm256_mul_ps(sc, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(da4), dup));
-                    __m128i sums = _mm_load_si128((const __m128i *)(const void *)(a->s + i * (kp / 16) + 16 * sb + 8 * hf));
-                    corr[i] = _mm256_fmadd_ps(s[i], _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(sums)), corr[i]);
-                }
-                const uint8_t *ql = blk + 64 * hf;
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
-                __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
-                __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf));
-                __m256i g[4] = {
-                    _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2)),
-                    _mm256_or_si256(_mm256_and_si256(l1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), _mm256_and_si256(qh, hi2)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
-                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2)),
-                };
-#pragma GCC unroll 4
-                for (int t = 0; t < 4; t++) {
-                    // lanes 0..3 are sub-block 2t, lanes 4..7 sub-block 2t+1
-                    __m256i sel = _mm256_setr_epi32(2 * t, 2 * t, 2 * t, 2 * t, 2 * t + 1, 2 * t + 1, 2 * t + 1,
-                                                    2 * t + 1);
-                    for (int i = 0; i < m; i++) {
-                        const int8_t *aq = a->q + i * kp + 256 * sb + 128 * hf + 32 * t;
-                        __m256i dot = dot_avx2(g[t], _mm256_load_si256((const __m256i *)(const void *)aq));
-                        __m256 *c = &acc[2 * i + (t & 1)];
-                        *c = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s[i], sel), *c);
-                    }
-                }
-            }
-        }
-        for (int i = 0; i < m; i++)
-            y[i * ldy + j] = hsum8(_mm256_add_ps(acc[2 * i], acc[2 * i + 1])) - 32.0f * hsum8(corr[i]);
-    }
-}
-
-FF_AVX2 void ff_qdot_q6_k_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                               const ff_qact *a, int m) {
-    FF_QDOT_BY_M(q6_k_avx2)
-}
+FF_QDOT_256(q8_0)
+FF_QDOT_256(q4_0)
+FF_QDOT_256(q4_k)
+FF_QDOT_256(q6_k)
 
 FF_AVX2 void ff_fp32_to_fp16_avx2(uint16_t *restrict y, const float *restrict x, int64_t n) {
     int64_t i = 0;

@@ -4,6 +4,7 @@
 #include "ff_quant.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 // ---- block layouts, byte for byte as ggml stores them (little-endian, fp16 scales) ----
@@ -22,6 +23,33 @@ int ff_quant_set_vnni(int on) {
 }
 
 int ff_quant_vnni(void) { return quant_vnni && ff_cpu_has(FF_F_AVX512VNNI) && ff_isa_usable(FF_ISA_AVX512); }
+
+static int dot256_can(int mode) {
+    switch (mode) {
+    case FF_DOT256_MADDUBS: return 1;
+    case FF_DOT256_AVXVNNI: return ff_cpu_has(FF_F_AVXVNNI) && ff_isa_usable(FF_ISA_AVX2);
+    case FF_DOT256_VNNI256:
+        return ff_cpu_has(FF_F_AVX512VNNI) && ff_cpu_has(FF_F_AVX512VL) && ff_isa_usable(FF_ISA_AVX512);
+    default: return 0;
+    }
+}
+
+static _Atomic int dot256 = -1;  // -1 until first asked: avx-vnni where the cpu has it, else maddubs
+
+int ff_quant_set_dot256(int mode) {
+    if (!dot256_can(mode)) return FF_EINVAL;
+    atomic_store(&dot256, mode);
+    return FF_OK;
+}
+
+int ff_quant_dot256(void) {
+    int mode = atomic_load_explicit(&dot256, memory_order_relaxed);
+    if (mode < 0) {
+        mode = dot256_can(FF_DOT256_AVXVNNI) ? FF_DOT256_AVXVNNI : FF_DOT256_MADDUBS;
+        atomic_store(&dot256, mode);
+    }
+    return mode;
+}
 
 // ---- formats ----
 

@@ -14,6 +14,8 @@ cdef extern from "fastformer.h" nogil:
     enum: FF_QT_R16
     int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols)
     int ff_qrepack_r16_pays()
+    int ff_quant_set_dot256(int mode)
+    int ff_quant_dot256()
 
 
 def qtype_block(int qtype):
@@ -171,3 +173,23 @@ def quant_set_vnni(bint on):
 def quant_vnni():
     """True if the avx512 path runs the VNNI int8 kernels (the CPU has AVX-512 VNNI and they are not disabled)."""
     return bool(ff_quant_vnni())
+
+
+DOT256_NAMES = ("maddubs", "avxvnni", "vnni256")
+
+
+def quant_set_dot256(str name):
+    """Choose the int8 dot of the 256-bit (avx2 path) quantized kernels: "maddubs" (AVX2), "avxvnni" (AVX-VNNI,
+    the default where the CPU has it) or "vnni256" (AVX-512 VNNI on 256-bit registers). All give the same bits;
+    IsaError if this CPU cannot run the choice."""
+    if name not in DOT256_NAMES:
+        raise ValueError(f"unknown 256-bit int8 dot {name!r}; expected one of {DOT256_NAMES}")
+    if ff_quant_set_dot256(DOT256_NAMES.index(name)) != 0:
+        from fastformer.errors import IsaError
+
+        raise IsaError(f"this CPU cannot run the {name!r} int8 dot (cpu features: {sorted(cpu_features())})")
+
+
+def quant_dot256():
+    """The int8 dot the 256-bit quantized kernels use: "maddubs", "avxvnni" or "vnni256"."""
+    return DOT256_NAMES[ff_quant_dot256()]

@@ -15,20 +15,48 @@ gguf = pytest.importorskip("gguf")
 GT = gguf.GGMLQuantizationType
 
 
-# every int8 kernel path this machine can run: the ISA paths, and avx512 once more with its VNNI kernels
-# ("avx512" alone runs the AVX2 kernels, as on a CPU without AVX-512 VNNI)
-PATHS = _core.supported_isas() + (["avx512_vnni"] if "avx512_vnni" in _core.cpu_features() else [])
+# every int8 kernel path this machine can run: the ISA paths ("avx2" with maddubs), avx512 once more with its
+# VNNI kernels ("avx512" alone runs the 256-bit kernels, as on a CPU without AVX-512 VNNI), and the 256-bit
+# kernels with each other int8 dot the CPU has: AVX-VNNI (vex) and AVX-512 VNNI on 256-bit registers (evex, the
+# same source as AVX-VNNI, so a machine without AVX-VNNI still runs that code)
+_FEATURES = _core.cpu_features()
+PATHS = _core.supported_isas() + (["avx512_vnni"] if "avx512_vnni" in _FEATURES else [])
+PATHS += ["avx2+avxvnni"] if "avx_vnni" in _FEATURES and "avx2" in PATHS else []
+PATHS += ["avx2+vnni256"] if {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in PATHS else []
 
 
 @pytest.fixture(params=PATHS)
 def qpath(request):
-    isa_before, vnni_before = _core.current_isa(), _core.quant_vnni()
-    vnni = request.param == "avx512_vnni"
-    _core.set_isa("avx512" if vnni else request.param)
+    isa_before, vnni_before, dot_before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
+    path, _, dot = request.param.partition("+")
+    vnni = path == "avx512_vnni"
+    _core.set_isa("avx512" if vnni else path)
     assert _core.quant_set_vnni(vnni) == vnni
+    _core.quant_set_dot256(dot or "maddubs")
     yield request.param
     _core.set_isa(isa_before)
     _core.quant_set_vnni(vnni_before)
+    _core.quant_set_dot256(dot_before)
+
+
+def test_dot256_choices():
+    before = _core.quant_dot256()
+    try:
+        assert before == ("avxvnni" if "avx_vnni" in _FEATURES else "maddubs")  # the default
+        for name in _core.DOT256_NAMES:
+            can = {"maddubs": True, "avxvnni": "avx_vnni" in _FEATURES,
+                   "vnni256": {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in _core.supported_isas()}
+            if can[name]:
+                _core.quant_set_dot256(name)
+                assert _core.quant_dot256() == name
+            else:
+                with pytest.raises(fastformer.IsaError, match=name):
+                    _core.quant_set_dot256(name)
+                assert _core.quant_dot256() != name
+        with pytest.raises(ValueError, match="unknown"):
+            _core.quant_set_dot256("sse")
+    finally:
+        _core.quant_set_dot256(before)
 
 
 def _weights(rng, shape, kind):
@@ -210,7 +238,7 @@ def test_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, n, k
 def test_simd_paths_agree_with_scalar(rng):
     k, n, m = 2048 + 64, 129, 6
     x = rng.standard_normal((m, k)).astype(np.float32)
-    before = _core.current_isa()
+    before, dot_before = _core.current_isa(), _core.quant_dot256()
     try:
         for qtype in ["q8_0", "q4_0", "q4_k", "q6_k"]:
             kk = k // 256 * 256 if qtype in ("q4_k", "q6_k") else k
@@ -218,14 +246,25 @@ def test_simd_paths_agree_with_scalar(rng):
             _core.set_isa("scalar")
             ref = ops.linear(x[:, :kk], qt)
             mag = np.abs(ref).max()
+            first = None
             for path in _core.supported_isas()[1:]:
                 _core.set_isa(path)
                 for on in (False, True):
                     _core.quant_set_vnni(on)
-                    np.testing.assert_allclose(ops.linear(x[:, :kk], qt), ref, rtol=0, atol=1e-5 * mag)
+                    for dot in _core.DOT256_NAMES:
+                        try:
+                            _core.quant_set_dot256(dot)
+                        except fastformer.IsaError:
+                            continue
+                        got = ops.linear(x[:, :kk], qt)
+                        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
+                        if not on:  # the 256-bit kernels: every int8 dot gives the same bits
+                            first = got if first is None else first
+                            np.testing.assert_array_equal(got, first)
     finally:
         _core.set_isa(before)
         _core.quant_set_vnni(True)
+        _core.quant_set_dot256(dot_before)
 
 
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
