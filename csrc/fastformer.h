@@ -160,7 +160,9 @@ typedef struct ff_model {
     float eps;                     // norm epsilon
     int rope_interleaved;          // pairwise (gguf llama) instead of split halves
     int64_t window;                // sliding-window attention span, 0 = none
-    const float *tok_emb;          // (vocab, d)
+    const float *tok_emb;          // (vocab, d), or NULL when the table is in a block format:
+    const void *tok_emb_q;         // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
+    int tok_emb_qtype;
     const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
     const float *norm_w, *norm_b;  // final norm (d,)
     ff_tensor lm_head;             // (vocab, d)

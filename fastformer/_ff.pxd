@@ -77,6 +77,8 @@ cdef extern from "fastformer.h" nogil:
         int rope_interleaved
         int64_t window
         const float *tok_emb
+        const void *tok_emb_q
+        int tok_emb_qtype
         const float *pos_emb
         const float *norm_w
         const float *norm_b

@@ -195,7 +195,18 @@ cdef class ModelCore:
         _tensor(&self.m.lm_head, k, w["lm_head"], (V, d), "lm_head", arena, w, "lm_head")
         if tied:  # one copy serves both
             w["tok_emb"] = w["lm_head"]
-        self.m.tok_emb = _wptr(k, w["tok_emb"], (V, d), "token embeddings")
+        te = w["tok_emb"]
+        cdef const unsigned char[:, ::1] te_raw
+        if hasattr(te, "ggml_type"):  # a block-format table stays so: one row is dequantized per token
+            if te.qtype not in ("q8_0", "q4_0", "q4_k", "q6_k") or tuple(te.shape) != (V, d):
+                raise ValueError(f"token embeddings: expected a ({V}, {d}) q8_0/q4_0/q4_k/q6_k table, got {te!r}")
+            te_raw = te.data
+            k.append(te)
+            self.m.tok_emb = NULL
+            self.m.tok_emb_q = &te_raw[0, 0]
+            self.m.tok_emb_qtype = te.ggml_type
+        else:
+            self.m.tok_emb = _wptr(k, te, (V, d), "token embeddings")
         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")

@@ -304,7 +304,7 @@ def model_from_gguf(path, max_context=None):
         conf = ModelConfig(architecture="LlamaForCausalLM",
                            norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-6),
                            rope_theta=number("llama.rope.freq_base", 10000.0, positive=True), **common)
-        w = {"tok_emb": tensor("token_embd.weight", (vocab, d)), "norm_w": tensor("output_norm.weight", (d,))}
+        w = {"tok_emb": tensor("token_embd.weight", (vocab, d), True), "norm_w": tensor("output_norm.weight", (d,))}
         w["lm_head"] = opt("output.weight", (vocab, d), True)
         w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
         layers = []
@@ -336,7 +336,7 @@ def model_from_gguf(path, max_context=None):
     conf = ModelConfig(architecture="GPT2LMHeadModel",
                        norm_eps=number("gpt2.attention.layer_norm_epsilon", 1e-5),
                        tie_word_embeddings=True, **common)
-    w = {"tok_emb": tensor("token_embd.weight", (vocab, d)),
+    w = {"tok_emb": tensor("token_embd.weight", (vocab, d), True),
          "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
          "norm_w": tensor("output_norm.weight", (d,)), "norm_b": tensor("output_norm.bias", (d,))}
     w["lm_head"] = opt("output.weight", (vocab, d), True)

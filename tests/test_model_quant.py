@@ -122,3 +122,38 @@ def test_llama_cpp_quantized_files_match_llama_cpp(ckpt256, qtype, need):
 def test_quantize_argument_checked(ckpt):
     with pytest.raises(ValueError, match="quantize must be"):
         Model.load(ckpt, quantize="q3_k")
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_block_format_embedding_table_stays_quantized(ckpt, tmp_path, qtype, tied):
+    """A q8_0/q4_0 token table (llama.cpp's quantizer writes one) is kept in its blocks and one row is dequantized
+    per token: the logits are bitwise those of the same table dequantized at load; GGUF files keep it so."""
+    import fastformer
+
+    base = Model.load(ckpt, quantize="q8_0", hugepages=False)
+    w, layers = base._loaded["weights"], base._loaded["layers"]
+    table = fastformer.quantize(w["tok_emb"], qtype)
+
+    def build(emb):
+        ww = dict(w, tok_emb=emb)
+        if tied:
+            ww["lm_head"] = emb
+        return Model(base.config, ww, [dict(lw) for lw in layers])
+
+    quantized, floats = build(table), build(table.dequantize())
+    if tied:  # the float twin's head must be the same blocks, not the float table
+        floats = Model(base.config, dict(w, tok_emb=table.dequantize(), lm_head=table), [dict(lw) for lw in layers])
+    np.testing.assert_array_equal(quantized.logits(PROMPT), floats.logits(PROMPT))
+
+    path = tmp_path / "emb.gguf"
+    quantized.save_gguf(path)
+    again = Model.load(path)
+    emb = again._loaded["weights"]["tok_emb"]
+    assert isinstance(emb, QuantizedTensor) and emb.qtype == qtype
+    assert (again._loaded["weights"]["lm_head"] is emb) == tied
+    # a GGUF llama holds q/k in the pairwise rope order, so compare with the float table's file
+    floats.save_gguf(tmp_path / "floats.gguf")
+    float_file = Model.load(tmp_path / "floats.gguf")
+    assert isinstance(float_file._loaded["weights"]["tok_emb"], np.ndarray)
+    np.testing.assert_array_equal(again.logits(PROMPT), float_file.logits(PROMPT))
