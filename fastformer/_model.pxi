@@ -44,7 +44,11 @@ def huge_buffer(int64_t nbytes):
 
     if nbytes < 0:
         raise ValueError(f"huge_buffer: nbytes must be >= 0, got {nbytes}")
-    m = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        m = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError as e:
+        raise MemoryError(f"could not map {nbytes} bytes for model weights ({e.strerror}); Model.load(..., "
+                          "hugepages=False) keeps float32 weights in the file's own mapping") from None
     if hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             m.madvise(mmap.MADV_HUGEPAGE)

@@ -6,6 +6,8 @@ zero-copy model, for float32 matrices, r16-repacked q8_0/q4_0, the other quantiz
 
 import mmap
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,3 +180,19 @@ def test_environment_and_argument_checks(ckpts, monkeypatch):
         _core.huge_buffer(-1)
     buf = _core.huge_buffer(5 << 20)
     assert buf.shape == (5 << 20,) and buf.ctypes.data % (2 << 20) == 0 and not buf[::4096].any()
+
+
+def test_out_of_address_space_is_a_memory_error():
+    """An arena the process cannot map raises MemoryError naming the way out, not a bare OSError."""
+    code = (
+        "import resource, fastformer\n"
+        "from fastformer import _core\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "try:\n"
+        "    _core.huge_buffer(8 << 30)\n"
+        "except MemoryError as e:\n"
+        "    print('MemoryError:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "MemoryError: could not map 8589934592 bytes" in out.stdout and "hugepages=False" in out.stdout
