@@ -182,7 +182,7 @@ def test_environment_and_argument_checks(ckpts, monkeypatch):
     assert buf.shape == (5 << 20,) and buf.ctypes.data % (2 << 20) == 0 and not buf[::4096].any()
 
 
-def test_out_of_address_space_is_a_memory_error():
+def test_out_of_address_space_is_a_memory_error(tmp_path):
     """An arena the process cannot map raises MemoryError naming the way out, not a bare OSError."""
     code = (
         "import resource, fastformer\n"
@@ -193,6 +193,7 @@ def test_out_of_address_space_is_a_memory_error():
         "except MemoryError as e:\n"
         "    print('MemoryError:', e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # cwd away from the source tree: the installed package, not the unbuilt sources beside the tests
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "MemoryError: could not map 8589934592 bytes" in out.stdout and "hugepages=False" in out.stdout
