@@ -320,9 +320,14 @@ def python_overhead(path, ids, n, decode_rate=None):
             self.calls.append((t0, time.perf_counter()))
             return out
 
-    made = []
     plain = model._session
-    model._session = lambda k: made.append(Timed(plain(k))) or made[-1]
+    made = []
+
+    def timed_session(n_tokens):
+        made.append(Timed(plain(n_tokens)))
+        return made[-1]
+
+    model._session = timed_session
     best = 1.0
     for _ in range(3):
         made.clear()

@@ -85,16 +85,15 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
     int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
     int rc = FF_OK;
 
-    // token embeddings (+ learned positions)
+    // token embeddings (+ learned positions); a block-format table gives one dequantized row per token
+    int64_t emb_rb = m->tok_emb ? 0 : ff_qtype_row_bytes(m->tok_emb_qtype, d);
+    if (!m->tok_emb && (emb_rb < 0 || !m->tok_emb_q)) return FF_EINVAL;
     for (int64_t i = 0; i < t; i++) {
         float *x = s->x + i * d;
-        if (m->tok_emb) {
+        if (m->tok_emb)
             memcpy(x, m->tok_emb + (int64_t)ids[i] * d, (size_t)d * sizeof(float));
-        } else {
-            int64_t rb = ff_qtype_row_bytes(m->tok_emb_qtype, d);
-            if (rb < 0 || !m->tok_emb_q) return FF_EINVAL;
-            if ((rc = ff_dequantize(x, (const uint8_t *)m->tok_emb_q + ids[i] * rb, m->tok_emb_qtype, 1, d))) return rc;
-        }
+        else if ((rc = ff_dequantize(x, (const uint8_t *)m->tok_emb_q + ids[i] * emb_rb, m->tok_emb_qtype, 1, d)))
+            return rc;
         if (m->pos_emb)
             for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
     }

@@ -21,6 +21,7 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
 
 
 _HUGE_PAGE = 2 << 20
+_LINEAR_QTYPES = ("q8_0", "q4_0", "q4_k", "q6_k")  # block formats the linear kernels (and embedding rows) take
 
 
 def hugepages_available():
@@ -74,18 +75,24 @@ class _Arena:
         return self.buf[lo:lo + nbytes]
 
 
-_MATRICES = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
-
-
 def _arena_bytes(w, layers):
-    """Bytes an arena needs for every weight matrix (each rounded up to 64)."""
+    """Bytes an arena needs for the head and every matrix (2-d array or block tensor) in the layers, each
+    rounded up to 64."""
     cdef int64_t total = 0
-    for a in [w.get("lm_head")] + [lw.get(k) for lw in layers for k in _MATRICES]:
-        if isinstance(a, np.ndarray):
+    for a in [w.get("lm_head")] + [a for lw in layers for a in lw.values()]:
+        a = a.data if hasattr(a, "ggml_type") else a
+        if isinstance(a, np.ndarray) and a.ndim == 2:
             total += (a.nbytes + 63) // 64 * 64
-        elif hasattr(a, "ggml_type") and isinstance(getattr(a, "data", None), np.ndarray):
-            total += (a.data.nbytes + 63) // 64 * 64
     return total
+
+
+def _arena_copy(arena, a):
+    """`a` copied into the arena (same dtype and shape); the file pages `a` viewed are dropped."""
+    copy = arena.take(a.nbytes).view(a.dtype).reshape(a.shape)
+    np.copyto(copy, a)
+    if a.flags.c_contiguous:
+        _drop_file_pages(a)
+    return copy
 
 
 cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, object arena=None,
@@ -95,52 +102,34 @@ cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, o
     With an arena the matrix is copied into it and holder[key] is replaced by the copy (so the original can be
     freed, and its file pages are dropped); an r16 repack is written into the arena instead."""
     cdef const unsigned char[:, ::1] raw
-    cdef unsigned char[:, ::1] dst
     t.rows = shape[0]
     t.cols = shape[1]
     if isinstance(arr, np.ndarray):
-        if arena is not None and arr.dtype == np.float32 and arr.shape == shape and arr.size:
-            copy = arena.take(arr.nbytes).view(np.float32).reshape(shape)
-            np.copyto(copy, arr)
-            holder[key] = copy
-            if arr.flags.c_contiguous:
-                _drop_file_pages(arr)
-            arr = copy
+        if arena is not None and arr.dtype == np.float32 and arr.shape == shape:
+            arr = holder[key] = _arena_copy(arena, arr)
         t.data = _wptr(keep, arr, shape, name)
         t.dtype = FF_DT_F32
         return 0
-    if not hasattr(arr, "ggml_type") or arr.qtype not in ("q8_0", "q4_0", "q4_k", "q6_k"):
+    if not hasattr(arr, "ggml_type") or arr.qtype not in _LINEAR_QTYPES:
         raise TypeError(f"{name} must be a float32 array or a q8_0/q4_0/q4_k/q6_k QuantizedTensor, got {arr!r}")
     if tuple(arr.shape) != shape:
         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-    raw = arr.data
-    keep.append(arr)
-    t.data = &raw[0, 0]
     t.dtype = arr.ggml_type
     if arr.qtype in ("q8_0", "q4_0") and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
         # an owned copy in the layout the vnni decode kernels read fastest (the same number of bytes);
         # holder[key] keeps the ggml layout (save_gguf writes it), its file pages dropped
-        if arena is not None and raw.shape[0] * raw.shape[1]:
-            packed = arena.take(arr.data.nbytes).reshape(arr.data.shape)
-            dst = packed
-            with nogil:
-                ff_qrepack_r16(&dst[0, 0], &raw[0, 0], t.dtype, t.rows, t.cols)
-        else:
-            packed = repack_r16(arr.data, arr.ggml_type, shape[1])
+        out = None if arena is None else arena.take(arr.data.nbytes).reshape(arr.data.shape)
+        packed = repack_r16(arr.data, arr.ggml_type, shape[1], out=out)
+        _drop_file_pages(arr.data)
         keep.append(packed)
-        raw = packed
-        t.data = &raw[0, 0]
-        t.dtype = arr.ggml_type | FF_QT_R16
-        _drop_file_pages(arr.data)
-    elif arena is not None and raw.shape[0] * raw.shape[1]:
-        copy = arena.take(arr.data.nbytes).reshape(arr.data.shape)
-        np.copyto(copy, arr.data)
-        _drop_file_pages(arr.data)
-        arr = type(arr)(copy, arr.qtype, arr.shape)
-        holder[key] = arr
-        keep.append(arr)
-        raw = copy
-        t.data = &raw[0, 0]
+        t.dtype |= FF_QT_R16
+    else:
+        if arena is not None:
+            arr = holder[key] = type(arr)(_arena_copy(arena, arr.data), arr.qtype, arr.shape)
+        packed = arr.data
+    keep.append(arr)
+    raw = packed
+    t.data = &raw[0, 0]
     return 0
 
 
@@ -202,7 +191,7 @@ cdef class ModelCore:
         te = w["tok_emb"]
         cdef const unsigned char[:, ::1] te_raw
         if hasattr(te, "ggml_type"):  # a block-format table stays so: one row is dequantized per token
-            if te.qtype not in ("q8_0", "q4_0", "q4_k", "q6_k") or tuple(te.shape) != (V, d):
+            if te.qtype not in _LINEAR_QTYPES or tuple(te.shape) != (V, d):
                 raise ValueError(f"token embeddings: expected a ({V}, {d}) q8_0/q4_0/q4_k/q6_k table, got {te!r}")
             te_raw = te.data
             k.append(te)
@@ -260,10 +249,10 @@ cdef class Session:
             raise ValueError(f"max_t must be positive, got {max_t}")
         self.core = core
         shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
-        if core.hugepages and m.n_layers * m.n_kv_heads * capacity * m.head_dim * 4 >= _HUGE_PAGE:
-            n = m.n_layers * m.n_kv_heads * capacity * m.head_dim
-            self.k_cache = huge_buffer(n * 4).view(np.float32).reshape(shape)
-            self.v_cache = huge_buffer(n * 4).view(np.float32).reshape(shape)
+        cache_bytes = m.n_layers * m.n_kv_heads * capacity * m.head_dim * 4
+        if core.hugepages and cache_bytes >= _HUGE_PAGE:
+            self.k_cache = huge_buffer(cache_bytes).view(np.float32).reshape(shape)
+            self.v_cache = huge_buffer(cache_bytes).view(np.float32).reshape(shape)
         else:
             self.k_cache = np.zeros(shape, dtype=np.float32)
             self.v_cache = np.zeros(shape, dtype=np.float32)

@@ -75,16 +75,22 @@ def dequantize_rows(data, int qtype, int64_t cols):
     return out
 
 
-def repack_r16(data, int qtype, int64_t cols):
+def repack_r16(data, int qtype, int64_t cols, *, out=None):
     """q8_0/q4_0 blocks (rows, row_bytes), rows a multiple of 16 -> the same bytes in the r16 layout, which
-    linear_q takes as qtype | QTYPE_R16 (the layout the AVX-512 VNNI decode kernels read fastest)."""
+    linear_q takes as qtype | QTYPE_R16 (the layout the AVX-512 VNNI decode kernels read fastest); written
+    into `out` (a uint8 array of data's shape) if given."""
     if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0):
         raise ValueError(f"repack_r16: ggml type {qtype} is not q8_0 or q4_0")
     data = _qdata(data, qtype, cols, "w")
     cdef int64_t rows = data.shape[0]
     if rows % 16:
         raise ValueError(f"repack_r16: w has {rows} rows, expected a multiple of 16")
-    out = np.empty_like(data)
+    if out is None:
+        out = np.empty_like(data)
+    elif (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != data.shape
+          or not out.flags.c_contiguous or not out.flags.writeable or np.shares_memory(out, data)):
+        raise ValueError(f"repack_r16: out must be a writeable C-contiguous uint8 array of shape {data.shape} "
+                         "apart from w")
     if out.size == 0:
         return out
     cdef const uint8_t[:, ::1] d_ = data

@@ -344,20 +344,22 @@ def st_more_layers_than_config(ctx):
     _load(ctx.hf_copy(tensors=t))
 
 
-@case("FormatError", r"shard '../x.safetensors' is outside", "model.safetensors.index.json")
-def st_index_shard_outside_directory(ctx):
+def _load_with_index(ctx, weight_map):
+    """Load a checkpoint copy whose model.safetensors.index.json holds weight_map."""
     path = ctx.hf_copy()
     with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-        json.dump({"weight_map": {"model.norm.weight": "../x.safetensors"}}, f)
+        json.dump({"weight_map": weight_map}, f)
     _load(path)
+
+
+@case("FormatError", r"shard '../x.safetensors' is outside", "model.safetensors.index.json")
+def st_index_shard_outside_directory(ctx):
+    _load_with_index(ctx, {"model.norm.weight": "../x.safetensors"})
 
 
 @case("FileNotFoundError", r"shard 'nope.safetensors' does not exist", "model.safetensors.index.json")
 def st_index_missing_shard(ctx):
-    path = ctx.hf_copy()
-    with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-        json.dump({"weight_map": {"model.norm.weight": "nope.safetensors"}}, f)
-    _load(path)
+    _load_with_index(ctx, {"model.norm.weight": "nope.safetensors"})
 
 
 # config.json

@@ -16,21 +16,29 @@ from gguf_tools import convert  # noqa: E402
 PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                   bos_token_id=1, eos_token_id=2)
+def _save_llama(tmp_path_factory, name, hidden_size, intermediate_size, perturb):
+    """A 2-layer GQA Llama with a 320-token vocabulary, its weights moved by perturb(params), saved."""
+    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(cfg).eval()
-    g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
-                    else 0.08 * torch.randn(p.shape, generator=g))
-    path = str(tmp_path_factory.mktemp("q") / "llama")
+        perturb(list(hf.parameters()))
+    path = str(tmp_path_factory.mktemp(name) / "llama")
     hf.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    def perturb(params):
+        g = torch.Generator().manual_seed(1)
+        for p in params:
+            p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
+                    else 0.08 * torch.randn(p.shape, generator=g))
+
+    return _save_llama(tmp_path_factory, "q", 128, 256, perturb)
 
 
 def dequantized_twin(model):
@@ -85,18 +93,12 @@ def test_llama_cpp_q8_0_gguf(ckpt):
 @pytest.fixture(scope="module")
 def ckpt256(tmp_path_factory):
     """A checkpoint with rows of 256 weights, so llama.cpp's Q4_0 keeps output.weight in Q6_K."""
-    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                   bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
+    def perturb(params):
+        for p in params:
             if p.ndim == 1:
                 p.add_(0.05 * torch.randn(p.shape))
-    path = str(tmp_path_factory.mktemp("q256") / "llama")
-    hf.save_pretrained(path)
-    return path
+
+    return _save_llama(tmp_path_factory, "q256", 256, 512, perturb)
 
 
 @pytest.mark.parametrize("qtype,need", [("q8_0", 0.999), ("q4_0", 0.99)])
