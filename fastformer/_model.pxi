@@ -39,8 +39,8 @@ def hugepages_available():
 
 def huge_buffer(int64_t nbytes):
     """A zeroed, writable uint8 array of nbytes in its own anonymous mapping, 2 MiB aligned and advised for
-    transparent huge pages: streamed weights then cost a quarter fewer TLB walks (a one-core F32 gemv over
-    440 MB read 31-35 GB/s from it against 26-27 GB/s from the file's page cache). Only touched pages count."""
+    transparent huge pages, which decode streams faster than a file's page cache (README, "Weights in huge
+    pages"). Only touched pages count."""
     import mmap
 
     if nbytes < 0:
