@@ -37,10 +37,24 @@ import fastformer
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CACHE = os.path.join(ROOT, ".benchmarks", "models")
-SHAPE_110M = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                  num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024)
-SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)
+SHAPE_110M = dict(
+    vocab_size=32000,
+    hidden_size=768,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    num_key_value_heads=12,
+    max_position_embeddings=1024,
+)
+SHAPE_1B = dict(
+    vocab_size=32000,
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=22,
+    num_attention_heads=32,
+    num_key_value_heads=4,
+    max_position_embeddings=2048,
+)
 # shape name -> (checkpoint name, transformers config, float type llama.cpp's converter writes)
 SHAPES = {"110m": ("llama110m", SHAPE_110M, "f32"), "1.1b": ("llama1.1b", SHAPE_1B, "f16")}
 DECODE_CHILD = 8  # tokens the memory child decodes after the prompt
@@ -50,7 +64,8 @@ def make_checkpoint(name="llama110m", shape=SHAPE_110M, seed=0):
     """A random-weight Llama checkpoint saved with transformers (cached under .benchmarks/models)."""
     path = os.path.join(CACHE, name)
     if os.path.exists(os.path.join(path, "model.safetensors")) or os.path.exists(
-            os.path.join(path, "model.safetensors.index.json")):
+        os.path.join(path, "model.safetensors.index.json")
+    ):
         return path
     import torch
     import transformers
@@ -112,8 +127,15 @@ def llama_cpp_engine(gguf, threads, ids, n_vocab):
         import llama_cpp
     except ImportError:
         return None
-    llm = llama_cpp.Llama(model_path=gguf, n_ctx=512, n_batch=512, n_threads=threads,
-                          n_threads_batch=threads, logits_all=False, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=gguf,
+        n_ctx=512,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        logits_all=False,
+        verbose=False,
+    )
 
     def gen(n):
         llm.reset()
@@ -175,6 +197,7 @@ def speed(eng, args, quantized):
 
 def child_main(engine, path, n_prompt):
     """In a fresh process: load `path` with `engine`, run the prompt and a few tokens; print a JSON line."""
+
     def status(key):
         with open("/proc/self/status") as f:
             for line in f:
@@ -194,8 +217,7 @@ def child_main(engine, path, n_prompt):
     else:
         import llama_cpp
 
-        llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=1, n_threads_batch=1,
-                              verbose=False)
+        llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=1, n_threads_batch=1, verbose=False)
         load = time.perf_counter() - t0
         after_load = status("VmHWM")
         for i, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
@@ -206,17 +228,28 @@ def child_main(engine, path, n_prompt):
 
 def memory(engine, path, n_prompt):
     """The child's report (load time, RSS in bytes) for `engine` on `path`."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(fastformer.__file__)), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", engine, path, "--prompt-tokens",
-                          str(n_prompt)], env=env, check=True, capture_output=True, text=True).stdout
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(fastformer.__file__)), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", engine, path, "--prompt-tokens", str(n_prompt)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def gguf_table(args, ids):
     """Speed, memory and load time of fastformer and llama.cpp on the same GGUF files."""
-    print("| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
-          "| ff decode tok/s | llama.cpp decode tok/s | decode x |")
+    print(
+        "| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
+        "| ff decode tok/s | llama.cpp decode tok/s | decode x |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     mem_rows = []
     for shape in args.shapes:
@@ -229,8 +262,11 @@ def gguf_table(args, ids):
                     continue
                 res = speed(eng, args, qt.startswith("q"))
                 (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
-                print(f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
-                      f"| {fd / ld:.2f} |", flush=True)
+                print(
+                    f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
+                    f"| {fd / ld:.2f} |",
+                    flush=True,
+                )
                 del eng
             if not args.no_memory:
                 for name in ("fastformer", "llama.cpp"):
@@ -239,12 +275,16 @@ def gguf_table(args, ids):
                     mem_rows.append((shape, qt, os.path.getsize(path), name, memory(name, path, args.prompt_tokens)))
     if mem_rows:
         mb = 1 << 20
-        print(f"\n| model | quant | file MB | engine | load s | RSS before load MB | peak RSS after load MB "
-              f"| peak RSS after prompt + {DECODE_CHILD} tokens MB | peak / file |")
+        print(
+            f"\n| model | quant | file MB | engine | load s | RSS before load MB | peak RSS after load MB "
+            f"| peak RSS after prompt + {DECODE_CHILD} tokens MB | peak / file |"
+        )
         print("|---|---|---:|---|---:|---:|---:|---:|---:|")
         for shape, qt, size, name, m in mem_rows:
-            print(f"| {shape} | {qt} | {size / mb:.0f} | {name} | {m['load_s']:.2f} | {m['rss_before'] / mb:.0f} "
-                  f"| {m['hwm_load'] / mb:.0f} | {m['hwm'] / mb:.0f} | {m['hwm'] / size:.2f} |")
+            print(
+                f"| {shape} | {qt} | {size / mb:.0f} | {name} | {m['load_s']:.2f} | {m['rss_before'] / mb:.0f} "
+                f"| {m['hwm_load'] / mb:.0f} | {m['hwm'] / mb:.0f} | {m['hwm'] / size:.2f} |"
+            )
 
 
 def llama_cpp_missing():
@@ -293,8 +333,10 @@ def main(argv=None):
     if args.child:
         return child_main(args.child[0], args.child[1], args.prompt_tokens)
     ids = np.random.default_rng(1).integers(3, 32000, args.prompt_tokens).tolist()
-    print(f"fastformer {fastformer.cpu_info()['isa']}; prompt {args.prompt_tokens}, decode {args.new_tokens}, "
-          f"best of {args.runs}\n")
+    print(
+        f"fastformer {fastformer.cpu_info()['isa']}; prompt {args.prompt_tokens}, decode {args.new_tokens}, "
+        f"best of {args.runs}\n"
+    )
     if args.shapes:
         gguf_table(args, ids)
     else:
@@ -332,7 +374,7 @@ def python_overhead(path, ids, n, decode_rate=None):
     for _ in range(3):
         made.clear()
         model.generate_ids(ids, max_new_tokens=n, stop_ids=[], ignore_eos=True)
-        calls = made[0].calls[-(n - 1):]  # the decode steps (the prompt's calls come first)
+        calls = made[0].calls[-(n - 1) :]  # the decode steps (the prompt's calls come first)
         total = calls[-1][1] - calls[0][0]
         inside = sum(b - a for a, b in calls)
         best = min(best, (total - inside) / total)

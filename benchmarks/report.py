@@ -84,8 +84,18 @@ def run_kernels(files, quick, log):
     for title, name in files:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             js = f.name
-        cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, name), "--benchmark-only", "-q", "-p",
-               "no:cacheprovider", "-rs", f"--benchmark-json={js}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            os.path.join(HERE, name),
+            "--benchmark-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            f"--benchmark-json={js}",
+        ]
         if quick:
             cmd += ["--benchmark-min-rounds=3", "--benchmark-max-time=0.1"]
         env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
@@ -109,8 +119,22 @@ def run_kernels(files, quick, log):
 
 def run_models(quick, threads, log, skips):
     """End-to-end rows parsed from benchmarks.bench_model's GGUF table (same file for both engines)."""
-    cmd = [sys.executable, "-m", "benchmarks.bench_model", "--shapes", "110m", "--quants", "f32", "q8_0", "q4_0",
-           "--no-memory", "--runs", "2" if quick else "3", "--threads", *map(str, threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_model",
+        "--shapes",
+        "110m",
+        "--quants",
+        "f32",
+        "q8_0",
+        "q4_0",
+        "--no-memory",
+        "--runs",
+        "2" if quick else "3",
+        "--threads",
+        *map(str, threads),
+    ]
     log("running bench_model (110M F32, Q8_0, Q4_0) ...")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -148,26 +172,36 @@ def markdown(meta, kernels, models, skips):
     for title, rows in kernels.items():
         if not rows:
             continue
-        lines += [f"## {title}", "", "| case | peer | fastformer (ms) | peer (ms) | speed-up |",
-                  "|---|---|---:|---:|---:|"]
+        lines += [
+            f"## {title}",
+            "",
+            "| case | peer | fastformer (ms) | peer (ms) | speed-up |",
+            "|---|---|---:|---:|---:|",
+        ]
         lines += [f"| {g} | {p} | {f * 1e3:.3f} | {t * 1e3:.3f} | {r:.2f}x |" for g, p, f, t, r in rows]
         lines.append("")
     if models:
-        lines += ["## End-to-end generation (tokens/s)", "",
-                  "Prefill = a 1-token generation from a 128-token prompt; decode = the extra time of 128 more "
-                  "tokens. Same GGUF file for fastformer and llama.cpp; transformers runs the HF checkpoint.", "",
-                  "| model | engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | "
-                  "fastformer decode x |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "## End-to-end generation (tokens/s)",
+            "",
+            "Prefill = a 1-token generation from a 128-token prompt; decode = the extra time of 128 more "
+            "tokens. Same GGUF file for fastformer and llama.cpp; transformers runs the HF checkpoint.",
+            "",
+            "| model | engine | threads | prefill tok/s | decode tok/s | fastformer prefill x | fastformer decode x |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         ff = {(r["model"], r["threads"]): r for r in models if r["engine"] == "fastformer"}
         for r in models:
             base = ff[(r["model"], r["threads"])]
-            lines.append(f"| {r['model']} | {r['engine']} | {r['threads']} | {r['prefill']:.1f} | {r['decode']:.1f}"
-                         f" | {base['prefill'] / r['prefill']:.2f} | {base['decode'] / r['decode']:.2f} |")
+            lines.append(
+                f"| {r['model']} | {r['engine']} | {r['threads']} | {r['prefill']:.1f} | {r['decode']:.1f}"
+                f" | {base['prefill'] / r['prefill']:.2f} | {base['decode'] / r['decode']:.2f} |"
+            )
         lines.append("")
     lines += ["## Skipped", ""]
     missing = [f"- {m}: not installed (compares {PEERS[m][1]})" for m, v in meta["peers"].items() if v is None]
     lines += (missing + [f"- {s}" for s in skips]) or ["- nothing"]
-    lines += ["", "Reproduce: `pip install \".[bench]\" && python -m benchmarks.report` (or `make bench-report`).", ""]
+    lines += ["", 'Reproduce: `pip install ".[bench]" && python -m benchmarks.report` (or `make bench-report`).', ""]
     return "\n".join(lines)
 
 
@@ -209,13 +243,15 @@ def chart(path, meta, kernels, models):
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speed-up of fastformer (peer time / fastformer time, log scale; kernels: geometric mean, "
-                  "whiskers min-max)", fontsize=8)
+    ax.set_xlabel(
+        "speed-up of fastformer (peer time / fastformer time, log scale; kernels: geometric mean, whiskers min-max)",
+        fontsize=8,
+    )
     info = meta["cpu_info"]
-    ax.set_title(f"fastformer {meta['version']} on {meta['cpu']}, ISA {info['isa']}, "
-                 f"{info['threads']} threads", fontsize=9)
-    ax.legend([plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in names], names, fontsize=7,
-              loc="lower right")
+    ax.set_title(
+        f"fastformer {meta['version']} on {meta['cpu']}, ISA {info['isa']}, {info['threads']} threads", fontsize=9
+    )
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in names], names, fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -240,9 +276,15 @@ def main(argv=None):
         raw = json.load(open(args.replot))
         kernels = {k: [tuple(r) for r in v] for k, v in raw["kernels"].items()}
         return write(args.out, raw["meta"], kernels, raw["models"], raw["skipped"], log)
-    meta = {"cpu": cpu_name(), "cpu_info": fastformer.cpu_info(), "version": fastformer.__version__,
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "peers": peers(),
-            "load": " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    meta = {
+        "cpu": cpu_name(),
+        "cpu_info": fastformer.cpu_info(),
+        "version": fastformer.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "peers": peers(),
+        "load": " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
     files = [f for f in FAMILIES if not args.only or f[1] in args.only]
     kernels, skips = run_kernels(files, args.quick, log)
     models = []

@@ -226,8 +226,10 @@ class _PreTokenizer:
                     )
                 behavior = st.get("behavior", "Isolated")
                 if behavior not in SPLIT_BEHAVIORS:
-                    raise UnsupportedError(f"{where}: Split behavior {behavior!r} is not supported; "
-                                           f"supported: {', '.join(SPLIT_BEHAVIORS)}")
+                    raise UnsupportedError(
+                        f"{where}: Split behavior {behavior!r} is not supported; "
+                        f"supported: {', '.join(SPLIT_BEHAVIORS)}"
+                    )
                 self.steps.append(("split", rx, behavior, bool(st.get("invert", False))))
             elif t == "ByteLevel":
                 self.steps.append(("bytelevel", st.get("add_prefix_space", True), st.get("use_regex", True)))
@@ -764,8 +766,9 @@ def _gguf_vocab(meta, where):
     types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
     if len(types) != len(tokens):
         raise FormatError(f"{where}.token_type has {len(types)} entries for {len(tokens)} tokens")
-    bad = next((i for i, x in enumerate(types) if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 6),
-               None)
+    bad = next(
+        (i for i, x in enumerate(types) if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 6), None
+    )
     if bad is not None:
         raise FormatError(f"{where}.token_type of token {bad} is {types[bad]!r}, expected 0..6")
     first = {}

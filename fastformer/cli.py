@@ -52,8 +52,15 @@ def _cmd_cpu(args):
 
 def _cmd_generate(args):
     model = _load_model(args)
-    opts = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    opts = dict(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
     for piece in model.stream(args.prompt, stop=args.stop, **opts):
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -173,8 +180,12 @@ def build_parser():
     g.add_argument("prompt", help="the text to continue")
     g.add_argument("--model", help="a Hugging Face model directory (default: the embedded model)")
     g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--temperature", type=float, default=DEFAULT_SAMPLING["temperature"],
-                   help=f"0 = greedy (default {DEFAULT_SAMPLING['temperature']})")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_SAMPLING["temperature"],
+        help=f"0 = greedy (default {DEFAULT_SAMPLING['temperature']})",
+    )
     g.add_argument("--top-k", type=int, default=DEFAULT_SAMPLING["top_k"])
     g.add_argument("--top-p", type=float, default=DEFAULT_SAMPLING["top_p"])
     g.add_argument("--min-p", type=float, default=DEFAULT_SAMPLING["min_p"])

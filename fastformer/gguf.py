@@ -20,24 +20,61 @@ from fastformer.errors import FormatError, UnsupportedError, require_finite
 from fastformer.quant import QuantizedTensor
 
 MAGIC = b"GGUF"
-MAX_STRING = 1 << 24          # bytes in one metadata string
+MAX_STRING = 1 << 24  # bytes in one metadata string
 MAX_DIMS = 4
-MAX_DIM = 1 << 40             # elements along one axis
-MAX_SIZE = 2 ** 31 - 1        # bound on a model size in the metadata (ids and row counts are int32 in C)
+MAX_DIM = 1 << 40  # elements along one axis
+MAX_SIZE = 2**31 - 1  # bound on a model size in the metadata (ids and row counts are int32 in C)
 
 # metadata value types
 (T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64) = range(13)
-_SCALARS = {T_U8: "<B", T_I8: "<b", T_U16: "<H", T_I16: "<h", T_U32: "<I", T_I32: "<i", T_F32: "<f",
-            T_BOOL: "<?", T_U64: "<Q", T_I64: "<q", T_F64: "<d"}
-_NP_SCALARS = {T_U8: "<u1", T_I8: "<i1", T_U16: "<u2", T_I16: "<i2", T_U32: "<u4", T_I32: "<i4", T_F32: "<f4",
-               T_BOOL: "<u1", T_U64: "<u8", T_I64: "<i8", T_F64: "<f8"}
+_SCALARS = {
+    T_U8: "<B",
+    T_I8: "<b",
+    T_U16: "<H",
+    T_I16: "<h",
+    T_U32: "<I",
+    T_I32: "<i",
+    T_F32: "<f",
+    T_BOOL: "<?",
+    T_U64: "<Q",
+    T_I64: "<q",
+    T_F64: "<d",
+}
+_NP_SCALARS = {
+    T_U8: "<u1",
+    T_I8: "<i1",
+    T_U16: "<u2",
+    T_I16: "<i2",
+    T_U32: "<u4",
+    T_I32: "<i4",
+    T_F32: "<f4",
+    T_BOOL: "<u1",
+    T_U64: "<u8",
+    T_I64: "<i8",
+    T_F64: "<f8",
+}
 
 # ggml tensor types: name, elements per block, bytes per block
 GGML_TYPES = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36), 10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110),
-    12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 36),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
     30: ("BF16", 1, 2),
 }
 
@@ -103,8 +140,9 @@ class _Reader:
                     self.fail(f"array {key} of {n} strings runs past the end of the file")
                 return [self.string(f"{key}[{i}]") for i in range(n)]
             if et == T_ARR:
-                raise UnsupportedError(f"{self.path}: array {key} holds arrays; supported: arrays of numbers "
-                                       "or strings")
+                raise UnsupportedError(
+                    f"{self.path}: array {key} holds arrays; supported: arrays of numbers or strings"
+                )
             self.fail(f"array {key} has unknown element type {et}")
         self.fail(f"metadata {key} has unknown value type {t}")
 
@@ -151,13 +189,16 @@ class GGUFFile:
                 r.fail(f"tensor {name!r} has dimensions {dims}, each must be in 1..{MAX_DIM}")
             tid = r.scalar(T_U32, f"type of {name}")
             if tid not in GGML_TYPES:
-                raise UnsupportedError(f"{self.path}: tensor {name!r} has ggml type {tid}; supported: "
-                                       + ", ".join(t[0] for t in GGML_TYPES.values()))
+                raise UnsupportedError(
+                    f"{self.path}: tensor {name!r} has ggml type {tid}; supported: "
+                    + ", ".join(t[0] for t in GGML_TYPES.values())
+                )
             off = r.scalar(T_U64, f"offset of {name}")
             _, blk, bb = GGML_TYPES[tid]
             if dims[0] % blk:
-                r.fail(f"tensor {name!r}: row length {dims[0]} is not a multiple of the "
-                       f"{GGML_TYPES[tid][0]} block {blk}")
+                r.fail(
+                    f"tensor {name!r}: row length {dims[0]} is not a multiple of the {GGML_TYPES[tid][0]} block {blk}"
+                )
             count = 1
             for d in dims:
                 count *= d
@@ -282,8 +323,9 @@ def model_from_gguf(path, max_context=None):
         raise FormatError(f"{f.path}: token_embd.weight has {vocab} rows, at most {MAX_SIZE} are supported")
     tokens = f.metadata.get("tokenizer.ggml.tokens")
     if isinstance(tokens, list) and len(tokens) > vocab:
-        raise FormatError(f"{f.path}: tokenizer.ggml.tokens has {len(tokens)} tokens, more than the {vocab} rows "
-                          "of token_embd.weight")
+        raise FormatError(
+            f"{f.path}: tokenizer.ggml.tokens has {len(tokens)} tokens, more than the {vocab} rows of token_embd.weight"
+        )
     if d % heads:
         raise FormatError(f"{f.path}: {arch}.embedding_length {d} is not a multiple of head_count {heads}")
     if heads % kv:
@@ -296,33 +338,48 @@ def model_from_gguf(path, max_context=None):
         if i.isdigit() and int(i) >= layers_n:
             raise FormatError(f"{f.path}: tensor {name!r} belongs to a layer beyond {arch}.block_count {layers_n}")
     eos = token_id("tokenizer.ggml.eos_token_id")
-    common = dict(n_layers=layers_n, d_model=d, n_heads=heads, n_kv_heads=kv, head_dim=hd, d_ff=ff,
-                  vocab_size=vocab, max_context=ctx if max_context is None else min(ctx, max_context),
-                  bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
-                  eos_token_ids=[] if eos is None else [eos], raw=dict(f.metadata))
+    common = dict(
+        n_layers=layers_n,
+        d_model=d,
+        n_heads=heads,
+        n_kv_heads=kv,
+        head_dim=hd,
+        d_ff=ff,
+        vocab_size=vocab,
+        max_context=ctx if max_context is None else min(ctx, max_context),
+        bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
+        eos_token_ids=[] if eos is None else [eos],
+        raw=dict(f.metadata),
+    )
     if arch == "llama":
-        conf = ModelConfig(architecture="LlamaForCausalLM",
-                           norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-6),
-                           rope_theta=number("llama.rope.freq_base", 10000.0, positive=True), **common)
+        conf = ModelConfig(
+            architecture="LlamaForCausalLM",
+            norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-6),
+            rope_theta=number("llama.rope.freq_base", 10000.0, positive=True),
+            **common,
+        )
         w = {"tok_emb": tensor("token_embd.weight", (vocab, d), True), "norm_w": tensor("output_norm.weight", (d,))}
         w["lm_head"] = opt("output.weight", (vocab, d), True)
         w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
         layers = []
         for i in range(layers_n):
             p = f"blk.{i}."
-            layers.append({
-                "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
-                "wq": tensor(p + "attn_q.weight", (heads * hd, d), True),
-                "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
-                "wv": tensor(p + "attn_v.weight", (kv * hd, d), True),
-                "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
-                "bq": opt(p + "attn_q.bias", (heads * hd,)), "bk": opt(p + "attn_k.bias", (kv * hd,)),
-                "bv": opt(p + "attn_v.bias", (kv * hd,)),
-                "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
-                "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True),
-                "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
-                "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
-            })
+            layers.append(
+                {
+                    "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
+                    "wq": tensor(p + "attn_q.weight", (heads * hd, d), True),
+                    "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
+                    "wv": tensor(p + "attn_v.weight", (kv * hd, d), True),
+                    "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
+                    "bq": opt(p + "attn_q.bias", (heads * hd,)),
+                    "bk": opt(p + "attn_k.bias", (kv * hd,)),
+                    "bv": opt(p + "attn_v.bias", (kv * hd,)),
+                    "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
+                    "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True),
+                    "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
+                    "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
+                }
+            )
         # the q/k shapes checked above bound head_dim: the rotary table is small
         inv = rope_inv_freq(conf)
         if "rope_freqs.weight" in f.tensors:  # llama3-style scaling stored as per-frequency divisors
@@ -333,28 +390,44 @@ def model_from_gguf(path, max_context=None):
         w["rope_inv_freq"] = inv
         # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's
         return conf, w, layers, f, True
-    conf = ModelConfig(architecture="GPT2LMHeadModel",
-                       norm_eps=number("gpt2.attention.layer_norm_epsilon", 1e-5),
-                       tie_word_embeddings=True, **common)
-    w = {"tok_emb": tensor("token_embd.weight", (vocab, d), True),
-         "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
-         "norm_w": tensor("output_norm.weight", (d,)), "norm_b": tensor("output_norm.bias", (d,))}
+    conf = ModelConfig(
+        architecture="GPT2LMHeadModel",
+        norm_eps=number("gpt2.attention.layer_norm_epsilon", 1e-5),
+        tie_word_embeddings=True,
+        **common,
+    )
+    w = {
+        "tok_emb": tensor("token_embd.weight", (vocab, d), True),
+        "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
+        "norm_w": tensor("output_norm.weight", (d,)),
+        "norm_b": tensor("output_norm.bias", (d,)),
+    }
     w["lm_head"] = opt("output.weight", (vocab, d), True)
     w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
     layers = []
     for i in range(layers_n):
         p = f"blk.{i}."
         qkv, bqkv = tensor(p + "attn_qkv.weight", (3 * d, d)), tensor(p + "attn_qkv.bias", (3 * d,))  # split: float
-        layers.append({
-            "attn_norm_w": tensor(p + "attn_norm.weight", (d,)), "attn_norm_b": tensor(p + "attn_norm.bias", (d,)),
-            "wq": np.ascontiguousarray(qkv[:d]), "wk": np.ascontiguousarray(qkv[d:2 * d]),
-            "wv": np.ascontiguousarray(qkv[2 * d:]), "bq": np.ascontiguousarray(bqkv[:d]),
-            "bk": np.ascontiguousarray(bqkv[d:2 * d]), "bv": np.ascontiguousarray(bqkv[2 * d:]),
-            "wo": tensor(p + "attn_output.weight", (d, d), True), "bo": tensor(p + "attn_output.bias", (d,)),
-            "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)), "ffn_norm_b": tensor(p + "ffn_norm.bias", (d,)),
-            "w_up": tensor(p + "ffn_up.weight", (ff, d), True), "b_up": tensor(p + "ffn_up.bias", (ff,)),
-            "w_down": tensor(p + "ffn_down.weight", (d, ff), True), "b_down": tensor(p + "ffn_down.bias", (d,)),
-        })
+        layers.append(
+            {
+                "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
+                "attn_norm_b": tensor(p + "attn_norm.bias", (d,)),
+                "wq": np.ascontiguousarray(qkv[:d]),
+                "wk": np.ascontiguousarray(qkv[d : 2 * d]),
+                "wv": np.ascontiguousarray(qkv[2 * d :]),
+                "bq": np.ascontiguousarray(bqkv[:d]),
+                "bk": np.ascontiguousarray(bqkv[d : 2 * d]),
+                "bv": np.ascontiguousarray(bqkv[2 * d :]),
+                "wo": tensor(p + "attn_output.weight", (d, d), True),
+                "bo": tensor(p + "attn_output.bias", (d,)),
+                "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
+                "ffn_norm_b": tensor(p + "ffn_norm.bias", (d,)),
+                "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
+                "b_up": tensor(p + "ffn_up.bias", (ff,)),
+                "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
+                "b_down": tensor(p + "ffn_down.bias", (d,)),
+            }
+        )
     return conf, w, layers, f, False
 
 

@@ -56,7 +56,7 @@ def _pairwise_index(rows, n_heads):
     hd = rows // n_heads
     half = hd // 2
     idx = np.arange(rows).reshape(n_heads, 2, half)  # [head, half, i] -> old row
-    return idx.transpose(0, 2, 1).reshape(-1)        # new row (head, i, half)
+    return idx.transpose(0, 2, 1).reshape(-1)  # new row (head, i, half)
 
 
 def _tensor_blob(t):
@@ -75,10 +75,17 @@ def gguf_tensors_and_metadata(model):
     tensors = {}
     if c.architecture == "GPT2LMHeadModel":
         arch = "gpt2"
-        meta.update({"gpt2.context_length": c.max_context, "gpt2.embedding_length": c.d_model,
-                     "gpt2.feed_forward_length": c.d_ff, "gpt2.block_count": c.n_layers,
-                     "gpt2.attention.head_count": c.n_heads, "gpt2.attention.layer_norm_epsilon": float(c.norm_eps),
-                     "gpt2.vocab_size": c.vocab_size})
+        meta.update(
+            {
+                "gpt2.context_length": c.max_context,
+                "gpt2.embedding_length": c.d_model,
+                "gpt2.feed_forward_length": c.d_ff,
+                "gpt2.block_count": c.n_layers,
+                "gpt2.attention.head_count": c.n_heads,
+                "gpt2.attention.layer_norm_epsilon": float(c.norm_eps),
+                "gpt2.vocab_size": c.vocab_size,
+            }
+        )
         tensors["token_embd.weight"] = w["tok_emb"]
         tensors["position_embd.weight"] = w["pos_emb"]
         tensors["output_norm.weight"], tensors["output_norm.bias"] = w["norm_w"], w["norm_b"]
@@ -96,13 +103,22 @@ def gguf_tensors_and_metadata(model):
         if any(L.get(b) is not None for L in layers for b in ("bq", "bk", "bv", "bo", "b_up", "b_down")):
             raise ValueError("save_gguf: llama GGUF files hold no projection biases (Qwen2 has them)")
         arch = "llama"
-        meta.update({"llama.context_length": c.max_context, "llama.embedding_length": c.d_model,
-                     "llama.feed_forward_length": c.d_ff, "llama.block_count": c.n_layers,
-                     "llama.attention.head_count": c.n_heads, "llama.attention.head_count_kv": c.n_kv_heads,
-                     "llama.attention.key_length": c.head_dim, "llama.attention.value_length": c.head_dim,
-                     "llama.rope.dimension_count": c.head_dim, "llama.rope.freq_base": float(c.rope_theta),
-                     "llama.attention.layer_norm_rms_epsilon": float(c.norm_eps),
-                     "llama.vocab_size": c.vocab_size})
+        meta.update(
+            {
+                "llama.context_length": c.max_context,
+                "llama.embedding_length": c.d_model,
+                "llama.feed_forward_length": c.d_ff,
+                "llama.block_count": c.n_layers,
+                "llama.attention.head_count": c.n_heads,
+                "llama.attention.head_count_kv": c.n_kv_heads,
+                "llama.attention.key_length": c.head_dim,
+                "llama.attention.value_length": c.head_dim,
+                "llama.rope.dimension_count": c.head_dim,
+                "llama.rope.freq_base": float(c.rope_theta),
+                "llama.attention.layer_norm_rms_epsilon": float(c.norm_eps),
+                "llama.vocab_size": c.vocab_size,
+            }
+        )
         if c.sliding_window:
             raise ValueError("save_gguf: a sliding-window model cannot be written as a llama GGUF file")
         tensors["token_embd.weight"] = w["tok_emb"]
@@ -117,10 +133,19 @@ def gguf_tensors_and_metadata(model):
             q, k = L["wq"], L["wk"]
             if not interleaved:
                 q, k = _pairwise(q, c.n_heads), _pairwise(k, c.n_kv_heads)
-            tensors.update({p + "attn_norm.weight": L["attn_norm_w"], p + "attn_q.weight": q,
-                            p + "attn_k.weight": k, p + "attn_v.weight": L["wv"], p + "attn_output.weight": L["wo"],
-                            p + "ffn_norm.weight": L["ffn_norm_w"], p + "ffn_gate.weight": L["w_gate"],
-                            p + "ffn_up.weight": L["w_up"], p + "ffn_down.weight": L["w_down"]})
+            tensors.update(
+                {
+                    p + "attn_norm.weight": L["attn_norm_w"],
+                    p + "attn_q.weight": q,
+                    p + "attn_k.weight": k,
+                    p + "attn_v.weight": L["wv"],
+                    p + "attn_output.weight": L["wo"],
+                    p + "ffn_norm.weight": L["ffn_norm_w"],
+                    p + "ffn_gate.weight": L["w_gate"],
+                    p + "ffn_up.weight": L["w_up"],
+                    p + "ffn_down.weight": L["w_down"],
+                }
+            )
     meta = {"general.architecture": arch, **meta}
     meta.update(_tokenizer_metadata(model))
     return meta, tensors
@@ -144,8 +169,12 @@ def write_gguf(model, path, progress=None):
     infos = []
     for name, tid, shape, data in blobs:
         dims = list(reversed(shape))
-        infos.append(_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
-                     + struct.pack("<IQ", tid, offset))
+        infos.append(
+            _str(name)
+            + struct.pack("<I", len(dims))
+            + b"".join(struct.pack("<Q", d) for d in dims)
+            + struct.pack("<IQ", tid, offset)
+        )
         offset += (len(data) + ALIGN - 1) // ALIGN * ALIGN
     head += b"".join(infos)
     with open(path, "wb") as f:

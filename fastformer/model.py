@@ -20,8 +20,12 @@ from fastformer.safetensors import SafetensorsFile
 from fastformer.sampling import Sampler
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel")
-_MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-                "gpt2": "GPT2LMHeadModel"}
+_MODEL_TYPES = {
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "gpt2": "GPT2LMHeadModel",
+}
 PREFILL_CHUNK = 256  # tokens per forward call while reading a prompt
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default.gguf")
 # sampling that reads well with the default model (the CLI's defaults too)
@@ -30,26 +34,26 @@ DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repeti
 
 @dataclass
 class ModelConfig:
-    architecture: str           # one of SUPPORTED_ARCHITECTURES
-    n_layers: int               # transformer blocks
-    d_model: int                # hidden size
-    n_heads: int                # query heads
-    n_kv_heads: int             # key/value heads (grouped-query attention when < n_heads)
-    head_dim: int               # size of one head
-    d_ff: int                   # mlp inner size
-    vocab_size: int             # rows of the embedding and the head
-    max_context: int            # positions the model can see (max_position_embeddings or a smaller cap)
-    norm_eps: float             # rms/layer norm epsilon
-    rope_theta: float = 10000.0     # rotary base
-    rope_scaling: dict = None       # {"rope_type": "llama3"|"linear", ...} or None
-    sliding_window: int = 0         # mistral's attention span, 0 = unlimited
+    architecture: str  # one of SUPPORTED_ARCHITECTURES
+    n_layers: int  # transformer blocks
+    d_model: int  # hidden size
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads (grouped-query attention when < n_heads)
+    head_dim: int  # size of one head
+    d_ff: int  # mlp inner size
+    vocab_size: int  # rows of the embedding and the head
+    max_context: int  # positions the model can see (max_position_embeddings or a smaller cap)
+    norm_eps: float  # rms/layer norm epsilon
+    rope_theta: float = 10000.0  # rotary base
+    rope_scaling: dict = None  # {"rope_type": "llama3"|"linear", ...} or None
+    sliding_window: int = 0  # mistral's attention span, 0 = unlimited
     tie_word_embeddings: bool = False
     bos_token_id: int = None
     eos_token_ids: list = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False)  # config.json as read
 
 
-MAX_SIZE = 2 ** 31 - 1  # bound on every size in a config (token ids and row counts are int32 in C)
+MAX_SIZE = 2**31 - 1  # bound on every size in a config (token ids and row counts are int32 in C)
 
 
 def _int(cfg, key, path, default=None):
@@ -92,8 +96,9 @@ def _rope_scaling(scaling, path):
         raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: llama3, linear")
     if kind == "default":
         return None
-    keys = ["factor"] + (["low_freq_factor", "high_freq_factor", "original_max_position_embeddings"]
-                         if kind == "llama3" else [])
+    keys = ["factor"] + (
+        ["low_freq_factor", "high_freq_factor", "original_max_position_embeddings"] if kind == "llama3" else []
+    )
     for key in keys:
         _float(scaling, key, f"{path}: rope_scaling", None, positive=True)
     if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
@@ -117,10 +122,17 @@ def parse_config(cfg, path="config.json", max_context=None):
     if arch == "GPT2LMHeadModel":
         d = _int(cfg, "n_embd", path)
         n_heads = _int(cfg, "n_head", path)
-        c = dict(n_layers=_int(cfg, "n_layer", path), d_model=d, n_heads=n_heads, n_kv_heads=n_heads,
-                 head_dim=d // n_heads, d_ff=_int(cfg, "n_inner", path, None) if cfg.get("n_inner") else 4 * d,
-                 max_context=_int(cfg, "n_positions", path), norm_eps=_float(cfg, "layer_norm_epsilon", path, 1e-5),
-                 tie_word_embeddings=True)
+        c = dict(
+            n_layers=_int(cfg, "n_layer", path),
+            d_model=d,
+            n_heads=n_heads,
+            n_kv_heads=n_heads,
+            head_dim=d // n_heads,
+            d_ff=_int(cfg, "n_inner", path, None) if cfg.get("n_inner") else 4 * d,
+            max_context=_int(cfg, "n_positions", path),
+            norm_eps=_float(cfg, "layer_norm_epsilon", path, 1e-5),
+            tie_word_embeddings=True,
+        )
         if d % n_heads:
             raise FormatError(f"{path}: n_embd {d} is not a multiple of n_head {n_heads}")
         if cfg.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -150,17 +162,32 @@ def parse_config(cfg, path="config.json", max_context=None):
             raise FormatError(f"{path}: sliding_window must be null or an integer >= 0, got {window!r}")
         if arch == "Qwen2ForCausalLM" and cfg.get("use_sliding_window"):
             raise UnsupportedError(f"{path}: Qwen2 use_sliding_window is not supported")
-        c = dict(n_layers=_int(cfg, "num_hidden_layers", path), d_model=d, n_heads=n_heads, n_kv_heads=n_kv,
-                 head_dim=head_dim, d_ff=_int(cfg, "intermediate_size", path),
-                 max_context=_int(cfg, "max_position_embeddings", path),
-                 norm_eps=_float(cfg, "rms_norm_eps", path, 1e-6), rope_theta=theta, rope_scaling=scaling,
-                 sliding_window=int(window or 0), tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+        c = dict(
+            n_layers=_int(cfg, "num_hidden_layers", path),
+            d_model=d,
+            n_heads=n_heads,
+            n_kv_heads=n_kv,
+            head_dim=head_dim,
+            d_ff=_int(cfg, "intermediate_size", path),
+            max_context=_int(cfg, "max_position_embeddings", path),
+            norm_eps=_float(cfg, "rms_norm_eps", path, 1e-6),
+            rope_theta=theta,
+            rope_scaling=scaling,
+            sliding_window=int(window or 0),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        )
     vocab = _int(cfg, "vocab_size", path)
     eos = cfg.get("eos_token_id")
     eos = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
     eos = [e for e in (_token_id(e, "eos_token_id", path, vocab) for e in eos) if e is not None]
-    conf = ModelConfig(architecture=arch, vocab_size=vocab, bos_token_id=_token_id(
-                       cfg.get("bos_token_id"), "bos_token_id", path, vocab), eos_token_ids=eos, raw=cfg, **c)
+    conf = ModelConfig(
+        architecture=arch,
+        vocab_size=vocab,
+        bos_token_id=_token_id(cfg.get("bos_token_id"), "bos_token_id", path, vocab),
+        eos_token_ids=eos,
+        raw=cfg,
+        **c,
+    )
     if max_context is not None:
         if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1:
             raise ValueError(f"max_context must be a positive int, got {max_context!r}")
@@ -236,10 +263,9 @@ class _Weights:
         """FormatError if a tensor belongs to a layer `prefix`<i>. with i >= n (the config has fewer layers)."""
         for name in self.where:
             if name.startswith(prefix):
-                i = name[len(prefix):].split(".", 1)[0]
+                i = name[len(prefix) :].split(".", 1)[0]
                 if i.isdigit() and int(i) >= n:
-                    raise FormatError(f"{self.where[name].path}: tensor {name!r} belongs to a layer beyond "
-                                      f"{key} {n}")
+                    raise FormatError(f"{self.where[name].path}: tensor {name!r} belongs to a layer beyond {key} {n}")
 
     def _desc(self):
         return ", ".join(sorted(self.files)) or "checkpoint"
@@ -248,8 +274,7 @@ class _Weights:
 def _hf_llama_weights(W, c):
     d, hd, f = c.d_model, c.head_dim, c.d_ff
     W.check_layers("model.layers.", c.n_layers, "num_hidden_layers")
-    w = {"tok_emb": W.get("model.embed_tokens.weight", (c.vocab_size, d)),
-         "norm_w": W.get("model.norm.weight", (d,))}
+    w = {"tok_emb": W.get("model.embed_tokens.weight", (c.vocab_size, d)), "norm_w": W.get("model.norm.weight", (d,))}
     tied = c.tie_word_embeddings or not W.has("lm_head.weight")
     w["lm_head"] = w["tok_emb"] if tied else W.get("lm_head.weight", (c.vocab_size, d))
     layers = []
@@ -259,23 +284,25 @@ def _hf_llama_weights(W, c):
         def opt(name, shape, p=p):
             return W.get(p + name, shape) if W.has(p + name) else None
 
-        layers.append({
-            "attn_norm_w": W.get(p + "input_layernorm.weight", (d,)),
-            "wq": W.get(p + "self_attn.q_proj.weight", (c.n_heads * hd, d)),
-            "wk": W.get(p + "self_attn.k_proj.weight", (c.n_kv_heads * hd, d)),
-            "wv": W.get(p + "self_attn.v_proj.weight", (c.n_kv_heads * hd, d)),
-            "wo": W.get(p + "self_attn.o_proj.weight", (d, c.n_heads * hd)),
-            "bq": opt("self_attn.q_proj.bias", (c.n_heads * hd,)),
-            "bk": opt("self_attn.k_proj.bias", (c.n_kv_heads * hd,)),
-            "bv": opt("self_attn.v_proj.bias", (c.n_kv_heads * hd,)),
-            "bo": opt("self_attn.o_proj.bias", (d,)),
-            "ffn_norm_w": W.get(p + "post_attention_layernorm.weight", (d,)),
-            "w_gate": W.get(p + "mlp.gate_proj.weight", (f, d)),
-            "w_up": W.get(p + "mlp.up_proj.weight", (f, d)),
-            "w_down": W.get(p + "mlp.down_proj.weight", (d, f)),
-            "b_up": opt("mlp.up_proj.bias", (f,)),
-            "b_down": opt("mlp.down_proj.bias", (d,)),
-        })
+        layers.append(
+            {
+                "attn_norm_w": W.get(p + "input_layernorm.weight", (d,)),
+                "wq": W.get(p + "self_attn.q_proj.weight", (c.n_heads * hd, d)),
+                "wk": W.get(p + "self_attn.k_proj.weight", (c.n_kv_heads * hd, d)),
+                "wv": W.get(p + "self_attn.v_proj.weight", (c.n_kv_heads * hd, d)),
+                "wo": W.get(p + "self_attn.o_proj.weight", (d, c.n_heads * hd)),
+                "bq": opt("self_attn.q_proj.bias", (c.n_heads * hd,)),
+                "bk": opt("self_attn.k_proj.bias", (c.n_kv_heads * hd,)),
+                "bv": opt("self_attn.v_proj.bias", (c.n_kv_heads * hd,)),
+                "bo": opt("self_attn.o_proj.bias", (d,)),
+                "ffn_norm_w": W.get(p + "post_attention_layernorm.weight", (d,)),
+                "w_gate": W.get(p + "mlp.gate_proj.weight", (f, d)),
+                "w_up": W.get(p + "mlp.up_proj.weight", (f, d)),
+                "w_down": W.get(p + "mlp.down_proj.weight", (d, f)),
+                "b_up": opt("mlp.up_proj.bias", (f,)),
+                "b_down": opt("mlp.down_proj.bias", (d,)),
+            }
+        )
         if W.has(p + "mlp.gate_proj.bias"):
             raise UnsupportedError(f"{W._desc()}: mlp biases on the gate projection are not supported")
     w["rope_inv_freq"] = rope_inv_freq(c)  # after the q/k shapes have bounded head_dim
@@ -290,9 +317,12 @@ def _hf_gpt2_weights(W, c):
     def t(name, shape):  # Conv1D stores (in, out): transpose to (out, in)
         return np.ascontiguousarray(W.get(pre + name, shape).T)
 
-    w = {"tok_emb": W.get(pre + "wte.weight", (c.vocab_size, d)),
-         "pos_emb": W.get(pre + "wpe.weight", (c.raw["n_positions"], d))[: c.max_context],
-         "norm_w": W.get(pre + "ln_f.weight", (d,)), "norm_b": W.get(pre + "ln_f.bias", (d,))}
+    w = {
+        "tok_emb": W.get(pre + "wte.weight", (c.vocab_size, d)),
+        "pos_emb": W.get(pre + "wpe.weight", (c.raw["n_positions"], d))[: c.max_context],
+        "norm_w": W.get(pre + "ln_f.weight", (d,)),
+        "norm_b": W.get(pre + "ln_f.bias", (d,)),
+    }
     w["pos_emb"] = np.ascontiguousarray(w["pos_emb"])
     w["lm_head"] = w["tok_emb"]
     layers = []
@@ -300,17 +330,26 @@ def _hf_gpt2_weights(W, c):
         p = f"h.{i}."
         qkv = t(p + "attn.c_attn.weight", (d, 3 * d))
         bqkv = W.get(pre + p + "attn.c_attn.bias", (3 * d,))
-        layers.append({
-            "attn_norm_w": W.get(pre + p + "ln_1.weight", (d,)), "attn_norm_b": W.get(pre + p + "ln_1.bias", (d,)),
-            "wq": np.ascontiguousarray(qkv[:d]), "wk": np.ascontiguousarray(qkv[d:2 * d]),
-            "wv": np.ascontiguousarray(qkv[2 * d:]),
-            "bq": np.ascontiguousarray(bqkv[:d]), "bk": np.ascontiguousarray(bqkv[d:2 * d]),
-            "bv": np.ascontiguousarray(bqkv[2 * d:]),
-            "wo": t(p + "attn.c_proj.weight", (d, d)), "bo": W.get(pre + p + "attn.c_proj.bias", (d,)),
-            "ffn_norm_w": W.get(pre + p + "ln_2.weight", (d,)), "ffn_norm_b": W.get(pre + p + "ln_2.bias", (d,)),
-            "w_up": t(p + "mlp.c_fc.weight", (d, f)), "b_up": W.get(pre + p + "mlp.c_fc.bias", (f,)),
-            "w_down": t(p + "mlp.c_proj.weight", (f, d)), "b_down": W.get(pre + p + "mlp.c_proj.bias", (d,)),
-        })
+        layers.append(
+            {
+                "attn_norm_w": W.get(pre + p + "ln_1.weight", (d,)),
+                "attn_norm_b": W.get(pre + p + "ln_1.bias", (d,)),
+                "wq": np.ascontiguousarray(qkv[:d]),
+                "wk": np.ascontiguousarray(qkv[d : 2 * d]),
+                "wv": np.ascontiguousarray(qkv[2 * d :]),
+                "bq": np.ascontiguousarray(bqkv[:d]),
+                "bk": np.ascontiguousarray(bqkv[d : 2 * d]),
+                "bv": np.ascontiguousarray(bqkv[2 * d :]),
+                "wo": t(p + "attn.c_proj.weight", (d, d)),
+                "bo": W.get(pre + p + "attn.c_proj.bias", (d,)),
+                "ffn_norm_w": W.get(pre + p + "ln_2.weight", (d,)),
+                "ffn_norm_b": W.get(pre + p + "ln_2.bias", (d,)),
+                "w_up": t(p + "mlp.c_fc.weight", (d, f)),
+                "b_up": W.get(pre + p + "mlp.c_fc.bias", (f,)),
+                "w_down": t(p + "mlp.c_proj.weight", (f, d)),
+                "b_down": W.get(pre + p + "mlp.c_proj.bias", (d,)),
+            }
+        )
     return w, layers
 
 
@@ -339,9 +378,20 @@ def _quantize_weights(weights, layers, qtype):
 
 
 def _core_dims(c):
-    return dict(arch=1 if c.architecture == "GPT2LMHeadModel" else 0, n_layers=c.n_layers, d=c.d_model,
-                n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, head_dim=c.head_dim, d_ff=c.d_ff, vocab=c.vocab_size,
-                max_ctx=c.max_context, eps=c.norm_eps, rope_interleaved=0, window=c.sliding_window)
+    return dict(
+        arch=1 if c.architecture == "GPT2LMHeadModel" else 0,
+        n_layers=c.n_layers,
+        d=c.d_model,
+        n_heads=c.n_heads,
+        n_kv_heads=c.n_kv_heads,
+        head_dim=c.head_dim,
+        d_ff=c.d_ff,
+        vocab=c.vocab_size,
+        max_ctx=c.max_context,
+        eps=c.norm_eps,
+        rope_interleaved=0,
+        window=c.sliding_window,
+    )
 
 
 def _as_ids(ids, vocab, name="ids"):
@@ -422,8 +472,7 @@ class Model:
             conf, weights, layers, gf, interleaved = model_from_gguf(path, max_context)
             if quantize:
                 _quantize_weights(weights, layers, quantize)
-            model = cls(conf, weights, layers, _gguf_tokenizer(gf), rope_interleaved=interleaved,
-                        hugepages=hugepages)
+            model = cls(conf, weights, layers, _gguf_tokenizer(gf), rope_interleaved=interleaved, hugepages=hugepages)
             model.gguf = gf
             # llama.cpp's default: SentencePiece ("llama") vocabularies add BOS, byte-level ones do not
             spm = gf.metadata.get("tokenizer.ggml.model") == "llama"
@@ -463,8 +512,7 @@ class Model:
         """
         if not os.path.exists(DEFAULT_MODEL):
             raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
-        return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context,
-                        hugepages=hugepages)
+        return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context, hugepages=hugepages)
 
     def save_gguf(self, path, *, progress=None):
         """Write the model (its float and quantized weights as they are) to a GGUF file llama.cpp loads.
@@ -479,9 +527,7 @@ class Model:
 
     def _session(self, n_tokens):
         if n_tokens > self.config.max_context:
-            raise ValueError(
-                f"{n_tokens} tokens exceed the context window of {self.config.max_context} positions"
-            )
+            raise ValueError(f"{n_tokens} tokens exceed the context window of {self.config.max_context} positions")
         return _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)))
 
     def _prefill(self, sess, ids, all_logits=False):
@@ -546,7 +592,7 @@ class Model:
             stride = context // 2
         if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < context:
             raise ValueError(f"stride must be an int in [1, {context - 1}], got {stride!r}")
-        total, done, begin = 0.0, 1, 0   # tokens [1, done) are scored
+        total, done, begin = 0.0, 1, 0  # tokens [1, done) are scored
         while done < len(ids):
             end = min(begin + context, len(ids))
             logits = self.logits(ids[begin:end])
@@ -572,8 +618,20 @@ class Model:
             eos |= set(_as_ids(stop_ids, self.config.vocab_size, "stop_ids"))
         return eos
 
-    def iter_ids(self, ids, *, max_new_tokens=128, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
-                 repetition_penalty=1.0, seed=None, stop_ids=None, ignore_eos=False):
+    def iter_ids(
+        self,
+        ids,
+        *,
+        max_new_tokens=128,
+        temperature=0.0,
+        top_k=0,
+        top_p=1.0,
+        min_p=0.0,
+        repetition_penalty=1.0,
+        seed=None,
+        stop_ids=None,
+        ignore_eos=False,
+    ):
         """Yield new token ids one at a time (the engine under generate_ids, generate and stream).
 
         ignore_eos=True keeps generating through EOS (for benchmarks); stop_ids still stop.
@@ -583,8 +641,14 @@ class Model:
             raise ValueError("ids must not be empty")
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                          repetition_penalty=repetition_penalty, seed=seed)
+        sampler = Sampler(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+        )
         eos = self._eos_ids(stop_ids, ignore_eos)
         total = len(ids) + max_new_tokens
         if total > self.config.max_context:
@@ -623,8 +687,8 @@ class Model:
         stops = _stop_list(stop)
         ids = self.encode_prompt(prompt)
         eos = self._eos_ids(options.get("stop_ids"), options.get("ignore_eos", False))
-        pending = b""   # bytes not yet complete as UTF-8
-        held = ""       # text held back because it could begin a stop string
+        pending = b""  # bytes not yet complete as UTF-8
+        held = ""  # text held back because it could begin a stop string
         for t in self.iter_ids(ids, **options):
             if t in eos:
                 break

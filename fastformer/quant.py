@@ -147,9 +147,7 @@ def linear(x, w, bias=None, *, out=None):
     if not isinstance(x, np.ndarray) or x.ndim < 1:
         raise TypeError(f"x must be a float32 numpy.ndarray with at least one axis, got {type(x).__name__}")
     if x.shape[-1] != w.shape[1]:
-        raise ValueError(
-            f"linear: x has shape {x.shape} and w has shape {w.shape}; w must be (N, {x.shape[-1]})"
-        )
+        raise ValueError(f"linear: x has shape {x.shape} and w has shape {w.shape}; w must be (N, {x.shape[-1]})")
     tid = w.ggml_type
     if x.ndim == 2:
         return _core.linear_q(x, w.data, tid, w.shape[1], bias, out=out)

@@ -25,8 +25,11 @@ class Sampler:
             raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
         if not (isinstance(min_p, (int, float)) and 0.0 <= min_p <= 1.0):
             raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
-        if not (isinstance(repetition_penalty, (int, float)) and math.isfinite(repetition_penalty)
-                and repetition_penalty > 0):
+        if not (
+            isinstance(repetition_penalty, (int, float))
+            and math.isfinite(repetition_penalty)
+            and repetition_penalty > 0
+        ):
             raise ValueError(f"repetition_penalty must be a finite number > 0, got {repetition_penalty!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")

@@ -350,8 +350,9 @@ class Tokenizer:
             if not isinstance(s, str) or isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
                 raise ValueError(f"special token {s!r} has id {i!r}; ids must be ints in [0, {limit})")
         if ranks and max(ranks.values()) >= limit:
-            raise FormatError(f"{name}: ranks go up to {max(ranks.values())} for {len(ranks)} tokens; at most "
-                              f"{limit - 1} is accepted")
+            raise FormatError(
+                f"{name}: ranks go up to {max(ranks.values())} for {len(ranks)} tokens; at most {limit - 1} is accepted"
+            )
         n = max(max(ranks.values(), default=-1), max(special.values(), default=-1)) + 1
         tokens = [None] * n
         kind = np.zeros(n, np.uint8)
@@ -784,7 +785,7 @@ def _complete_utf8(buf):
 def _id_limit(count):
     """Ids of a vocabulary of `count` entries must lie below this: some holes are normal (tiktoken's
     encodings have a few), a sparse id space would only cost memory (every structure is indexed by id)."""
-    return min(2 * count + 65536, 2 ** 31 - 1)
+    return min(2 * count + 65536, 2**31 - 1)
 
 
 def _read_tiktoken(path):
@@ -798,8 +799,8 @@ def _read_tiktoken(path):
                 tok, rank = base64.b64decode(tok, validate=True), int(rank)
             except ValueError as e:
                 raise FormatError(f"{path}:{lineno}: expected '<base64 token> <rank>', got {line[:60]!r}") from e
-            if not 0 <= rank < 2 ** 31 - 1:
-                raise FormatError(f"{path}:{lineno}: rank {rank} is out of range: at most {2 ** 31 - 2}")
+            if not 0 <= rank < 2**31 - 1:
+                raise FormatError(f"{path}:{lineno}: rank {rank} is out of range: at most {2**31 - 2}")
             if tok in ranks:
                 raise FormatError(f"{path}:{lineno}: token {tok!r} appears twice (ranks {ranks[tok]} and {rank})")
             ranks[tok] = rank

@@ -9,14 +9,58 @@ from fuzz_common import LOADER_ERRORS, Input, main
 
 from fastformer.model import parse_config, rope_inv_freq
 
-KEYS = ["architectures", "model_type", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim",
-        "intermediate_size", "num_hidden_layers", "max_position_embeddings", "vocab_size", "rms_norm_eps",
-        "rope_theta", "rope_scaling", "rope_parameters", "hidden_act", "sliding_window", "use_sliding_window",
-        "tie_word_embeddings", "bos_token_id", "eos_token_id", "n_embd", "n_head", "n_layer", "n_inner",
-        "n_positions", "layer_norm_epsilon", "activation_function", "rope_type", "type", "factor",
-        "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"]
-NAMES = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel", "llama", "mistral",
-         "qwen2", "gpt2", "llama3", "linear", "default", "silu", "gelu_new", "yarn", ""]
+KEYS = [
+    "architectures",
+    "model_type",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "num_hidden_layers",
+    "max_position_embeddings",
+    "vocab_size",
+    "rms_norm_eps",
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "hidden_act",
+    "sliding_window",
+    "use_sliding_window",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "n_embd",
+    "n_head",
+    "n_layer",
+    "n_inner",
+    "n_positions",
+    "layer_norm_epsilon",
+    "activation_function",
+    "rope_type",
+    "type",
+    "factor",
+    "low_freq_factor",
+    "high_freq_factor",
+    "original_max_position_embeddings",
+]
+NAMES = [
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "GPT2LMHeadModel",
+    "llama",
+    "mistral",
+    "qwen2",
+    "gpt2",
+    "llama3",
+    "linear",
+    "default",
+    "silu",
+    "gelu_new",
+    "yarn",
+    "",
+]
 
 
 def value(inp, depth=0):

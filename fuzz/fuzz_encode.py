@@ -35,8 +35,9 @@ def _tokenizers():
 def _tiktoken_oracle(tok):
     import tiktoken
 
-    enc = tiktoken.Encoding("cl100k_base", pat_str=tok.pattern, mergeable_ranks=tok._ranks,
-                            special_tokens=tok.special_tokens)
+    enc = tiktoken.Encoding(
+        "cl100k_base", pat_str=tok.pattern, mergeable_ranks=tok._ranks, special_tokens=tok.special_tokens
+    )
     return lambda text, allowed: enc.encode(text, allowed_special=allowed, disallowed_special=())
 
 

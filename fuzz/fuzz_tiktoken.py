@@ -11,8 +11,10 @@ TEXT = "Hello world! 123 héllo\n\n  日本語 😀"
 
 def test_one_input(data):
     path = write_scratch("fuzz.tiktoken", data)
-    for load in (lambda: Tokenizer.from_tiktoken(path, pattern="cl100k_base", special_tokens={}),
-                 lambda: Tokenizer.from_file(path)):
+    for load in (
+        lambda: Tokenizer.from_tiktoken(path, pattern="cl100k_base", special_tokens={}),
+        lambda: Tokenizer.from_file(path),
+    ):
         try:
             tok = load()
         except LOADER_ERRORS:

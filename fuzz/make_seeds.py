@@ -49,8 +49,11 @@ def safetensors_seeds():
     put("safetensors", "mixed.safetensors", save(tensors, metadata={"format": "np"}))
     put("safetensors", "one.safetensors", save({"w": np.ones((2, 2), np.float32)}))
     # header-as-text form (see fuzz_safetensors.as_file): 0xff, JSON header, 0x00, data bytes
-    header = {"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},
-              "b": {"dtype": "I32", "shape": [1, 1], "data_offsets": [4, 8]}, "__metadata__": {"k": "v"}}
+    header = {
+        "a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},
+        "b": {"dtype": "I32", "shape": [1, 1], "data_offsets": [4, 8]},
+        "__metadata__": {"k": "v"},
+    }
     put("safetensors", "header-form.bin", b"\xff" + json.dumps(header).encode() + b"\x00" + bytes(range(8)))
 
 
@@ -59,8 +62,15 @@ def tiny_model(root, tok):
     import torch
     import transformers
 
-    cfg = transformers.LlamaConfig(vocab_size=tok.n_vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                   num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    cfg = transformers.LlamaConfig(
+        vocab_size=tok.n_vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     path = os.path.join(root, "llama")
     transformers.LlamaForCausalLM(cfg).save_pretrained(path)
@@ -76,9 +86,13 @@ def gguf_seeds(tok, root):
     model.save_gguf(out)
     put("gguf", "llama-f32.gguf", open(out, "rb").read())
     w = gguf.GGUFWriter(os.path.join(root, "kv.gguf"), "llama")
-    for k, v in [("u8", gguf.GGUFValueType.UINT8), ("i16", gguf.GGUFValueType.INT16),
-                 ("u64", gguf.GGUFValueType.UINT64), ("f64", gguf.GGUFValueType.FLOAT64),
-                 ("b", gguf.GGUFValueType.BOOL)]:
+    for k, v in [
+        ("u8", gguf.GGUFValueType.UINT8),
+        ("i16", gguf.GGUFValueType.INT16),
+        ("u64", gguf.GGUFValueType.UINT64),
+        ("f64", gguf.GGUFValueType.FLOAT64),
+        ("b", gguf.GGUFValueType.BOOL),
+    ]:
         w.add_key_value(f"t.{k}", 1, v)
     w.add_array("t.strs", ["a", "bc", "日本"])
     w.add_array("t.ints", [1, 2, 3])
@@ -96,9 +110,15 @@ def sentencepiece_json(root):
     merges are every split of a piece into two pieces, by the piece's score."""
     import sentencepiece as spm
 
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXT * 4), model_prefix=os.path.join(root, "sp"),
-                                   vocab_size=450, model_type="bpe", byte_fallback=True, minloglevel=2,
-                                   hard_vocab_limit=False)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXT * 4),
+        model_prefix=os.path.join(root, "sp"),
+        vocab_size=450,
+        model_type="bpe",
+        byte_fallback=True,
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
     sp = spm.SentencePieceProcessor(model_file=os.path.join(root, "sp.model"))
     vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
     merges = []
@@ -108,19 +128,46 @@ def sentencepiece_json(root):
             continue
         splits = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
         merges += sorted(splits, key=lambda p: (vocab[p[0]], vocab[p[1]]))
-    added = [{"id": i, "content": sp.id_to_piece(i), "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": True} for i in range(3)]
+    added = [
+        {
+            "id": i,
+            "content": sp.id_to_piece(i),
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for i in range(3)
+    ]
     spec = {
-        "version": "1.0", "added_tokens": added,
-        "normalizer": {"type": "Sequence", "normalizers": [
-            {"type": "Prepend", "prepend": "\u2581"},
-            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "version": "1.0",
+        "added_tokens": added,
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": "\u2581"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+            ],
+        },
         "pre_tokenizer": None,
-        "decoder": {"type": "Sequence", "decoders": [
-            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
-            {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
-        "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True, "vocab": vocab,
-                  "merges": [list(m) for m in merges]},
+        "decoder": {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            ],
+        },
+        "model": {
+            "type": "BPE",
+            "unk_token": "<unk>",
+            "fuse_unk": True,
+            "byte_fallback": True,
+            "vocab": vocab,
+            "merges": [list(m) for m in merges],
+        },
     }
     return json.dumps(spec, ensure_ascii=False)
 
@@ -135,24 +182,73 @@ def main():
         put("tokenizer_json", "byte-level.json", open(path, "rb").read())
         put("tokenizer_json", "sentencepiece.json", sentencepiece_json(root))
     # tiktoken: the trained vocabulary's merge-space bytes, rank = id
-    lines = [base64.b64encode(tok.token_bytes(i)) + b" %d" % i for i in range(tok.n_vocab)
-             if i not in tok.special_tokens.values()]
+    lines = [
+        base64.b64encode(tok.token_bytes(i)) + b" %d" % i
+        for i in range(tok.n_vocab)
+        if i not in tok.special_tokens.values()
+    ]
     put("tiktoken", "trained.tiktoken", b"\n".join(lines) + b"\n")
     for name, cfg in {
-        "llama": dict(architectures=["LlamaForCausalLM"], hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
-                      intermediate_size=88, num_hidden_layers=2, max_position_embeddings=128, vocab_size=160,
-                      rms_norm_eps=1e-5, eos_token_id=[1, 2], tie_word_embeddings=True),
-        "llama3": dict(architectures=["LlamaForCausalLM"], hidden_size=64, num_attention_heads=4, intermediate_size=88,
-                       num_hidden_layers=2, max_position_embeddings=128, vocab_size=160, rope_theta=500000.0,
-                       rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                                         original_max_position_embeddings=32)),
-        "mistral": dict(model_type="mistral", hidden_size=64, num_attention_heads=4, intermediate_size=88, head_dim=32,
-                        num_hidden_layers=1, max_position_embeddings=128, vocab_size=160, sliding_window=8),
-        "qwen2-linear": dict(architectures=["Qwen2ForCausalLM"], hidden_size=64, num_attention_heads=4,
-                             intermediate_size=88, num_hidden_layers=1, max_position_embeddings=128, vocab_size=160,
-                             rope_scaling=dict(type="linear", factor=2.0)),
-        "gpt2": dict(architectures=["GPT2LMHeadModel"], n_embd=64, n_head=4, n_layer=2, n_positions=128,
-                     vocab_size=160, activation_function="gelu_new"),
+        "llama": dict(
+            architectures=["LlamaForCausalLM"],
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=88,
+            num_hidden_layers=2,
+            max_position_embeddings=128,
+            vocab_size=160,
+            rms_norm_eps=1e-5,
+            eos_token_id=[1, 2],
+            tie_word_embeddings=True,
+        ),
+        "llama3": dict(
+            architectures=["LlamaForCausalLM"],
+            hidden_size=64,
+            num_attention_heads=4,
+            intermediate_size=88,
+            num_hidden_layers=2,
+            max_position_embeddings=128,
+            vocab_size=160,
+            rope_theta=500000.0,
+            rope_scaling=dict(
+                rope_type="llama3",
+                factor=8.0,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+                original_max_position_embeddings=32,
+            ),
+        ),
+        "mistral": dict(
+            model_type="mistral",
+            hidden_size=64,
+            num_attention_heads=4,
+            intermediate_size=88,
+            head_dim=32,
+            num_hidden_layers=1,
+            max_position_embeddings=128,
+            vocab_size=160,
+            sliding_window=8,
+        ),
+        "qwen2-linear": dict(
+            architectures=["Qwen2ForCausalLM"],
+            hidden_size=64,
+            num_attention_heads=4,
+            intermediate_size=88,
+            num_hidden_layers=1,
+            max_position_embeddings=128,
+            vocab_size=160,
+            rope_scaling=dict(type="linear", factor=2.0),
+        ),
+        "gpt2": dict(
+            architectures=["GPT2LMHeadModel"],
+            n_embd=64,
+            n_head=4,
+            n_layer=2,
+            n_positions=128,
+            vocab_size=160,
+            activation_function="gelu_new",
+        ),
     }.items():
         put("config", name + ".json", json.dumps(cfg))
     # encode (see fuzz_encode.test_one_input): tokenizer, op, then for ops 0/1 one part of kind 1 (the rest as text)

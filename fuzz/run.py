@@ -23,10 +23,15 @@ TARGETS = ["safetensors", "gguf", "tokenizer_json", "tiktoken", "config", "encod
 
 
 def sanitizer_env():
-    libs = [subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
-            for lib in ("libasan.so", "libstdc++.so")]
-    return {"LD_PRELOAD": " ".join(libs), "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1",
-            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+    libs = [
+        subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
+        for lib in ("libasan.so", "libstdc++.so")
+    ]
+    return {
+        "LD_PRELOAD": " ".join(libs),
+        "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }
 
 
 def run_target(name, seconds, extra_env, timeout, rss_mb):
@@ -36,8 +41,17 @@ def run_target(name, seconds, extra_env, timeout, rss_mb):
     os.makedirs(findings, exist_ok=True)
     before = set(os.listdir(findings))
     limit = f"-max_total_time={seconds}" if seconds > 0 else "-runs=0"  # 0: run each corpus input once
-    cmd = [sys.executable, os.path.join(HERE, f"fuzz_{name}.py"), work, os.path.join(HERE, "corpus", name), limit,
-           f"-timeout={timeout}", f"-rss_limit_mb={rss_mb}", "-print_final_stats=1", f"-artifact_prefix={findings}/"]
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, f"fuzz_{name}.py"),
+        work,
+        os.path.join(HERE, "corpus", name),
+        limit,
+        f"-timeout={timeout}",
+        f"-rss_limit_mb={rss_mb}",
+        "-print_final_stats=1",
+        f"-artifact_prefix={findings}/",
+    ]
     env = dict(os.environ, FUZZ_FINDINGS=findings, **extra_env)
     log_path = os.path.join(HERE, "work", f"{name}.log")
     t0 = time.time()
@@ -48,9 +62,16 @@ def run_target(name, seconds, extra_env, timeout, rss_mb):
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", text)
     cov = re.findall(r"cov: (\d+)", text)
     new = sorted(set(os.listdir(findings)) - before)
-    return dict(target=name, seconds=round(elapsed), rc=rc, execs=int(execs[-1]) if execs else None,
-                cov=int(cov[-1]) if cov else None, corpus=len(os.listdir(work)),
-                findings=[f for f in new if not f.endswith(".txt")], log=log_path)
+    return dict(
+        target=name,
+        seconds=round(elapsed),
+        rc=rc,
+        execs=int(execs[-1]) if execs else None,
+        cov=int(cov[-1]) if cov else None,
+        corpus=len(os.listdir(work)),
+        findings=[f for f in new if not f.endswith(".txt")],
+        log=log_path,
+    )
 
 
 def main(argv=None):
@@ -69,8 +90,11 @@ def main(argv=None):
     for name in args.targets:
         r = run_target(name, args.seconds, env, args.timeout, args.rss_limit_mb)
         rows.append(r)
-        print(f"{r['target']:15} {r['seconds']:5d}s  rc={r['rc']:<4} execs={r['execs']}  cov={r['cov']}  "
-              f"corpus={r['corpus']}  findings={r['findings'] or 'none'}", flush=True)
+        print(
+            f"{r['target']:15} {r['seconds']:5d}s  rc={r['rc']:<4} execs={r['execs']}  cov={r['cov']}  "
+            f"corpus={r['corpus']}  findings={r['findings'] or 'none'}",
+            flush=True,
+        )
     return 1 if any(r["findings"] or r["rc"] not in (0,) for r in rows) else 0
 
 

@@ -29,16 +29,34 @@ def converter_dir():
         _download_sdist(root)
     sdist = sorted(glob.glob(os.path.join(root, "llama_cpp_python-*.tar.gz")))[-1]
     with tarfile.open(sdist) as tar:
-        members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name and (
-            m.name.endswith("convert_hf_to_gguf.py") or "/gguf-py/" in m.name or "/conversion/" in m.name)]
+        members = [
+            m
+            for m in tar.getmembers()
+            if "/vendor/llama.cpp/" in m.name
+            and (m.name.endswith("convert_hf_to_gguf.py") or "/gguf-py/" in m.name or "/conversion/" in m.name)
+        ]
         tar.extractall(root, members=members, filter="data")
     return converter_dir()
 
 
 def _download_sdist(root):
     """The pinned llama-cpp-python source distribution, with pip (metadata only; nothing is built)."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-                    "--no-build-isolation", f"llama-cpp-python=={SDIST_VERSION}", "-d", root], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-python",
+            "--no-build-isolation",
+            f"llama-cpp-python=={SDIST_VERSION}",
+            "-d",
+            root,
+        ],
+        check=True,
+    )
 
 
 def ensure_tokenizer(path):
@@ -56,15 +74,48 @@ def ensure_tokenizer(path):
     import sentencepiece as spm
 
     rng = random.Random(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "once", "upon", "time",
-             "there", "was", "little", "girl", "named", "lily", "she", "liked", "to", "play", "in", "park"]
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "dog",
+        "ran",
+        "far",
+        "away",
+        "once",
+        "upon",
+        "time",
+        "there",
+        "was",
+        "little",
+        "girl",
+        "named",
+        "lily",
+        "she",
+        "liked",
+        "to",
+        "play",
+        "in",
+        "park",
+    ]
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 20))) + "." for _ in range(3000)]
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=os.path.join(path, "tokenizer"),
-                                   vocab_size=vocab, model_type="bpe", byte_fallback=True,
-                                   hard_vocab_limit=False, minloglevel=2,
-                                   # as Llama's tokenizer.model: no normalization, whitespace kept
-                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
-                                   allow_whitespace_only_pieces=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_prefix=os.path.join(path, "tokenizer"),
+        vocab_size=vocab,
+        model_type="bpe",
+        byte_fallback=True,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        # as Llama's tokenizer.model: no normalization, whitespace kept
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+    )
     return model
 
 
@@ -75,8 +126,12 @@ def convert(path, outtype, out):
     ensure_tokenizer(path)
     conv = converter_dir()
     env = dict(os.environ, PYTHONPATH=os.path.join(conv, "gguf-py") + os.pathsep + conv)
-    subprocess.run([sys.executable, os.path.join(conv, "convert_hf_to_gguf.py"), path, "--outtype", outtype,
-                    "--outfile", out], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, os.path.join(conv, "convert_hf_to_gguf.py"), path, "--outtype", outtype, "--outfile", out],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 

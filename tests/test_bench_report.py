@@ -9,10 +9,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # appended: the installed fastformer must still win over the source tree
 report = pytest.importorskip("benchmarks.report")
 
-META = {"cpu": "Test CPU", "cpu_info": {"isa": "avx2", "features": ["avx2", "fma"], "threads": 2},
-        "version": "0.0", "python": "3.11", "date": "2026-01-01",
-        "peers": {"numpy": "2.0", "torch": "2.13.0", "tiktoken": None, "tokenizers": "0.20", "transformers": "4.50",
-                  "llama_cpp": None}}
+META = {
+    "cpu": "Test CPU",
+    "cpu_info": {"isa": "avx2", "features": ["avx2", "fma"], "threads": 2},
+    "version": "0.0",
+    "python": "3.11",
+    "date": "2026-01-01",
+    "peers": {
+        "numpy": "2.0",
+        "torch": "2.13.0",
+        "tiktoken": None,
+        "tokenizers": "0.20",
+        "transformers": "4.50",
+        "llama_cpp": None,
+    },
+}
 KERNELS = {"Norms and softmax": [("rms_norm (1, 4096) t=1", "numpy", 1e-5, 4e-5, 4.0)]}
 MODELS = [
     {"model": "110M F32", "engine": "fastformer", "threads": 1, "prefill": 500.0, "decode": 40.0},

@@ -10,8 +10,13 @@ COMMANDS = ["generate", "perplexity", "tokenize", "info", "bench", "cpu"]
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "fastformer", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(
+        [sys.executable, "-m", "fastformer", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
 
 
 def test_top_level_help_lists_commands():
@@ -42,8 +47,14 @@ def tiny(tmp_path_factory):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=2, max_position_embeddings=300)
+    cfg = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=300,
+    )
     path = str(tmp_path_factory.mktemp("cli") / "tiny")
     transformers.LlamaForCausalLM(cfg).save_pretrained(path)
     return path

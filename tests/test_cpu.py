@@ -14,8 +14,14 @@ def run_python(code, **env):
     # from the tests folder: the source tree's fastformer/ (without the built extension) must not shadow the
     # installed package
     full = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120,
-                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
 
 
 def test_cpu_info_shape():

@@ -33,8 +33,14 @@ def words(text):
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "fastformer", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "fastformer", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=dict(os.environ),
+    )
 
 
 def test_default_loads_with_tokenizer(model):
@@ -155,15 +161,15 @@ def test_few_row_steps_agree_with_one_prefill(model, heldout, isa, start):
     positions of one 40-token prefill (the packed GEMM): float rounding that differs between the paths can flip
     an 8-bit activation code, which moves a logit by ~0.01 (0.0121 seen at start 20000, n 3, avx512); a wrong
     kernel or cache position moves them by whole units."""
-    ids = np.array(model.tokenizer.encode(heldout[start:start + 800])[:40], np.int32)
+    ids = np.array(model.tokenizer.encode(heldout[start : start + 800])[:40], np.int32)
     s = model._session(40)
     full = s.forward(ids, True)
     for n in (1, 2, 3, 4, 5, 8):
         s = model._session(40)
-        s.forward(ids[:40 - n])
-        part = s.forward(ids[40 - n:], True)
-        diff = np.abs(part - full[40 - n:])
+        s.forward(ids[: 40 - n])
+        part = s.forward(ids[40 - n :], True)
+        diff = np.abs(part - full[40 - n :])
         assert diff.max() <= 0.05 and diff.mean() <= 2e-3, (n, diff.max(), diff.mean())
-        margin = np.sort(full[40 - n:], axis=1)
+        margin = np.sort(full[40 - n :], axis=1)
         sure = margin[:, -1] - margin[:, -2] > 0.1
-        assert (part.argmax(1) == full[40 - n:].argmax(1))[sure].all()
+        assert (part.argmax(1) == full[40 - n :].argmax(1))[sure].all()

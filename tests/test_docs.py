@@ -8,8 +8,17 @@ import pytest
 
 import fastformer
 
-MODULES = ["fastformer", "fastformer.ops", "fastformer.quant", "fastformer.sampling", "fastformer.tokenizer",
-           "fastformer.model", "fastformer.safetensors", "fastformer.gguf", "fastformer.gguf_write"]
+MODULES = [
+    "fastformer",
+    "fastformer.ops",
+    "fastformer.quant",
+    "fastformer.sampling",
+    "fastformer.tokenizer",
+    "fastformer.model",
+    "fastformer.safetensors",
+    "fastformer.gguf",
+    "fastformer.gguf_write",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -23,8 +23,11 @@ def _perturbed(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
-                    else 0.08 * torch.randn(p.shape, generator=g))
+            p.copy_(
+                p + 0.2 + 0.05 * torch.randn(p.shape, generator=g)
+                if p.ndim == 1
+                else 0.08 * torch.randn(p.shape, generator=g)
+            )
     return model.eval()
 
 
@@ -40,9 +43,17 @@ def assert_close(got, want):
 @pytest.fixture(scope="module")
 def llama_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("gguf")
-    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                   bos_token_id=1, eos_token_id=2)
+    cfg = transformers.LlamaConfig(
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     torch.manual_seed(0)
     hf = _perturbed(transformers.LlamaForCausalLM(cfg))
     path = str(root / "llama")
@@ -57,8 +68,9 @@ def test_llama_f32_from_llama_cpp_converter_matches_transformers(llama_ckpt):
     assert model.config.architecture == "LlamaForCausalLM"
     assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT))
     with torch.no_grad():
-        want = hf.generate(torch.tensor([PROMPT[:6]]), max_new_tokens=16, min_new_tokens=16, do_sample=False,
-                           pad_token_id=0)[0, 6:].tolist()
+        want = hf.generate(
+            torch.tensor([PROMPT[:6]]), max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0
+        )[0, 6:].tolist()
     got = model.generate_ids(PROMPT[:6], max_new_tokens=16, ignore_eos=True)
     assert got == want
 
@@ -70,8 +82,13 @@ def test_embedded_tokenizer_matches_sentencepiece(llama_ckpt):
     sp = spm.SentencePieceProcessor(model_file=os.path.join(path, "tokenizer.model"))
     model = Model.load(out)
     assert model.tokenizer is not None
-    lines = ["the cat sat on a mat.", "Once upon a time there was a little girl named Lily.",
-             "  two  spaces, émoji 😀 and 中文 fall back to bytes", "park\nplay\tdog", ""]
+    lines = [
+        "the cat sat on a mat.",
+        "Once upon a time there was a little girl named Lily.",
+        "  two  spaces, émoji 😀 and 中文 fall back to bytes",
+        "park\nplay\tdog",
+        "",
+    ]
     for text in lines:
         assert model.tokenizer.encode(text) == sp.encode(text), text
         # text prompts get BOS, as llama.cpp adds it for SentencePiece vocabularies
@@ -92,8 +109,14 @@ def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
     w.add_block_count(2)
     w.add_head_count(4)
     w.add_layer_norm_eps(cfg.layer_norm_epsilon)
-    names = {"ln_1": "attn_norm", "ln_2": "ffn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output",
-             "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    names = {
+        "ln_1": "attn_norm",
+        "ln_2": "ffn_norm",
+        "attn.c_attn": "attn_qkv",
+        "attn.c_proj": "attn_output",
+        "mlp.c_fc": "ffn_up",
+        "mlp.c_proj": "ffn_down",
+    }
     w.add_tensor("token_embd.weight", sd["transformer.wte.weight"])
     w.add_tensor("position_embd.weight", sd["transformer.wpe.weight"])
     w.add_tensor("output_norm.weight", sd["transformer.ln_f.weight"])
@@ -116,6 +139,7 @@ def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
 
 # ---- malformed files ----
 
+
 def _s(text):
     b = text.encode()
     return struct.pack("<Q", len(b)) + b
@@ -123,8 +147,9 @@ def _s(text):
 
 def build(kvs=(), tensors=(), version=3, magic=b"GGUF", n_tensors=None, n_kv=None, data=b"", align=32):
     """A GGUF file from raw parts: kvs [(key, type, packed value)], tensors [(name, dims, type, offset)]."""
-    out = magic + struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
-                              len(kvs) if n_kv is None else n_kv)
+    out = magic + struct.pack(
+        "<IQQ", version, len(tensors) if n_tensors is None else n_tensors, len(kvs) if n_kv is None else n_kv
+    )
     for key, t, val in kvs:
         out += _s(key) + struct.pack("<I", t) + val
     for name, dims, t, off in tensors:
@@ -141,36 +166,60 @@ CASES = {
     "bad magic": (build(magic=b"GGUX"), FormatError, "bad magic"),
     "version 4": (build(version=4, data=b"\0" * 32), UnsupportedError, "version 4"),
     "truncated header": (build([ARCH])[:30], FormatError, "truncated"),
-    "string length 2^63": (build([("k", 8, struct.pack("<Q", 2 ** 63))], data=b"\0" * 32), FormatError, "length"),
-    "key length 2^63": (b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2 ** 63) + b"\0" * 40, FormatError, "length"),
-    "kv count 2^62": (build(n_kv=2 ** 62, data=b"\0" * 64), FormatError, "impossible"),
-    "tensor count 2^62": (build(n_tensors=2 ** 62, data=b"\0" * 64), FormatError, "impossible"),
-    "array 2^60 elements": (build([("k", 9, struct.pack("<IQ", 6, 2 ** 60))], data=b"\0" * 32), FormatError,
-                            "past the end"),
-    "string array 2^60": (build([("k", 9, struct.pack("<IQ", 8, 2 ** 60))], data=b"\0" * 32), FormatError,
-                          "past the end"),
+    "string length 2^63": (build([("k", 8, struct.pack("<Q", 2**63))], data=b"\0" * 32), FormatError, "length"),
+    "key length 2^63": (b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**63) + b"\0" * 40, FormatError, "length"),
+    "kv count 2^62": (build(n_kv=2**62, data=b"\0" * 64), FormatError, "impossible"),
+    "tensor count 2^62": (build(n_tensors=2**62, data=b"\0" * 64), FormatError, "impossible"),
+    "array 2^60 elements": (
+        build([("k", 9, struct.pack("<IQ", 6, 2**60))], data=b"\0" * 32),
+        FormatError,
+        "past the end",
+    ),
+    "string array 2^60": (
+        build([("k", 9, struct.pack("<IQ", 8, 2**60))], data=b"\0" * 32),
+        FormatError,
+        "past the end",
+    ),
     "unknown value type": (build([("k", 99, b"\0" * 8)], data=b"\0" * 32), FormatError, "unknown value type"),
     "duplicate key": (build([ARCH, ARCH], data=b"\0" * 32), FormatError, "duplicate metadata"),
     "n_dims 5": (build(tensors=[("a", [1, 1, 1, 1, 1], 0, 0)], data=b"\0" * 32), FormatError, "n_dims 5"),
     "n_dims 0": (build(tensors=[("a", [], 0, 0)], data=b"\0" * 32), FormatError, "n_dims 0"),
     "dimension 0": (build(tensors=[("a", [0], 0, 0)], data=b"\0" * 32), FormatError, "dimensions"),
-    "dimension 2^63": (build(tensors=[("a", [2 ** 63], 0, 0)], data=b"\0" * 32), FormatError, "dimensions"),
-    "dims overflow product": (build(tensors=[("a", [2 ** 40, 2 ** 40, 2 ** 40], 0, 0)], data=b"\0" * 32),
-                              FormatError, "past the end"),
+    "dimension 2^63": (build(tensors=[("a", [2**63], 0, 0)], data=b"\0" * 32), FormatError, "dimensions"),
+    "dims overflow product": (
+        build(tensors=[("a", [2**40, 2**40, 2**40], 0, 0)], data=b"\0" * 32),
+        FormatError,
+        "past the end",
+    ),
     "unknown ggml type": (build(tensors=[("a", [8], 77, 0)], data=b"\0" * 32), UnsupportedError, "type 77"),
-    "q8_0 row not a block multiple": (build(tensors=[("a", [31], 8, 0)], data=b"\0" * 64), FormatError,
-                                      "not a multiple"),
+    "q8_0 row not a block multiple": (
+        build(tensors=[("a", [31], 8, 0)], data=b"\0" * 64),
+        FormatError,
+        "not a multiple",
+    ),
     "tensor past end": (build(tensors=[("a", [64], 0, 0)], data=b"\0" * 32), FormatError, "past the end"),
-    "offset 2^63": (build(tensors=[("a", [8], 0, 2 ** 63)], data=b"\0" * 32), FormatError, "past the end"),
+    "offset 2^63": (build(tensors=[("a", [8], 0, 2**63)], data=b"\0" * 32), FormatError, "past the end"),
     "unaligned offset": (build(tensors=[("a", [8], 0, 4)], data=b"\0" * 64), FormatError, "not aligned"),
-    "overlapping tensors": (build(tensors=[("a", [16], 0, 0), ("b", [16], 0, 32)], data=b"\0" * 128),
-                            FormatError, "overlap"),
-    "duplicate tensor": (build(tensors=[("a", [8], 0, 0), ("a", [8], 0, 32)], data=b"\0" * 64), FormatError,
-                         "duplicate tensor"),
-    "bad alignment": (build([("general.alignment", 4, struct.pack("<I", 3))], tensors=GOOD_T, data=b"\0" * 64),
-                      FormatError, "power of two"),
-    "invalid utf-8 key": (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2) + b"\xff\xfe"
-                          + struct.pack("<I", 4) + b"\0" * 40, FormatError, "UTF-8"),
+    "overlapping tensors": (
+        build(tensors=[("a", [16], 0, 0), ("b", [16], 0, 32)], data=b"\0" * 128),
+        FormatError,
+        "overlap",
+    ),
+    "duplicate tensor": (
+        build(tensors=[("a", [8], 0, 0), ("a", [8], 0, 32)], data=b"\0" * 64),
+        FormatError,
+        "duplicate tensor",
+    ),
+    "bad alignment": (
+        build([("general.alignment", 4, struct.pack("<I", 3))], tensors=GOOD_T, data=b"\0" * 64),
+        FormatError,
+        "power of two",
+    ),
+    "invalid utf-8 key": (
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2) + b"\xff\xfe" + struct.pack("<I", 4) + b"\0" * 40,
+        FormatError,
+        "UTF-8",
+    ),
 }
 
 

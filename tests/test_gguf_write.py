@@ -25,10 +25,23 @@ def _ckpt(root, arch):
         hf = transformers.GPT2LMHeadModel(cfg)
     else:
         cfg = transformers.LlamaConfig(
-            vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=64,
-            rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                              original_max_position_embeddings=16) if arch == "llama3" else None)
+            vocab_size=320,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            rope_scaling=dict(
+                rope_type="llama3",
+                factor=8.0,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+                original_max_position_embeddings=16,
+            )
+            if arch == "llama3"
+            else None,
+        )
         hf = transformers.LlamaForCausalLM(cfg)
     g = torch.Generator().manual_seed(4)
     with torch.no_grad():
@@ -57,8 +70,13 @@ def test_fp32_round_trip(ckpt, tmp_path):
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
 def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
     out = str(tmp_path / f"m-{qtype}.gguf")
-    r = subprocess.run([sys.executable, "-m", "fastformer", "quantize", ckpt, out, "--type", qtype],
-                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "fastformer", "quantize", ckpt, out, "--type", qtype],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     f = GGUFFile(out)
     assert f.tensors["blk.0.ffn_up.weight"].type == qtype.upper()

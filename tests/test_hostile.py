@@ -20,8 +20,8 @@ import fastformer
 if "libasan" in os.environ.get("LD_PRELOAD", ""):  # asan reserves terabytes of address space and owns SIGSEGV
     pytest.skip("the memory limits and signal checks cannot run under AddressSanitizer", allow_module_level=True)
 
-TIMEOUT = 60            # seconds per case (a case takes well under one)
-MEMORY = 3 * 2 ** 30    # address-space limit of the child, bytes
+TIMEOUT = 60  # seconds per case (a case takes well under one)
+MEMORY = 3 * 2**30  # address-space limit of the child, bytes
 TESTS = os.path.dirname(os.path.abspath(__file__))
 CHILD = (
     "import resource, sys\n"
@@ -37,8 +37,9 @@ def run_child(code, args, cwd, timeout=TIMEOUT):
     Fails the test on a hang, on death by a signal (naming it) and on any other abnormal exit."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
     try:
-        r = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True,
-                           text=True, timeout=timeout)
+        r = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{args[:1]}: no answer within {timeout} s (hang?)")
     if r.returncode < 0:
@@ -80,6 +81,7 @@ def test_hostile(name, fixtures, tmp_path):
 
 
 # ---- the harness itself ----
+
 
 def test_harness_names_the_signal(tmp_path):
     code = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"

@@ -67,6 +67,7 @@ def test_copy_gives_identical_logits_and_generation(ckpts, case, quantize):
 def test_float_matrices_move_into_the_arena(ckpts, case):
     plain = Model.load(ckpts[case], hugepages=False)
     huge = Model.load(ckpts[case], hugepages=True)
+
     # gpt2's Conv1D matrices are stored transposed (copied at load anyway): its tied head is zero-copy
     def pick(m):
         return m._loaded["weights"]["lm_head"] if case == "gpt2" else m._loaded["layers"][0]["wq"]
@@ -113,8 +114,15 @@ def test_other_quantized_layouts(ckpts):
 
 def test_k_quant_layouts(tmp_path):
     """q4_k and q6_k matrices (256-wide rows) behave the same copied or in place."""
-    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=256, intermediate_size=256, num_hidden_layers=1,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=256,
+        intermediate_size=256,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(3)
     hf = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():
@@ -125,9 +133,14 @@ def test_k_quant_layouts(tmp_path):
 
     def build(hugepages):
         rng = np.random.default_rng(5)  # the same random blocks for both builds
-        ls = [dict(lw, wq=QuantizedTensor.from_bytes(_random_blocks(rng, "q4_k", 256, 256), "q4_k", (256, 256)),
-                   w_down=QuantizedTensor.from_bytes(_random_blocks(rng, "q6_k", 256, 256), "q6_k", (256, 256)))
-              for lw in base._loaded["layers"]]
+        ls = [
+            dict(
+                lw,
+                wq=QuantizedTensor.from_bytes(_random_blocks(rng, "q4_k", 256, 256), "q4_k", (256, 256)),
+                w_down=QuantizedTensor.from_bytes(_random_blocks(rng, "q6_k", 256, 256), "q6_k", (256, 256)),
+            )
+            for lw in base._loaded["layers"]
+        ]
         return Model(base.config, dict(base._loaded["weights"]), ls, hugepages=hugepages)
 
     ids = [3, 9, 27, 50, 1, 0, 63]
@@ -158,8 +171,9 @@ def test_large_kv_cache_in_huge_pages(ckpts):
     dims = dict(outs[0]._core.dims, max_ctx=8192)
     logits = []
     for m in outs:
-        core = _core.ModelCore(dims, dict(m._loaded["weights"]), [dict(lw) for lw in m._loaded["layers"]],
-                               m._core.hugepages)
+        core = _core.ModelCore(
+            dims, dict(m._loaded["weights"]), [dict(lw) for lw in m._loaded["layers"]], m._core.hugepages
+        )
         s = _core.Session(core, 8192, 32)
         logits.append(np.vstack([s.forward(PROMPT[:10], True), s.forward(PROMPT[10:], True)]))
     np.testing.assert_array_equal(logits[0], logits[1])

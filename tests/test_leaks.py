@@ -36,6 +36,7 @@ def test_rss_stays_flat(model, what):
     tok = model.tokenizer
     texts = PROMPTS + TRAIN[:4]
     if what == "generate":
+
         def call(i):
             if i % 2:
                 model.generate(PROMPTS[i % 8], max_new_tokens=2, stop="zz")
@@ -43,11 +44,13 @@ def test_rss_stays_flat(model, what):
                 ids = model.generate_ids(tok.encode(PROMPTS[i % 8]), max_new_tokens=2, temperature=0.8, seed=i)
                 assert 1 <= len(ids) <= 2
     else:
+
         def call(i):
             t = texts[i % len(texts)]
             ids = tok.encode(t)
             assert tok.decode(ids) == t
             tok.encode_batch([t, t], num_threads=2)
+
     repeat(call, 500)  # warm-up: caches, allocator arenas
     before = rss()
     repeat(call, 10_000)

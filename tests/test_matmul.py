@@ -56,9 +56,7 @@ def test_exact_on_integers(isa, threads):
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, (37, 301)).astype(np.float32)
     w = rng.integers(-3, 4, (45, 301)).astype(np.float32)
-    np.testing.assert_array_equal(
-        ops.linear(x, w), (x.astype(np.int64) @ w.T.astype(np.int64)).astype(np.float32)
-    )
+    np.testing.assert_array_equal(ops.linear(x, w), (x.astype(np.int64) @ w.T.astype(np.int64)).astype(np.float32))
     np.testing.assert_array_equal(ops.matmul(x, w.T.copy()), ops.linear(x, w))
 
 

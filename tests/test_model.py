@@ -19,22 +19,49 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 VOCAB = 160
-BASE = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=88, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
+BASE = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    intermediate_size=88,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 CASES = {
     "llama-gqa": ("LlamaConfig", "LlamaForCausalLM", dict(BASE)),
     "llama-mha-tied": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, num_key_value_heads=4, tie_word_embeddings=True)),
-    "llama-rope-llama3": ("LlamaConfig", "LlamaForCausalLM", dict(
-        BASE, rope_theta=500000.0, rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
-                                                     high_freq_factor=4.0, original_max_position_embeddings=32))),
-    "llama-rope-linear": ("LlamaConfig", "LlamaForCausalLM",
-                          dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0))),
+    "llama-rope-llama3": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(
+            BASE,
+            rope_theta=500000.0,
+            rope_scaling=dict(
+                rope_type="llama3",
+                factor=8.0,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+                original_max_position_embeddings=32,
+            ),
+        ),
+    ),
+    "llama-rope-linear": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0)),
+    ),
     "llama-head-dim-32": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, head_dim=32, num_attention_heads=4)),
     "mistral-window": ("MistralConfig", "MistralForCausalLM", dict(BASE, sliding_window=8)),
     "qwen2-biases-tied": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, tie_word_embeddings=True)),
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128,
-                                                   bos_token_id=1, eos_token_id=2)),
+    "gpt2": (
+        "GPT2Config",
+        "GPT2LMHeadModel",
+        dict(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=2),
+    ),
 }
 
 
@@ -91,11 +118,13 @@ def test_greedy_matches_transformers_generate(checkpoints, case):
     model = Model.load(path)
     prompt = PROMPT[:9]
     with torch.no_grad():
-        want = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,
-                           pad_token_id=0)[0, len(prompt):].tolist()
+        want = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False, pad_token_id=0)[
+            0, len(prompt) :
+        ].tolist()
         hf.generation_config.eos_token_id = None  # now generate through EOS, without masking it
-        long = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,
-                           pad_token_id=0)[0, len(prompt):].tolist()
+        long = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False, pad_token_id=0)[
+            0, len(prompt) :
+        ].tolist()
         hf.generation_config.eos_token_id = 2
     assert model.generate_ids(prompt, max_new_tokens=24) == want  # both stop at EOS (id 2)
     assert model.generate_ids(prompt, max_new_tokens=24, ignore_eos=True) == long
@@ -144,19 +173,36 @@ def test_context_window_is_enforced(checkpoints):
     assert len(model.generate_ids([1, 2, 3], max_new_tokens=13, stop_ids=[])) <= 13
 
 
-@pytest.mark.parametrize("bad, err", [
-    ([VOCAB], ValueError), ([-1], ValueError), ([], ValueError), (["a"], TypeError), ([1.5], TypeError),
-])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        ([VOCAB], ValueError),
+        ([-1], ValueError),
+        ([], ValueError),
+        (["a"], TypeError),
+        ([1.5], TypeError),
+    ],
+)
 def test_bad_ids(checkpoints, bad, err):
     model = Model.load(checkpoints["llama-gqa"][0])
     with pytest.raises(err):
         model.logits(bad)
 
 
-@pytest.mark.parametrize("opt", [
-    dict(temperature=-1.0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1), dict(min_p=2.0),
-    dict(repetition_penalty=0.0), dict(max_new_tokens=-1), dict(seed=-3), dict(temperature=float("nan")),
-])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        dict(temperature=-1.0),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(top_k=-1),
+        dict(min_p=2.0),
+        dict(repetition_penalty=0.0),
+        dict(max_new_tokens=-1),
+        dict(seed=-3),
+        dict(temperature=float("nan")),
+    ],
+)
 def test_bad_sampling_options(checkpoints, opt):
     model = Model.load(checkpoints["llama-gqa"][0])
     with pytest.raises(ValueError):
@@ -202,15 +248,20 @@ def test_threads_sharing_one_model_get_sequential_results(checkpoints):
 
     model = Model.load(checkpoints["llama-gqa"][0])
     jobs = [dict(ids=PROMPT[: 3 + i], temperature=0.9 if i % 2 else 0.0, top_k=20, seed=i) for i in range(8)]
-    want = [model.generate_ids(j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"],
-                               top_k=j["top_k"], seed=j["seed"]) for j in jobs]
+    want = [
+        model.generate_ids(
+            j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"], top_k=j["top_k"], seed=j["seed"]
+        )
+        for j in jobs
+    ]
     got = [None] * len(jobs)
 
     def run(i):
         j = jobs[i]
         for _ in range(3):
-            got[i] = model.generate_ids(j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"],
-                                        top_k=j["top_k"], seed=j["seed"])
+            got[i] = model.generate_ids(
+                j["ids"], max_new_tokens=30, stop_ids=[], temperature=j["temperature"], top_k=j["top_k"], seed=j["seed"]
+            )
 
     ts = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for t in ts:

@@ -18,9 +18,17 @@ PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56
 
 def _save_llama(tmp_path_factory, name, hidden_size, intermediate_size, perturb):
     """A 2-layer GQA Llama with a 320-token vocabulary, its weights moved by perturb(params), saved."""
-    cfg = transformers.LlamaConfig(vocab_size=320, hidden_size=hidden_size, intermediate_size=intermediate_size,
-                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                   max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
+    cfg = transformers.LlamaConfig(
+        vocab_size=320,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():
@@ -35,8 +43,11 @@ def ckpt(tmp_path_factory):
     def perturb(params):
         g = torch.Generator().manual_seed(1)
         for p in params:
-            p.copy_(p + 0.2 + 0.05 * torch.randn(p.shape, generator=g) if p.ndim == 1
-                    else 0.08 * torch.randn(p.shape, generator=g))
+            p.copy_(
+                p + 0.2 + 0.05 * torch.randn(p.shape, generator=g)
+                if p.ndim == 1
+                else 0.08 * torch.randn(p.shape, generator=g)
+            )
 
     return _save_llama(tmp_path_factory, "q", 128, 256, perturb)
 
@@ -93,6 +104,7 @@ def test_llama_cpp_q8_0_gguf(ckpt):
 @pytest.fixture(scope="module")
 def ckpt256(tmp_path_factory):
     """A checkpoint with rows of 256 weights, so llama.cpp's Q4_0 keeps output.weight in Q6_K."""
+
     def perturb(params):
         for p in params:
             if p.ndim == 1:
@@ -115,7 +127,7 @@ def test_llama_cpp_quantized_files_match_llama_cpp(ckpt256, qtype, need):
     assert weights["lm_head"].qtype == ("q6_k" if qtype == "q4_0" else "q8_0")  # llama.cpp's choice for output
     llm = llama_cpp.Llama(model_path=out, n_ctx=64, n_threads=1, logits_all=True, verbose=False)
     llm.eval(PROMPT)
-    theirs = np.array(llm.scores[:len(PROMPT)], dtype=np.float32)
+    theirs = np.array(llm.scores[: len(PROMPT)], dtype=np.float32)
     ours = model.logits(PROMPT)
     cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     assert cos.min() > need, cos.min()

@@ -24,8 +24,16 @@ MB = 1_000_000
 
 def random_unicode(rng, n_bytes):
     """Random code points up to n_bytes of UTF-8: ASCII, Latin, combining marks, CJK, emoji, any astral."""
-    ranges = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x4E00, 0x9FFF), (0x1F300, 0x1FAFF),
-              (0x10000, 0x10FFFF), (0x0, 0xD7FF), (0xE000, 0xFFFF)]
+    ranges = [
+        (0x20, 0x7E),
+        (0xA0, 0x24F),
+        (0x300, 0x36F),
+        (0x4E00, 0x9FFF),
+        (0x1F300, 0x1FAFF),
+        (0x10000, 0x10FFFF),
+        (0x0, 0xD7FF),
+        (0xE000, 0xFFFF),
+    ]
     out, size = [], 0
     while size < n_bytes:
         lo, hi = rng.choice(ranges)
@@ -136,8 +144,9 @@ def run_child(call, tmp_path):
     """Run `call` (python source) in a child process outside the repository; its JSON report."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     code = f"import test_pathological as t; t.{call}"
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=WALL)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WALL
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 

@@ -44,8 +44,11 @@ def test_dot256_choices():
     try:
         assert before == ("avxvnni" if "avx_vnni" in _FEATURES else "maddubs")  # the default
         for name in _core.DOT256_NAMES:
-            can = {"maddubs": True, "avxvnni": "avx_vnni" in _FEATURES,
-                   "vnni256": {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in _core.supported_isas()}
+            can = {
+                "maddubs": True,
+                "avxvnni": "avx_vnni" in _FEATURES,
+                "vnni256": {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in _core.supported_isas(),
+            }
             if can[name]:
                 _core.quant_set_dot256(name)
                 assert _core.quant_dot256() == name

@@ -18,8 +18,9 @@ def test_readme_example_runs(i):
     exec(compile(BLOCKS[i], f"README.md[python block {i}]", "exec"), {})
 
 
-SH_BLOCKS = [b for b in re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-             if "pip install" not in b]
+SH_BLOCKS = [
+    b for b in re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S) if "pip install" not in b
+]
 SH_LINES = [line.split("  #")[0].strip() for b in SH_BLOCKS for line in b.splitlines() if line.strip()]
 
 
@@ -37,7 +38,13 @@ def test_readme_command_runs(line, tmp_path):
     argv = shlex.split(line)
     assert argv[0] == "fastformer"
     # the installed console script's module, from a directory where the source tree cannot shadow the package
-    proc = subprocess.run([sys.executable, "-m", "fastformer", *argv[1:]], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastformer", *argv[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()

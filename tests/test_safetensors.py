@@ -49,19 +49,28 @@ def write_raw(path, header, data=b"", header_len=None):
     return str(path)
 
 
-@pytest.mark.parametrize("header, data, match", [
-    ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "fall outside"),
-    ({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "needs 12 bytes"),
-    ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8, "begin <= end"),
-    ({"x": {"dtype": "Q9", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "unknown dtype"),
-    ({"x": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "negative dimension"),
-    ({"x": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 8]}}, b"\0" * 8, "list of integers"),
-    ({"x": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "must have dtype, shape and data_offsets"),
-    ({"x": {"dtype": "F32", "shape": [2 ** 62, 2 ** 62], "data_offsets": [0, 8]}}, b"\0" * 8, "needs"),
-    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-      "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12, "overlap"),
-    ([1, 2], b"", "JSON object"),
-])
+@pytest.mark.parametrize(
+    "header, data, match",
+    [
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "fall outside"),
+        ({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "needs 12 bytes"),
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8, "begin <= end"),
+        ({"x": {"dtype": "Q9", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "unknown dtype"),
+        ({"x": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "negative dimension"),
+        ({"x": {"dtype": "F32", "shape": ["2"], "data_offsets": [0, 8]}}, b"\0" * 8, "list of integers"),
+        ({"x": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "must have dtype, shape and data_offsets"),
+        ({"x": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 8]}}, b"\0" * 8, "needs"),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            b"\0" * 12,
+            "overlap",
+        ),
+        ([1, 2], b"", "JSON object"),
+    ],
+)
 def test_malformed_headers_raise_format_errors(tmp_path, header, data, match):
     path = write_raw(tmp_path / "bad.safetensors", header, data)
     with pytest.raises(FormatError, match=match) as e:
@@ -70,7 +79,7 @@ def test_malformed_headers_raise_format_errors(tmp_path, header, data, match):
 
 
 def test_header_length_beyond_file(tmp_path):
-    path = write_raw(tmp_path / "h.safetensors", {}, header_len=2 ** 63)
+    path = write_raw(tmp_path / "h.safetensors", {}, header_len=2**63)
     with pytest.raises(FormatError, match="header length"):
         SafetensorsFile(path)
 

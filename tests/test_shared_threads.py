@@ -25,9 +25,17 @@ PROMPTS = ["Once upon a time", "Привет 你好 😀", "def main():", "Grö�
 def make_model_dir(root, max_context=512):
     """A 2-layer random Llama (perturbed weights, so outputs vary) with a trained byte-level tokenizer."""
     tok = train_bpe(TRAIN, vocab_size=420, special_tokens=["<|endoftext|>"])
-    cfg = transformers.LlamaConfig(vocab_size=tok.n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_context,
-                                   bos_token_id=None, eos_token_id=tok.eos_id)
+    cfg = transformers.LlamaConfig(
+        vocab_size=tok.n_vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_context,
+        bos_token_id=None,
+        eos_token_id=tok.eos_id,
+    )
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(cfg)
     g = torch.Generator().manual_seed(3)

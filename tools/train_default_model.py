@@ -21,22 +21,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "fastformer", "data")
 
 SEED = 1611
-HELDOUT_EVERY = 50      # chapter i (0-based) is held out when i % HELDOUT_EVERY == HELDOUT_EVERY - 1
-VOCAB = 4096            # byte-level bpe ids (256 bytes + merges), no special tokens
-DIM = 256               # hidden size
-LAYERS = 6              # transformer blocks
-HEADS = 8               # query heads (head size 32)
-KV_HEADS = 2            # key/value heads (grouped-query attention)
-FFN = 704               # swiglu inner size
-CONTEXT = 512           # training window = max_position_embeddings
-BATCH = 8               # windows per step
-STEPS = 560             # optimizer steps (~2.3M tokens, ~2.3 epochs)
-LR = 3e-3               # peak learning rate (linear warmup, cosine decay to LR_MIN)
+HELDOUT_EVERY = 50  # chapter i (0-based) is held out when i % HELDOUT_EVERY == HELDOUT_EVERY - 1
+VOCAB = 4096  # byte-level bpe ids (256 bytes + merges), no special tokens
+DIM = 256  # hidden size
+LAYERS = 6  # transformer blocks
+HEADS = 8  # query heads (head size 32)
+KV_HEADS = 2  # key/value heads (grouped-query attention)
+FFN = 704  # swiglu inner size
+CONTEXT = 512  # training window = max_position_embeddings
+BATCH = 8  # windows per step
+STEPS = 560  # optimizer steps (~2.3M tokens, ~2.3 epochs)
+LR = 3e-3  # peak learning rate (linear warmup, cosine decay to LR_MIN)
 LR_MIN = 3e-4
-WARMUP = 40             # warmup steps
+WARMUP = 40  # warmup steps
 WEIGHT_DECAY = 0.1
 GRAD_CLIP = 1.0
-EVAL_EVERY = 140        # steps between held-out evaluations
+EVAL_EVERY = 140  # steps between held-out evaluations
 
 
 def split_corpus(path):
@@ -82,8 +82,12 @@ def main(argv=None):
     p.add_argument("--context", type=int, default=CONTEXT)
     p.add_argument("--lr", type=float, default=LR)
     p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                   help="bfloat16 autocast for the forward pass (weights and optimizer stay fp32)")
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bfloat16 autocast for the forward pass (weights and optimizer stay fp32)",
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -105,28 +109,51 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.heldout), exist_ok=True)
     with open(args.heldout, "w", encoding="utf-8") as f:
         f.write(held_text)
-    print(f"corpus: {len(train)} train chapters ({len(train_text)} chars), {len(held)} held out "
-          f"({len(held_text)} chars) -> {args.heldout}", flush=True)
+    print(
+        f"corpus: {len(train)} train chapters ({len(train_text)} chars), {len(held)} held out "
+        f"({len(held_text)} chars) -> {args.heldout}",
+        flush=True,
+    )
 
     # 2. tokenizer on the training chapters only
     t0 = time.time()
     tok = train_bpe([train_text], vocab_size=VOCAB)
     train_ids = np.array(tok.encode_ordinary(train_text), dtype=np.int64)
     held_ids = tok.encode_ordinary(held_text)
-    print(f"tokenizer: {tok.n_vocab} ids in {time.time() - t0:.0f} s; {len(train_ids)} train tokens, "
-          f"{len(held_ids)} held-out tokens ({len(train_text.encode()) / len(train_ids):.2f} bytes/token)", flush=True)
+    print(
+        f"tokenizer: {tok.n_vocab} ids in {time.time() - t0:.0f} s; {len(train_ids)} train tokens, "
+        f"{len(held_ids)} held-out tokens ({len(train_text.encode()) / len(train_ids):.2f} bytes/token)",
+        flush=True,
+    )
 
     # 3. model and training
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=FFN, num_hidden_layers=LAYERS,
-                      num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=args.context,
-                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=None,
-                      eos_token_id=None, pad_token_id=None, initializer_range=0.02)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=DIM,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        max_position_embeddings=args.context,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        initializer_range=0.02,
+    )
     model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {n_params / 1e6:.2f}M parameters, dim {DIM}, {LAYERS} layers, {HEADS}/{KV_HEADS} heads, "
-          f"ffn {FFN}, context {args.context}", flush=True)
-    groups = [{"params": [p for p in model.parameters() if p.ndim == 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0}]
+    print(
+        f"model: {n_params / 1e6:.2f}M parameters, dim {DIM}, {LAYERS} layers, {HEADS}/{KV_HEADS} heads, "
+        f"ffn {FFN}, context {args.context}",
+        flush=True,
+    )
+    groups = [
+        {"params": [p for p in model.parameters() if p.ndim == 2], "weight_decay": WEIGHT_DECAY},
+        {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
     rng = np.random.default_rng(args.seed)
     T = args.context
@@ -145,16 +172,21 @@ def main(argv=None):
         opt.step()
         if step % 25 == 0 or step == args.steps - 1:
             el = time.time() - t_start
-            print(f"step {step:5d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                  f"{el / 60:.1f} min", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  {el / 60:.1f} min",
+                flush=True,
+            )
         if (step + 1) % EVAL_EVERY == 0 and step + 1 < args.steps:
             print(f"step {step + 1:5d}  held-out loss {eval_loss(model, held_ids, T, torch):.4f}", flush=True)
     minutes = (time.time() - t_start) / 60
     held_loss = eval_loss(model, held_ids, T, torch)
     train_loss = eval_loss(model, train_ids[: len(held_ids)].tolist(), T, torch)
     print(f"trained {args.steps} steps x {args.batch * T} tokens in {minutes:.1f} min", flush=True)
-    print(f"final: train loss {train_loss:.4f}, held-out loss {held_loss:.4f} "
-          f"(perplexity {math.exp(held_loss):.2f}) in fp32 torch, windows of {T}", flush=True)
+    print(
+        f"final: train loss {train_loss:.4f}, held-out loss {held_loss:.4f} "
+        f"(perplexity {math.exp(held_loss):.2f}) in fp32 torch, windows of {T}",
+        flush=True,
+    )
 
     # 4. hugging face directory, then the shipped gguf written by fastformer
     hf_dir = os.path.join(args.work, "hf")
