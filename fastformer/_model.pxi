@@ -152,35 +152,49 @@ def _drop_file_pages(a):
         b.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+_ARCH_KINDS = {("rms", "silu"): FF_ARCH_LLAMA, ("layer", "gelu_tanh"): FF_ARCH_GPT2}  # (norm, act) -> C switch
+_ROPE_KINDS = {"interleaved": 1, "halves": 0, "none": 0}
+
+
 cdef class ModelCore:
     """The C view of a loaded model: config numbers and weight pointers (the arrays are kept alive here)."""
     cdef ff_model m
-    cdef ff_layer *layers
+    cdef ff_layer *c_layers
     cdef list keep
     cdef readonly dict dims
+    cdef readonly dict weights      # name -> array the model runs on (the hugepages copy where one was made)
+    cdef readonly list layers       # per layer: name -> array, as weights
     cdef readonly bint hugepages
 
     def __cinit__(self):
-        self.layers = NULL
+        self.c_layers = NULL
         self.keep = []
 
     def __dealloc__(self):
-        free(self.layers)
+        free(self.c_layers)
 
     def __init__(self, dict cfg, dict w, list layers, bint hugepages=False):
-        """hugepages: copy every weight matrix into one huge_buffer arena, replacing it in `w` / `layers` (the
-        dicts given) by the copy; the originals' file pages are dropped. Otherwise the arrays are used in place."""
+        """cfg: dimensions plus the named kinds norm ("rms" | "layer"), act ("silu" | "gelu_tanh") and rope
+        ("interleaved" | "halves" | "none"). hugepages: copy every weight matrix into one huge_buffer arena (the
+        originals' file pages are dropped); otherwise the arrays are used in place. The dicts given are not
+        changed: `weights` / `layers` hold what the model runs on."""
         cdef int64_t L = cfg["n_layers"], d = cfg["d"], nh = cfg["n_heads"], nkv = cfg["n_kv_heads"]
         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
             raise ValueError(f"invalid model dimensions {cfg}")
+        kinds = (cfg["norm"], cfg["act"])
+        if kinds not in _ARCH_KINDS or cfg["rope"] not in _ROPE_KINDS:
+            raise ValueError(f"unsupported model kinds norm={cfg['norm']!r} act={cfg['act']!r} rope={cfg['rope']!r}")
+        w = dict(w)
+        layers = [dict(lw) for lw in layers]
+        self.weights, self.layers = w, layers
         self.dims = dict(cfg)
         self.hugepages = hugepages
-        self.m.arch = cfg["arch"]
+        self.m.arch = _ARCH_KINDS[kinds]
         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
         self.m.eps = cfg["eps"]
-        self.m.rope_interleaved = cfg["rope_interleaved"]
+        self.m.rope_interleaved = _ROPE_KINDS[cfg["rope"]]
         self.m.window = cfg["window"]
         k = self.keep
         arena = _Arena(_arena_bytes(w, layers)) if hugepages else None
@@ -204,12 +218,12 @@ cdef class ModelCore:
         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
-        self.layers = <ff_layer *>calloc(L, sizeof(ff_layer))
-        if self.layers == NULL:
+        self.c_layers = <ff_layer *>calloc(L, sizeof(ff_layer))
+        if self.c_layers == NULL:
             raise MemoryError()
         cdef ff_layer *ly
         for i, lw in enumerate(layers):
-            ly = &self.layers[i]
+            ly = &self.c_layers[i]
             p = f"layer {i} "
             ly.attn_norm_w = _wptr(k, lw["attn_norm_w"], (d,), p + "attention norm weight")
             ly.attn_norm_b = _wptr(k, lw.get("attn_norm_b"), (d,), p + "attention norm bias")
@@ -231,7 +245,7 @@ cdef class ModelCore:
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
-        self.m.layers = self.layers
+        self.m.layers = self.c_layers
 
 
 cdef class Session:

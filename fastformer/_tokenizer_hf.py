@@ -828,4 +828,22 @@ def from_gguf_metadata(cls, meta, source):
         raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")
     tok.bos_id = bos if bos is not None else tok.bos_id
     tok.eos_id = eos if eos is not None else tok.eos_id
+    tok.add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", model == "llama")) and tok.bos_id is not None
     return tok
+
+
+def prompt_bos(spec, config):
+    """(add_bos, bos id or None) for prompts: tokenizer_config.json's add_bos_token where it is a bool, else
+    whether a TemplateProcessing post-processor puts a special token first (and its id)."""
+    if isinstance((config or {}).get("add_bos_token"), bool):
+        return config["add_bos_token"], None
+    post = spec.get("post_processor") or {}
+    procs = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
+    for p in procs:
+        if isinstance(p, dict) and p.get("type") == "TemplateProcessing":
+            first = (p.get("single") or [{}])[0]
+            if isinstance(first, dict) and "SpecialToken" in first:
+                name = first["SpecialToken"]["id"]
+                ids = (p.get("special_tokens", {}).get(name) or {}).get("ids") or []
+                return bool(ids), (ids[0] if ids else None)
+    return False, None

@@ -22,6 +22,7 @@ import numpy as np
 
 import fastformer
 from fastformer.model import DEFAULT_SAMPLING
+from fastformer.quant import QUANTIZABLE_AT_LOAD
 
 
 def _fail(msg):
@@ -109,24 +110,37 @@ def _cmd_perplexity(args):
 def _cmd_info(args):
     model = fastformer.Model.load(args.path)
     c = model.config
-    print(f"architecture:  {c.architecture}")
+    print(f"architecture:  {c.architecture} ({c.arch} family)")
     print(f"layers:        {c.n_layers}")
     print(f"hidden size:   {c.d_model}")
     print(f"heads:         {c.n_heads} (kv heads {c.n_kv_heads}, head size {c.head_dim})")
     print(f"mlp size:      {c.d_ff}")
     print(f"vocabulary:    {c.vocab_size}")
     print(f"context:       {c.max_context}")
-    files = [os.path.join(args.path, f) for f in sorted(os.listdir(args.path)) if f.endswith(".safetensors")]
-    dtypes, nbytes = {}, 0
-    from fastformer.safetensors import read_header
+    types, nbytes = {}, 0
+    if os.path.isfile(args.path):
+        from fastformer.gguf import GGUFFile
 
-    for f in files:
-        for dt, _shape, b, e in read_header(f)[0].values():
-            dtypes[dt] = dtypes.get(dt, 0) + 1
-            nbytes += e - b
-    print(f"dtypes:        {', '.join(f'{k} x{v}' for k, v in sorted(dtypes.items()))}")
+        f = GGUFFile(args.path)
+        for t in f.tensors.values():
+            types[t.type] = types.get(t.type, 0) + 1
+            nbytes += t.nbytes
+        meta = f.metadata
+        kind = f"GGUF {meta.get('tokenizer.ggml.model', 'none')}"
+        kind += f", pre-tokenizer {meta['tokenizer.ggml.pre']}" if "tokenizer.ggml.pre" in meta else ""
+    else:
+        from fastformer.safetensors import read_header
+
+        for name in sorted(os.listdir(args.path)):
+            if name.endswith(".safetensors"):
+                for dt, _shape, b, e in read_header(os.path.join(args.path, name))[0].values():
+                    types[dt] = types.get(dt, 0) + 1
+                    nbytes += e - b
+        kind = "tokenizer.json"
+    print(f"tensor types:  {', '.join(f'{k} x{v}' for k, v in sorted(types.items()))}")
     print(f"file size:     {nbytes / 2**20:.1f} MiB of tensors")
-    print(f"tokenizer:     {'yes' if model.tokenizer is not None else 'none'}")
+    tok = model.tokenizer
+    print(f"tokenizer:     {f'{kind}, {tok.n_vocab} ids' if tok is not None else 'none'}")
     return 0
 
 
@@ -193,13 +207,13 @@ def build_parser():
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
     g.add_argument("--threads", type=int, default=None)
-    g.add_argument("--quantize", choices=["q8_0", "q4_0"], default=None)
+    g.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
     g.set_defaults(fn=_cmd_generate)
 
     pp = sub.add_parser("perplexity", help="perplexity of a model on a UTF-8 text file")
     pp.add_argument("file", help="the text to score")
     pp.add_argument("--model", help="a Hugging Face model directory or GGUF file (default: the embedded model)")
-    pp.add_argument("--quantize", choices=["q8_0", "q4_0"], default=None)
+    pp.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
     pp.add_argument("--context", type=int, default=None, help="window in tokens (default: the model's, at most 1024)")
     pp.add_argument("--stride", type=int, default=None, help="tokens between windows (default: context / 2)")
     pp.add_argument("--threads", type=int, default=None)
@@ -227,7 +241,7 @@ def build_parser():
     q = sub.add_parser("quantize", help="quantize a model and write it as a GGUF file")
     q.add_argument("input", help="a Hugging Face model directory or a GGUF file")
     q.add_argument("output", help="the GGUF file to write")
-    q.add_argument("--type", choices=["q8_0", "q4_0"], default="q8_0")
+    q.add_argument("--type", choices=QUANTIZABLE_AT_LOAD, default="q8_0")
     q.set_defaults(fn=_cmd_quantize)
 
     c = sub.add_parser("cpu", help="show the ISA path in use, usable paths, CPU features and threads")

@@ -16,6 +16,19 @@ import struct
 
 import numpy as np
 
+from fastformer.arch import GGUF_EPS_KEY, GGUF_KEYS, GGUF_NAMES, arch_for_gguf
+from fastformer.checkpoint import (
+    MAX_SIZE,
+    Checkpoint,
+    ModelConfig,
+    build,
+    check_float,
+    check_int,
+    check_layer_count,
+    check_shapes,
+    read_weights,
+    rope_inv_freq,
+)
 from fastformer.errors import FormatError, UnsupportedError, require_finite
 from fastformer.quant import QuantizedTensor
 
@@ -23,7 +36,6 @@ MAGIC = b"GGUF"
 MAX_STRING = 1 << 24  # bytes in one metadata string
 MAX_DIMS = 4
 MAX_DIM = 1 << 40  # elements along one axis
-MAX_SIZE = 2**31 - 1  # bound on a model size in the metadata (ids and row counts are int32 in C)
 
 # metadata value types
 (T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64) = range(13)
@@ -258,32 +270,60 @@ class GGUFFile:
         return v
 
 
-# ---- model weights from a GGUF file ----
+# ---- a model from a GGUF file: the metadata keys and tensor names come from fastformer.arch ----
 
-GGUF_ARCHITECTURES = ("llama", "gpt2")
 QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_K", "Q6_K")  # block formats the linear kernels run directly
 
 
-def model_from_gguf(path, max_context=None):
-    """(ModelConfig, weights, layers, GGUFFile) for fastformer's runtime from a llama or gpt2 GGUF file."""
-    from fastformer.model import ModelConfig, rope_inv_freq
+def _weight(f, name, shape, matrix=False):
+    """A float32 array; a weight matrix (matrix=True) in a block format stays quantized, zero-copy."""
+    if name not in f.tensors:
+        raise FormatError(f"{f.path}: missing tensor {name!r}")
+    t = f.tensors[name]
+    if t.shape != tuple(shape):
+        raise FormatError(f"{f.path}: tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
+    if t.type in ("F32", "F16", "BF16", "F64"):
+        a = np.ascontiguousarray(f.get(name))
+        require_finite(a, f"{f.path}: tensor {name!r}")
+        return a
+    if t.type not in QUANT_TYPES:
+        raise UnsupportedError(
+            f"{f.path}: tensor {name!r} has type {t.type}; supported: F32, F16, BF16, {', '.join(QUANT_TYPES)}"
+        )
+    qt = QuantizedTensor.from_bytes(f.raw(name), t.type.lower(), shape)
+    _require_finite_scales(qt, f"{f.path}: tensor {name!r}")
+    return qt if matrix and len(shape) == 2 else qt.dequantize().reshape(shape)
 
-    f = GGUFFile(path)
-    arch = f.field("general.architecture", str)
-    if arch not in GGUF_ARCHITECTURES:
-        raise UnsupportedError(f"{f.path}: architecture {arch!r}; supported: {', '.join(GGUF_ARCHITECTURES)}")
 
-    def n(key, default=None):
-        v = f.field(f"{arch}.{key}", int, default)
-        if v is None or not 1 <= v <= MAX_SIZE:
-            raise FormatError(f"{f.path}: {arch}.{key} must be an integer from 1 to {MAX_SIZE}, got {v!r}")
-        return int(v)
+def _config(f, arch, name, max_context):
+    """ModelConfig from the {name}.* metadata keys the table names, every value checked."""
+
+    def n(field, default=None):
+        key = f"{name}.{GGUF_KEYS[field]}"
+        return check_int(f.field(key, int, default), key, f.path)
 
     def number(key, default, positive=False):
-        v = float(f.field(key, float, default))
-        if not np.isfinite(v) or v < 0 or (positive and v == 0):
-            raise FormatError(f"{f.path}: {key} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
-        return v
+        return check_float(f.field(key, float, default), key, f.path, positive)
+
+    d, layers_n, heads = n("d_model"), n("n_layers"), n("n_heads")
+    kv = n("n_kv_heads", heads)
+    ctx, ff = n("max_context"), n("d_ff")
+    emb = next(s.name for s in arch.gguf_tensors if s.into == ("tok_emb",))
+    vocab = f.tensors[emb].shape[0] if emb in f.tensors else 0
+    if vocab <= 0:
+        raise FormatError(f"{f.path}: missing tensor {emb!r}")
+    if vocab > MAX_SIZE:
+        raise FormatError(f"{f.path}: {emb} has {vocab} rows, at most {MAX_SIZE} are supported")
+    tokens = f.metadata.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, list) and len(tokens) > vocab:
+        raise FormatError(
+            f"{f.path}: tokenizer.ggml.tokens has {len(tokens)} tokens, more than the {vocab} rows of {emb}"
+        )
+    hd_key = f"{name}.{GGUF_KEYS['head_dim']}"
+    names = dict(d_model=f"{name}.embedding_length", n_heads="head_count", n_heads_full=f"{name}.attention.head_count",
+                 n_kv_heads="head_count_kv", head_dim=hd_key, head_dim_given=hd_key in f.metadata)  # fmt: skip
+    if not names["head_dim_given"] and d % heads:
+        raise FormatError(f"{f.path}: {name}.embedding_length {d} is not a multiple of head_count {heads}")
 
     def token_id(key):
         v = f.field(key, int, required=False)
@@ -291,144 +331,63 @@ def model_from_gguf(path, max_context=None):
             raise FormatError(f"{f.path}: {key} {v} must be a token id in [0, {vocab})")
         return None if v is None else int(v)
 
-    def tensor(name, shape, matrix=False):
-        """A float32 array; a weight matrix (matrix=True) in a block format stays quantized, zero-copy."""
-        if name not in f.tensors:
-            raise FormatError(f"{f.path}: missing tensor {name!r}")
-        t = f.tensors[name]
-        if t.shape != tuple(shape):
-            raise FormatError(f"{f.path}: tensor {name!r} has shape {t.shape}, expected {tuple(shape)}")
-        if t.type in ("F32", "F16", "BF16", "F64"):
-            a = np.ascontiguousarray(f.get(name))
-            require_finite(a, f"{f.path}: tensor {name!r}")
-            return a
-        if t.type not in QUANT_TYPES:
-            raise UnsupportedError(
-                f"{f.path}: tensor {name!r} has type {t.type}; supported: F32, F16, BF16, {', '.join(QUANT_TYPES)}"
-            )
-        qt = QuantizedTensor.from_bytes(f.raw(name), t.type.lower(), shape)
-        _require_finite_scales(qt, f"{f.path}: tensor {name!r}")
-        return qt if matrix and len(shape) == 2 else qt.dequantize().reshape(shape)
-
-    def opt(name, shape, matrix=False):
-        return tensor(name, shape, matrix) if name in f.tensors else None
-
-    d, layers_n, heads = n("embedding_length"), n("block_count"), n("attention.head_count")
-    kv = n("attention.head_count_kv", heads)
-    ctx, ff = n("context_length"), n("feed_forward_length")
-    vocab = f.tensors["token_embd.weight"].shape[0] if "token_embd.weight" in f.tensors else 0
-    if vocab <= 0:
-        raise FormatError(f"{f.path}: missing tensor 'token_embd.weight'")
-    if vocab > MAX_SIZE:
-        raise FormatError(f"{f.path}: token_embd.weight has {vocab} rows, at most {MAX_SIZE} are supported")
-    tokens = f.metadata.get("tokenizer.ggml.tokens")
-    if isinstance(tokens, list) and len(tokens) > vocab:
-        raise FormatError(
-            f"{f.path}: tokenizer.ggml.tokens has {len(tokens)} tokens, more than the {vocab} rows of token_embd.weight"
-        )
-    if d % heads:
-        raise FormatError(f"{f.path}: {arch}.embedding_length {d} is not a multiple of head_count {heads}")
-    if heads % kv:
-        raise FormatError(f"{f.path}: {arch}.attention.head_count {heads} is not a multiple of head_count_kv {kv}")
-    hd = n("attention.key_length", d // heads)
-    if arch == "llama" and hd % 2:
-        raise FormatError(f"{f.path}: llama.attention.key_length {hd} must be even for rotary embeddings")
-    for name in f.tensors:  # a layer the metadata does not count would be silently ignored
-        i = name.split(".")[1] if name.startswith("blk.") else ""
-        if i.isdigit() and int(i) >= layers_n:
-            raise FormatError(f"{f.path}: tensor {name!r} belongs to a layer beyond {arch}.block_count {layers_n}")
     eos = token_id("tokenizer.ggml.eos_token_id")
-    common = dict(
+    conf = ModelConfig(
+        architecture=arch.hf_classes[0],
+        arch=arch.name,
         n_layers=layers_n,
         d_model=d,
         n_heads=heads,
         n_kv_heads=kv,
-        head_dim=hd,
+        head_dim=n("head_dim", d // heads),
         d_ff=ff,
         vocab_size=vocab,
         max_context=ctx if max_context is None else min(ctx, max_context),
+        norm_eps=number(f"{name}.{GGUF_EPS_KEY[arch.norm]}", 1e-6 if arch.norm == "rms" else 1e-5),
+        tie_word_embeddings=arch.always_tied,
         bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
         eos_token_ids=[] if eos is None else [eos],
         raw=dict(f.metadata),
     )
-    if arch == "llama":
-        conf = ModelConfig(
-            architecture="LlamaForCausalLM",
-            norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-6),
-            rope_theta=number("llama.rope.freq_base", 10000.0, positive=True),
-            **common,
-        )
-        w = {"tok_emb": tensor("token_embd.weight", (vocab, d), True), "norm_w": tensor("output_norm.weight", (d,))}
-        w["lm_head"] = opt("output.weight", (vocab, d), True)
-        w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
-        layers = []
-        for i in range(layers_n):
-            p = f"blk.{i}."
-            layers.append(
-                {
-                    "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
-                    "wq": tensor(p + "attn_q.weight", (heads * hd, d), True),
-                    "wk": tensor(p + "attn_k.weight", (kv * hd, d), True),
-                    "wv": tensor(p + "attn_v.weight", (kv * hd, d), True),
-                    "wo": tensor(p + "attn_output.weight", (d, heads * hd), True),
-                    "bq": opt(p + "attn_q.bias", (heads * hd,)),
-                    "bk": opt(p + "attn_k.bias", (kv * hd,)),
-                    "bv": opt(p + "attn_v.bias", (kv * hd,)),
-                    "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
-                    "w_gate": tensor(p + "ffn_gate.weight", (ff, d), True),
-                    "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
-                    "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
-                }
-            )
+    if arch.rope != "none":
+        conf.rope_theta = number(f"{name}.{GGUF_KEYS['rope_theta']}", 10000.0, positive=True)
+    check_shapes(conf, f.path, names)
+    return conf, ctx
+
+
+def load(path, max_context=None):
+    """A GGUF file as a Checkpoint: config from its metadata, weights (block formats stay quantized), tokenizer."""
+    f = GGUFFile(path)
+    name = f.field("general.architecture", str)
+    arch = arch_for_gguf(name)
+    if arch is None:
+        raise UnsupportedError(f"{f.path}: architecture {name!r}; supported: {', '.join(GGUF_NAMES)}")
+    conf, ctx = _config(f, arch, name, max_context)
+    check_layer_count(
+        f.tensors, arch.gguf_tensors, conf.n_layers,
+        lambda t: f"{f.path}: tensor {t!r} belongs to a layer beyond {name}.block_count {conf.n_layers}",
+    )  # fmt: skip
+    glob, layers = read_weights(
+        arch.gguf_tensors, conf, ctx, f.tensors.__contains__, lambda t, shape, m: _weight(f, t, shape, m)
+    )
+    if "pos_emb" in glob:
+        glob["pos_emb"] = np.ascontiguousarray(glob["pos_emb"][: conf.max_context])
+    if arch.rope != "none":
         # the q/k shapes checked above bound head_dim: the rotary table is small
         inv = rope_inv_freq(conf)
         if "rope_freqs.weight" in f.tensors:  # llama3-style scaling stored as per-frequency divisors
-            div = tensor("rope_freqs.weight", (hd // 2,))
+            div = _weight(f, "rope_freqs.weight", (conf.head_dim // 2,))
             if not np.all(div > 0):
                 raise FormatError(f"{f.path}: tensor 'rope_freqs.weight' must hold finite values > 0")
             inv = np.ascontiguousarray(inv / div, dtype=np.float32)
-        w["rope_inv_freq"] = inv
-        # llama.cpp's converter permutes q/k rows so pairwise (interleaved) rotation reproduces HF's
-        return conf, w, layers, f, True
-    conf = ModelConfig(
-        architecture="GPT2LMHeadModel",
-        norm_eps=number("gpt2.attention.layer_norm_epsilon", 1e-5),
-        tie_word_embeddings=True,
-        **common,
-    )
-    w = {
-        "tok_emb": tensor("token_embd.weight", (vocab, d), True),
-        "pos_emb": np.ascontiguousarray(tensor("position_embd.weight", (ctx, d))[: conf.max_context]),
-        "norm_w": tensor("output_norm.weight", (d,)),
-        "norm_b": tensor("output_norm.bias", (d,)),
-    }
-    w["lm_head"] = opt("output.weight", (vocab, d), True)
-    w["lm_head"] = w["tok_emb"] if w["lm_head"] is None else w["lm_head"]
-    layers = []
-    for i in range(layers_n):
-        p = f"blk.{i}."
-        qkv, bqkv = tensor(p + "attn_qkv.weight", (3 * d, d)), tensor(p + "attn_qkv.bias", (3 * d,))  # split: float
-        layers.append(
-            {
-                "attn_norm_w": tensor(p + "attn_norm.weight", (d,)),
-                "attn_norm_b": tensor(p + "attn_norm.bias", (d,)),
-                "wq": np.ascontiguousarray(qkv[:d]),
-                "wk": np.ascontiguousarray(qkv[d : 2 * d]),
-                "wv": np.ascontiguousarray(qkv[2 * d :]),
-                "bq": np.ascontiguousarray(bqkv[:d]),
-                "bk": np.ascontiguousarray(bqkv[d : 2 * d]),
-                "bv": np.ascontiguousarray(bqkv[2 * d :]),
-                "wo": tensor(p + "attn_output.weight", (d, d), True),
-                "bo": tensor(p + "attn_output.bias", (d,)),
-                "ffn_norm_w": tensor(p + "ffn_norm.weight", (d,)),
-                "ffn_norm_b": tensor(p + "ffn_norm.bias", (d,)),
-                "w_up": tensor(p + "ffn_up.weight", (ff, d), True),
-                "b_up": tensor(p + "ffn_up.bias", (ff,)),
-                "w_down": tensor(p + "ffn_down.weight", (d, ff), True),
-                "b_down": tensor(p + "ffn_down.bias", (d,)),
-            }
-        )
-    return conf, w, layers, f, False
+        glob["rope_inv_freq"] = inv
+    weights, layers = build(glob, layers, tied=False)  # GGUF: no output.weight means a tied head
+    tok = None
+    if f.metadata.get("tokenizer.ggml.model", "none") not in ("none", "no_vocab"):
+        from fastformer.tokenizer import Tokenizer
+
+        tok = Tokenizer.from_gguf_metadata(f.metadata, source=f.path)
+    return Checkpoint(f.path, "gguf", conf, weights, layers, tok, rope=arch.rope_gguf)
 
 
 # byte range of the float16 scales (d, and dmin where there is one) inside each block

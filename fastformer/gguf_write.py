@@ -1,4 +1,4 @@
-"""Writing a loaded model as a GGUF v3 file that llama.cpp loads (architectures llama and gpt2).
+"""Writing a Checkpoint as a GGUF v3 file that llama.cpp loads (tensor names and keys from fastformer.arch).
 
 Float tensors are written as F32, quantized ones in their own block format. For llama, q/k rows go in the
 pairwise rotary order llama.cpp uses (a model loaded from Hugging Face rotates split halves, so its q/k rows
@@ -12,6 +12,8 @@ import struct
 import numpy as np
 
 from fastformer import ops
+from fastformer.arch import ARCHS, GGUF_EPS_KEY, GGUF_KEYS, arch_for_gguf
+from fastformer.checkpoint import as_dict
 from fastformer.quant import QuantizedTensor
 
 ALIGN = 32
@@ -59,6 +61,14 @@ def _pairwise_index(rows, n_heads):
     return idx.transpose(0, 2, 1).reshape(-1)  # new row (head, i, half)
 
 
+def _fuse(parts):
+    """Tensors whose rows are concatenated into one file tensor: blocks when all share one block format."""
+    if all(isinstance(p, QuantizedTensor) for p in parts) and len({p.qtype for p in parts}) == 1:
+        data = np.concatenate([p.data for p in parts])
+        return QuantizedTensor(data, parts[0].qtype, (data.shape[0], parts[0].shape[1]))
+    return np.concatenate([p.dequantize() if isinstance(p, QuantizedTensor) else p for p in parts])
+
+
 def _tensor_blob(t):
     """(ggml type id, numpy-order shape, bytes)."""
     if isinstance(t, QuantizedTensor):
@@ -67,101 +77,81 @@ def _tensor_blob(t):
     return 0, a.shape, a.tobytes()
 
 
-def gguf_tensors_and_metadata(model):
-    """The metadata dict and ordered {name: tensor} a model is written as."""
-    c, w, layers = model.config, model._loaded["weights"], model._loaded["layers"]
-    interleaved = model._loaded["rope_interleaved"]
-    meta = {"general.name": "fastformer export", "general.alignment": ALIGN, "general.quantization_version": 2}
+def _metadata(c, gguf):
+    """{gguf}.* keys of the config, named by the architecture table."""
+    rope = c.family.rope != "none"
+    fields = ["max_context", "d_model", "d_ff", "n_layers", "n_heads"] + (["n_kv_heads", "head_dim"] if rope else [])
+    meta = {f"{gguf}.{GGUF_KEYS[f]}": getattr(c, f) for f in fields}
+    if rope:
+        meta[f"{gguf}.attention.value_length"] = c.head_dim
+        meta[f"{gguf}.rope.dimension_count"] = c.head_dim
+        meta[f"{gguf}.{GGUF_KEYS['rope_theta']}"] = float(c.rope_theta)
+    meta[f"{gguf}.{GGUF_EPS_KEY[c.family.norm]}"] = float(c.norm_eps)
+    meta[f"{gguf}.vocab_size"] = c.vocab_size
+    return meta
+
+
+def gguf_tensors_and_metadata(ck):
+    """The metadata dict and ordered {name: tensor} a Checkpoint is written as."""
+    c, arch = ck.config, ck.config.family
+    gguf = arch.gguf_name
+    if gguf is None:
+        writable = ", ".join(a.name for a in ARCHS.values() if a.gguf_name)
+        raise ValueError(f"save_gguf: {arch.name} models have no GGUF form here; supported: {writable}")
+    if c.sliding_window:
+        raise ValueError(f"save_gguf: a sliding-window model cannot be written as a {gguf} GGUF file")
+    target = arch_for_gguf(gguf)  # the row whose files these are (a mistral model writes llama's)
+    w = as_dict(ck.weights)
+    layers = [as_dict(lw) for lw in ck.layers]
+    if w["lm_head"] is w["tok_emb"]:
+        w["lm_head"] = None  # tied: no output.weight
+    if target.rope_gguf == "interleaved" and ck.rope == "halves":
+        for lw in layers:  # llama.cpp's converter permutes q/k rows so pairwise rotation reproduces HF's
+            lw["wq"], lw["wk"] = _pairwise(lw["wq"], c.n_heads), _pairwise(lw["wk"], c.n_kv_heads)
+    written = {"rope_inv_freq"}
     tensors = {}
-    if c.architecture == "GPT2LMHeadModel":
-        arch = "gpt2"
-        meta.update(
-            {
-                "gpt2.context_length": c.max_context,
-                "gpt2.embedding_length": c.d_model,
-                "gpt2.feed_forward_length": c.d_ff,
-                "gpt2.block_count": c.n_layers,
-                "gpt2.attention.head_count": c.n_heads,
-                "gpt2.attention.layer_norm_epsilon": float(c.norm_eps),
-                "gpt2.vocab_size": c.vocab_size,
-            }
-        )
-        tensors["token_embd.weight"] = w["tok_emb"]
-        tensors["position_embd.weight"] = w["pos_emb"]
-        tensors["output_norm.weight"], tensors["output_norm.bias"] = w["norm_w"], w["norm_b"]
-        for i, L in enumerate(layers):
-            p = f"blk.{i}."
-            wqkv = [L[k].dequantize() if isinstance(L[k], QuantizedTensor) else L[k] for k in ("wq", "wk", "wv")]
-            tensors[p + "attn_norm.weight"], tensors[p + "attn_norm.bias"] = L["attn_norm_w"], L["attn_norm_b"]
-            tensors[p + "attn_qkv.weight"] = np.concatenate(wqkv)
-            tensors[p + "attn_qkv.bias"] = np.concatenate([L["bq"], L["bk"], L["bv"]])
-            tensors[p + "attn_output.weight"], tensors[p + "attn_output.bias"] = L["wo"], L["bo"]
-            tensors[p + "ffn_norm.weight"], tensors[p + "ffn_norm.bias"] = L["ffn_norm_w"], L["ffn_norm_b"]
-            tensors[p + "ffn_up.weight"], tensors[p + "ffn_up.bias"] = L["w_up"], L["b_up"]
-            tensors[p + "ffn_down.weight"], tensors[p + "ffn_down.bias"] = L["w_down"], L["b_down"]
-    else:
-        if any(L.get(b) is not None for L in layers for b in ("bq", "bk", "bv", "bo", "b_up", "b_down")):
-            raise ValueError("save_gguf: llama GGUF files hold no projection biases (Qwen2 has them)")
-        arch = "llama"
-        meta.update(
-            {
-                "llama.context_length": c.max_context,
-                "llama.embedding_length": c.d_model,
-                "llama.feed_forward_length": c.d_ff,
-                "llama.block_count": c.n_layers,
-                "llama.attention.head_count": c.n_heads,
-                "llama.attention.head_count_kv": c.n_kv_heads,
-                "llama.attention.key_length": c.head_dim,
-                "llama.attention.value_length": c.head_dim,
-                "llama.rope.dimension_count": c.head_dim,
-                "llama.rope.freq_base": float(c.rope_theta),
-                "llama.attention.layer_norm_rms_epsilon": float(c.norm_eps),
-                "llama.vocab_size": c.vocab_size,
-            }
-        )
-        if c.sliding_window:
-            raise ValueError("save_gguf: a sliding-window model cannot be written as a llama GGUF file")
-        tensors["token_embd.weight"] = w["tok_emb"]
-        base = ops.rope_inv_freq(c.head_dim, c.rope_theta)
-        if not np.array_equal(w["rope_inv_freq"], base):  # scaled rope: per-frequency divisors, as llama.cpp reads
-            tensors["rope_freqs.weight"] = (base / w["rope_inv_freq"]).astype(np.float32)
-        tensors["output_norm.weight"] = w["norm_w"]
-        if w["lm_head"] is not w["tok_emb"]:
-            tensors["output.weight"] = w["lm_head"]
-        for i, L in enumerate(layers):
-            p = f"blk.{i}."
-            q, k = L["wq"], L["wk"]
-            if not interleaved:
-                q, k = _pairwise(q, c.n_heads), _pairwise(k, c.n_kv_heads)
-            tensors.update(
-                {
-                    p + "attn_norm.weight": L["attn_norm_w"],
-                    p + "attn_q.weight": q,
-                    p + "attn_k.weight": k,
-                    p + "attn_v.weight": L["wv"],
-                    p + "attn_output.weight": L["wo"],
-                    p + "ffn_norm.weight": L["ffn_norm_w"],
-                    p + "ffn_gate.weight": L["w_gate"],
-                    p + "ffn_up.weight": L["w_up"],
-                    p + "ffn_down.weight": L["w_down"],
-                }
-            )
-    meta = {"general.architecture": arch, **meta}
-    meta.update(_tokenizer_metadata(model))
+
+    def put(s, src, i=None):
+        parts = [src[k] for k in s.into]
+        written.update(s.into)
+        if all(p is None for p in parts):
+            if not s.optional:
+                raise ValueError(f"save_gguf: {', '.join(s.into)} missing for {s.name.format(i=i)}")
+            return
+        tensors[s.name.format(i=i)] = parts[0] if len(parts) == 1 else _fuse(parts)
+
+    for s in target.gguf_tensors:
+        if "{i}" not in s.name:
+            put(s, w)
+            if s.into == ("tok_emb",) and w.get("rope_inv_freq") is not None:
+                base = ops.rope_inv_freq(c.head_dim, c.rope_theta)
+                if not np.array_equal(w["rope_inv_freq"], base):  # scaled rope: per-frequency divisors
+                    tensors["rope_freqs.weight"] = (base / w["rope_inv_freq"]).astype(np.float32)
+    for i, lw in enumerate(layers):
+        for s in target.gguf_tensors:
+            if "{i}" in s.name:
+                put(s, lw, i)
+    for src in [w] + layers:
+        extra = [k for k, v in src.items() if v is not None and k not in written]
+        if extra:
+            raise ValueError(f"save_gguf: {', '.join(extra)} have no place in a {gguf} GGUF file")
+    meta = {"general.architecture": gguf, "general.name": "fastformer export", "general.alignment": ALIGN,
+            "general.quantization_version": 2}  # fmt: skip
+    meta.update(_metadata(c, gguf))
+    meta.update(_tokenizer_metadata(ck.tokenizer))
     return meta, tensors
 
 
-def _tokenizer_metadata(model):
+def _tokenizer_metadata(tok):
     """tokenizer.ggml.* for the model's tokenizer, or a "none" vocabulary when it has none."""
-    tok = model.tokenizer
     if tok is None or not hasattr(tok, "gguf_metadata"):
         return {"tokenizer.ggml.model": "none"}
     return tok.gguf_metadata()
 
 
-def write_gguf(model, path, progress=None):
-    """Write `model` to `path`; progress(i, n) is called after each tensor."""
-    meta, tensors = gguf_tensors_and_metadata(model)
+def write_gguf(ck, path, progress=None):
+    """Write a Checkpoint to `path`; progress(i, n) is called after each tensor."""
+    meta, tensors = gguf_tensors_and_metadata(ck)
     blobs = [(name,) + _tensor_blob(t) for name, t in tensors.items()]
     head = b"GGUF" + struct.pack("<IQQ", 3, len(blobs), len(meta))
     head += b"".join(_kv(k, v) for k, v in meta.items())

@@ -155,3 +155,7 @@ def linear(x, w, bias=None, *, out=None):
         raise ValueError(f"out is only accepted for 2-D x, got x of shape {x.shape}")
     y = _core.linear_q(np.reshape(x, (-1, x.shape[-1])), w.data, tid, w.shape[1], bias)
     return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+
+# block formats Model.load(quantize=...) writes: the ones with a quantizer and a linear kernel
+QUANTIZABLE_AT_LOAD = tuple(q for q in _QUANTIZABLE if q in _LINEAR)

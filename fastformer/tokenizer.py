@@ -128,6 +128,7 @@ class Tokenizer:
         pipeline=None,
         bos_id=None,
         eos_id=None,
+        add_bos=False,
     ):
         # private: use the from_* constructors
         self._bpe = bpe
@@ -142,6 +143,7 @@ class Tokenizer:
         self.pattern = pattern  # the split regex (None if the pre-tokenizer is not one regex)
         self.bos_id = bos_id
         self.eos_id = eos_id
+        self.add_bos = bool(add_bos) and bos_id is not None  # encode_prompt puts bos_id first
         self._spec = None  # the tokenizer.json it was loaded from, if any
         self._ranks = None  # the tiktoken ranks it was built from, if any
 
@@ -284,6 +286,7 @@ class Tokenizer:
         special = {a["content"]: a["id"] for a in added if a.get("special")}
         bpe.specials(np.zeros(0, np.int32))
         bos, eos = hf.bos_eos(spec, config, special)
+        add_bos, template_bos = hf.prompt_bos(spec, config)
         tok = cls(
             bpe,
             decoded,
@@ -291,8 +294,9 @@ class Tokenizer:
             name=name or os.path.basename(os.path.dirname(os.path.abspath(where))) or where,
             pattern=pipeline.pre.pattern,
             pipeline=pipeline,
-            bos_id=bos,
+            bos_id=bos if bos is not None else template_bos,
             eos_id=eos,
+            add_bos=add_bos,
         )
         tok._spec = spec
         return tok
@@ -509,6 +513,14 @@ class Tokenizer:
         [27, 91, 8862, 728, 428, 91, 29]
         """
         return self.encode(text, disallowed_special=())
+
+    def encode_prompt(self, text):
+        """Ids of a prompt: special tokens in `text` are tokens, and bos_id goes first when the tokenizer's
+        configuration asks for it (add_bos) and the text does not already start with it."""
+        ids = self.encode(text, allowed_special="all")
+        if self.add_bos and (not ids or ids[0] != self.bos_id):
+            ids.insert(0, self.bos_id)
+        return ids
 
     def encode_batch(self, texts, *, num_threads=None, allowed_special=frozenset(), disallowed_special="all"):
         """`encode` of every text, in parallel in C on up to `num_threads` threads (default: the pool size).
@@ -763,6 +775,24 @@ class StreamDecoder:
             self._strip = 0 if stripped else self._strip - len(text)
             text = stripped
         return text
+
+
+def utf8_split(data, *, errors="replace"):
+    """Split bytes into (decoded complete characters, trailing bytes of an unfinished character): the one
+    place streams of token bytes become text. Invalid bytes decode per `errors`; only a well-formed but
+    incomplete last character is held back."""
+    for back in range(1, min(4, len(data)) + 1):
+        b = data[-back]
+        if b & 0xC0 != 0x80:  # a lead byte (or ascii): does its sequence run past the end?
+            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+            if need > back:
+                try:
+                    data[-back:].decode("utf-8")
+                except UnicodeDecodeError as e:
+                    if e.reason == "unexpected end of data":
+                        return data[:-back].decode("utf-8", errors=errors), data[-back:]
+            break
+    return data.decode("utf-8", errors=errors), b""
 
 
 def _complete_utf8(buf):

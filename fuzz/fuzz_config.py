@@ -7,7 +7,8 @@ import json
 import numpy as np
 from fuzz_common import LOADER_ERRORS, Input, main
 
-from fastformer.model import parse_config, rope_inv_freq
+from fastformer.checkpoint import rope_inv_freq
+from fastformer.hf import parse_config
 
 KEYS = [
     "architectures",

@@ -5,7 +5,7 @@ UnsupportedError."""
 import numpy as np
 from fuzz_common import LOADER_ERRORS, main, write_scratch
 
-from fastformer.gguf import GGUFFile, model_from_gguf
+from fastformer.gguf import GGUFFile, load
 from fastformer.tokenizer import Tokenizer
 
 
@@ -29,7 +29,7 @@ def test_one_input(data):
             assert isinstance(tok.decode(ids), str)
     if "general.architecture" in f.metadata:
         try:
-            model_from_gguf(path)
+            load(path)
         except LOADER_ERRORS:
             pass
 

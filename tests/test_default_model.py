@@ -48,7 +48,7 @@ def test_default_loads_with_tokenizer(model):
     assert model.tokenizer is not None and model.tokenizer.n_vocab == c.vocab_size
     assert c.architecture == "LlamaForCausalLM" and c.n_kv_heads < c.n_heads
     assert model.tokenizer.decode(model.tokenizer.encode("And God said")) == "And God said"
-    qtypes = {layer["wq"].qtype for layer in model._loaded["layers"]}
+    qtypes = {layer.wq.qtype for layer in model.checkpoint().layers}
     assert qtypes == {"q8_0"}
 
 
@@ -122,7 +122,7 @@ def test_heldout_perplexity_is_sane(model, heldout):
 
 def test_q4_0_close_to_q8_0(model, heldout):
     q4 = fastformer.Model.default(quantize="q4_0")
-    assert {layer["w_up"].qtype for layer in q4._loaded["layers"]} == {"q4_0"}
+    assert {layer.w_up.qtype for layer in q4.checkpoint().layers} == {"q4_0"}
     text = heldout[:8000]
     p8, p4 = model.perplexity(text), q4.perplexity(text)
     assert p4 != p8

@@ -83,7 +83,7 @@ def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
     assert f.tensors["blk.0.attn_output.weight"].type == qtype.upper()
     assert f.tensors["output_norm.weight"].type == "F32"
     mem = Model.load(ckpt, quantize=qtype)
-    up = mem._loaded["layers"][0]["w_up"]
+    up = mem.checkpoint().layers[0].w_up
     assert isinstance(up, QuantizedTensor)
     np.testing.assert_array_equal(f.raw("blk.0.ffn_up.weight"), up.data.reshape(-1))
     got, want = Model.load(out).logits(PROMPT), mem.logits(PROMPT)

@@ -4,6 +4,7 @@ The copy must change nothing but speed: logits, generations and written GGUF fil
 zero-copy model, for float32 matrices, r16-repacked q8_0/q4_0, the other quantized layouts and tied heads.
 """
 
+import dataclasses
 import mmap
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 import fastformer
 from fastformer import Model, QuantizedTensor, _core
+from fastformer.checkpoint import LayerWeights, Weights, as_dict
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -28,6 +30,11 @@ PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56
 def ckpts(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("hp"))
     return {case: make_checkpoint(root, case)[0] for case in ("llama-gqa", "llama-mha-tied", "gpt2")}
+
+
+def _with(ck, weights, layers):
+    """The checkpoint with other weights (dicts of the Weights / LayerWeights fields)."""
+    return dataclasses.replace(ck, weights=Weights(**weights), layers=[LayerWeights(**lw) for lw in layers])
 
 
 def _mapping_flags(addr):
@@ -70,7 +77,8 @@ def test_float_matrices_move_into_the_arena(ckpts, case):
 
     # gpt2's Conv1D matrices are stored transposed (copied at load anyway): its tied head is zero-copy
     def pick(m):
-        return m._loaded["weights"]["lm_head"] if case == "gpt2" else m._loaded["layers"][0]["wq"]
+        ck = m.checkpoint()
+        return ck.weights.lm_head if case == "gpt2" else ck.layers[0].wq
 
     # zero-copy: the file mapping itself; copied: an anonymous, writable arena
     assert _file_backed(pick(plain))
@@ -84,14 +92,15 @@ def test_float_matrices_move_into_the_arena(ckpts, case):
 
 def test_tied_head_is_one_copy(ckpts):
     m = Model.load(ckpts["llama-mha-tied"], hugepages=True)
-    w = m._loaded["weights"]
+    w = as_dict(m.checkpoint().weights)
     assert w["tok_emb"] is w["lm_head"] and not _file_backed(w["lm_head"])
 
 
 def test_other_quantized_layouts(ckpts):
     """q8_0 with rows not a multiple of 16 (no r16 repack) is copied as it is; r16 beside it."""
     base = Model.load(ckpts["llama-gqa"], hugepages=False)
-    w, layers = base._loaded["weights"], base._loaded["layers"]
+    ck = base.checkpoint()
+    w, layers = as_dict(ck.weights), [as_dict(lw) for lw in ck.layers]
 
     def build(hugepages):
         ww = dict(w, lm_head=fastformer.quantize(w["lm_head"], "q8_0"))
@@ -101,7 +110,9 @@ def test_other_quantized_layouts(ckpts):
             lw["w_up"] = fastformer.quantize(lw["w_up"], "q8_0")  # 88 rows: no r16 repack
             lw["wq"] = fastformer.quantize(lw["wq"], "q4_0")
             ls.append(lw)
-        return Model(base.config, ww, ls, hugepages=hugepages), ww, ls
+        m = Model(_with(ck, ww, ls), hugepages=hugepages)
+        # what the model runs on: the copies, as QuantizedTensor objects over the arena
+        return m, as_dict(m.checkpoint().weights), [as_dict(lw) for lw in m.checkpoint().layers]
 
     plain, _, _ = build(False)
     huge, ww, ls = build(True)
@@ -109,7 +120,7 @@ def test_other_quantized_layouts(ckpts):
     np.testing.assert_array_equal(huge.logits(PROMPT), plain.logits(PROMPT))
     # the dicts now hold the copies, as QuantizedTensor objects over the arena
     assert isinstance(ls[0]["w_up"], fastformer.QuantizedTensor) and ls[0]["w_up"].data.flags.writeable
-    np.testing.assert_array_equal(ls[0]["w_up"].dequantize(), plain._loaded["layers"][0]["w_up"].dequantize())
+    np.testing.assert_array_equal(ls[0]["w_up"].dequantize(), plain.checkpoint().layers[0].w_up.dequantize())
 
 
 def test_k_quant_layouts(tmp_path):
@@ -129,7 +140,7 @@ def test_k_quant_layouts(tmp_path):
         for p in hf.parameters():
             p.copy_(p + 0.3 if p.ndim == 1 else torch.randn(p.shape) * 0.08)
     hf.save_pretrained(tmp_path / "k")
-    base = Model.load(tmp_path / "k", hugepages=False)
+    base = Model.load(tmp_path / "k", hugepages=False).checkpoint()
 
     def build(hugepages):
         rng = np.random.default_rng(5)  # the same random blocks for both builds
@@ -139,9 +150,9 @@ def test_k_quant_layouts(tmp_path):
                 wq=QuantizedTensor.from_bytes(_random_blocks(rng, "q4_k", 256, 256), "q4_k", (256, 256)),
                 w_down=QuantizedTensor.from_bytes(_random_blocks(rng, "q6_k", 256, 256), "q6_k", (256, 256)),
             )
-            for lw in base._loaded["layers"]
+            for lw in map(as_dict, base.layers)
         ]
-        return Model(base.config, dict(base._loaded["weights"]), ls, hugepages=hugepages)
+        return Model(_with(base, as_dict(base.weights), ls), hugepages=hugepages)
 
     ids = [3, 9, 27, 50, 1, 0, 63]
     np.testing.assert_array_equal(build(True).logits(ids), build(False).logits(ids))
@@ -171,9 +182,8 @@ def test_large_kv_cache_in_huge_pages(ckpts):
     dims = dict(outs[0]._core.dims, max_ctx=8192)
     logits = []
     for m in outs:
-        core = _core.ModelCore(
-            dims, dict(m._loaded["weights"]), [dict(lw) for lw in m._loaded["layers"]], m._core.hugepages
-        )
+        ck = m.checkpoint()
+        core = _core.ModelCore(dims, as_dict(ck.weights), [as_dict(lw) for lw in ck.layers], m._core.hugepages)
         s = _core.Session(core, 8192, 32)
         logits.append(np.vstack([s.forward(PROMPT[:10], True), s.forward(PROMPT[10:], True)]))
     np.testing.assert_array_equal(logits[0], logits[1])

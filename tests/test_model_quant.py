@@ -1,10 +1,13 @@
 """Quantized models: quantize-at-load and llama.cpp's own Q8_0 GGUF files give the logits of an fp32 run
 over the dequantized weights, within the error that 8-bit activations explain."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fastformer import Model
+from fastformer.checkpoint import LayerWeights, Weights, as_dict
 from fastformer.quant import QuantizedTensor
 
 torch = pytest.importorskip("torch")
@@ -52,16 +55,21 @@ def ckpt(tmp_path_factory):
     return _save_llama(tmp_path_factory, "q", 128, 256, perturb)
 
 
+def _with(ck, weights, layers):
+    """The checkpoint with other weights (dicts of the Weights / LayerWeights fields)."""
+    return dataclasses.replace(ck, weights=Weights(**weights), layers=[LayerWeights(**lw) for lw in layers])
+
+
 def dequantized_twin(model):
     """An fp32 Model whose weight matrices are `model`'s quantized ones, dequantized."""
-    core = model._loaded
+    ck = model.checkpoint()
 
     def deq(a):
         return a.dequantize() if isinstance(a, QuantizedTensor) else a
 
-    weights = {k: deq(v) for k, v in core["weights"].items()}
-    layers = [{k: deq(v) for k, v in layer.items()} for layer in core["layers"]]
-    return Model(model.config, weights, layers, rope_interleaved=core["rope_interleaved"])
+    weights = Weights(**{k: deq(v) for k, v in as_dict(ck.weights).items()})
+    layers = [LayerWeights(**{k: deq(v) for k, v in as_dict(layer).items()}) for layer in ck.layers]
+    return Model(dataclasses.replace(ck, weights=weights, layers=layers))
 
 
 def assert_activation_error(got, want):
@@ -77,9 +85,9 @@ def assert_activation_error(got, want):
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
 def test_quantize_at_load(ckpt, qtype):
     model = Model.load(ckpt, quantize=qtype)
-    layer = model._loaded["layers"][0]
+    layer = as_dict(model.checkpoint().layers[0])
     assert isinstance(layer["wq"], QuantizedTensor) and layer["wq"].qtype == qtype
-    assert isinstance(model._loaded["weights"]["lm_head"], QuantizedTensor)
+    assert isinstance(model.checkpoint().weights.lm_head, QuantizedTensor)
     assert isinstance(layer["attn_norm_w"], np.ndarray)  # norms stay float
     got = model.logits(PROMPT)
     assert_activation_error(got, dequantized_twin(model).logits(PROMPT))
@@ -92,7 +100,7 @@ def test_quantize_at_load(ckpt, qtype):
 def test_llama_cpp_q8_0_gguf(ckpt):
     out = convert(ckpt, "q8_0", ckpt + "-q8_0.gguf")
     model = Model.load(out)
-    wq = model._loaded["layers"][0]["wq"]
+    wq = model.checkpoint().layers[0].wq
     assert isinstance(wq, QuantizedTensor) and wq.qtype == "q8_0"
     assert_activation_error(model.logits(PROMPT), dequantized_twin(model).logits(PROMPT))
     full = Model.load(ckpt).logits(PROMPT)
@@ -122,8 +130,8 @@ def test_llama_cpp_quantized_files_match_llama_cpp(ckpt256, qtype, need):
     params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
     assert llama_cpp.llama_model_quantize(f16.encode(), out.encode(), params) == 0
     model = Model.load(out)
-    weights = model._loaded["weights"]
-    assert model._loaded["layers"][0]["wq"].qtype == qtype
+    weights = as_dict(model.checkpoint().weights)
+    assert model.checkpoint().layers[0].wq.qtype == qtype
     assert weights["lm_head"].qtype == ("q6_k" if qtype == "q4_0" else "q8_0")  # llama.cpp's choice for output
     llm = llama_cpp.Llama(model_path=out, n_ctx=64, n_threads=1, logits_all=True, verbose=False)
     llm.eval(PROMPT)
@@ -146,28 +154,29 @@ def test_block_format_embedding_table_stays_quantized(ckpt, tmp_path, qtype, tie
     import fastformer
 
     base = Model.load(ckpt, quantize="q8_0", hugepages=False)
-    w, layers = base._loaded["weights"], base._loaded["layers"]
+    ck = base.checkpoint()
+    w, layers = as_dict(ck.weights), [as_dict(lw) for lw in ck.layers]
     table = fastformer.quantize(w["tok_emb"], qtype)
 
     def build(emb):
         ww = dict(w, tok_emb=emb)
         if tied:
             ww["lm_head"] = emb
-        return Model(base.config, ww, [dict(lw) for lw in layers])
+        return Model(_with(ck, ww, layers))
 
     quantized, floats = build(table), build(table.dequantize())
     if tied:  # the float twin's head must be the same blocks, not the float table
-        floats = Model(base.config, dict(w, tok_emb=table.dequantize(), lm_head=table), [dict(lw) for lw in layers])
+        floats = Model(_with(ck, dict(w, tok_emb=table.dequantize(), lm_head=table), layers))
     np.testing.assert_array_equal(quantized.logits(PROMPT), floats.logits(PROMPT))
 
     path = tmp_path / "emb.gguf"
     quantized.save_gguf(path)
     again = Model.load(path)
-    emb = again._loaded["weights"]["tok_emb"]
+    emb = again.checkpoint().weights.tok_emb
     assert isinstance(emb, QuantizedTensor) and emb.qtype == qtype
-    assert (again._loaded["weights"]["lm_head"] is emb) == tied
+    assert (again.checkpoint().weights.lm_head is emb) == tied
     # a GGUF llama holds q/k in the pairwise rope order, so compare with the float table's file
     floats.save_gguf(tmp_path / "floats.gguf")
     float_file = Model.load(tmp_path / "floats.gguf")
-    assert isinstance(float_file._loaded["weights"]["tok_emb"], np.ndarray)
+    assert isinstance(float_file.checkpoint().weights.tok_emb, np.ndarray)
     np.testing.assert_array_equal(again.logits(PROMPT), float_file.logits(PROMPT))

@@ -1,0 +1,248 @@
+"""The architecture table: what differs between the model families fastformer runs, as data.
+
+One `Arch` row per family: the Hugging Face class names and config keys it reads, the tensor names of its
+HF checkpoints and of its GGUF files (one template per internal weight, `{i}` for the layer), its GGUF
+metadata prefix, and the switches the C forward pass takes by name (norm kind, activation kind, rope order).
+The loaders (`fastformer.hf`, `fastformer.gguf`), the GGUF writer and `Model` read these rows; none of them
+branches on a family's name. Adding a family that differs from Llama only in names is one row here.
+
+>>> ARCHS["gpt2"].norm, ARCHS["llama"].act
+('layer', 'silu')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Src:
+    """One tensor of a checkpoint file and the internal weights it fills.
+
+    `into` holds one internal name, or several for a fused tensor whose rows are split in order (q, k, v;
+    gate, up); `transpose` marks HF Conv1D tensors stored (in, out); an `optional` tensor may be absent.
+    """
+
+    into: tuple[str, ...]
+    name: str  # file tensor name; "{i}" is the layer index
+    optional: bool = False
+    transpose: bool = False
+
+
+def src(into: str, name: str, *, optional: bool = False, transpose: bool = False) -> Src:
+    """A Src from a space-separated list of internal names."""
+    return Src(tuple(into.split()), name, optional, transpose)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One model family (a row of the table)."""
+
+    name: str  # internal name, used in messages and as the GGUF architecture it writes
+    hf_classes: tuple[str, ...]  # config.json "architectures" entries
+    hf_model_types: tuple[str, ...]  # config.json "model_type" values
+    gguf_name: str | None  # the GGUF general.architecture of its files (None: no GGUF form); the first row reads
+    norm: str  # "rms" | "layer": the C norm kind
+    act: str  # "silu" | "gelu_tanh": the C activation kind (gated when the layers have w_gate)
+    rope_gguf: str  # q/k row order of its GGUF files: "interleaved" (llama.cpp permutes), "halves", "none"
+    hf_config: dict[str, tuple[str, object]]  # ModelConfig field -> (config.json key, default; REQUIRED = none)
+    hf_act: tuple[str, str, tuple[str, ...]]  # (config key, default, accepted values)
+    hf_tensors: tuple[Src, ...]  # HF tensor names; "lm_head" optional means tied when absent
+    gguf_tensors: tuple[Src, ...]  # GGUF tensor names
+    hf_forbidden: tuple[str, ...] = ()  # HF tensors whose presence means an unsupported variant
+    hf_prefixes: tuple[str, ...] = ("",)  # prefixes HF names may carry (the first that matches is used)
+    sliding_window: bool = False  # reads config.json sliding_window
+    always_tied: bool = False  # the head is the embedding table whatever the config says
+    notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
+
+    @property
+    def rope(self) -> str:
+        """q/k row order of HF checkpoints: split halves, or none for learned positions."""
+        return "none" if self.rope_gguf == "none" else "halves"
+
+
+REQUIRED = object()  # marks a config key without a default
+
+# ---- config.json keys ----
+
+_HF_LLAMA_CONFIG = {
+    "n_layers": ("num_hidden_layers", REQUIRED),
+    "d_model": ("hidden_size", REQUIRED),
+    "n_heads": ("num_attention_heads", REQUIRED),
+    "n_kv_heads": ("num_key_value_heads", None),  # None: as n_heads
+    "head_dim": ("head_dim", None),  # None: d_model / n_heads
+    "d_ff": ("intermediate_size", REQUIRED),
+    "max_context": ("max_position_embeddings", REQUIRED),
+    "norm_eps": ("rms_norm_eps", 1e-6),
+    "vocab_size": ("vocab_size", REQUIRED),
+}
+_HF_GPT2_CONFIG = {
+    "n_layers": ("n_layer", REQUIRED),
+    "d_model": ("n_embd", REQUIRED),
+    "n_heads": ("n_head", REQUIRED),
+    "n_kv_heads": ("", None),
+    "head_dim": ("", None),
+    "d_ff": ("n_inner", None),  # None: 4 * d_model
+    "max_context": ("n_positions", REQUIRED),
+    "norm_eps": ("layer_norm_epsilon", 1e-5),
+    "vocab_size": ("vocab_size", REQUIRED),
+}
+
+# ---- tensor names ----
+
+_HF_LLAMA = (
+    src("tok_emb", "model.embed_tokens.weight"),
+    src("norm_w", "model.norm.weight"),
+    src("lm_head", "lm_head.weight", optional=True),
+    src("attn_norm_w", "model.layers.{i}.input_layernorm.weight"),
+    src("wq", "model.layers.{i}.self_attn.q_proj.weight"),
+    src("wk", "model.layers.{i}.self_attn.k_proj.weight"),
+    src("wv", "model.layers.{i}.self_attn.v_proj.weight"),
+    src("wo", "model.layers.{i}.self_attn.o_proj.weight"),
+    src("bq", "model.layers.{i}.self_attn.q_proj.bias", optional=True),
+    src("bk", "model.layers.{i}.self_attn.k_proj.bias", optional=True),
+    src("bv", "model.layers.{i}.self_attn.v_proj.bias", optional=True),
+    src("bo", "model.layers.{i}.self_attn.o_proj.bias", optional=True),
+    src("ffn_norm_w", "model.layers.{i}.post_attention_layernorm.weight"),
+    src("w_gate", "model.layers.{i}.mlp.gate_proj.weight"),
+    src("w_up", "model.layers.{i}.mlp.up_proj.weight"),
+    src("w_down", "model.layers.{i}.mlp.down_proj.weight"),
+    src("b_up", "model.layers.{i}.mlp.up_proj.bias", optional=True),
+    src("b_down", "model.layers.{i}.mlp.down_proj.bias", optional=True),
+)
+_HF_GPT2 = (
+    src("tok_emb", "wte.weight"),
+    src("pos_emb", "wpe.weight"),
+    src("norm_w", "ln_f.weight"),
+    src("norm_b", "ln_f.bias"),
+    src("attn_norm_w", "h.{i}.ln_1.weight"),
+    src("attn_norm_b", "h.{i}.ln_1.bias"),
+    src("wq wk wv", "h.{i}.attn.c_attn.weight", transpose=True),
+    src("bq bk bv", "h.{i}.attn.c_attn.bias"),
+    src("wo", "h.{i}.attn.c_proj.weight", transpose=True),
+    src("bo", "h.{i}.attn.c_proj.bias"),
+    src("ffn_norm_w", "h.{i}.ln_2.weight"),
+    src("ffn_norm_b", "h.{i}.ln_2.bias"),
+    src("w_up", "h.{i}.mlp.c_fc.weight", transpose=True),
+    src("b_up", "h.{i}.mlp.c_fc.bias"),
+    src("w_down", "h.{i}.mlp.c_proj.weight", transpose=True),
+    src("b_down", "h.{i}.mlp.c_proj.bias"),
+)
+# GGUF names are llama.cpp's, shared by every family; a family lists the ones its files hold
+_GGUF_LLAMA = (
+    src("tok_emb", "token_embd.weight"),
+    src("norm_w", "output_norm.weight"),
+    src("lm_head", "output.weight", optional=True),
+    src("attn_norm_w", "blk.{i}.attn_norm.weight"),
+    src("wq", "blk.{i}.attn_q.weight"),
+    src("wk", "blk.{i}.attn_k.weight"),
+    src("wv", "blk.{i}.attn_v.weight"),
+    src("wo", "blk.{i}.attn_output.weight"),
+    src("bq", "blk.{i}.attn_q.bias", optional=True),
+    src("bk", "blk.{i}.attn_k.bias", optional=True),
+    src("bv", "blk.{i}.attn_v.bias", optional=True),
+    src("ffn_norm_w", "blk.{i}.ffn_norm.weight"),
+    src("w_gate", "blk.{i}.ffn_gate.weight"),
+    src("w_up", "blk.{i}.ffn_up.weight"),
+    src("w_down", "blk.{i}.ffn_down.weight"),
+)
+_GGUF_GPT2 = (
+    src("tok_emb", "token_embd.weight"),
+    src("pos_emb", "position_embd.weight"),
+    src("norm_w", "output_norm.weight"),
+    src("norm_b", "output_norm.bias"),
+    src("lm_head", "output.weight", optional=True),
+    src("attn_norm_w", "blk.{i}.attn_norm.weight"),
+    src("attn_norm_b", "blk.{i}.attn_norm.bias"),
+    src("wq wk wv", "blk.{i}.attn_qkv.weight"),
+    src("bq bk bv", "blk.{i}.attn_qkv.bias"),
+    src("wo", "blk.{i}.attn_output.weight"),
+    src("bo", "blk.{i}.attn_output.bias"),
+    src("ffn_norm_w", "blk.{i}.ffn_norm.weight"),
+    src("ffn_norm_b", "blk.{i}.ffn_norm.bias"),
+    src("w_up", "blk.{i}.ffn_up.weight"),
+    src("b_up", "blk.{i}.ffn_up.bias"),
+    src("w_down", "blk.{i}.ffn_down.weight"),
+    src("b_down", "blk.{i}.ffn_down.bias"),
+)
+
+_LLAMA = dict(
+    norm="rms",
+    act="silu",
+    hf_config=_HF_LLAMA_CONFIG,
+    hf_act=("hidden_act", "silu", ("silu",)),
+    hf_tensors=_HF_LLAMA,
+    gguf_tensors=_GGUF_LLAMA,
+    hf_forbidden=("model.layers.{i}.mlp.gate_proj.bias",),
+)
+
+ARCHS: dict[str, Arch] = {
+    a.name: a
+    for a in (
+        Arch("llama", ("LlamaForCausalLM",), ("llama",), "llama", rope_gguf="interleaved", **_LLAMA),
+        Arch(
+            "mistral",
+            ("MistralForCausalLM",),
+            ("mistral",),
+            "llama",
+            rope_gguf="interleaved",
+            sliding_window=True,
+            **_LLAMA,
+        ),
+        Arch(
+            "qwen2",
+            ("Qwen2ForCausalLM",),
+            ("qwen2",),
+            None,
+            rope_gguf="halves",
+            notes={"use_sliding_window": "Qwen2 use_sliding_window is not supported"},
+            **_LLAMA,
+        ),
+        Arch(
+            "gpt2",
+            ("GPT2LMHeadModel",),
+            ("gpt2",),
+            "gpt2",
+            norm="layer",
+            act="gelu_tanh",
+            rope_gguf="none",
+            hf_config=_HF_GPT2_CONFIG,
+            hf_act=("activation_function", "gelu_new", ("gelu_new", "gelu_pytorch_tanh")),
+            hf_tensors=_HF_GPT2,
+            gguf_tensors=_GGUF_GPT2,
+            hf_prefixes=("transformer.", ""),
+            always_tied=True,
+        ),
+    )
+}
+
+# GGUF metadata keys under "{arch}.": ModelConfig field -> key (the norm epsilon's key depends on the norm kind)
+GGUF_KEYS = {
+    "n_layers": "block_count",
+    "d_model": "embedding_length",
+    "n_heads": "attention.head_count",
+    "n_kv_heads": "attention.head_count_kv",
+    "head_dim": "attention.key_length",
+    "d_ff": "feed_forward_length",
+    "max_context": "context_length",
+    "rope_theta": "rope.freq_base",
+}
+GGUF_EPS_KEY = {"rms": "attention.layer_norm_rms_epsilon", "layer": "attention.layer_norm_epsilon"}
+
+HF_CLASSES = tuple(c for a in ARCHS.values() for c in a.hf_classes)
+GGUF_NAMES = tuple(dict.fromkeys(a.gguf_name for a in ARCHS.values() if a.gguf_name))
+
+
+def arch_for_hf(cfg: dict) -> Arch | None:
+    """The row for a config.json: the first supported "architectures" entry, else its model_type."""
+    for cls in cfg.get("architectures") or []:
+        for a in ARCHS.values():
+            if cls in a.hf_classes:
+                return a
+    model_type = cfg.get("model_type")
+    return next((a for a in ARCHS.values() if model_type in a.hf_model_types), None)
+
+
+def arch_for_gguf(name: str) -> Arch | None:
+    """The row that reads GGUF files of general.architecture `name` (the first row naming it)."""
+    return next((a for a in ARCHS.values() if a.gguf_name == name), None)

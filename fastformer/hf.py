@@ -1,0 +1,246 @@
+"""Hugging Face model directories: config.json -> ModelConfig, (sharded) safetensors -> a Checkpoint.
+
+Which keys and tensor names a family uses comes from its row in `fastformer.arch`; this module only knows the
+directory layout and the safetensors index.
+
+>>> ck = load("path/to/hf-model")          # doctest: +SKIP
+>>> ck.config.architecture                 # doctest: +SKIP
+'LlamaForCausalLM'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+
+from fastformer.arch import HF_CLASSES, REQUIRED, arch_for_hf
+from fastformer.checkpoint import (
+    Checkpoint,
+    ModelConfig,
+    build,
+    check_float,
+    check_int,
+    check_layer_count,
+    check_shapes,
+    read_weights,
+    rope_inv_freq,
+    unsupported_flags,
+)
+from fastformer.errors import FormatError, UnsupportedError, require_finite
+from fastformer.safetensors import SafetensorsFile
+
+ROPE_SCALINGS = ("llama3", "linear")
+
+
+def _token_id(v, key, path, vocab):
+    """A bos/eos id: an int, or None. transformers writes GPT-2's defaults (50256) into configs of smaller
+    vocabularies, so an id outside the vocabulary is dropped with a warning instead of failing the load."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FormatError(f"{path}: {key} must be an integer token id, got {v!r}")
+    if not 0 <= v < vocab:
+        warnings.warn(f"{path}: {key} {v} is outside the vocabulary [0, {vocab}); ignoring it", stacklevel=4)
+        return None
+    return v
+
+
+def _rope_scaling(scaling, path):
+    """The rope_scaling dict checked: None, or a copy with rope_type and finite positive factors."""
+    if not isinstance(scaling, dict):
+        raise FormatError(f"{path}: rope_scaling must be an object, got {scaling!r}")
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind not in ROPE_SCALINGS + ("default",):
+        raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: {', '.join(ROPE_SCALINGS)}")
+    if kind == "default":
+        return None
+    keys = ["factor"] + (
+        ["low_freq_factor", "high_freq_factor", "original_max_position_embeddings"] if kind == "llama3" else []
+    )
+    for key in keys:
+        check_float(scaling.get(key), key, f"{path}: rope_scaling", positive=True)
+    if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise FormatError(f"{path}: rope_scaling high_freq_factor must exceed low_freq_factor")
+    return dict(scaling, rope_type=kind)
+
+
+def parse_config(cfg: dict, path: str = "config.json", max_context: int | None = None) -> ModelConfig:
+    """ModelConfig from a config.json dict; FormatError for bad fields, UnsupportedError for other models."""
+    archs = cfg.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise FormatError(f"{path}: architectures must be a list of strings, got {archs!r}")
+    arch = arch_for_hf(cfg)
+    if arch is None:
+        raise UnsupportedError(
+            f"{path}: architecture {archs or cfg.get('model_type')!r} is not supported; "
+            f"supported: {', '.join(HF_CLASSES)}"
+        )
+    keys = {f: k for f, (k, _) in arch.hf_config.items()}
+
+    def field(name, default_of=None):
+        key, default = arch.hf_config[name]
+        v = cfg.get(key) if key else None
+        if v is None and default is not REQUIRED:
+            return default_of() if default is None else default
+        return v
+
+    d = check_int(field("d_model"), keys["d_model"], path)
+    n_heads = check_int(field("n_heads"), keys["n_heads"], path)
+    n_kv = check_int(field("n_kv_heads", lambda: n_heads), keys["n_kv_heads"], path)
+    head_dim_given = keys["head_dim"] and cfg.get(keys["head_dim"]) is not None
+    names = dict(keys, n_heads_full=keys["n_heads"], head_dim_given=head_dim_given)
+    if not head_dim_given and d % n_heads:
+        raise FormatError(f"{path}: {keys['d_model']} {d} is not a multiple of {keys['n_heads']} {n_heads}")
+    head_dim = check_int(field("head_dim", lambda: d // n_heads), keys["head_dim"] or "head_dim", path)
+    act_key, act_default, acts = arch.hf_act
+    if cfg.get(act_key, act_default) not in acts:
+        raise UnsupportedError(f"{path}: {act_key} {cfg[act_key]!r}; supported: {', '.join(acts)}")
+    unsupported_flags(arch, cfg, path)
+    conf = ModelConfig(
+        architecture=next((a for a in archs if a in arch.hf_classes), arch.hf_classes[0]),
+        arch=arch.name,
+        n_layers=check_int(field("n_layers"), keys["n_layers"], path),
+        d_model=d,
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        head_dim=head_dim,
+        d_ff=check_int(field("d_ff", lambda: 4 * d), keys["d_ff"], path),
+        vocab_size=check_int(field("vocab_size"), keys["vocab_size"], path),
+        max_context=check_int(field("max_context"), keys["max_context"], path),
+        norm_eps=check_float(field("norm_eps"), keys["norm_eps"], path),
+        tie_word_embeddings=arch.always_tied or bool(cfg.get("tie_word_embeddings", False)),
+        raw=cfg,
+    )
+    check_shapes(conf, path, names)
+    if arch.rope != "none":
+        rope = cfg.get("rope_parameters") or {}
+        if not isinstance(rope, dict):
+            raise FormatError(f"{path}: rope_parameters must be an object, got {rope!r}")
+        scaling = cfg.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
+        src = rope if "rope_theta" in rope else cfg
+        conf.rope_theta = check_float(src.get("rope_theta", 10000.0), "rope_theta", path, positive=True)
+        conf.rope_scaling = None if scaling is None else _rope_scaling(scaling, path)
+    if arch.sliding_window:
+        window = cfg.get("sliding_window")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+            raise FormatError(f"{path}: sliding_window must be null or an integer >= 0, got {window!r}")
+        conf.sliding_window = int(window or 0)
+    eos = cfg.get("eos_token_id")
+    eos = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
+    conf.eos_token_ids = [
+        e for e in (_token_id(e, "eos_token_id", path, conf.vocab_size) for e in eos) if e is not None
+    ]
+    conf.bos_token_id = _token_id(cfg.get("bos_token_id"), "bos_token_id", path, conf.vocab_size)
+    if max_context is not None:
+        if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 1:
+            raise ValueError(f"max_context must be a positive int, got {max_context!r}")
+        conf.max_context = min(conf.max_context, max_context)
+    return conf
+
+
+class Tensors:
+    """Tensors of a (possibly sharded) safetensors checkpoint by name."""
+
+    def __init__(self, path: str):
+        index = os.path.join(path, "model.safetensors.index.json")
+        single = os.path.join(path, "model.safetensors")
+        self.files, self.where = {}, {}
+        if os.path.exists(index):
+            try:
+                weight_map = json.load(open(index, encoding="utf-8"))["weight_map"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise FormatError(f"{index}: not a valid safetensors index ({e})") from None
+            for name, fname in weight_map.items():
+                full = os.path.join(path, fname)
+                if os.path.dirname(os.path.abspath(full)) != os.path.abspath(path):
+                    raise FormatError(f"{index}: shard {fname!r} is outside the model directory")
+                if full not in self.files:
+                    if not os.path.exists(full):
+                        raise FileNotFoundError(f"{index}: shard {fname!r} does not exist")
+                    self.files[full] = SafetensorsFile(full)
+                if name not in self.files[full]:
+                    raise FormatError(f"{full}: tensor {name!r} listed in the index is missing")
+                self.where[name] = self.files[full]
+        elif os.path.exists(single):
+            f = SafetensorsFile(single)
+            self.files[single] = f
+            self.where = {name: f for name in f.keys()}
+        else:
+            raise FileNotFoundError(f"{path}: no model.safetensors or model.safetensors.index.json")
+
+    def has(self, name: str) -> bool:
+        return name in self.where
+
+    def get(self, name: str, shape=None, matrix: bool = False) -> np.ndarray:
+        """A float32 tensor of `shape`, checked finite (safetensors has no block formats: `matrix` is unused)."""
+        if name not in self.where:
+            raise FormatError(f"{self.describe()}: missing tensor {name!r}")
+        f = self.where[name]
+        a = f.get(name)
+        if a.dtype != np.float32:
+            raise FormatError(f"{f.path}: tensor {name!r} has integer dtype {f.dtype(name)}, expected a float type")
+        if shape is not None and a.shape != tuple(shape):
+            raise FormatError(f"{f.path}: tensor {name!r} has shape {a.shape}, expected {tuple(shape)}")
+        require_finite(a, f"{f.path}: tensor {name!r}")
+        return np.ascontiguousarray(a)
+
+    def describe(self) -> str:
+        return ", ".join(sorted(self.files)) or "checkpoint"
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON: {e}") from None
+
+
+def load(path: str, max_context: int | None = None) -> Checkpoint:
+    """A Hugging Face model directory (config.json, safetensors, tokenizer files if present) as a Checkpoint."""
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{cfg_path}: missing (a model directory needs config.json)")
+    raw = _read_json(cfg_path)
+    if not isinstance(raw, dict):
+        raise FormatError(f"{cfg_path}: must hold a JSON object")
+    conf = parse_config(raw, cfg_path, max_context)
+    arch = conf.family
+    T = Tensors(path)
+    # names may carry a prefix ("transformer." in some GPT-2 files): the first that finds the embeddings
+    first = arch.hf_tensors[0].name
+    prefix = next((p for p in arch.hf_prefixes if T.has(p + first)), arch.hf_prefixes[-1])
+    check_layer_count(
+        [n[len(prefix) :] for n in T.where if n.startswith(prefix)],
+        arch.hf_tensors,
+        conf.n_layers,
+        lambda n: (
+            f"{T.where[prefix + n].path}: tensor {prefix + n!r} belongs to a layer beyond "
+            f"{arch.hf_config['n_layers'][0]} {conf.n_layers}"
+        ),
+    )
+    for i in range(conf.n_layers):
+        for name in arch.hf_forbidden:
+            if T.has(prefix + name.format(i=i)):
+                raise UnsupportedError(f"{T.describe()}: tensor {name.format(i=i)!r} is not supported")
+    srcs = tuple(s for s in arch.hf_tensors if not (s.into == ("lm_head",) and conf.tie_word_embeddings))
+    context = raw.get(arch.hf_config["max_context"][0])
+    glob, layers = read_weights(
+        srcs, conf, context, lambda n: T.has(prefix + n), lambda n, shape, m: T.get(prefix + n, shape, m)
+    )
+    if "pos_emb" in glob:
+        glob["pos_emb"] = np.ascontiguousarray(glob["pos_emb"][: conf.max_context])
+    if arch.rope != "none":  # after the q/k shapes have bounded head_dim
+        glob["rope_inv_freq"] = rope_inv_freq(conf)
+    weights, layers = build(glob, layers, tied=conf.tie_word_embeddings)
+    tok = None
+    if os.path.exists(os.path.join(path, "tokenizer.json")):
+        from fastformer.tokenizer import Tokenizer
+
+        tok = Tokenizer.from_pretrained(path)
+    return Checkpoint(path, "hf", conf, weights, layers, tok, rope=arch.rope)

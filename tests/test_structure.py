@@ -1,0 +1,89 @@
+"""The shape of the source tree: no import cycle inside fastformer/ (imports inside functions count), no source
+file over 800 lines, and one list of quant types and architectures (the tables) that the rest derives from."""
+
+import ast
+import os
+import re
+
+import pytest
+
+import fastformer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PKG = os.path.join(ROOT, "fastformer")
+pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "csrc")), reason="needs the source tree")
+
+
+def _imports(path):
+    """fastformer modules a file imports, at any depth (function-level imports included)."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("fastformer")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("fastformer"):
+            if node.module == "fastformer":  # from fastformer import ops: the submodule, if it is one
+                out |= {f"fastformer.{a.name}" for a in node.names if _is_module(f"fastformer.{a.name}")}
+            else:
+                out.add(node.module)
+    return out
+
+
+def _is_module(name):
+    return os.path.exists(os.path.join(ROOT, *name.split(".")) + ".py")
+
+
+def _graph():
+    graph = {}
+    for f in sorted(os.listdir(PKG)):
+        if f.endswith(".py") and f != "__init__.py":
+            name = "fastformer." + f[:-3]
+            graph[name] = {m for m in _imports(os.path.join(PKG, f)) if m != name and _is_module(m)}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    seen, stack, cycles = set(), [], []
+
+    def visit(n):
+        if n in stack:
+            cycles.append(stack[stack.index(n) :] + [n])
+            return
+        if n in seen:
+            return
+        seen.add(n)
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            visit(m)
+        stack.pop()
+
+    for n in graph:
+        visit(n)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_graph_sees_imports_inside_functions():
+    # a check that cannot fail is no check: the model module imports the gguf loader inside Model.load
+    assert "fastformer.gguf" in _graph()["fastformer.model"]
+
+
+@pytest.mark.parametrize("top", ["fastformer", "csrc", "tests", "benchmarks", "tools", "fuzz"])
+def test_no_source_file_over_800_lines(top):
+    long = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+        for f in files:
+            if f.endswith((".py", ".pyx", ".pxi", ".c", ".h", ".inc")) and f not in ("_core.c", "ff_unicode_table.h"):
+                n = sum(1 for _ in open(os.path.join(dirpath, f), encoding="utf-8"))
+                if n > 800:
+                    long.append(f"{os.path.relpath(os.path.join(dirpath, f), ROOT)}: {n}")
+    assert not long, long
+
+
+def test_one_version_source():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    # the [project] table names version as dynamic and takes it from the package; no literal version string
+    assert 'dynamic = ["version"]' in text and 'version = { attr = "fastformer.__version__" }' in text
+    assert not re.search(r'^version\s*=\s*"', text, re.M)
+    assert fastformer.__version__.count(".") == 2
