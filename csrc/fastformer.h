@@ -152,6 +152,7 @@ typedef struct ff_layer {
     const float *ffn_norm_w, *ffn_norm_b;    // (d,)
     ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); gpt2 has no gate
     const float *b_up, *b_down;              // biases or NULL
+    const float *q_norm_w, *k_norm_w;        // (hd,) per-head rms norm of q and k before rope (qwen3), or NULL
 } ff_layer;
 
 typedef struct ff_model {

@@ -45,6 +45,12 @@ void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]) {
     memcpy(sizes, s, sizeof(s));
 }
 
+// rms-normalize every head of x (rows, hd) by w (hd,) in place, through tmp (rows, hd)
+static void norm_heads(const ff_model *m, float *x, float *tmp, const float *w, int64_t rows) {
+    ff_norm_rms_f32(tmp, x, w, m->eps, rows, m->head_dim);
+    memcpy(x, tmp, (size_t)(rows * m->head_dim) * sizeof(float));
+}
+
 // rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
 static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
     int64_t half = m->head_dim / 2;
@@ -114,6 +120,8 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         const ff_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         const float *bqkv[3] = {L->bq, L->bk, L->bv};
         if ((rc = linear_n(qkv, s->h, wqkv, bqkv, 3, t))) return rc;
+        if (L->q_norm_w) norm_heads(m, s->q, s->qt, L->q_norm_w, t * m->n_heads);
+        if (L->k_norm_w) norm_heads(m, s->k, s->qt, L->k_norm_w, t * nkv);
         if (m->rope_inv_freq) rope_qk(m, s, t);
         for (int64_t i = 0; i < t; i++)
             for (int64_t g = 0; g < nkv; g++) {

@@ -70,6 +70,8 @@ cdef extern from "fastformer.h" nogil:
         ff_tensor w_gate, w_up, w_down
         const float *b_up
         const float *b_down
+        const float *q_norm_w
+        const float *k_norm_w
     ctypedef struct ff_model:
         int arch
         int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx

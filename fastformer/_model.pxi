@@ -243,6 +243,8 @@ cdef class ModelCore:
             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection", arena, lw, "w_down")
             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
+            ly.q_norm_w = _wptr(k, lw.get("q_norm_w"), (hd,), p + "q norm weight")
+            ly.k_norm_w = _wptr(k, lw.get("k_norm_w"), (hd,), p + "k norm weight")
         if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
             raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
         self.m.layers = self.c_layers

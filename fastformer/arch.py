@@ -141,6 +141,7 @@ _GGUF_LLAMA = (
     src("bq", "blk.{i}.attn_q.bias", optional=True),
     src("bk", "blk.{i}.attn_k.bias", optional=True),
     src("bv", "blk.{i}.attn_v.bias", optional=True),
+    src("bo", "blk.{i}.attn_output.bias", optional=True),
     src("ffn_norm_w", "blk.{i}.ffn_norm.weight"),
     src("w_gate", "blk.{i}.ffn_gate.weight"),
     src("w_up", "blk.{i}.ffn_up.weight"),
@@ -164,6 +165,16 @@ _GGUF_GPT2 = (
     src("b_up", "blk.{i}.ffn_up.bias"),
     src("w_down", "blk.{i}.ffn_down.weight"),
     src("b_down", "blk.{i}.ffn_down.bias"),
+)
+
+# qwen3: llama plus a per-head rms norm of q and k before rope
+_QK_NORM_HF = (
+    src("q_norm_w", "model.layers.{i}.self_attn.q_norm.weight"),
+    src("k_norm_w", "model.layers.{i}.self_attn.k_norm.weight"),
+)
+_QK_NORM_GGUF = (
+    src("q_norm_w", "blk.{i}.attn_q_norm.weight"),
+    src("k_norm_w", "blk.{i}.attn_k_norm.weight"),
 )
 
 _LLAMA = dict(
@@ -190,15 +201,6 @@ ARCHS: dict[str, Arch] = {
             **_LLAMA,
         ),
         Arch(
-            "qwen2",
-            ("Qwen2ForCausalLM",),
-            ("qwen2",),
-            None,
-            rope_gguf="halves",
-            notes={"use_sliding_window": "Qwen2 use_sliding_window is not supported"},
-            **_LLAMA,
-        ),
-        Arch(
             "gpt2",
             ("GPT2LMHeadModel",),
             ("gpt2",),
@@ -212,6 +214,29 @@ ARCHS: dict[str, Arch] = {
             gguf_tensors=_GGUF_GPT2,
             hf_prefixes=("transformer.", ""),
             always_tied=True,
+        ),
+        Arch(
+            "qwen2",
+            ("Qwen2ForCausalLM",),
+            ("qwen2",),
+            "qwen2",
+            rope_gguf="halves",
+            notes={"use_sliding_window": "Qwen2 use_sliding_window is not supported"},
+            **_LLAMA,
+        ),
+        Arch(
+            "qwen3",
+            ("Qwen3ForCausalLM",),
+            ("qwen3",),
+            "qwen3",
+            rope_gguf="halves",
+            notes={"use_sliding_window": "Qwen3 use_sliding_window is not supported"},
+            **dict(
+                _LLAMA,
+                hf_config=dict(_HF_LLAMA_CONFIG, head_dim=("head_dim", 128)),
+                hf_tensors=_HF_LLAMA + _QK_NORM_HF,
+                gguf_tensors=_GGUF_LLAMA + _QK_NORM_GGUF,
+            ),
         ),
     )
 }

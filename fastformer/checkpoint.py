@@ -75,6 +75,8 @@ class LayerWeights:
     bo: np.ndarray | None = None  # (d,)
     b_up: np.ndarray | None = None  # (f,)
     b_down: np.ndarray | None = None  # (d,)
+    q_norm_w: np.ndarray | None = None  # (head_dim,) per-head rms norm of q before rope (qwen3)
+    k_norm_w: np.ndarray | None = None  # (head_dim,) of k
 
 
 @dataclass
@@ -178,6 +180,7 @@ def tensor_shapes(c: ModelConfig, context: int) -> dict:
         "attn_norm_w": (d,), "attn_norm_b": (d,), "wq": (q, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, q),
         "bq": (q,), "bk": (kv,), "bv": (kv,), "bo": (d,), "ffn_norm_w": (d,), "ffn_norm_b": (d,),
         "w_gate": (f, d), "w_up": (f, d), "w_down": (d, f), "b_up": (f,), "b_down": (d,),
+        "q_norm_w": (c.head_dim,), "k_norm_w": (c.head_dim,),
     }  # fmt: skip
 
 

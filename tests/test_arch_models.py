@@ -1,0 +1,135 @@
+"""The architectures added by table rows (Qwen3, Qwen2 as GGUF): fp32 logits within 1e-4 of transformers and
+the same greedy tokens, from the Hugging Face directory and from llama.cpp's converter's GGUF file.
+
+Checkpoints are transformers' own classes with every weight moved off its init (norm weights included, so
+a loader that skips the q/k norms is caught); shapes cover one KV head, head dims that are not d / heads
+(40, 48, 256) and biases.
+"""
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+from fastformer import Model, UnsupportedError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+pytestmark = pytest.mark.peer
+
+PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+BASE = dict(
+    vocab_size=320,
+    hidden_size=64,
+    intermediate_size=88,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+CASES = {
+    "qwen3-gqa": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=16)),
+    "qwen3-1kv-hd40": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=40, num_key_value_heads=1)),
+    "qwen3-hd48-tied-bias": (
+        "Qwen3Config",
+        "Qwen3ForCausalLM",
+        dict(BASE, head_dim=48, tie_word_embeddings=True, attention_bias=True),
+    ),
+    "qwen3-hd256": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=256, num_key_value_heads=4)),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE)),
+}
+
+
+def _build(root, case):
+    cfg_cls, model_cls, kw = CASES[case]
+    torch.manual_seed(0)
+    model = getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**kw)).eval()
+    g = torch.Generator().manual_seed(zlib.crc32(case.encode()) % 1000)
+    with torch.no_grad():
+        for p in model.parameters():
+            noise = torch.randn(p.shape, generator=g)
+            p.copy_(p + 0.2 + 0.05 * noise if p.ndim == 1 else 0.08 * noise)
+    path = os.path.join(root, case)
+    model.save_pretrained(path)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("arch"))
+    return {case: _build(root, case) for case in CASES}
+
+
+def _hf_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+def _hf_greedy(model, ids, n):
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+    return out[0, len(ids) :].tolist()
+
+
+def _assert_close(got, want):
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hf_directory_matches_transformers(checkpoints, case):
+    path, hf = checkpoints[case]
+    model = Model.load(path)
+    assert model.config.architecture == CASES[case][1]
+    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
+
+
+@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2"])
+def test_converter_gguf_matches_transformers(checkpoints, case):
+    pytest.importorskip("gguf")
+    from gguf_tools import convert
+
+    path, hf = checkpoints[case]
+    model = Model.load(convert(path, "f32", path + "-f32.gguf"))
+    assert model.config.architecture == CASES[case][1]
+    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
+
+
+@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen2"])
+def test_save_gguf_round_trip(checkpoints, case, tmp_path):
+    path, _ = checkpoints[case]
+    model = Model.load(path)
+    out = str(tmp_path / f"{case}.gguf")
+    model.save_gguf(out)
+    again = Model.load(out)
+    assert again.config.architecture == CASES[case][1]
+    np.testing.assert_array_equal(again.logits(PROMPT), model.logits(PROMPT))
+
+
+def test_qwen3_quantized_stays_close(checkpoints):
+    path, hf = checkpoints["qwen3-hd256"]
+    want = _hf_logits(hf, PROMPT)
+    got = Model.load(path, quantize="q8_0").logits(PROMPT)
+    cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert cos.min() > 0.999
+
+
+def test_qwen3_sliding_window_is_refused(checkpoints, tmp_path):
+    import json
+    import shutil
+
+    path, _ = checkpoints["qwen3-gqa"]
+    dst = str(tmp_path / "sw")
+    shutil.copytree(path, dst)
+    with open(os.path.join(dst, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["use_sliding_window"] = True
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with pytest.raises(UnsupportedError, match="use_sliding_window"):
+        Model.load(dst)
