@@ -367,9 +367,19 @@ def load(path, max_context=None):
         f.tensors, arch.gguf_tensors, conf.n_layers,
         lambda t: f"{f.path}: tensor {t!r} belongs to a layer beyond {name}.block_count {conf.n_layers}",
     )  # fmt: skip
-    glob, layers = read_weights(
-        arch.gguf_tensors, conf, ctx, f.tensors.__contains__, lambda t, shape, m: _weight(f, t, shape, m)
-    )
+    used = {"rope_freqs.weight"}
+
+    def get(t, shape, m):
+        used.add(t)
+        return _weight(f, t, shape, m)
+
+    glob, layers = read_weights(arch.gguf_tensors, conf, ctx, f.tensors.__contains__, get)
+    unused = [t for t in f.tensors if t not in used]
+    if unused:  # a tensor the forward pass would ignore: the model would run, wrongly
+        more = f" (and {len(unused) - 3} more)" if len(unused) > 3 else ""
+        raise UnsupportedError(
+            f"{f.path}: tensor {', '.join(map(repr, unused[:3]))}{more} is not supported in {name} files"
+        )
     if "pos_emb" in glob:
         glob["pos_emb"] = np.ascontiguousarray(glob["pos_emb"][: conf.max_context])
     if arch.rope != "none":
