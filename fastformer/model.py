@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
-from typing import Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,6 +42,7 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
 DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.1)
 
 Ids = Union[Sequence[int], np.ndarray]
+Prompt = Union[str, Sequence[int], np.ndarray]  # text (tokenized with the model's tokenizer) or token ids
 
 
 def _as_ids(ids, vocab, name="ids"):
@@ -203,20 +204,20 @@ class Model:
             i += n
         return np.concatenate(outs) if all_logits else out[0]
 
-    def logits(self, ids):
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Logits (len(ids), vocab) float32 for every position of `ids`, in a fresh context."""
         ids = _as_ids(ids, self.config.vocab_size)
         if not ids:
             raise ValueError("ids must not be empty")
         return self._prefill(self._session(len(ids)), ids, all_logits=True)
 
-    def encode_prompt(self, prompt):
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids for `prompt`: a str is tokenized (with BOS when the tokenizer adds one), ids are checked."""
         if isinstance(prompt, str):
             return self._need_tokenizer().encode_prompt(prompt)
         return _as_ids(prompt, self.config.vocab_size, "prompt")
 
-    def next_token_probs(self, prompt):
+    def next_token_probs(self, prompt: Prompt) -> np.ndarray:
         """The probability distribution (vocab,) float32 of the token after `prompt` (str or ids)."""
         ids = self.encode_prompt(prompt)
         if not ids:
@@ -225,7 +226,7 @@ class Model:
         e = np.exp(x - x.max())
         return (e / e.sum()).astype(np.float32)
 
-    def perplexity(self, text_or_ids, *, context=None, stride=None):
+    def perplexity(self, text_or_ids: Prompt, *, context: int | None = None, stride: int | None = None) -> float:
         """exp of the mean negative log-likelihood of each token given the tokens before it.
 
         A str is tokenized as a prompt (with BOS when the tokenizer adds one); the first token is not scored.
@@ -271,18 +272,18 @@ class Model:
 
     def iter_ids(
         self,
-        ids,
+        ids: Sequence[int],
         *,
-        max_new_tokens=128,
-        temperature=0.0,
-        top_k=0,
-        top_p=1.0,
-        min_p=0.0,
-        repetition_penalty=1.0,
-        seed=None,
-        stop_ids=None,
-        ignore_eos=False,
-    ):
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+        stop_ids: Sequence[int] | None = None,
+        ignore_eos: bool = False,
+    ) -> Iterator[int]:
         """Yield new token ids one at a time (the engine under generate_ids, generate and stream).
 
         ignore_eos=True keeps generating through EOS (for benchmarks); stop_ids still stop.
@@ -323,7 +324,7 @@ class Model:
             history.append(tok)
             logits = sess.forward([tok])[0]
 
-    def generate_ids(self, ids, **options):
+    def generate_ids(self, ids: Sequence[int], **options: Any) -> list[int]:
         """New token ids after `ids` (the prompt is not repeated); stops at EOS, a stop id or max_new_tokens.
 
         Options: max_new_tokens=128, temperature=0.0 (greedy), top_k=0, top_p=1.0, min_p=0.0,
@@ -332,7 +333,7 @@ class Model:
         """
         return list(self.iter_ids(ids, **options))
 
-    def stream(self, prompt, *, stop=None, **options):
+    def stream(self, prompt: Prompt, *, stop: str | Sequence[str] | None = None, **options: Any) -> Iterator[str]:
         """Yield text pieces as they are generated: never a split UTF-8 character, never part of a stop string."""
         tok = self._need_tokenizer()
         stops = _stop_list(stop)
@@ -361,7 +362,7 @@ class Model:
         if tail:
             yield tail
 
-    def generate(self, prompt, *, stop=None, **options):
+    def generate(self, prompt: Prompt, *, stop: str | Sequence[str] | None = None, **options: Any) -> str:
         """The text generated after `prompt` (str or ids), stopping at EOS, a stop string or max_new_tokens."""
         return "".join(self.stream(prompt, stop=stop, **options))
 

@@ -1,0 +1,29 @@
+"""`fastformer info` on a GGUF file (the embedded default model): the config, tensor types by ggml name and
+the embedded tokenizer, not a traceback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastformer
+from fastformer.model import DEFAULT_MODEL
+
+pytestmark = pytest.mark.subprocess
+
+
+def test_info_on_a_gguf_file():
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastformer.__file__))))
+    r = subprocess.run([sys.executable, "-m", "fastformer", "info", DEFAULT_MODEL], capture_output=True, text=True,
+                       timeout=120, env=env, cwd=os.path.dirname(DEFAULT_MODEL))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    model = fastformer.Model.default()
+    c = model.config
+    assert f"architecture:  {c.architecture}" in r.stdout
+    assert f"layers:        {c.n_layers}" in r.stdout and f"vocabulary:    {c.vocab_size}" in r.stdout
+    types = fastformer.gguf.GGUFFile(DEFAULT_MODEL).tensors.values()
+    for t in {t.type for t in types}:
+        assert f"{t} x{sum(1 for u in types if u.type == t)}" in r.stdout
+    assert f"tokenizer:     GGUF {model.checkpoint().config.raw['tokenizer.ggml.model']}" in r.stdout
+    assert f"{model.tokenizer.n_vocab} ids" in r.stdout
