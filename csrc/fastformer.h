@@ -167,7 +167,10 @@ typedef struct ff_model {
     const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
     const float *norm_w, *norm_b;  // final norm (d,)
     ff_tensor lm_head;             // (vocab, d)
-    const float *rope_inv_freq;    // (head_dim/2,) or NULL without rope
+    const float *rope_inv_freq;    // (rope_dim/2,) or NULL without rope
+    const float *rope_inv_freq_long;  // (rope_dim/2,) longrope's set for sessions with rope_long, or NULL
+    int64_t rope_dim;              // rotated dims at the start of each head (partial rotary), <= head_dim
+    float rope_attn_factor;        // cos and sin are scaled by this (longrope), 1 = none
     const ff_layer *layers;        // (n_layers,)
 } ff_model;
 
@@ -177,6 +180,7 @@ typedef struct ff_session {
     int64_t cap;                   // positions the cache holds (<= max_ctx)
     int64_t n_past;                // positions already in the cache
     int64_t max_t;                 // most tokens one forward call may take
+    int rope_long;                 // rotate with rope_inv_freq_long (a longrope sequence past its pretraining length)
     float *x, *h;                  // (max_t, d)
     float *q, *att, *qt, *ot;      // (max_t, n_heads*head_dim)
     float *k, *v;                  // (max_t, n_kv_heads*head_dim)

@@ -53,14 +53,14 @@ static void norm_heads(const ff_model *m, float *x, float *tmp, const float *w, 
 
 // rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
 static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
-    int64_t half = m->head_dim / 2;
+    int64_t half = m->rope_dim / 2;
     const ff_kernels *kern = ff_kern;
     for (int64_t i = 0; i < t; i++) {
         const float *c = s->cos + i * half, *sn = s->sin + i * half;
         for (int64_t h = 0; h < m->n_heads; h++)
-            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->head_dim, m->rope_interleaved);
+            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->rope_dim, m->rope_interleaved);
         for (int64_t h = 0; h < m->n_kv_heads; h++)
-            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->head_dim, m->rope_interleaved);
+            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->rope_dim, m->rope_interleaved);
     }
 }
 
@@ -103,12 +103,20 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if (m->pos_emb)
             for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
     }
-    // rotary angles of the new positions
-    if (m->rope_inv_freq)
+    // rotary angles of the new positions (the first rope_dim dims of each head), scaled for longrope
+    if (m->rope_inv_freq) {
+        int64_t rh = m->rope_dim / 2;
+        const float *inv = s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long : m->rope_inv_freq;
         for (int64_t i = 0; i < t; i++) {
             int64_t p = s->n_past + i;
-            ff_rope_table_f32(s->cos + i * (hd / 2), s->sin + i * (hd / 2), &p, m->rope_inv_freq, 1, hd / 2);
+            ff_rope_table_f32(s->cos + i * rh, s->sin + i * rh, &p, inv, 1, rh);
         }
+        if (m->rope_attn_factor != 1.0f)
+            for (int64_t j = 0; j < t * rh; j++) {
+                s->cos[j] *= m->rope_attn_factor;
+                s->sin[j] *= m->rope_attn_factor;
+            }
+    }
 
     for (int64_t l = 0; l < m->n_layers; l++) {
         const ff_layer *L = &m->layers[l];

@@ -86,11 +86,15 @@ cdef extern from "fastformer.h" nogil:
         const float *norm_b
         ff_tensor lm_head
         const float *rope_inv_freq
+        const float *rope_inv_freq_long
+        int64_t rope_dim
+        float rope_attn_factor
         const ff_layer *layers
     ctypedef struct ff_session:
         float *k_cache
         float *v_cache
         int64_t cap, n_past, max_t
+        int rope_long
         float *x
         float *h
         float *q

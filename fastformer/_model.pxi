@@ -217,7 +217,13 @@ cdef class ModelCore:
         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
-        self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (hd // 2,), "rope inv_freq")
+        rd = cfg.get("rope_dim") or hd
+        if rd % 2 or rd > hd or rd < 2:
+            raise ValueError(f"rope_dim {rd} must be even, >= 2 and at most head_dim {hd}")
+        self.m.rope_dim = rd
+        self.m.rope_attn_factor = cfg.get("rope_attn_factor", 1.0)
+        self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (rd // 2,), "rope inv_freq")
+        self.m.rope_inv_freq_long = _wptr(k, w.get("rope_inv_freq_long"), (rd // 2,), "rope inv_freq_long")
         self.c_layers = <ff_layer *>calloc(L, sizeof(ff_layer))
         if self.c_layers == NULL:
             raise MemoryError()
@@ -291,10 +297,24 @@ cdef class Session:
         self.s.cap = capacity
         self.s.max_t = max_t
         self.s.n_past = 0
+        self.s.rope_long = 0
 
     @property
     def n_past(self):
         return self.s.n_past
+
+    @property
+    def rope_long(self):
+        """Whether rope uses the model's long set of frequencies (longrope); settable before the first token."""
+        return bool(self.s.rope_long)
+
+    @rope_long.setter
+    def rope_long(self, bint value):
+        if self.s.n_past:
+            raise ValueError("rope_long can only be set before the first token")
+        if value and self.core.m.rope_inv_freq_long == NULL:
+            raise ValueError("this model has one set of rope frequencies")
+        self.s.rope_long = value
 
     @property
     def capacity(self):

@@ -53,6 +53,7 @@ class Arch:
     hf_prefixes: tuple[str, ...] = ("",)  # prefixes HF names may carry (the first that matches is used)
     sliding_window: bool = False  # reads config.json sliding_window
     always_tied: bool = False  # the head is the embedding table whatever the config says
+    longrope: bool = False  # reads LongRoPE rope scaling (short/long factors chosen by sequence length)
     notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
 
     @property
@@ -177,6 +178,30 @@ _QK_NORM_GGUF = (
     src("k_norm_w", "blk.{i}.attn_k_norm.weight"),
 )
 
+# phi-3: llama with fused qkv and gate_up projections (split by rows at load, blocks stay blocks)
+_HF_PHI3 = (
+    src("tok_emb", "model.embed_tokens.weight"),
+    src("norm_w", "model.norm.weight"),
+    src("lm_head", "lm_head.weight", optional=True),
+    src("attn_norm_w", "model.layers.{i}.input_layernorm.weight"),
+    src("wq wk wv", "model.layers.{i}.self_attn.qkv_proj.weight"),
+    src("wo", "model.layers.{i}.self_attn.o_proj.weight"),
+    src("ffn_norm_w", "model.layers.{i}.post_attention_layernorm.weight"),
+    src("w_gate w_up", "model.layers.{i}.mlp.gate_up_proj.weight"),
+    src("w_down", "model.layers.{i}.mlp.down_proj.weight"),
+)
+_GGUF_PHI3 = (
+    src("tok_emb", "token_embd.weight"),
+    src("norm_w", "output_norm.weight"),
+    src("lm_head", "output.weight", optional=True),
+    src("attn_norm_w", "blk.{i}.attn_norm.weight"),
+    src("wq wk wv", "blk.{i}.attn_qkv.weight"),
+    src("wo", "blk.{i}.attn_output.weight"),
+    src("ffn_norm_w", "blk.{i}.ffn_norm.weight"),
+    src("w_gate w_up", "blk.{i}.ffn_up.weight"),
+    src("w_down", "blk.{i}.ffn_down.weight"),
+)
+
 _LLAMA = dict(
     norm="rms",
     act="silu",
@@ -238,6 +263,22 @@ ARCHS: dict[str, Arch] = {
                 gguf_tensors=_GGUF_LLAMA + _QK_NORM_GGUF,
             ),
         ),
+        Arch(
+            "phi3",
+            ("Phi3ForCausalLM",),
+            ("phi3",),
+            "phi3",
+            rope_gguf="halves",
+            sliding_window=True,
+            longrope=True,
+            **dict(
+                _LLAMA,
+                hf_config=dict(_HF_LLAMA_CONFIG, norm_eps=("rms_norm_eps", 1e-5)),
+                hf_tensors=_HF_PHI3,
+                gguf_tensors=_GGUF_PHI3,
+                hf_forbidden=("model.layers.{i}.self_attn.qkv_proj.bias",),
+            ),
+        ),
     )
 }
 
@@ -251,6 +292,10 @@ GGUF_KEYS = {
     "d_ff": "feed_forward_length",
     "max_context": "context_length",
     "rope_theta": "rope.freq_base",
+    "rope_dim": "rope.dimension_count",
+    "sliding_window": "attention.sliding_window",
+    "rope_long_after": "rope.scaling.original_context_length",
+    "rope_attn_factor": "rope.scaling.attn_factor",
 }
 GGUF_EPS_KEY = {"rms": "attention.layer_norm_rms_epsilon", "layer": "attention.layer_norm_epsilon"}
 

@@ -40,13 +40,21 @@ class ModelConfig:
     max_context: int  # positions the model can see (max_position_embeddings or a smaller cap)
     norm_eps: float  # rms/layer norm epsilon
     rope_theta: float = 10000.0  # rotary base
-    rope_scaling: dict | None = None  # {"rope_type": "llama3"|"linear", ...} or None
+    rope_scaling: dict | None = None  # {"rope_type": "llama3"|"linear"|"longrope", ...} or None
+    rope_dim: int = 0  # rotated dims of each head (partial rotary), 0 = all of head_dim
+    rope_attn_factor: float = 1.0  # longrope: cos and sin are scaled by this
+    rope_long_after: int = 0  # longrope: a sequence longer than this uses the long factors (0: one set)
     sliding_window: int = 0  # mistral's attention span, 0 = unlimited
     tie_word_embeddings: bool = False
     bos_token_id: int | None = None
     eos_token_ids: list = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False)  # config.json or GGUF metadata as read
     arch: str = "llama"  # the fastformer.arch row
+
+    @property
+    def rotary_dim(self) -> int:
+        """Dims of each head that rope rotates (the first ones)."""
+        return self.rope_dim or self.head_dim
 
     @property
     def family(self) -> Arch:
@@ -88,7 +96,8 @@ class Weights:
     lm_head: Matrix  # (vocab, d); the same object as tok_emb when the head is tied
     norm_b: np.ndarray | None = None  # (d,) layer norm
     pos_emb: np.ndarray | None = None  # (max_context, d) learned positions (gpt2)
-    rope_inv_freq: np.ndarray | None = None  # (head_dim/2,) rotary inverse frequencies, scaling applied
+    rope_inv_freq: np.ndarray | None = None  # (rope_dim/2,) rotary inverse frequencies, scaling applied
+    rope_inv_freq_long: np.ndarray | None = None  # (rope_dim/2,) longrope's set for long sequences
 
 
 @dataclass
@@ -145,12 +154,22 @@ def check_shapes(c: ModelConfig, where: str, names: dict) -> None:
         )
     if c.family.rope != "none" and c.head_dim % 2:
         raise FormatError(f"{where}: {names['head_dim']} {c.head_dim} must be even for rotary embeddings")
+    if c.family.rope != "none" and (c.rotary_dim % 2 or c.rotary_dim > c.head_dim):
+        raise FormatError(f"{where}: {c.rotary_dim} rotary dims must be even and at most head_dim {c.head_dim}")
 
 
-def rope_inv_freq(conf: ModelConfig) -> np.ndarray:
-    """Rotary inverse frequencies (head_dim/2,) float32, with llama3 or linear scaling, as HF computes them."""
-    inv = ops.rope_inv_freq(conf.head_dim, conf.rope_theta)
+def rope_inv_freq(conf: ModelConfig, *, long: bool = False) -> np.ndarray | None:
+    """Rotary inverse frequencies (rotary_dim/2,) float32 with llama3, linear or longrope scaling, as HF computes
+    them; `long` gives longrope's set for sequences past rope_long_after (None for other scalings)."""
+    inv = ops.rope_inv_freq(conf.rotary_dim, conf.rope_theta)
     s = conf.rope_scaling
+    if s and s["rope_type"] == "longrope":
+        ext = np.asarray(s["long_factor" if long else "short_factor"], np.float32)
+        d = conf.rotary_dim
+        powers = conf.rope_theta ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d)
+        return np.ascontiguousarray(1.0 / (ext * powers), dtype=np.float32)
+    if long:
+        return None
     if s and s["rope_type"] == "linear":
         inv = inv / float(s["factor"])
     elif s and s["rope_type"] == "llama3":
@@ -180,7 +199,7 @@ def tensor_shapes(c: ModelConfig, context: int) -> dict:
         "attn_norm_w": (d,), "attn_norm_b": (d,), "wq": (q, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, q),
         "bq": (q,), "bk": (kv,), "bv": (kv,), "bo": (d,), "ffn_norm_w": (d,), "ffn_norm_b": (d,),
         "w_gate": (f, d), "w_up": (f, d), "w_down": (d, f), "b_up": (f,), "b_down": (d,),
-        "q_norm_w": (c.head_dim,), "k_norm_w": (c.head_dim,),
+        "q_norm_w": (c.head_dim,), "k_norm_w": (c.head_dim,), "rope_factors": (c.rotary_dim // 2,),
     }  # fmt: skip
 
 

@@ -351,8 +351,35 @@ def _config(f, arch, name, max_context):
     )
     if arch.rope != "none":
         conf.rope_theta = number(f"{name}.{GGUF_KEYS['rope_theta']}", 10000.0, positive=True)
+        conf.rope_dim = n("rope_dim", conf.head_dim)
+    if arch.sliding_window:
+        key = f"{name}.{GGUF_KEYS['sliding_window']}"
+        window = f.field(key, int, 0)
+        if window < 0:
+            raise FormatError(f"{f.path}: {key} must be >= 0, got {window}")
+        conf.sliding_window = int(window)
     check_shapes(conf, f.path, names)
     return conf, ctx
+
+
+def _longrope(f, name, conf):
+    """LongRoPE as the rope_scaling dict the HF loader makes: factors from the rope_factors_* tensors, the
+    pretraining length and the cos/sin scale from metadata."""
+    half = (conf.rotary_dim // 2,)
+    out = {"rope_type": "longrope"}
+    for key in ("short", "long"):
+        t = f"rope_factors_{key}.weight"
+        if t not in f.tensors:
+            raise FormatError(f"{f.path}: rope_factors_long.weight without rope_factors_short.weight")
+        v = _weight(f, t, half)
+        if not np.all(v > 0):
+            raise FormatError(f"{f.path}: tensor {t!r} must hold finite values > 0")
+        out[f"{key}_factor"] = [float(x) for x in v]
+    key = f"{name}.{GGUF_KEYS['rope_long_after']}"
+    out["original_max_position_embeddings"] = check_int(f.field(key, int), key, f.path)
+    key = f"{name}.{GGUF_KEYS['rope_attn_factor']}"
+    out["attention_factor"] = check_float(f.field(key, float, 1.0), key, f.path, positive=True)
+    return out
 
 
 def load(path, max_context=None):
@@ -367,7 +394,7 @@ def load(path, max_context=None):
         f.tensors, arch.gguf_tensors, conf.n_layers,
         lambda t: f"{f.path}: tensor {t!r} belongs to a layer beyond {name}.block_count {conf.n_layers}",
     )  # fmt: skip
-    used = {"rope_freqs.weight"}
+    used = {"rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"}
 
     def get(t, shape, m):
         used.add(t)
@@ -391,6 +418,12 @@ def load(path, max_context=None):
                 raise FormatError(f"{f.path}: tensor 'rope_freqs.weight' must hold finite values > 0")
             inv = np.ascontiguousarray(inv / div, dtype=np.float32)
         glob["rope_inv_freq"] = inv
+        if arch.longrope and "rope_factors_long.weight" in f.tensors:
+            conf.rope_scaling = _longrope(f, name, conf)
+            conf.rope_attn_factor = conf.rope_scaling["attention_factor"]
+            conf.rope_long_after = conf.rope_scaling["original_max_position_embeddings"]
+            glob["rope_inv_freq"] = rope_inv_freq(conf)
+            glob["rope_inv_freq_long"] = rope_inv_freq(conf, long=True)
     weights, layers = build(glob, layers, tied=False)  # GGUF: no output.weight means a tied head
     tok = None
     if f.metadata.get("tokenizer.ggml.model", "none") not in ("none", "no_vocab"):

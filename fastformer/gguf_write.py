@@ -84,8 +84,13 @@ def _metadata(c, gguf):
     meta = {f"{gguf}.{GGUF_KEYS[f]}": getattr(c, f) for f in fields}
     if rope:
         meta[f"{gguf}.attention.value_length"] = c.head_dim
-        meta[f"{gguf}.rope.dimension_count"] = c.head_dim
+        meta[f"{gguf}.{GGUF_KEYS['rope_dim']}"] = c.rotary_dim
         meta[f"{gguf}.{GGUF_KEYS['rope_theta']}"] = float(c.rope_theta)
+        if c.rope_long_after:  # longrope: the factors go in rope_factors_* tensors
+            meta[f"{gguf}.{GGUF_KEYS['rope_long_after']}"] = c.rope_long_after
+            meta[f"{gguf}.{GGUF_KEYS['rope_attn_factor']}"] = float(c.rope_attn_factor)
+    if c.family.sliding_window:
+        meta[f"{gguf}.{GGUF_KEYS['sliding_window']}"] = c.sliding_window
     meta[f"{gguf}.{GGUF_EPS_KEY[c.family.norm]}"] = float(c.norm_eps)
     meta[f"{gguf}.vocab_size"] = c.vocab_size
     return meta
@@ -98,7 +103,7 @@ def gguf_tensors_and_metadata(ck):
     if gguf is None:
         writable = ", ".join(a.name for a in ARCHS.values() if a.gguf_name)
         raise ValueError(f"save_gguf: {arch.name} models have no GGUF form here; supported: {writable}")
-    if c.sliding_window:
+    if c.sliding_window and not arch_for_gguf(gguf).sliding_window:
         raise ValueError(f"save_gguf: a sliding-window model cannot be written as a {gguf} GGUF file")
     target = arch_for_gguf(gguf)  # the row whose files these are (a mistral model writes llama's)
     w = as_dict(ck.weights)
@@ -108,7 +113,7 @@ def gguf_tensors_and_metadata(ck):
     if target.rope_gguf == "interleaved" and ck.rope == "halves":
         for lw in layers:  # llama.cpp's converter permutes q/k rows so pairwise rotation reproduces HF's
             lw["wq"], lw["wk"] = _pairwise(lw["wq"], c.n_heads), _pairwise(lw["wk"], c.n_kv_heads)
-    written = {"rope_inv_freq"}
+    written = {"rope_inv_freq", "rope_inv_freq_long"}
     tensors = {}
 
     def put(s, src, i=None):
@@ -123,7 +128,10 @@ def gguf_tensors_and_metadata(ck):
     for s in target.gguf_tensors:
         if "{i}" not in s.name:
             put(s, w)
-            if s.into == ("tok_emb",) and w.get("rope_inv_freq") is not None:
+            if s.into == ("tok_emb",) and c.rope_long_after:
+                for key in ("short", "long"):
+                    tensors[f"rope_factors_{key}.weight"] = np.asarray(c.rope_scaling[f"{key}_factor"], np.float32)
+            elif s.into == ("tok_emb",) and w.get("rope_inv_freq") is not None:
                 base = ops.rope_inv_freq(c.head_dim, c.rope_theta)
                 if not np.array_equal(w["rope_inv_freq"], base):  # scaled rope: per-frequency divisors
                     tensors["rope_freqs.weight"] = (base / w["rope_inv_freq"]).astype(np.float32)

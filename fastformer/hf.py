@@ -11,6 +11,7 @@ directory layout and the safetensors index.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 
@@ -48,15 +49,21 @@ def _token_id(v, key, path, vocab):
     return v
 
 
-def _rope_scaling(scaling, path):
-    """The rope_scaling dict checked: None, or a copy with rope_type and finite positive factors."""
+def _rope_scaling(scaling, path, cfg, longrope):
+    """The rope_scaling dict checked: None, or a copy with rope_type and finite positive factors (for longrope
+    also original_max_position_embeddings, factor and attention_factor filled in as transformers does)."""
     if not isinstance(scaling, dict):
         raise FormatError(f"{path}: rope_scaling must be an object, got {scaling!r}")
     kind = scaling.get("rope_type", scaling.get("type"))
-    if kind not in ROPE_SCALINGS + ("default",):
-        raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: {', '.join(ROPE_SCALINGS)}")
+    if longrope and kind in ("su", "yarn"):  # phi-3's older names for longrope
+        kind = "longrope"
+    kinds = ROPE_SCALINGS + (("longrope",) if longrope else ())
+    if kind not in kinds + ("default",):
+        raise UnsupportedError(f"{path}: rope scaling {kind!r}; supported: {', '.join(kinds)}")
     if kind == "default":
         return None
+    if kind == "longrope":
+        return _longrope(scaling, path, cfg)
     keys = ["factor"] + (
         ["low_freq_factor", "high_freq_factor", "original_max_position_embeddings"] if kind == "llama3" else []
     )
@@ -65,6 +72,29 @@ def _rope_scaling(scaling, path):
     if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
         raise FormatError(f"{path}: rope_scaling high_freq_factor must exceed low_freq_factor")
     return dict(scaling, rope_type=kind)
+
+
+def _longrope(scaling, path, cfg):
+    """LongRoPE: short and long per-frequency factors, the pretraining length that separates them, and the
+    cos/sin scale (attention_factor, by default sqrt(1 + ln(factor) / ln(original length)))."""
+    where = f"{path}: rope_scaling"
+    orig = scaling.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings"))
+    orig = check_int(orig, "original_max_position_embeddings", where)
+    out = dict(scaling, rope_type="longrope", original_max_position_embeddings=orig)
+    for key in ("short_factor", "long_factor"):
+        v = scaling.get(key)
+        if not isinstance(v, list) or not v:
+            raise FormatError(f"{where}: {key} must be a list of numbers, got {v!r}")
+        out[key] = [check_float(x, key, where, positive=True) for x in v]
+    factor = scaling.get("factor")
+    if factor is None:
+        factor = check_int(cfg.get("max_position_embeddings"), "max_position_embeddings", path) / orig
+    factor = check_float(factor, "factor", where, positive=True)
+    attn = scaling.get("attention_factor")
+    if attn is None:
+        attn = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+    out["factor"], out["attention_factor"] = factor, check_float(attn, "attention_factor", where, positive=True)
+    return out
 
 
 def parse_config(cfg: dict, path: str = "config.json", max_context: int | None = None) -> ModelConfig:
@@ -122,7 +152,24 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
         scaling = cfg.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
         src = rope if "rope_theta" in rope else cfg
         conf.rope_theta = check_float(src.get("rope_theta", 10000.0), "rope_theta", path, positive=True)
-        conf.rope_scaling = None if scaling is None else _rope_scaling(scaling, path)
+        conf.rope_scaling = None if scaling is None else _rope_scaling(scaling, path, cfg, arch.longrope)
+        partial = rope.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0))
+        partial = check_float(partial, "partial_rotary_factor", path, positive=True)
+        if partial > 1:
+            raise FormatError(f"{path}: partial_rotary_factor must be at most 1, got {partial!r}")
+        conf.rope_dim = int(conf.head_dim * partial)
+        if conf.rope_dim < 2 or conf.rope_dim % 2:
+            raise FormatError(
+                f"{path}: partial_rotary_factor {partial} leaves {conf.rope_dim} rotary dims (need an even number >= 2)"
+            )
+        s = conf.rope_scaling
+        if s and s["rope_type"] == "longrope":
+            for key in ("short_factor", "long_factor"):
+                if len(s[key]) != conf.rope_dim // 2:
+                    n = len(s[key])
+                    raise FormatError(f"{path}: rope_scaling {key} has {n} values, expected {conf.rope_dim // 2}")
+            conf.rope_attn_factor = s["attention_factor"]
+            conf.rope_long_after = s["original_max_position_embeddings"]
     if arch.sliding_window:
         window = cfg.get("sliding_window")
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
@@ -237,6 +284,7 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
         glob["pos_emb"] = np.ascontiguousarray(glob["pos_emb"][: conf.max_context])
     if arch.rope != "none":  # after the q/k shapes have bounded head_dim
         glob["rope_inv_freq"] = rope_inv_freq(conf)
+        glob["rope_inv_freq_long"] = rope_inv_freq(conf, long=True)
     weights, layers = build(glob, layers, tied=conf.tie_word_embeddings)
     tok = None
     if os.path.exists(os.path.join(path, "tokenizer.json")):

@@ -98,7 +98,8 @@ class Model:
         self._eos = ck.eos_ids
         dims = dict(n_layers=c.n_layers, d=c.d_model, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads,
                     head_dim=c.head_dim, d_ff=c.d_ff, vocab=c.vocab_size, max_ctx=c.max_context, eps=c.norm_eps,
-                    window=c.sliding_window, norm=arch.norm, act=arch.act, rope=ck.rope)  # fmt: skip
+                    window=c.sliding_window, norm=arch.norm, act=arch.act, rope=ck.rope,
+                    rope_dim=c.rotary_dim, rope_attn_factor=c.rope_attn_factor)  # fmt: skip
         self._core = _core.ModelCore(dims, as_dict(ck.weights), [as_dict(lw) for lw in ck.layers], bool(hugepages))
 
     def checkpoint(self) -> Checkpoint:
@@ -184,10 +185,18 @@ class Model:
 
     # ---- scoring ----
 
-    def _session(self, n_tokens):
+    def _session(self, n_tokens, length=0):
+        """A session for up to n_tokens positions; `length` is the sequence length the next call reaches (a
+        longrope model rotates a sequence longer than its pretraining length with the long factors)."""
         if n_tokens > self.config.max_context:
             raise ValueError(f"{n_tokens} tokens exceed the context window of {self.config.max_context} positions")
-        return _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)))
+        sess = _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)))
+        sess.rope_long = self._rope_long(length)
+        return sess
+
+    def _rope_long(self, length):
+        after = self.config.rope_long_after
+        return bool(after) and length > after
 
     def _prefill(self, sess, ids, all_logits=False):
         """Feed ids into the session in chunks; the last chunk's logits (all rows or the last)."""
@@ -209,7 +218,7 @@ class Model:
         ids = _as_ids(ids, self.config.vocab_size)
         if not ids:
             raise ValueError("ids must not be empty")
-        return self._prefill(self._session(len(ids)), ids, all_logits=True)
+        return self._prefill(self._session(len(ids), len(ids)), ids, all_logits=True)
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids for `prompt`: a str is tokenized (with BOS when the tokenizer adds one), ids are checked."""
@@ -222,7 +231,7 @@ class Model:
         ids = self.encode_prompt(prompt)
         if not ids:
             raise ValueError("prompt must not be empty")
-        x = self._prefill(self._session(len(ids)), ids).astype(np.float64)
+        x = self._prefill(self._session(len(ids), len(ids)), ids).astype(np.float64)
         e = np.exp(x - x.max())
         return (e / e.sum()).astype(np.float32)
 
@@ -313,7 +322,8 @@ class Model:
     def _iter(self, ids, max_new_tokens, sampler, eos):
         if max_new_tokens == 0:
             return
-        sess = self._session(len(ids) + max_new_tokens)
+        cap = len(ids) + max_new_tokens
+        sess = self._session(cap, len(ids))
         history = list(ids)
         logits = self._prefill(sess, ids)
         for i in range(max_new_tokens):
@@ -322,7 +332,13 @@ class Model:
             if tok in eos or i == max_new_tokens - 1:
                 return
             history.append(tok)
-            logits = sess.forward([tok])[0]
+            if self._rope_long(len(history)) and not sess.rope_long:
+                # longrope: past the pretraining length the whole sequence is rotated by the long factors, so
+                # it is read again from the start (as transformers does when generation crosses that length)
+                sess = self._session(cap, len(history))
+                logits = self._prefill(sess, history)
+            else:
+                logits = sess.forward([tok])[0]
 
     def generate_ids(self, ids: Sequence[int], **options: Any) -> list[int]:
         """New token ids after `ids` (the prompt is not repeated); stops at EOS, a stop id or max_new_tokens.

@@ -41,6 +41,30 @@ CASES = {
     ),
     "qwen3-hd256": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=256, num_key_value_heads=4)),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, pad_token_id=0)),
+    "phi3-hd48-window": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(BASE, hidden_size=96, num_attention_heads=2, num_key_value_heads=1, sliding_window=8, pad_token_id=0),
+    ),
+    # longrope with partial rotary (12 of 16 dims): the 20-token prompt is past the pretraining length of 16,
+    # and generation from 6 tokens crosses it (the sequence is then rotated by the long factors)
+    "phi3-longrope-partial": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(
+            BASE,
+            pad_token_id=0,
+            max_position_embeddings=128,
+            original_max_position_embeddings=16,
+            partial_rotary_factor=0.75,
+            rope_scaling=dict(
+                type="longrope",
+                short_factor=[1.0 + 0.15 * i for i in range(6)],
+                long_factor=[1.5 + 0.8 * i for i in range(6)],
+            ),
+        ),
+    ),
 }
 
 
@@ -88,7 +112,9 @@ def test_hf_directory_matches_transformers(checkpoints, case):
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
-@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2"])
+@pytest.mark.parametrize(
+    "case", ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
+)
 def test_converter_gguf_matches_transformers(checkpoints, case):
     pytest.importorskip("gguf")
     from gguf_tools import convert
@@ -100,7 +126,7 @@ def test_converter_gguf_matches_transformers(checkpoints, case):
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
-@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen2"])
+@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen2", "phi3-hd48-window", "phi3-longrope-partial"])
 def test_save_gguf_round_trip(checkpoints, case, tmp_path):
     path, _ = checkpoints[case]
     model = Model.load(path)
@@ -133,3 +159,31 @@ def test_qwen3_sliding_window_is_refused(checkpoints, tmp_path):
         json.dump(cfg, f)
     with pytest.raises(UnsupportedError, match="use_sliding_window"):
         Model.load(dst)
+
+
+@pytest.mark.parametrize("case", ["phi3", "qwen3-gqa"])
+def test_quantized_gguf_stays_quantized(checkpoints, case):
+    """A llama.cpp Q8_0 file: fused tensors are split by block rows (no float copy) and the logits stay close."""
+    pytest.importorskip("gguf")
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import ctypes
+
+    from gguf_tools import convert
+
+    from fastformer.quant import QuantizedTensor
+
+    path, hf = checkpoints[case]
+    f32 = convert(path, "f32", path + "-f32.gguf")
+    out = path + "-q8_0.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    assert llama_cpp.llama_model_quantize(f32.encode(), out.encode(), ctypes.byref(params)) == 0
+    model = Model.load(out)
+    layer = model.checkpoint().layers[0]
+    assert layer.w_down.shape[1] % 32 != 0  # d_ff 88: llama.cpp keeps w_down in a float type
+    for name in ("wq", "wk", "wv", "wo", "w_gate", "w_up"):
+        w = getattr(layer, name)
+        assert isinstance(w, QuantizedTensor) and w.qtype == "q8_0", name
+    got, want = model.logits(PROMPT), _hf_logits(hf, PROMPT)
+    cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert cos.min() > 0.999
