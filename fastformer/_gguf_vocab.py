@@ -81,6 +81,9 @@ def gguf_metadata(parts: Parts) -> dict:
         meta["tokenizer.ggml.bos_token_id"] = parts.bos_id
     if parts.eos_id is not None:
         meta["tokenizer.ggml.eos_token_id"] = parts.eos_id
+    # prompts: bos first when the tokenizer asks for it, never an eos (Tokenizer.encode_prompt)
+    meta["tokenizer.ggml.add_bos_token"] = bool(parts.add_bos)
+    meta["tokenizer.ggml.add_eos_token"] = False
     return meta
 
 
@@ -214,7 +217,8 @@ def from_gguf_metadata(meta, source: str) -> Parts:
         parts = parse(spec, where)
     else:
         raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")
-    add_bos = meta.get("tokenizer.ggml.add_bos_token", model == "llama")
+    # without the key, llama.cpp starts prompts with bos for SentencePiece and Llama 3 vocabularies
+    add_bos = meta.get("tokenizer.ggml.add_bos_token", model == "llama" or pre in GGUF_PRE_LLAMA3)
     return dataclasses.replace(
         parts,
         bos_id=bos if bos is not None else parts.bos_id,

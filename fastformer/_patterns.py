@@ -73,7 +73,8 @@ GGUF_PRE_PATTERN = {
     "gpt-2": GPT2_PATTERN_HF,
     "default": GPT2_PATTERN_HF,
 }
-# llama.cpp's Llama 3 names: a piece that is a token is taken whole (as Llama 3's ignore_merges)
+# llama.cpp's Llama 3 names: a piece that is a token is taken whole (as ignore_merges), and prompts start with
+# bos when the file has no tokenizer.ggml.add_bos_token
 GGUF_PRE_LLAMA3 = frozenset({"llama-bpe", "llama3"})
 
 
