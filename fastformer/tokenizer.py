@@ -78,13 +78,13 @@ class Tokenizer:
 
     def __init__(self, parts: Parts, *, name: str) -> None:
         # private: use the from_* constructors
-        self._parts = parts
+        self._parts = parts  # what it was built from (gguf_metadata writes it out)
         self._bpe = parts.bpe
         self._tokens = parts.tokens
         self._special = dict(parts.special)
         self._special_names = list(parts.special)
         self._special_index = {s: k for k, s in enumerate(self._special_names)}
-        self._special_added = {s: AddedToken(i) for s, i in self._special.items()}
+        self._special_added = {s: AddedToken(i) for s, i in self._special.items()}  # for split_added
         self._mode_default = bytes([BPE_DISALLOWED]) * len(self._special_names)
         self._regex = parts.regex
         self._pipeline = parts.pipeline
