@@ -205,7 +205,9 @@ const char *ff_unicode_version(void);  // of the category table the scanners use
 int ff_unicode_category(uint32_t cp);   // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
 
 typedef struct ff_bpe ff_bpe;  // a vocabulary, its merges, a split pattern and special tokens; read-only once built
-// ids 0..n-1: id i is bytes[off[i]..off[i+1]), kind[i] 0 unused, 1 mergeable, 2 special; NULL on OOM
+enum ff_token_kind { FF_TOKEN_UNUSED, FF_TOKEN_MERGEABLE, FF_TOKEN_SPECIAL };  // what an id is (kind[] of ff_bpe_new)
+enum ff_bpe_mode { FF_BPE_PLAIN, FF_BPE_ALLOWED, FF_BPE_DISALLOWED };  // a special token's text: plain, token, error
+// ids 0..n-1: id i is bytes[off[i]..off[i+1]), kind[i] an ff_token_kind; NULL on OOM
 ff_bpe *ff_bpe_new(const uint8_t *bytes, const int64_t *off, const uint8_t *kind, int32_t n);
 void ff_bpe_free(ff_bpe *b);
 int32_t ff_bpe_token_id(const ff_bpe *b, const uint8_t *bytes, int64_t n);  // mergeable token, or -1
@@ -221,7 +223,7 @@ int ff_bpe_config(ff_bpe *b, int pretok, int by_char, const int32_t *byte_id, in
                   int whole_first);
 int ff_bpe_specials(ff_bpe *b, const int32_t *ids, int32_t n);  // ids (n,) whose bytes are searched for in text
 int ff_bpe_set_decode(ff_bpe *b, const uint8_t *bytes, const int64_t *off);  // decoded bytes per id (default: bytes)
-// ids (at most n) of utf-8 text (n,); mode (n_special,): 0 plain text, 1 allowed, 2 disallowed (NULL: all 0);
+// ids (at most n) of utf-8 text (n,); mode (n_special,) an ff_bpe_mode per special (NULL: all FF_BPE_PLAIN);
 // returns the count, -1 on OOM, or -2 - k when disallowed special k occurs in the text
 int64_t ff_bpe_encode(const ff_bpe *b, int32_t *ids, const uint8_t *text, int64_t n, const uint8_t *mode);
 // ids of text already split into pieces [starts[k], ends[k]) (n_pieces,), at most their total bytes; -1 on OOM

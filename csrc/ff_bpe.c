@@ -18,7 +18,7 @@ typedef struct {
 
 struct ff_bpe {
     int32_t n;                   // ids 0..n-1
-    uint8_t *kind;               // per id: 0 unused, 1 mergeable token, 2 special token
+    uint8_t *kind;               // per id: an ff_token_kind
     int64_t *off;                // id i is bytes[off[i]..off[i+1]) in merge space
     uint8_t *bytes;
     int64_t *doff;               // and decodes to dbytes[doff[i]..doff[i+1])
@@ -167,7 +167,7 @@ ff_bpe *ff_bpe_new(const uint8_t *bytes, const int64_t *off, const uint8_t *kind
     for (int k = 0; k < 256; k++) b->byte_id[k] = -1;
     // the bytes -> id map holds mergeable tokens; the first id wins for duplicate strings
     for (int32_t id = 0; id < n; id++) {
-        if (kind[id] != 1 || tok_find(b, bytes + off[id], off[id + 1] - off[id]) >= 0) continue;
+        if (kind[id] != FF_TOKEN_MERGEABLE || tok_find(b, bytes + off[id], off[id + 1] - off[id]) >= 0) continue;
         uint64_t h = hash_bytes(bytes + off[id], off[id + 1] - off[id]), i = h & b->tok_mask;
         while (b->tok[i]) i = (i + 1) & b->tok_mask;
         b->tok[i] = (h >> 32) << 32 | (uint32_t)(id + 1);
@@ -208,7 +208,7 @@ int64_t ff_bpe_merges_list(ff_bpe *b, const int32_t *left, const int32_t *right,
 int ff_bpe_merges_ranked(ff_bpe *b, const int32_t *rank) {
     // every split of token t into two tokens merges to t with rank[t]
     for (int32_t t = 0; t < b->n; t++) {
-        if (b->kind[t] != 1 || rank[t] < 0) continue;
+        if (b->kind[t] != FF_TOKEN_MERGEABLE || rank[t] < 0) continue;
         const uint8_t *s = b->bytes + b->off[t];
         int64_t len = b->off[t + 1] - b->off[t];
         for (int64_t k = 1; k < len; k++) {
@@ -439,7 +439,7 @@ static int find_premerge(ff_bpe *b) {
         const uint8_t *s = b->bytes + b->off[id];
         int64_t len = b->off[id + 1] - b->off[id];
         int len_seen;
-        if (b->kind[id] != 1 || len < 2 || len > 4 || ff_utf8_len(s[0]) != len) continue;
+        if (b->kind[id] != FF_TOKEN_MERGEABLE || len < 2 || len > 4 || ff_utf8_len(s[0]) != len) continue;
         ff_uc_at(s, 0, len, &len_seen);
         if (len_seen == len) b->premerge[id] = (uint8_t)premerge_flags(b, id, s, (int)len, minl, minr);
         count += b->premerge[id] != 0;
@@ -489,7 +489,7 @@ int ff_bpe_config(ff_bpe *b, int pretok, int by_char, const int32_t *byte_id, in
     if (!buf) return FF_ENOMEM;
     for (int32_t id = 0; id < b->n; id++) {
         int64_t len = b->off[id + 1] - b->off[id];
-        if (b->kind[id] != 1 || len == 0) continue;
+        if (b->kind[id] != FF_TOKEN_MERGEABLE || len == 0) continue;
         if (whole_first) {
             b->whole[id] = 1;
             continue;
@@ -593,13 +593,13 @@ static int32_t special_at(const ff_bpe *b, const uint8_t *s, int64_t i, int64_t 
 int64_t ff_bpe_encode(const ff_bpe *b, int32_t *ids, const uint8_t *text, int64_t n, const uint8_t *mode) {
     int any_allowed = 0, any_disallowed = 0;
     for (int32_t k = 0; mode && k < b->n_special; k++) {
-        any_allowed |= mode[k] == 1;
-        any_disallowed |= mode[k] == 2;
+        any_allowed |= mode[k] == FF_BPE_ALLOWED;
+        any_disallowed |= mode[k] == FF_BPE_DISALLOWED;
     }
     // a disallowed special string anywhere in the text is an error
     for (int64_t i = 0; any_disallowed && i < n; i++) {
         if (!b->sfirst[text[i]]) continue;
-        int32_t k = special_at(b, text, i, n, mode, 2);
+        int32_t k = special_at(b, text, i, n, mode, FF_BPE_DISALLOWED);
         if (k >= 0) return -2 - b->sorder[k];
     }
     if (!any_allowed) return encode_ordinary(b, ids, text, n);
@@ -607,7 +607,7 @@ int64_t ff_bpe_encode(const ff_bpe *b, int32_t *ids, const uint8_t *text, int64_
     int64_t m = 0, start = 0;
     for (int64_t i = 0; i < n; i++) {
         int32_t k;
-        if (!b->sfirst[text[i]] || (k = special_at(b, text, i, n, mode, 1)) < 0) continue;
+        if (!b->sfirst[text[i]] || (k = special_at(b, text, i, n, mode, FF_BPE_ALLOWED)) < 0) continue;
         int64_t r = encode_ordinary(b, ids + m, text + start, i - start);
         if (r < 0) return -1;
         m += r;
@@ -667,7 +667,7 @@ int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n) {
     int64_t total = 0;
     for (int64_t k = 0; k < n; k++) {
         int32_t id = ids[k];
-        if (id < 0 || id >= b->n || !b->kind[id]) return -1 - k;
+        if (id < 0 || id >= b->n || b->kind[id] == FF_TOKEN_UNUSED) return -1 - k;
         total += b->doff[id + 1] - b->doff[id];
     }
     return total;

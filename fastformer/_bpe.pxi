@@ -10,6 +10,9 @@ from libc.stdint cimport int32_t, uint8_t, uint32_t
 
 PRETOK_KINDS = {"none": FF_PRETOK_NONE, "gpt2": FF_PRETOK_GPT2, "cl100k": FF_PRETOK_CL100K,
                 "o200k": FF_PRETOK_O200K, "llama3": FF_PRETOK_LLAMA3, "qwen2": FF_PRETOK_QWEN2}
+# what an id is (Bpe's kind argument) and how encode treats a special token's text (its mode argument)
+TOKEN_UNUSED, TOKEN_MERGEABLE, TOKEN_SPECIAL = FF_TOKEN_UNUSED, FF_TOKEN_MERGEABLE, FF_TOKEN_SPECIAL
+BPE_PLAIN, BPE_ALLOWED, BPE_DISALLOWED = FF_BPE_PLAIN, FF_BPE_ALLOWED, FF_BPE_DISALLOWED
 
 
 def unicode_version():
@@ -178,7 +181,7 @@ cdef class Bpe:
         return <const uint8_t *>PyBytes_AS_STRING(mode) if self.n_special else NULL
 
     def encode(self, str text, bytes mode=None):
-        """Ids of text; mode[k] for special k: 0 plain text, 1 allowed, 2 disallowed. Returns a list of ids,
+        """Ids of text; mode[k] for special k: BPE_PLAIN, BPE_ALLOWED or BPE_DISALLOWED. Returns a list of ids,
         or the int k of a disallowed special found in the text."""
         cdef Py_ssize_t n
         cdef list keep = []

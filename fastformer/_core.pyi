@@ -70,6 +70,12 @@ def quant_vnni() -> int: ...
 
 # bpe engine
 PRETOK_KINDS: dict[str, int]
+TOKEN_UNUSED: int
+TOKEN_MERGEABLE: int
+TOKEN_SPECIAL: int
+BPE_PLAIN: int
+BPE_ALLOWED: int
+BPE_DISALLOWED: int
 
 def unicode_version() -> str: ...
 def unicode_categories() -> Any: ...

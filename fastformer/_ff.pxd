@@ -129,6 +129,14 @@ cdef extern from "fastformer.h" nogil:
 
     ctypedef struct ff_bpe:
         pass
+    enum:
+        FF_TOKEN_UNUSED
+        FF_TOKEN_MERGEABLE
+        FF_TOKEN_SPECIAL
+    enum:
+        FF_BPE_PLAIN
+        FF_BPE_ALLOWED
+        FF_BPE_DISALLOWED
     ff_bpe *ff_bpe_new(const uint8_t *bytes, const int64_t *off, const uint8_t *kind, int32_t n)
     void ff_bpe_free(ff_bpe *b)
     int32_t ff_bpe_token_id(const ff_bpe *b, const uint8_t *bytes, int64_t n)

@@ -1,20 +1,36 @@
-"""Hugging Face tokenizer.json BPE models (and GGUF tokenizer.ggml.* vocabularies) for fastformer.Tokenizer.
+"""Hugging Face tokenizer.json BPE models for fastformer.Tokenizer.
 
-Tokenizer._from_hf reads the model (vocab, merges, unk_token, byte_fallback, ignore_merges) and the added
-tokens with the helpers here; `Pipeline` does what `tokenizers` does around the BPE model: split off added
-tokens (leftmost-longest, with lstrip/rstrip/single_word), normalize, pre-tokenize, then hand each segment to
-the C engine (whole, or already split into pieces when no scanner covers the pattern); `decoder` turns the
-decoder into per-token bytes. `gguf_metadata` / `from_gguf_metadata` convert to and from GGUF's keys.
+`parse` reads the model (vocab, merges, unk_token, byte_fallback, ignore_merges), the added tokens and
+tokenizer_config.json's bos / eos into `Parts`; `Pipeline` does what `tokenizers` does around the BPE model:
+split off added tokens (leftmost-longest, with lstrip/rstrip/single_word), normalize, pre-tokenize, then hand
+each segment to the C engine (whole, or already split into pieces when no scanner covers the pattern);
+`decoder` turns the decoder into per-token bytes. `byte_level_spec` writes a tokenizer.json back.
 """
+
+from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import unicodedata
 
 import numpy as np
 
+from fastformer import _core
+from fastformer._bpe_engine import (
+    WHITE_SPACE,
+    AddedToken,
+    Parts,
+    allowed_names,
+    alternation,
+    check_disallowed,
+    encode_piece_list,
+    id_limit,
+    new_bpe,
+    set_decode,
+    split_added,
+)
+from fastformer._patterns import GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
 from fastformer.errors import FormatError, UnsupportedError
 
 # ---- GPT-2's reversible map from bytes to printable characters ----
@@ -33,27 +49,23 @@ def _bytes_to_unicode():
 
 BYTE_TO_CHAR = _bytes_to_unicode()
 CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
-# Unicode White_Space (Rust's char::is_whitespace), for lstrip / rstrip of added tokens
-WHITE_SPACE = frozenset(
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
 
 
 def byte_level_decode(s, where):
+    """The bytes of a token spelled in GPT-2's byte alphabet."""
     try:
         return bytes(CHAR_TO_BYTE[c] for c in s)
     except KeyError as e:
         raise FormatError(f"{where}: token {s!r} is not in the byte-level alphabet") from e
 
 
-def _steps(node, kind):
+def flatten(node, kind):
     """A normalizer / pre-tokenizer / decoder node as a flat list of dicts (Sequence unrolled)."""
     if node is None:
         return []
     if node.get("type") == "Sequence":
         key = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers", "decoder": "decoders"}[kind]
-        return [s for sub in node.get(key, []) for s in _steps(sub, kind)]
+        return [s for sub in node.get(key, []) for s in flatten(sub, kind)]
     return [node]
 
 
@@ -72,7 +84,7 @@ def _pattern(p, where):
 def _normalizer(node, where):
     """A function str -> str doing what the tokenizer.json normalizer does (None if there is none)."""
     fns = []
-    for step in _steps(node, "normalizer"):
+    for step in flatten(node, "normalizer"):
         t = step.get("type")
         if t in ("NFC", "NFD", "NFKC", "NFKD"):
             fns.append(lambda s, f=t: unicodedata.normalize(f, s))
@@ -85,7 +97,7 @@ def _normalizer(node, where):
             if kind == "string":
                 fns.append(lambda s, a=pat, b=step["content"]: s.replace(a, b))
             else:
-                rx = _regex(pat)
+                rx = compile_regex(pat, where=where)
                 fns.append(lambda s, r=rx, b=step["content"]: r.sub(lambda m: b, s))
         elif t == "Strip":
             left, right = step.get("strip_left", True), step.get("strip_right", True)
@@ -113,17 +125,6 @@ def _strip_ws(s, left, right):
     while right and j > i and s[j - 1] in WHITE_SPACE:
         j -= 1
     return s[i:j]
-
-
-def _regex(pattern):
-    try:
-        import regex
-    except ImportError as e:
-        raise UnsupportedError(f"pattern {pattern!r} needs the `regex` package") from e
-    try:
-        return regex.compile(pattern)
-    except (regex.error, TypeError, ValueError) as e:
-        raise FormatError(f"invalid split pattern {pattern!r}: {e}") from e
 
 
 # ---- pre-tokenizers ----
@@ -181,12 +182,9 @@ class _PreTokenizer:
     of Python steps that cut each segment into pieces."""
 
     def __init__(self, node, byte_level, where):
-        from fastformer.tokenizer import GPT2_PATTERN_HF
-        from fastformer.tokenizer import SCANNERS_HF as SCANNERS
-
         self.scanner, self.pattern, self.prefix_space, self.steps = None, None, False, []
         self.metaspace = None
-        steps = _steps(node, "pre_tokenizer")
+        steps = flatten(node, "pre_tokenizer")
         types = [s.get("type") for s in steps]
         # fast paths: ByteLevel(use_regex), or Split(known pattern, Isolated) + ByteLevel(no regex, no prefix)
         if types == ["ByteLevel"]:
@@ -202,28 +200,24 @@ class _PreTokenizer:
             and not steps[1].get("use_regex", True)
         ):
             kind, pat = _pattern(steps[0]["pattern"], where)
-            if kind == "regex" and pat in SCANNERS:
-                self.scanner, self.pattern = SCANNERS[pat], pat
+            if kind == "regex" and pat in SCANNERS_HF:
+                self.scanner, self.pattern = SCANNERS_HF[pat], pat
                 return
         if not steps:
             self.scanner = "none"
             return
         if types == ["Metaspace"] and not byte_level:
             st = steps[0]
-            self.metaspace = (st.get("replacement", "▁"), _prepend_scheme(st), st.get("split", True))
+            self.metaspace = (st.get("replacement", "▁"), prepend_scheme(st), st.get("split", True))
             return
         for st in steps:
             t = st.get("type")
             if t == "Split":
                 kind, pat = _pattern(st["pattern"], where)
-                rx = _regex(pat) if kind == "regex" else re.compile(re.escape(pat))
-                if kind == "regex" and pat not in SCANNERS:
-                    import warnings
-
-                    warnings.warn(
-                        f"{where}: split pattern {pat!r} has no built-in scanner; using the slower `regex` package",
-                        stacklevel=4,
-                    )
+                if kind == "regex":
+                    rx = compile_regex(pat, where=where, slow_split=pat not in SCANNERS_HF, stacklevel=5)
+                else:
+                    rx = re.compile(re.escape(pat))
                 behavior = st.get("behavior", "Isolated")
                 if behavior not in SPLIT_BEHAVIORS:
                     raise UnsupportedError(
@@ -234,9 +228,10 @@ class _PreTokenizer:
             elif t == "ByteLevel":
                 self.steps.append(("bytelevel", st.get("add_prefix_space", True), st.get("use_regex", True)))
             elif t == "Digits":
-                self.steps.append(("digits", st.get("individual_digits", False)))
+                individual = st.get("individual_digits", False)
+                self.steps.append(("digits", individual, compile_regex(r"\p{N}" if individual else r"\p{N}+")))
             elif t == "Metaspace":
-                self.steps.append(("metaspace", st.get("replacement", "▁"), _prepend_scheme(st), st.get("split", True)))
+                self.steps.append(("metaspace", st.get("replacement", "▁"), prepend_scheme(st), st.get("split", True)))
             else:
                 raise UnsupportedError(
                     f"{where}: pre-tokenizer {t!r} is not supported (ByteLevel, Split, Digits, "
@@ -245,8 +240,6 @@ class _PreTokenizer:
 
     def pieces(self, seg, first):
         """The pieces of one normalized segment (the slow path); `first`: it starts the text."""
-        from fastformer import _core
-
         if self.metaspace is not None:
             return _metaspace(seg, *self.metaspace, first)
         pieces = [seg]
@@ -259,20 +252,15 @@ class _PreTokenizer:
                     q = " " + p if step[1] and not p.startswith(" ") else p
                     out += _core.pretok_split(q, "gpt2") if step[2] else [q]
                 elif step[0] == "digits":
-                    rx = r"\p{N}" if step[1] else r"\p{N}+"
-                    out += _split_parts(
-                        p,
-                        [m.span() for m in _regex(rx).finditer(p)],
-                        "Isolated" if step[1] else "Contiguous",
-                        False,
-                    )
+                    spans = [m.span() for m in step[2].finditer(p)]
+                    out += _split_parts(p, spans, "Isolated" if step[1] else "Contiguous", False)
                 else:
                     out += _metaspace(p, step[1], step[2], step[3], first and p is pieces[0])
             pieces = out
         return pieces
 
 
-def _prepend_scheme(step):
+def prepend_scheme(step):
     if "prepend_scheme" in step:
         return step["prepend_scheme"]
     return "always" if step.get("add_prefix_space", True) else "never"
@@ -291,11 +279,11 @@ def _metaspace(seg, rep, scheme, split, first):
 
 
 class _Added:
-    """Added tokens split out of the text as `tokenizers` does: non-normalized ones on the raw text,
-    normalized ones on each normalized segment; leftmost-longest, then single_word / lstrip / rstrip."""
+    """Added tokens split out of the text as `tokenizers` does: non-normalized ones on the raw text (`raw`),
+    normalized ones on each normalized segment (`norm`), both with `split_added`."""
 
     def __init__(self, added, normalize):
-        self.tokens = {}  # content -> (id, special, single_word, lstrip, rstrip)
+        self.tokens = {}  # content -> AddedToken
         raw, norm = [], []
         for a in added:
             content = a["content"]
@@ -306,76 +294,43 @@ class _Added:
                 norm.append(content)
             else:
                 raw.append(content)
-            self.tokens[content] = (
+            self.tokens[content] = AddedToken(
                 a["id"],
                 a.get("special", False),
                 a.get("single_word", False),
                 a.get("lstrip", False),
                 a.get("rstrip", False),
             )
-        self.raw = self._alternation(raw)
-        self.norm = self._alternation(norm)
+        self.raw = alternation(raw)
+        self.norm = alternation(norm)
 
-    @staticmethod
-    def _alternation(contents):
-        if not contents:
-            return None
-        return re.compile("|".join(re.escape(c) for c in sorted(set(contents), key=len, reverse=True)))
-
-    def split(self, text, rx, special_mode):
-        """text as [(segment, None) | (content, id)]; special_mode(content) -> 0 plain, 1 split."""
-        out, start = [], 0
-        for m in rx.finditer(text):
-            a, b = m.span()
-            tid, special, single_word, lstrip, rstrip = self.tokens[m.group()]
-            if special and not special_mode(m.group()):
-                continue
-            if single_word and ((a > 0 and text[a - 1].isalnum()) or (b < len(text) and text[b].isalnum())):
-                continue
-            if lstrip:
-                while a > start and text[a - 1] in WHITE_SPACE:
-                    a -= 1
-            if rstrip:
-                while b < len(text) and text[b] in WHITE_SPACE:
-                    b += 1
-            if a > start:
-                out.append((text[start:a], None))
-            out.append((text[a:b], tid))
-            start = b
-        if start < len(text):
-            out.append((text[start:], None))
-        return out
+    def found_in(self, text):
+        return (self.raw is not None and self.raw.search(text) is not None) or (
+            self.norm is not None and self.norm.search(text) is not None
+        )
 
 
 class Pipeline:
-    """What `tokenizers` does around the BPE model, for one tokenizer.json."""
+    """What `tokenizers` does around the BPE model, for one tokenizer.json; `strip` leading spaces the decoder
+    strips, `first` (per id, or None) the bytes of an id that starts the decoded text, if they differ."""
 
-    def __init__(self, spec, byte_level, where):
+    def __init__(self, spec, byte_level, where, *, strip=0, first=None):
         self.normalize = _normalizer(spec.get("normalizer"), where)
         self.pre = _PreTokenizer(spec.get("pre_tokenizer"), byte_level, where)
         self.added = _Added(spec.get("added_tokens") or [], self.normalize)
         self.byte_level = byte_level
-        self.strip = 0  # leading spaces the decoder strips
-        self.first = None  # per id: its bytes when it starts the decoded text, if that differs
+        self.strip = strip
+        self.first = first
         # the whole text can go straight to C when nothing in Python would change it
         self.direct = self.normalize is None and self.pre.scanner is not None and not self.pre.prefix_space
 
     def segments(self, text, mode, names):
         """text as [(str, None) to encode with the C scanner | (list of pieces, None) | (None, id)]."""
-        allowed = {s for k, s in enumerate(names) if mode[k] == 1}
-        for k, s in enumerate(names):
-            if mode[k] == 2 and s in text:
-                from fastformer.tokenizer import _raise_disallowed
-
-                _raise_disallowed(
-                    min(
-                        (t for j, t in enumerate(names) if mode[j] == 2 and t in text),
-                        key=lambda t: (text.find(t), -len(t)),
-                    )
-                )
+        check_disallowed(text, names, mode)
+        allowed = allowed_names(names, mode)
         parts = [(text, None)]
         if self.added.raw is not None:
-            parts = self.added.split(text, self.added.raw, allowed.__contains__)
+            parts = split_added(text, self.added.raw, self.added.tokens, allowed)
         out, pos = [], 0
         for seg, tid in parts:
             first, pos = pos == 0, pos + len(seg)
@@ -385,7 +340,7 @@ class Pipeline:
             seg = self.normalize(seg) if self.normalize is not None else seg
             sub = [(seg, None)]
             if self.added.norm is not None:
-                sub = self.added.split(seg, self.added.norm, allowed.__contains__)
+                sub = split_added(seg, self.added.norm, self.added.tokens, allowed)
             for s, t in sub:
                 if t is not None:
                     out.append((None, t))
@@ -401,17 +356,18 @@ class Pipeline:
 
     def plan(self, text, mode, names):
         """segments(), or the whole text as one segment when nothing in Python would change it."""
-        if self.direct and not self._has_added(text):
+        if self.direct and not self.added.found_in(text):
             return [(text, None)]
         return self.segments(text, mode, names)
 
-    def encode(self, tok, text, mode):
-        return self.run(tok, [self.plan(text, mode, tok._special_names)], 1)[0]
+    def encode(self, bpe, text, mode, names):
+        """The ids of one text; `names` the special tokens `mode` is indexed by."""
+        return self.run(bpe, [self.plan(text, mode, names)], 1)[0]
 
-    def run(self, tok, plans, num_threads):
+    def run(self, bpe, plans, num_threads):
         """The ids of planned texts: every str segment is encoded in one parallel C batch."""
         flat = [seg for plan in plans for seg, _ in plan if isinstance(seg, str)]
-        done = iter(tok._bpe.encode_batch(flat, None, num_threads) if flat else [])
+        done = iter(bpe.encode_batch(flat, None, num_threads) if flat else [])
         out = []
         for plan in plans:
             ids = []
@@ -421,21 +377,9 @@ class Pipeline:
                 elif isinstance(seg, str):
                     ids += next(done)
                 else:
-                    ids += _encode_piece_list(tok._bpe, seg)
+                    ids += encode_piece_list(bpe, seg)
             out.append(ids)
         return out
-
-    def _has_added(self, text):
-        return (self.added.raw is not None and self.added.raw.search(text) is not None) or (
-            self.added.norm is not None and self.added.norm.search(text) is not None
-        )
-
-
-def _encode_piece_list(bpe, pieces):
-    data = [p.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode("utf-8") for p in pieces]
-    ends = np.cumsum([len(d) for d in data], dtype=np.int64)
-    starts = ends - np.array([len(d) for d in data], dtype=np.int64)
-    return bpe.encode_pieces(np.frombuffer(b"".join(data) or b"\0", np.uint8), starts, ends) if data else []
 
 
 # ---- decoders ----
@@ -444,7 +388,7 @@ def _encode_piece_list(bpe, pieces):
 def decoder(node, byte_level, where):
     """(token_bytes(string, added, first), leading spaces to strip from the decoded text, whether the first
     token decodes differently: tokenizers' Metaspace decoder drops every replacement character in it)."""
-    steps = _steps(node, "decoder")
+    steps = flatten(node, "decoder")
     replace, byte_fallback, strip, byte_dec, drop_first = [], False, 0, False, None
     for st in steps:
         t = st.get("type")
@@ -465,7 +409,7 @@ def decoder(node, byte_level, where):
             strip = st.get("start", 0)
         elif t == "Metaspace":
             replace.append((st.get("replacement", "▁"), " "))
-            if _prepend_scheme(st) != "never":
+            if prepend_scheme(st) != "never":
                 drop_first = st.get("replacement", "▁")
         else:
             raise UnsupportedError(
@@ -513,15 +457,13 @@ def malformed(where):
 
 def check_vocab(vocab, added, where):
     """Check model.vocab ({token: id}) and added_tokens ([{id, content}]); returns the id space size."""
-    from fastformer.tokenizer import _id_limit
-
     if not isinstance(vocab, dict):
         raise FormatError(f"{where}: model.vocab must map tokens to ids, got {type(vocab).__name__}")
     if not isinstance(added, list) or not all(
         isinstance(a, dict) and isinstance(a.get("content"), str) and "id" in a for a in added
     ):
         raise FormatError(f"{where}: added_tokens must be a list of objects with an id and a string content")
-    limit = _id_limit(len(vocab) + len(added))
+    limit = id_limit(len(vocab) + len(added))
     owner = {}
     for s, i in vocab.items():
         if isinstance(i, bool) or not isinstance(i, int):
@@ -558,7 +500,7 @@ def parse_merges(merges, vocab, where):
 
 
 def is_byte_level(spec):
-    steps = _steps(spec.get("pre_tokenizer"), "pre_tokenizer") + _steps(spec.get("normalizer"), "normalizer")
+    steps = flatten(spec.get("pre_tokenizer"), "pre_tokenizer") + flatten(spec.get("normalizer"), "normalizer")
     return any(s.get("type") == "ByteLevel" for s in steps)
 
 
@@ -591,6 +533,99 @@ def bos_eos(spec, config, special):
         if eos is None and name in special:
             eos = special[name]
     return bos, eos
+
+
+def prompt_bos(spec, config):
+    """(add_bos, bos id or None) for prompts: tokenizer_config.json's add_bos_token where it is a bool, else
+    whether a TemplateProcessing post-processor puts a special token first (and its id)."""
+    if isinstance((config or {}).get("add_bos_token"), bool):
+        return config["add_bos_token"], None
+    post = spec.get("post_processor") or {}
+    procs = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
+    for p in procs:
+        if isinstance(p, dict) and p.get("type") == "TemplateProcessing":
+            first = (p.get("single") or [{}])[0]
+            if isinstance(first, dict) and "SpecialToken" in first:
+                name = first["SpecialToken"]["id"]
+                ids = (p.get("special_tokens", {}).get(name) or {}).get("ids") or []
+                return bool(ids), (ids[0] if ids else None)
+    return False, None
+
+
+def parse(spec, where, config=None, *, merge_rank=None) -> Parts:
+    """The parts of a Tokenizer from a parsed tokenizer.json (and tokenizer_config.json); with merge_rank (per
+    id), merges come from the vocabulary by rank instead of the merges list."""
+    model = spec.get("model") or {}
+    if not isinstance(model, dict):
+        raise FormatError(f"{where}: model must be an object, got {type(model).__name__}")
+    if model.get("type", "BPE") != "BPE":
+        raise UnsupportedError(f"{where}: model type {model.get('type')!r} is not supported (only BPE is)")
+    for key in ("continuing_subword_prefix", "end_of_word_suffix", "dropout"):
+        if model.get(key):
+            raise UnsupportedError(f"{where}: BPE option {key}={model[key]!r} is not supported")
+    vocab, added = model.get("vocab"), spec.get("added_tokens") or []
+    n = check_vocab(vocab, added, where)
+    byte_level = is_byte_level(spec)
+    merge_tokens, decoded, kind = [None] * n, [None] * n, np.full(n, _core.TOKEN_UNUSED, np.uint8)
+    token_bytes, strip, first_differs = decoder(spec.get("decoder"), byte_level, where)
+    for s, i in vocab.items():
+        merge_tokens[i] = byte_level_decode(s, where) if byte_level else s.encode("utf-8")
+        decoded[i] = token_bytes(s, False)
+        kind[i] = _core.TOKEN_MERGEABLE
+    for a in added:
+        i = a["id"]
+        decoded[i] = token_bytes(a["content"], True)
+        if kind[i] == _core.TOKEN_UNUSED:
+            merge_tokens[i], kind[i] = a["content"].encode("utf-8"), _core.TOKEN_SPECIAL
+    bpe = new_bpe(merge_tokens, kind)
+    left, right = parse_merges(model.get("merges") or [], vocab, where)
+    if merge_rank is not None:
+        bpe.merges_ranked(merge_rank)
+    elif (bad := bpe.merges_list(left, right)) >= 0:
+        raise FormatError(f"{where}: merge {bad} ({model['merges'][bad]!r}) makes a token not in the vocabulary")
+    first = None
+    if first_differs:  # what each id decodes to at the start of the text
+        first = [None] * n
+        for s, i in vocab.items():
+            first[i] = token_bytes(s, False, first=True)
+        for a in added:
+            first[a["id"]] = token_bytes(a["content"], True, first=True)
+    pipeline = Pipeline(spec, byte_level, where, strip=strip, first=first)
+    if byte_level:
+        byte_id = [vocab.get(BYTE_TO_CHAR[b], -1) for b in range(256)]
+        if min(byte_id) < 0:
+            raise UnsupportedError(f"{where}: a byte-level vocabulary without all 256 byte tokens")
+    else:
+        byte_id = [vocab.get(f"<0x{b:02X}>", -1) for b in range(256)]
+        if not model.get("byte_fallback"):
+            byte_id = None
+        elif min(byte_id) < 0:
+            raise UnsupportedError(f"{where}: byte_fallback without all 256 <0xNN> tokens")
+    unk = vocab.get(model.get("unk_token"), -1) if model.get("unk_token") is not None else -1
+    bpe.config(
+        pipeline.pre.scanner or "none",
+        by_char=not byte_level,
+        byte_id=byte_id,
+        unk_id=unk,
+        fuse_unk=bool(model.get("fuse_unk")),
+        whole_first=bool(model.get("ignore_merges")),
+    )
+    set_decode(bpe, decoded)
+    special = {a["content"]: a["id"] for a in added if a.get("special")}
+    bpe.specials(np.zeros(0, np.int32))
+    bos, eos = bos_eos(spec, config, special)
+    add_bos, template_bos = prompt_bos(spec, config)
+    return Parts(
+        bpe,
+        decoded,
+        special,
+        pipeline.pre.pattern,
+        pipeline=pipeline,
+        bos_id=bos if bos is not None else template_bos,
+        eos_id=eos,
+        add_bos=add_bos,
+        spec=spec,
+    )
 
 
 # ---- writing ----
@@ -666,184 +701,3 @@ def byte_level_spec(vocab_bytes, merges, special, pattern, *, ignore_merges):
             "merges": [[enc(a), enc(b)] for a, b in merges],
         },
     }
-
-
-# ---- GGUF tokenizer.ggml.* metadata ----
-
-# llama.cpp's names of the split patterns (tokenizer.ggml.pre); cl100k's newer form is closest to llama-bpe
-GGUF_PRE = {"llama3": "llama-bpe", "cl100k": "llama-bpe", "qwen2": "qwen2", "o200k": "gpt-4o", "gpt2": "gpt-2"}
-GGUF_PRE_PATTERN = {
-    "llama-bpe": "LLAMA3_PATTERN",
-    "llama3": "LLAMA3_PATTERN",
-    "qwen2": "QWEN2_PATTERN",
-    "gpt-4o": "O200K_PATTERN",
-    "gpt-2": "GPT2_PATTERN_HF",
-    "default": "GPT2_PATTERN_HF",
-}
-TYPE_NORMAL, TYPE_UNKNOWN, TYPE_CONTROL, TYPE_USER, TYPE_UNUSED, TYPE_BYTE = 1, 2, 3, 4, 5, 6
-
-
-def gguf_metadata(tok):
-    from fastformer.tokenizer import SCANNERS
-
-    spec = tok._spec
-    n = tok.n_vocab
-    added = {a["id"]: a for a in (spec or {}).get("added_tokens") or []}
-    meta = {}
-    if tok._pipeline is None or tok._pipeline.byte_level:
-        # byte-level: tokens spelled with GPT-2's byte map, merges as "a b"
-        if spec is not None:
-            vocab, merges = spec["model"]["vocab"], spec["model"].get("merges") or []
-            merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
-        else:
-            vocab = {"".join(BYTE_TO_CHAR[x] for x in b): i for b, i in tok._ranks.items()}
-            merges = [" ".join("".join(BYTE_TO_CHAR[x] for x in p) for p in m) for m in merges_from_ranks(tok._ranks)]
-        tokens, types = [f"[UNUSED_{i}]" for i in range(n)], [TYPE_UNUSED] * n
-        for s, i in vocab.items():
-            tokens[i], types[i] = s, TYPE_NORMAL
-        for s, i in tok.special_tokens.items():
-            tokens[i], types[i] = s, TYPE_CONTROL
-        for i, a in added.items():
-            if not a.get("special"):
-                tokens[i], types[i] = a["content"], TYPE_USER
-        meta["tokenizer.ggml.model"] = "gpt2"
-        meta["tokenizer.ggml.pre"] = GGUF_PRE.get(SCANNERS.get(tok.pattern), "default")
-        meta["tokenizer.ggml.merges"] = merges
-    else:
-        # sentencepiece-style: pieces, scores that order the merges, byte and control types
-        vocab = spec["model"]["vocab"]
-        first = {}
-        for k, m in enumerate(spec["model"].get("merges") or []):
-            a, b = m.split(" ") if isinstance(m, str) else m
-            first.setdefault(a + b, k)
-        tokens, scores, types = [f"[UNUSED_{i}]" for i in range(n)], [0.0] * n, [TYPE_UNUSED] * n
-        for s, i in vocab.items():
-            tokens[i], types[i] = s, TYPE_NORMAL
-            scores[i] = -float(first.get(s, len(first) + i))
-            if len(s) == 6 and s.startswith("<0x") and s.endswith(">"):
-                types[i] = TYPE_BYTE
-        for i, a in added.items():
-            tokens[i] = a["content"]
-            types[i] = TYPE_CONTROL if a.get("special") else TYPE_USER
-        unk = spec["model"].get("unk_token")
-        if unk in vocab:
-            types[vocab[unk]] = TYPE_UNKNOWN
-        meta["tokenizer.ggml.model"] = "llama"
-        meta["tokenizer.ggml.scores"] = scores
-        meta["tokenizer.ggml.add_space_prefix"] = _adds_space_prefix(spec)
-    meta["tokenizer.ggml.tokens"] = tokens
-    meta["tokenizer.ggml.token_type"] = types
-    if tok.bos_id is not None:
-        meta["tokenizer.ggml.bos_token_id"] = tok.bos_id
-    if tok.eos_id is not None:
-        meta["tokenizer.ggml.eos_token_id"] = tok.eos_id
-    return meta
-
-
-def _adds_space_prefix(spec):
-    for st in _steps(spec.get("normalizer"), "normalizer"):
-        if st.get("type") == "Prepend":
-            return True
-    for st in _steps(spec.get("pre_tokenizer"), "pre_tokenizer"):
-        if st.get("type") == "Metaspace":
-            return _prepend_scheme(st) != "never"
-    return False
-
-
-def _meta_list(meta, key, default):
-    """A metadata array as a list (GGUF readers give numeric arrays as numpy arrays, strings as lists)."""
-    v = meta.get(key)
-    return list(default) if v is None else [x.item() if hasattr(x, "item") else x for x in v]
-
-
-def _gguf_vocab(meta, where):
-    """tokens, token types and bos / eos ids of tokenizer.ggml.*, checked."""
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if tokens is None or len(tokens) == 0:
-        raise FormatError(f"{where}.tokens is missing or empty")
-    if not isinstance(tokens, list) or not all(isinstance(x, str) for x in tokens):
-        raise FormatError(f"{where}.tokens must be an array of strings")
-    types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
-    if len(types) != len(tokens):
-        raise FormatError(f"{where}.token_type has {len(types)} entries for {len(tokens)} tokens")
-    bad = next(
-        (i for i, x in enumerate(types) if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= 6), None
-    )
-    if bad is not None:
-        raise FormatError(f"{where}.token_type of token {bad} is {types[bad]!r}, expected 0..6")
-    first = {}
-    for i, (s, ty) in enumerate(zip(tokens, types)):
-        if ty in (TYPE_NORMAL, TYPE_BYTE):
-            if s in first:
-                raise FormatError(f"{where}.tokens: token {s!r} appears twice (ids {first[s]} and {i})")
-            first[s] = i
-    ids = []
-    for key in ("bos_token_id", "eos_token_id"):
-        v = meta.get(f"tokenizer.ggml.{key}")
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < len(tokens)):
-            raise FormatError(f"{where}.{key} {v!r} must be a token id in [0, {len(tokens)})")
-        ids.append(v)
-    return tokens, types, ids[0], ids[1]
-
-
-def from_gguf_metadata(cls, meta, source):
-    import fastformer.tokenizer as t
-
-    model = meta.get("tokenizer.ggml.model")
-    where = f"{source}: tokenizer.ggml"
-    tokens, types, bos, eos = _gguf_vocab(meta, where)
-    if model == "llama":
-        scores = _meta_list(meta, "tokenizer.ggml.scores", [])
-        if len(scores) != len(tokens):
-            raise FormatError(f"{where}.scores has {len(scores)} entries for {len(tokens)} tokens")
-        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in scores):
-            raise FormatError(f"{where}.scores must be finite numbers")
-        tok = cls._from_scores(
-            tokens, scores, types, name="gguf", add_space_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True))
-        )
-    elif model == "gpt2":
-        pre = meta.get("tokenizer.ggml.pre", "default")
-        if pre not in GGUF_PRE_PATTERN:
-            raise UnsupportedError(f"{where}.pre {pre!r} is not supported ({', '.join(sorted(GGUF_PRE_PATTERN))} are)")
-        pattern = getattr(t, GGUF_PRE_PATTERN[pre])
-        vocab = {
-            s: i
-            for i, s in enumerate(tokens)
-            if types[i] in (TYPE_NORMAL, TYPE_BYTE, TYPE_UNUSED) and not s.startswith("[UNUSED_")
-        }
-        added = [
-            {"id": i, "content": s, "special": types[i] == TYPE_CONTROL, "normalized": False}
-            for i, s in enumerate(tokens)
-            if types[i] in (TYPE_CONTROL, TYPE_USER)
-        ]
-        # llama.cpp takes a piece that is a token whole for llama-bpe (as Llama 3's ignore_merges)
-        spec = byte_level_spec({}, [], {}, pattern, ignore_merges=pre in ("llama-bpe", "llama3"))
-        merges = meta.get("tokenizer.ggml.merges", [])
-        if not isinstance(merges, list) or not all(isinstance(m, str) for m in merges):
-            raise FormatError(f"{where}.merges must be an array of strings")
-        spec["model"]["vocab"], spec["model"]["merges"] = vocab, merges
-        spec["added_tokens"] = added
-        tok = cls._from_hf(spec, where, name="gguf")
-    else:
-        raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")
-    tok.bos_id = bos if bos is not None else tok.bos_id
-    tok.eos_id = eos if eos is not None else tok.eos_id
-    tok.add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", model == "llama")) and tok.bos_id is not None
-    return tok
-
-
-def prompt_bos(spec, config):
-    """(add_bos, bos id or None) for prompts: tokenizer_config.json's add_bos_token where it is a bool, else
-    whether a TemplateProcessing post-processor puts a special token first (and its id)."""
-    if isinstance((config or {}).get("add_bos_token"), bool):
-        return config["add_bos_token"], None
-    post = spec.get("post_processor") or {}
-    procs = post.get("processors", [post]) if post.get("type") == "Sequence" else [post]
-    for p in procs:
-        if isinstance(p, dict) and p.get("type") == "TemplateProcessing":
-            first = (p.get("single") or [{}])[0]
-            if isinstance(first, dict) and "SpecialToken" in first:
-                name = first["SpecialToken"]["id"]
-                ids = (p.get("special_tokens", {}).get(name) or {}).get("ids") or []
-                return bool(ids), (ids[0] if ids else None)
-    return False, None
