@@ -230,19 +230,43 @@ void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
 
 // ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
-enum ff_qtype {  // ggml's type ids
-    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q8_0 = 8, FF_QT_Q4_K = 12, FF_QT_Q6_K = 14, FF_QT_BF16 = 30,
-    FF_QT_R16 = 0x100  // flag on q8_0/q4_0: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
+enum ff_qtype {  // ggml's type ids (ids 4, 5 and 31..33 were retired by ggml)
+    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q4_1 = 3, FF_QT_Q5_0 = 6, FF_QT_Q5_1 = 7, FF_QT_Q8_0 = 8,
+    FF_QT_Q8_1 = 9, FF_QT_Q2_K = 10, FF_QT_Q3_K = 11, FF_QT_Q4_K = 12, FF_QT_Q5_K = 13, FF_QT_Q6_K = 14,
+    FF_QT_Q8_K = 15, FF_QT_IQ2_XXS = 16, FF_QT_IQ2_XS = 17, FF_QT_IQ3_XXS = 18, FF_QT_IQ1_S = 19, FF_QT_IQ4_NL = 20,
+    FF_QT_IQ3_S = 21, FF_QT_IQ2_S = 22, FF_QT_IQ4_XS = 23, FF_QT_I8 = 24, FF_QT_I16 = 25, FF_QT_I32 = 26,
+    FF_QT_I64 = 27, FF_QT_F64 = 28, FF_QT_IQ1_M = 29, FF_QT_BF16 = 30, FF_QT_TQ1_0 = 34, FF_QT_TQ2_0 = 35,
+    FF_QT_MXFP4 = 39, FF_QT_NVFP4 = 40, FF_QT_Q1_0 = 41,
+    FF_QT_COUNT = 42,  // ids are below this
+    FF_QT_R16 = 0x100  // flag on a FF_QF_R16 type: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
 };
-int64_t ff_qtype_block(int qtype);                  // weights per block (1 for f32/f16/bf16), 0 if unknown
-int64_t ff_qtype_block_bytes(int qtype);            // bytes per block, 0 if unknown
+// what fastformer implements for a type
+enum {
+    FF_QF_DEQUANT = 1,   // ff_dequantize
+    FF_QF_LINEAR = 2,    // ff_linear_q (dot kernels) and block-format embedding rows
+    FF_QF_QUANTIZE = 4,  // ff_quantize
+    FF_QF_R16 = 8        // ff_qrepack_r16 and the r16 dot kernels
+};
+// one row of the quant-type table (ff_qtype.c)
+typedef struct ff_qtype_info {
+    int id;                  // ggml type id
+    const char *name;        // ggml's name in lower case: "q8_0", "f16", ...
+    int64_t block;           // weights per block (1 for f32/f16/bf16)
+    int64_t block_bytes;     // bytes per block
+    int flags;               // FF_QF_*
+    int scale_lo, scale_hi;  // byte range [lo, hi) of the fp16 scales (d, and dmin where there is one) in a block
+} ff_qtype_info;
+const ff_qtype_info *ff_qtype_get(int qtype);         // the row of ggml type id qtype, NULL if unknown
+int ff_qtype_has(int qtype, int flags);               // 1 if qtype is known and has every flag in flags
+int64_t ff_qtype_block(int qtype);                    // weights per block, 0 if unknown
+int64_t ff_qtype_block_bytes(int qtype);              // bytes per block, 0 if unknown
 int64_t ff_qtype_row_bytes(int qtype, int64_t cols);  // bytes per row; -1 if unknown or cols % block != 0
-// dst (rows, row_bytes) = w (rows, cols) in q8_0, q4_0, f16, bf16 or f32, bytes equal to the gguf package's
-// quantizers; FF_EINVAL for other types or cols % block != 0
+// dst (rows, row_bytes) = w (rows, cols) in a FF_QF_QUANTIZE type, bytes equal to the gguf package's quantizers;
+// FF_EINVAL for other types or cols % block != 0
 int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols);
-// y (rows, cols) = src (rows, row_bytes) as float32, any qtype above; FF_EINVAL as ff_quantize
+// y (rows, cols) = src (rows, row_bytes) as float32 for a FF_QF_DEQUANT type; FF_EINVAL as ff_quantize
 int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols);
-// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in q8_0, q4_0 (either | FF_QT_R16), q4_k or q6_k, bias (n,) or
+// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in a FF_QF_LINEAR type (| FF_QT_R16 for FF_QF_R16 ones), bias (n,) or
 // NULL: x is quantized per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or
 // k % block != 0
 int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
@@ -259,7 +283,7 @@ enum {
 };
 int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
 int ff_quant_dot256(void);
-// dst = W (rows, cols) q8_0/q4_0 in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
+// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
 // the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);
 int ff_qrepack_r16_pays(void);  // 1 if the r16 kernels in use are the fast ones (the avx512 table with vnni)

@@ -51,35 +51,6 @@ int ff_quant_dot256(void) {
     return mode;
 }
 
-// ---- formats ----
-
-int64_t ff_qtype_block(int qtype) {
-    switch (qtype) {
-    case FF_QT_F32: case FF_QT_F16: case FF_QT_BF16: return 1;
-    case FF_QT_Q8_0: case FF_QT_Q4_0: return 32;
-    case FF_QT_Q4_K: case FF_QT_Q6_K: return 256;
-    default: return 0;
-    }
-}
-
-int64_t ff_qtype_block_bytes(int qtype) {
-    switch (qtype) {
-    case FF_QT_F32: return 4;
-    case FF_QT_F16: case FF_QT_BF16: return 2;
-    case FF_QT_Q8_0: return FF_Q8_0_BYTES;
-    case FF_QT_Q4_0: return FF_Q4_0_BYTES;
-    case FF_QT_Q4_K: return FF_Q4_K_BYTES;
-    case FF_QT_Q6_K: return FF_Q6_K_BYTES;
-    default: return 0;
-    }
-}
-
-int64_t ff_qtype_row_bytes(int qtype, int64_t cols) {
-    int64_t blk = ff_qtype_block(qtype);
-    if (blk == 0 || cols < 0 || cols % blk) return -1;
-    return cols / blk * ff_qtype_block_bytes(qtype);
-}
-
 // ---- fp16 and bf16, scalar (the f16c kernels in ff_qdot.c round the same way) ----
 
 static inline uint32_t f32_bits(float f) {
@@ -309,11 +280,12 @@ static int convert(ff_task_fn fn, void *q, float *f, int qtype, int64_t rows, in
 }
 
 int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
-    if (qtype == FF_QT_Q4_K || qtype == FF_QT_Q6_K) return FF_EINVAL;
+    if (!ff_qtype_has(qtype, FF_QF_QUANTIZE)) return FF_EINVAL;
     return convert(quantize_task, dst, (float *)w, qtype, rows, cols);
 }
 
 int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols) {
+    if (!ff_qtype_has(qtype, FF_QF_DEQUANT)) return FF_EINVAL;
     return convert(dequantize_task, (void *)src, y, qtype, rows, cols);
 }
 
@@ -477,7 +449,7 @@ static void repack_task(void *arg, int ith, int nth) {
 }
 
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols) {
-    if ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32)
+    if (!ff_qtype_has(qtype, FF_QF_R16) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32)
         return FF_EINVAL;
     repack_ctx c = {dst, src, qtype == FF_QT_Q4_0, rows, cols / 32};
     ff_parallel(repack_task, &c, rows * cols < (1 << 20) ? 1 : ff_get_num_threads());
@@ -643,12 +615,12 @@ static void qlin_task(void *arg, int ith, int nth) {
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {
     if (np < 1) return FF_EINVAL;
     int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
-    if (qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0 && qtype != FF_QT_Q4_K && qtype != FF_QT_Q6_K) return FF_EINVAL;
+    if (!ff_qtype_has(qtype, FF_QF_LINEAR)) return FF_EINVAL;
     int64_t ntot = 0;
     for (int p = 0; p < np; p++) {
         int r16 = (parts[p].dtype & FF_QT_R16) != 0;
         if ((parts[p].dtype & ~FF_QT_R16) != qtype || parts[p].n < 0) return FF_EINVAL;
-        if (r16 && ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || parts[p].n % FF_R16)) return FF_EINVAL;
+        if (r16 && (!ff_qtype_has(qtype, FF_QF_R16) || parts[p].n % FF_R16)) return FF_EINVAL;
         // every part but the last starts the next at a whole split unit
         if (p + 1 < np && parts[p].n % FF_QP_NR) return FF_EINVAL;
         nr16 += r16;

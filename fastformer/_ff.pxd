@@ -154,6 +154,22 @@ cdef extern from "fastformer.h" nogil:
         FF_QT_Q4_K
         FF_QT_Q6_K
         FF_QT_BF16
+        FF_QT_COUNT
+        FF_QT_R16
+    enum:
+        FF_QF_DEQUANT
+        FF_QF_LINEAR
+        FF_QF_QUANTIZE
+        FF_QF_R16
+    ctypedef struct ff_qtype_info:
+        int id
+        const char *name
+        int64_t block
+        int64_t block_bytes
+        int flags
+        int scale_lo, scale_hi
+    const ff_qtype_info *ff_qtype_get(int qtype)
+    int ff_qtype_has(int qtype, int flags)
     int64_t ff_qtype_block(int qtype)
     int64_t ff_qtype_block_bytes(int qtype)
     int64_t ff_qtype_row_bytes(int qtype, int64_t cols)

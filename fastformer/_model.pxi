@@ -21,7 +21,7 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
 
 
 _HUGE_PAGE = 2 << 20
-_LINEAR_QTYPES = ("q8_0", "q4_0", "q4_k", "q6_k")  # block formats the linear kernels (and embedding rows) take
+_LINEAR_QTYPES = _qtype_names(FF_QF_LINEAR)  # block formats the linear kernels (and embedding rows) take, "a/b/.."
 
 
 def hugepages_available():
@@ -110,12 +110,12 @@ cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, o
         t.data = _wptr(keep, arr, shape, name)
         t.dtype = FF_DT_F32
         return 0
-    if not hasattr(arr, "ggml_type") or arr.qtype not in _LINEAR_QTYPES:
-        raise TypeError(f"{name} must be a float32 array or a q8_0/q4_0/q4_k/q6_k QuantizedTensor, got {arr!r}")
+    if not hasattr(arr, "ggml_type") or not ff_qtype_has(arr.ggml_type, FF_QF_LINEAR):
+        raise TypeError(f"{name} must be a float32 array or a {_LINEAR_QTYPES} QuantizedTensor, got {arr!r}")
     if tuple(arr.shape) != shape:
         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
     t.dtype = arr.ggml_type
-    if arr.qtype in ("q8_0", "q4_0") and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
+    if ff_qtype_has(arr.ggml_type, FF_QF_R16) and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
         # an owned copy in the layout the vnni decode kernels read fastest (the same number of bytes);
         # holder[key] keeps the ggml layout (save_gguf writes it), its file pages dropped
         out = None if arena is None else arena.take(arr.data.nbytes).reshape(arr.data.shape)
@@ -205,8 +205,8 @@ cdef class ModelCore:
         te = w["tok_emb"]
         cdef const unsigned char[:, ::1] te_raw
         if hasattr(te, "ggml_type"):  # a block-format table stays so: one row is dequantized per token
-            if te.qtype not in _LINEAR_QTYPES or tuple(te.shape) != (V, d):
-                raise ValueError(f"token embeddings: expected a ({V}, {d}) q8_0/q4_0/q4_k/q6_k table, got {te!r}")
+            if not ff_qtype_has(te.ggml_type, FF_QF_LINEAR) or tuple(te.shape) != (V, d):
+                raise ValueError(f"token embeddings: expected a ({V}, {d}) {_LINEAR_QTYPES} table, got {te!r}")
             te_raw = te.data
             k.append(te)
             self.m.tok_emb = NULL
