@@ -16,7 +16,7 @@ extern "C" {
 #define FF_ENOMEM 1
 #define FF_EINVAL 2
 
-// ---- cpu: feature detection and the dispatch table (ff_cpu.c) ----
+// ---- cpu: feature detection, the dispatch tables and the int8 dot choice (ff_cpu.c) ----
 enum ff_isa { FF_ISA_SCALAR = 0, FF_ISA_AVX2 = 1, FF_ISA_AVX512 = 2, FF_ISA_COUNT = 3 };
 
 enum ff_feature {
@@ -25,66 +25,6 @@ enum ff_feature {
     FF_F_AMX_BF16, FF_F_NEON, FF_F_COUNT
 };
 
-typedef struct ff_qact ff_qact;  // quantized activation rows (ff_quant.c)
-
-// one row-level kernel per op; a table per ISA, chosen once at import
-typedef struct ff_kernels {
-    // y (n,) = W (n,k) @ x (k,), W rows k-contiguous
-    // stream: W comes from memory (rows one after another) rather than from cache (rows in groups); same bits
-    void (*gemv_f32)(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
-                     int stream);
-    // C (mr,nr) tile, ldc: C = A_packed (kc,MR) . B_packed (kc,NR) (+ C if accumulate); mr<=MR, nr<=NR
-    void (*gemm_f32_tile)(float *restrict c, const float *restrict ap, const float *restrict bp, int64_t kc,
-                          int64_t ldc, int64_t mr, int64_t nr, int accumulate);
-    int gemm_mr, gemm_nr;  // micro-tile shape of gemm_f32_tile
-    // y (n,) = x (n,) * rsqrt(mean(x^2) + eps) * w (n,)
-    void (*norm_rms_f32)(float *restrict y, const float *restrict x, const float *restrict w, float eps, int64_t n);
-    // y (n,) = (x - mean) / sqrt(var + eps) * w + b  (b may be NULL)
-    void (*norm_layer_f32)(float *restrict y, const float *restrict x, const float *restrict w,
-                           const float *restrict b, float eps, int64_t n);
-    // y (n,) = softmax(x (n,)), y may alias x
-    void (*softmax_f32)(float *y, const float *x, int64_t n);
-    // y (n,) = gelu(x) with the tanh approximation / the exact erf form / silu; y may alias x
-    void (*gelu_tanh_f32)(float *y, const float *x, int64_t n);
-    void (*gelu_erf_f32)(float *y, const float *x, int64_t n);
-    void (*silu_f32)(float *y, const float *x, int64_t n);
-    // x (d,) rotated in place by cos/sin (d/2,); interleaved pairs (2i,2i+1) or split halves (i,i+d/2)
-    void (*rope_f32)(float *restrict x, const float *restrict cos, const float *restrict sin, int64_t d,
-                     int interleaved);
-    // st (n,m) = K (n,d) @ QT (d,m); m % 16 == 0
-    void (*attn_qk_f32)(float *restrict st, const float *restrict qt, const float *restrict k, int64_t m, int64_t n,
-                        int64_t d);
-    // online softmax of st (n,m) in place; row r drops key j0+j > pos[r] (pos may be NULL); running max mx,
-    // sum l and the rescale alpha of earlier blocks, all (m,); m % 16 == 0
-    void (*attn_softmax_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
-                             const int32_t *restrict pos, int64_t j0, int64_t m, int64_t n);
-    // O (m,d) row stride ldo = O * alpha (m,) + P (m,n) @ V (n,d), P[r][j] at p[r*prs + j*pjs]; ldo % 16 == 0
-    void (*attn_pv_f32)(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,
-                        int64_t pjs, const float *restrict v, int64_t m, int64_t n, int64_t d, int64_t ldo);
-    // s (m,n) = Q (m,d) @ K (n,d)^T
-    void (*attn_qk_dot_f32)(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
-                            int64_t n, int64_t d);
-    // online softmax of one row s (n,) in place over its first nv keys (the rest become 0); scalars mx, l, alpha
-    void (*attn_softmax_dot_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
-                                 int64_t nv, int64_t n);
-    // x (k,) -> q (k,) int8 with d (k/32,) scales, x ~ d * q rounded to nearest even, s (k/16,) sums of q
-    void (*quant_act_q8)(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
-                         int64_t k);
-    // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
-    void (*qdot_q8_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q4_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q4_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q6_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    // y (n,) = fp16(x (n,)) rounding to nearest even, and back (exact)
-    void (*fp32_to_fp16)(uint16_t *restrict y, const float *restrict x, int64_t n);
-    void (*fp16_to_fp32)(float *restrict y, const uint16_t *restrict x, int64_t n);
-} ff_kernels;
-
-extern const ff_kernels *ff_kern;          // the table in use
 int ff_cpu_init(void);                     // detect features, pick the best usable ISA; returns it
 int ff_cpu_has(int feature);               // 1 if the cpu and the OS support feature
 const char *ff_feature_name(int feature);  // "avx2", "avx512f", ...
@@ -92,14 +32,22 @@ const char *ff_isa_name(int isa);          // "scalar", "avx2", "avx512"
 int ff_isa_usable(int isa);                // 1 if isa can run here
 int ff_isa_current(void);                  // the ISA in use
 int ff_isa_select(int isa);                // switch tables; 0 ok, -1 not usable
+int ff_qtype_kernels(int isa, int qtype);  // FF_QF_* flags of qtype whose kernels every table of isa has
+int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
+int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
+// the int8 dot of the 256-bit (avx2 table) kernels; every choice gives the same bits
+enum {
+    FF_DOT256_MADDUBS = 0,  // avx2 vpmaddubsw + vpmaddwd
+    FF_DOT256_AVXVNNI = 1,  // avx-vnni: vex vpdpbusd (the default where the cpu has it)
+    FF_DOT256_VNNI256 = 2   // avx-512 vnni on 256-bit registers: evex vpdpbusd (the same source as avx-vnni)
+};
+int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
+int ff_quant_dot256(void);
 
 // ---- threads: a persistent pool, work split by index (ff_threads.c) ----
-typedef void (*ff_task_fn)(void *ctx, int ith, int nth);
-void ff_parallel(ff_task_fn fn, void *ctx, int nth_max);  // run fn(ctx, i, nth) for i < nth, caller is i=0
 void ff_set_num_threads(int n);                             // 1 <= n <= FF_MAX_THREADS
 int ff_get_num_threads(void);
 int ff_default_num_threads(void);                           // usable cores (affinity mask)
-void *ff_scratch(size_t bytes);                             // per-OS-thread 64-byte aligned buffer; NULL on OOM
 #define FF_MAX_THREADS 256
 
 // ---- matmul (ff_matmul.c) ----
@@ -271,31 +219,12 @@ int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t co
 // k % block != 0
 int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
                 int64_t n);
-void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
-void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n);
-int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
-int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
-// the int8 dot of the 256-bit (avx2 table) kernels; every choice gives the same bits
-enum {
-    FF_DOT256_MADDUBS = 0,  // avx2 vpmaddubsw + vpmaddwd
-    FF_DOT256_AVXVNNI = 1,  // avx-vnni: vex vpdpbusd (the default where the cpu has it)
-    FF_DOT256_VNNI256 = 2   // avx-512 vnni on 256-bit registers: evex vpdpbusd (the same source as avx-vnni)
-};
-int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
-int ff_quant_dot256(void);
-// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
-// the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
+void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
+void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n);
+// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows'
+// blocks interleaved, which the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);
 int ff_qrepack_r16_pays(void);  // 1 if the r16 kernels in use are the fast ones (the avx512 table with vnni)
-
-// m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
-struct ff_qact {
-    const int8_t *q;        // (m, kp) int8
-    const float *d;         // (m, kp/32) scale per 32
-    const int16_t *s;       // (m, kp/16) sums of q per 16
-    const int32_t *lanes;   // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0), or NULL
-    int64_t k, kp;          // columns, padded columns (a multiple of 512)
-};
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "ff_hsum.h"
 #include "ff_vmath.h"
 
 #define BK 64         // keys per block on the block path
@@ -222,21 +223,6 @@ FF_AVX512 void ff_attn_pv_f32_avx512(float *restrict o, const float *restrict al
     }
 }
 
-// 16 vectors -> one vector of their 16 sums, in order
-FF_AVX512 AI __m512 hsum16x16(const __m512 *a) {
-    __m512 b[8], c[4], e[2];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++)
-        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int i = 0; i < 2; i++)
-        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restrict q, const float *restrict k,
                                          int64_t m, int64_t n, int64_t d) {
     int64_t dv = d & ~(int64_t)15;
@@ -258,7 +244,7 @@ FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restric
                 for (int a = 0; a < 16; a++)
                     acc[a] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, kj + a * d + dv), qv, acc[a]);
             }
-            _mm512_storeu_ps(s + r * n + j, hsum16x16(acc));
+            _mm512_storeu_ps(s + r * n + j, ff_hsum_ps512x16(acc));
         }
     }
     // leftover keys one at a time
@@ -269,7 +255,7 @@ FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restric
                 acc = _mm512_fmadd_ps(_mm512_loadu_ps(k + j * d + i), _mm512_loadu_ps(q + r * d + i), acc);
             __m512 kv = _mm512_maskz_loadu_ps(tail, k + j * d + dv), qv = _mm512_maskz_loadu_ps(tail, q + r * d + dv);
             acc = _mm512_fmadd_ps(kv, qv, acc);
-            s[r * n + j] = _mm512_reduce_add_ps(acc);
+            s[r * n + j] = ff_hsum_ps512(acc);
         }
 }
 
@@ -286,7 +272,7 @@ FF_AVX512 void ff_attn_softmax_dot_f32_avx512(float *restrict p, float *restrict
     __m512 vm = _mm512_set1_ps(*mx);
     for (int64_t j = 0; j < nf; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(p + j));
     vm = _mm512_mask_max_ps(vm, tail, vm, _mm512_maskz_loadu_ps(tail, p + nf));
-    float mb = _mm512_reduce_max_ps(vm);
+    float mb = ff_hmax_ps512(vm);
     // probabilities against it; keys past nv get 0
     __m512 vb = _mm512_set1_ps(mb), sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < nf; j += 16) {
@@ -301,7 +287,7 @@ FF_AVX512 void ff_attn_softmax_dot_f32_avx512(float *restrict p, float *restrict
     }
     for (int64_t j = nv; j < n; j++) p[j] = 0.0f;
     *alpha = expf(*mx - mb);
-    *l = *l * *alpha + _mm512_reduce_add_ps(sum);
+    *l = *l * *alpha + ff_hsum_ps512(sum);
     *mx = mb;
 }
 
@@ -434,17 +420,6 @@ FF_AVX2 void ff_attn_pv_f32_avx2(float *restrict o, const float *restrict alpha,
     }
 }
 
-// 8 vectors -> one vector of their 8 sums, in order
-FF_AVX2 AI __m256 hsum8x8(const __m256 *a) {
-    __m256 b[4], c[2];
-    for (int i = 0; i < 4; i++)
-        b[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 2; i++)
-        c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20), _mm256_permute2f128_ps(c[0], c[1], 0x31));
-}
-
 FF_AVX2 void ff_attn_qk_dot_f32_avx2(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
                                      int64_t n, int64_t d) {
     int64_t dv = d & ~(int64_t)7;
@@ -466,7 +441,7 @@ FF_AVX2 void ff_attn_qk_dot_f32_avx2(float *restrict s, const float *restrict q,
                 for (int a = 0; a < 8; a++)
                     acc[a] = _mm256_fmadd_ps(_mm256_maskload_ps(kj + a * d + dv, tail), qv, acc[a]);
             }
-            _mm256_storeu_ps(s + r * n + j, hsum8x8(acc));
+            _mm256_storeu_ps(s + r * n + j, ff_hsum_ps256x8(acc));
         }
     }
     // leftover keys one at a time

@@ -1,5 +1,6 @@
 // matmul and linear: a packed, blocked gemm (Goto-style loops) over a per-ISA micro-tile,
 // and a gemv for linear with one row (decode) or a few
+#include "ff_hsum.h"
 #include "ff_internal.h"
 #include <stdatomic.h>
 
@@ -110,13 +111,6 @@ FF_AVX2 void ff_gemm_f32_tile_avx2(float *restrict c, const float *restrict ap, 
     }
 }
 
-static inline FF_AVX2 float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // r rows with one accumulator each, scalar k tail; r = 1 gives the same bits for each row as r = 8
 static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *restrict y, const float *restrict w,
                                                                           const float *restrict x, int64_t k,
@@ -129,7 +123,7 @@ static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *
         for (int r = 0; r < rows; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * k + j), xv, acc[r]);
     }
     for (int r = 0; r < rows; r++) {
-        float s = hsum_avx2(acc[r]);
+        float s = ff_hsum_ps256(acc[r]);
         for (int64_t t = j; t < k; t++) s += w[r * k + t] * x[t];
         y[r] = s;
     }
@@ -155,7 +149,7 @@ FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const 
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j + 8), _mm256_loadu_ps(x + j + 8), a1);
         }
         for (; j + 8 <= k; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(x + j), a0);
-        float s = hsum_avx2(_mm256_add_ps(a0, a1));
+        float s = ff_hsum_ps256(_mm256_add_ps(a0, a1));
         for (; j < k; j++) s += row[j] * x[j];
         y[i] = s;
     }
@@ -239,7 +233,7 @@ static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(flo
             acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + r * k + kv), xv, acc[r]);
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < rows; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < rows; r++) y[r] = ff_hsum_ps512(acc[r]);
 }
 
 FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,

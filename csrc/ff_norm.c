@@ -103,7 +103,7 @@ FF_AVX512 void ff_norm_rms_f32_avx512(float *restrict y, const float *restrict x
         a2 = _mm512_fmadd_pd(d2, d2, a2);
         a3 = _mm512_fmadd_pd(d3, d3, a3);
     }
-    double ss = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    double ss = ff_hsum_pd512(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
     for (; i < n; i++) ss += (double)x[i] * x[i];
     // y = x r w
     float r = (float)(1.0 / sqrt(ss / (double)n + eps));
@@ -126,7 +126,7 @@ FF_AVX512 void ff_norm_layer_f32_avx512(float *restrict y, const float *restrict
         q0 = _mm512_fmadd_pd(d0, d0, q0);
         q1 = _mm512_fmadd_pd(d1, d1, q1);
     }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)), q = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
+    double s = ff_hsum_pd512(_mm512_add_pd(s0, s1)), q = ff_hsum_pd512(_mm512_add_pd(q0, q1));
     for (; i < n; i++) {
         double d = (double)x[i] - x[0];
         s += d;

@@ -177,7 +177,7 @@ cdef extern from "fastformer.h" nogil:
     int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols)
     int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
                     int64_t n)
-    void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n)
-    void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n)
+    void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n)
+    void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n)
     int ff_quant_set_vnni(int on)
     int ff_quant_vnni()

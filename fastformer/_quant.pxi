@@ -177,7 +177,7 @@ def fp32_to_fp16(x):
     cdef uint16_t[::1] o_ = out.reshape(-1)
     cdef const float[::1] x_ = x.reshape(-1)
     with nogil:
-        ff_fp32_to_fp16(&o_[0], &x_[0], x_.shape[0])
+        ff_fp32_to_fp16_row(&o_[0], &x_[0], x_.shape[0])
     return out
 
 
@@ -192,7 +192,7 @@ def fp16_to_fp32(h):
     cdef float[::1] o_ = out.reshape(-1)
     cdef const uint16_t[::1] h_ = h.reshape(-1)
     with nogil:
-        ff_fp16_to_fp32(&o_[0], &h_[0], h_.shape[0])
+        ff_fp16_to_fp32_row(&o_[0], &h_[0], h_.shape[0])
     return out
 
 
