@@ -91,22 +91,26 @@ typedef struct ff_tensor {
     int64_t rows, cols;
 } ff_tensor;
 
-enum ff_arch { FF_ARCH_LLAMA = 0, FF_ARCH_GPT2 = 1 };
+// the switches of the forward pass, by name
+enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };       // rms norm (no bias), layer norm (bias optional)
+enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1 };     // gated silu mlp (swiglu), plain gelu (tanh) mlp
+enum ff_rope_kind { FF_ROPE_NONE = 0, FF_ROPE_HALVES = 1, FF_ROPE_INTERLEAVED = 2 };  // rotary pairs (i, i+d/2) or (2i, 2i+1)
 
 typedef struct ff_layer {
     const float *attn_norm_w, *attn_norm_b;  // (d,); b NULL for rms norm
     ff_tensor wq, wk, wv, wo;                // (h*hd, d), (hkv*hd, d), (hkv*hd, d), (d, h*hd)
     const float *bq, *bk, *bv, *bo;          // biases or NULL
     const float *ffn_norm_w, *ffn_norm_b;    // (d,)
-    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); gpt2 has no gate
+    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); no gate unless act is FF_ACT_SILU
     const float *b_up, *b_down;              // biases or NULL
 } ff_layer;
 
 typedef struct ff_model {
-    int arch;                      // enum ff_arch
+    int norm;                      // enum ff_norm_kind
+    int act;                       // enum ff_act_kind
+    int rope;                      // enum ff_rope_kind
     int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx;
     float eps;                     // norm epsilon
-    int rope_interleaved;          // pairwise (gguf llama) instead of split halves
     int64_t window;                // sliding-window attention span, 0 = none
     const float *tok_emb;          // (vocab, d), or NULL when the table is in a block format:
     const void *tok_emb_q;         // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
@@ -114,7 +118,7 @@ typedef struct ff_model {
     const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
     const float *norm_w, *norm_b;  // final norm (d,)
     ff_tensor lm_head;             // (vocab, d)
-    const float *rope_inv_freq;    // (head_dim/2,) or NULL without rope
+    const float *rope_inv_freq;    // (head_dim/2,), NULL if rope is FF_ROPE_NONE
     const ff_layer *layers;        // (n_layers,)
 } ff_model;
 
@@ -131,8 +135,12 @@ typedef struct ff_session {
     float *cos, *sin;              // (max_t, head_dim/2)
 } ff_session;
 
-// scratch floats a session needs for each of its buffers, in the order of ff_session's fields after max_t
-void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]);
+// bytes of scratch a session of up to max_t tokens per call needs (the kv cache apart)
+int64_t ff_session_bytes(const ff_model *m, int64_t max_t);
+// s with its scratch buffers carved out of buf (ff_session_bytes(m, max_t) bytes, any alignment: each buffer
+// starts 64-byte aligned), the cache k_cache, v_cache (n_layers, n_kv_heads, cap, head_dim) and n_past = 0
+void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
+                     int64_t max_t);
 // run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,

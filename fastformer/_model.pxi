@@ -2,7 +2,7 @@
 # kept alive here); Session owns one sequence's kv cache and scratch.
 
 from libc.stdlib cimport calloc, free
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
 
 cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
@@ -152,8 +152,10 @@ def _drop_file_pages(a):
         b.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
-_ARCH_KINDS = {("rms", "silu"): FF_ARCH_LLAMA, ("layer", "gelu_tanh"): FF_ARCH_GPT2}  # (norm, act) -> C switch
-_ROPE_KINDS = {"interleaved": 1, "halves": 0, "none": 0}
+# the forward pass's switches by name -> their C enums
+NORM_KINDS = {"rms": FF_NORM_RMS, "layer": FF_NORM_LAYER}
+ACT_KINDS = {"silu": FF_ACT_SILU, "gelu_tanh": FF_ACT_GELU_TANH}  # silu: a gated (swiglu) mlp
+ROPE_KINDS = {"none": FF_ROPE_NONE, "halves": FF_ROPE_HALVES, "interleaved": FF_ROPE_INTERLEAVED}
 
 
 cdef class ModelCore:
@@ -182,19 +184,21 @@ cdef class ModelCore:
         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
             raise ValueError(f"invalid model dimensions {cfg}")
-        kinds = (cfg["norm"], cfg["act"])
-        if kinds not in _ARCH_KINDS or cfg["rope"] not in _ROPE_KINDS:
+        if cfg["norm"] not in NORM_KINDS or cfg["act"] not in ACT_KINDS or cfg["rope"] not in ROPE_KINDS:
             raise ValueError(f"unsupported model kinds norm={cfg['norm']!r} act={cfg['act']!r} rope={cfg['rope']!r}")
+        if cfg["rope"] != "none" and w.get("rope_inv_freq") is None:
+            raise ValueError(f"rope={cfg['rope']!r} needs rope_inv_freq")
         w = dict(w)
         layers = [dict(lw) for lw in layers]
         self.weights, self.layers = w, layers
         self.dims = dict(cfg)
         self.hugepages = hugepages
-        self.m.arch = _ARCH_KINDS[kinds]
+        self.m.norm = NORM_KINDS[cfg["norm"]]
+        self.m.act = ACT_KINDS[cfg["act"]]
+        self.m.rope = ROPE_KINDS[cfg["rope"]]
         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
         self.m.eps = cfg["eps"]
-        self.m.rope_interleaved = _ROPE_KINDS[cfg["rope"]]
         self.m.window = cfg["window"]
         k = self.keep
         arena = _Arena(_arena_bytes(w, layers)) if hugepages else None
@@ -243,8 +247,8 @@ cdef class ModelCore:
             _tensor(&ly.w_down, k, lw["w_down"], (d, f), p + "down projection", arena, lw, "w_down")
             ly.b_up = _wptr(k, lw.get("b_up"), (f,), p + "up bias")
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
-        if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
-            raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+        if self.m.act == FF_ACT_SILU and any(lw.get("w_gate") is None for lw in layers):
+            raise ValueError("a gated (silu) mlp needs a gate projection in every layer")
         self.m.layers = self.c_layers
 
 
@@ -252,8 +256,8 @@ cdef class Session:
     """One sequence's kv cache and scratch; forward() runs new tokens and returns their logits."""
     cdef ff_session s
     cdef ModelCore core
-    cdef list bufs
     cdef object k_cache, v_cache
+    cdef readonly object scratch  # uint8 (ff_session_bytes,): every scratch buffer of the forward pass
 
     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
         cdef ff_model *m = &core.m
@@ -270,25 +274,12 @@ cdef class Session:
         else:
             self.k_cache = np.zeros(shape, dtype=np.float32)
             self.v_cache = np.zeros(shape, dtype=np.float32)
-        cdef int64_t sizes[10]
-        ff_session_sizes(m, max_t, sizes)
-        self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
-        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
-        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
-        cdef float *p[12]
-        cdef float[::1] view
-        for i in range(12):
-            view = self.bufs[i]
-            p[i] = &view[0]
-        self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
-        self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
-        view = self.k_cache.reshape(-1)
-        self.s.k_cache = &view[0]
-        view = self.v_cache.reshape(-1)
-        self.s.v_cache = &view[0]
-        self.s.cap = capacity
-        self.s.max_t = max_t
-        self.s.n_past = 0
+        # C sizes the scratch from the model's dimensions and carves its buffers out of this one array
+        self.scratch = np.empty(ff_session_bytes(m, max_t), dtype=np.uint8)
+        cdef uint8_t[::1] buf = self.scratch
+        cdef float[::1] kc = self.k_cache.reshape(-1)
+        cdef float[::1] vc = self.v_cache.reshape(-1)
+        ff_session_init(&self.s, m, &buf[0], &kc[0], &vc[0], capacity, max_t)
 
     @property
     def n_past(self):

@@ -33,13 +33,6 @@ def _qtype_names(int flags):
     return "/".join(row[1] for row in rows)
 
 
-cdef extern from "fastformer.h" nogil:
-    int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols)
-    int ff_qrepack_r16_pays()
-    int ff_quant_set_dot256(int mode)
-    int ff_quant_dot256()
-
-
 def qtype_block(int qtype):
     """(weights per block, bytes per block) of the ggml type id `qtype`; (0, 0) if unknown."""
     return ff_qtype_block(qtype), ff_qtype_block_bytes(qtype)
