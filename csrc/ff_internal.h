@@ -52,6 +52,10 @@ typedef void (*ff_qdot_r16_fn)(float *restrict y, int64_t ldy, const uint8_t *re
 // bytes of scratch the rows are packed into
 typedef void (*ff_qgemm_panel_fn)(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
                                   const ff_qact *a, int64_t m, void *panel);
+// a (n, kc) slice of a row-major matrix, row stride lds -> a (kc, ld) panel, n < ld zero-padded (pack_t); a
+// (kc, n) slice -> (kc, ld) (pack_n)
+typedef void (*ff_gemm_pack_fn)(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t n,
+                                int64_t kc);
 // x (k,) -> k/block blocks, and back
 typedef void (*ff_quantize_row_fn)(uint8_t *restrict dst, const float *restrict x, int64_t k);
 typedef void (*ff_dequantize_row_fn)(float *restrict y, const uint8_t *restrict src, int64_t k);
@@ -75,6 +79,7 @@ typedef struct ff_kernels {
     void (*gemm_f32_tile)(float *restrict c, const float *restrict ap, const float *restrict bp, int64_t kc,
                           int64_t ldc, int64_t mr, int64_t nr, int accumulate);
     int gemm_mr, gemm_nr;  // micro-tile shape of gemm_f32_tile
+    ff_gemm_pack_fn gemm_pack_t_f32, gemm_pack_n_f32;  // the panels gemm_f32_tile reads
     // y (n,) = x (n,) * rsqrt(mean(x^2) + eps) * w (n,)
     void (*norm_rms_f32)(float *restrict y, const float *restrict x, const float *restrict w, float eps, int64_t n);
     // y (n,) = (x - mean) / sqrt(var + eps) * w + b  (b may be NULL)
@@ -161,6 +166,18 @@ FF_DECLARE_ISA(ref)
 #ifdef FF_HAVE_X86
 FF_DECLARE_ISA(avx2)
 FF_DECLARE_ISA(avx512)
+#endif
+
+// gemm panel packing (ff_matmul.c): every SIMD table packs with avx2
+void ff_gemm_pack_t_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
+                            int64_t kc);
+void ff_gemm_pack_n_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
+                            int64_t kc);
+#ifdef FF_HAVE_X86
+void ff_gemm_pack_t_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
+                             int64_t kc);
+void ff_gemm_pack_n_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
+                             int64_t kc);
 #endif
 
 // int8 dot kernels: ref, the 256-bit ones once per int8 dot (maddubs, avxvnni, vnni256) and avx-512 vnni (vnni)

@@ -251,8 +251,8 @@ FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, co
 
 // ---- packing: a (rows, kc) slice of a row-major matrix -> (kc, ld) panel, rows < ld zero-padded ----
 
-static void pack_t_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
-                       int64_t kc) {
+void ff_gemm_pack_t_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
+                            int64_t kc) {
     // src (rows, kc) with row stride lds -> dst (kc, ld)
     for (int64_t p = 0; p < kc; p++) {
         for (int64_t r = 0; r < rows; r++) dst[p * ld + r] = src[r * lds + p];
@@ -260,8 +260,8 @@ static void pack_t_ref(float *restrict dst, int64_t ld, const float *restrict sr
     }
 }
 
-static void pack_n_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
-                       int64_t kc) {
+void ff_gemm_pack_n_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
+                            int64_t kc) {
     // src (kc, cols) with row stride lds -> dst (kc, ld)
     for (int64_t p = 0; p < kc; p++) {
         for (int64_t c = 0; c < cols; c++) dst[p * ld + c] = src[p * lds + c];
@@ -289,8 +289,8 @@ static inline __attribute__((always_inline)) FF_AVX2 void transpose8_avx2(__m256
     }
 }
 
-static FF_AVX2 void pack_t_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
-                                int64_t rows, int64_t kc) {
+FF_AVX2 void ff_gemm_pack_t_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
+                                     int64_t rows, int64_t kc) {
     int64_t k8 = kc & ~(int64_t)7, r8 = rows & ~(int64_t)7, r = r8;
     // groups of 8 rows: 8x8 transposes over a short depth chunk, every group before the next
     // chunk: the destination chunk stays in L1 and the source rows touched at once stay few
@@ -333,22 +333,19 @@ static FF_AVX2 void pack_t_avx2(float *restrict dst, int64_t ld, const float *re
             for (int64_t i = rows; i < ld; i++) dst[p * ld + i] = 0.0f;
 }
 
-static FF_AVX2 void pack_n_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
-                                int64_t cols, int64_t kc) {
+FF_AVX2 void ff_gemm_pack_n_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
+                                     int64_t cols, int64_t kc) {
     if (cols == ld && (ld & 7) == 0) {
         // full panel: straight vector copies
         for (int64_t p = 0; p < kc; p++)
             for (int64_t c = 0; c < ld; c += 8) _mm256_store_ps(dst + p * ld + c, _mm256_loadu_ps(src + p * lds + c));
         return;
     }
-    pack_n_ref(dst, ld, src, lds, cols, kc);
+    ff_gemm_pack_n_f32_ref(dst, ld, src, lds, cols, kc);
 }
 #endif
 
 // ---- the blocked gemm over one rectangle of C ----
-
-typedef void (*pack_fn)(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t n,
-                        int64_t kc);
 
 typedef struct {
     const ff_kernels *kern;  // read once per call
@@ -393,11 +390,7 @@ static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p
 static int gemm_block(const gemm_ctx *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     const ff_kernels *kern = g->kern;
     int mr = kern->gemm_mr, nr = kern->gemm_nr;
-    // every SIMD table implies avx2
-    pack_fn pack_t = pack_t_ref, pack_n = pack_n_ref;
-#ifdef FF_HAVE_X86
-    if (kern->gemm_f32_tile != ff_gemm_f32_tile_ref) pack_t = pack_t_avx2, pack_n = pack_n_avx2;
-#endif
+    ff_gemm_pack_fn pack_t = kern->gemm_pack_t_f32, pack_n = kern->gemm_pack_n_f32;
     int64_t k = g->k, n = g->n;
     if (k == 0) {
         // empty sum: C is the bias or zero
