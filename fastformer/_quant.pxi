@@ -33,6 +33,15 @@ def _qtype_names(int flags):
     return "/".join(row[1] for row in rows)
 
 
+def qtype_kernels(str isa, int qtype):
+    """The QF_* flags of ggml type `qtype` whose kernels every dispatch table of ISA path `isa` has (one table
+    per int8 dot); for a type of QTYPE_TABLE they equal its flags."""
+    names = isa_names()
+    if isa not in names:
+        raise ValueError(f"unknown ISA {isa!r}; known: {', '.join(names)}")
+    return ff_qtype_kernels(names.index(isa), qtype)
+
+
 def qtype_block(int qtype):
     """(weights per block, bytes per block) of the ggml type id `qtype`; (0, 0) if unknown."""
     return ff_qtype_block(qtype), ff_qtype_block_bytes(qtype)

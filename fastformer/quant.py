@@ -20,8 +20,11 @@ from fastformer.errors import UnsupportedError
 __all__ = ["QTYPES", "QuantizedTensor", "linear", "quantize"]
 
 # name -> (ggml type id, weights per block, bytes per block) of every type fastformer reads (_core.QTYPE_TABLE)
-QTYPES = {name: (tid, block, nbytes) for tid, name, block, nbytes, flags, _, _ in _core.QTYPE_TABLE
-          if flags & _core.QF_DEQUANT}
+QTYPES = {
+    name: (tid, block, nbytes)
+    for tid, name, block, nbytes, flags, _, _ in _core.QTYPE_TABLE
+    if flags & _core.QF_DEQUANT
+}
 _QUANTIZABLE = tuple(_core._qtype_names(_core.QF_QUANTIZE).split("/"))  # most bits per weight first
 _LINEAR = tuple(_core._qtype_names(_core.QF_LINEAR).split("/"))
 
