@@ -443,12 +443,21 @@ typedef struct {
     int32_t *lanes;
 } qlin_ctx;
 
+// the offset c of a type's activation lane sums (-c * sum(a) per 32-block, where its kernels start each block's
+// int dot), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign bit), q4_0 nibbles - 8
+static int32_t lane_offset(int qtype) {
+    switch (qtype) {
+    case FF_QT_Q8_0: return 128;
+    case FF_QT_Q4_0: return 8;
+    default: return 0;
+    }
+}
+
 static void qact_task(void *arg, int ith, int nth) {
     qlin_ctx *c = arg;
     int64_t lo, hi, kp = c->act.kp;
     ff_split(c->m, ith, nth, 1, &lo, &hi);
-    // q8_0 and q4_0 kernels start each block's int dot at -offset * sum(a): 128 (xor'ed q8_0), 8 (q4_0)
-    int32_t off = c->qtype == FF_QT_Q8_0 ? 128 : 8;
+    int32_t off = lane_offset(c->qtype);
     for (int64_t i = lo; i < hi; i++) {
         int8_t *q = c->q + i * kp;
         float *d = c->d + i * (kp / 32);
@@ -553,7 +562,7 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
     if (m == 0 || ntot == 0) return FF_OK;
     // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
     int64_t kp = (k + 511) / 512 * 512;
-    int lanes = qtype == FF_QT_Q8_0 || qtype == FF_QT_Q4_0;
+    int lanes = lane_offset(qtype) != 0;
     // panels pay for their packing from 5 activation rows on; their gathers take int32 row offsets
     const ff_qkernels *kern = &ff_kern->q;
     ff_qgemm_panel_fn panels = m >= 5 && stride < (1 << 26) ? kern->qgemm_panel[qtype] : NULL;

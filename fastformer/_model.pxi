@@ -21,7 +21,7 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
 
 
 _HUGE_PAGE = 2 << 20
-_LINEAR_QTYPES = _qtype_names(FF_QF_LINEAR)  # block formats the linear kernels (and embedding rows) take, "a/b/.."
+_LINEAR_QTYPES = qtype_names(FF_QF_LINEAR)  # block formats the linear kernels (and embedding rows) take, "a/b/.."
 
 
 def hugepages_available():

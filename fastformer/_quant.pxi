@@ -27,7 +27,7 @@ QTYPE_IDS = {row[1]: row[0] for row in QTYPE_TABLE if row[4] & QF_DEQUANT}  # th
 QTYPE_R16 = FF_QT_R16  # flag on a QF_R16 id: W in the r16 layout (repack_r16)
 
 
-def _qtype_names(int flags):
+def qtype_names(int flags):
     """Names of the types with every flag in `flags`, most bits per weight first, as "q8_0/q4_0"."""
     rows = sorted((row for row in QTYPE_TABLE if row[4] & flags == flags), key=lambda row: -row[3] / row[2])
     return "/".join(row[1] for row in rows)
@@ -81,7 +81,7 @@ def quantize_rows(w, int qtype):
     with nogil:
         rc = ff_quantize(&o_[0, 0], _cp(w_), qtype, rows, cols)
     if rc != FF_OK:
-        raise ValueError(f"cannot quantize to ggml type {qtype}: only {_qtype_names(FF_QF_QUANTIZE)} have quantizers")
+        raise ValueError(f"cannot quantize to ggml type {qtype}: only {qtype_names(FF_QF_QUANTIZE)} have quantizers")
     return out
 
 
@@ -98,7 +98,7 @@ def dequantize_rows(data, int qtype, int64_t cols):
     with nogil:
         rc = ff_dequantize(&o_[0], &d_[0, 0], qtype, rows, cols)
     if rc != FF_OK:
-        raise ValueError(f"cannot dequantize ggml type {qtype}: only {_qtype_names(FF_QF_DEQUANT)} have dequantizers")
+        raise ValueError(f"cannot dequantize ggml type {qtype}: only {qtype_names(FF_QF_DEQUANT)} have dequantizers")
     return out
 
 
@@ -107,7 +107,7 @@ def repack_r16(data, int qtype, int64_t cols, *, out=None):
     linear_q takes as qtype | QTYPE_R16 (the layout the AVX-512 VNNI decode kernels read fastest); written
     into `out` (a uint8 array of data's shape) if given."""
     if not ff_qtype_has(qtype, FF_QF_R16):
-        raise ValueError(f"repack_r16: ggml type {qtype} is not {_qtype_names(FF_QF_R16).replace('/', ' or ')}")
+        raise ValueError(f"repack_r16: ggml type {qtype} is not {qtype_names(FF_QF_R16).replace('/', ' or ')}")
     data = _qdata(data, qtype, cols, "w")
     cdef int64_t rows = data.shape[0]
     if rows % 16:

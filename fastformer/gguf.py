@@ -253,7 +253,7 @@ class GGUFFile:
 # ---- a model from a GGUF file: the metadata keys and tensor names come from fastformer.arch ----
 
 # block formats the linear kernels run directly
-QUANT_TYPES = tuple(_core._qtype_names(_core.QF_LINEAR).upper().split("/"))
+QUANT_TYPES = tuple(_core.qtype_names(_core.QF_LINEAR).upper().split("/"))
 
 
 def _weight(f, name, shape, matrix=False):

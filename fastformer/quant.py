@@ -25,8 +25,8 @@ QTYPES = {
     for tid, name, block, nbytes, flags, _, _ in _core.QTYPE_TABLE
     if flags & _core.QF_DEQUANT
 }
-_QUANTIZABLE = tuple(_core._qtype_names(_core.QF_QUANTIZE).split("/"))  # most bits per weight first
-_LINEAR = tuple(_core._qtype_names(_core.QF_LINEAR).split("/"))
+_QUANTIZABLE = tuple(_core.qtype_names(_core.QF_QUANTIZE).split("/"))  # most bits per weight first
+_LINEAR = tuple(_core.qtype_names(_core.QF_LINEAR).split("/"))
 
 
 def _qtype_name(qtype):
@@ -162,4 +162,4 @@ def linear(x, w, bias=None, *, out=None):
 
 
 # block formats Model.load(quantize=...) writes: the ones with a quantizer and a linear kernel
-QUANTIZABLE_AT_LOAD = tuple(_core._qtype_names(_core.QF_QUANTIZE | _core.QF_LINEAR).split("/"))
+QUANTIZABLE_AT_LOAD = tuple(_core.qtype_names(_core.QF_QUANTIZE | _core.QF_LINEAR).split("/"))
