@@ -20,9 +20,23 @@ extern "C" {
 enum ff_isa { FF_ISA_SCALAR = 0, FF_ISA_AVX2 = 1, FF_ISA_AVX512 = 2, FF_ISA_COUNT = 3 };
 
 enum ff_feature {
-    FF_F_SSE42, FF_F_AVX, FF_F_AVX2, FF_F_FMA, FF_F_F16C, FF_F_AVX512F, FF_F_AVX512BW, FF_F_AVX512DQ,
-    FF_F_AVX512VL, FF_F_AVX512VNNI, FF_F_AVX512BF16, FF_F_AVXVNNI, FF_F_AMX_TILE, FF_F_AMX_INT8,
-    FF_F_AMX_BF16, FF_F_NEON, FF_F_COUNT
+    FF_F_SSE42,
+    FF_F_AVX,
+    FF_F_AVX2,
+    FF_F_FMA,
+    FF_F_F16C,
+    FF_F_AVX512F,
+    FF_F_AVX512BW,
+    FF_F_AVX512DQ,
+    FF_F_AVX512VL,
+    FF_F_AVX512VNNI,
+    FF_F_AVX512BF16,
+    FF_F_AVXVNNI,
+    FF_F_AMX_TILE,
+    FF_F_AMX_INT8,
+    FF_F_AMX_BF16,
+    FF_F_NEON,
+    FF_F_COUNT
 };
 
 int ff_cpu_init(void);                     // detect features, pick the best usable ISA; returns it
@@ -45,9 +59,9 @@ int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot ru
 int ff_quant_dot256(void);
 
 // ---- threads: a persistent pool, work split by index (ff_threads.c) ----
-void ff_set_num_threads(int n);                             // 1 <= n <= FF_MAX_THREADS
+void ff_set_num_threads(int n);  // 1 <= n <= FF_MAX_THREADS
 int ff_get_num_threads(void);
-int ff_default_num_threads(void);                           // usable cores (affinity mask)
+int ff_default_num_threads(void);  // usable cores (affinity mask)
 #define FF_MAX_THREADS 256
 
 // ---- matmul (ff_matmul.c) ----
@@ -58,8 +72,7 @@ int ff_matmul_f32(float *c, const float *a, const float *b, int64_t m, int64_t k
 
 // ---- norms (ff_norm.c): rows of length n ----
 void ff_norm_rms_f32(float *y, const float *x, const float *w, float eps, int64_t rows, int64_t n);
-void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows,
-                       int64_t n);
+void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows, int64_t n);
 
 // ---- activations and softmax (ff_act.c): y may alias x ----
 void ff_softmax_f32(float *y, const float *x, int64_t rows, int64_t n);
@@ -92,9 +105,13 @@ typedef struct ff_tensor {
 } ff_tensor;
 
 // the switches of the forward pass, by name
-enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };       // rms norm (no bias), layer norm (bias optional)
-enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1 };     // gated silu mlp (swiglu), plain gelu (tanh) mlp
-enum ff_rope_kind { FF_ROPE_NONE = 0, FF_ROPE_HALVES = 1, FF_ROPE_INTERLEAVED = 2 };  // rotary pairs (i, i+d/2) or (2i, 2i+1)
+enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };    // rms norm (no bias), layer norm (bias optional)
+enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1 };  // gated silu mlp (swiglu), plain gelu (tanh) mlp
+enum ff_rope_kind {
+    FF_ROPE_NONE = 0,
+    FF_ROPE_HALVES = 1,
+    FF_ROPE_INTERLEAVED = 2
+};  // rotary pairs (i, i+d/2) or (2i, 2i+1)
 
 typedef struct ff_layer {
     const float *attn_norm_w, *attn_norm_b;  // (d,); b NULL for rms norm
@@ -106,14 +123,14 @@ typedef struct ff_layer {
 } ff_layer;
 
 typedef struct ff_model {
-    int norm;                      // enum ff_norm_kind
-    int act;                       // enum ff_act_kind
-    int rope;                      // enum ff_rope_kind
+    int norm;  // enum ff_norm_kind
+    int act;   // enum ff_act_kind
+    int rope;  // enum ff_rope_kind
     int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx;
-    float eps;                     // norm epsilon
-    int64_t window;                // sliding-window attention span, 0 = none
-    const float *tok_emb;          // (vocab, d), or NULL when the table is in a block format:
-    const void *tok_emb_q;         // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
+    float eps;              // norm epsilon
+    int64_t window;         // sliding-window attention span, 0 = none
+    const float *tok_emb;   // (vocab, d), or NULL when the table is in a block format:
+    const void *tok_emb_q;  // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
     int tok_emb_qtype;
     const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
     const float *norm_w, *norm_b;  // final norm (d,)
@@ -124,15 +141,15 @@ typedef struct ff_model {
 
 // one sequence's state: the kv cache and scratch for up to max_t tokens per call, all owned by the caller
 typedef struct ff_session {
-    float *k_cache, *v_cache;      // (n_layers, n_kv_heads, cap, head_dim)
-    int64_t cap;                   // positions the cache holds (<= max_ctx)
-    int64_t n_past;                // positions already in the cache
-    int64_t max_t;                 // most tokens one forward call may take
-    float *x, *h;                  // (max_t, d)
-    float *q, *att, *qt, *ot;      // (max_t, n_heads*head_dim)
-    float *k, *v;                  // (max_t, n_kv_heads*head_dim)
-    float *f1, *f2;                // (max_t, d_ff)
-    float *cos, *sin;              // (max_t, head_dim/2)
+    float *k_cache, *v_cache;  // (n_layers, n_kv_heads, cap, head_dim)
+    int64_t cap;               // positions the cache holds (<= max_ctx)
+    int64_t n_past;            // positions already in the cache
+    int64_t max_t;             // most tokens one forward call may take
+    float *x, *h;              // (max_t, d)
+    float *q, *att, *qt, *ot;  // (max_t, n_heads*head_dim)
+    float *k, *v;              // (max_t, n_kv_heads*head_dim)
+    float *f1, *f2;            // (max_t, d_ff)
+    float *cos, *sin;          // (max_t, head_dim/2)
 } ff_session;
 
 // bytes of scratch a session of up to max_t tokens per call needs (the kv cache apart)
@@ -143,17 +160,23 @@ void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache
                      int64_t max_t);
 // run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
-int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
-                     int all_logits);
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits);
 
 // ---- tokenizer: split scanners (ff_pretok.c) and byte-pair encoding (ff_bpe.c) ----
 // split patterns with a hand-written scanner; NONE keeps a segment whole
-enum ff_pretok { FF_PRETOK_NONE, FF_PRETOK_GPT2, FF_PRETOK_CL100K, FF_PRETOK_O200K, FF_PRETOK_LLAMA3,
-                 FF_PRETOK_QWEN2, FF_PRETOK_COUNT };
+enum ff_pretok {
+    FF_PRETOK_NONE,
+    FF_PRETOK_GPT2,
+    FF_PRETOK_CL100K,
+    FF_PRETOK_O200K,
+    FF_PRETOK_LLAMA3,
+    FF_PRETOK_QWEN2,
+    FF_PRETOK_COUNT
+};
 // piece ends (at most n) of utf-8 text (n,) under split pattern kind; returns the number of pieces
 int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind);
 const char *ff_unicode_version(void);  // of the category table the scanners use
-int ff_unicode_category(uint32_t cp);   // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
+int ff_unicode_category(uint32_t cp);  // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
 
 typedef struct ff_bpe ff_bpe;  // a vocabulary, its merges, a split pattern and special tokens; read-only once built
 // ids 0..n-1: id i is bytes[off[i]..off[i+1]), kind[i] 0 unused, 1 mergeable, 2 special; NULL on OOM
@@ -187,12 +210,40 @@ void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
 // ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
 enum ff_qtype {  // ggml's type ids (ids 4, 5 and 31..33 were retired by ggml)
-    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q4_1 = 3, FF_QT_Q5_0 = 6, FF_QT_Q5_1 = 7, FF_QT_Q8_0 = 8,
-    FF_QT_Q8_1 = 9, FF_QT_Q2_K = 10, FF_QT_Q3_K = 11, FF_QT_Q4_K = 12, FF_QT_Q5_K = 13, FF_QT_Q6_K = 14,
-    FF_QT_Q8_K = 15, FF_QT_IQ2_XXS = 16, FF_QT_IQ2_XS = 17, FF_QT_IQ3_XXS = 18, FF_QT_IQ1_S = 19, FF_QT_IQ4_NL = 20,
-    FF_QT_IQ3_S = 21, FF_QT_IQ2_S = 22, FF_QT_IQ4_XS = 23, FF_QT_I8 = 24, FF_QT_I16 = 25, FF_QT_I32 = 26,
-    FF_QT_I64 = 27, FF_QT_F64 = 28, FF_QT_IQ1_M = 29, FF_QT_BF16 = 30, FF_QT_TQ1_0 = 34, FF_QT_TQ2_0 = 35,
-    FF_QT_MXFP4 = 39, FF_QT_NVFP4 = 40, FF_QT_Q1_0 = 41,
+    FF_QT_F32 = 0,
+    FF_QT_F16 = 1,
+    FF_QT_Q4_0 = 2,
+    FF_QT_Q4_1 = 3,
+    FF_QT_Q5_0 = 6,
+    FF_QT_Q5_1 = 7,
+    FF_QT_Q8_0 = 8,
+    FF_QT_Q8_1 = 9,
+    FF_QT_Q2_K = 10,
+    FF_QT_Q3_K = 11,
+    FF_QT_Q4_K = 12,
+    FF_QT_Q5_K = 13,
+    FF_QT_Q6_K = 14,
+    FF_QT_Q8_K = 15,
+    FF_QT_IQ2_XXS = 16,
+    FF_QT_IQ2_XS = 17,
+    FF_QT_IQ3_XXS = 18,
+    FF_QT_IQ1_S = 19,
+    FF_QT_IQ4_NL = 20,
+    FF_QT_IQ3_S = 21,
+    FF_QT_IQ2_S = 22,
+    FF_QT_IQ4_XS = 23,
+    FF_QT_I8 = 24,
+    FF_QT_I16 = 25,
+    FF_QT_I32 = 26,
+    FF_QT_I64 = 27,
+    FF_QT_F64 = 28,
+    FF_QT_IQ1_M = 29,
+    FF_QT_BF16 = 30,
+    FF_QT_TQ1_0 = 34,
+    FF_QT_TQ2_0 = 35,
+    FF_QT_MXFP4 = 39,
+    FF_QT_NVFP4 = 40,
+    FF_QT_Q1_0 = 41,
     FF_QT_COUNT = 42,  // ids are below this
     FF_QT_R16 = 0x100  // flag on a FF_QF_R16 type: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
 };
@@ -225,8 +276,7 @@ int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t co
 // y (m,n) = x (m,k) @ W^T + bias for W (n,k) in a FF_QF_LINEAR type (| FF_QT_R16 for FF_QF_R16 ones), bias (n,) or
 // NULL: x is quantized per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or
 // k % block != 0
-int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
-                int64_t n);
+int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k, int64_t n);
 void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
 void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n);
 // dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows'

@@ -16,29 +16,33 @@ static int features[FF_F_COUNT];
 static int isa_current = FF_ISA_SCALAR;
 
 static const char *feature_names[FF_F_COUNT] = {
-    "sse4_2",     "avx",         "avx2",     "fma",      "f16c",     "avx512f",   "avx512bw", "avx512dq",
-    "avx512vl",   "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon",
+    "sse4_2",   "avx",         "avx2",        "fma",      "f16c",     "avx512f",  "avx512bw", "avx512dq",
+    "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon",
 };
 static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
 // the row converters, the same in every table
-#define FF_CONVERT_SLOTS                                                                                          \
-    .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32, [FF_QT_F16] = ff_quantize_row_f16,                        \
-                     [FF_QT_BF16] = ff_quantize_row_bf16, [FF_QT_Q8_0] = ff_quantize_row_q8_0,                    \
-                     [FF_QT_Q4_0] = ff_quantize_row_q4_0},                                                        \
-    .dequantize_row = {[FF_QT_F32] = ff_dequantize_row_f32, [FF_QT_F16] = ff_dequantize_row_f16,                  \
-                       [FF_QT_BF16] = ff_dequantize_row_bf16, [FF_QT_Q8_0] = ff_dequantize_row_q8_0,              \
-                       [FF_QT_Q4_0] = ff_dequantize_row_q4_0, [FF_QT_Q4_K] = ff_dequantize_row_q4_k,              \
+#define FF_CONVERT_SLOTS                                                                                               \
+    .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32,                                                                \
+                     [FF_QT_F16] = ff_quantize_row_f16,                                                                \
+                     [FF_QT_BF16] = ff_quantize_row_bf16,                                                              \
+                     [FF_QT_Q8_0] = ff_quantize_row_q8_0,                                                              \
+                     [FF_QT_Q4_0] = ff_quantize_row_q4_0},                                                             \
+    .dequantize_row = {[FF_QT_F32] = ff_dequantize_row_f32,   [FF_QT_F16] = ff_dequantize_row_f16,                     \
+                       [FF_QT_BF16] = ff_dequantize_row_bf16, [FF_QT_Q8_0] = ff_dequantize_row_q8_0,                   \
+                       [FF_QT_Q4_0] = ff_dequantize_row_q4_0, [FF_QT_Q4_K] = ff_dequantize_row_q4_k,                   \
                        [FF_QT_Q6_K] = ff_dequantize_row_q6_k}
 
 // the int8 dot kernels of one int8 dot: qdot slots of the suffix sfx, r16 slots of r16
-#define FF_QDOT_SLOTS(sfx, r16)                                                                                   \
-    .qdot = {[FF_QT_Q8_0] = ff_qdot_q8_0_##sfx, [FF_QT_Q4_0] = ff_qdot_q4_0_##sfx,                                \
-             [FF_QT_Q4_K] = ff_qdot_q4_k_##sfx, [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx},                               \
+#define FF_QDOT_SLOTS(sfx, r16)                                                                                        \
+    .qdot = {[FF_QT_Q8_0] = ff_qdot_q8_0_##sfx,                                                                        \
+             [FF_QT_Q4_0] = ff_qdot_q4_0_##sfx,                                                                        \
+             [FF_QT_Q4_K] = ff_qdot_q4_k_##sfx,                                                                        \
+             [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx},                                                                       \
     .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16, [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16}
 
 // the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers
-#define FF_DOT_REF 0
+#define FF_DOT_REF 0  // the scalar table's (it has only the twins, so it shares index 0 with maddubs)
 #define FF_DOT512_VNNI 3
 #define FF_DOT_COUNT 4
 #ifdef FF_HAVE_X86
@@ -46,9 +50,10 @@ static const ff_qkernels qkernels_by_dot[FF_DOT_COUNT] = {
     [FF_DOT256_MADDUBS] = {FF_QDOT_SLOTS(maddubs, ref)},
     [FF_DOT256_AVXVNNI] = {FF_QDOT_SLOTS(avxvnni, ref)},
     [FF_DOT256_VNNI256] = {FF_QDOT_SLOTS(vnni256, ref)},
-    [FF_DOT512_VNNI] = {FF_QDOT_SLOTS(vnni, vnni),
-                        .qgemm_panel = {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni, [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni},
-                        .r16_fast = 1},
+    [FF_DOT512_VNNI] =
+        {FF_QDOT_SLOTS(vnni, vnni),
+         .qgemm_panel = {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni, [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni},
+         .r16_fast = 1},
 };
 #endif
 
@@ -144,8 +149,8 @@ static const ff_kernels *tables[FF_ISA_COUNT] = {
 // the tables in use: each ISA's table with the int8 dot kernels of each int8 dot (filled by ff_cpu_init)
 static ff_kernels live[FF_ISA_COUNT][FF_DOT_COUNT];
 const ff_kernels *ff_kern = &kernels_ref;
-static int quant_vnni = 1;                  // the avx512 table may use its avx-512 vnni kernels
-static int dot256 = FF_DOT256_MADDUBS;      // the int8 dot of the 256-bit kernels
+static int quant_vnni = 1;              // the avx512 table may use its avx-512 vnni kernels
+static int dot256 = FF_DOT256_MADDUBS;  // the int8 dot of the 256-bit kernels
 
 // the int8 dot an ISA's table runs with: scalar the twins, avx2 the 256-bit choice, avx512 vnni where allowed
 static int dot_of(int isa) {
@@ -254,9 +259,7 @@ int ff_cpu_init(void) {
 
 int ff_cpu_has(int feature) { return feature >= 0 && feature < FF_F_COUNT ? features[feature] : 0; }
 
-const char *ff_feature_name(int feature) {
-    return feature >= 0 && feature < FF_F_COUNT ? feature_names[feature] : "";
-}
+const char *ff_feature_name(int feature) { return feature >= 0 && feature < FF_F_COUNT ? feature_names[feature] : ""; }
 
 const char *ff_isa_name(int isa) { return isa >= 0 && isa < FF_ISA_COUNT ? isa_names[isa] : ""; }
 

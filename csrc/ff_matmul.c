@@ -37,7 +37,8 @@ void ff_gemm_f32_tile_ref(float *restrict c, const float *restrict ap, const flo
     float acc[FF_GEMM_MR_REF][FF_GEMM_NR_REF] = {{0}};
     for (int64_t p = 0; p < kc; p++)
         for (int i = 0; i < FF_GEMM_MR_REF; i++)
-            for (int j = 0; j < FF_GEMM_NR_REF; j++) acc[i][j] += ap[p * FF_GEMM_MR_REF + i] * bp[p * FF_GEMM_NR_REF + j];
+            for (int j = 0; j < FF_GEMM_NR_REF; j++)
+                acc[i][j] += ap[p * FF_GEMM_MR_REF + i] * bp[p * FF_GEMM_NR_REF + j];
     // store only the valid part of the tile
     for (int64_t i = 0; i < mr; i++)
         for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
@@ -50,9 +51,8 @@ void ff_gemm_f32_tile_ref(float *restrict c, const float *restrict ap, const flo
 
 // one tile of `rows` (a constant after inlining) x 16; packed A keeps its MR stride
 static inline __attribute__((always_inline)) FF_AVX2 void tile_avx2(float *restrict c, const float *restrict ap,
-                                                                     const float *restrict bp, int64_t kc,
-                                                                     int64_t ldc, const int rows, int64_t nr,
-                                                                     int accumulate) {
+                                                                    const float *restrict bp, int64_t kc, int64_t ldc,
+                                                                    const int rows, int64_t nr, int accumulate) {
     enum { MR = FF_GEMM_MR_AVX2 };
     __m256 c0[MR], c1[MR];
     // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
@@ -113,8 +113,8 @@ FF_AVX2 void ff_gemm_f32_tile_avx2(float *restrict c, const float *restrict ap, 
 
 // r rows with one accumulator each, scalar k tail; r = 1 gives the same bits for each row as r = 8
 static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *restrict y, const float *restrict w,
-                                                                          const float *restrict x, int64_t k,
-                                                                          const int rows) {
+                                                                         const float *restrict x, int64_t k,
+                                                                         const int rows) {
     __m256 acc[8];
     for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_ps();
     int64_t j = 0;
@@ -129,8 +129,8 @@ static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *
     }
 }
 
-FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
-                              int64_t k, int stream) {
+FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
+                              int stream) {
     int64_t i = 0;
     // eight rows at a time share each x load; from memory, one row after another (one sequential stream)
     for (; i + 8 <= n; i += 8) {
@@ -158,9 +158,9 @@ FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const 
 // ---- avx-512: 12x32 tile (24 zmm accumulators), gemv over 8 rows with masked k tails ----
 
 static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *restrict c, const float *restrict ap,
-                                                                         const float *restrict bp, int64_t kc,
-                                                                         int64_t ldc, const int rows, int64_t nr,
-                                                                         int accumulate) {
+                                                                        const float *restrict bp, int64_t kc,
+                                                                        int64_t ldc, const int rows, int64_t nr,
+                                                                        int accumulate) {
     enum { MR = FF_GEMM_MR_AVX512 };
     __m512 c0[MR], c1[MR];
     // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
@@ -201,21 +201,21 @@ static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *r
 FF_AVX512 void ff_gemm_f32_tile_avx512(float *restrict c, const float *restrict ap, const float *restrict bp,
                                        int64_t kc, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
     switch (mr) {
-#define FF_CASE(r) \
+#define FF_CASE(r)                                                                                                     \
     case r: tile_avx512(c, ap, bp, kc, ldc, r, nr, accumulate); break;
-    FF_CASE(12) FF_CASE(11) FF_CASE(10) FF_CASE(9) FF_CASE(8) FF_CASE(7)
-    FF_CASE(6) FF_CASE(5) FF_CASE(4) FF_CASE(3) FF_CASE(2)
+        FF_CASE(12)
+        FF_CASE(11) FF_CASE(10) FF_CASE(9) FF_CASE(8) FF_CASE(7) FF_CASE(6) FF_CASE(5) FF_CASE(4) FF_CASE(3) FF_CASE(2)
 #undef FF_CASE
-    default: tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate); break;
+            default : tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate);
+        break;
     }
 }
 
 // R rows at once: R memory streams keep more of W in flight and x is loaded once per R rows;
 // the k tail is a masked load (masked-off lanes are not read)
-static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(float *restrict y,
-                                                                              const float *restrict w,
-                                                                              const float *restrict x, int64_t k,
-                                                                              const int rows) {
+static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(float *restrict y, const float *restrict w,
+                                                                             const float *restrict x, int64_t k,
+                                                                             const int rows) {
     int64_t kv = k & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
     __m512 acc[16];
@@ -373,8 +373,7 @@ static void block_shape(int64_t rows, int64_t k, int mr, int64_t *kc, int64_t *m
 // prefetch into L2 part q of nq of the B panel at columns [j, j+cols), depth [p, p+kc): its cache
 // lines arrive while the kernel runs instead of stalling the next pack (short strided rows defeat
 // the hardware prefetcher)
-static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p, int64_t kc, int64_t q,
-                           int64_t nq) {
+static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p, int64_t kc, int64_t q, int64_t nq) {
     // trans: cols rows of W, kc floats each; else kc rows of B, cols floats each
     int64_t lines = g->trans ? kc / 16 + 1 : cols / 16 + 1, nrows = g->trans ? cols : kc;
     int64_t total = nrows * lines, lo = total * q / nq, hi = total * (q + 1) / nq;

@@ -41,8 +41,8 @@ static void norm(const ff_model *m, float *y, const float *x, const float *w, co
 // a session's scratch buffers in the order they are carved, and their floats for max_t tokens
 #define FF_SESSION_BUFS 12
 static void session_bufs(ff_session *s, float **bufs[FF_SESSION_BUFS]) {
-    float **b[FF_SESSION_BUFS] = {&s->x, &s->h, &s->q, &s->att, &s->qt, &s->ot,
-                                  &s->k, &s->v, &s->f1, &s->f2, &s->cos, &s->sin};
+    float **b[FF_SESSION_BUFS] = {&s->x, &s->h, &s->q,  &s->att, &s->qt,  &s->ot,
+                                  &s->k, &s->v, &s->f1, &s->f2,  &s->cos, &s->sin};
     memcpy(bufs, b, sizeof(b));
 }
 
@@ -115,8 +115,7 @@ static int attend(const ff_model *m, ff_session *s, const float *kc, const float
     return FF_OK;
 }
 
-int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
-                     int all_logits) {
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits) {
     int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
     int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
     int rc = FF_OK;

@@ -14,12 +14,12 @@
 #define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // a kernel body with the activation row count m as a constant
-#define FF_QDOT_BY_M(body)                                                          \
-    switch (m) {                                                                    \
-    case 4: body(y, ldy, w, stride, n, a, 4); break;                                \
-    case 3: body(y, ldy, w, stride, n, a, 3); break;                                \
-    case 2: body(y, ldy, w, stride, n, a, 2); break;                                \
-    default: body(y, ldy, w, stride, n, a, 1); break;                               \
+#define FF_QDOT_BY_M(body)                                                                                             \
+    switch (m) {                                                                                                       \
+    case 4: body(y, ldy, w, stride, n, a, 4); break;                                                                   \
+    case 3: body(y, ldy, w, stride, n, a, 3); break;                                                                   \
+    case 2: body(y, ldy, w, stride, n, a, 2); break;                                                                   \
+    default: body(y, ldy, w, stride, n, a, 1); break;                                                                  \
     }
 
 static inline uint64_t ld64(const uint8_t *p) {
@@ -58,7 +58,8 @@ static inline void q4_k_unpack(uint32_t u[4], const uint8_t *s) {
 
 // fp16 scales of cnt <= 8 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_AVX2 __m256 scales8_avx2(const uint8_t *p, int bsz, int cnt) {
-    return _mm256_cvtph_ps(_mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
+    return _mm256_cvtph_ps(
+        _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
 }
 
 FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
@@ -83,7 +84,6 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
         _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), p);
     }
 }
-
 
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
 // 256-bit registers (evex vpdpbusd, the same source, so machines with avx-512 vnni but no avx-vnni test it) ----
@@ -119,7 +119,8 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
 FF_AVX2 void ff_fp32_to_fp16_row_avx2(uint16_t *restrict y, const float *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+        _mm_storeu_si128((__m128i *)(void *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
 
@@ -135,7 +136,8 @@ FF_AVX2 void ff_fp16_to_fp32_row_avx2(float *restrict y, const uint16_t *restric
 // fp16 scales of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_VNNI __m512 scales16_vnni(const uint8_t *p, int bsz, int cnt) {
     __m128i lo = _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt));
-    __m128i hi = _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
+    __m128i hi =
+        _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
     return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
 }
 
@@ -166,7 +168,6 @@ static inline AI FF_VNNI void q8_0_chunk_vnni(__m512 *acc, const uint8_t *row, c
         }
     }
 }
-
 
 // q4_0 over blocks b0..b0+cnt-1: each pair of blocks as [lo b, hi b, lo b+1, hi b+1] nibbles
 static inline AI FF_VNNI void q4_0_chunk_vnni(__m512 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
@@ -252,7 +253,8 @@ static inline AI FF_VNNI void q4_k_vnni(float *restrict y, int64_t ldy, const ui
             }
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
-                __m512i qv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
+                __m512i qv =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
                 qv = _mm512_and_si512(_mm512_mask_srli_epi16(qv, 0xffff0000, qv, 4), _mm512_set1_epi8(15));
                 for (int i = 0; i < m; i++) {
                     __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * g);
@@ -296,7 +298,8 @@ static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const ui
 #pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
                 __m512i ql = _mm512_loadu_si512(blk + 64 * hf);
-                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
+                __m512i qh =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
                 __m512i g[2] = {
                     _mm512_or_si512(_mm512_and_si512(ql, lo4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2)),
                     _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
@@ -318,15 +321,14 @@ static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const ui
             }
         }
         for (int i = 0; i < m; i++)
-            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) -
-                             32.0f * ff_hsum_ps512(corr[i]);
+            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - 32.0f * ff_hsum_ps512(corr[i]);
     }
 }
 
-#define FF_QDOT_VNNI(qt)                                                                                           \
-    FF_VNNI void ff_qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,    \
-                                     int64_t n, const ff_qact *a, int m) {                                         \
-        FF_QDOT_BY_M(qt##_vnni)                                                                                    \
+#define FF_QDOT_VNNI(qt)                                                                                               \
+    FF_VNNI void ff_qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
+                                     int64_t n, const ff_qact *a, int m) {                                             \
+        FF_QDOT_BY_M(qt##_vnni)                                                                                        \
     }
 FF_QDOT_VNNI(q8_0)
 FF_QDOT_VNNI(q4_0)
@@ -343,7 +345,8 @@ static FF_VNNI void qpack_vnni(uint8_t *restrict vals, float *restrict ws, const
     int64_t bsz = q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES;
     for (int h = 0; h < 2; h++) {
         // rows 16h..16h+15 by byte offset; rows past nr read nothing and pack zeros
-        __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * h)), _mm512_set1_epi32((int)stride));
+        __m512i idx =
+            _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * h)), _mm512_set1_epi32((int)stride));
         __mmask16 mk = (__mmask16)(nr - 16 * h >= 16 ? 0xffff : nr > 16 * h ? (1u << (nr - 16 * h)) - 1 : 0);
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *base = w + bsz * b;
@@ -355,7 +358,8 @@ static FF_VNNI void qpack_vnni(uint8_t *restrict vals, float *restrict ws, const
                 for (int g = 0; g < 4; g++) {
                     __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, base + 2 + 4 * g, 1);
                     _mm512_store_si512(vb + 128 * g, _mm512_and_si512(v, _mm512_set1_epi8(15)));
-                    _mm512_store_si512(vb + 128 * (g + 4), _mm512_and_si512(_mm512_srli_epi32(v, 4), _mm512_set1_epi8(15)));
+                    _mm512_store_si512(vb + 128 * (g + 4),
+                                       _mm512_and_si512(_mm512_srli_epi32(v, 4), _mm512_set1_epi8(15)));
                 }
             } else {
                 for (int g = 0; g < 8; g++) {
@@ -403,8 +407,8 @@ static inline AI FF_VNNI void qgemm_tile_vnni(float *y, int64_t ldy, const ff_qa
     }
 }
 
-static FF_VNNI void qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
-                                     const ff_qact *a, int64_t m, void *panel, int q4) {
+static FF_VNNI void qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                     int64_t m, void *panel, int q4) {
     int64_t nb = a->k / 32;
     uint8_t *vals = panel;
     float *ws = (float *)(void *)(vals + 1024 * nb);
@@ -424,13 +428,13 @@ static FF_VNNI void qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, in
     }
 }
 
-FF_VNNI void ff_qgemm_panel_q8_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
-                                      const ff_qact *a, int64_t m, void *panel) {
+FF_VNNI void ff_qgemm_panel_q8_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
     qgemm_panel_vnni(y, ldy, w, stride, nr, a, m, panel, 0);
 }
 
-FF_VNNI void ff_qgemm_panel_q4_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
-                                      const ff_qact *a, int64_t m, void *panel) {
+FF_VNNI void ff_qgemm_panel_q4_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
     qgemm_panel_vnni(y, ldy, w, stride, nr, a, m, panel, 1);
 }
 
@@ -505,23 +509,19 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
 }
 
 // the r16 kernel with the activation row count m as a constant
-#define FF_R16_BY_M(q)                               \
-    switch (m) {                                     \
-    case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;  \
-    case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;  \
-    case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;  \
-    default: r16_vnni(y, ldy, w, n, a, 1, q); break; \
+#define FF_R16_BY_M(q)                                                                                                 \
+    switch (m) {                                                                                                       \
+    case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;                                                                    \
+    case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;                                                                    \
+    case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;                                                                    \
+    default: r16_vnni(y, ldy, w, n, a, 1, q); break;                                                                   \
     }
 
 FF_VNNI void ff_qdot_r16_q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m) {
-    FF_R16_BY_M(0)
-}
+                                   const ff_qact *a, int m){FF_R16_BY_M(0)}
 
 FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m) {
-    FF_R16_BY_M(1)
-}
+                                   const ff_qact *a, int m){FF_R16_BY_M(1)}
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k) {

@@ -8,10 +8,25 @@
 #include <string.h>
 
 // ---- block layouts, byte for byte as ggml stores them (little-endian, fp16 scales) ----
-typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;     // w[j] = d * qs[j]
-typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;    // w[j] = d * ((qs[j] & 15) - 8), w[j+16]: qs[j] >> 4
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_k;  // 8 x 32: d*sc*q - dmin*m
-typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_k;  // 16 x 16: d*sc*(q-32)
+typedef struct {
+    uint16_t d;
+    int8_t qs[32];
+} blk_q8_0;  // w[j] = d * qs[j]
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} blk_q4_0;  // w[j] = d * ((qs[j] & 15) - 8), w[j+16]: qs[j] >> 4
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+} blk_q4_k;  // 8 x 32: d*sc*q - dmin*m
+typedef struct {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+} blk_q6_k;  // 16 x 16: d*sc*(q-32)
 _Static_assert(sizeof(blk_q8_0) == FF_Q8_0_BYTES && sizeof(blk_q4_0) == FF_Q4_0_BYTES, "ggml block sizes");
 _Static_assert(sizeof(blk_q4_k) == FF_Q4_K_BYTES && sizeof(blk_q6_k) == FF_Q6_K_BYTES, "ggml super-block sizes");
 
@@ -149,9 +164,7 @@ void ff_dequantize_row_q6_k(float *restrict y, const uint8_t *restrict src, int6
 // f32, f16 and bf16 rows: one element per block
 void ff_quantize_row_f32(uint8_t *restrict dst, const float *restrict x, int64_t k) { memcpy(dst, x, (size_t)k * 4); }
 
-void ff_dequantize_row_f32(float *restrict y, const uint8_t *restrict src, int64_t k) {
-    memcpy(y, src, (size_t)k * 4);
-}
+void ff_dequantize_row_f32(float *restrict y, const uint8_t *restrict src, int64_t k) { memcpy(y, src, (size_t)k * 4); }
 
 void ff_quantize_row_f16(uint8_t *restrict dst, const float *restrict x, int64_t k) {
     ff_kern->fp32_to_fp16_row((uint16_t *)(void *)dst, x, k);
@@ -378,8 +391,7 @@ static void repack_task(void *arg, int ith, int nth) {
 }
 
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols) {
-    if (!ff_qtype_has(qtype, FF_QF_R16) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32)
-        return FF_EINVAL;
+    if (!ff_qtype_has(qtype, FF_QF_R16) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32) return FF_EINVAL;
     repack_ctx c = {dst, src, qtype == FF_QT_Q4_0, rows, cols / 32};
     ff_parallel(repack_task, &c, rows * cols < (1 << 20) ? 1 : ff_get_num_threads());
     return FF_OK;
@@ -387,8 +399,8 @@ int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t 
 
 int ff_qrepack_r16_pays(void) { return ff_kern->q.r16_fast; }
 
-static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                         int m, int q4) {
+static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
+                         int q4) {
     // per block of each row: the int dot of its (unsigned) values with a, from the lane sum -c * sum(a),
     // scaled by d_w * d_a; even and odd blocks summed apart
     int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
@@ -432,9 +444,9 @@ typedef struct {
     int np;
     int64_t m, k, ntot, stride, jt;
     int qtype;
-    const ff_qkernels *kern;  // the int8 dot kernels, read once per call
+    const ff_qkernels *kern;   // the int8 dot kernels, read once per call
     ff_qgemm_panel_fn panels;  // W packed into panels (several activation rows), or NULL
-    void *panel0;       // the calling thread's panel, next to the activations in its scratch
+    void *panel0;              // the calling thread's panel, next to the activations in its scratch
     int status;
     ff_qact act;
     int8_t *q;
@@ -570,8 +582,18 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
     size_t panel = panels && nr16 < np ? FF_QP_BYTES(k / 32) : 0;
     uint8_t *buf = ff_scratch(row * (size_t)m + panel);
     if (!buf) return FF_ENOMEM;
-    qlin_ctx c = {.x = x, .parts = parts, .np = np, .m = m, .k = k, .ntot = ntot, .stride = stride, .qtype = qtype,
-                  .kern = kern, .panels = panels, .panel0 = buf + row * (size_t)m, .status = FF_OK};
+    qlin_ctx c = {.x = x,
+                  .parts = parts,
+                  .np = np,
+                  .m = m,
+                  .k = k,
+                  .ntot = ntot,
+                  .stride = stride,
+                  .qtype = qtype,
+                  .kern = kern,
+                  .panels = panels,
+                  .panel0 = buf + row * (size_t)m,
+                  .status = FF_OK};
     c.lanes = lanes ? (int32_t *)(void *)buf : NULL;
     c.d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
     c.s = (int16_t *)(void *)(c.d + kp / 32 * m);

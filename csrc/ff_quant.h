@@ -64,7 +64,7 @@ typedef struct ff_qpart {
     const void *w;      // (n, k) blocks
     const float *bias;  // (n,) or NULL
     int64_t n;
-    int dtype;          // ggml type id, | FF_QT_R16 for the r16 layout
+    int dtype;  // ggml type id, | FF_QT_R16 for the r16 layout
 } ff_qpart;
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k);
 #endif
