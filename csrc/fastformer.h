@@ -16,75 +16,29 @@ extern "C" {
 #define FF_ENOMEM 1
 #define FF_EINVAL 2
 
-// ---- cpu: feature detection and the dispatch table (ff_cpu.c) ----
+// ---- cpu: feature detection, the dispatch tables and the int8 dot choice (ff_cpu.c) ----
 enum ff_isa { FF_ISA_SCALAR = 0, FF_ISA_AVX2 = 1, FF_ISA_AVX512 = 2, FF_ISA_COUNT = 3 };
 
 enum ff_feature {
-    FF_F_SSE42, FF_F_AVX, FF_F_AVX2, FF_F_FMA, FF_F_F16C, FF_F_AVX512F, FF_F_AVX512BW, FF_F_AVX512DQ,
-    FF_F_AVX512VL, FF_F_AVX512VNNI, FF_F_AVX512BF16, FF_F_AVXVNNI, FF_F_AMX_TILE, FF_F_AMX_INT8,
-    FF_F_AMX_BF16, FF_F_NEON, FF_F_COUNT
+    FF_F_SSE42,
+    FF_F_AVX,
+    FF_F_AVX2,
+    FF_F_FMA,
+    FF_F_F16C,
+    FF_F_AVX512F,
+    FF_F_AVX512BW,
+    FF_F_AVX512DQ,
+    FF_F_AVX512VL,
+    FF_F_AVX512VNNI,
+    FF_F_AVX512BF16,
+    FF_F_AVXVNNI,
+    FF_F_AMX_TILE,
+    FF_F_AMX_INT8,
+    FF_F_AMX_BF16,
+    FF_F_NEON,
+    FF_F_COUNT
 };
 
-typedef struct ff_qact ff_qact;  // quantized activation rows (ff_quant.c)
-
-// one row-level kernel per op; a table per ISA, chosen once at import
-typedef struct ff_kernels {
-    // y (n,) = W (n,k) @ x (k,), W rows k-contiguous
-    // stream: W comes from memory (rows one after another) rather than from cache (rows in groups); same bits
-    void (*gemv_f32)(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
-                     int stream);
-    // C (mr,nr) tile, ldc: C = A_packed (kc,MR) . B_packed (kc,NR) (+ C if accumulate); mr<=MR, nr<=NR
-    void (*gemm_f32_tile)(float *restrict c, const float *restrict ap, const float *restrict bp, int64_t kc,
-                          int64_t ldc, int64_t mr, int64_t nr, int accumulate);
-    int gemm_mr, gemm_nr;  // micro-tile shape of gemm_f32_tile
-    // y (n,) = x (n,) * rsqrt(mean(x^2) + eps) * w (n,)
-    void (*norm_rms_f32)(float *restrict y, const float *restrict x, const float *restrict w, float eps, int64_t n);
-    // y (n,) = (x - mean) / sqrt(var + eps) * w + b  (b may be NULL)
-    void (*norm_layer_f32)(float *restrict y, const float *restrict x, const float *restrict w,
-                           const float *restrict b, float eps, int64_t n);
-    // y (n,) = softmax(x (n,)), y may alias x
-    void (*softmax_f32)(float *y, const float *x, int64_t n);
-    // y (n,) = gelu(x) with the tanh approximation / the exact erf form / silu; y may alias x
-    void (*gelu_tanh_f32)(float *y, const float *x, int64_t n);
-    void (*gelu_erf_f32)(float *y, const float *x, int64_t n);
-    void (*silu_f32)(float *y, const float *x, int64_t n);
-    // x (d,) rotated in place by cos/sin (d/2,); interleaved pairs (2i,2i+1) or split halves (i,i+d/2)
-    void (*rope_f32)(float *restrict x, const float *restrict cos, const float *restrict sin, int64_t d,
-                     int interleaved);
-    // st (n,m) = K (n,d) @ QT (d,m); m % 16 == 0
-    void (*attn_qk_f32)(float *restrict st, const float *restrict qt, const float *restrict k, int64_t m, int64_t n,
-                        int64_t d);
-    // online softmax of st (n,m) in place; row r drops key j0+j > pos[r] (pos may be NULL); running max mx,
-    // sum l and the rescale alpha of earlier blocks, all (m,); m % 16 == 0
-    void (*attn_softmax_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
-                             const int32_t *restrict pos, int64_t j0, int64_t m, int64_t n);
-    // O (m,d) row stride ldo = O * alpha (m,) + P (m,n) @ V (n,d), P[r][j] at p[r*prs + j*pjs]; ldo % 16 == 0
-    void (*attn_pv_f32)(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,
-                        int64_t pjs, const float *restrict v, int64_t m, int64_t n, int64_t d, int64_t ldo);
-    // s (m,n) = Q (m,d) @ K (n,d)^T
-    void (*attn_qk_dot_f32)(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
-                            int64_t n, int64_t d);
-    // online softmax of one row s (n,) in place over its first nv keys (the rest become 0); scalars mx, l, alpha
-    void (*attn_softmax_dot_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
-                                 int64_t nv, int64_t n);
-    // x (k,) -> q (k,) int8 with d (k/32,) scales, x ~ d * q rounded to nearest even, s (k/16,) sums of q
-    void (*quant_act_q8)(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
-                         int64_t k);
-    // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
-    void (*qdot_q8_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q4_0)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q4_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    void (*qdot_q6_k)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m);
-    // y (n,) = fp16(x (n,)) rounding to nearest even, and back (exact)
-    void (*fp32_to_fp16)(uint16_t *restrict y, const float *restrict x, int64_t n);
-    void (*fp16_to_fp32)(float *restrict y, const uint16_t *restrict x, int64_t n);
-} ff_kernels;
-
-extern const ff_kernels *ff_kern;          // the table in use
 int ff_cpu_init(void);                     // detect features, pick the best usable ISA; returns it
 int ff_cpu_has(int feature);               // 1 if the cpu and the OS support feature
 const char *ff_feature_name(int feature);  // "avx2", "avx512f", ...
@@ -92,14 +46,22 @@ const char *ff_isa_name(int isa);          // "scalar", "avx2", "avx512"
 int ff_isa_usable(int isa);                // 1 if isa can run here
 int ff_isa_current(void);                  // the ISA in use
 int ff_isa_select(int isa);                // switch tables; 0 ok, -1 not usable
+int ff_qtype_kernels(int isa, int qtype);  // FF_QF_* flags of qtype whose kernels every table of isa has
+int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
+int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
+// the int8 dot of the 256-bit (avx2 table) kernels; every choice gives the same bits
+enum {
+    FF_DOT256_MADDUBS = 0,  // avx2 vpmaddubsw + vpmaddwd
+    FF_DOT256_AVXVNNI = 1,  // avx-vnni: vex vpdpbusd (the default where the cpu has it)
+    FF_DOT256_VNNI256 = 2   // avx-512 vnni on 256-bit registers: evex vpdpbusd (the same source as avx-vnni)
+};
+int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
+int ff_quant_dot256(void);
 
 // ---- threads: a persistent pool, work split by index (ff_threads.c) ----
-typedef void (*ff_task_fn)(void *ctx, int ith, int nth);
-void ff_parallel(ff_task_fn fn, void *ctx, int nth_max);  // run fn(ctx, i, nth) for i < nth, caller is i=0
-void ff_set_num_threads(int n);                             // 1 <= n <= FF_MAX_THREADS
+void ff_set_num_threads(int n);  // 1 <= n <= FF_MAX_THREADS
 int ff_get_num_threads(void);
-int ff_default_num_threads(void);                           // usable cores (affinity mask)
-void *ff_scratch(size_t bytes);                             // per-OS-thread 64-byte aligned buffer; NULL on OOM
+int ff_default_num_threads(void);  // usable cores (affinity mask)
 #define FF_MAX_THREADS 256
 
 // ---- matmul (ff_matmul.c) ----
@@ -110,8 +72,7 @@ int ff_matmul_f32(float *c, const float *a, const float *b, int64_t m, int64_t k
 
 // ---- norms (ff_norm.c): rows of length n ----
 void ff_norm_rms_f32(float *y, const float *x, const float *w, float eps, int64_t rows, int64_t n);
-void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows,
-                       int64_t n);
+void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows, int64_t n);
 
 // ---- activations and softmax (ff_act.c): y may alias x ----
 void ff_softmax_f32(float *y, const float *x, int64_t rows, int64_t n);
@@ -143,66 +104,84 @@ typedef struct ff_tensor {
     int64_t rows, cols;
 } ff_tensor;
 
-enum ff_arch { FF_ARCH_LLAMA = 0, FF_ARCH_GPT2 = 1 };
+// the switches of the forward pass, by name
+enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };    // rms norm (no bias), layer norm (bias optional)
+enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1 };  // gated silu mlp (swiglu), plain gelu (tanh) mlp
+enum ff_rope_kind {
+    FF_ROPE_NONE = 0,
+    FF_ROPE_HALVES = 1,
+    FF_ROPE_INTERLEAVED = 2
+};  // rotary pairs (i, i+d/2) or (2i, 2i+1)
 
 typedef struct ff_layer {
     const float *attn_norm_w, *attn_norm_b;  // (d,); b NULL for rms norm
     ff_tensor wq, wk, wv, wo;                // (h*hd, d), (hkv*hd, d), (hkv*hd, d), (d, h*hd)
     const float *bq, *bk, *bv, *bo;          // biases or NULL
     const float *ffn_norm_w, *ffn_norm_b;    // (d,)
-    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); gpt2 has no gate
+    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); no gate unless act is FF_ACT_SILU
     const float *b_up, *b_down;              // biases or NULL
     const float *q_norm_w, *k_norm_w;        // (hd,) per-head rms norm of q and k before rope (qwen3), or NULL
 } ff_layer;
 
 typedef struct ff_model {
-    int arch;                      // enum ff_arch
+    int norm;  // enum ff_norm_kind
+    int act;   // enum ff_act_kind
+    int rope;  // enum ff_rope_kind
     int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx;
-    float eps;                     // norm epsilon
-    int rope_interleaved;          // pairwise (gguf llama) instead of split halves
-    int64_t window;                // sliding-window attention span, 0 = none
-    const float *tok_emb;          // (vocab, d), or NULL when the table is in a block format:
-    const void *tok_emb_q;         // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
+    float eps;              // norm epsilon
+    int64_t window;         // sliding-window attention span, 0 = none
+    const float *tok_emb;   // (vocab, d), or NULL when the table is in a block format:
+    const void *tok_emb_q;  // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
     int tok_emb_qtype;
-    const float *pos_emb;          // (max_ctx, d) learned positions, or NULL
-    const float *norm_w, *norm_b;  // final norm (d,)
-    ff_tensor lm_head;             // (vocab, d)
-    const float *rope_inv_freq;    // (rope_dim/2,) or NULL without rope
+    const float *pos_emb;             // (max_ctx, d) learned positions, or NULL
+    const float *norm_w, *norm_b;     // final norm (d,)
+    ff_tensor lm_head;                // (vocab, d)
+    const float *rope_inv_freq;       // (rope_dim/2,), NULL if rope is FF_ROPE_NONE
     const float *rope_inv_freq_long;  // (rope_dim/2,) longrope's set for sessions with rope_long, or NULL
-    int64_t rope_dim;              // rotated dims at the start of each head (partial rotary), <= head_dim
-    float rope_attn_factor;        // cos and sin are scaled by this (longrope), 1 = none
-    const ff_layer *layers;        // (n_layers,)
+    int64_t rope_dim;                 // rotated dims at the start of each head (partial rotary), <= head_dim
+    float rope_attn_factor;           // cos and sin are scaled by this (longrope), 1 = none
+    const ff_layer *layers;           // (n_layers,)
 } ff_model;
 
 // one sequence's state: the kv cache and scratch for up to max_t tokens per call, all owned by the caller
 typedef struct ff_session {
-    float *k_cache, *v_cache;      // (n_layers, n_kv_heads, cap, head_dim)
-    int64_t cap;                   // positions the cache holds (<= max_ctx)
-    int64_t n_past;                // positions already in the cache
-    int64_t max_t;                 // most tokens one forward call may take
-    int rope_long;                 // rotate with rope_inv_freq_long (a longrope sequence past its pretraining length)
-    float *x, *h;                  // (max_t, d)
-    float *q, *att, *qt, *ot;      // (max_t, n_heads*head_dim)
-    float *k, *v;                  // (max_t, n_kv_heads*head_dim)
-    float *f1, *f2;                // (max_t, d_ff)
-    float *cos, *sin;              // (max_t, head_dim/2)
+    float *k_cache, *v_cache;  // (n_layers, n_kv_heads, cap, head_dim)
+    int64_t cap;               // positions the cache holds (<= max_ctx)
+    int64_t n_past;            // positions already in the cache
+    int64_t max_t;             // most tokens one forward call may take
+    int rope_long;             // rotate with rope_inv_freq_long (longrope past its pretraining length)
+    float *x, *h;              // (max_t, d)
+    float *q, *att, *qt, *ot;  // (max_t, n_heads*head_dim)
+    float *k, *v;              // (max_t, n_kv_heads*head_dim)
+    float *f1, *f2;            // (max_t, d_ff)
+    float *cos, *sin;          // (max_t, head_dim/2)
 } ff_session;
 
-// scratch floats a session needs for each of its buffers, in the order of ff_session's fields after max_t
-void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]);
+// bytes of scratch a session of up to max_t tokens per call needs (the kv cache apart)
+int64_t ff_session_bytes(const ff_model *m, int64_t max_t);
+// s with its scratch buffers carved out of buf (ff_session_bytes(m, max_t) bytes, any alignment: each buffer
+// starts 64-byte aligned), the cache k_cache, v_cache (n_layers, n_kv_heads, cap, head_dim) and n_past = 0
+void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
+                     int64_t max_t);
 // run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
-int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
-                     int all_logits);
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits);
 
 // ---- tokenizer: split scanners (ff_pretok.c) and byte-pair encoding (ff_bpe.c) ----
 // split patterns with a hand-written scanner; NONE keeps a segment whole
-enum ff_pretok { FF_PRETOK_NONE, FF_PRETOK_GPT2, FF_PRETOK_CL100K, FF_PRETOK_O200K, FF_PRETOK_LLAMA3,
-                 FF_PRETOK_QWEN2, FF_PRETOK_COUNT };
+enum ff_pretok {
+    FF_PRETOK_NONE,
+    FF_PRETOK_GPT2,
+    FF_PRETOK_CL100K,
+    FF_PRETOK_O200K,
+    FF_PRETOK_LLAMA3,
+    FF_PRETOK_QWEN2,
+    FF_PRETOK_COUNT
+};
 // piece ends (at most n) of utf-8 text (n,) under split pattern kind; returns the number of pieces
 int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind);
 const char *ff_unicode_version(void);  // of the category table the scanners use
-int ff_unicode_category(uint32_t cp);   // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
+int ff_unicode_category(uint32_t cp);  // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
 
 typedef struct ff_bpe ff_bpe;  // a vocabulary, its merges, a split pattern and special tokens; read-only once built
 enum ff_token_kind { FF_TOKEN_UNUSED, FF_TOKEN_MERGEABLE, FF_TOKEN_SPECIAL };  // what an id is (kind[] of ff_bpe_new)
@@ -237,48 +216,80 @@ void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
 
 // ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
-enum ff_qtype {  // ggml's type ids
-    FF_QT_F32 = 0, FF_QT_F16 = 1, FF_QT_Q4_0 = 2, FF_QT_Q8_0 = 8, FF_QT_Q4_K = 12, FF_QT_Q6_K = 14, FF_QT_BF16 = 30,
-    FF_QT_R16 = 0x100  // flag on q8_0/q4_0: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
+enum ff_qtype {  // ggml's type ids (ids 4, 5 and 31..33 were retired by ggml)
+    FF_QT_F32 = 0,
+    FF_QT_F16 = 1,
+    FF_QT_Q4_0 = 2,
+    FF_QT_Q4_1 = 3,
+    FF_QT_Q5_0 = 6,
+    FF_QT_Q5_1 = 7,
+    FF_QT_Q8_0 = 8,
+    FF_QT_Q8_1 = 9,
+    FF_QT_Q2_K = 10,
+    FF_QT_Q3_K = 11,
+    FF_QT_Q4_K = 12,
+    FF_QT_Q5_K = 13,
+    FF_QT_Q6_K = 14,
+    FF_QT_Q8_K = 15,
+    FF_QT_IQ2_XXS = 16,
+    FF_QT_IQ2_XS = 17,
+    FF_QT_IQ3_XXS = 18,
+    FF_QT_IQ1_S = 19,
+    FF_QT_IQ4_NL = 20,
+    FF_QT_IQ3_S = 21,
+    FF_QT_IQ2_S = 22,
+    FF_QT_IQ4_XS = 23,
+    FF_QT_I8 = 24,
+    FF_QT_I16 = 25,
+    FF_QT_I32 = 26,
+    FF_QT_I64 = 27,
+    FF_QT_F64 = 28,
+    FF_QT_IQ1_M = 29,
+    FF_QT_BF16 = 30,
+    FF_QT_TQ1_0 = 34,
+    FF_QT_TQ2_0 = 35,
+    FF_QT_MXFP4 = 39,
+    FF_QT_NVFP4 = 40,
+    FF_QT_Q1_0 = 41,
+    FF_QT_COUNT = 42,  // ids are below this
+    FF_QT_R16 = 0x100  // flag on a FF_QF_R16 type: W repacked by ff_qrepack_r16 (ff_linear_q only, rows % 16 == 0)
 };
-int64_t ff_qtype_block(int qtype);                  // weights per block (1 for f32/f16/bf16), 0 if unknown
-int64_t ff_qtype_block_bytes(int qtype);            // bytes per block, 0 if unknown
+// what fastformer implements for a type
+enum {
+    FF_QF_DEQUANT = 1,   // ff_dequantize
+    FF_QF_LINEAR = 2,    // ff_linear_q (dot kernels) and block-format embedding rows
+    FF_QF_QUANTIZE = 4,  // ff_quantize
+    FF_QF_R16 = 8        // ff_qrepack_r16 and the r16 dot kernels
+};
+// one row of the quant-type table (ff_qtype.c)
+typedef struct ff_qtype_info {
+    int id;                  // ggml type id
+    const char *name;        // ggml's name in lower case: "q8_0", "f16", ...
+    int64_t block;           // weights per block (1 for f32/f16/bf16)
+    int64_t block_bytes;     // bytes per block
+    int flags;               // FF_QF_*
+    int scale_lo, scale_hi;  // byte range [lo, hi) of the fp16 scales (d, and dmin where there is one) in a block
+} ff_qtype_info;
+const ff_qtype_info *ff_qtype_get(int qtype);         // the row of ggml type id qtype, NULL if unknown
+int ff_qtype_has(int qtype, int flags);               // 1 if qtype is known and has every flag in flags
+int64_t ff_qtype_block(int qtype);                    // weights per block, 0 if unknown
+int64_t ff_qtype_block_bytes(int qtype);              // bytes per block, 0 if unknown
 int64_t ff_qtype_row_bytes(int qtype, int64_t cols);  // bytes per row; -1 if unknown or cols % block != 0
-// dst (rows, row_bytes) = w (rows, cols) in q8_0, q4_0, f16, bf16 or f32, bytes equal to the gguf package's
-// quantizers; FF_EINVAL for other types or cols % block != 0
+// dst (rows, row_bytes) = w (rows, cols) in a FF_QF_QUANTIZE type, bytes equal to the gguf package's quantizers;
+// FF_EINVAL for other types or cols % block != 0
 int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols);
-// y (rows, cols) = src (rows, row_bytes) as float32, any qtype above; FF_EINVAL as ff_quantize
+// y (rows, cols) = src (rows, row_bytes) as float32 for a FF_QF_DEQUANT type; FF_EINVAL as ff_quantize
 int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols);
-// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in q8_0, q4_0 (either | FF_QT_R16), q4_k or q6_k, bias (n,) or
+// y (m,n) = x (m,k) @ W^T + bias for W (n,k) in a FF_QF_LINEAR type (| FF_QT_R16 for FF_QF_R16 ones), bias (n,) or
 // NULL: x is quantized per 32 to int8 (the calling thread's ff_scratch holds it); FF_EINVAL for other types or
 // k % block != 0
-int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
-                int64_t n);
-void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
-void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n);
-int ff_quant_set_vnni(int on);  // let the avx512 table use its vnni int8 kernels (default 1); returns ff_quant_vnni()
-int ff_quant_vnni(void);        // 1 if the vnni kernels are in use when the avx512 table is
-// the int8 dot of the 256-bit (avx2 table) kernels; every choice gives the same bits
-enum {
-    FF_DOT256_MADDUBS = 0,  // avx2 vpmaddubsw + vpmaddwd
-    FF_DOT256_AVXVNNI = 1,  // avx-vnni: vex vpdpbusd (the default where the cpu has it)
-    FF_DOT256_VNNI256 = 2   // avx-512 vnni on 256-bit registers: evex vpdpbusd (the same source as avx-vnni)
-};
-int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
-int ff_quant_dot256(void);
-// dst = W (rows, cols) q8_0/q4_0 in the r16 layout (same size; ff_quant.h): 16 rows' blocks interleaved, which
-// the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
+int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k, int64_t n);
+void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
+void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n);
+// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows'
+// blocks interleaved, which the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);
 int ff_qrepack_r16_pays(void);  // 1 if the r16 kernels in use are the fast ones (the avx512 table with vnni)
-
-// m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
-struct ff_qact {
-    const int8_t *q;        // (m, kp) int8
-    const float *d;         // (m, kp/32) scale per 32
-    const int16_t *s;       // (m, kp/16) sums of q per 16
-    const int32_t *lanes;   // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0), or NULL
-    int64_t k, kp;          // columns, padded columns (a multiple of 512)
-};
 
 #ifdef __cplusplus
 }

@@ -130,7 +130,7 @@ FF_AVX512 void ff_softmax_f32_avx512(float *y, const float *x, int64_t n) {
         m3 = _mm512_max_ps(m3, _mm512_loadu_ps(x + i + 48));
     }
     for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
-    float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+    float m = ff_hmax_ps512(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
     // e = exp(x - max) into y (x - max <= 0: only exp's lower clamp); float sums per block, added in double
     __m512 vm = _mm512_set1_ps(m), lo = _mm512_set1_ps(FF_EXP_LO);
@@ -151,7 +151,7 @@ FF_AVX512 void ff_softmax_f32_avx512(float *y, const float *x, int64_t n) {
             _mm512_storeu_ps(y + i, e0);
             s0 = _mm512_add_ps(s0, e0);
         }
-        sum += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        sum += ff_hsum_ps512(_mm512_add_ps(s0, s1));
     }
     for (; i < n; i++) {
         y[i] = expf(x[i] - m);

@@ -11,12 +11,13 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "ff_hsum.h"
 #include "ff_vmath.h"
 
-#define BK 64         // keys per block on the block path
-#define BK_DOT 256    // keys per block on the dot path
-#define ROWS 32       // target rows (query heads x queries) per work item
-#define SPLIT_MIN 256 // fewest keys per split when a decode is split over keys
+#define BK 64          // keys per block on the block path
+#define BK_DOT 256     // keys per block on the dot path
+#define ROWS 32        // target rows (query heads x queries) per work item
+#define SPLIT_MIN 256  // fewest keys per split when a decode is split over keys
 
 // ---- scalar kernels ----
 
@@ -63,8 +64,8 @@ void ff_attn_pv_f32_ref(float *restrict o, const float *restrict alpha, const fl
     }
 }
 
-void ff_attn_qk_dot_f32_ref(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
-                            int64_t n, int64_t d) {
+void ff_attn_qk_dot_f32_ref(float *restrict s, const float *restrict q, const float *restrict k, int64_t m, int64_t n,
+                            int64_t d) {
     // Q (m,d) @ K (n,d)^T -> s (m,n)
     for (int64_t r = 0; r < m; r++)
         for (int64_t j = 0; j < n; j++) {
@@ -129,8 +130,8 @@ FF_AVX512 AI void qk_cols512(float *st, const float *qt, const float *k, int64_t
     if (n - j >= 1) qk_tile512(st + j * m, qt, k + j * d, m, d, 1, MC);
 }
 
-FF_AVX512 void ff_attn_qk_f32_avx512(float *restrict st, const float *restrict qt, const float *restrict k,
-                                     int64_t m, int64_t n, int64_t d) {
+FF_AVX512 void ff_attn_qk_f32_avx512(float *restrict st, const float *restrict qt, const float *restrict k, int64_t m,
+                                     int64_t n, int64_t d) {
     int64_t r = 0;
     for (; r + 32 <= m; r += 32) qk_cols512(st + r, qt + r, k, m, n, d, 2);
     if (r < m) qk_cols512(st + r, qt + r, k, m, n, d, 1);
@@ -189,18 +190,18 @@ FF_AVX512 AI void pv_tile512(float *o, const float *alpha, const float *p, int64
         for (int c = 0; c < C; c++) _mm512_storeu_ps(o + r * ldo + 16 * c, acc[r][c]);
 }
 
-#define PV_CASES512(R)                                                                                             \
-    switch (C) {                                                                                                   \
-    case 1: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 1); break;                            \
-    case 2: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 2); break;                            \
-    case 3: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 3); break;                            \
-    case 4: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 4); break;                            \
-    default: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 5); break;                           \
+#define PV_CASES512(R)                                                                                                 \
+    switch (C) {                                                                                                       \
+    case 1: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 1); break;                                 \
+    case 2: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 2); break;                                 \
+    case 3: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 3); break;                                 \
+    case 4: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 4); break;                                 \
+    default: pv_tile512(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 5); break;                                \
     }
 
 FF_AVX512 void ff_attn_pv_f32_avx512(float *restrict o, const float *restrict alpha, const float *restrict p,
-                                     int64_t prs, int64_t pjs, const float *restrict v, int64_t m, int64_t n,
-                                     int64_t d, int64_t ldo) {
+                                     int64_t prs, int64_t pjs, const float *restrict v, int64_t m, int64_t n, int64_t d,
+                                     int64_t ldo) {
     // columns in chunks of up to 5 vectors, as even as possible; rows 4 at a time
     int64_t nv = (d + 15) / 16, nch = (nv + 4) / 5, c0 = 0;
     for (int64_t ch = 0; ch < nch; ch++) {
@@ -222,23 +223,8 @@ FF_AVX512 void ff_attn_pv_f32_avx512(float *restrict o, const float *restrict al
     }
 }
 
-// 16 vectors -> one vector of their 16 sums, in order
-FF_AVX512 AI __m512 hsum16x16(const __m512 *a) {
-    __m512 b[8], c[4], e[2];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++)
-        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int i = 0; i < 2; i++)
-        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(e[0], e[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
-FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restrict q, const float *restrict k,
-                                         int64_t m, int64_t n, int64_t d) {
+FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
+                                         int64_t n, int64_t d) {
     int64_t dv = d & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (d & 15)) - 1);
     int64_t j = 0;
@@ -258,7 +244,7 @@ FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restric
                 for (int a = 0; a < 16; a++)
                     acc[a] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, kj + a * d + dv), qv, acc[a]);
             }
-            _mm512_storeu_ps(s + r * n + j, hsum16x16(acc));
+            _mm512_storeu_ps(s + r * n + j, ff_hsum_ps512x16(acc));
         }
     }
     // leftover keys one at a time
@@ -269,7 +255,7 @@ FF_AVX512 void ff_attn_qk_dot_f32_avx512(float *restrict s, const float *restric
                 acc = _mm512_fmadd_ps(_mm512_loadu_ps(k + j * d + i), _mm512_loadu_ps(q + r * d + i), acc);
             __m512 kv = _mm512_maskz_loadu_ps(tail, k + j * d + dv), qv = _mm512_maskz_loadu_ps(tail, q + r * d + dv);
             acc = _mm512_fmadd_ps(kv, qv, acc);
-            s[r * n + j] = _mm512_reduce_add_ps(acc);
+            s[r * n + j] = ff_hsum_ps512(acc);
         }
 }
 
@@ -286,7 +272,7 @@ FF_AVX512 void ff_attn_softmax_dot_f32_avx512(float *restrict p, float *restrict
     __m512 vm = _mm512_set1_ps(*mx);
     for (int64_t j = 0; j < nf; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(p + j));
     vm = _mm512_mask_max_ps(vm, tail, vm, _mm512_maskz_loadu_ps(tail, p + nf));
-    float mb = _mm512_reduce_max_ps(vm);
+    float mb = ff_hmax_ps512(vm);
     // probabilities against it; keys past nv get 0
     __m512 vb = _mm512_set1_ps(mb), sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < nf; j += 16) {
@@ -301,7 +287,7 @@ FF_AVX512 void ff_attn_softmax_dot_f32_avx512(float *restrict p, float *restrict
     }
     for (int64_t j = nv; j < n; j++) p[j] = 0.0f;
     *alpha = expf(*mx - mb);
-    *l = *l * *alpha + _mm512_reduce_add_ps(sum);
+    *l = *l * *alpha + ff_hsum_ps512(sum);
     *mx = mb;
 }
 
@@ -374,8 +360,7 @@ FF_AVX2 AI __m256i lanes256(int64_t t) {
 
 // R rows x C vectors of 8 columns of O; with PART the last vector loads only the `last` lanes of V
 FF_AVX2 AI void pv_tile256(float *o, const float *alpha, const float *p, int64_t prs, int64_t pjs, const float *v,
-                           int64_t n, int64_t d, int64_t ldo, __m256i last, const int R, const int C,
-                           const int PART) {
+                           int64_t n, int64_t d, int64_t ldo, __m256i last, const int R, const int C, const int PART) {
     __m256 acc[4][3];
     for (int r = 0; r < R; r++) {
         __m256 a = _mm256_broadcast_ss(alpha + r);
@@ -384,8 +369,8 @@ FF_AVX2 AI void pv_tile256(float *o, const float *alpha, const float *p, int64_t
     for (int64_t j = 0; j < n; j++) {
         __m256 vv[3];
         for (int c = 0; c < C; c++)
-            vv[c] = PART && c == C - 1 ? _mm256_maskload_ps(v + j * d + 8 * c, last)
-                                       : _mm256_loadu_ps(v + j * d + 8 * c);
+            vv[c] =
+                PART && c == C - 1 ? _mm256_maskload_ps(v + j * d + 8 * c, last) : _mm256_loadu_ps(v + j * d + 8 * c);
         for (int r = 0; r < R; r++) {
             __m256 pb = _mm256_broadcast_ss(p + r * prs + j * pjs);
             for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(pb, vv[c], acc[r][c]);
@@ -395,11 +380,11 @@ FF_AVX2 AI void pv_tile256(float *o, const float *alpha, const float *p, int64_t
         for (int c = 0; c < C; c++) _mm256_storeu_ps(o + r * ldo + 8 * c, acc[r][c]);
 }
 
-#define PV_CASES256(R, PART)                                                                                       \
-    switch (C) {                                                                                                   \
-    case 1: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 1, PART); break;                      \
-    case 2: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 2, PART); break;                      \
-    default: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 3, PART); break;                     \
+#define PV_CASES256(R, PART)                                                                                           \
+    switch (C) {                                                                                                       \
+    case 1: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 1, PART); break;                           \
+    case 2: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 2, PART); break;                           \
+    default: pv_tile256(oc, alpha + r, pr, prs, pjs, vc, n, d, ldo, last, R, 3, PART); break;                          \
     }
 
 FF_AVX2 void ff_attn_pv_f32_avx2(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,
@@ -434,17 +419,6 @@ FF_AVX2 void ff_attn_pv_f32_avx2(float *restrict o, const float *restrict alpha,
     }
 }
 
-// 8 vectors -> one vector of their 8 sums, in order
-FF_AVX2 AI __m256 hsum8x8(const __m256 *a) {
-    __m256 b[4], c[2];
-    for (int i = 0; i < 4; i++)
-        b[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 2; i++)
-        c[i] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20), _mm256_permute2f128_ps(c[0], c[1], 0x31));
-}
-
 FF_AVX2 void ff_attn_qk_dot_f32_avx2(float *restrict s, const float *restrict q, const float *restrict k, int64_t m,
                                      int64_t n, int64_t d) {
     int64_t dv = d & ~(int64_t)7;
@@ -466,7 +440,7 @@ FF_AVX2 void ff_attn_qk_dot_f32_avx2(float *restrict s, const float *restrict q,
                 for (int a = 0; a < 8; a++)
                     acc[a] = _mm256_fmadd_ps(_mm256_maskload_ps(kj + a * d + dv, tail), qv, acc[a]);
             }
-            _mm256_storeu_ps(s + r * n + j, hsum8x8(acc));
+            _mm256_storeu_ps(s + r * n + j, ff_hsum_ps256x8(acc));
         }
     }
     // leftover keys one at a time
@@ -523,8 +497,8 @@ typedef struct {
     int64_t h, hkv, tq, tk, d, kvs, group, bq, nqb, nsplit, nitems, ldo;  // kvs: rows between kv heads
     float scale;
     int causal, dot;
-    size_t scratch;   // bytes of per-thread scratch
-    float *part;      // split decodes: (nitems, rows, ldo + 2) partial outputs, maxima and sums
+    size_t scratch;  // bytes of per-thread scratch
+    float *part;     // split decodes: (nitems, rows, ldo + 2) partial outputs, maxima and sums
     _Atomic int64_t next;
     _Atomic int err;
 } attn_ctx;
@@ -662,8 +636,18 @@ int ff_attention_f32(float *o, const float *q, const float *k, const float *v, i
 
 int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                         int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal) {
-    attn_ctx c = {.o = o, .q = q, .k = k, .v = v, .h = h, .hkv = hkv, .tq = tq, .tk = tk, .kvs = kv_rows, .d = d,
-                  .scale = scale, .causal = causal};
+    attn_ctx c = {.o = o,
+                  .q = q,
+                  .k = k,
+                  .v = v,
+                  .h = h,
+                  .hkv = hkv,
+                  .tq = tq,
+                  .tk = tk,
+                  .kvs = kv_rows,
+                  .d = d,
+                  .scale = scale,
+                  .causal = causal};
     if (h == 0 || tq == 0 || d == 0) return FF_OK;
     c.group = h / hkv;
     c.bq = FF_MIN(tq, FF_MAX(1, ROWS / c.group));

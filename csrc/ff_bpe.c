@@ -17,31 +17,31 @@ typedef struct {
 } pair_slot;
 
 struct ff_bpe {
-    int32_t n;                   // ids 0..n-1
-    uint8_t *kind;               // per id: an ff_token_kind
-    int64_t *off;                // id i is bytes[off[i]..off[i+1]) in merge space
+    int32_t n;      // ids 0..n-1
+    uint8_t *kind;  // per id: an ff_token_kind
+    int64_t *off;   // id i is bytes[off[i]..off[i+1]) in merge space
     uint8_t *bytes;
-    int64_t *doff;               // and decodes to dbytes[doff[i]..doff[i+1])
+    int64_t *doff;  // and decodes to dbytes[doff[i]..doff[i+1])
     uint8_t *dbytes;
-    uint64_t *tok;               // bytes -> id: hash tag << 32 | (id + 1), 0 = empty
+    uint64_t *tok;  // bytes -> id: hash tag << 32 | (id + 1), 0 = empty
     uint64_t tok_mask;
-    pair_slot *pair;             // the pair map, open addressing
-    uint64_t *small;             // (256, 256): the pair map for ids below 256 (bytes, in byte-level vocabularies)
+    pair_slot *pair;  // the pair map, open addressing
+    uint64_t *small;  // (256, 256): the pair map for ids below 256 (bytes, in byte-level vocabularies)
     int pair_bits;
     int64_t pair_count;
-    uint8_t *whole;              // 1 if a piece equal to token i encodes to i alone
-    uint8_t *premerge;           // flags if token i is one utf-8 character that may start a piece merged
-    uint64_t *chars;             // those characters: utf-8 bytes << 32 | flags << 24 | id, 0 = empty
+    uint8_t *whole;     // 1 if a piece equal to token i encodes to i alone
+    uint8_t *premerge;  // flags if token i is one utf-8 character that may start a piece merged
+    uint64_t *chars;    // those characters: utf-8 bytes << 32 | flags << 24 | id, 0 = empty
     uint32_t chars_mask;
-    int32_t byte_id[256];        // initial symbol of each byte (byte mode) or its <0xNN> token (char mode)
+    int32_t byte_id[256];  // initial symbol of each byte (byte mode) or its <0xNN> token (char mode)
     int by_char, byte_fallback, fuse_unk, pretok;
     int32_t unk_id;
-    int32_t n_special;           // special strings, longest first: sbytes[soff[k]..soff[k+1]) is id sid[k]
+    int32_t n_special;  // special strings, longest first: sbytes[soff[k]..soff[k+1]) is id sid[k]
     int64_t *soff;
     uint8_t *sbytes;
     int32_t *sid;
-    int32_t *sorder;             // sorder[k]: the caller's index of special k
-    uint8_t sfirst[256];         // 1 if a special string starts with this byte
+    int32_t *sorder;      // sorder[k]: the caller's index of special k
+    uint8_t sfirst[256];  // 1 if a special string starts with this byte
 };
 
 // ---- hashing ----
@@ -314,8 +314,15 @@ static int64_t init_symbols(const ff_bpe *b, int32_t *sym, const uint8_t *s, int
             int len = ff_utf8_len(s[i]);
             uint64_t e = len > 1 && len <= n - i && b->chars ? char_get(b, s + i, len) : 0;
             if (e) {
-                int need = 0x80 | (i == 0 ? 0 : s[i - 1] < 0x80 ? 1 : s[i - 1] < 0xC0 ? 2 : 0x40) |
-                           (i + len == n ? 0 : s[i + len] < 0x80 ? 4 : s[i + len] >= 0xC0 ? 8 : 0x40);
+                int need = 0x80 |
+                           (i == 0            ? 0
+                            : s[i - 1] < 0x80 ? 1
+                            : s[i - 1] < 0xC0 ? 2
+                                              : 0x40) |
+                           (i + len == n         ? 0
+                            : s[i + len] < 0x80  ? 4
+                            : s[i + len] >= 0xC0 ? 8
+                                                 : 0x40);
                 if ((int)(e >> 24 & 0xFF & need) == need) {
                     sym[m++] = (int32_t)(e & 0xFFFFFF);
                     i += len;
@@ -579,8 +586,7 @@ static int64_t encode_ordinary(const ff_bpe *b, int32_t *ids, const uint8_t *s, 
 
 // the special string (in longest-first order) that starts at s[i] and whose caller's index has mode `want`,
 // or -1
-static int32_t special_at(const ff_bpe *b, const uint8_t *s, int64_t i, int64_t n, const uint8_t *mode,
-                          int want) {
+static int32_t special_at(const ff_bpe *b, const uint8_t *s, int64_t i, int64_t n, const uint8_t *mode, int want) {
     for (int32_t k = 0; k < b->n_special; k++) {
         int64_t len = b->soff[k + 1] - b->soff[k];
         if (mode[b->sorder[k]] == want && len > 0 && len <= n - i &&
@@ -655,8 +661,7 @@ static void batch_task(void *arg, int ith, int nth) {
 }
 
 void ff_bpe_encode_batch(const ff_bpe *b, int32_t *ids, const int64_t *starts, int64_t *counts,
-                         const uint8_t *const *texts, const int64_t *lens, int64_t n, const uint8_t *mode,
-                         int nth) {
+                         const uint8_t *const *texts, const int64_t *lens, int64_t n, const uint8_t *mode, int nth) {
     batch_ctx c = {b, ids, starts, counts, texts, lens, n, mode, 0};
     ff_parallel(batch_task, &c, (int)FF_MIN((int64_t)nth, FF_MAX(n, 1)));
 }

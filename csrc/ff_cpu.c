@@ -1,4 +1,4 @@
-// cpu feature detection (cpuid + xgetbv) and the per-ISA dispatch tables
+// cpu feature detection (cpuid + xgetbv), the per-ISA dispatch tables and the choice of int8 dot
 #define _GNU_SOURCE
 #include "ff_internal.h"
 
@@ -16,16 +16,54 @@ static int features[FF_F_COUNT];
 static int isa_current = FF_ISA_SCALAR;
 
 static const char *feature_names[FF_F_COUNT] = {
-    "sse4_2",     "avx",         "avx2",     "fma",      "f16c",     "avx512f",   "avx512bw", "avx512dq",
-    "avx512vl",   "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon",
+    "sse4_2",   "avx",         "avx2",        "fma",      "f16c",     "avx512f",  "avx512bw", "avx512dq",
+    "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon",
 };
 static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+
+// the row converters, the same in every table
+#define FF_CONVERT_SLOTS                                                                                               \
+    .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32,                                                                \
+                     [FF_QT_F16] = ff_quantize_row_f16,                                                                \
+                     [FF_QT_BF16] = ff_quantize_row_bf16,                                                              \
+                     [FF_QT_Q8_0] = ff_quantize_row_q8_0,                                                              \
+                     [FF_QT_Q4_0] = ff_quantize_row_q4_0},                                                             \
+    .dequantize_row = {[FF_QT_F32] = ff_dequantize_row_f32,   [FF_QT_F16] = ff_dequantize_row_f16,                     \
+                       [FF_QT_BF16] = ff_dequantize_row_bf16, [FF_QT_Q8_0] = ff_dequantize_row_q8_0,                   \
+                       [FF_QT_Q4_0] = ff_dequantize_row_q4_0, [FF_QT_Q4_K] = ff_dequantize_row_q4_k,                   \
+                       [FF_QT_Q6_K] = ff_dequantize_row_q6_k}
+
+// the int8 dot kernels of one int8 dot: qdot slots of the suffix sfx, r16 slots of r16
+#define FF_QDOT_SLOTS(sfx, r16)                                                                                        \
+    .qdot = {[FF_QT_Q8_0] = ff_qdot_q8_0_##sfx,                                                                        \
+             [FF_QT_Q4_0] = ff_qdot_q4_0_##sfx,                                                                        \
+             [FF_QT_Q4_K] = ff_qdot_q4_k_##sfx,                                                                        \
+             [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx},                                                                       \
+    .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16, [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16}
+
+// the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers
+#define FF_DOT_REF 0  // the scalar table's (it has only the twins, so it shares index 0 with maddubs)
+#define FF_DOT512_VNNI 3
+#define FF_DOT_COUNT 4
+#ifdef FF_HAVE_X86
+static const ff_qkernels qkernels_by_dot[FF_DOT_COUNT] = {
+    [FF_DOT256_MADDUBS] = {FF_QDOT_SLOTS(maddubs, ref)},
+    [FF_DOT256_AVXVNNI] = {FF_QDOT_SLOTS(avxvnni, ref)},
+    [FF_DOT256_VNNI256] = {FF_QDOT_SLOTS(vnni256, ref)},
+    [FF_DOT512_VNNI] =
+        {FF_QDOT_SLOTS(vnni, vnni),
+         .qgemm_panel = {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni, [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni},
+         .r16_fast = 1},
+};
+#endif
 
 static const ff_kernels kernels_ref = {
     .gemv_f32 = ff_gemv_f32_ref,
     .gemm_f32_tile = ff_gemm_f32_tile_ref,
     .gemm_mr = FF_GEMM_MR_REF,
     .gemm_nr = FF_GEMM_NR_REF,
+    .gemm_pack_t_f32 = ff_gemm_pack_t_f32_ref,
+    .gemm_pack_n_f32 = ff_gemm_pack_n_f32_ref,
     .norm_rms_f32 = ff_norm_rms_f32_ref,
     .norm_layer_f32 = ff_norm_layer_f32_ref,
     .softmax_f32 = ff_softmax_f32_ref,
@@ -39,12 +77,10 @@ static const ff_kernels kernels_ref = {
     .attn_qk_dot_f32 = ff_attn_qk_dot_f32_ref,
     .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_ref,
     .quant_act_q8 = ff_quant_act_q8_ref,
-    .qdot_q8_0 = ff_qdot_q8_0_ref,
-    .qdot_q4_0 = ff_qdot_q4_0_ref,
-    .qdot_q4_k = ff_qdot_q4_k_ref,
-    .qdot_q6_k = ff_qdot_q6_k_ref,
-    .fp32_to_fp16 = ff_fp32_to_fp16_ref,
-    .fp16_to_fp32 = ff_fp16_to_fp32_ref,
+    .fp32_to_fp16_row = ff_fp32_to_fp16_row_ref,
+    .fp16_to_fp32_row = ff_fp16_to_fp32_row_ref,
+    FF_CONVERT_SLOTS,
+    .q = {FF_QDOT_SLOTS(ref, ref)},
 };
 
 #ifdef FF_HAVE_X86
@@ -53,6 +89,8 @@ static const ff_kernels kernels_avx2 = {
     .gemm_f32_tile = ff_gemm_f32_tile_avx2,
     .gemm_mr = FF_GEMM_MR_AVX2,
     .gemm_nr = FF_GEMM_NR_AVX2,
+    .gemm_pack_t_f32 = ff_gemm_pack_t_f32_avx2,
+    .gemm_pack_n_f32 = ff_gemm_pack_n_f32_avx2,
     .norm_rms_f32 = ff_norm_rms_f32_avx2,
     .norm_layer_f32 = ff_norm_layer_f32_avx2,
     .softmax_f32 = ff_softmax_f32_avx2,
@@ -66,12 +104,9 @@ static const ff_kernels kernels_avx2 = {
     .attn_qk_dot_f32 = ff_attn_qk_dot_f32_avx2,
     .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_avx2,
     .quant_act_q8 = ff_quant_act_q8_avx2,
-    .qdot_q8_0 = ff_qdot_q8_0_avx2,
-    .qdot_q4_0 = ff_qdot_q4_0_avx2,
-    .qdot_q4_k = ff_qdot_q4_k_avx2,
-    .qdot_q6_k = ff_qdot_q6_k_avx2,
-    .fp32_to_fp16 = ff_fp32_to_fp16_avx2,
-    .fp16_to_fp32 = ff_fp16_to_fp32_avx2,
+    .fp32_to_fp16_row = ff_fp32_to_fp16_row_avx2,
+    .fp16_to_fp32_row = ff_fp16_to_fp32_row_avx2,
+    FF_CONVERT_SLOTS,
 };
 
 static const ff_kernels kernels_avx512 = {
@@ -79,6 +114,8 @@ static const ff_kernels kernels_avx512 = {
     .gemm_f32_tile = ff_gemm_f32_tile_avx512,
     .gemm_mr = FF_GEMM_MR_AVX512,
     .gemm_nr = FF_GEMM_NR_AVX512,
+    .gemm_pack_t_f32 = ff_gemm_pack_t_f32_avx2,
+    .gemm_pack_n_f32 = ff_gemm_pack_n_f32_avx2,
     .norm_rms_f32 = ff_norm_rms_f32_avx512,
     .norm_layer_f32 = ff_norm_layer_f32_avx512,
     .softmax_f32 = ff_softmax_f32_avx512,
@@ -92,12 +129,9 @@ static const ff_kernels kernels_avx512 = {
     .attn_qk_dot_f32 = ff_attn_qk_dot_f32_avx512,
     .attn_softmax_dot_f32 = ff_attn_softmax_dot_f32_avx512,
     .quant_act_q8 = ff_quant_act_q8_avx512,
-    .qdot_q8_0 = ff_qdot_q8_0_avx512,
-    .qdot_q4_0 = ff_qdot_q4_0_avx512,
-    .qdot_q4_k = ff_qdot_q4_k_avx512,
-    .qdot_q6_k = ff_qdot_q6_k_avx512,
-    .fp32_to_fp16 = ff_fp32_to_fp16_avx512,
-    .fp16_to_fp32 = ff_fp16_to_fp32_avx512,
+    .fp32_to_fp16_row = ff_fp32_to_fp16_row_avx512,
+    .fp16_to_fp32_row = ff_fp16_to_fp32_row_avx512,
+    FF_CONVERT_SLOTS,
 };
 #endif
 
@@ -112,7 +146,21 @@ static const ff_kernels *tables[FF_ISA_COUNT] = {
 #endif
 };
 
+// the tables in use: each ISA's table with the int8 dot kernels of each int8 dot (filled by ff_cpu_init)
+static ff_kernels live[FF_ISA_COUNT][FF_DOT_COUNT];
 const ff_kernels *ff_kern = &kernels_ref;
+static int quant_vnni = 1;              // the avx512 table may use its avx-512 vnni kernels
+static int dot256 = FF_DOT256_MADDUBS;  // the int8 dot of the 256-bit kernels
+
+// the int8 dot an ISA's table runs with: scalar the twins, avx2 the 256-bit choice, avx512 vnni where allowed
+static int dot_of(int isa) {
+    if (isa == FF_ISA_SCALAR) return FF_DOT_REF;
+    if (isa == FF_ISA_AVX512 && ff_quant_vnni()) return FF_DOT512_VNNI;
+    return dot256;
+}
+
+static void use_tables(void) { ff_kern = &live[isa_current][dot_of(isa_current)]; }
+static int dot256_can(int mode);
 
 #ifdef FF_HAVE_X86
 static uint64_t xgetbv0(void) {
@@ -188,6 +236,16 @@ int ff_cpu_init(void) {
         features[FF_F_NEON] = 1;
 #endif
         done = 1;
+        // every table with every int8 dot's kernels; avx-vnni where the cpu has it, else maddubs
+        for (int i = 0; i < FF_ISA_COUNT; i++)
+            for (int dot = 0; dot < FF_DOT_COUNT; dot++) {
+                if (!tables[i]) continue;
+                live[i][dot] = *tables[i];
+#ifdef FF_HAVE_X86
+                if (i != FF_ISA_SCALAR) live[i][dot].q = qkernels_by_dot[dot];
+#endif
+            }
+        dot256 = dot256_can(FF_DOT256_AVXVNNI) ? FF_DOT256_AVXVNNI : FF_DOT256_MADDUBS;
         // pick the highest usable ISA
         for (int i = FF_ISA_COUNT - 1; i >= 0; i--) {
             if (tables[i] && ff_isa_usable(i)) {
@@ -201,9 +259,7 @@ int ff_cpu_init(void) {
 
 int ff_cpu_has(int feature) { return feature >= 0 && feature < FF_F_COUNT ? features[feature] : 0; }
 
-const char *ff_feature_name(int feature) {
-    return feature >= 0 && feature < FF_F_COUNT ? feature_names[feature] : "";
-}
+const char *ff_feature_name(int feature) { return feature >= 0 && feature < FF_F_COUNT ? feature_names[feature] : ""; }
 
 const char *ff_isa_name(int isa) { return isa >= 0 && isa < FF_ISA_COUNT ? isa_names[isa] : ""; }
 
@@ -212,6 +268,47 @@ int ff_isa_current(void) { return isa_current; }
 int ff_isa_select(int isa) {
     if (isa < 0 || isa >= FF_ISA_COUNT || !tables[isa] || !ff_isa_usable(isa)) return -1;
     isa_current = isa;
-    ff_kern = tables[isa];
+    use_tables();
     return 0;
+}
+
+int ff_quant_set_vnni(int on) {
+    quant_vnni = on != 0;
+    use_tables();
+    return ff_quant_vnni();
+}
+
+int ff_quant_vnni(void) { return quant_vnni && ff_cpu_has(FF_F_AVX512VNNI) && ff_isa_usable(FF_ISA_AVX512); }
+
+static int dot256_can(int mode) {
+    switch (mode) {
+    case FF_DOT256_MADDUBS: return 1;
+    case FF_DOT256_AVXVNNI: return ff_cpu_has(FF_F_AVXVNNI) && ff_isa_usable(FF_ISA_AVX2);
+    case FF_DOT256_VNNI256:
+        return ff_cpu_has(FF_F_AVX512VNNI) && ff_cpu_has(FF_F_AVX512VL) && ff_isa_usable(FF_ISA_AVX512);
+    default: return 0;
+    }
+}
+
+int ff_quant_set_dot256(int mode) {
+    if (!dot256_can(mode)) return FF_EINVAL;
+    dot256 = mode;
+    use_tables();
+    return FF_OK;
+}
+
+int ff_quant_dot256(void) { return dot256; }
+
+int ff_qtype_kernels(int isa, int qtype) {
+    if (isa < 0 || isa >= FF_ISA_COUNT || !tables[isa] || qtype < 0 || qtype >= FF_QT_COUNT) return 0;
+    int flags = FF_QF_DEQUANT | FF_QF_QUANTIZE | FF_QF_LINEAR | FF_QF_R16;
+    // the flags whose slot every int8 dot's table of isa fills
+    for (int dot = 0; dot < FF_DOT_COUNT; dot++) {
+        const ff_kernels *k = &live[isa][dot];
+        if (!k->dequantize_row[qtype]) flags &= ~FF_QF_DEQUANT;
+        if (!k->quantize_row[qtype]) flags &= ~FF_QF_QUANTIZE;
+        if (!k->q.qdot[qtype]) flags &= ~FF_QF_LINEAR;
+        if (!k->q.qdot_r16[qtype]) flags &= ~FF_QF_R16;
+    }
+    return flags;
 }

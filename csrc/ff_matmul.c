@@ -1,5 +1,6 @@
 // matmul and linear: a packed, blocked gemm (Goto-style loops) over a per-ISA micro-tile,
 // and a gemv for linear with one row (decode) or a few
+#include "ff_hsum.h"
 #include "ff_internal.h"
 #include <stdatomic.h>
 
@@ -36,7 +37,8 @@ void ff_gemm_f32_tile_ref(float *restrict c, const float *restrict ap, const flo
     float acc[FF_GEMM_MR_REF][FF_GEMM_NR_REF] = {{0}};
     for (int64_t p = 0; p < kc; p++)
         for (int i = 0; i < FF_GEMM_MR_REF; i++)
-            for (int j = 0; j < FF_GEMM_NR_REF; j++) acc[i][j] += ap[p * FF_GEMM_MR_REF + i] * bp[p * FF_GEMM_NR_REF + j];
+            for (int j = 0; j < FF_GEMM_NR_REF; j++)
+                acc[i][j] += ap[p * FF_GEMM_MR_REF + i] * bp[p * FF_GEMM_NR_REF + j];
     // store only the valid part of the tile
     for (int64_t i = 0; i < mr; i++)
         for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
@@ -49,9 +51,8 @@ void ff_gemm_f32_tile_ref(float *restrict c, const float *restrict ap, const flo
 
 // one tile of `rows` (a constant after inlining) x 16; packed A keeps its MR stride
 static inline __attribute__((always_inline)) FF_AVX2 void tile_avx2(float *restrict c, const float *restrict ap,
-                                                                     const float *restrict bp, int64_t kc,
-                                                                     int64_t ldc, const int rows, int64_t nr,
-                                                                     int accumulate) {
+                                                                    const float *restrict bp, int64_t kc, int64_t ldc,
+                                                                    const int rows, int64_t nr, int accumulate) {
     enum { MR = FF_GEMM_MR_AVX2 };
     __m256 c0[MR], c1[MR];
     // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
@@ -110,17 +111,10 @@ FF_AVX2 void ff_gemm_f32_tile_avx2(float *restrict c, const float *restrict ap, 
     }
 }
 
-static inline FF_AVX2 float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // r rows with one accumulator each, scalar k tail; r = 1 gives the same bits for each row as r = 8
 static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *restrict y, const float *restrict w,
-                                                                          const float *restrict x, int64_t k,
-                                                                          const int rows) {
+                                                                         const float *restrict x, int64_t k,
+                                                                         const int rows) {
     __m256 acc[8];
     for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_ps();
     int64_t j = 0;
@@ -129,14 +123,14 @@ static inline __attribute__((always_inline)) FF_AVX2 void gemv_rows_avx2(float *
         for (int r = 0; r < rows; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * k + j), xv, acc[r]);
     }
     for (int r = 0; r < rows; r++) {
-        float s = hsum_avx2(acc[r]);
+        float s = ff_hsum_ps256(acc[r]);
         for (int64_t t = j; t < k; t++) s += w[r * k + t] * x[t];
         y[r] = s;
     }
 }
 
-FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
-                              int64_t k, int stream) {
+FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const float *restrict x, int64_t n, int64_t k,
+                              int stream) {
     int64_t i = 0;
     // eight rows at a time share each x load; from memory, one row after another (one sequential stream)
     for (; i + 8 <= n; i += 8) {
@@ -155,7 +149,7 @@ FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const 
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j + 8), _mm256_loadu_ps(x + j + 8), a1);
         }
         for (; j + 8 <= k; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(x + j), a0);
-        float s = hsum_avx2(_mm256_add_ps(a0, a1));
+        float s = ff_hsum_ps256(_mm256_add_ps(a0, a1));
         for (; j < k; j++) s += row[j] * x[j];
         y[i] = s;
     }
@@ -164,9 +158,9 @@ FF_AVX2 void ff_gemv_f32_avx2(float *restrict y, const float *restrict w, const 
 // ---- avx-512: 12x32 tile (24 zmm accumulators), gemv over 8 rows with masked k tails ----
 
 static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *restrict c, const float *restrict ap,
-                                                                         const float *restrict bp, int64_t kc,
-                                                                         int64_t ldc, const int rows, int64_t nr,
-                                                                         int accumulate) {
+                                                                        const float *restrict bp, int64_t kc,
+                                                                        int64_t ldc, const int rows, int64_t nr,
+                                                                        int accumulate) {
     enum { MR = FF_GEMM_MR_AVX512 };
     __m512 c0[MR], c1[MR];
     // fetch the C tile now: it is last touched a whole sweep ago and its loads would stall the end
@@ -207,21 +201,21 @@ static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *r
 FF_AVX512 void ff_gemm_f32_tile_avx512(float *restrict c, const float *restrict ap, const float *restrict bp,
                                        int64_t kc, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
     switch (mr) {
-#define FF_CASE(r) \
+#define FF_CASE(r)                                                                                                     \
     case r: tile_avx512(c, ap, bp, kc, ldc, r, nr, accumulate); break;
-    FF_CASE(12) FF_CASE(11) FF_CASE(10) FF_CASE(9) FF_CASE(8) FF_CASE(7)
-    FF_CASE(6) FF_CASE(5) FF_CASE(4) FF_CASE(3) FF_CASE(2)
+        FF_CASE(12)
+        FF_CASE(11) FF_CASE(10) FF_CASE(9) FF_CASE(8) FF_CASE(7) FF_CASE(6) FF_CASE(5) FF_CASE(4) FF_CASE(3) FF_CASE(2)
 #undef FF_CASE
-    default: tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate); break;
+            default : tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate);
+        break;
     }
 }
 
 // R rows at once: R memory streams keep more of W in flight and x is loaded once per R rows;
 // the k tail is a masked load (masked-off lanes are not read)
-static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(float *restrict y,
-                                                                              const float *restrict w,
-                                                                              const float *restrict x, int64_t k,
-                                                                              const int rows) {
+static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(float *restrict y, const float *restrict w,
+                                                                             const float *restrict x, int64_t k,
+                                                                             const int rows) {
     int64_t kv = k & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
     __m512 acc[16];
@@ -239,7 +233,7 @@ static inline __attribute__((always_inline)) FF_AVX512 void gemv_rows_avx512(flo
             acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + r * k + kv), xv, acc[r]);
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < rows; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < rows; r++) y[r] = ff_hsum_ps512(acc[r]);
 }
 
 FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, const float *restrict x, int64_t n,
@@ -257,8 +251,8 @@ FF_AVX512 void ff_gemv_f32_avx512(float *restrict y, const float *restrict w, co
 
 // ---- packing: a (rows, kc) slice of a row-major matrix -> (kc, ld) panel, rows < ld zero-padded ----
 
-static void pack_t_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
-                       int64_t kc) {
+void ff_gemm_pack_t_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t rows,
+                            int64_t kc) {
     // src (rows, kc) with row stride lds -> dst (kc, ld)
     for (int64_t p = 0; p < kc; p++) {
         for (int64_t r = 0; r < rows; r++) dst[p * ld + r] = src[r * lds + p];
@@ -266,8 +260,8 @@ static void pack_t_ref(float *restrict dst, int64_t ld, const float *restrict sr
     }
 }
 
-static void pack_n_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
-                       int64_t kc) {
+void ff_gemm_pack_n_f32_ref(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t cols,
+                            int64_t kc) {
     // src (kc, cols) with row stride lds -> dst (kc, ld)
     for (int64_t p = 0; p < kc; p++) {
         for (int64_t c = 0; c < cols; c++) dst[p * ld + c] = src[p * lds + c];
@@ -295,8 +289,8 @@ static inline __attribute__((always_inline)) FF_AVX2 void transpose8_avx2(__m256
     }
 }
 
-static FF_AVX2 void pack_t_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
-                                int64_t rows, int64_t kc) {
+FF_AVX2 void ff_gemm_pack_t_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
+                                     int64_t rows, int64_t kc) {
     int64_t k8 = kc & ~(int64_t)7, r8 = rows & ~(int64_t)7, r = r8;
     // groups of 8 rows: 8x8 transposes over a short depth chunk, every group before the next
     // chunk: the destination chunk stays in L1 and the source rows touched at once stay few
@@ -339,22 +333,19 @@ static FF_AVX2 void pack_t_avx2(float *restrict dst, int64_t ld, const float *re
             for (int64_t i = rows; i < ld; i++) dst[p * ld + i] = 0.0f;
 }
 
-static FF_AVX2 void pack_n_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
-                                int64_t cols, int64_t kc) {
+FF_AVX2 void ff_gemm_pack_n_f32_avx2(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds,
+                                     int64_t cols, int64_t kc) {
     if (cols == ld && (ld & 7) == 0) {
         // full panel: straight vector copies
         for (int64_t p = 0; p < kc; p++)
             for (int64_t c = 0; c < ld; c += 8) _mm256_store_ps(dst + p * ld + c, _mm256_loadu_ps(src + p * lds + c));
         return;
     }
-    pack_n_ref(dst, ld, src, lds, cols, kc);
+    ff_gemm_pack_n_f32_ref(dst, ld, src, lds, cols, kc);
 }
 #endif
 
 // ---- the blocked gemm over one rectangle of C ----
-
-typedef void (*pack_fn)(float *restrict dst, int64_t ld, const float *restrict src, int64_t lds, int64_t n,
-                        int64_t kc);
 
 typedef struct {
     const ff_kernels *kern;  // read once per call
@@ -382,8 +373,7 @@ static void block_shape(int64_t rows, int64_t k, int mr, int64_t *kc, int64_t *m
 // prefetch into L2 part q of nq of the B panel at columns [j, j+cols), depth [p, p+kc): its cache
 // lines arrive while the kernel runs instead of stalling the next pack (short strided rows defeat
 // the hardware prefetcher)
-static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p, int64_t kc, int64_t q,
-                           int64_t nq) {
+static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p, int64_t kc, int64_t q, int64_t nq) {
     // trans: cols rows of W, kc floats each; else kc rows of B, cols floats each
     int64_t lines = g->trans ? kc / 16 + 1 : cols / 16 + 1, nrows = g->trans ? cols : kc;
     int64_t total = nrows * lines, lo = total * q / nq, hi = total * (q + 1) / nq;
@@ -399,11 +389,7 @@ static void prefetch_panel(const gemm_ctx *g, int64_t j, int64_t cols, int64_t p
 static int gemm_block(const gemm_ctx *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     const ff_kernels *kern = g->kern;
     int mr = kern->gemm_mr, nr = kern->gemm_nr;
-    // every SIMD table implies avx2
-    pack_fn pack_t = pack_t_ref, pack_n = pack_n_ref;
-#ifdef FF_HAVE_X86
-    if (kern->gemm_f32_tile != ff_gemm_f32_tile_ref) pack_t = pack_t_avx2, pack_n = pack_n_avx2;
-#endif
+    ff_gemm_pack_fn pack_t = kern->gemm_pack_t_f32, pack_n = kern->gemm_pack_n_f32;
     int64_t k = g->k, n = g->n;
     if (k == 0) {
         // empty sum: C is the bias or zero

@@ -32,17 +32,53 @@ static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, 
 }
 
 static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {
-    if (m->arch == FF_ARCH_GPT2)
+    if (m->norm == FF_NORM_LAYER)
         ff_norm_layer_f32(y, x, w, b, m->eps, rows, m->d);
     else
         ff_norm_rms_f32(y, x, w, m->eps, rows, m->d);
 }
 
-void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10]) {
-    int64_t hd = m->n_heads * m->head_dim, kvd = m->n_kv_heads * m->head_dim;
-    int64_t s[10] = {max_t * m->d, max_t * m->d, max_t * hd, max_t * hd, max_t * hd, max_t * hd,
-                     max_t * kvd,  max_t * kvd,  max_t * m->d_ff, max_t * m->d_ff};
-    memcpy(sizes, s, sizeof(s));
+// a session's scratch buffers in the order they are carved, and their floats for max_t tokens
+#define FF_SESSION_BUFS 12
+static void session_bufs(ff_session *s, float **bufs[FF_SESSION_BUFS]) {
+    float **b[FF_SESSION_BUFS] = {&s->x, &s->h, &s->q,  &s->att, &s->qt,  &s->ot,
+                                  &s->k, &s->v, &s->f1, &s->f2,  &s->cos, &s->sin};
+    memcpy(bufs, b, sizeof(b));
+}
+
+static void session_floats(const ff_model *m, int64_t max_t, int64_t n[FF_SESSION_BUFS]) {
+    int64_t d = max_t * m->d, hd = max_t * m->n_heads * m->head_dim, kvd = max_t * m->n_kv_heads * m->head_dim;
+    int64_t f = max_t * m->d_ff, half = max_t * (m->head_dim / 2);
+    int64_t s[FF_SESSION_BUFS] = {d, d, hd, hd, hd, hd, kvd, kvd, f, f, half, half};
+    memcpy(n, s, sizeof(s));
+}
+
+static int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+int64_t ff_session_bytes(const ff_model *m, int64_t max_t) {
+    int64_t n[FF_SESSION_BUFS], total = 64;  // room to align the start
+    session_floats(m, max_t, n);
+    for (int i = 0; i < FF_SESSION_BUFS; i++) total += round64(n[i] * (int64_t)sizeof(float));
+    return total;
+}
+
+void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
+                     int64_t max_t) {
+    int64_t n[FF_SESSION_BUFS];
+    float **bufs[FF_SESSION_BUFS];
+    session_floats(m, max_t, n);
+    session_bufs(s, bufs);
+    uint8_t *p = (uint8_t *)buf + (-(uintptr_t)buf & 63);
+    for (int i = 0; i < FF_SESSION_BUFS; i++) {
+        *bufs[i] = (float *)(void *)p;
+        p += round64(n[i] * (int64_t)sizeof(float));
+    }
+    s->k_cache = k_cache;
+    s->v_cache = v_cache;
+    s->cap = cap;
+    s->max_t = max_t;
+    s->n_past = 0;
+    s->rope_long = 0;
 }
 
 // rms-normalize every head of x (rows, hd) by w (hd,) in place, through tmp (rows, hd)
@@ -54,13 +90,14 @@ static void norm_heads(const ff_model *m, float *x, float *tmp, const float *w, 
 // rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
 static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
     int64_t half = m->rope_dim / 2;
+    int interleaved = m->rope == FF_ROPE_INTERLEAVED;
     const ff_kernels *kern = ff_kern;
     for (int64_t i = 0; i < t; i++) {
         const float *c = s->cos + i * half, *sn = s->sin + i * half;
         for (int64_t h = 0; h < m->n_heads; h++)
-            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->rope_dim, m->rope_interleaved);
+            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
         for (int64_t h = 0; h < m->n_kv_heads; h++)
-            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->rope_dim, m->rope_interleaved);
+            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
     }
 }
 
@@ -85,8 +122,7 @@ static int attend(const ff_model *m, ff_session *s, const float *kc, const float
     return FF_OK;
 }
 
-int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
-                     int all_logits) {
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits) {
     int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
     int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
     int rc = FF_OK;
@@ -104,7 +140,7 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
             for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
     }
     // rotary angles of the new positions (the first rope_dim dims of each head), scaled for longrope
-    if (m->rope_inv_freq) {
+    if (m->rope != FF_ROPE_NONE) {
         int64_t rh = m->rope_dim / 2;
         const float *inv = s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long : m->rope_inv_freq;
         for (int64_t i = 0; i < t; i++) {
@@ -130,7 +166,7 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if ((rc = linear_n(qkv, s->h, wqkv, bqkv, 3, t))) return rc;
         if (L->q_norm_w) norm_heads(m, s->q, s->qt, L->q_norm_w, t * m->n_heads);
         if (L->k_norm_w) norm_heads(m, s->k, s->qt, L->k_norm_w, t * nkv);
-        if (m->rope_inv_freq) rope_qk(m, s, t);
+        if (m->rope != FF_ROPE_NONE) rope_qk(m, s, t);
         for (int64_t i = 0; i < t; i++)
             for (int64_t g = 0; g < nkv; g++) {
                 int64_t at = (g * s->cap + s->n_past + i) * hd;
@@ -142,9 +178,9 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if ((rc = linear(s->h, s->att, &L->wo, L->bo, t))) return rc;
         for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
 
-        // mlp block: h = norm(x); swiglu (llama) or gelu (gpt2); x += down projection
+        // mlp block: h = norm(x); gelu or swiglu; x += down projection
         norm(m, s->h, s->x, L->ffn_norm_w, L->ffn_norm_b, t);
-        if (m->arch == FF_ARCH_GPT2) {
+        if (m->act == FF_ACT_GELU_TANH) {
             if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
             ff_gelu_tanh_f32(s->f1, s->f1, t * f);
         } else {

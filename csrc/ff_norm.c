@@ -13,8 +13,8 @@ void ff_norm_rms_f32_ref(float *restrict y, const float *restrict x, const float
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-void ff_norm_layer_f32_ref(float *restrict y, const float *restrict x, const float *restrict w,
-                           const float *restrict b, float eps, int64_t n) {
+void ff_norm_layer_f32_ref(float *restrict y, const float *restrict x, const float *restrict w, const float *restrict b,
+                           float eps, int64_t n) {
     // x (n,), w (n,), b (n,) or NULL -> y (n,)
     double mean = 0.0, var = 0.0;
     for (int64_t i = 0; i < n; i++) mean += x[i];
@@ -91,7 +91,7 @@ FF_AVX2 void ff_norm_layer_f32_avx2(float *restrict y, const float *restrict x, 
 }
 
 FF_AVX512 void ff_norm_rms_f32_avx512(float *restrict y, const float *restrict x, const float *restrict w, float eps,
-                                    int64_t n) {
+                                      int64_t n) {
     // sum of squares, four double accumulators
     __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
@@ -103,7 +103,7 @@ FF_AVX512 void ff_norm_rms_f32_avx512(float *restrict y, const float *restrict x
         a2 = _mm512_fmadd_pd(d2, d2, a2);
         a3 = _mm512_fmadd_pd(d3, d3, a3);
     }
-    double ss = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    double ss = ff_hsum_pd512(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
     for (; i < n; i++) ss += (double)x[i] * x[i];
     // y = x r w
     float r = (float)(1.0 / sqrt(ss / (double)n + eps));
@@ -126,7 +126,7 @@ FF_AVX512 void ff_norm_layer_f32_avx512(float *restrict y, const float *restrict
         q0 = _mm512_fmadd_pd(d0, d0, q0);
         q1 = _mm512_fmadd_pd(d1, d1, q1);
     }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)), q = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
+    double s = ff_hsum_pd512(_mm512_add_pd(s0, s1)), q = ff_hsum_pd512(_mm512_add_pd(q0, q1));
     for (; i < n; i++) {
         double d = (double)x[i] - x[0];
         s += d;
@@ -182,8 +182,7 @@ void ff_norm_rms_f32(float *y, const float *x, const float *w, float eps, int64_
     norm_rows(&c);
 }
 
-void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows,
-                       int64_t n) {
+void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b, float eps, int64_t rows, int64_t n) {
     norm_ctx c = {y, x, w, b, eps, rows, n, 1};
     norm_rows(&c);
 }

@@ -1,8 +1,9 @@
 // SIMD int8 dot kernels for quantized weights (ff_quant.c has the formats and the scalar twins): 256-bit
-// kernels (ff_qdot_avx2.inc) built once per int8 dot (avx2 maddubs, avx-vnni, avx-512 vnni on ymm; chosen by
-// ff_quant_dot256), and avx-512 vnni with 512-bit vpdpbusd; the avx512 table runs the 256-bit kernels when the
-// cpu (or ff_quant_set_vnni) says no vnni. also the activation quantizer and fp16 conversion with f16c.
+// kernels (ff_qdot_avx2.inc) built once per int8 dot (avx2 maddubs, avx-vnni, avx-512 vnni on ymm), and avx-512
+// vnni with 512-bit vpdpbusd; ff_cpu.c puts the ones of the int8 dot in use into the dispatch table. also the
+// activation quantizer and fp16 conversion with f16c.
 // every kernel computes each block's int dot exactly and scales it by d_w * d_a in float, like the _ref twins
+#include "ff_hsum.h"
 #include "ff_quant.h"
 
 #ifdef FF_HAVE_X86
@@ -13,12 +14,12 @@
 #define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // a kernel body with the activation row count m as a constant
-#define FF_QDOT_BY_M(body)                                                          \
-    switch (m) {                                                                    \
-    case 4: body(y, ldy, w, stride, n, a, 4); break;                                \
-    case 3: body(y, ldy, w, stride, n, a, 3); break;                                \
-    case 2: body(y, ldy, w, stride, n, a, 2); break;                                \
-    default: body(y, ldy, w, stride, n, a, 1); break;                               \
+#define FF_QDOT_BY_M(body)                                                                                             \
+    switch (m) {                                                                                                       \
+    case 4: body(y, ldy, w, stride, n, a, 4); break;                                                                   \
+    case 3: body(y, ldy, w, stride, n, a, 3); break;                                                                   \
+    case 2: body(y, ldy, w, stride, n, a, 2); break;                                                                   \
+    default: body(y, ldy, w, stride, n, a, 1); break;                                                                  \
     }
 
 static inline uint64_t ld64(const uint8_t *p) {
@@ -55,23 +56,10 @@ static inline void q4_k_unpack(uint32_t u[4], const uint8_t *s) {
 
 // ---- avx2 ----
 
-static inline FF_AVX2 float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline FF_AVX2 int hsum8_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 // fp16 scales of cnt <= 8 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_AVX2 __m256 scales8_avx2(const uint8_t *p, int bsz, int cnt) {
-    return _mm256_cvtph_ps(_mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
+    return _mm256_cvtph_ps(
+        _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
 }
 
 FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
@@ -82,40 +70,20 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
         for (int t = 0; t < 4; t++) v[t] = _mm256_loadu_ps(x + 32 * b + 8 * t);
         __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
                                   _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        float amax = ff_hmax_ps256(mx);
         float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         d[b] = db;
         __m256 vid = _mm256_set1_ps(id);
         __m256i i[4];
         for (int t = 0; t < 4; t++) i[t] = _mm256_cvtps_epi32(_mm256_mul_ps(v[t], vid));
-        s[2 * b] = (int16_t)hsum8_epi32(_mm256_add_epi32(i[0], i[1]));
-        s[2 * b + 1] = (int16_t)hsum8_epi32(_mm256_add_epi32(i[2], i[3]));
+        s[2 * b] = (int16_t)ff_hsum_epi32_256(_mm256_add_epi32(i[0], i[1]));
+        s[2 * b + 1] = (int16_t)ff_hsum_epi32_256(_mm256_add_epi32(i[2], i[3]));
         // pack to int8 (lane-interleaved) and restore the element order
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), p);
     }
 }
-
-
-// rows of 32-blocks: whole chunks of `chunk` blocks, a half chunk, then the tail
-#define FF_ROWS_OF_BLOCKS(vec, zero, hsum, chunk_fn, chunk)                                                     \
-    int64_t nb = a->k / 32;                                                                                      \
-    for (int64_t j = 0; j < n; j++) {                                                                            \
-        const uint8_t *row = w + j * stride;                                                                     \
-        vec acc[8];                                                                                              \
-        for (int i = 0; i < 2 * m; i++) acc[i] = zero;                                                           \
-        int64_t b0 = 0;                                                                                          \
-        for (; b0 + chunk <= nb; b0 += chunk) chunk_fn(acc, row, a, b0, chunk, m, 1);                            \
-        if (chunk == 16 && b0 + 8 <= nb) chunk_fn(acc, row, a, b0, 8, m, 1), b0 += 8;                           \
-        if (b0 < nb) chunk_fn(acc, row, a, b0, (int)(nb - b0), m, 0);                                            \
-        for (int i = 0; i < m; i++) y[i * ldy + j] = hsum(acc[2 * i], acc[2 * i + 1]);                           \
-    }
-
-static inline FF_AVX2 float hsum8x2(__m256 a, __m256 b) { return hsum8(_mm256_add_ps(a, b)); }
-
 
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
 // 256-bit registers (evex vpdpbusd, the same source, so machines with avx-512 vnni but no avx-vnni test it) ----
@@ -148,33 +116,19 @@ static inline FF_AVX2 float hsum8x2(__m256 a, __m256 b) { return hsum8(_mm256_ad
 #undef QTARGET
 #undef QDOT
 
-// the avx2 table's entries: the int8 dot ff_quant_dot256() names
-#define FF_QDOT_256(qt)                                                                                            \
-    FF_AVX2 void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,   \
-                                     int64_t n, const ff_qact *a, int m) {                                         \
-        switch (ff_quant_dot256()) {                                                                               \
-        case FF_DOT256_AVXVNNI: qdot_##qt##_avxvnni(y, ldy, w, stride, n, a, m); break;                            \
-        case FF_DOT256_VNNI256: qdot_##qt##_vnni256(y, ldy, w, stride, n, a, m); break;                            \
-        default: qdot_##qt##_maddubs(y, ldy, w, stride, n, a, m); break;                                           \
-        }                                                                                                          \
-    }
-FF_QDOT_256(q8_0)
-FF_QDOT_256(q4_0)
-FF_QDOT_256(q4_k)
-FF_QDOT_256(q6_k)
-
-FF_AVX2 void ff_fp32_to_fp16_avx2(uint16_t *restrict y, const float *restrict x, int64_t n) {
+FF_AVX2 void ff_fp32_to_fp16_row_avx2(uint16_t *restrict y, const float *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+        _mm_storeu_si128((__m128i *)(void *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
 
-FF_AVX2 void ff_fp16_to_fp32_avx2(float *restrict y, const uint16_t *restrict x, int64_t n) {
+FF_AVX2 void ff_fp16_to_fp32_row_avx2(float *restrict y, const uint16_t *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(x + i))));
-    for (; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+    for (; i < n; i++) y[i] = ff_fp16_to_fp32(x[i]);
 }
 
 // ---- avx-512: vnni kernels, two 32-blocks per 512-bit vpdpbusd ----
@@ -182,7 +136,8 @@ FF_AVX2 void ff_fp16_to_fp32_avx2(float *restrict y, const uint16_t *restrict x,
 // fp16 scales of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_VNNI __m512 scales16_vnni(const uint8_t *p, int bsz, int cnt) {
     __m128i lo = _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt));
-    __m128i hi = _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
+    __m128i hi =
+        _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
     return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
 }
 
@@ -214,13 +169,6 @@ static inline AI FF_VNNI void q8_0_chunk_vnni(__m512 *acc, const uint8_t *row, c
     }
 }
 
-static inline FF_VNNI float reduce16x2(__m512 a, __m512 b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); }
-
-static inline AI FF_VNNI void q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    FF_ROWS_OF_BLOCKS(__m512, _mm512_setzero_ps(), reduce16x2, q8_0_chunk_vnni, 16)
-}
-
 // q4_0 over blocks b0..b0+cnt-1: each pair of blocks as [lo b, hi b, lo b+1, hi b+1] nibbles
 static inline AI FF_VNNI void q4_0_chunk_vnni(__m512 *acc, const uint8_t *row, const ff_qact *a, int64_t b0,
                                               const int cnt, const int m, const int full) {
@@ -244,9 +192,37 @@ static inline AI FF_VNNI void q4_0_chunk_vnni(__m512 *acc, const uint8_t *row, c
     }
 }
 
+// rows of q8_0 (q4 = 0) or q4_0 (q4 = 1) 32-blocks: whole chunks of 16 blocks, a half chunk, then the tail
+static inline AI FF_VNNI void rows_of_blocks_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w,
+                                                  int64_t stride, int64_t n, const ff_qact *a, const int m,
+                                                  const int q4) {
+    int64_t nb = a->k / 32;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        __m512 acc[8];
+        for (int i = 0; i < 2 * m; i++) acc[i] = _mm512_setzero_ps();
+        int64_t b0 = 0;
+        if (q4) {
+            for (; b0 + 16 <= nb; b0 += 16) q4_0_chunk_vnni(acc, row, a, b0, 16, m, 1);
+            if (b0 + 8 <= nb) q4_0_chunk_vnni(acc, row, a, b0, 8, m, 1), b0 += 8;
+            if (b0 < nb) q4_0_chunk_vnni(acc, row, a, b0, (int)(nb - b0), m, 0);
+        } else {
+            for (; b0 + 16 <= nb; b0 += 16) q8_0_chunk_vnni(acc, row, a, b0, 16, m, 1);
+            if (b0 + 8 <= nb) q8_0_chunk_vnni(acc, row, a, b0, 8, m, 1), b0 += 8;
+            if (b0 < nb) q8_0_chunk_vnni(acc, row, a, b0, (int)(nb - b0), m, 0);
+        }
+        for (int i = 0; i < m; i++) y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1]));
+    }
+}
+
+static inline AI FF_VNNI void q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                        int64_t n, const ff_qact *a, const int m) {
+    rows_of_blocks_vnni(y, ldy, w, stride, n, a, m, 0);
+}
+
 static inline AI FF_VNNI void q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
                                         int64_t n, const ff_qact *a, const int m) {
-    FF_ROWS_OF_BLOCKS(__m512, _mm512_setzero_ps(), reduce16x2, q4_0_chunk_vnni, 16)
+    rows_of_blocks_vnni(y, ldy, w, stride, n, a, m, 1);
 }
 
 // q4_k: 64 weights per 512-bit dot (low nibbles, then high nibbles of the same 32 bytes); mins in float
@@ -277,7 +253,8 @@ static inline AI FF_VNNI void q4_k_vnni(float *restrict y, int64_t ldy, const ui
             }
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
-                __m512i qv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
+                __m512i qv =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
                 qv = _mm512_and_si512(_mm512_mask_srli_epi16(qv, 0xffff0000, qv, 4), _mm512_set1_epi8(15));
                 for (int i = 0; i < m; i++) {
                     __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * g);
@@ -288,7 +265,7 @@ static inline AI FF_VNNI void q4_k_vnni(float *restrict y, int64_t ldy, const ui
             }
         }
         for (int i = 0; i < m; i++)
-            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - hsum8(corr[i]);
+            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - ff_hsum_ps256(corr[i]);
     }
 }
 
@@ -321,7 +298,8 @@ static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const ui
 #pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
                 __m512i ql = _mm512_loadu_si512(blk + 64 * hf);
-                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
+                __m512i qh =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
                 __m512i g[2] = {
                     _mm512_or_si512(_mm512_and_si512(ql, lo4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2)),
                     _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
@@ -343,22 +321,14 @@ static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const ui
             }
         }
         for (int i = 0; i < m; i++)
-            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) -
-                             32.0f * _mm512_reduce_add_ps(corr[i]);
+            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - 32.0f * ff_hsum_ps512(corr[i]);
     }
 }
 
-#define FF_QDOT_VNNI(qt)                                                                                           \
-    static FF_VNNI void qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
-                                         int64_t n, const ff_qact *a, int m) {                                     \
-        FF_QDOT_BY_M(qt##_vnni)                                                                                    \
-    }                                                                                                              \
-    FF_AVX512 void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
-                                         int64_t n, const ff_qact *a, int m) {                                     \
-        if (ff_quant_vnni())                                                                                       \
-            qdot_##qt##_vnni(y, ldy, w, stride, n, a, m);                                                          \
-        else                                                                                                       \
-            ff_qdot_##qt##_avx2(y, ldy, w, stride, n, a, m);                                                       \
+#define FF_QDOT_VNNI(qt)                                                                                               \
+    FF_VNNI void ff_qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
+                                     int64_t n, const ff_qact *a, int m) {                                             \
+        FF_QDOT_BY_M(qt##_vnni)                                                                                        \
     }
 FF_QDOT_VNNI(q8_0)
 FF_QDOT_VNNI(q4_0)
@@ -375,7 +345,8 @@ static FF_VNNI void qpack_vnni(uint8_t *restrict vals, float *restrict ws, const
     int64_t bsz = q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES;
     for (int h = 0; h < 2; h++) {
         // rows 16h..16h+15 by byte offset; rows past nr read nothing and pack zeros
-        __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * h)), _mm512_set1_epi32((int)stride));
+        __m512i idx =
+            _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * h)), _mm512_set1_epi32((int)stride));
         __mmask16 mk = (__mmask16)(nr - 16 * h >= 16 ? 0xffff : nr > 16 * h ? (1u << (nr - 16 * h)) - 1 : 0);
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *base = w + bsz * b;
@@ -387,7 +358,8 @@ static FF_VNNI void qpack_vnni(uint8_t *restrict vals, float *restrict ws, const
                 for (int g = 0; g < 4; g++) {
                     __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, base + 2 + 4 * g, 1);
                     _mm512_store_si512(vb + 128 * g, _mm512_and_si512(v, _mm512_set1_epi8(15)));
-                    _mm512_store_si512(vb + 128 * (g + 4), _mm512_and_si512(_mm512_srli_epi32(v, 4), _mm512_set1_epi8(15)));
+                    _mm512_store_si512(vb + 128 * (g + 4),
+                                       _mm512_and_si512(_mm512_srli_epi32(v, 4), _mm512_set1_epi8(15)));
                 }
             } else {
                 for (int g = 0; g < 8; g++) {
@@ -435,12 +407,12 @@ static inline AI FF_VNNI void qgemm_tile_vnni(float *y, int64_t ldy, const ff_qa
     }
 }
 
-FF_VNNI void ff_qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
-                                 int64_t m, int qtype, void *panel) {
+static FF_VNNI void qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                     int64_t m, void *panel, int q4) {
     int64_t nb = a->k / 32;
     uint8_t *vals = panel;
     float *ws = (float *)(void *)(vals + 1024 * nb);
-    qpack_vnni(vals, ws, w, stride, nr, nb, qtype == FF_QT_Q4_0);
+    qpack_vnni(vals, ws, w, stride, nr, nb, q4);
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
         ff_qact ai = *a;
         ai.q += i0 * a->kp;
@@ -454,6 +426,16 @@ FF_VNNI void ff_qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_
         default: qgemm_tile_vnni(yi, ldy, &ai, 1, vals, ws, nb, nr); break;
         }
     }
+}
+
+FF_VNNI void ff_qgemm_panel_q8_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
+    qgemm_panel_vnni(y, ldy, w, stride, nr, a, m, panel, 0);
+}
+
+FF_VNNI void ff_qgemm_panel_q4_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
+    qgemm_panel_vnni(y, ldy, w, stride, nr, a, m, panel, 1);
 }
 
 // ---- decode and prefill on the r16 layout (ff_quant.h): per block, each 64-byte group of the 16 rows meets
@@ -526,50 +508,49 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     }
 }
 
-FF_VNNI void ff_qdot_r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                              int m, int q4) {
-#define FF_R16_BY_M(q)                                          \
-    switch (m) {                                                \
-    case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;             \
-    case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;             \
-    case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;             \
-    default: r16_vnni(y, ldy, w, n, a, 1, q); break;            \
+// the r16 kernel with the activation row count m as a constant
+#define FF_R16_BY_M(q)                                                                                                 \
+    switch (m) {                                                                                                       \
+    case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;                                                                    \
+    case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;                                                                    \
+    case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;                                                                    \
+    default: r16_vnni(y, ldy, w, n, a, 1, q); break;                                                                   \
     }
-    if (q4)
-        FF_R16_BY_M(1)
-    else
-        FF_R16_BY_M(0)
-#undef FF_R16_BY_M
-}
+
+FF_VNNI void ff_qdot_r16_q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m){FF_R16_BY_M(0)}
+
+FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m){FF_R16_BY_M(1)}
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++) {
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float amax = ff_hmax_ps512(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         d[b] = db;
         __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
         __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
-        s[2 * b] = (int16_t)_mm512_reduce_add_epi32(i0);
-        s[2 * b + 1] = (int16_t)_mm512_reduce_add_epi32(i1);
+        s[2 * b] = (int16_t)ff_hsum_epi32_512(i0);
+        s[2 * b + 1] = (int16_t)ff_hsum_epi32_512(i1);
         _mm_storeu_si128((__m128i *)(void *)(q + 32 * b), _mm512_cvtsepi32_epi8(i0));
         _mm_storeu_si128((__m128i *)(void *)(q + 32 * b + 16), _mm512_cvtsepi32_epi8(i1));
     }
 }
 
-FF_AVX512 void ff_fp32_to_fp16_avx512(uint16_t *restrict y, const float *restrict x, int64_t n) {
+FF_AVX512 void ff_fp32_to_fp16_row_avx512(uint16_t *restrict y, const float *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(void *)(y + i),
                             _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+    for (; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
 
-FF_AVX512 void ff_fp16_to_fp32_avx512(float *restrict y, const uint16_t *restrict x, int64_t n) {
+FF_AVX512 void ff_fp16_to_fp32_row_avx512(float *restrict y, const uint16_t *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(x + i))));
-    for (; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+    for (; i < n; i++) y[i] = ff_fp16_to_fp32(x[i]);
 }
 #endif

@@ -8,144 +8,61 @@
 #include <string.h>
 
 // ---- block layouts, byte for byte as ggml stores them (little-endian, fp16 scales) ----
-typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;     // w[j] = d * qs[j]
-typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;    // w[j] = d * ((qs[j] & 15) - 8), w[j+16]: qs[j] >> 4
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_k;  // 8 x 32: d*sc*q - dmin*m
-typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_k;  // 16 x 16: d*sc*(q-32)
+typedef struct {
+    uint16_t d;
+    int8_t qs[32];
+} blk_q8_0;  // w[j] = d * qs[j]
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} blk_q4_0;  // w[j] = d * ((qs[j] & 15) - 8), w[j+16]: qs[j] >> 4
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+} blk_q4_k;  // 8 x 32: d*sc*q - dmin*m
+typedef struct {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+} blk_q6_k;  // 16 x 16: d*sc*(q-32)
 _Static_assert(sizeof(blk_q8_0) == FF_Q8_0_BYTES && sizeof(blk_q4_0) == FF_Q4_0_BYTES, "ggml block sizes");
 _Static_assert(sizeof(blk_q4_k) == FF_Q4_K_BYTES && sizeof(blk_q6_k) == FF_Q6_K_BYTES, "ggml super-block sizes");
 
-static int quant_vnni = 1;  // use the avx-512 vnni kernels where the cpu has them
-
-int ff_quant_set_vnni(int on) {
-    quant_vnni = on != 0;
-    return ff_quant_vnni();
-}
-
-int ff_quant_vnni(void) { return quant_vnni && ff_cpu_has(FF_F_AVX512VNNI) && ff_isa_usable(FF_ISA_AVX512); }
-
-static int dot256_can(int mode) {
-    switch (mode) {
-    case FF_DOT256_MADDUBS: return 1;
-    case FF_DOT256_AVXVNNI: return ff_cpu_has(FF_F_AVXVNNI) && ff_isa_usable(FF_ISA_AVX2);
-    case FF_DOT256_VNNI256:
-        return ff_cpu_has(FF_F_AVX512VNNI) && ff_cpu_has(FF_F_AVX512VL) && ff_isa_usable(FF_ISA_AVX512);
-    default: return 0;
-    }
-}
-
-static _Atomic int dot256 = -1;  // -1 until first asked: avx-vnni where the cpu has it, else maddubs
-
-int ff_quant_set_dot256(int mode) {
-    if (!dot256_can(mode)) return FF_EINVAL;
-    atomic_store(&dot256, mode);
-    return FF_OK;
-}
-
-int ff_quant_dot256(void) {
-    int mode = atomic_load_explicit(&dot256, memory_order_relaxed);
-    if (mode < 0) {
-        mode = dot256_can(FF_DOT256_AVXVNNI) ? FF_DOT256_AVXVNNI : FF_DOT256_MADDUBS;
-        atomic_store(&dot256, mode);
-    }
-    return mode;
-}
-
-// ---- formats ----
-
-int64_t ff_qtype_block(int qtype) {
-    switch (qtype) {
-    case FF_QT_F32: case FF_QT_F16: case FF_QT_BF16: return 1;
-    case FF_QT_Q8_0: case FF_QT_Q4_0: return 32;
-    case FF_QT_Q4_K: case FF_QT_Q6_K: return 256;
-    default: return 0;
-    }
-}
-
-int64_t ff_qtype_block_bytes(int qtype) {
-    switch (qtype) {
-    case FF_QT_F32: return 4;
-    case FF_QT_F16: case FF_QT_BF16: return 2;
-    case FF_QT_Q8_0: return FF_Q8_0_BYTES;
-    case FF_QT_Q4_0: return FF_Q4_0_BYTES;
-    case FF_QT_Q4_K: return FF_Q4_K_BYTES;
-    case FF_QT_Q6_K: return FF_Q6_K_BYTES;
-    default: return 0;
-    }
-}
-
-int64_t ff_qtype_row_bytes(int qtype, int64_t cols) {
-    int64_t blk = ff_qtype_block(qtype);
-    if (blk == 0 || cols < 0 || cols % blk) return -1;
-    return cols / blk * ff_qtype_block_bytes(qtype);
-}
-
-// ---- fp16 and bf16, scalar (the f16c kernels in ff_qdot.c round the same way) ----
-
-static inline uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline float f32_from(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t ff_fp16_from_f32(float f) {
-    // round to nearest even like f16c's vcvtps2ph; nan keeps its sign and top payload bits and becomes quiet
-    uint32_t x = f32_bits(f), sign = (x >> 16) & 0x8000, a = x & 0x7fffffff;
-    if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
-    if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  // 65520 and up round to inf
-    if (a < 0x38800000) {
-        // below 2^-14 the result is subnormal: adding 0.5 rounds |f| to a multiple of 2^-24, nearest even
-        return (uint16_t)(sign | (f32_bits(f32_from(a) + 0.5f) - 0x3f000000));
-    }
-    a -= 0x38000000;  // rebias the exponent from 127 to 15
-    return (uint16_t)(sign | ((a + 0xfff + ((a >> 13) & 1)) >> 13));
-}
-
-float ff_fp16_to_f32(uint16_t h) {
-    // exact; nan becomes quiet like f16c's vcvtph2ps
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e == 0x1f) return f32_from(sign | 0x7f800000 | (m << 13) | (m ? 0x400000 : 0));
-    if (e == 0) return f32_from(sign | f32_bits((float)m * 0x1p-24f));
-    return f32_from(sign | ((e + 112) << 23) | (m << 13));
-}
+// ---- fp16 and bf16 (ff_quant.h has the scalar fp16 conversions; the f16c kernels in ff_qdot.c round the same way) ----
 
 static inline uint16_t bf16_from_f32(float f) {
     // round to nearest even; nan becomes quiet (as ggml and the gguf package)
-    uint32_t x = f32_bits(f);
+    uint32_t x = ff_f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
     return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
-static inline float bf16_to_f32(uint16_t h) { return f32_from((uint32_t)h << 16); }
+static inline float bf16_to_f32(uint16_t h) { return ff_f32_from_bits((uint32_t)h << 16); }
 
 static inline float ld_fp16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return ff_fp16_to_f32(h);
+    return ff_fp16_to_fp32(h);
 }
 
 static inline void st_fp16(uint8_t *p, float f) {
-    uint16_t h = ff_fp16_from_f32(f);
+    uint16_t h = ff_fp32_to_fp16(f);
     memcpy(p, &h, 2);
 }
 
-void ff_fp32_to_fp16_ref(uint16_t *restrict y, const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = ff_fp16_from_f32(x[i]);
+void ff_fp32_to_fp16_row_ref(uint16_t *restrict y, const float *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
 
-void ff_fp16_to_fp32_ref(float *restrict y, const uint16_t *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = ff_fp16_to_f32(x[i]);
+void ff_fp16_to_fp32_row_ref(float *restrict y, const uint16_t *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = ff_fp16_to_fp32(x[i]);
 }
 
 // ---- quantizers: the same arithmetic as the gguf package's reference (and ggml's *_ref) ----
 
-static void quantize_q8_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+void ff_quantize_row_q8_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
     // x (k,) -> k/32 blocks: d = max|x| / 127, q = round(x / d) half away from zero
     for (int64_t b = 0; b < k / 32; b++, x += 32, dst += FF_Q8_0_BYTES) {
         float amax = 0.0f;
@@ -159,7 +76,7 @@ static void quantize_q8_0(uint8_t *restrict dst, const float *restrict x, int64_
     }
 }
 
-static void quantize_q4_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+void ff_quantize_row_q4_0(uint8_t *restrict dst, const float *restrict x, int64_t k) {
     // x (k,) -> k/32 blocks: d = -(the value of largest magnitude, first one wins) / 8, q = min(15, trunc(x/d + 8.5))
     for (int64_t b = 0; b < k / 32; b++, x += 32, dst += FF_Q4_0_BYTES) {
         float amax = fabsf(x[0]), max = x[0];
@@ -178,14 +95,14 @@ static void quantize_q4_0(uint8_t *restrict dst, const float *restrict x, int64_
 
 // ---- dequantizers: the gguf package's arithmetic, so results are bitwise equal ----
 
-static void dequantize_q8_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
+void ff_dequantize_row_q8_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_Q8_0_BYTES, y += 32) {
         float d = ld_fp16(src);
         for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)src[2 + j] * d;
     }
 }
 
-static void dequantize_q4_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
+void ff_dequantize_row_q4_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_Q4_0_BYTES, y += 32) {
         float d = ld_fp16(src);
         for (int j = 0; j < 16; j++) {
@@ -195,7 +112,7 @@ static void dequantize_q4_0(float *restrict y, const uint8_t *restrict src, int6
     }
 }
 
-void ff_q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
+static void q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
     // 12 bytes -> 8 six-bit scales and 8 six-bit mins (ggml's get_scale_min_k4)
     for (int j = 0; j < 8; j++) {
         if (j < 4) {
@@ -208,11 +125,11 @@ void ff_q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
     }
 }
 
-static void dequantize_q4_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
+void ff_dequantize_row_q4_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 256; b++, src += FF_Q4_K_BYTES) {
         float d = ld_fp16(src), dmin = ld_fp16(src + 2);
         uint8_t sc[8], mn[8];
-        ff_q4_k_scales(sc, mn, src + 4);
+        q4_k_scales(sc, mn, src + 4);
         const uint8_t *q = src + 16;
         // four groups of 32 bytes: low nibbles are sub-block 2j, high nibbles 2j+1
         for (int j = 0; j < 4; j++, q += 32) {
@@ -233,7 +150,7 @@ static inline int q6_k_value(const uint8_t *src, int l, int *sub) {
     return lo | ((qh[e] >> (2 * g)) & 3) << 4;
 }
 
-static void dequantize_q6_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
+void ff_dequantize_row_q6_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 256; b++, src += FF_Q6_K_BYTES, y += 256) {
         float d = ld_fp16(src + 208);
         const int8_t *sc = (const int8_t *)(src + 192);
@@ -244,77 +161,74 @@ static void dequantize_q6_k(float *restrict y, const uint8_t *restrict src, int6
     }
 }
 
+// f32, f16 and bf16 rows: one element per block
+void ff_quantize_row_f32(uint8_t *restrict dst, const float *restrict x, int64_t k) { memcpy(dst, x, (size_t)k * 4); }
+
+void ff_dequantize_row_f32(float *restrict y, const uint8_t *restrict src, int64_t k) { memcpy(y, src, (size_t)k * 4); }
+
+void ff_quantize_row_f16(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+    ff_kern->fp32_to_fp16_row((uint16_t *)(void *)dst, x, k);
+}
+
+void ff_dequantize_row_f16(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t j = 0; j < k; j++) y[j] = ld_fp16(src + 2 * j);
+}
+
+void ff_quantize_row_bf16(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+    for (int64_t j = 0; j < k; j++) {
+        uint16_t h = bf16_from_f32(x[j]);
+        memcpy(dst + 2 * j, &h, 2);
+    }
+}
+
+void ff_dequantize_row_bf16(float *restrict y, const uint8_t *restrict src, int64_t k) {
+    for (int64_t j = 0; j < k; j++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * j, 2);
+        y[j] = bf16_to_f32(h);
+    }
+}
+
 typedef struct {
     void *q;
     float *f;
-    int qtype;
+    ff_quantize_row_fn quantize;
+    ff_dequantize_row_fn dequantize;
     int64_t rows, cols, row_bytes;
 } convert_ctx;
 
-static void quantize_task(void *arg, int ith, int nth) {
+static void convert_task(void *arg, int ith, int nth) {
     convert_ctx *c = arg;
     int64_t lo, hi;
     ff_split(c->rows, ith, nth, 1, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
-        const float *x = c->f + r * c->cols;
-        uint8_t *dst = (uint8_t *)c->q + r * c->row_bytes;
-        switch (c->qtype) {
-        case FF_QT_Q8_0: quantize_q8_0(dst, x, c->cols); break;
-        case FF_QT_Q4_0: quantize_q4_0(dst, x, c->cols); break;
-        case FF_QT_F16: ff_kern->fp32_to_fp16((uint16_t *)(void *)dst, x, c->cols); break;
-        case FF_QT_BF16:
-            for (int64_t j = 0; j < c->cols; j++) {
-                uint16_t h = bf16_from_f32(x[j]);
-                memcpy(dst + 2 * j, &h, 2);
-            }
-            break;
-        default: memcpy(dst, x, (size_t)c->cols * 4); break;
-        }
+        uint8_t *q = (uint8_t *)c->q + r * c->row_bytes;
+        float *f = c->f + r * c->cols;
+        if (c->quantize)
+            c->quantize(q, f, c->cols);
+        else
+            c->dequantize(f, q, c->cols);
     }
 }
 
-static void dequantize_task(void *arg, int ith, int nth) {
-    convert_ctx *c = arg;
-    int64_t lo, hi;
-    ff_split(c->rows, ith, nth, 1, &lo, &hi);
-    for (int64_t r = lo; r < hi; r++) {
-        float *y = c->f + r * c->cols;
-        const uint8_t *src = (const uint8_t *)c->q + r * c->row_bytes;
-        switch (c->qtype) {
-        case FF_QT_Q8_0: dequantize_q8_0(y, src, c->cols); break;
-        case FF_QT_Q4_0: dequantize_q4_0(y, src, c->cols); break;
-        case FF_QT_Q4_K: dequantize_q4_k(y, src, c->cols); break;
-        case FF_QT_Q6_K: dequantize_q6_k(y, src, c->cols); break;
-        case FF_QT_F16:
-            for (int64_t j = 0; j < c->cols; j++) y[j] = ld_fp16(src + 2 * j);
-            break;
-        case FF_QT_BF16:
-            for (int64_t j = 0; j < c->cols; j++) {
-                uint16_t h;
-                memcpy(&h, src + 2 * j, 2);
-                y[j] = bf16_to_f32(h);
-            }
-            break;
-        default: memcpy(y, src, (size_t)c->cols * 4); break;
-        }
-    }
-}
-
-static int convert(ff_task_fn fn, void *q, float *f, int qtype, int64_t rows, int64_t cols) {
+// one row converter over every row, split across threads
+static int convert(void *q, float *f, ff_quantize_row_fn quantize, ff_dequantize_row_fn dequantize, int qtype,
+                   int64_t rows, int64_t cols) {
     int64_t rb = ff_qtype_row_bytes(qtype, cols);
-    if (rb < 0 || rows < 0) return FF_EINVAL;
-    convert_ctx c = {q, f, qtype, rows, cols, rb};
-    ff_parallel(fn, &c, rows * cols < (1 << 16) ? 1 : ff_get_num_threads());
+    if (rb < 0 || rows < 0 || (!quantize && !dequantize)) return FF_EINVAL;
+    convert_ctx c = {q, f, quantize, dequantize, rows, cols, rb};
+    ff_parallel(convert_task, &c, rows * cols < (1 << 16) ? 1 : ff_get_num_threads());
     return FF_OK;
 }
 
 int ff_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
-    if (qtype == FF_QT_Q4_K || qtype == FF_QT_Q6_K) return FF_EINVAL;
-    return convert(quantize_task, dst, (float *)w, qtype, rows, cols);
+    if (!ff_qtype_has(qtype, FF_QF_QUANTIZE)) return FF_EINVAL;
+    return convert(dst, (float *)w, ff_kern->quantize_row[qtype], NULL, qtype, rows, cols);
 }
 
 int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols) {
-    return convert(dequantize_task, (void *)src, y, qtype, rows, cols);
+    if (!ff_qtype_has(qtype, FF_QF_DEQUANT)) return FF_EINVAL;
+    return convert((void *)src, y, NULL, ff_kern->dequantize_row[qtype], qtype, rows, cols);
 }
 
 // ---- activations: int8 per 32 with a float scale, round to nearest even ----
@@ -401,7 +315,7 @@ void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
                 const uint8_t *blk = row + FF_Q4_K_BYTES * sb, *q = blk + 16;
                 float d = ld_fp16(blk), dmin = ld_fp16(blk + 2);
                 uint8_t sc[8], mn[8];
-                ff_q4_k_scales(sc, mn, blk + 4);
+                q4_k_scales(sc, mn, blk + 4);
                 for (int s = 0; s < 8; s++) {
                     int64_t b = 8 * sb + s;
                     const int8_t *ab = aq + 32 * b;
@@ -477,17 +391,16 @@ static void repack_task(void *arg, int ith, int nth) {
 }
 
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols) {
-    if ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32)
-        return FF_EINVAL;
+    if (!ff_qtype_has(qtype, FF_QF_R16) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32) return FF_EINVAL;
     repack_ctx c = {dst, src, qtype == FF_QT_Q4_0, rows, cols / 32};
     ff_parallel(repack_task, &c, rows * cols < (1 << 20) ? 1 : ff_get_num_threads());
     return FF_OK;
 }
 
-int ff_qrepack_r16_pays(void) { return ff_isa_current() == FF_ISA_AVX512 && ff_quant_vnni(); }
+int ff_qrepack_r16_pays(void) { return ff_kern->q.r16_fast; }
 
-void ff_qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
-                     int q4) {
+static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
+                         int q4) {
     // per block of each row: the int dot of its (unsigned) values with a, from the lane sum -c * sum(a),
     // scaled by d_w * d_a; even and odd blocks summed apart
     int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
@@ -513,6 +426,16 @@ void ff_qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, 
             }
 }
 
+void ff_qdot_r16_q8_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_ref(y, ldy, w, n, a, m, 0);
+}
+
+void ff_qdot_r16_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_ref(y, ldy, w, n, a, m, 1);
+}
+
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
 
 typedef struct {
@@ -520,8 +443,10 @@ typedef struct {
     const ff_qpart *parts;  // the Ws that share x, their rows concatenated for the split
     int np;
     int64_t m, k, ntot, stride, jt;
-    int qtype, packed;  // packed: vnni panels (q8_0, q4_0 with several activation rows)
-    void *panel0;       // the calling thread's panel, next to the activations in its scratch
+    int qtype;
+    const ff_qkernels *kern;   // the int8 dot kernels, read once per call
+    ff_qgemm_panel_fn panels;  // W packed into panels (several activation rows), or NULL
+    void *panel0;              // the calling thread's panel, next to the activations in its scratch
     int status;
     ff_qact act;
     int8_t *q;
@@ -530,15 +455,21 @@ typedef struct {
     int32_t *lanes;
 } qlin_ctx;
 
-typedef void (*qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                        const ff_qact *a, int m);
+// the offset c of a type's activation lane sums (-c * sum(a) per 32-block, where its kernels start each block's
+// int dot), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign bit), q4_0 nibbles - 8
+static int32_t lane_offset(int qtype) {
+    switch (qtype) {
+    case FF_QT_Q8_0: return 128;
+    case FF_QT_Q4_0: return 8;
+    default: return 0;
+    }
+}
 
 static void qact_task(void *arg, int ith, int nth) {
     qlin_ctx *c = arg;
     int64_t lo, hi, kp = c->act.kp;
     ff_split(c->m, ith, nth, 1, &lo, &hi);
-    // q8_0 and q4_0 kernels start each block's int dot at -offset * sum(a): 128 (xor'ed q8_0), 8 (q4_0)
-    int32_t off = c->qtype == FF_QT_Q8_0 ? 128 : 8;
+    int32_t off = lane_offset(c->qtype);
     for (int64_t i = lo; i < hi; i++) {
         int8_t *q = c->q + i * kp;
         float *d = c->d + i * (kp / 32);
@@ -556,27 +487,12 @@ static void qact_task(void *arg, int ith, int nth) {
     }
 }
 
-static qdot_fn qdot_for(int qtype) {
-    switch (qtype) {
-    case FF_QT_Q8_0: return ff_kern->qdot_q8_0;
-    case FF_QT_Q4_0: return ff_kern->qdot_q4_0;
-    case FF_QT_Q4_K: return ff_kern->qdot_q4_k;
-    default: return ff_kern->qdot_q6_k;
-    }
-}
-
 // rows lo..hi-1 of part P
 static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, int ith) {
-    qdot_fn dot = qdot_for(c->qtype);
     const uint8_t *w = P->w;
     if (P->dtype & FF_QT_R16) {
         // r16 groups; with several activation rows, 4 groups at a time stay in cache while the rows sweep them
-        int q4 = c->qtype == FF_QT_Q4_0;
-        void (*r16)(float *restrict, int64_t, const uint8_t *restrict, int64_t, const ff_qact *, int, int) =
-            ff_qdot_r16_ref;
-#ifdef FF_HAVE_X86
-        if (ff_qrepack_r16_pays()) r16 = ff_qdot_r16_vnni;
-#endif
+        ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
         int64_t jt = c->m <= 4 ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
@@ -586,7 +502,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
                 a.d += i0 * (a.kp / 32);
                 a.lanes += i0 * (a.kp / 4);
                 float *y = P->y + i0 * P->n + j0;
-                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0), q4);
+                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
                 if (P->bias)
                     for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
                         for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
@@ -594,8 +510,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         }
         return;
     }
-#ifdef FF_HAVE_X86
-    if (c->packed) {
+    if (c->panels) {
         // panels of 32 rows of W, each packed once and swept by every activation row
         void *panel = ith == 0 ? c->panel0 : ff_scratch(FF_QP_BYTES(c->k / 32));
         if (!panel) {
@@ -604,14 +519,14 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         }
         for (int64_t j0 = lo; j0 < hi; j0 += FF_QP_NR) {
             int nr = (int)FF_MIN(FF_QP_NR, hi - j0);
-            ff_qgemm_panel_vnni(P->y + j0, P->n, w + j0 * c->stride, c->stride, nr, &c->act, c->m, c->qtype, panel);
+            c->panels(P->y + j0, P->n, w + j0 * c->stride, c->stride, nr, &c->act, c->m, panel);
             if (P->bias)
                 for (int64_t i = 0; i < c->m; i++)
                     for (int64_t j = 0; j < nr; j++) P->y[i * P->n + j0 + j] += P->bias[j0 + j];
         }
         return;
     }
-#endif
+    ff_qdot_fn dot = c->kern->qdot[c->qtype];
     // a tile of W's rows stays in cache while every group of up to 4 activation rows sweeps it
     for (int64_t j0 = lo; j0 < hi; j0 += c->jt) {
         int64_t jn = FF_MIN(c->jt, hi - j0);
@@ -643,12 +558,12 @@ static void qlin_task(void *arg, int ith, int nth) {
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {
     if (np < 1) return FF_EINVAL;
     int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
-    if (qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0 && qtype != FF_QT_Q4_K && qtype != FF_QT_Q6_K) return FF_EINVAL;
+    if (!ff_qtype_has(qtype, FF_QF_LINEAR)) return FF_EINVAL;
     int64_t ntot = 0;
     for (int p = 0; p < np; p++) {
         int r16 = (parts[p].dtype & FF_QT_R16) != 0;
         if ((parts[p].dtype & ~FF_QT_R16) != qtype || parts[p].n < 0) return FF_EINVAL;
-        if (r16 && ((qtype != FF_QT_Q8_0 && qtype != FF_QT_Q4_0) || parts[p].n % FF_R16)) return FF_EINVAL;
+        if (r16 && (!ff_qtype_has(qtype, FF_QF_R16) || parts[p].n % FF_R16)) return FF_EINVAL;
         // every part but the last starts the next at a whole split unit
         if (p + 1 < np && parts[p].n % FF_QP_NR) return FF_EINVAL;
         nr16 += r16;
@@ -659,15 +574,26 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
     if (m == 0 || ntot == 0) return FF_OK;
     // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
     int64_t kp = (k + 511) / 512 * 512;
-    int lanes = qtype == FF_QT_Q8_0 || qtype == FF_QT_Q4_0;
+    int lanes = lane_offset(qtype) != 0;
     // panels pay for their packing from 5 activation rows on; their gathers take int32 row offsets
-    int packed = lanes && m >= 5 && stride < (1 << 26) && ff_isa_current() == FF_ISA_AVX512 && ff_quant_vnni();
+    const ff_qkernels *kern = &ff_kern->q;
+    ff_qgemm_panel_fn panels = m >= 5 && stride < (1 << 26) ? kern->qgemm_panel[qtype] : NULL;
     size_t row = (size_t)kp + kp / 32 * sizeof(float) + kp / 16 * sizeof(int16_t) + (lanes ? (size_t)kp : 0);
-    size_t panel = packed && nr16 < np ? FF_QP_BYTES(k / 32) : 0;
+    size_t panel = panels && nr16 < np ? FF_QP_BYTES(k / 32) : 0;
     uint8_t *buf = ff_scratch(row * (size_t)m + panel);
     if (!buf) return FF_ENOMEM;
-    qlin_ctx c = {.x = x, .parts = parts, .np = np, .m = m, .k = k, .ntot = ntot, .stride = stride, .qtype = qtype,
-                  .packed = packed, .panel0 = buf + row * (size_t)m, .status = FF_OK};
+    qlin_ctx c = {.x = x,
+                  .parts = parts,
+                  .np = np,
+                  .m = m,
+                  .k = k,
+                  .ntot = ntot,
+                  .stride = stride,
+                  .qtype = qtype,
+                  .kern = kern,
+                  .panels = panels,
+                  .panel0 = buf + row * (size_t)m,
+                  .status = FF_OK};
     c.lanes = lanes ? (int32_t *)(void *)buf : NULL;
     c.d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
     c.s = (int16_t *)(void *)(c.d + kp / 32 * m);
@@ -687,6 +613,6 @@ int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float 
     return ff_linear_q_parts(&part, 1, x, m, k);
 }
 
-void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n) { ff_kern->fp32_to_fp16(y, x, n); }
+void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n) { ff_kern->fp32_to_fp16_row(y, x, n); }
 
-void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n) { ff_kern->fp16_to_fp32(y, x, n); }
+void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n) { ff_kern->fp16_to_fp32_row(y, x, n); }

@@ -1,8 +1,10 @@
-// shared by the quantization files: block sizes and the scalar fp16 conversions
+// shared by the quantization files: block sizes, the scalar fp16 conversions, the panel and r16 layouts
 #ifndef FF_QUANT_H
 #define FF_QUANT_H
 
 #include "ff_internal.h"
+
+#include <string.h>
 
 // bytes per block of 32 (q8_0, q4_0) or per super-block of 256 (q4_k, q6_k)
 #define FF_Q8_0_BYTES 34
@@ -10,17 +12,44 @@
 #define FF_Q4_K_BYTES 144
 #define FF_Q6_K_BYTES 210
 
-uint16_t ff_fp16_from_f32(float f);  // round to nearest even, as f16c
-float ff_fp16_to_f32(uint16_t h);
-void ff_q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s);  // 12 packed bytes -> six-bit scales, mins
+static inline uint32_t ff_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float ff_f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// one float to fp16, rounding to nearest even like f16c's vcvtps2ph; nan keeps its sign and top payload bits
+// and becomes quiet
+static inline uint16_t ff_fp32_to_fp16(float f) {
+    uint32_t x = ff_f32_bits(f), sign = (x >> 16) & 0x8000, a = x & 0x7fffffff;
+    if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
+    if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  // 65520 and up round to inf
+    if (a < 0x38800000) {
+        // below 2^-14 the result is subnormal: adding 0.5 rounds |f| to a multiple of 2^-24, nearest even
+        return (uint16_t)(sign | (ff_f32_bits(ff_f32_from_bits(a) + 0.5f) - 0x3f000000));
+    }
+    a -= 0x38000000;  // rebias the exponent from 127 to 15
+    return (uint16_t)(sign | ((a + 0xfff + ((a >> 13) & 1)) >> 13));
+}
+
+// one fp16 to float, exact; nan becomes quiet like f16c's vcvtph2ps
+static inline float ff_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0x1f) return ff_f32_from_bits(sign | 0x7f800000 | (m << 13) | (m ? 0x400000 : 0));
+    if (e == 0) return ff_f32_from_bits(sign | ff_f32_bits((float)m * 0x1p-24f));
+    return ff_f32_from_bits(sign | ((e + 112) << 23) | (m << 13));
+}
 
 // prefill with avx-512 vnni (ff_qdot.c): 32 rows of a q8_0/q4_0 W packed into a panel of 4-byte groups
 // interleaved across the rows, swept by every activation row
 #define FF_QP_NR 32
 #define FF_QP_BYTES(nb) ((size_t)(nb) * (8 * 4 * FF_QP_NR + 4 * FF_QP_NR))  // a panel of nb blocks
-// y (m, nr) row stride ldy = A (m,k) . W (nr,k)^T for nr <= 32 rows of W; panel: FF_QP_BYTES(k/32) of scratch
-void ff_qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a, int64_t m,
-                         int qtype, void *panel);
 
 // the r16 layout of a q8_0/q4_0 W (n % 16 == 0): groups of 16 rows, each group's blocks in order, a block of
 // the group being 16 fp16 scales then the values as 4-byte groups interleaved across the 16 rows, group c at
@@ -35,13 +64,7 @@ typedef struct ff_qpart {
     const void *w;      // (n, k) blocks
     const float *bias;  // (n,) or NULL
     int64_t n;
-    int dtype;          // ggml type id, | FF_QT_R16 for the r16 layout
+    int dtype;  // ggml type id, | FF_QT_R16 for the r16 layout
 } ff_qpart;
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k);
-// y (m, n) row stride ldy = A (m <= 4 rows) . W (n, k)^T for W in the r16 layout (q4: q4_0, else q8_0)
-void ff_qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
-                     int q4);
-void ff_qdot_r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
-                      int q4);
-
 #endif

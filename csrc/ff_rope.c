@@ -7,8 +7,7 @@
 #include <immintrin.h>
 #endif
 
-void ff_rope_table_f32(float *cos_, float *sin_, const int64_t *pos, const float *inv_freq, int64_t t,
-                       int64_t half) {
+void ff_rope_table_f32(float *cos_, float *sin_, const int64_t *pos, const float *inv_freq, int64_t t, int64_t half) {
     // positions (t,), inv_freq (half,) -> cos, sin (t, half); the angle in double keeps long positions exact
     for (int64_t i = 0; i < t; i++)
         for (int64_t j = 0; j < half; j++) {
@@ -67,8 +66,8 @@ FF_AVX2 void ff_rope_f32_avx2(float *restrict x, const float *restrict cos_, con
     }
 }
 
-FF_AVX512 void ff_rope_f32_avx512(float *restrict x, const float *restrict cos_, const float *restrict sin_,
-                                  int64_t d, int interleaved) {
+FF_AVX512 void ff_rope_f32_avx512(float *restrict x, const float *restrict cos_, const float *restrict sin_, int64_t d,
+                                  int interleaved) {
     int64_t half = d / 2, i = 0;
     if (interleaved) {
         const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);

@@ -19,16 +19,16 @@
 #define SPIN_ITERS 4096
 
 typedef struct {
-    pthread_mutex_t mu;         // guards sleeping and waking
-    pthread_cond_t cv_work;     // workers wait here for a new generation
-    pthread_cond_t cv_done;     // the caller waits here for pending == 0
-    pthread_mutex_t busy;       // held by the caller that owns the current job
+    pthread_mutex_t mu;      // guards sleeping and waking
+    pthread_cond_t cv_work;  // workers wait here for a new generation
+    pthread_cond_t cv_done;  // the caller waits here for pending == 0
+    pthread_mutex_t busy;    // held by the caller that owns the current job
     pthread_t th[FF_MAX_THREADS];
     uint64_t start_gen[FF_MAX_THREADS];  // gen when each worker was created: its first job comes after
-    int n_workers;              // started workers (the caller is not one of them)
-    _Atomic uint64_t gen;       // (job counter << 16) | nth, bumped once per job
-    _Atomic int pending;        // participating workers still running
-    ff_task_fn fn;              // stable while a participating worker runs
+    int n_workers;                       // started workers (the caller is not one of them)
+    _Atomic uint64_t gen;                // (job counter << 16) | nth, bumped once per job
+    _Atomic int pending;                 // participating workers still running
+    ff_task_fn fn;                       // stable while a participating worker runs
     void *ctx;
 } pool_t;
 

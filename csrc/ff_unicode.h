@@ -24,7 +24,7 @@ enum {
 #define FF_US_N FF_UB(FF_UC_N)
 #define FF_US_S (FF_UB(FF_UC_WS) | FF_UB(FF_UC_NL))
 #define FF_US_NL FF_UB(FF_UC_NL)
-#define FF_US_P (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M))                // [^\s\p{L}\p{N}]
+#define FF_US_P (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M))                    // [^\s\p{L}\p{N}]
 #define FF_US_X (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M) | FF_UB(FF_UC_WS))  // [^\r\n\p{L}\p{N}]
 #define FF_US_UP (FF_UB(FF_UC_LU) | FF_UB(FF_UC_LT) | FF_UB(FF_UC_LM) | FF_UB(FF_UC_LO) | FF_UB(FF_UC_M))
 #define FF_US_LO (FF_UB(FF_UC_LL) | FF_UB(FF_UC_LM) | FF_UB(FF_UC_LO) | FF_UB(FF_UC_M))

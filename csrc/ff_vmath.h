@@ -7,6 +7,7 @@
 #ifndef FF_VMATH_H
 #define FF_VMATH_H
 
+#include "ff_hsum.h"
 #include "ff_internal.h"
 
 #ifdef FF_HAVE_X86
@@ -140,24 +141,6 @@ static inline FF_AVX2 __m256 ff_erf_ps256(__m256 x) {
     __m256 big = _mm256_sub_ps(FF_S8(1.0f), ff_erfc_pos_ps256(t));
     big = _mm256_or_ps(big, _mm256_and_ps(x, FF_S8(-0.0f)));
     return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, FF_S8(FF_ERF_SMALL), _CMP_LT_OQ));
-}
-
-// horizontal sums and max
-static inline FF_AVX2 float ff_hsum_ps256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-static inline FF_AVX2 double ff_hsum_pd256(__m256d v) {
-    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-
-static inline FF_AVX2 float ff_hmax_ps256(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
 // ---- avx-512: 16 lanes ----

@@ -305,6 +305,6 @@ def attention(q, k, v, *, bint causal=True, scale=None):
     return out
 
 
+include "_quant.pxi"
 include "_model.pxi"
 include "_bpe.pxi"
-include "_quant.pxi"

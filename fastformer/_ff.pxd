@@ -1,14 +1,21 @@
-# mirrors csrc/fastformer.h line for line
-from libc.stdint cimport int32_t, int64_t
+# mirrors csrc/fastformer.h line for line, in its order
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
 
 cdef extern from "fastformer.h" nogil:
-    int FF_OK
-    int FF_ENOMEM
+    # status codes
+    enum:
+        FF_OK
+        FF_ENOMEM
+        FF_EINVAL
 
-    # cpu: feature detection and the dispatch table
-    int FF_ISA_COUNT
-    int FF_F_COUNT
-    int FF_MAX_THREADS
+    # cpu: feature detection, the dispatch tables and the int8 dot choice
+    enum ff_isa:
+        FF_ISA_SCALAR
+        FF_ISA_AVX2
+        FF_ISA_AVX512
+        FF_ISA_COUNT
+    enum:
+        FF_F_COUNT
     int ff_cpu_init()
     int ff_cpu_has(int feature)
     const char *ff_feature_name(int feature)
@@ -16,11 +23,22 @@ cdef extern from "fastformer.h" nogil:
     int ff_isa_usable(int isa)
     int ff_isa_current()
     int ff_isa_select(int isa)
+    int ff_qtype_kernels(int isa, int qtype)
+    int ff_quant_set_vnni(int on)
+    int ff_quant_vnni()
+    enum:
+        FF_DOT256_MADDUBS
+        FF_DOT256_AVXVNNI
+        FF_DOT256_VNNI256
+    int ff_quant_set_dot256(int mode)
+    int ff_quant_dot256()
 
     # threads
     void ff_set_num_threads(int n)
     int ff_get_num_threads()
     int ff_default_num_threads()
+    enum:
+        FF_MAX_THREADS
 
     # matmul
     int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n)
@@ -49,14 +67,22 @@ cdef extern from "fastformer.h" nogil:
                             int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal)
 
     # model forward pass
-    int FF_EINVAL
-    enum: FF_DT_F32
-    enum: FF_ARCH_LLAMA
-    enum: FF_ARCH_GPT2
+    enum ff_dtype:
+        FF_DT_F32
     ctypedef struct ff_tensor:
         const void *data
         int dtype
         int64_t rows, cols
+    enum ff_norm_kind:
+        FF_NORM_RMS
+        FF_NORM_LAYER
+    enum ff_act_kind:
+        FF_ACT_SILU
+        FF_ACT_GELU_TANH
+    enum ff_rope_kind:
+        FF_ROPE_NONE
+        FF_ROPE_HALVES
+        FF_ROPE_INTERLEAVED
     ctypedef struct ff_layer:
         const float *attn_norm_w
         const float *attn_norm_b
@@ -73,10 +99,11 @@ cdef extern from "fastformer.h" nogil:
         const float *q_norm_w
         const float *k_norm_w
     ctypedef struct ff_model:
-        int arch
+        int norm
+        int act
+        int rope
         int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx
         float eps
-        int rope_interleaved
         int64_t window
         const float *tok_emb
         const void *tok_emb_q
@@ -93,7 +120,9 @@ cdef extern from "fastformer.h" nogil:
     ctypedef struct ff_session:
         float *k_cache
         float *v_cache
-        int64_t cap, n_past, max_t
+        int64_t cap
+        int64_t n_past
+        int64_t max_t
         int rope_long
         float *x
         float *h
@@ -107,22 +136,21 @@ cdef extern from "fastformer.h" nogil:
         float *f2
         float *cos
         float *sin
-    void ff_session_sizes(const ff_model *m, int64_t max_t, int64_t sizes[10])
+    int64_t ff_session_bytes(const ff_model *m, int64_t max_t)
+    void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
+                         int64_t max_t)
     int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                          int all_logits)
 
-
-# tokenizer: split scanners and byte-pair encoding
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
-
-cdef extern from "fastformer.h" nogil:
-    int FF_PRETOK_NONE
-    int FF_PRETOK_GPT2
-    int FF_PRETOK_CL100K
-    int FF_PRETOK_O200K
-    int FF_PRETOK_LLAMA3
-    int FF_PRETOK_QWEN2
-    int FF_PRETOK_COUNT
+    # tokenizer: split scanners and byte-pair encoding
+    enum ff_pretok:
+        FF_PRETOK_NONE
+        FF_PRETOK_GPT2
+        FF_PRETOK_CL100K
+        FF_PRETOK_O200K
+        FF_PRETOK_LLAMA3
+        FF_PRETOK_QWEN2
+        FF_PRETOK_COUNT
     int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind)
     const char *ff_unicode_version()
     int ff_unicode_category(uint32_t cp)
@@ -155,19 +183,58 @@ cdef extern from "fastformer.h" nogil:
     int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n)
     void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
 
-
-# quantized weights, ggml-compatible
-from libc.stdint cimport int8_t, int16_t, int64_t, uint16_t
-
-cdef extern from "fastformer.h" nogil:
-    enum:
+    # quantized weights, ggml-compatible
+    enum ff_qtype:
         FF_QT_F32
         FF_QT_F16
         FF_QT_Q4_0
+        FF_QT_Q4_1
+        FF_QT_Q5_0
+        FF_QT_Q5_1
         FF_QT_Q8_0
+        FF_QT_Q8_1
+        FF_QT_Q2_K
+        FF_QT_Q3_K
         FF_QT_Q4_K
+        FF_QT_Q5_K
         FF_QT_Q6_K
+        FF_QT_Q8_K
+        FF_QT_IQ2_XXS
+        FF_QT_IQ2_XS
+        FF_QT_IQ3_XXS
+        FF_QT_IQ1_S
+        FF_QT_IQ4_NL
+        FF_QT_IQ3_S
+        FF_QT_IQ2_S
+        FF_QT_IQ4_XS
+        FF_QT_I8
+        FF_QT_I16
+        FF_QT_I32
+        FF_QT_I64
+        FF_QT_F64
+        FF_QT_IQ1_M
         FF_QT_BF16
+        FF_QT_TQ1_0
+        FF_QT_TQ2_0
+        FF_QT_MXFP4
+        FF_QT_NVFP4
+        FF_QT_Q1_0
+        FF_QT_COUNT
+        FF_QT_R16
+    enum:
+        FF_QF_DEQUANT
+        FF_QF_LINEAR
+        FF_QF_QUANTIZE
+        FF_QF_R16
+    ctypedef struct ff_qtype_info:
+        int id
+        const char *name
+        int64_t block
+        int64_t block_bytes
+        int flags
+        int scale_lo, scale_hi
+    const ff_qtype_info *ff_qtype_get(int qtype)
+    int ff_qtype_has(int qtype, int flags)
     int64_t ff_qtype_block(int qtype)
     int64_t ff_qtype_block_bytes(int qtype)
     int64_t ff_qtype_row_bytes(int qtype, int64_t cols)
@@ -175,7 +242,7 @@ cdef extern from "fastformer.h" nogil:
     int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols)
     int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,
                     int64_t n)
-    void ff_fp32_to_fp16(uint16_t *y, const float *x, int64_t n)
-    void ff_fp16_to_fp32(float *y, const uint16_t *x, int64_t n)
-    int ff_quant_set_vnni(int on)
-    int ff_quant_vnni()
+    void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n)
+    void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n)
+    int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols)
+    int ff_qrepack_r16_pays()

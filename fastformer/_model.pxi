@@ -2,7 +2,7 @@
 # kept alive here); Session owns one sequence's kv cache and scratch.
 
 from libc.stdlib cimport calloc, free
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
 
 cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
@@ -21,7 +21,7 @@ cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? 
 
 
 _HUGE_PAGE = 2 << 20
-_LINEAR_QTYPES = ("q8_0", "q4_0", "q4_k", "q6_k")  # block formats the linear kernels (and embedding rows) take
+_LINEAR_QTYPES = qtype_names(FF_QF_LINEAR)  # block formats the linear kernels (and embedding rows) take, "a/b/.."
 
 
 def hugepages_available():
@@ -110,12 +110,12 @@ cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, o
         t.data = _wptr(keep, arr, shape, name)
         t.dtype = FF_DT_F32
         return 0
-    if not hasattr(arr, "ggml_type") or arr.qtype not in _LINEAR_QTYPES:
-        raise TypeError(f"{name} must be a float32 array or a q8_0/q4_0/q4_k/q6_k QuantizedTensor, got {arr!r}")
+    if not hasattr(arr, "ggml_type") or not ff_qtype_has(arr.ggml_type, FF_QF_LINEAR):
+        raise TypeError(f"{name} must be a float32 array or a {_LINEAR_QTYPES} QuantizedTensor, got {arr!r}")
     if tuple(arr.shape) != shape:
         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
     t.dtype = arr.ggml_type
-    if arr.qtype in ("q8_0", "q4_0") and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
+    if ff_qtype_has(arr.ggml_type, FF_QF_R16) and shape[0] % 16 == 0 and ff_qrepack_r16_pays():
         # an owned copy in the layout the vnni decode kernels read fastest (the same number of bytes);
         # holder[key] keeps the ggml layout (save_gguf writes it), its file pages dropped
         out = None if arena is None else arena.take(arr.data.nbytes).reshape(arr.data.shape)
@@ -152,8 +152,10 @@ def _drop_file_pages(a):
         b.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
-_ARCH_KINDS = {("rms", "silu"): FF_ARCH_LLAMA, ("layer", "gelu_tanh"): FF_ARCH_GPT2}  # (norm, act) -> C switch
-_ROPE_KINDS = {"interleaved": 1, "halves": 0, "none": 0}
+# the forward pass's switches by name -> their C enums
+NORM_KINDS = {"rms": FF_NORM_RMS, "layer": FF_NORM_LAYER}
+ACT_KINDS = {"silu": FF_ACT_SILU, "gelu_tanh": FF_ACT_GELU_TANH}  # silu: a gated (swiglu) mlp
+ROPE_KINDS = {"none": FF_ROPE_NONE, "halves": FF_ROPE_HALVES, "interleaved": FF_ROPE_INTERLEAVED}
 
 
 cdef class ModelCore:
@@ -182,19 +184,21 @@ cdef class ModelCore:
         cdef int64_t hd = cfg["head_dim"], f = cfg["d_ff"], V = cfg["vocab"], ctx = cfg["max_ctx"]
         if min(L, d, nh, nkv, hd, f, V, ctx) <= 0 or nh % nkv or len(layers) != L:
             raise ValueError(f"invalid model dimensions {cfg}")
-        kinds = (cfg["norm"], cfg["act"])
-        if kinds not in _ARCH_KINDS or cfg["rope"] not in _ROPE_KINDS:
+        if cfg["norm"] not in NORM_KINDS or cfg["act"] not in ACT_KINDS or cfg["rope"] not in ROPE_KINDS:
             raise ValueError(f"unsupported model kinds norm={cfg['norm']!r} act={cfg['act']!r} rope={cfg['rope']!r}")
+        if cfg["rope"] != "none" and w.get("rope_inv_freq") is None:
+            raise ValueError(f"rope={cfg['rope']!r} needs rope_inv_freq")
         w = dict(w)
         layers = [dict(lw) for lw in layers]
         self.weights, self.layers = w, layers
         self.dims = dict(cfg)
         self.hugepages = hugepages
-        self.m.arch = _ARCH_KINDS[kinds]
+        self.m.norm = NORM_KINDS[cfg["norm"]]
+        self.m.act = ACT_KINDS[cfg["act"]]
+        self.m.rope = ROPE_KINDS[cfg["rope"]]
         self.m.n_layers, self.m.d, self.m.n_heads, self.m.n_kv_heads = L, d, nh, nkv
         self.m.head_dim, self.m.d_ff, self.m.vocab, self.m.max_ctx = hd, f, V, ctx
         self.m.eps = cfg["eps"]
-        self.m.rope_interleaved = _ROPE_KINDS[cfg["rope"]]
         self.m.window = cfg["window"]
         k = self.keep
         arena = _Arena(_arena_bytes(w, layers)) if hugepages else None
@@ -205,8 +209,8 @@ cdef class ModelCore:
         te = w["tok_emb"]
         cdef const unsigned char[:, ::1] te_raw
         if hasattr(te, "ggml_type"):  # a block-format table stays so: one row is dequantized per token
-            if te.qtype not in _LINEAR_QTYPES or tuple(te.shape) != (V, d):
-                raise ValueError(f"token embeddings: expected a ({V}, {d}) q8_0/q4_0/q4_k/q6_k table, got {te!r}")
+            if not ff_qtype_has(te.ggml_type, FF_QF_LINEAR) or tuple(te.shape) != (V, d):
+                raise ValueError(f"token embeddings: expected a ({V}, {d}) {_LINEAR_QTYPES} table, got {te!r}")
             te_raw = te.data
             k.append(te)
             self.m.tok_emb = NULL
@@ -251,8 +255,8 @@ cdef class ModelCore:
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
             ly.q_norm_w = _wptr(k, lw.get("q_norm_w"), (hd,), p + "q norm weight")
             ly.k_norm_w = _wptr(k, lw.get("k_norm_w"), (hd,), p + "k norm weight")
-        if self.m.arch == FF_ARCH_LLAMA and any(lw.get("w_gate") is None for lw in layers):
-            raise ValueError("a gated (llama-style) mlp needs a gate projection in every layer")
+        if self.m.act == FF_ACT_SILU and any(lw.get("w_gate") is None for lw in layers):
+            raise ValueError("a gated (silu) mlp needs a gate projection in every layer")
         self.m.layers = self.c_layers
 
 
@@ -260,8 +264,8 @@ cdef class Session:
     """One sequence's kv cache and scratch; forward() runs new tokens and returns their logits."""
     cdef ff_session s
     cdef ModelCore core
-    cdef list bufs
     cdef object k_cache, v_cache
+    cdef readonly object scratch  # uint8 (ff_session_bytes,): every scratch buffer of the forward pass
 
     def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
         cdef ff_model *m = &core.m
@@ -278,26 +282,12 @@ cdef class Session:
         else:
             self.k_cache = np.zeros(shape, dtype=np.float32)
             self.v_cache = np.zeros(shape, dtype=np.float32)
-        cdef int64_t sizes[10]
-        ff_session_sizes(m, max_t, sizes)
-        self.bufs = [np.empty(max(sizes[i], 1), dtype=np.float32) for i in range(10)]
-        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
-        self.bufs.append(np.empty(max_t * max(m.head_dim // 2, 1), dtype=np.float32))
-        cdef float *p[12]
-        cdef float[::1] view
-        for i in range(12):
-            view = self.bufs[i]
-            p[i] = &view[0]
-        self.s.x, self.s.h, self.s.q, self.s.att, self.s.qt, self.s.ot = p[0], p[1], p[2], p[3], p[4], p[5]
-        self.s.k, self.s.v, self.s.f1, self.s.f2, self.s.cos, self.s.sin = p[6], p[7], p[8], p[9], p[10], p[11]
-        view = self.k_cache.reshape(-1)
-        self.s.k_cache = &view[0]
-        view = self.v_cache.reshape(-1)
-        self.s.v_cache = &view[0]
-        self.s.cap = capacity
-        self.s.max_t = max_t
-        self.s.n_past = 0
-        self.s.rope_long = 0
+        # C sizes the scratch from the model's dimensions and carves its buffers out of this one array
+        self.scratch = np.empty(ff_session_bytes(m, max_t), dtype=np.uint8)
+        cdef uint8_t[::1] buf = self.scratch
+        cdef float[::1] kc = self.k_cache.reshape(-1)
+        cdef float[::1] vc = self.v_cache.reshape(-1)
+        ff_session_init(&self.s, m, &buf[0], &kc[0], &vc[0], capacity, max_t)
 
     @property
     def n_past(self):

@@ -4,18 +4,42 @@
 from libc.stdint cimport uint8_t, uint16_t
 
 
-QTYPE_IDS = {
-    "f32": FF_QT_F32, "f16": FF_QT_F16, "bf16": FF_QT_BF16, "q8_0": FF_QT_Q8_0, "q4_0": FF_QT_Q4_0,
-    "q4_k": FF_QT_Q4_K, "q6_k": FF_QT_Q6_K,
-}
-QTYPE_R16 = FF_QT_R16  # flag on a q8_0/q4_0 id: W in the r16 layout (repack_r16)
+QF_DEQUANT = FF_QF_DEQUANT    # dequantize_rows takes the type
+QF_LINEAR = FF_QF_LINEAR      # linear_q has dot kernels for it (and a model takes it for weights and embeddings)
+QF_QUANTIZE = FF_QF_QUANTIZE  # quantize_rows writes it
+QF_R16 = FF_QF_R16            # repack_r16 takes it and linear_q takes it | QTYPE_R16
 
-cdef extern from "fastformer.h" nogil:
-    enum: FF_QT_R16
-    int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols)
-    int ff_qrepack_r16_pays()
-    int ff_quant_set_dot256(int mode)
-    int ff_quant_dot256()
+
+def _qtype_table():
+    cdef const ff_qtype_info *q
+    rows = []
+    for i in range(FF_QT_COUNT):
+        q = ff_qtype_get(i)
+        if q != NULL:
+            rows.append((q.id, q.name.decode(), q.block, q.block_bytes, q.flags, q.scale_lo, q.scale_hi))
+    return tuple(rows)
+
+
+# every ggml type id gguf files may hold, by id: (id, name, weights per block, bytes per block, QF_* flags,
+# (lo, hi) byte range of the fp16 scales in a block or (0, 0)), from csrc/ff_qtype.c
+QTYPE_TABLE = _qtype_table()
+QTYPE_IDS = {row[1]: row[0] for row in QTYPE_TABLE if row[4] & QF_DEQUANT}  # the types fastformer can read
+QTYPE_R16 = FF_QT_R16  # flag on a QF_R16 id: W in the r16 layout (repack_r16)
+
+
+def qtype_names(int flags):
+    """Names of the types with every flag in `flags`, most bits per weight first, as "q8_0/q4_0"."""
+    rows = sorted((row for row in QTYPE_TABLE if row[4] & flags == flags), key=lambda row: -row[3] / row[2])
+    return "/".join(row[1] for row in rows)
+
+
+def qtype_kernels(str isa, int qtype):
+    """The QF_* flags of ggml type `qtype` whose kernels every dispatch table of ISA path `isa` has (one table
+    per int8 dot); for a type of QTYPE_TABLE they equal its flags."""
+    names = isa_names()
+    if isa not in names:
+        raise ValueError(f"unknown ISA {isa!r}; known: {', '.join(names)}")
+    return ff_qtype_kernels(names.index(isa), qtype)
 
 
 def qtype_block(int qtype):
@@ -45,7 +69,7 @@ cdef object _qdata(object data, int qtype, int64_t cols, str name):
 
 
 def quantize_rows(w, int qtype):
-    """w (rows, cols) float32 -> uint8 (rows, row_bytes) blocks of ggml type `qtype` (q8_0, q4_0, f16, bf16, f32)."""
+    """w (rows, cols) float32 -> uint8 (rows, row_bytes) blocks of ggml type `qtype` (a QF_QUANTIZE type)."""
     w = _f32(w, "w", 2)
     cdef int64_t rows = w.shape[0], cols = w.shape[1]
     out = np.empty((rows, qtype_row_bytes(qtype, cols)), dtype=np.uint8)
@@ -57,7 +81,7 @@ def quantize_rows(w, int qtype):
     with nogil:
         rc = ff_quantize(&o_[0, 0], _cp(w_), qtype, rows, cols)
     if rc != FF_OK:
-        raise ValueError(f"cannot quantize to ggml type {qtype}: only q8_0, q4_0, f16, bf16 and f32 have quantizers")
+        raise ValueError(f"cannot quantize to ggml type {qtype}: only {qtype_names(FF_QF_QUANTIZE)} have quantizers")
     return out
 
 
@@ -70,17 +94,20 @@ def dequantize_rows(data, int qtype, int64_t cols):
         return out
     cdef const uint8_t[:, ::1] d_ = data
     cdef float[::1] o_ = out.reshape(-1)
+    cdef int rc
     with nogil:
-        ff_dequantize(&o_[0], &d_[0, 0], qtype, rows, cols)
+        rc = ff_dequantize(&o_[0], &d_[0, 0], qtype, rows, cols)
+    if rc != FF_OK:
+        raise ValueError(f"cannot dequantize ggml type {qtype}: only {qtype_names(FF_QF_DEQUANT)} have dequantizers")
     return out
 
 
 def repack_r16(data, int qtype, int64_t cols, *, out=None):
-    """q8_0/q4_0 blocks (rows, row_bytes), rows a multiple of 16 -> the same bytes in the r16 layout, which
+    """Blocks of a QF_R16 type (q8_0, q4_0) (rows, row_bytes), rows a multiple of 16 -> the same bytes in the r16 layout, which
     linear_q takes as qtype | QTYPE_R16 (the layout the AVX-512 VNNI decode kernels read fastest); written
     into `out` (a uint8 array of data's shape) if given."""
-    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0):
-        raise ValueError(f"repack_r16: ggml type {qtype} is not q8_0 or q4_0")
+    if not ff_qtype_has(qtype, FF_QF_R16):
+        raise ValueError(f"repack_r16: ggml type {qtype} is not {qtype_names(FF_QF_R16).replace('/', ' or ')}")
     data = _qdata(data, qtype, cols, "w")
     cdef int64_t rows = data.shape[0]
     if rows % 16:
@@ -106,15 +133,15 @@ def repack_r16_pays():
 
 
 def linear_q(x, data, int qtype, int64_t cols, bias=None, *, out=None):
-    """x (M, K) @ W.T + bias for W (N, K) given as uint8 (N, row_bytes) blocks of ggml type `qtype` (q8_0 and
-    q4_0 may carry QTYPE_R16 for data from repack_r16)."""
+    """x (M, K) @ W.T + bias for W (N, K) given as uint8 (N, row_bytes) blocks of ggml type `qtype` (a QF_LINEAR
+    type; QF_R16 ones may carry QTYPE_R16 for data from repack_r16)."""
     x = _f32(x, "x", 2)
     cdef int base = qtype & ~FF_QT_R16
     data = _qdata(data, base, cols, "w")
     cdef int64_t m = x.shape[0], k = x.shape[1], n = data.shape[0]
     if k != cols:
         raise ValueError(f"linear: x has shape {x.shape} and w has shape ({n}, {cols}); w must be (N, {k})")
-    if qtype not in (FF_QT_Q8_0, FF_QT_Q4_0, FF_QT_Q4_K, FF_QT_Q6_K, FF_QT_Q8_0 | FF_QT_R16, FF_QT_Q4_0 | FF_QT_R16):
+    if not ff_qtype_has(base, FF_QF_LINEAR | (FF_QF_R16 if qtype & FF_QT_R16 else 0)):
         raise ValueError(f"linear: no quantized kernel for ggml type {qtype}; dequantize() the weight first")
     if qtype & FF_QT_R16 and n % 16:
         raise ValueError(f"linear: an r16 w has {n} rows, expected a multiple of 16")
@@ -152,7 +179,7 @@ def fp32_to_fp16(x):
     cdef uint16_t[::1] o_ = out.reshape(-1)
     cdef const float[::1] x_ = x.reshape(-1)
     with nogil:
-        ff_fp32_to_fp16(&o_[0], &x_[0], x_.shape[0])
+        ff_fp32_to_fp16_row(&o_[0], &x_[0], x_.shape[0])
     return out
 
 
@@ -167,7 +194,7 @@ def fp16_to_fp32(h):
     cdef float[::1] o_ = out.reshape(-1)
     cdef const uint16_t[::1] h_ = h.reshape(-1)
     with nogil:
-        ff_fp16_to_fp32(&o_[0], &h_[0], h_.shape[0])
+        ff_fp16_to_fp32_row(&o_[0], &h_[0], h_.shape[0])
     return out
 
 

@@ -16,6 +16,7 @@ import struct
 
 import numpy as np
 
+from fastformer import _core
 from fastformer.arch import GGUF_EPS_KEY, GGUF_KEYS, GGUF_NAMES, arch_for_gguf
 from fastformer.checkpoint import (
     MAX_SIZE,
@@ -66,29 +67,8 @@ _NP_SCALARS = {
     T_F64: "<f8",
 }
 
-# ggml tensor types: name, elements per block, bytes per block
-GGML_TYPES = {
-    0: ("F32", 1, 4),
-    1: ("F16", 1, 2),
-    2: ("Q4_0", 32, 18),
-    3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24),
-    8: ("Q8_0", 32, 34),
-    9: ("Q8_1", 32, 36),
-    10: ("Q2_K", 256, 84),
-    11: ("Q3_K", 256, 110),
-    12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176),
-    14: ("Q6_K", 256, 210),
-    15: ("Q8_K", 256, 292),
-    24: ("I8", 1, 1),
-    25: ("I16", 1, 2),
-    26: ("I32", 1, 4),
-    27: ("I64", 1, 8),
-    28: ("F64", 1, 8),
-    30: ("BF16", 1, 2),
-}
+# ggml tensor types: id -> (name, elements per block, bytes per block), every id a file may hold
+GGML_TYPES = {tid: (name.upper(), block, nbytes) for tid, name, block, nbytes, *_ in _core.QTYPE_TABLE}
 
 
 class TensorInfo:
@@ -272,7 +252,8 @@ class GGUFFile:
 
 # ---- a model from a GGUF file: the metadata keys and tensor names come from fastformer.arch ----
 
-QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_K", "Q6_K")  # block formats the linear kernels run directly
+# block formats the linear kernels run directly
+QUANT_TYPES = tuple(_core.qtype_names(_core.QF_LINEAR).upper().split("/"))
 
 
 def _weight(f, name, shape, matrix=False):
@@ -434,7 +415,7 @@ def load(path, max_context=None):
 
 
 # byte range of the float16 scales (d, and dmin where there is one) inside each block
-_SCALE_BYTES = {"q8_0": (0, 2), "q4_0": (0, 2), "q4_k": (0, 4), "q6_k": (208, 210)}
+_SCALE_BYTES = {name: (lo, hi) for _, name, _, _, flags, lo, hi in _core.QTYPE_TABLE if flags & _core.QF_LINEAR}
 
 
 def _require_finite_scales(qt, where):

@@ -19,10 +19,14 @@ from fastformer.errors import UnsupportedError
 
 __all__ = ["QTYPES", "QuantizedTensor", "linear", "quantize"]
 
-# name -> (ggml type id, weights per block, bytes per block)
-QTYPES = {name: (tid,) + _core.qtype_block(tid) for name, tid in _core.QTYPE_IDS.items()}
-_QUANTIZABLE = ("q8_0", "q4_0", "f16", "bf16", "f32")
-_LINEAR = ("q8_0", "q4_0", "q4_k", "q6_k")
+# name -> (ggml type id, weights per block, bytes per block) of every type fastformer reads (_core.QTYPE_TABLE)
+QTYPES = {
+    name: (tid, block, nbytes)
+    for tid, name, block, nbytes, flags, _, _ in _core.QTYPE_TABLE
+    if flags & _core.QF_DEQUANT
+}
+_QUANTIZABLE = tuple(_core.qtype_names(_core.QF_QUANTIZE).split("/"))  # most bits per weight first
+_LINEAR = tuple(_core.qtype_names(_core.QF_LINEAR).split("/"))
 
 
 def _qtype_name(qtype):
@@ -111,7 +115,7 @@ def _row_bytes(qtype, cols):
 
 
 def quantize(w, qtype):
-    """Quantize a (rows, cols) float matrix to `qtype` ("q8_0", "q4_0", "f16", "bf16" or "f32").
+    """Quantize a (rows, cols) float matrix to `qtype` ("q8_0", "q4_0", "f16", "bf16" or "f32": `_QUANTIZABLE`).
 
     Float64 and float16 inputs are converted to float32 first, as the gguf package does; the bytes equal
     its reference quantizers'. cols must be a multiple of the block size (32 for q8_0 and q4_0).
@@ -136,7 +140,7 @@ def quantize(w, qtype):
 
 
 def linear(x, w, bias=None, *, out=None):
-    """x (..., K) @ w.T + bias for a QuantizedTensor w (N, K) in q8_0, q4_0, q4_k or q6_k.
+    """x (..., K) @ w.T + bias for a QuantizedTensor w (N, K) in a type with dot kernels (q8_0, q4_0, q4_k, q6_k).
 
     x is quantized to int8 per 32 values (one float scale each) and multiplied with int8 dot products;
     each output row is computed independently of the thread count.
@@ -158,4 +162,4 @@ def linear(x, w, bias=None, *, out=None):
 
 
 # block formats Model.load(quantize=...) writes: the ones with a quantizer and a linear kernel
-QUANTIZABLE_AT_LOAD = tuple(q for q in _QUANTIZABLE if q in _LINEAR)
+QUANTIZABLE_AT_LOAD = tuple(_core.qtype_names(_core.QF_QUANTIZE | _core.QF_LINEAR).split("/"))

@@ -1,0 +1,66 @@
+"""A session's scratch: sized by C (ff_session_bytes) from the model's dimensions, owned by Python, carved by
+ff_session_init."""
+
+import numpy as np
+import pytest
+
+from fastformer import _core
+
+
+def _core_model(d=64, nh=4, nkv=2, hd=16, f=96, vocab=50, ctx=32, layers=2, rope="halves"):
+    rng = np.random.default_rng(0)
+
+    def m(*shape):
+        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+    w = {"tok_emb": m(vocab, d), "lm_head": m(vocab, d), "norm_w": np.ones(d, np.float32)}
+    if rope != "none":
+        w["rope_inv_freq"] = (10000.0 ** (-np.arange(0, hd, 2) / hd)).astype(np.float32)
+    ly = [
+        {"attn_norm_w": np.ones(d, np.float32), "ffn_norm_w": np.ones(d, np.float32), "wq": m(nh * hd, d),
+         "wk": m(nkv * hd, d), "wv": m(nkv * hd, d), "wo": m(d, nh * hd), "w_gate": m(f, d), "w_up": m(f, d),
+         "w_down": m(d, f)}
+        for _ in range(layers)
+    ]  # fmt: skip
+    cfg = dict(n_layers=layers, d=d, n_heads=nh, n_kv_heads=nkv, head_dim=hd, d_ff=f, vocab=vocab, max_ctx=ctx,
+               eps=1e-5, window=0, norm="rms", act="silu", rope=rope)  # fmt: skip
+    return _core.ModelCore(cfg, w, ly)
+
+
+def _want_bytes(d, nh, nkv, hd, f, max_t):
+    floats = [d, d, nh * hd, nh * hd, nh * hd, nh * hd, nkv * hd, nkv * hd, f, f, hd // 2, hd // 2]
+    return 64 + sum(-(-4 * max_t * n // 64) * 64 for n in floats)
+
+
+@pytest.mark.parametrize("max_t", [1, 7, 32])
+@pytest.mark.parametrize("dims", [(64, 4, 2, 16, 96), (40, 5, 1, 8, 72), (32, 2, 2, 16, 33)])
+def test_scratch_bytes(dims, max_t):
+    d, nh, nkv, hd, f = dims
+    s = _core.Session(_core_model(d, nh, nkv, hd, f), 32, max_t)
+    assert s.scratch.dtype == np.uint8 and s.scratch.nbytes == _want_bytes(d, nh, nkv, hd, f, max_t)
+    assert (s.n_past, s.capacity, s.max_t) == (0, 32, max_t)
+
+
+def test_carved_buffers_hold_a_full_call():
+    # a forward of max_t tokens fills every carved buffer; its logits equal one token at a time
+    core = _core_model(40, 5, 1, 8, 72)
+    ids = [3, 1, 4, 1, 5, 9, 2]
+    full = _core.Session(core, 32, len(ids)).forward(ids, all_logits=True)
+    step = _core.Session(core, 32, 1)
+    rows = [step.forward([i])[0] for i in ids]
+    np.testing.assert_allclose(full, np.stack(rows), rtol=1e-4, atol=1e-5)
+
+
+def test_named_kinds():
+    assert _core.NORM_KINDS.keys() == {"rms", "layer"}
+    assert _core.ACT_KINDS.keys() == {"silu", "gelu_tanh"}
+    assert _core.ROPE_KINDS.keys() == {"none", "halves", "interleaved"}
+    assert len(set(_core.ROPE_KINDS.values())) == 3
+    core = _core_model()
+    for key in ("norm", "act", "rope"):
+        with pytest.raises(ValueError, match="unsupported model kinds"):
+            _core.ModelCore({**core.dims, key: "spiral"}, core.weights, core.layers)
+    with pytest.raises(ValueError, match="needs rope_inv_freq"):
+        _core.ModelCore(core.dims, {k: v for k, v in core.weights.items() if k != "rope_inv_freq"}, core.layers)
+    out = _core.Session(_core_model(rope="none"), 8, 2).forward([1, 2])
+    assert out.shape == (1, 50) and np.isfinite(out).all()
