@@ -94,6 +94,9 @@ int ff_attention_f32(float *o, const float *q, const float *k, const float *v, i
 // the same with k, v heads kv_rows rows apart (>= tk): a kv cache of capacity kv_rows holding tk positions
 int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                         int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal);
+// as ff_attention_kv_f32 with soft-capped scores: s -> softcap * tanh(s / softcap) before the softmax (0 = none)
+int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
+                            int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal);
 
 // ---- model forward pass (ff_model.c) ----
 enum ff_dtype { FF_DT_F32 = 0 };  // or a ggml block type id of enum ff_qtype (q8_0, q4_0, q4_k, q6_k)
@@ -118,9 +121,13 @@ typedef struct ff_layer {
     ff_tensor wq, wk, wv, wo;                // (h*hd, d), (hkv*hd, d), (hkv*hd, d), (d, h*hd)
     const float *bq, *bk, *bv, *bo;          // biases or NULL
     const float *ffn_norm_w, *ffn_norm_b;    // (d,)
-    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); no gate unless act is FF_ACT_SILU
+    ff_tensor w_gate, w_up, w_down;          // (f, d), (f, d), (d, f); no gate (data NULL): act(up) alone
     const float *b_up, *b_down;              // biases or NULL
     const float *q_norm_w, *k_norm_w;        // (hd,) per-head rms norm of q and k before rope (qwen3), or NULL
+    const float *attn_post_norm_w;           // (d,) norm of the attention output before the residual, or NULL
+    const float *ffn_post_norm_w;            // (d,) norm of the mlp output before the residual, or NULL
+    int64_t window;                          // sliding-window span of this layer, 0 = none
+    const float *rope_inv_freq;              // (rope_dim/2,) this layer's own rotary set, NULL = the model's
 } ff_layer;
 
 typedef struct ff_model {
@@ -129,7 +136,7 @@ typedef struct ff_model {
     int rope;  // enum ff_rope_kind
     int64_t n_layers, d, n_heads, n_kv_heads, head_dim, d_ff, vocab, max_ctx;
     float eps;              // norm epsilon
-    int64_t window;         // sliding-window attention span, 0 = none
+    int64_t window;         // sliding-window span of layers that do not set their own (ModelCore sets every layer's)
     const float *tok_emb;   // (vocab, d), or NULL when the table is in a block format:
     const void *tok_emb_q;  // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
     int tok_emb_qtype;
@@ -140,6 +147,10 @@ typedef struct ff_model {
     const float *rope_inv_freq_long;  // (rope_dim/2,) longrope's set for sessions with rope_long, or NULL
     int64_t rope_dim;                 // rotated dims at the start of each head (partial rotary), <= head_dim
     float rope_attn_factor;           // cos and sin are scaled by this (longrope), 1 = none
+    float emb_scale;                  // embeddings are multiplied by this (gemma), 0 = not scaled
+    float attn_scale;                 // attention scores are multiplied by this, 0 = 1/sqrt(head_dim)
+    float attn_softcap;               // scores -> cap * tanh(scores / cap) before the softmax, 0 = none
+    float final_softcap;              // logits -> cap * tanh(logits / cap), 0 = none
     const ff_layer *layers;           // (n_layers,)
 } ff_model;
 
@@ -151,7 +162,8 @@ typedef struct ff_session {
     int64_t max_t;             // most tokens one forward call may take
     int rope_long;             // rotate with rope_inv_freq_long (longrope past its pretraining length)
     float *x, *h;              // (max_t, d)
-    float *q, *att, *qt, *ot;  // (max_t, n_heads*head_dim)
+    float *q, *qt, *ot;        // (max_t, n_heads*head_dim)
+    float *att;                // (max_t, max(n_heads*head_dim, d))
     float *k, *v;              // (max_t, n_kv_heads*head_dim)
     float *f1, *f2;            // (max_t, d_ff)
     float *cos, *sin;          // (max_t, head_dim/2)

@@ -495,7 +495,7 @@ typedef struct {
     float *o;
     const float *q, *k, *v;
     int64_t h, hkv, tq, tk, d, kvs, group, bq, nqb, nsplit, nitems, ldo;  // kvs: rows between kv heads
-    float scale;
+    float scale, softcap;  // softcap > 0: scores -> softcap * tanh(scores / softcap) before the softmax
     int causal, dot;
     size_t scratch;  // bytes of per-thread scratch
     float *part;     // split decodes: (nitems, rows, ldo + 2) partial outputs, maxima and sums
@@ -504,6 +504,11 @@ typedef struct {
 } attn_ctx;
 
 static size_t al64(size_t floats) { return (floats * sizeof(float) + 63) & ~(size_t)63; }
+
+// s (n,) -> cap * tanh(s / cap), gemma 2's soft-capping of attention scores
+static void softcap_scores(float *s, int64_t n, float cap) {
+    for (int64_t i = 0; i < n; i++) s[i] = cap * tanhf(s[i] / cap);
+}
 
 // rows of an item: r = (query head gi of the group) * nq + query ii
 static const float *qrow(const attn_ctx *c, int64_t g, int64_t i0, int64_t nq, int64_t r) {
@@ -532,6 +537,7 @@ static void attn_block(const ff_kernels *kern, const attn_ctx *c, char *buf, int
         int64_t nb = FF_MIN(BK, nk - j0);
         const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
         kern->attn_qk_f32(st, qt, kb, mp, nb, d);
+        if (c->softcap > 0.0f) softcap_scores(st, mp * nb, c->softcap);
         kern->attn_softmax_f32(st, mx, l, alpha, c->causal && j0 + nb - 1 > first ? pos : NULL, j0, mp, nb);
         kern->attn_pv_f32(ob, alpha, st, 1, mp, vb, m, nb, d, ldo);
     }
@@ -562,6 +568,7 @@ static void attn_dot(const ff_kernels *kern, const attn_ctx *c, char *buf, int64
         int64_t nb = FF_MIN(BK_DOT, jb - j0);
         const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
         kern->attn_qk_dot_f32(s, qs, kb, m, nb, d);
+        if (c->softcap > 0.0f) softcap_scores(s, m * nb, c->softcap);
         for (int64_t r = 0; r < m; r++) {
             // causal: row r sees keys up to its position
             int64_t nv = c->causal ? FF_MAX(0, FF_MIN(nb, first + r % nq + 1 - j0)) : nb;
@@ -636,6 +643,12 @@ int ff_attention_f32(float *o, const float *q, const float *k, const float *v, i
 
 int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv, int64_t tq,
                         int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal) {
+    return ff_attention_kv_cap_f32(o, q, k, v, h, hkv, tq, tk, kv_rows, d, scale, 0.0f, causal);
+}
+
+int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
+                            int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap,
+                            int causal) {
     attn_ctx c = {.o = o,
                   .q = q,
                   .k = k,
@@ -647,6 +660,7 @@ int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v
                   .kvs = kv_rows,
                   .d = d,
                   .scale = scale,
+                  .softcap = softcap,
                   .causal = causal};
     if (h == 0 || tq == 0 || d == 0) return FF_OK;
     c.group = h / hkv;

@@ -48,8 +48,8 @@ static void session_bufs(ff_session *s, float **bufs[FF_SESSION_BUFS]) {
 
 static void session_floats(const ff_model *m, int64_t max_t, int64_t n[FF_SESSION_BUFS]) {
     int64_t d = max_t * m->d, hd = max_t * m->n_heads * m->head_dim, kvd = max_t * m->n_kv_heads * m->head_dim;
-    int64_t f = max_t * m->d_ff, half = max_t * (m->head_dim / 2);
-    int64_t s[FF_SESSION_BUFS] = {d, d, hd, hd, hd, hd, kvd, kvd, f, f, half, half};
+    int64_t f = max_t * m->d_ff, half = max_t * (m->head_dim / 2), att = FF_MAX(hd, d);  // att: post-norm scratch
+    int64_t s[FF_SESSION_BUFS] = {d, d, hd, att, hd, hd, kvd, kvd, f, f, half, half};
     memcpy(n, s, sizeof(s));
 }
 
@@ -87,6 +87,38 @@ static void norm_heads(const ff_model *m, float *x, float *tmp, const float *w, 
     memcpy(x, tmp, (size_t)(rows * m->head_dim) * sizeof(float));
 }
 
+// cos/sin tables (t, rope_dim/2) of the new positions for the inverse frequencies inv, scaled for longrope
+static void rope_table(const ff_model *m, ff_session *s, const float *inv, int64_t t) {
+    int64_t rh = m->rope_dim / 2;
+    for (int64_t i = 0; i < t; i++) {
+        int64_t p = s->n_past + i;
+        ff_rope_table_f32(s->cos + i * rh, s->sin + i * rh, &p, inv, 1, rh);
+    }
+    if (m->rope_attn_factor != 1.0f)
+        for (int64_t j = 0; j < t * rh; j++) {
+            s->cos[j] *= m->rope_attn_factor;
+            s->sin[j] *= m->rope_attn_factor;
+        }
+}
+
+// x (t, d) += h, or += rms_norm(h) by w (gemma's post-norms; s->att is free scratch here)
+static void add_residual(const ff_model *m, ff_session *s, const float *w, int64_t t) {
+    const float *h = s->h;
+    if (w) {
+        ff_norm_rms_f32(s->att, s->h, w, m->eps, t, m->d);
+        h = s->att;
+    }
+    for (int64_t j = 0; j < t * m->d; j++) s->x[j] += h[j];
+}
+
+// y (n,) = act(y) in place: silu or gelu-tanh
+static void activate(const ff_model *m, float *y, int64_t n) {
+    if (m->act == FF_ACT_GELU_TANH)
+        ff_gelu_tanh_f32(y, y, n);
+    else
+        ff_silu_f32(y, y, n);
+}
+
 // rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
 static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
     int64_t half = m->rope_dim / 2;
@@ -102,18 +134,19 @@ static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
 }
 
 // attention of q (t, nh, hd) over the layer's cache positions [0, n_past + t) -> att (t, nh, hd)
-static int attend(const ff_model *m, ff_session *s, const float *kc, const float *vc, int64_t t) {
+static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const float *kc, const float *vc, int64_t t) {
     int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
     int64_t tk = s->n_past + t, lo = 0;
     // a sliding window keeps the last `window` keys of the newest query; the caller feeds one token per call
     // once the window is full, so this bound is exact for every query
-    if (m->window > 0 && tk > m->window) lo = tk - m->window;
+    if (L->window > 0 && tk > L->window) lo = tk - L->window;
     // (t, nh, hd) -> (nh, t, hd)
     for (int64_t i = 0; i < t; i++)
         for (int64_t h = 0; h < nh; h++)
             memcpy(s->qt + (h * t + i) * hd, s->q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
-    int rc = ff_attention_kv_f32(s->ot, s->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd,
-                                 1.0f / sqrtf((float)hd), 1);
+    float scale = m->attn_scale > 0.0f ? m->attn_scale : 1.0f / sqrtf((float)hd);
+    int rc = ff_attention_kv_cap_f32(s->ot, s->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd, scale,
+                                     m->attn_softcap, 1);
     if (rc != FF_OK) return rc;
     // (nh, t, hd) -> (t, nh, hd)
     for (int64_t i = 0; i < t; i++)
@@ -139,24 +172,20 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if (m->pos_emb)
             for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
     }
-    // rotary angles of the new positions (the first rope_dim dims of each head), scaled for longrope
-    if (m->rope != FF_ROPE_NONE) {
-        int64_t rh = m->rope_dim / 2;
-        const float *inv = s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long : m->rope_inv_freq;
-        for (int64_t i = 0; i < t; i++) {
-            int64_t p = s->n_past + i;
-            ff_rope_table_f32(s->cos + i * rh, s->sin + i * rh, &p, inv, 1, rh);
-        }
-        if (m->rope_attn_factor != 1.0f)
-            for (int64_t j = 0; j < t * rh; j++) {
-                s->cos[j] *= m->rope_attn_factor;
-                s->sin[j] *= m->rope_attn_factor;
-            }
-    }
+    if (m->emb_scale != 0.0f)
+        for (int64_t j = 0; j < t * d; j++) s->x[j] *= m->emb_scale;
+    const float *model_inv = s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long : m->rope_inv_freq;
+    const float *table_inv = NULL;  // the set the cos/sin tables hold
 
     for (int64_t l = 0; l < m->n_layers; l++) {
         const ff_layer *L = &m->layers[l];
         float *kc = s->k_cache + l * layer_stride, *vc = s->v_cache + l * layer_stride;
+        // rotary angles of the new positions for this layer's set (most models have one, computed once)
+        const float *inv = L->rope_inv_freq ? L->rope_inv_freq : model_inv;
+        if (m->rope != FF_ROPE_NONE && inv != table_inv) {
+            rope_table(m, s, inv, t);
+            table_inv = inv;
+        }
 
         // attention block: h = norm(x); q, k, v projections; rope; append k, v to the cache
         norm(m, s->h, s->x, L->attn_norm_w, L->attn_norm_b, t);
@@ -173,32 +202,35 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
                 memcpy(kc + at, s->k + i * kvd + g * hd, (size_t)hd * sizeof(float));
                 memcpy(vc + at, s->v + i * kvd + g * hd, (size_t)hd * sizeof(float));
             }
-        if ((rc = attend(m, s, kc, vc, t))) return rc;
-        // x += att @ wo^T
+        if ((rc = attend(m, s, L, kc, vc, t))) return rc;
+        // x += post_norm(att @ wo^T)
         if ((rc = linear(s->h, s->att, &L->wo, L->bo, t))) return rc;
-        for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
+        add_residual(m, s, L->attn_post_norm_w, t);
 
-        // mlp block: h = norm(x); gelu or swiglu; x += down projection
+        // mlp block: h = norm(x); act(up) or act(gate) * up; x += post_norm(down projection)
         norm(m, s->h, s->x, L->ffn_norm_w, L->ffn_norm_b, t);
-        if (m->act == FF_ACT_GELU_TANH) {
+        if (!L->w_gate.data) {
             if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
-            ff_gelu_tanh_f32(s->f1, s->f1, t * f);
+            activate(m, s->f1, t * f);
         } else {
             float *ug[2] = {s->f1, s->f2};
             const ff_tensor *wug[2] = {&L->w_up, &L->w_gate};
             const float *bug[2] = {L->b_up, NULL};
             if ((rc = linear_n(ug, s->h, wug, bug, 2, t))) return rc;
-            ff_silu_f32(s->f2, s->f2, t * f);
+            activate(m, s->f2, t * f);
             for (int64_t j = 0; j < t * f; j++) s->f1[j] *= s->f2[j];
         }
         if ((rc = linear(s->h, s->f1, &L->w_down, L->b_down, t))) return rc;
-        for (int64_t j = 0; j < t * d; j++) s->x[j] += s->h[j];
+        add_residual(m, s, L->ffn_post_norm_w, t);
     }
 
-    // final norm and the head, for every row or only the last
+    // final norm and the head, for every row or only the last; soft-capped logits (gemma 2)
     int64_t first = all_logits ? 0 : t - 1;
     norm(m, s->h, s->x + first * d, m->norm_w, m->norm_b, t - first);
     rc = linear(logits, s->h, &m->lm_head, NULL, t - first);
+    if (rc == FF_OK && m->final_softcap > 0.0f)
+        for (int64_t j = 0; j < (t - first) * m->vocab; j++)
+            logits[j] = m->final_softcap * tanhf(logits[j] / m->final_softcap);
     s->n_past += t;
     return rc;
 }

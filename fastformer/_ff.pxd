@@ -65,6 +65,9 @@ cdef extern from "fastformer.h" nogil:
                          int64_t tq, int64_t tk, int64_t d, float scale, int causal)
     int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                             int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, int causal)
+    int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
+                                int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap,
+                                int causal)
 
     # model forward pass
     enum ff_dtype:
@@ -98,6 +101,10 @@ cdef extern from "fastformer.h" nogil:
         const float *b_down
         const float *q_norm_w
         const float *k_norm_w
+        const float *attn_post_norm_w
+        const float *ffn_post_norm_w
+        int64_t window
+        const float *rope_inv_freq
     ctypedef struct ff_model:
         int norm
         int act
@@ -116,6 +123,10 @@ cdef extern from "fastformer.h" nogil:
         const float *rope_inv_freq_long
         int64_t rope_dim
         float rope_attn_factor
+        float emb_scale
+        float attn_scale
+        float attn_softcap
+        float final_softcap
         const ff_layer *layers
     ctypedef struct ff_session:
         float *k_cache

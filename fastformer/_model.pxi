@@ -3,6 +3,7 @@
 
 from libc.stdlib cimport calloc, free
 from libc.stdint cimport int32_t, uint8_t
+import math
 
 
 cdef const float *_wptr(object keep, object arr, tuple shape, str name) except? NULL:
@@ -228,6 +229,19 @@ cdef class ModelCore:
         self.m.rope_attn_factor = cfg.get("rope_attn_factor", 1.0)
         self.m.rope_inv_freq = _wptr(k, w.get("rope_inv_freq"), (rd // 2,), "rope inv_freq")
         self.m.rope_inv_freq_long = _wptr(k, w.get("rope_inv_freq_long"), (rd // 2,), "rope inv_freq_long")
+        # per layer: sliding-window span and whether it rotates by the sliding layers' own set (gemma3)
+        windows = [int(x) for x in cfg.get("windows") or [cfg["window"]] * L]
+        sliding = [bool(x) for x in cfg.get("sliding") or [False] * L]
+        if len(windows) != L or len(sliding) != L or min(windows) < 0:
+            raise ValueError(f"windows / sliding must list {L} layers (windows >= 0)")
+        cdef const float *local_inv = _wptr(k, w.get("rope_inv_freq_local"), (rd // 2,), "rope inv_freq_local")
+        for name in ("emb_scale", "attn_scale", "attn_softcap", "final_softcap"):
+            if not (cfg.get(name, 0.0) >= 0.0 and math.isfinite(cfg.get(name, 0.0))):
+                raise ValueError(f"{name} must be a finite number >= 0, got {cfg[name]!r}")
+        self.m.emb_scale = cfg.get("emb_scale", 0.0)
+        self.m.attn_scale = cfg.get("attn_scale", 0.0)
+        self.m.attn_softcap = cfg.get("attn_softcap", 0.0)
+        self.m.final_softcap = cfg.get("final_softcap", 0.0)
         self.c_layers = <ff_layer *>calloc(L, sizeof(ff_layer))
         if self.c_layers == NULL:
             raise MemoryError()
@@ -255,6 +269,10 @@ cdef class ModelCore:
             ly.b_down = _wptr(k, lw.get("b_down"), (d,), p + "down bias")
             ly.q_norm_w = _wptr(k, lw.get("q_norm_w"), (hd,), p + "q norm weight")
             ly.k_norm_w = _wptr(k, lw.get("k_norm_w"), (hd,), p + "k norm weight")
+            ly.attn_post_norm_w = _wptr(k, lw.get("attn_post_norm_w"), (d,), p + "attention post-norm weight")
+            ly.ffn_post_norm_w = _wptr(k, lw.get("ffn_post_norm_w"), (d,), p + "mlp post-norm weight")
+            ly.window = windows[i]
+            ly.rope_inv_freq = local_inv if sliding[i] else NULL
         if self.m.act == FF_ACT_SILU and any(lw.get("w_gate") is None for lw in layers):
             raise ValueError("a gated (silu) mlp needs a gate projection in every layer")
         self.m.layers = self.c_layers

@@ -20,18 +20,20 @@ class Src:
     """One tensor of a checkpoint file and the internal weights it fills.
 
     `into` holds one internal name, or several for a fused tensor whose rows are split in order (q, k, v;
-    gate, up); `transpose` marks HF Conv1D tensors stored (in, out); an `optional` tensor may be absent.
+    gate, up); `transpose` marks HF Conv1D tensors stored (in, out); an `optional` tensor may be absent;
+    `add_one` marks Gemma's HF norm weights, applied as (1 + w) (its GGUF files store 1 + w).
     """
 
     into: tuple[str, ...]
     name: str  # file tensor name; "{i}" is the layer index
     optional: bool = False
     transpose: bool = False
+    add_one: bool = False
 
 
-def src(into: str, name: str, *, optional: bool = False, transpose: bool = False) -> Src:
+def src(into: str, name: str, *, optional: bool = False, transpose: bool = False, add_one: bool = False) -> Src:
     """A Src from a space-separated list of internal names."""
-    return Src(tuple(into.split()), name, optional, transpose)
+    return Src(tuple(into.split()), name, optional, transpose, add_one)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Arch:
     sliding_window: bool = False  # reads config.json sliding_window
     always_tied: bool = False  # the head is the embedding table whatever the config says
     longrope: bool = False  # reads LongRoPE rope scaling (short/long factors chosen by sequence length)
+    emb_scale: bool = False  # embeddings are multiplied by sqrt(d_model) (gemma)
+    sliding_pattern: int = 0  # > 0: only some layers slide; without layer_types, every n-th layer is global
+    local_rope: bool = False  # sliding layers have their own rope base (gemma3's rope_local_base_freq)
+    gguf_wide_scalar_layers: int = 0  # GGUF files of this many layers scale queries by 1/sqrt(d/heads), as llama.cpp
     notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
 
     @property
@@ -202,6 +208,67 @@ _GGUF_PHI3 = (
     src("w_down", "blk.{i}.ffn_down.weight"),
 )
 
+
+# gemma 2/3: (1 + w) rms norms before and after attention and the mlp, gated gelu-tanh, tied embeddings
+def _gemma_hf(qk_norm: bool) -> tuple:
+    p = "model.layers.{i}."
+    return (
+        src("tok_emb", "model.embed_tokens.weight"),
+        src("norm_w", "model.norm.weight", add_one=True),
+        src("lm_head", "lm_head.weight", optional=True),
+        src("attn_norm_w", p + "input_layernorm.weight", add_one=True),
+        src("wq", p + "self_attn.q_proj.weight"),
+        src("wk", p + "self_attn.k_proj.weight"),
+        src("wv", p + "self_attn.v_proj.weight"),
+        src("wo", p + "self_attn.o_proj.weight"),
+        src("attn_post_norm_w", p + "post_attention_layernorm.weight", add_one=True),
+        src("ffn_norm_w", p + "pre_feedforward_layernorm.weight", add_one=True),
+        src("ffn_post_norm_w", p + "post_feedforward_layernorm.weight", add_one=True),
+        src("w_gate", p + "mlp.gate_proj.weight"),
+        src("w_up", p + "mlp.up_proj.weight"),
+        src("w_down", p + "mlp.down_proj.weight"),
+    ) + (
+        (src("q_norm_w", p + "self_attn.q_norm.weight", add_one=True),
+         src("k_norm_w", p + "self_attn.k_norm.weight", add_one=True)) if qk_norm else ()
+    )  # fmt: skip
+
+
+def _gemma_gguf(qk_norm: bool) -> tuple:
+    return (
+        src("tok_emb", "token_embd.weight"),
+        src("norm_w", "output_norm.weight"),
+        src("lm_head", "output.weight", optional=True),
+        src("attn_norm_w", "blk.{i}.attn_norm.weight"),
+        src("wq", "blk.{i}.attn_q.weight"),
+        src("wk", "blk.{i}.attn_k.weight"),
+        src("wv", "blk.{i}.attn_v.weight"),
+        src("wo", "blk.{i}.attn_output.weight"),
+        src("attn_post_norm_w", "blk.{i}.post_attention_norm.weight"),
+        src("ffn_norm_w", "blk.{i}.ffn_norm.weight"),
+        src("ffn_post_norm_w", "blk.{i}.post_ffw_norm.weight"),
+        src("w_gate", "blk.{i}.ffn_gate.weight"),
+        src("w_up", "blk.{i}.ffn_up.weight"),
+        src("w_down", "blk.{i}.ffn_down.weight"),
+    ) + (_QK_NORM_GGUF if qk_norm else ())
+
+
+_HF_GEMMA_CONFIG = dict(
+    _HF_LLAMA_CONFIG,
+    head_dim=("head_dim", 256),
+    attn_scalar=("query_pre_attn_scalar", 256),
+    attn_softcap=("attn_logit_softcapping", None),
+    final_softcap=("final_logit_softcapping", None),
+)
+_GEMMA = dict(
+    norm="rms",
+    act="gelu_tanh",
+    rope_gguf="halves",
+    hf_act=("hidden_activation", "gelu_pytorch_tanh", ("gelu_pytorch_tanh", "gelu_tanh")),
+    hf_config=_HF_GEMMA_CONFIG,
+    sliding_window=True,
+    emb_scale=True,
+)
+
 _LLAMA = dict(
     norm="rms",
     act="silu",
@@ -279,7 +346,30 @@ ARCHS: dict[str, Arch] = {
                 hf_forbidden=("model.layers.{i}.self_attn.qkv_proj.bias",),
             ),
         ),
-    )
+        Arch(
+            "gemma2",
+            ("Gemma2ForCausalLM",),
+            ("gemma2",),
+            "gemma2",
+            hf_tensors=_gemma_hf(False),
+            gguf_tensors=_gemma_gguf(False),
+            sliding_pattern=2,
+            gguf_wide_scalar_layers=46,
+            **_GEMMA,
+        ),
+        Arch(
+            "gemma3",
+            ("Gemma3ForCausalLM",),
+            ("gemma3_text",),
+            "gemma3",
+            hf_tensors=_gemma_hf(True),
+            gguf_tensors=_gemma_gguf(True),
+            sliding_pattern=6,
+            local_rope=True,
+            gguf_wide_scalar_layers=62,
+            **dict(_GEMMA, hf_config=dict(_HF_GEMMA_CONFIG, attn_softcap=("", None), final_softcap=("", None))),
+        ),
+    )  # fmt: skip
 }
 
 # GGUF metadata keys under "{arch}.": ModelConfig field -> key (the norm epsilon's key depends on the norm kind)
@@ -296,6 +386,12 @@ GGUF_KEYS = {
     "sliding_window": "attention.sliding_window",
     "rope_long_after": "rope.scaling.original_context_length",
     "rope_attn_factor": "rope.scaling.attn_factor",
+    "rope_scaling_type": "rope.scaling.type",
+    "rope_scaling_factor": "rope.scaling.factor",
+    "attn_scale": "attention.scale",
+    "attn_softcap": "attn_logit_softcapping",
+    "final_softcap": "final_logit_softcapping",
+    "sliding_pattern": "attention.sliding_window_pattern",
 }
 GGUF_EPS_KEY = {"rms": "attention.layer_norm_rms_epsilon", "layer": "attention.layer_norm_epsilon"}
 

@@ -44,6 +44,14 @@ class ModelConfig:
     rope_dim: int = 0  # rotated dims of each head (partial rotary), 0 = all of head_dim
     rope_attn_factor: float = 1.0  # longrope: cos and sin are scaled by this
     rope_long_after: int = 0  # longrope: a sequence longer than this uses the long factors (0: one set)
+    rope_local_theta: float = 0.0  # rotary base of the sliding layers when they have their own (gemma3), 0 = none
+    sliding_layers: tuple | None = None  # per layer: does it slide (gemma), None = every layer when windowed
+    emb_scale: float = 0.0  # embeddings are multiplied by this (gemma: sqrt(d_model)), 0 = not scaled
+    attn_scale: float = (
+        0.0  # attention scores are multiplied by this (gemma: query_pre_attn_scalar**-0.5), 0 = 1/sqrt(head_dim)
+    )
+    attn_softcap: float = 0.0  # scores -> cap * tanh(scores / cap) before the softmax (gemma2), 0 = none
+    final_softcap: float = 0.0  # logits -> cap * tanh(logits / cap) (gemma2), 0 = none
     sliding_window: int = 0  # mistral's attention span, 0 = unlimited
     tie_word_embeddings: bool = False
     bos_token_id: int | None = None
@@ -85,6 +93,8 @@ class LayerWeights:
     b_down: np.ndarray | None = None  # (d,)
     q_norm_w: np.ndarray | None = None  # (head_dim,) per-head rms norm of q before rope (qwen3)
     k_norm_w: np.ndarray | None = None  # (head_dim,) of k
+    attn_post_norm_w: np.ndarray | None = None  # (d,) norm of the attention output before the residual (gemma)
+    ffn_post_norm_w: np.ndarray | None = None  # (d,) norm of the mlp output before the residual (gemma)
 
 
 @dataclass
@@ -98,6 +108,7 @@ class Weights:
     pos_emb: np.ndarray | None = None  # (max_context, d) learned positions (gpt2)
     rope_inv_freq: np.ndarray | None = None  # (rope_dim/2,) rotary inverse frequencies, scaling applied
     rope_inv_freq_long: np.ndarray | None = None  # (rope_dim/2,) longrope's set for long sequences
+    rope_inv_freq_local: np.ndarray | None = None  # (rope_dim/2,) the sliding layers' own set (gemma3)
 
 
 @dataclass
@@ -200,6 +211,7 @@ def tensor_shapes(c: ModelConfig, context: int) -> dict:
         "bq": (q,), "bk": (kv,), "bv": (kv,), "bo": (d,), "ffn_norm_w": (d,), "ffn_norm_b": (d,),
         "w_gate": (f, d), "w_up": (f, d), "w_down": (d, f), "b_up": (f,), "b_down": (d,),
         "q_norm_w": (c.head_dim,), "k_norm_w": (c.head_dim,), "rope_factors": (c.rotary_dim // 2,),
+        "attn_post_norm_w": (d,), "ffn_post_norm_w": (d,),
     }  # fmt: skip
 
 
@@ -233,6 +245,8 @@ def read_weights(
         a = get(name, shape[::-1] if s.transpose else shape, all(k in MATRICES for k in s.into))
         if s.transpose:
             a = np.ascontiguousarray(a.T)
+        if s.add_one:  # gemma's norms scale by (1 + w), computed in float32 as transformers does
+            a = np.float32(1.0) + a
         if len(s.into) == 1:
             return {s.into[0]: a}
         ends = np.cumsum(rows)

@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from fastformer import _core
+from fastformer import _core, ops
 from fastformer.arch import GGUF_EPS_KEY, GGUF_KEYS, GGUF_NAMES, arch_for_gguf
 from fastformer.checkpoint import (
     MAX_SIZE,
@@ -333,12 +333,41 @@ def _config(f, arch, name, max_context):
     if arch.rope != "none":
         conf.rope_theta = number(f"{name}.{GGUF_KEYS['rope_theta']}", 10000.0, positive=True)
         conf.rope_dim = n("rope_dim", conf.head_dim)
+        kind = f.field(f"{name}.{GGUF_KEYS['rope_scaling_type']}", str, "none")
+        if kind == "linear":
+            factor = number(f"{name}.{GGUF_KEYS['rope_scaling_factor']}", None, positive=True)
+            conf.rope_scaling = {"rope_type": "linear", "factor": factor}
+        elif kind != "none":
+            raise UnsupportedError(f"{f.path}: {name}.{GGUF_KEYS['rope_scaling_type']} {kind!r} is not supported")
+        if arch.local_rope:  # llama.cpp's base for gemma3's sliding layers unless the file names one
+            conf.rope_local_theta = number(f"{name}.rope.freq_base_swa", 10000.0, positive=True)
     if arch.sliding_window:
         key = f"{name}.{GGUF_KEYS['sliding_window']}"
         window = f.field(key, int, 0)
         if window < 0:
             raise FormatError(f"{f.path}: {key} must be >= 0, got {window}")
         conf.sliding_window = int(window)
+    if arch.sliding_pattern:
+        key = f"{name}.{GGUF_KEYS['sliding_pattern']}"
+        pattern = f.field(key, None, arch.sliding_pattern)
+        if isinstance(pattern, (list, np.ndarray)):  # one flag per layer: true = sliding
+            if len(pattern) != layers_n or not all(isinstance(p, (bool, np.bool_)) for p in pattern):
+                raise FormatError(f"{f.path}: {key} must be {layers_n} booleans or an integer")
+            conf.sliding_layers = tuple(bool(p) for p in pattern)
+        else:
+            pattern = check_int(pattern, key, f.path)
+            conf.sliding_layers = tuple((i + 1) % pattern != 0 for i in range(layers_n))
+    for field in ("attn_softcap", "final_softcap"):
+        key = f"{name}.{GGUF_KEYS[field]}"
+        if key in f.metadata:
+            setattr(conf, field, number(key, None, positive=True))
+    if arch.emb_scale:
+        conf.emb_scale = float(np.float32(np.sqrt(d)))
+    if f"{name}.{GGUF_KEYS['attn_scale']}" in f.metadata:
+        conf.attn_scale = number(f"{name}.{GGUF_KEYS['attn_scale']}", None, positive=True)
+    elif arch.gguf_wide_scalar_layers:  # llama.cpp's rule: the largest model scales queries by (d / heads)^-0.5
+        wide = layers_n == arch.gguf_wide_scalar_layers
+        conf.attn_scale = float(d // heads if wide else conf.head_dim) ** -0.5
     check_shapes(conf, f.path, names)
     return conf, ctx
 
@@ -399,6 +428,8 @@ def load(path, max_context=None):
                 raise FormatError(f"{f.path}: tensor 'rope_freqs.weight' must hold finite values > 0")
             inv = np.ascontiguousarray(inv / div, dtype=np.float32)
         glob["rope_inv_freq"] = inv
+        if conf.rope_local_theta:
+            glob["rope_inv_freq_local"] = ops.rope_inv_freq(conf.rotary_dim, conf.rope_local_theta)
         if arch.longrope and "rope_factors_long.weight" in f.tensors:
             conf.rope_scaling = _longrope(f, name, conf)
             conf.rope_attn_factor = conf.rope_scaling["attention_factor"]

@@ -38,6 +38,8 @@ def _kv(key, value):
         return out + struct.pack("<I", _STR) + _str(value)
     if isinstance(value, (list, tuple, np.ndarray)):
         items = list(value)
+        if items and all(isinstance(v, (bool, np.bool_)) for v in items):
+            return out + struct.pack("<IIQ", _ARR, _BOOL, len(items)) + bytes(bool(v) for v in items)
         if all(isinstance(v, str) for v in items):
             return out + struct.pack("<IIQ", _ARR, _STR, len(items)) + b"".join(_str(v) for v in items)
         if all(isinstance(v, (int, np.integer)) for v in items):
@@ -77,6 +79,10 @@ def _tensor_blob(t):
     return 0, a.shape, a.tobytes()
 
 
+def _linear(c):
+    return bool(c.rope_scaling) and c.rope_scaling["rope_type"] == "linear"
+
+
 def _metadata(c, gguf):
     """{gguf}.* keys of the config, named by the architecture table."""
     rope = c.family.rope != "none"
@@ -86,11 +92,21 @@ def _metadata(c, gguf):
         meta[f"{gguf}.attention.value_length"] = c.head_dim
         meta[f"{gguf}.{GGUF_KEYS['rope_dim']}"] = c.rotary_dim
         meta[f"{gguf}.{GGUF_KEYS['rope_theta']}"] = float(c.rope_theta)
+        if c.rope_scaling and c.rope_scaling["rope_type"] == "linear":  # as llama.cpp's converter writes it
+            meta[f"{gguf}.{GGUF_KEYS['rope_scaling_type']}"] = "linear"
+            meta[f"{gguf}.{GGUF_KEYS['rope_scaling_factor']}"] = float(c.rope_scaling["factor"])
         if c.rope_long_after:  # longrope: the factors go in rope_factors_* tensors
             meta[f"{gguf}.{GGUF_KEYS['rope_long_after']}"] = c.rope_long_after
             meta[f"{gguf}.{GGUF_KEYS['rope_attn_factor']}"] = float(c.rope_attn_factor)
     if c.family.sliding_window:
         meta[f"{gguf}.{GGUF_KEYS['sliding_window']}"] = c.sliding_window
+    if c.sliding_layers is not None:
+        meta[f"{gguf}.{GGUF_KEYS['sliding_pattern']}"] = [bool(x) for x in c.sliding_layers]
+    for field in ("attn_scale", "attn_softcap", "final_softcap"):
+        if getattr(c, field):
+            meta[f"{gguf}.{GGUF_KEYS[field]}"] = float(getattr(c, field))
+    if c.rope_local_theta:
+        meta[f"{gguf}.rope.freq_base_swa"] = float(c.rope_local_theta)
     meta[f"{gguf}.{GGUF_EPS_KEY[c.family.norm]}"] = float(c.norm_eps)
     meta[f"{gguf}.vocab_size"] = c.vocab_size
     return meta
@@ -113,7 +129,7 @@ def gguf_tensors_and_metadata(ck):
     if target.rope_gguf == "interleaved" and ck.rope == "halves":
         for lw in layers:  # llama.cpp's converter permutes q/k rows so pairwise rotation reproduces HF's
             lw["wq"], lw["wk"] = _pairwise(lw["wq"], c.n_heads), _pairwise(lw["wk"], c.n_kv_heads)
-    written = {"rope_inv_freq", "rope_inv_freq_long"}
+    written = {"rope_inv_freq", "rope_inv_freq_long", "rope_inv_freq_local"}
     tensors = {}
 
     def put(s, src, i=None):
@@ -131,7 +147,7 @@ def gguf_tensors_and_metadata(ck):
             if s.into == ("tok_emb",) and c.rope_long_after:
                 for key in ("short", "long"):
                     tensors[f"rope_factors_{key}.weight"] = np.asarray(c.rope_scaling[f"{key}_factor"], np.float32)
-            elif s.into == ("tok_emb",) and w.get("rope_inv_freq") is not None:
+            elif s.into == ("tok_emb",) and w.get("rope_inv_freq") is not None and not _linear(c):
                 base = ops.rope_inv_freq(c.head_dim, c.rope_theta)
                 if not np.array_equal(w["rope_inv_freq"], base):  # scaled rope: per-frequency divisors
                     tensors["rope_freqs.weight"] = (base / w["rope_inv_freq"]).astype(np.float32)

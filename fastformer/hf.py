@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from fastformer import ops
 from fastformer.arch import HF_CLASSES, REQUIRED, arch_for_hf
 from fastformer.checkpoint import (
     Checkpoint,
@@ -34,6 +35,8 @@ from fastformer.errors import FormatError, UnsupportedError, require_finite
 from fastformer.safetensors import SafetensorsFile
 
 ROPE_SCALINGS = ("llama3", "linear")
+# buffers some checkpoints carry beside the weights (rotary tables, gpt2's causal masks)
+_IGNORED = (".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias")
 
 
 def _token_id(v, key, path, vocab):
@@ -149,6 +152,15 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
         rope = cfg.get("rope_parameters") or {}
         if not isinstance(rope, dict):
             raise FormatError(f"{path}: rope_parameters must be an object, got {rope!r}")
+        local = {"rope_theta": cfg.get("rope_local_base_freq", 10000.0)}
+        if "full_attention" in rope:  # one set per layer type (gemma3 as transformers 5 writes it)
+            local, rope = rope.get("sliding_attention") or {}, rope["full_attention"]
+            if not isinstance(local, dict) or not isinstance(rope, dict):
+                raise FormatError(f"{path}: rope_parameters per layer type must be objects")
+        if arch.local_rope:
+            if local.get("rope_type", "default") != "default":
+                raise UnsupportedError(f"{path}: rope scaling {local['rope_type']!r} on sliding layers")
+            conf.rope_local_theta = check_float(local.get("rope_theta"), "rope_local_base_freq", path, positive=True)
         scaling = cfg.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
         src = rope if "rope_theta" in rope else cfg
         conf.rope_theta = check_float(src.get("rope_theta", 10000.0), "rope_theta", path, positive=True)
@@ -175,6 +187,16 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
             raise FormatError(f"{path}: sliding_window must be null or an integer >= 0, got {window!r}")
         conf.sliding_window = int(window or 0)
+    if arch.sliding_pattern:
+        conf.sliding_layers = _sliding_layers(cfg, arch.sliding_pattern, conf.n_layers, path)
+    for name in ("attn_scalar", "attn_softcap", "final_softcap"):
+        key, default = arch.hf_config.get(name, ("", None))
+        v = cfg.get(key, default) if key else None
+        if v is not None:
+            v = check_float(v, key, path, positive=True)
+            setattr(conf, "attn_scale" if name == "attn_scalar" else name, v**-0.5 if name == "attn_scalar" else v)
+    if arch.emb_scale:  # transformers multiplies by sqrt(hidden_size) rounded to float32
+        conf.emb_scale = float(np.float32(math.sqrt(conf.d_model)))
     eos = cfg.get("eos_token_id")
     eos = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
     conf.eos_token_ids = [
@@ -186,6 +208,19 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
             raise ValueError(f"max_context must be a positive int, got {max_context!r}")
         conf.max_context = min(conf.max_context, max_context)
     return conf
+
+
+def _sliding_layers(cfg, pattern, n_layers, path):
+    """Which layers use the sliding window: config.json's layer_types, else every layer but each
+    `sliding_window_pattern`-th (the family's default pattern when the config has none)."""
+    types = cfg.get("layer_types")
+    if types is not None:
+        kinds = ("sliding_attention", "full_attention")
+        if not isinstance(types, list) or len(types) != n_layers or any(t not in kinds for t in types):
+            raise FormatError(f"{path}: layer_types must list {n_layers} of {kinds}, got {types!r}")
+        return tuple(t == "sliding_attention" for t in types)
+    pattern = check_int(cfg.get("sliding_window_pattern", pattern), "sliding_window_pattern", path)
+    return tuple((i + 1) % pattern != 0 for i in range(n_layers))
 
 
 class Tensors:
@@ -277,14 +312,24 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
                 raise UnsupportedError(f"{T.describe()}: tensor {name.format(i=i)!r} is not supported")
     srcs = tuple(s for s in arch.hf_tensors if not (s.into == ("lm_head",) and conf.tie_word_embeddings))
     context = raw.get(arch.hf_config["max_context"][0])
-    glob, layers = read_weights(
-        srcs, conf, context, lambda n: T.has(prefix + n), lambda n, shape, m: T.get(prefix + n, shape, m)
-    )
+    used = set()
+
+    def get(n, shape, m):
+        used.add(prefix + n)
+        return T.get(prefix + n, shape, m)
+
+    glob, layers = read_weights(srcs, conf, context, lambda n: T.has(prefix + n), get)
+    unused = [n for n in T.where if n not in used and not n.endswith(_IGNORED) and n != prefix + "lm_head.weight"]
+    if unused:  # a tensor the forward pass would ignore: the model would run, wrongly
+        more = f" (and {len(unused) - 3} more)" if len(unused) > 3 else ""
+        raise UnsupportedError(f"{T.describe()}: tensor {', '.join(map(repr, unused[:3]))}{more} is not supported")
     if "pos_emb" in glob:
         glob["pos_emb"] = np.ascontiguousarray(glob["pos_emb"][: conf.max_context])
     if arch.rope != "none":  # after the q/k shapes have bounded head_dim
         glob["rope_inv_freq"] = rope_inv_freq(conf)
         glob["rope_inv_freq_long"] = rope_inv_freq(conf, long=True)
+        if conf.rope_local_theta:
+            glob["rope_inv_freq_local"] = ops.rope_inv_freq(conf.rotary_dim, conf.rope_local_theta)
     weights, layers = build(glob, layers, tied=conf.tie_word_embeddings)
     tok = None
     if os.path.exists(os.path.join(path, "tokenizer.json")):

@@ -99,7 +99,11 @@ class Model:
         dims = dict(n_layers=c.n_layers, d=c.d_model, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads,
                     head_dim=c.head_dim, d_ff=c.d_ff, vocab=c.vocab_size, max_ctx=c.max_context, eps=c.norm_eps,
                     window=c.sliding_window, norm=arch.norm, act=arch.act, rope=ck.rope,
-                    rope_dim=c.rotary_dim, rope_attn_factor=c.rope_attn_factor)  # fmt: skip
+                    rope_dim=c.rotary_dim, rope_attn_factor=c.rope_attn_factor, emb_scale=c.emb_scale,
+                    attn_scale=c.attn_scale, attn_softcap=c.attn_softcap, final_softcap=c.final_softcap,
+                    windows=[c.sliding_window if c.sliding_layers is None or c.sliding_layers[i] else 0
+                             for i in range(c.n_layers)],
+                    sliding=list(c.sliding_layers or [False] * c.n_layers))  # fmt: skip
         self._core = _core.ModelCore(dims, as_dict(ck.weights), [as_dict(lw) for lw in ck.layers], bool(hugepages))
 
     def checkpoint(self) -> Checkpoint:

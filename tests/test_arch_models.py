@@ -47,6 +47,62 @@ CASES = {
         "Phi3ForCausalLM",
         dict(BASE, hidden_size=96, num_attention_heads=2, num_key_value_heads=1, sliding_window=8, pad_token_id=0),
     ),
+    # gemma 2: (1 + w) norms around attention and mlp, gelu-tanh gate, soft-capping, every other layer sliding
+    "gemma2-window": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            BASE,
+            head_dim=16,
+            num_hidden_layers=3,
+            sliding_window=8,
+            query_pre_attn_scalar=16,
+            attn_logit_softcapping=2.0,
+            final_logit_softcapping=3.0,
+            pad_token_id=0,
+        ),
+    ),
+    "gemma2-hd48-scalar": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(BASE, head_dim=48, num_key_value_heads=1, query_pre_attn_scalar=40, sliding_window=64, pad_token_id=0),
+    ),
+    # gemma 3: q/k norms, local layers with their own rope base, global layers (every 6th: layer 5 of 7) with
+    # linear scaling; the local base is 10000 and the pattern 6, which llama.cpp assumes (its converter writes
+    # neither)
+    "gemma3-window": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        dict(
+            BASE,
+            head_dim=16,
+            num_hidden_layers=7,
+            sliding_window=8,
+            query_pre_attn_scalar=16,
+            pad_token_id=0,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 50000.0},
+            },
+        ),
+    ),
+    "gemma3-hd256-tied": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        dict(
+            BASE,
+            head_dim=256,
+            num_key_value_heads=1,
+            num_hidden_layers=3,
+            sliding_window=4,
+            sliding_window_pattern=2,
+            pad_token_id=0,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 300.0},
+                "full_attention": {"rope_type": "default", "rope_theta": 20000.0},
+            },
+        ),
+    ),
     # longrope with partial rotary (12 of 16 dims): the 20-token prompt is past the pretraining length of 16,
     # and generation from 6 tokens crosses it (the sequence is then rotated by the long factors)
     "phi3-longrope-partial": (
@@ -113,7 +169,9 @@ def test_hf_directory_matches_transformers(checkpoints, case):
 
 
 @pytest.mark.parametrize(
-    "case", ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
+    "case",
+    ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
+    + ["gemma2-window", "gemma3-window"],
 )
 def test_converter_gguf_matches_transformers(checkpoints, case):
     pytest.importorskip("gguf")
@@ -126,7 +184,9 @@ def test_converter_gguf_matches_transformers(checkpoints, case):
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
-@pytest.mark.parametrize("case", ["qwen3-gqa", "qwen2", "phi3-hd48-window", "phi3-longrope-partial"])
+@pytest.mark.parametrize(
+    "case", ["qwen3-gqa", "qwen2", "phi3-hd48-window", "phi3-longrope-partial", "gemma2-hd48-scalar", "gemma3-window"]
+)
 def test_save_gguf_round_trip(checkpoints, case, tmp_path):
     path, _ = checkpoints[case]
     model = Model.load(path)
@@ -161,7 +221,7 @@ def test_qwen3_sliding_window_is_refused(checkpoints, tmp_path):
         Model.load(dst)
 
 
-@pytest.mark.parametrize("case", ["phi3", "qwen3-gqa"])
+@pytest.mark.parametrize("case", ["phi3", "qwen3-gqa", "gemma3-window"])
 def test_quantized_gguf_stays_quantized(checkpoints, case):
     """A llama.cpp Q8_0 file: fused tensors are split by block rows (no float copy) and the logits stay close."""
     pytest.importorskip("gguf")
@@ -186,4 +246,4 @@ def test_quantized_gguf_stays_quantized(checkpoints, case):
         assert isinstance(w, QuantizedTensor) and w.qtype == "q8_0", name
     got, want = model.logits(PROMPT), _hf_logits(hf, PROMPT)
     cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
-    assert cos.min() > 0.999
+    assert cos.min() > 0.995  # the bar the issue sets for llama.cpp presets
