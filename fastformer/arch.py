@@ -53,6 +53,7 @@ class Arch:
     gguf_tensors: tuple[Src, ...]  # GGUF tensor names
     hf_forbidden: tuple[str, ...] = ()  # HF tensors whose presence means an unsupported variant
     hf_prefixes: tuple[str, ...] = ("",)  # prefixes HF names may carry (the first that matches is used)
+    hf_sub_config: str = ""  # config.json key holding the language model's config (multimodal checkpoints)
     sliding_window: bool = False  # reads config.json sliding_window
     always_tied: bool = False  # the head is the embedding table whatever the config says
     longrope: bool = False  # reads LongRoPE rope scaling (short/long factors chosen by sequence length)
@@ -269,6 +270,12 @@ _GEMMA = dict(
     emb_scale=True,
 )
 
+_GEMMA3 = dict(
+    _GEMMA,
+    hf_config=dict(_HF_GEMMA_CONFIG, attn_softcap=("", None), final_softcap=("", None)),
+    notes={"use_bidirectional_attention": "Gemma 3 use_bidirectional_attention (an encoder) is not supported"},
+)
+
 _LLAMA = dict(
     norm="rms",
     act="silu",
@@ -367,7 +374,22 @@ ARCHS: dict[str, Arch] = {
             sliding_pattern=6,
             local_rope=True,
             gguf_wide_scalar_layers=62,
-            **dict(_GEMMA, hf_config=dict(_HF_GEMMA_CONFIG, attn_softcap=("", None), final_softcap=("", None))),
+            **_GEMMA3,
+        ),
+        # the text part of the multimodal model: text_config, weights under language_model. (vision ones unread)
+        Arch(
+            "gemma3-text",
+            ("Gemma3ForConditionalGeneration",),
+            ("gemma3",),
+            "gemma3",
+            hf_tensors=_gemma_hf(True),
+            gguf_tensors=_gemma_gguf(True),
+            sliding_pattern=6,
+            local_rope=True,
+            gguf_wide_scalar_layers=62,
+            hf_prefixes=("language_model.",),
+            hf_sub_config="text_config",
+            **_GEMMA3,
         ),
     )  # fmt: skip
 }

@@ -111,6 +111,12 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
             f"{path}: architecture {archs or cfg.get('model_type')!r} is not supported; "
             f"supported: {', '.join(HF_CLASSES)}"
         )
+    if arch.hf_sub_config:  # a multimodal checkpoint: its language model's config, ids and tying from the top
+        sub = cfg.get(arch.hf_sub_config)
+        if not isinstance(sub, dict):
+            raise FormatError(f"{path}: {arch.hf_sub_config} must be an object, got {sub!r}")
+        top = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "tie_word_embeddings") if k in cfg}
+        cfg = {**top, **sub, "architectures": archs}
     keys = {f: k for f, (k, _) in arch.hf_config.items()}
 
     def field(name, default_of=None):
@@ -311,7 +317,7 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
             if T.has(prefix + name.format(i=i)):
                 raise UnsupportedError(f"{T.describe()}: tensor {name.format(i=i)!r} is not supported")
     srcs = tuple(s for s in arch.hf_tensors if not (s.into == ("lm_head",) and conf.tie_word_embeddings))
-    context = raw.get(arch.hf_config["max_context"][0])
+    context = conf.raw.get(arch.hf_config["max_context"][0])
     used = set()
 
     def get(n, shape, m):
@@ -319,7 +325,11 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
         return T.get(prefix + n, shape, m)
 
     glob, layers = read_weights(srcs, conf, context, lambda n: T.has(prefix + n), get)
-    unused = [n for n in T.where if n not in used and not n.endswith(_IGNORED) and n != prefix + "lm_head.weight"]
+    unused = [
+        n
+        for n in T.where
+        if n.startswith(prefix) and n not in used and not n.endswith(_IGNORED) and n != prefix + "lm_head.weight"
+    ]
     if unused:  # a tensor the forward pass would ignore: the model would run, wrongly
         more = f" (and {len(unused) - 3} more)" if len(unused) > 3 else ""
         raise UnsupportedError(f"{T.describe()}: tensor {', '.join(map(repr, unused[:3]))}{more} is not supported")
