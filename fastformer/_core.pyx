@@ -308,3 +308,4 @@ def attention(q, k, v, *, bint causal=True, scale=None):
 include "_model.pxi"
 include "_bpe.pxi"
 include "_quant.pxi"
+include "_qlegacy.pxi"
