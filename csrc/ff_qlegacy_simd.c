@@ -17,6 +17,8 @@
 enum { QL_Q4_1, QL_Q5_0, QL_Q5_1, QL_IQ4_NL };
 #define QL_BYTES(qt) \
     ((qt) == QL_Q4_1 ? FF_Q4_1_BYTES : (qt) == QL_Q5_0 ? FF_Q5_0_BYTES : (qt) == QL_Q5_1 ? FF_Q5_1_BYTES : FF_IQ4_NL_BYTES)
+#define QL_QS(qt) ((qt) == QL_Q4_1 ? 4 : (qt) == QL_Q5_0 ? 6 : (qt) == QL_Q5_1 ? 8 : 2)  // offset of the nibbles
+#define QL_QH(qt) ((qt) == QL_Q5_0 ? 2 : (qt) == QL_Q5_1 ? 4 : 0)                        // of the high bits, or 0
 
 // fp16 values at p, p + bsz, ... (the first cnt of 4; 0 after) packed into 64 bits by scalar loads
 static inline AI uint64_t fp16x4(const uint8_t *p, int bsz, int cnt) {
@@ -108,10 +110,102 @@ static inline AI FF_AVX2 __m256i high_bits32(const uint8_t *qh) {
             ff_qdot_##qt##_avx2(y, ldy, w, stride, n, a, m);                                                       \
     }
 
-#define qdot_q4_1_vnni qdot_q4_1_vnni256
-#define qdot_q5_0_vnni qdot_q5_0_vnni256
-#define qdot_q5_1_vnni qdot_q5_1_vnni256
-#define qdot_iq4_nl_vnni qdot_iq4_nl_vnni256
+// ---- avx-512 vnni: two 32-blocks per 512-bit vpdpbusd, every type as unsigned codes plus a float offset ----
+
+// fp16 values of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt)
+static inline AI FF_VNNI __m512 scales16(const uint8_t *p, int bsz, int cnt) {
+    __m128i lo = _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt));
+    __m128i hi = _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
+// lanes 0..7 take lane p of v, lanes 8..15 lane p+1
+static inline AI FF_VNNI __m512 pick_pair(__m512 v, int p) {
+    return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(p), _mm256_set1_epi32(p + 1), 1), v);
+}
+
+// iq4_nl's values + 128, so vpdpbusd takes them unsigned
+static const uint8_t iq4_nl_u8[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+
+// the block at blk and, if two, the next as 64 unsigned codes in weight order: the nibbles, + 16 where the
+// high bit is set (q5_0, q5_1), or iq4_nl's values + 128. without a second block the first is repeated (it
+// meets zero activations past the row's end)
+static inline AI FF_VNNI __m512i codes2(const uint8_t *blk, const int two, const int qt) {
+    const int bsz = QL_BYTES(qt), qs = QL_QS(qt), qh = QL_QH(qt);
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + qs)));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)(const void *)(blk + bsz + qs)));
+    v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00, v, 4), _mm512_set1_epi8(15));
+    if (qh) {
+        uint32_t h0, h1 = 0;
+        memcpy(&h0, blk + qh, 4);
+        if (two) memcpy(&h1, blk + bsz + qh, 4);
+        v = _mm512_mask_add_epi8(v, (__mmask64)((uint64_t)h1 << 32 | h0), v, _mm512_set1_epi8(16));
+    }
+    if (qt == QL_IQ4_NL) v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_u8)), v);
+    return v;
+}
+
+// blocks b0..b0+cnt-1 (cnt <= 16): per block the int dot of its codes with a times d_w * d_a, and in corr the
+// offset times d_a * sum(a): the minimum m_w (q4_1, q5_1), or -16 d_w (q5_0), -128 d_w (iq4_nl)
+static inline AI FF_VNNI void ql_chunk_vnni(__m512 *acc, __m512 *corr, const uint8_t *row, const ff_qact *a,
+                                            int64_t b0, const int cnt, const int m, const int full, const int qt) {
+    int64_t kp = a->kp;
+    const int bsz = QL_BYTES(qt);
+    __m512 dw = scales16(row + bsz * b0, bsz, cnt), s[4];
+    __m512 ow = qt == QL_Q4_1 || qt == QL_Q5_1 ? scales16(row + bsz * b0 + 2, bsz, cnt)
+                                               : _mm512_mul_ps(dw, _mm512_set1_ps(qt == QL_Q5_0 ? -16.0f : -128.0f));
+    // a tail may start at b0 % 16 == 8 and end with the padded row: only its blocks are loaded
+    __mmask16 km = (__mmask16)(full ? 0xffff : (1u << cnt) - 1);
+    for (int i = 0; i < m; i++) {
+        __m512 da = _mm512_maskz_loadu_ps(km, a->d + i * (kp / 32) + b0);
+        __m512i sums = _mm512_maskz_loadu_epi16(full ? ~0u : (1u << 2 * cnt) - 1, a->s + i * (kp / 16) + 2 * b0);
+        s[i] = _mm512_mul_ps(dw, da);
+        corr[i] = _mm512_fmadd_ps(ow, _mm512_mul_ps(da, _mm512_cvtepi32_ps(_mm512_madd_epi16(sums, _mm512_set1_epi16(1)))),
+                                  corr[i]);
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < cnt; p += 2) {
+        __m512i u = codes2(row + bsz * (b0 + p), p + 1 < cnt, qt);
+        for (int i = 0; i < m; i++) {
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_load_si512(a->q + i * kp + 32 * (b0 + p)));
+            __m512 *c = &acc[2 * i + (full ? (p >> 1) & 1 : 0)];
+            *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], p), *c);
+        }
+    }
+}
+
+// rows of blocks: whole chunks of 16 blocks, a half chunk, then the tail
+static inline AI FF_VNNI void ql_rows_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                           int64_t n, const ff_qact *a, const int m, const int qt) {
+    int64_t nb = a->k / 32;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *row = w + j * stride;
+        __m512 acc[8], corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm512_setzero_ps();
+        int64_t b0 = 0;
+        for (; b0 + 16 <= nb; b0 += 16) ql_chunk_vnni(acc, corr, row, a, b0, 16, m, 1, qt);
+        if (b0 + 8 <= nb) ql_chunk_vnni(acc, corr, row, a, b0, 8, m, 1, qt), b0 += 8;
+        if (b0 < nb) ql_chunk_vnni(acc, corr, row, a, b0, (int)(nb - b0), m, 0, qt);
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) + _mm512_reduce_add_ps(corr[i]);
+    }
+}
+
+#define QL_ENTRY_VNNI(name, qt)                                                                                    \
+    static FF_VNNI void qdot_##name##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w,            \
+                                           int64_t stride, int64_t n, const ff_qact *a, int m) {                 \
+        switch (m) {                                                                                               \
+        case 4: ql_rows_vnni(y, ldy, w, stride, n, a, 4, qt); break;                                               \
+        case 3: ql_rows_vnni(y, ldy, w, stride, n, a, 3, qt); break;                                               \
+        case 2: ql_rows_vnni(y, ldy, w, stride, n, a, 2, qt); break;                                               \
+        default: ql_rows_vnni(y, ldy, w, stride, n, a, 1, qt); break;                                              \
+        }                                                                                                          \
+    }
+QL_ENTRY_VNNI(q4_1, QL_Q4_1)
+QL_ENTRY_VNNI(q5_0, QL_Q5_0)
+QL_ENTRY_VNNI(q5_1, QL_Q5_1)
+QL_ENTRY_VNNI(iq4_nl, QL_IQ4_NL)
+
 FF_QLEGACY_SIMD(q4_1)
 FF_QLEGACY_SIMD(q5_0)
 FF_QLEGACY_SIMD(q5_1)
