@@ -214,10 +214,10 @@ static void qdot_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, 
     }
 }
 
-#define FF_QLEGACY_REF(qt, id)                                                                                    \
-    void ff_qdot_##qt##_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
-                            const ff_qact *a, int m) {                                                            \
-        qdot_ref(y, ldy, w, stride, n, a, m, id);                                                                 \
+#define FF_QLEGACY_REF(qt, id)                                                                                         \
+    void ff_qdot_##qt##_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,      \
+                            const ff_qact *a, int m) {                                                                 \
+        qdot_ref(y, ldy, w, stride, n, a, m, id);                                                                      \
     }
 FF_QLEGACY_REF(q4_1, FF_QL_Q4_1)
 FF_QLEGACY_REF(q5_0, FF_QL_Q5_0)
@@ -229,11 +229,10 @@ FF_QLEGACY_REF(iq4_nl, FF_QL_IQ4_NL)
 int ff_qlegacy_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
     int64_t bsz = ff_qlegacy_block_bytes(qtype);
     if (!bsz || rows < 0 || cols < 0 || cols % 32) return FF_EINVAL;
-    void (*q)(uint8_t *restrict, const float *restrict, int64_t) =
-        qtype == FF_QL_Q4_1   ? ff_quantize_row_q4_1
-        : qtype == FF_QL_Q5_0 ? ff_quantize_row_q5_0
-        : qtype == FF_QL_Q5_1 ? ff_quantize_row_q5_1
-                              : ff_quantize_row_iq4_nl;
+    void (*q)(uint8_t *restrict, const float *restrict, int64_t) = qtype == FF_QL_Q4_1   ? ff_quantize_row_q4_1
+                                                                   : qtype == FF_QL_Q5_0 ? ff_quantize_row_q5_0
+                                                                   : qtype == FF_QL_Q5_1 ? ff_quantize_row_q5_1
+                                                                                         : ff_quantize_row_iq4_nl;
     for (int64_t r = 0; r < rows; r++) q((uint8_t *)dst + r * (cols / 32) * bsz, w + r * cols, cols);
     return FF_OK;
 }
@@ -241,11 +240,10 @@ int ff_qlegacy_quantize(void *dst, const float *w, int qtype, int64_t rows, int6
 int ff_qlegacy_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols) {
     int64_t bsz = ff_qlegacy_block_bytes(qtype);
     if (!bsz || rows < 0 || cols < 0 || cols % 32) return FF_EINVAL;
-    void (*dq)(float *restrict, const uint8_t *restrict, int64_t) =
-        qtype == FF_QL_Q4_1   ? ff_dequantize_row_q4_1
-        : qtype == FF_QL_Q5_0 ? ff_dequantize_row_q5_0
-        : qtype == FF_QL_Q5_1 ? ff_dequantize_row_q5_1
-                              : ff_dequantize_row_iq4_nl;
+    void (*dq)(float *restrict, const uint8_t *restrict, int64_t) = qtype == FF_QL_Q4_1   ? ff_dequantize_row_q4_1
+                                                                    : qtype == FF_QL_Q5_0 ? ff_dequantize_row_q5_0
+                                                                    : qtype == FF_QL_Q5_1 ? ff_dequantize_row_q5_1
+                                                                                          : ff_dequantize_row_iq4_nl;
     for (int64_t r = 0; r < rows; r++) dq(y + r * cols, (const uint8_t *)src + r * (cols / 32) * bsz, cols);
     return FF_OK;
 }
@@ -273,7 +271,10 @@ static qdot_fn qdot_for(int qtype) {
         {ff_qdot_q5_1_ref, ff_qdot_q5_1_avx2, ff_qdot_q5_1_avx512},
         {ff_qdot_iq4_nl_ref, ff_qdot_iq4_nl_avx2, ff_qdot_iq4_nl_avx512},
 #else
-        {ff_qdot_q4_1_ref}, {ff_qdot_q5_0_ref}, {ff_qdot_q5_1_ref}, {ff_qdot_iq4_nl_ref},
+        {ff_qdot_q4_1_ref},
+        {ff_qdot_q5_0_ref},
+        {ff_qdot_q5_1_ref},
+        {ff_qdot_iq4_nl_ref},
 #endif
     };
     int t = qtype == FF_QL_Q4_1 ? 0 : qtype == FF_QL_Q5_0 ? 1 : qtype == FF_QL_Q5_1 ? 2 : 3;

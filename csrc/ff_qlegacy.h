@@ -37,13 +37,13 @@ void ff_dequantize_row_iq4_nl(float *restrict y, const uint8_t *restrict src, in
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows of a (ff_quant_act_q8's q, d, s;
 // lanes unused), W rows `stride` bytes apart: the ff_kernels qdot slots. _avx2 runs the int8 dot
 // ff_quant_dot256() names, _avx512 the avx-512 vnni kernel when ff_quant_vnni() (else _avx2)
-#define FF_QLEGACY_DECLARE(qt)                                                                                   \
-    void ff_qdot_##qt##_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
-                            const ff_qact *a, int m);                                                            \
-    void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,          \
-                             int64_t n, const ff_qact *a, int m);                                                \
-    void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
-                               int64_t n, const ff_qact *a, int m);
+#define FF_QLEGACY_DECLARE(qt)                                                                                         \
+    void ff_qdot_##qt##_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,      \
+                            const ff_qact *a, int m);                                                                  \
+    void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,     \
+                             const ff_qact *a, int m);                                                                 \
+    void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,   \
+                               const ff_qact *a, int m);
 FF_QLEGACY_DECLARE(q4_1)
 FF_QLEGACY_DECLARE(q5_0)
 FF_QLEGACY_DECLARE(q5_1)

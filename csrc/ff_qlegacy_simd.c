@@ -15,8 +15,11 @@
 
 // the four types as kernel constants, and their block sizes
 enum { QL_Q4_1, QL_Q5_0, QL_Q5_1, QL_IQ4_NL };
-#define QL_BYTES(qt) \
-    ((qt) == QL_Q4_1 ? FF_Q4_1_BYTES : (qt) == QL_Q5_0 ? FF_Q5_0_BYTES : (qt) == QL_Q5_1 ? FF_Q5_1_BYTES : FF_IQ4_NL_BYTES)
+#define QL_BYTES(qt)                                                                                                   \
+    ((qt) == QL_Q4_1   ? FF_Q4_1_BYTES                                                                                 \
+     : (qt) == QL_Q5_0 ? FF_Q5_0_BYTES                                                                                 \
+     : (qt) == QL_Q5_1 ? FF_Q5_1_BYTES                                                                                 \
+                       : FF_IQ4_NL_BYTES)
 #define QL_QS(qt) ((qt) == QL_Q4_1 ? 4 : (qt) == QL_Q5_0 ? 6 : (qt) == QL_Q5_1 ? 8 : 2)  // offset of the nibbles
 #define QL_QH(qt) ((qt) == QL_Q5_0 ? 2 : (qt) == QL_Q5_1 ? 4 : 0)                        // of the high bits, or 0
 
@@ -37,7 +40,8 @@ static inline AI uint64_t fp16x4(const uint8_t *p, int bsz, int cnt) {
 
 // fp16 values of cnt <= 8 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_AVX2 __m256 scales8(const uint8_t *p, int bsz, int cnt) {
-    return _mm256_cvtph_ps(_mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
+    return _mm256_cvtph_ps(
+        _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt)));
 }
 
 static inline FF_AVX2 float hsum8(__m256 v) {
@@ -57,8 +61,8 @@ static inline AI FF_AVX2 __m256i nibbles32(const uint8_t *qs) {
 static inline AI FF_AVX2 __m256i high_bits32(const uint8_t *qh) {
     int32_t h;
     memcpy(&h, qh, 4);
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
-                                            3, 3, 3, 3, 3, 3);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);  // byte i of each 8: bit i
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(h), spread);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
@@ -93,21 +97,21 @@ static inline AI FF_AVX2 __m256i high_bits32(const uint8_t *qh) {
 #undef QDOT
 
 // the avx2 table's entries: the int8 dot ff_quant_dot256() names; the avx512 table's: vnni where it runs
-#define FF_QLEGACY_SIMD(qt)                                                                                        \
-    FF_AVX2 void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,   \
-                                     int64_t n, const ff_qact *a, int m) {                                         \
-        switch (ff_quant_dot256()) {                                                                               \
-        case FF_DOT256_AVXVNNI: qdot_##qt##_avxvnni(y, ldy, w, stride, n, a, m); break;                            \
-        case FF_DOT256_VNNI256: qdot_##qt##_vnni256(y, ldy, w, stride, n, a, m); break;                            \
-        default: qdot_##qt##_maddubs(y, ldy, w, stride, n, a, m); break;                                           \
-        }                                                                                                          \
-    }                                                                                                              \
-    FF_AVX512 void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
-                                         int64_t n, const ff_qact *a, int m) {                                     \
-        if (ff_quant_vnni())                                                                                       \
-            qdot_##qt##_vnni(y, ldy, w, stride, n, a, m);                                                          \
-        else                                                                                                       \
-            ff_qdot_##qt##_avx2(y, ldy, w, stride, n, a, m);                                                       \
+#define FF_QLEGACY_SIMD(qt)                                                                                            \
+    FF_AVX2 void ff_qdot_##qt##_avx2(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
+                                     int64_t n, const ff_qact *a, int m) {                                             \
+        switch (ff_quant_dot256()) {                                                                                   \
+        case FF_DOT256_AVXVNNI: qdot_##qt##_avxvnni(y, ldy, w, stride, n, a, m); break;                                \
+        case FF_DOT256_VNNI256: qdot_##qt##_vnni256(y, ldy, w, stride, n, a, m); break;                                \
+        default: qdot_##qt##_maddubs(y, ldy, w, stride, n, a, m); break;                                               \
+        }                                                                                                              \
+    }                                                                                                                  \
+    FF_AVX512 void ff_qdot_##qt##_avx512(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,    \
+                                         int64_t n, const ff_qact *a, int m) {                                         \
+        if (ff_quant_vnni())                                                                                           \
+            qdot_##qt##_vnni(y, ldy, w, stride, n, a, m);                                                              \
+        else                                                                                                           \
+            ff_qdot_##qt##_avx2(y, ldy, w, stride, n, a, m);                                                           \
     }
 
 // ---- avx-512 vnni: two 32-blocks per 512-bit vpdpbusd, every type as unsigned codes plus a float offset ----
@@ -115,7 +119,8 @@ static inline AI FF_AVX2 __m256i high_bits32(const uint8_t *qh) {
 // fp16 values of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt)
 static inline AI FF_VNNI __m512 scales16(const uint8_t *p, int bsz, int cnt) {
     __m128i lo = _mm_set_epi64x((long long)fp16x4(p + 4 * bsz, bsz, cnt - 4), (long long)fp16x4(p, bsz, cnt));
-    __m128i hi = _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
+    __m128i hi =
+        _mm_set_epi64x((long long)fp16x4(p + 12 * bsz, bsz, cnt - 12), (long long)fp16x4(p + 8 * bsz, bsz, cnt - 8));
     return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
 }
 
@@ -133,7 +138,8 @@ static const uint8_t iq4_nl_u8[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141,
 static inline AI FF_VNNI __m512i codes2(const uint8_t *blk, const int two, const int qt) {
     const int bsz = QL_BYTES(qt), qs = QL_QS(qt), qh = QL_QH(qt);
     __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + qs)));
-    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)(const void *)(blk + bsz + qs)));
+    if (two)
+        v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)(const void *)(blk + bsz + qs)));
     v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xff00ff00, v, 4), _mm512_set1_epi8(15));
     if (qh) {
         uint32_t h0, h1 = 0;
@@ -141,14 +147,15 @@ static inline AI FF_VNNI __m512i codes2(const uint8_t *blk, const int two, const
         if (two) memcpy(&h1, blk + bsz + qh, 4);
         v = _mm512_mask_add_epi8(v, (__mmask64)((uint64_t)h1 << 32 | h0), v, _mm512_set1_epi8(16));
     }
-    if (qt == QL_IQ4_NL) v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_u8)), v);
+    if (qt == QL_IQ4_NL)
+        v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_u8)), v);
     return v;
 }
 
 // blocks b0..b0+cnt-1 (cnt <= 16): per block the int dot of its codes with a times d_w * d_a, and in corr the
 // offset times d_a * sum(a): the minimum m_w (q4_1, q5_1), or -16 d_w (q5_0), -128 d_w (iq4_nl)
-static inline AI FF_VNNI void ql_chunk_vnni(__m512 *acc, __m512 *corr, const uint8_t *row, const ff_qact *a,
-                                            int64_t b0, const int cnt, const int m, const int full, const int qt) {
+static inline AI FF_VNNI void ql_chunk_vnni(__m512 *acc, __m512 *corr, const uint8_t *row, const ff_qact *a, int64_t b0,
+                                            const int cnt, const int m, const int full, const int qt) {
     int64_t kp = a->kp;
     const int bsz = QL_BYTES(qt);
     __m512 dw = scales16(row + bsz * b0, bsz, cnt), s[4];
@@ -160,14 +167,15 @@ static inline AI FF_VNNI void ql_chunk_vnni(__m512 *acc, __m512 *corr, const uin
         __m512 da = _mm512_maskz_loadu_ps(km, a->d + i * (kp / 32) + b0);
         __m512i sums = _mm512_maskz_loadu_epi16(full ? ~0u : (1u << 2 * cnt) - 1, a->s + i * (kp / 16) + 2 * b0);
         s[i] = _mm512_mul_ps(dw, da);
-        corr[i] = _mm512_fmadd_ps(ow, _mm512_mul_ps(da, _mm512_cvtepi32_ps(_mm512_madd_epi16(sums, _mm512_set1_epi16(1)))),
-                                  corr[i]);
+        corr[i] = _mm512_fmadd_ps(
+            ow, _mm512_mul_ps(da, _mm512_cvtepi32_ps(_mm512_madd_epi16(sums, _mm512_set1_epi16(1)))), corr[i]);
     }
 #pragma GCC unroll 8
     for (int p = 0; p < cnt; p += 2) {
         __m512i u = codes2(row + bsz * (b0 + p), p + 1 < cnt, qt);
         for (int i = 0; i < m; i++) {
-            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_load_si512(a->q + i * kp + 32 * (b0 + p)));
+            __m512i dot =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_load_si512(a->q + i * kp + 32 * (b0 + p)));
             __m512 *c = &acc[2 * i + (full ? (p >> 1) & 1 : 0)];
             *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], p), *c);
         }
@@ -187,19 +195,20 @@ static inline AI FF_VNNI void ql_rows_vnni(float *restrict y, int64_t ldy, const
         if (b0 + 8 <= nb) ql_chunk_vnni(acc, corr, row, a, b0, 8, m, 1, qt), b0 += 8;
         if (b0 < nb) ql_chunk_vnni(acc, corr, row, a, b0, (int)(nb - b0), m, 0, qt);
         for (int i = 0; i < m; i++)
-            y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) + _mm512_reduce_add_ps(corr[i]);
+            y[i * ldy + j] =
+                _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) + _mm512_reduce_add_ps(corr[i]);
     }
 }
 
-#define QL_ENTRY_VNNI(name, qt)                                                                                    \
-    static FF_VNNI void qdot_##name##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w,            \
-                                           int64_t stride, int64_t n, const ff_qact *a, int m) {                 \
-        switch (m) {                                                                                               \
-        case 4: ql_rows_vnni(y, ldy, w, stride, n, a, 4, qt); break;                                               \
-        case 3: ql_rows_vnni(y, ldy, w, stride, n, a, 3, qt); break;                                               \
-        case 2: ql_rows_vnni(y, ldy, w, stride, n, a, 2, qt); break;                                               \
-        default: ql_rows_vnni(y, ldy, w, stride, n, a, 1, qt); break;                                              \
-        }                                                                                                          \
+#define QL_ENTRY_VNNI(name, qt)                                                                                        \
+    static FF_VNNI void qdot_##name##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,  \
+                                           int64_t n, const ff_qact *a, int m) {                                       \
+        switch (m) {                                                                                                   \
+        case 4: ql_rows_vnni(y, ldy, w, stride, n, a, 4, qt); break;                                                   \
+        case 3: ql_rows_vnni(y, ldy, w, stride, n, a, 3, qt); break;                                                   \
+        case 2: ql_rows_vnni(y, ldy, w, stride, n, a, 2, qt); break;                                                   \
+        default: ql_rows_vnni(y, ldy, w, stride, n, a, 1, qt); break;                                                  \
+        }                                                                                                              \
     }
 QL_ENTRY_VNNI(q4_1, QL_Q4_1)
 QL_ENTRY_VNNI(q5_0, QL_Q5_0)
