@@ -94,20 +94,15 @@ void ff_quantize_row_q5_0(uint8_t *restrict dst, const float *restrict x, int64_
     }
 }
 
-// index of the iq4_nl value nearest to v (the upper one of a tie), by bisection as ggml
+// index of the iq4_nl value nearest to v, ties as ggml's bisection: the upper one, and nan -> 15
 static int iq4_nl_nearest(float v) {
-    const int8_t *t = ff_iq4_nl_values;
+    static const float t[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
     if (v <= t[0]) return 0;
-    if (v >= t[15]) return 15;
-    int lo = 0, hi = 15;
-    while (hi - lo > 1) {
-        int mid = (lo + hi) / 2;
-        if (v < t[mid])
-            hi = mid;
-        else
-            lo = mid;
-    }
-    return v - t[hi - 1] < t[hi] - v ? hi - 1 : hi;
+    if (!(v < t[15])) return 15;
+    // lo: the last value <= v, counted without branches
+    int lo = 0;
+    for (int j = 1; j < 15; j++) lo += t[j] <= v;
+    return v - t[lo] < t[lo + 1] - v ? lo : lo + 1;
 }
 
 // codes of xb for 1/scale id; sums w*q*x and w*q*q over the block with weights x*x
@@ -226,26 +221,49 @@ FF_QLEGACY_REF(iq4_nl, FF_QL_IQ4_NL)
 
 // ---- row drivers ----
 
-int ff_qlegacy_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
+typedef struct {
+    void *q;
+    float *f;
+    int qtype, quantize;
+    int64_t rows, cols, row_bytes;
+} convert_ctx;
+
+static void convert_task(void *arg, int ith, int nth) {
+    convert_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->rows, ith, nth, 1, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        float *f = c->f + r * c->cols;
+        uint8_t *q = (uint8_t *)c->q + r * c->row_bytes;
+        switch (c->qtype + (c->quantize ? 0 : 256)) {
+        case FF_QL_Q4_1: ff_quantize_row_q4_1(q, f, c->cols); break;
+        case FF_QL_Q5_0: ff_quantize_row_q5_0(q, f, c->cols); break;
+        case FF_QL_Q5_1: ff_quantize_row_q5_1(q, f, c->cols); break;
+        case FF_QL_IQ4_NL: ff_quantize_row_iq4_nl(q, f, c->cols); break;
+        case 256 + FF_QL_Q4_1: ff_dequantize_row_q4_1(f, q, c->cols); break;
+        case 256 + FF_QL_Q5_0: ff_dequantize_row_q5_0(f, q, c->cols); break;
+        case 256 + FF_QL_Q5_1: ff_dequantize_row_q5_1(f, q, c->cols); break;
+        default: ff_dequantize_row_iq4_nl(f, q, c->cols); break;
+        }
+    }
+}
+
+static int convert(void *q, float *f, int qtype, int64_t rows, int64_t cols, int quantize) {
     int64_t bsz = ff_qlegacy_block_bytes(qtype);
     if (!bsz || rows < 0 || cols < 0 || cols % 32) return FF_EINVAL;
-    void (*q)(uint8_t *restrict, const float *restrict, int64_t) = qtype == FF_QL_Q4_1   ? ff_quantize_row_q4_1
-                                                                   : qtype == FF_QL_Q5_0 ? ff_quantize_row_q5_0
-                                                                   : qtype == FF_QL_Q5_1 ? ff_quantize_row_q5_1
-                                                                                         : ff_quantize_row_iq4_nl;
-    for (int64_t r = 0; r < rows; r++) q((uint8_t *)dst + r * (cols / 32) * bsz, w + r * cols, cols);
+    convert_ctx c = {q, f, qtype, quantize, rows, cols, cols / 32 * bsz};
+    // iq4_nl's search costs ~50x a dequantization per weight
+    int64_t work = rows * cols * (quantize && qtype == FF_QL_IQ4_NL ? 64 : 1);
+    ff_parallel(convert_task, &c, work < (1 << 16) ? 1 : ff_get_num_threads());
     return FF_OK;
 }
 
+int ff_qlegacy_quantize(void *dst, const float *w, int qtype, int64_t rows, int64_t cols) {
+    return convert(dst, (float *)w, qtype, rows, cols, 1);
+}
+
 int ff_qlegacy_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t cols) {
-    int64_t bsz = ff_qlegacy_block_bytes(qtype);
-    if (!bsz || rows < 0 || cols < 0 || cols % 32) return FF_EINVAL;
-    void (*dq)(float *restrict, const uint8_t *restrict, int64_t) = qtype == FF_QL_Q4_1   ? ff_dequantize_row_q4_1
-                                                                    : qtype == FF_QL_Q5_0 ? ff_dequantize_row_q5_0
-                                                                    : qtype == FF_QL_Q5_1 ? ff_dequantize_row_q5_1
-                                                                                          : ff_dequantize_row_iq4_nl;
-    for (int64_t r = 0; r < rows; r++) dq(y + r * cols, (const uint8_t *)src + r * (cols / 32) * bsz, cols);
-    return FF_OK;
+    return convert((void *)src, y, qtype, rows, cols, 0);
 }
 
 typedef void (*qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,

@@ -124,6 +124,22 @@ static inline AI FF_VNNI __m512 scales16(const uint8_t *p, int bsz, int cnt) {
     return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
 }
 
+// the fp16 pairs (d, m) at the start of cnt <= 16 blocks bsz bytes apart, as floats (0 past cnt): one 32-bit
+// scalar load per block
+static inline AI FF_VNNI void scales_mins16(__m512 *d, __m512 *m, const uint8_t *p, int bsz, int cnt) {
+    uint64_t v[8];
+    for (int i = 0; i < 8; i++) {
+        uint32_t lo = 0, hi = 0;
+        if (2 * i < cnt) memcpy(&lo, p + 2 * i * bsz, 4);
+        if (2 * i + 1 < cnt) memcpy(&hi, p + (2 * i + 1) * bsz, 4);
+        v[i] = (uint64_t)hi << 32 | lo;
+    }
+    __m512i x = _mm512_set_epi64((long long)v[7], (long long)v[6], (long long)v[5], (long long)v[4], (long long)v[3],
+                                 (long long)v[2], (long long)v[1], (long long)v[0]);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x));
+    *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)));
+}
+
 // lanes 0..7 take lane p of v, lanes 8..15 lane p+1
 static inline AI FF_VNNI __m512 pick_pair(__m512 v, int p) {
     return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(p), _mm256_set1_epi32(p + 1), 1), v);
@@ -158,9 +174,12 @@ static inline AI FF_VNNI void ql_chunk_vnni(__m512 *acc, __m512 *corr, const uin
                                             const int cnt, const int m, const int full, const int qt) {
     int64_t kp = a->kp;
     const int bsz = QL_BYTES(qt);
-    __m512 dw = scales16(row + bsz * b0, bsz, cnt), s[4];
-    __m512 ow = qt == QL_Q4_1 || qt == QL_Q5_1 ? scales16(row + bsz * b0 + 2, bsz, cnt)
-                                               : _mm512_mul_ps(dw, _mm512_set1_ps(qt == QL_Q5_0 ? -16.0f : -128.0f));
+    __m512 dw, ow, s[4];
+    if (qt == QL_Q4_1 || qt == QL_Q5_1)
+        scales_mins16(&dw, &ow, row + bsz * b0, bsz, cnt);
+    else
+        dw = scales16(row + bsz * b0, bsz, cnt),
+        ow = _mm512_mul_ps(dw, _mm512_set1_ps(qt == QL_Q5_0 ? -16.0f : -128.0f));
     // a tail may start at b0 % 16 == 8 and end with the padded row: only its blocks are loaded
     __mmask16 km = (__mmask16)(full ? 0xffff : (1u << cnt) - 1);
     for (int i = 0; i < m; i++) {
