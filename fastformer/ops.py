@@ -31,7 +31,7 @@ def matmul(a, b, *, out=None):
 def linear(x, w, bias=None, *, out=None):
     """x (..., K) @ w.T + bias -> (..., N), with w (N, K) as Hugging Face checkpoints store it.
 
-    `w` is a float32 array or a `fastformer.QuantizedTensor` (q8_0, q4_0, q4_k, q6_k: x is then quantized to
+    `w` is a float32 array or a `fastformer.QuantizedTensor` (a type with dot kernels: x is then quantized to
     8 bits per 32 values on the fly); leading axes of `x` are flattened into rows and restored on return.
 
     >>> ops.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32))

@@ -115,10 +115,11 @@ def _row_bytes(qtype, cols):
 
 
 def quantize(w, qtype):
-    """Quantize a (rows, cols) float matrix to `qtype` ("q8_0", "q4_0", "f16", "bf16" or "f32": `_QUANTIZABLE`).
+    """Quantize a (rows, cols) float matrix to `qtype` (one of `_QUANTIZABLE`: "q8_0", "q4_0", "iq4_nl", "f16" ...).
 
     Float64 and float16 inputs are converted to float32 first, as the gguf package does; the bytes equal
-    its reference quantizers'. cols must be a multiple of the block size (32 for q8_0 and q4_0).
+    its reference quantizers' (iq4_nl: llama.cpp's without an importance matrix). cols must be a multiple of
+    the block size (32 for the 32-weight types).
 
     >>> quantize(np.zeros((2, 32), np.float32), "q4_0").nbytes
     36
@@ -140,7 +141,7 @@ def quantize(w, qtype):
 
 
 def linear(x, w, bias=None, *, out=None):
-    """x (..., K) @ w.T + bias for a QuantizedTensor w (N, K) in a type with dot kernels (q8_0, q4_0, q4_k, q6_k).
+    """x (..., K) @ w.T + bias for a QuantizedTensor w (N, K) in a type with dot kernels (`_LINEAR`).
 
     x is quantized to int8 per 32 values (one float scale each) and multiplied with int8 dot products;
     each output row is computed independently of the thread count.

@@ -49,7 +49,7 @@ def test_unknown_ids():
     with pytest.raises(ValueError, match="unknown ggml type id 4"):
         _core.qtype_row_bytes(4, 32)
     with pytest.raises(ValueError, match="no dequantizer|only .* have dequantizers"):
-        _core.dequantize_rows(np.zeros((1, 20), np.uint8), 3, 32)  # q4_1: known, not implemented
+        _core.dequantize_rows(np.zeros((1, 36), np.uint8), 9, 32)  # q8_1: known, not implemented
     with pytest.raises(ValueError, match="only .* have quantizers"):
         _core.quantize_rows(np.zeros((1, 256), np.float32), 12)
 
@@ -61,7 +61,10 @@ def test_python_lists_derive_from_the_table():
     assert set(quant.QTYPES) == named(_core.QF_DEQUANT) == set(_core.QTYPE_IDS)
     assert set(quant._LINEAR) == named(_core.QF_LINEAR)
     assert set(quant._QUANTIZABLE) == named(_core.QF_QUANTIZE)
-    assert quant.QUANTIZABLE_AT_LOAD == ("q8_0", "q4_0")  # most bits per weight first: q8_0 is the default
+    # most bits per weight first: q8_0 is the default
+    assert quant.QUANTIZABLE_AT_LOAD[0] == "q8_0"
+    assert set(quant.QUANTIZABLE_AT_LOAD) == named(_core.QF_QUANTIZE) & named(_core.QF_LINEAR)
+    assert {"q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"} <= set(quant.QUANTIZABLE_AT_LOAD)
     assert {t.lower() for t in gguf.QUANT_TYPES} == named(_core.QF_LINEAR)
     assert set(gguf._SCALE_BYTES) == named(_core.QF_LINEAR)
     assert gguf.GGML_TYPES == {row[0]: (row[1].upper(), row[2], row[3]) for row in _core.QTYPE_TABLE}
