@@ -1,7 +1,7 @@
 """Decode (M=1) int8 dot kernels of the legacy types q4_1, q5_0, q5_1, iq4_nl against q4_0 and q8_0 in the same run.
 
-Groups are "qdot M=1 (K, N) t=<threads>"; impl is the weight type: q4_0 and q8_0 through ops.linear on ggml's
-layout, the legacy types through _core.qlegacy_linear (the same activation quantizer, row split and thread pool).
+Groups are "qdot M=1 (K, N) t=<threads>"; impl is the weight type, every one through ops.linear on ggml's layout
+(the same activation quantizer, row split and thread pool).
 Each case is checked against a float64 product of the dequantized weights first, and records the weight bytes it
 streams and the achieved GB/s in extra_info["weight_GBps"]; print them with
     python -m benchmarks.bench_quant_legacy results.json
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import set_threads
-from fastformer import _core, ops, quantize
+from fastformer import ops, quantize
 
 SHAPES = [(768, 768), (768, 2048), (2048, 5632), (5632, 2048), (2048, 32000)]  # (K, N)
 IMPLS = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"]
@@ -28,16 +28,8 @@ def test_qdot_decode(benchmark, shape, impl, threads):
     k, n = shape
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((1, k), dtype=np.float32), rng.standard_normal((n, k), dtype=np.float32)
-    if impl in ("q8_0", "q4_0"):
-        qt = quantize(w, impl)
-        fn, nbytes, wd = (lambda: ops.linear(x, qt)), qt.nbytes, qt.dequantize()
-    else:
-        data = _core.qlegacy_quantize(w, impl)
-        fn, nbytes, wd = (
-            (lambda: _core.qlegacy_linear(x, data, impl, k)),
-            data.nbytes,
-            _core.qlegacy_dequantize(data, impl, k),
-        )
+    qt = quantize(w, impl)
+    fn, nbytes, wd = (lambda: ops.linear(x, qt)), qt.nbytes, qt.dequantize()
     # the quantized result is the fp32 product on the dequantized weights, up to the 8-bit activations
     want = x.astype(np.float64) @ wd.astype(np.float64).T
     np.testing.assert_allclose(fn(), want, rtol=0, atol=0.02 * np.abs(want).max())
