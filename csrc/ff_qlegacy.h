@@ -44,6 +44,14 @@ FF_QLEGACY_DECLARE_ALL(maddubs)
 FF_QLEGACY_DECLARE_ALL(avxvnni)
 FF_QLEGACY_DECLARE_ALL(vnni256)
 FF_QLEGACY_DECLARE_ALL(vnni)
+// prefill panels (ff_internal.h's ff_qgemm_panel_fn) of avx-512 vnni
+#define FF_QLEGACY_DECLARE_PANEL(qt)                                                                                   \
+    void ff_qgemm_panel_##qt##_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a, \
+                                    int64_t m, void *panel);
+FF_QLEGACY_DECLARE_PANEL(q4_1)
+FF_QLEGACY_DECLARE_PANEL(q5_0)
+FF_QLEGACY_DECLARE_PANEL(q5_1)
+FF_QLEGACY_DECLARE_PANEL(iq4_nl)
 #endif
 
 // their entries in ff_cpu.c's tables: the row converters and the qdot slots of the int8 dot sfx
@@ -56,5 +64,8 @@ FF_QLEGACY_DECLARE_ALL(vnni)
 #define FF_QLEGACY_QDOT_SLOTS(sfx)                                                                                     \
     [FF_QT_Q4_1] = ff_qdot_q4_1_##sfx, [FF_QT_Q5_0] = ff_qdot_q5_0_##sfx, [FF_QT_Q5_1] = ff_qdot_q5_1_##sfx,           \
     [FF_QT_IQ4_NL] = ff_qdot_iq4_nl_##sfx
+#define FF_QLEGACY_PANEL_SLOTS                                                                                         \
+    [FF_QT_Q4_1] = ff_qgemm_panel_q4_1_vnni, [FF_QT_Q5_0] = ff_qgemm_panel_q5_0_vnni,                                  \
+    [FF_QT_Q5_1] = ff_qgemm_panel_q5_1_vnni, [FF_QT_IQ4_NL] = ff_qgemm_panel_iq4_nl_vnni
 
 #endif

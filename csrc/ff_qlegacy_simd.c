@@ -5,6 +5,7 @@
 #include "ff_qlegacy.h"
 
 #include "ff_internal.h"
+#include "ff_quant.h"
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
@@ -220,4 +221,121 @@ QL_ENTRY_VNNI(q5_0, QL_Q5_0)
 QL_ENTRY_VNNI(q5_1, QL_Q5_1)
 QL_ENTRY_VNNI(iq4_nl, QL_IQ4_NL)
 
+// ---- prefill panels (avx-512 vnni): 32 rows of W as unsigned codes, 4-byte groups interleaved across rows as in
+// ff_qdot.c's q8_0/q4_0 panels, so one vpdpbusd multiplies 4 activations with 16 rows; per block the fp16 d of
+// every row, then its fp16 minimum (q4_1, q5_1) ----
+
+// the 32 codes of one block in weight order: nibbles, + 16 where the high bit is set, or iq4_nl's values + 128
+static inline AI FF_VNNI __m256i codes32(const uint8_t *blk, const int qt) {
+    __m256i v = nibbles32(blk + QL_QS(qt));
+    if (QL_QH(qt)) v = _mm256_or_si256(v, _mm256_and_si256(high_bits32(blk + QL_QH(qt)), _mm256_set1_epi8(0x10)));
+    if (qt == QL_IQ4_NL)
+        v = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_u8)),
+                                v);
+    return v;
+}
+
+// pack rows 0..nr-1 (nr <= 32): vals (nb, 8, 32, 4) codes, sc (nb, 2, 32) fp16 d and minimum; rows past nr zero
+static inline AI FF_VNNI void ql_pack_vnni(uint8_t *restrict vals, uint16_t *restrict sc, const uint8_t *w,
+                                           int64_t stride, int nr, int64_t nb, const int qt) {
+    const int bsz = QL_BYTES(qt), has_min = qt == QL_Q4_1 || qt == QL_Q5_1;
+    for (int r = 0; r < FF_QP_NR; r++) {
+        const uint8_t *row = w + r * stride;
+        // row r's 4-byte groups sit at 64 (r / 16) + 4 (r % 16) within each 128-byte group of 32 rows
+        uint8_t *dst = vals + 64 * (r / 16) + 4 * (r % 16);
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t codes[32] = {0};
+            uint16_t d = 0, mn = 0;
+            if (r < nr) {
+                const uint8_t *blk = row + bsz * b;
+                _mm256_storeu_si256((__m256i *)(void *)codes, codes32(blk, qt));
+                memcpy(&d, blk, 2);
+                if (has_min) memcpy(&mn, blk + 2, 2);
+            }
+            for (int g = 0; g < 8; g++) memcpy(dst + 1024 * b + 128 * g, codes + 4 * g, 4);
+            sc[64 * b + r] = d;
+            sc[64 * b + 32 + r] = mn;
+        }
+    }
+}
+
+// y (mr, nr) = A (mr <= 4 rows) . panel^T: per block the int dot times d_w * d_a, plus the offset (minimum, or
+// -16 d_w for q5_0, -128 d_w for iq4_nl) times d_a * sum(a)
+static inline AI FF_VNNI void ql_tile_vnni(float *y, int64_t ldy, const ff_qact *a, const int mr, const uint8_t *vals,
+                                           const uint16_t *sc, int64_t nb, int nr, const int qt) {
+    int64_t kp = a->kp;
+    const int has_min = qt == QL_Q4_1 || qt == QL_Q5_1;
+    __m512 out[4][2];
+    for (int i = 0; i < mr; i++) out[i][0] = out[i][1] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i acc[4][2];
+        for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+        const uint8_t *vb = vals + 1024 * b;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i v0 = _mm512_load_si512(vb + 128 * g), v1 = _mm512_load_si512(vb + 128 * g + 64);
+            for (int i = 0; i < mr; i++) {
+                int32_t x;
+                memcpy(&x, a->q + i * kp + 32 * b + 4 * g, 4);
+                __m512i ax = _mm512_set1_epi32(x);
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, ax);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, ax);
+            }
+        }
+        __m512 dw[2], ow[2];
+        for (int h = 0; h < 2; h++) {
+            dw[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(sc + 64 * b + 16 * h)));
+            ow[h] =
+                has_min
+                    ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(sc + 64 * b + 32 + 16 * h)))
+                    : _mm512_mul_ps(dw[h], _mm512_set1_ps(qt == QL_Q5_0 ? -16.0f : -128.0f));
+        }
+        for (int i = 0; i < mr; i++) {
+            float da = a->d[i * (kp / 32) + b];
+            const int16_t *si = a->s + i * (kp / 16) + 2 * b;
+            __m512 vda = _mm512_set1_ps(da), vsa = _mm512_set1_ps(da * (float)(si[0] + si[1]));
+            for (int h = 0; h < 2; h++) {
+                out[i][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][h]), _mm512_mul_ps(dw[h], vda), out[i][h]);
+                out[i][h] = _mm512_fmadd_ps(ow[h], vsa, out[i][h]);
+            }
+        }
+    }
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(y + i * ldy, m0, out[i][0]);
+        _mm512_mask_storeu_ps(y + i * ldy + 16, m1, out[i][1]);
+    }
+}
+
+static inline AI FF_VNNI void ql_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
+                                            const ff_qact *a, int64_t m, void *panel, const int qt) {
+    int64_t nb = a->k / 32;
+    uint8_t *vals = panel;
+    uint16_t *sc = (uint16_t *)(void *)(vals + 1024 * nb);
+    ql_pack_vnni(vals, sc, w, stride, nr, nb, qt);
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        ff_qact ai = *a;
+        ai.q += i0 * a->kp;
+        ai.d += i0 * (a->kp / 32);
+        ai.s += i0 * (a->kp / 16);
+        float *yi = y + i0 * ldy;
+        switch (FF_MIN(4, m - i0)) {
+        case 4: ql_tile_vnni(yi, ldy, &ai, 4, vals, sc, nb, nr, qt); break;
+        case 3: ql_tile_vnni(yi, ldy, &ai, 3, vals, sc, nb, nr, qt); break;
+        case 2: ql_tile_vnni(yi, ldy, &ai, 2, vals, sc, nb, nr, qt); break;
+        default: ql_tile_vnni(yi, ldy, &ai, 1, vals, sc, nb, nr, qt); break;
+        }
+    }
+}
+
+#define QL_PANEL_VNNI(name, qt)                                                                                        \
+    FF_VNNI void ff_qgemm_panel_##name##_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,         \
+                                              const ff_qact *a, int64_t m, void *panel) {                              \
+        ql_panel_vnni(y, ldy, w, stride, nr, a, m, panel, qt);                                                         \
+    }
+QL_PANEL_VNNI(q4_1, QL_Q4_1)
+QL_PANEL_VNNI(q5_0, QL_Q5_0)
+QL_PANEL_VNNI(q5_1, QL_Q5_1)
+QL_PANEL_VNNI(iq4_nl, QL_IQ4_NL)
 #endif
