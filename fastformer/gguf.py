@@ -18,6 +18,7 @@ import numpy as np
 
 from fastformer import _core, ops
 from fastformer.arch import GGUF_EPS_KEY, GGUF_KEYS, GGUF_NAMES, arch_for_gguf
+from fastformer.chat import read_gguf_templates
 from fastformer.checkpoint import (
     MAX_SIZE,
     Checkpoint,
@@ -442,7 +443,8 @@ def load(path, max_context=None):
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_gguf_metadata(f.metadata, source=f.path)
-    return Checkpoint(f.path, "gguf", conf, weights, layers, tok, rope=arch.rope_gguf)
+    templates = read_gguf_templates(f.metadata, f.path)
+    return Checkpoint(f.path, "gguf", conf, weights, layers, tok, rope=arch.rope_gguf, chat_templates=templates)
 
 
 # byte range of the float16 scales (d, and dmin where there is one) inside each block
