@@ -87,3 +87,31 @@ def test_one_version_source():
     assert 'dynamic = ["version"]' in text and 'version = { attr = "fastformer.__version__" }' in text
     assert not re.search(r'^version\s*=\s*"', text, re.M)
     assert fastformer.__version__.count(".") == 2
+
+
+def _test_imports(source):
+    """The tests/test_* modules some Python source imports, at any depth."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {n for n in names if n.split(".")[0].startswith("test_")}
+
+
+def test_no_test_module_imports_another():
+    # what test modules share lives in tests/helpers.py (and the fixtures in tests/conftest.py)
+    tests = os.path.join(ROOT, "tests")
+    found = {}
+    for f in sorted(os.listdir(tests)):
+        if f.endswith(".py"):
+            imported = _test_imports(open(os.path.join(tests, f), encoding="utf-8").read()) - {f[:-3]}
+            if imported:
+                found[f] = sorted(imported)
+    assert not found, found
+
+
+def test_the_test_import_check_sees_imports():
+    source = "import os\nfrom test_model import CASES\ndef f():\n    import test_quant\n"
+    assert _test_imports(source) == {"test_model", "test_quant"}

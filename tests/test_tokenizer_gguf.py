@@ -2,13 +2,12 @@
 back, and where llama-cpp-python is installed (an opt-in peer) llama.cpp tokenizes a vocab-only GGUF file written
 from the metadata exactly as the Tokenizer read back from it does."""
 
-# ruff: noqa: F811  (pytest fixtures imported from the other tokenizer tests)
-
 import unicodedata
 
 import pytest
-from test_tokenizer_corpus import DOCS, cl100k, cl100k_ranks, tiktoken_encoding  # noqa: F401
-from test_tokenizer_hf import LINES, TEXTS, _theirs, pair, spm_pair  # noqa: F401
+from corpus import DOCS
+from helpers import tiktoken_encoding
+from hf_tokenizers import LINES, TEXTS, theirs
 
 import fastformer
 from fastformer import Tokenizer
@@ -19,6 +18,7 @@ def _texts():
     return [t for t in TEXTS + LINES if unicodedata.is_normalized("NFC", t)]
 
 
+@pytest.mark.peer("tokenizers")
 def test_byte_level_and_sentencepiece_layouts_read_back(pair):
     ours, hf = pair
     meta = ours.gguf_metadata()
@@ -28,10 +28,11 @@ def test_byte_level_and_sentencepiece_layouts_read_back(pair):
     for text in _texts():
         ids = back.encode(text, allowed_special="all")
         if meta["tokenizer.ggml.model"] == "gpt2":
-            assert ids == _theirs(hf, text), repr(text[:60])
+            assert ids == theirs(hf, text), repr(text[:60])
         assert back.decode(ids) == text
 
 
+@pytest.mark.peer("sentencepiece")
 def test_sentencepiece_scores_read_back(spm_pair):
     ours, sp = spm_pair
     back = Tokenizer.from_gguf_metadata(ours.gguf_metadata())
@@ -39,6 +40,7 @@ def test_sentencepiece_scores_read_back(spm_pair):
         assert back.encode(text) == sp.encode(text), repr(text[:60])
 
 
+@pytest.mark.peer("tiktoken")
 def test_tiktoken_vocabulary_as_llama_bpe(cl100k, cl100k_ranks):
     # cl100k_base becomes llama.cpp's "llama-bpe" split: Llama 3's pattern over the cl100k ranks
     meta = cl100k.gguf_metadata()
@@ -100,6 +102,7 @@ def _vocab_only_gguf(meta, path):
     w.close()
 
 
+@pytest.mark.peer("tokenizers", "gguf", "llama_cpp")
 def test_llama_cpp_tokenizes_alike(pair, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
     ours, _ = pair
