@@ -1,6 +1,7 @@
 """What the test modules share (no test module imports another): the prompt, the random-checkpoint builder,
-the transformers logits, the one assert-close, checkpoints with other weights, the cl100k_base rank file,
-tiktoken built from it, and the environment for child processes.
+the transformers logits, the one assert-close, checkpoints with other weights, a Llama written with numpy
+alone (for tests without peers), the cl100k_base rank file, tiktoken built from it, and the environment for
+child processes.
 
 Peers (torch, transformers, tiktoken, ...) are imported inside the functions that need them, so importing
 this module needs none of them; a test that needs one is marked `peer` (see conftest.py).
@@ -9,7 +10,9 @@ this module needs none of them; a test that needs one is marked `peer` (see conf
 import base64
 import dataclasses
 import importlib
+import json
 import os
+import struct
 import zlib
 from pathlib import Path
 from unittest import mock
@@ -79,7 +82,8 @@ def make_checkpoint(path, arch, *, seed=0, perturb=None, save_kwargs=None, **con
 
 
 def perturb_by_name(seed):
-    """Norm weights and biases near 1.3 (names with "norm" or "ln"), every other tensor small noise."""
+    """Norm parameters (names with "norm" or "ln") shifted by 0.3 plus noise, every other tensor replaced by noise
+    (0.05 standard deviation for vectors, 0.08 for matrices)."""
 
     def perturb(model):
         import torch
@@ -117,7 +121,8 @@ def perturb_noise(scale, seed=None, vectors=True, matrices=True):
 
         g = None if seed is None else torch.Generator().manual_seed(seed)
         for p in model.parameters():
-            if vectors if p.ndim == 1 else matrices:
+            moved = vectors if p.ndim == 1 else matrices
+            if moved:
                 p.add_(scale * torch.randn(p.shape, generator=g))
 
     return perturb
@@ -184,6 +189,95 @@ def hf_logits(model, ids):
         return model(torch.tensor([ids])).logits[0].float().numpy()
 
 
+# ---- a Llama checkpoint written with numpy alone: models for tests without peers (and the hostile cases) ----
+
+SMALL_LLAMA = dict(vocab=300, d=64, heads=4, kv=2, ff=96, layers=2, ctx=64)
+
+
+def llama_config(**over):
+    """config.json of the small Llama, keys overridden by `over`."""
+    s = SMALL_LLAMA
+    cfg = dict(
+        architectures=["LlamaForCausalLM"],
+        model_type="llama",
+        vocab_size=s["vocab"],
+        hidden_size=s["d"],
+        intermediate_size=s["ff"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        num_key_value_heads=s["kv"],
+        max_position_embeddings=s["ctx"],
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+    )
+    cfg.update(over)
+    return cfg
+
+
+def llama_tensors(seed=0):
+    """The small Llama's tensors by Hugging Face name: matrices 0.05 * N(0, 1), norms 1."""
+    rng = np.random.default_rng(seed)
+    s = SMALL_LLAMA
+    d, ff, hd = s["d"], s["ff"], s["d"] // s["heads"]
+    q, kv = s["heads"] * hd, s["kv"] * hd
+
+    def w(*shape):
+        return (0.05 * rng.standard_normal(shape)).astype(np.float32)
+
+    t = {
+        "model.embed_tokens.weight": w(s["vocab"], d),
+        "model.norm.weight": np.ones(d, np.float32),
+        "lm_head.weight": w(s["vocab"], d),
+    }
+    for i in range(s["layers"]):
+        p = f"model.layers.{i}."
+        t.update(
+            {
+                p + "input_layernorm.weight": np.ones(d, np.float32),
+                p + "post_attention_layernorm.weight": np.ones(d, np.float32),
+                p + "self_attn.q_proj.weight": w(q, d),
+                p + "self_attn.k_proj.weight": w(kv, d),
+                p + "self_attn.v_proj.weight": w(kv, d),
+                p + "self_attn.o_proj.weight": w(d, q),
+                p + "mlp.gate_proj.weight": w(ff, d),
+                p + "mlp.up_proj.weight": w(ff, d),
+                p + "mlp.down_proj.weight": w(d, ff),
+            }
+        )
+    return t
+
+
+def write_llama(path, **config):
+    """The small Llama as a model directory (config.json with `config` overrides, model.safetensors)."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(llama_config(**config), f)
+    write_safetensors(os.path.join(path, "model.safetensors"), *safetensors_parts(llama_tensors()))
+    return str(path)
+
+
+_ST_DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<i8"): "I64", np.dtype("<i4"): "I32"}
+
+
+def safetensors_parts(tensors):
+    """(header dict, data bytes) for {name: array}, laid out back to back."""
+    header, chunks, pos = {}, [], 0
+    for name, a in tensors.items():
+        raw = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": _ST_DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [pos, pos + len(raw)]}
+        chunks.append(raw)
+        pos += len(raw)
+    return header, b"".join(chunks)
+
+
+def write_safetensors(path, header, data=b"", header_len=None, raw_header=None):
+    """A safetensors file from its parts; header_len and raw_header forge the length field and the header."""
+    h = raw_header if raw_header is not None else json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h) if header_len is None else header_len) + h + data)
+    return path
+
+
 # ---- a tiny model with a trained tokenizer (shared threads, leaks, pathological streams) ----
 
 TRAIN = [
@@ -197,7 +291,6 @@ PROMPTS = ["Once upon a time", "Привет 你好 😀", "def main():", "Grö�
 
 def make_model_dir(root, max_context=512):
     """A 2-layer random Llama (perturbed weights, so outputs vary) with a trained byte-level tokenizer."""
-
     tok = fastformer.train_bpe(TRAIN, vocab_size=420, special_tokens=["<|endoftext|>"])
     path, _ = make_checkpoint(
         os.path.join(str(root), "tiny"),

@@ -1,6 +1,6 @@
-"""The hostile cases' ground: a tiny valid model (Hugging Face directory, GGUF files, tokenizer files), writers
-that can forge any field, and the registry the case modules (hostile_safetensors.py, hostile_gguf.py,
-hostile_arguments.py) add their cases to."""
+"""The hostile cases' ground: a tiny valid model (the numpy-written Llama of tests/helpers.py as a Hugging Face
+directory and GGUF files, tokenizer files), a GGUF writer that can forge any field, and the registry the case
+modules (hostile_safetensors.py, hostile_gguf.py, hostile_arguments.py) add their cases to."""
 
 import base64
 import json
@@ -9,75 +9,23 @@ import shutil
 import struct
 
 import numpy as np
+from helpers import SMALL_LLAMA, safetensors_parts, write_llama, write_safetensors
 
 import fastformer
 from fastformer.gguf import GGUFFile
 
 # ---- the valid fixtures ----
 
-VOCAB, D, HEADS, KV, FF, LAYERS, CTX = 300, 64, 4, 2, 96, 2, 64
+# the numpy-written Llama of tests/helpers.py
+VOCAB, D, HEADS, KV, FF, LAYERS, CTX = (SMALL_LLAMA[k] for k in ("vocab", "d", "heads", "kv", "ff", "layers", "ctx"))
 TEXT = "the cat sat on the mat. once upon a time there was a little dog who liked to play in the park. " * 8
-
-
-def llama_config(**over):
-    cfg = dict(
-        architectures=["LlamaForCausalLM"],
-        model_type="llama",
-        vocab_size=VOCAB,
-        hidden_size=D,
-        intermediate_size=FF,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        num_key_value_heads=KV,
-        max_position_embeddings=CTX,
-        rms_norm_eps=1e-5,
-        rope_theta=10000.0,
-    )
-    cfg.update(over)
-    return cfg
-
-
-def llama_tensors(seed=0):
-    rng = np.random.default_rng(seed)
-
-    def w(*shape):
-        return (0.05 * rng.standard_normal(shape)).astype(np.float32)
-
-    hd = D // HEADS
-    t = {
-        "model.embed_tokens.weight": w(VOCAB, D),
-        "model.norm.weight": np.ones(D, np.float32),
-        "lm_head.weight": w(VOCAB, D),
-    }
-    for i in range(LAYERS):
-        p = f"model.layers.{i}."
-        t.update(
-            {
-                p + "input_layernorm.weight": np.ones(D, np.float32),
-                p + "post_attention_layernorm.weight": np.ones(D, np.float32),
-                p + "self_attn.q_proj.weight": w(HEADS * hd, D),
-                p + "self_attn.k_proj.weight": w(KV * hd, D),
-                p + "self_attn.v_proj.weight": w(KV * hd, D),
-                p + "self_attn.o_proj.weight": w(D, HEADS * hd),
-                p + "mlp.gate_proj.weight": w(FF, D),
-                p + "mlp.up_proj.weight": w(FF, D),
-                p + "mlp.down_proj.weight": w(D, FF),
-            }
-        )
-    return t
 
 
 def build_fixtures(root):
     """A llama directory with a byte-level tokenizer, its f32 and q8_0 GGUF files and a tiktoken rank file."""
-    hf = os.path.join(root, "hf")
-    os.makedirs(hf, exist_ok=True)
     tok = fastformer.train_bpe([TEXT], vocab_size=280, special_tokens=["<|endoftext|>"])
+    hf = write_llama(os.path.join(root, "hf"), eos_token_id=tok.special_tokens["<|endoftext|>"], bos_token_id=None)
     tok.save(os.path.join(hf, "tokenizer.json"))
-    eos = tok.special_tokens["<|endoftext|>"]
-    with open(os.path.join(hf, "config.json"), "w") as f:
-        json.dump(llama_config(eos_token_id=eos, bos_token_id=None), f)
-    header, data = safetensors_parts(llama_tensors())
-    write_safetensors(os.path.join(hf, "model.safetensors"), header, data)
     fastformer.Model.load(hf).save_gguf(os.path.join(root, "model.gguf"))
     fastformer.Model.load(hf, quantize="q8_0").save_gguf(os.path.join(root, "model-q8_0.gguf"))
     ranks = {bytes([b]): b for b in range(256)}
@@ -126,29 +74,6 @@ class Ctx:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(spec, f)
         return path
-
-
-# ---- safetensors writer ----
-
-_ST_DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<i8"): "I64", np.dtype("<i4"): "I32"}
-
-
-def safetensors_parts(tensors):
-    """(header dict, data bytes) for {name: array}, laid out back to back."""
-    header, chunks, pos = {}, [], 0
-    for name, a in tensors.items():
-        raw = np.ascontiguousarray(a).tobytes()
-        header[name] = {"dtype": _ST_DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [pos, pos + len(raw)]}
-        chunks.append(raw)
-        pos += len(raw)
-    return header, b"".join(chunks)
-
-
-def write_safetensors(path, header, data=b"", header_len=None, raw_header=None):
-    h = raw_header if raw_header is not None else json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h) if header_len is None else header_len) + h + data)
-    return path
 
 
 # ---- GGUF writer ----

@@ -5,7 +5,8 @@ import os
 import struct
 
 import numpy as np
-from hostile_fixtures import D, case, llama_tensors, load_model, simple, write_safetensors
+from helpers import llama_tensors, write_safetensors
+from hostile_fixtures import D, case, load_model, simple
 
 from fastformer.safetensors import SafetensorsFile
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import CASES, PROMPT, VOCAB, assert_close, case_checkpoint, hf_logits, optional
+from helpers import CASES, PROMPT, VOCAB, assert_close, case_checkpoint, hf_logits, optional, write_llama
 
 import fastformer
 from fastformer import FormatError, Model, UnsupportedError
@@ -23,6 +23,12 @@ transformers = optional("transformers")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     return {case: case_checkpoint(str(root), case) for case in CASES}
+
+
+@pytest.fixture(scope="module")
+def small_llama(tmp_path_factory):
+    """A Llama written with numpy alone, for the tests that need a model but no peer."""
+    return write_llama(tmp_path_factory.mktemp("small") / "llama")
 
 
 @pytest.mark.peer("torch", "transformers")
@@ -91,9 +97,8 @@ def test_kv_cache_steps_equal_full_logits(checkpoints):
     np.testing.assert_allclose(np.concatenate(rows), full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.peer("torch", "transformers")
-def test_context_window_is_enforced(checkpoints):
-    model = Model.load(checkpoints["llama-gqa"][0], max_context=16)
+def test_context_window_is_enforced(small_llama):
+    model = Model.load(small_llama, max_context=16)
     assert model.config.max_context == 16
     with pytest.raises(ValueError, match="exceed"):
         model.logits(list(range(17)))
@@ -119,7 +124,6 @@ def test_bad_ids(checkpoints, bad, err):
         model.logits(bad)
 
 
-@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize(
     "opt",
     [
@@ -134,15 +138,14 @@ def test_bad_ids(checkpoints, bad, err):
         dict(temperature=float("nan")),
     ],
 )
-def test_bad_sampling_options(checkpoints, opt):
-    model = Model.load(checkpoints["llama-gqa"][0])
+def test_bad_sampling_options(small_llama, opt):
+    model = Model.load(small_llama)
     with pytest.raises(ValueError):
         model.generate_ids([1, 2], **opt)
 
 
-@pytest.mark.peer("torch", "transformers")
-def test_text_api_without_tokenizer(checkpoints):
-    model = Model.load(checkpoints["llama-gqa"][0])
+def test_text_api_without_tokenizer(small_llama):
+    model = Model.load(small_llama)
     assert model.tokenizer is None
     with pytest.raises(ValueError, match="without tokenizer"):
         model.generate("hello")
@@ -176,11 +179,10 @@ def test_missing_tensor_is_named(checkpoints, tmp_path):
         Model.load(str(dst))
 
 
-@pytest.mark.peer("torch", "transformers")
-def test_threads_sharing_one_model_get_sequential_results(checkpoints):
+def test_threads_sharing_one_model_get_sequential_results(small_llama):
     import threading
 
-    model = Model.load(checkpoints["llama-gqa"][0])
+    model = Model.load(small_llama)
     jobs = [dict(ids=PROMPT[: 3 + i], temperature=0.9 if i % 2 else 0.0, top_k=20, seed=i) for i in range(8)]
     want = [
         model.generate_ids(
