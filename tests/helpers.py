@@ -57,6 +57,7 @@ ARCHS = {  # short name -> (transformers config class, model class)
     "phi3": ("Phi3Config", "Phi3ForCausalLM"),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM"),
     "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
+    "gemma3-multimodal": ("Gemma3Config", "Gemma3ForConditionalGeneration"),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
 }
 

@@ -235,18 +235,10 @@ def test_gemma3_multimodal_checkpoint_runs_its_text_part(tmp_path):
     text = dict(BASE, head_dim=16, num_hidden_layers=3, sliding_window=8, sliding_window_pattern=3, pad_token_id=0)
     vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
                   patch_size=16)  # fmt: skip
-    cfg = transformers.Gemma3Config(
-        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=300, boi_token_index=301,
-        eoi_token_index=302,
+    path, hf = make_checkpoint(
+        tmp_path, "gemma3-multimodal", perturb=perturb_shift(3), text_config=text, vision_config=vision,
+        mm_tokens_per_image=4, image_token_index=300, boi_token_index=301, eoi_token_index=302,
     )  # fmt: skip
-    torch.manual_seed(0)
-    hf = transformers.Gemma3ForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in hf.parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(p + 0.2 + 0.05 * noise if p.ndim == 1 else 0.08 * noise)
-    hf.save_pretrained(str(tmp_path))
-    model = Model.load(str(tmp_path))
+    model = Model.load(path)
     assert model.config.architecture == "Gemma3ForConditionalGeneration" and model.config.n_layers == 3
-    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")

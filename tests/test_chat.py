@@ -68,7 +68,7 @@ def _hf_render(template, messages, **kw):
     return rendered[0]
 
 
-@pytest.mark.peer
+@pytest.mark.peer("transformers")
 @pytest.mark.parametrize("name", list(TEMPLATES))
 @pytest.mark.parametrize("gen", [True, False])
 def test_render_equals_transformers(name, gen):
@@ -173,7 +173,7 @@ def test_hf_directory_templates(tmp_path):
         read_hf_templates(str(tmp_path))
 
 
-@pytest.mark.peer
+@pytest.mark.peer("tokenizers")
 def test_no_double_bos(chat_model, tmp_path):
     """A template that writes bos_token itself gives a prompt with one BOS at the front."""
     pytest.importorskip("tokenizers")

@@ -1,15 +1,14 @@
 """`fastformer chat`: multi-turn over stdin, /reset and /exit, Ctrl-C stops an answer and the session goes on,
 old turns drop when the context fills, a model without a template is refused with a message."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from helpers import child_env
 
-import fastformer
 from fastformer import Model
 from fastformer.gguf_write import write_gguf
 
@@ -22,8 +21,7 @@ CHATML = (
 
 
 def _env():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastformer.__file__)))
-    return dict(os.environ, PYTHONPATH=root, PYTHONUNBUFFERED="1")
+    return child_env(PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture(scope="module")
