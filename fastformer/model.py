@@ -138,8 +138,8 @@ class Model:
         path = os.fspath(path)
         hugepages = _want_hugepages(hugepages)
         if quantize is not None and quantize not in QUANTIZABLE_AT_LOAD:
-            choices = ", ".join(repr(q) for q in QUANTIZABLE_AT_LOAD)
-            raise ValueError(f"quantize must be None, {choices}, got {quantize!r}")
+            *first, last = [repr(q) for q in QUANTIZABLE_AT_LOAD]
+            raise ValueError(f"quantize must be None, {', '.join(first)} or {last}, got {quantize!r}")
         if threads is not None:
             _core.set_num_threads(threads)
         if not os.path.exists(path):
@@ -406,7 +406,7 @@ class Model:
         when tools are given and the model has one, else "default". bos_token / eos_token are the tokenizer's.
 
         >>> model.apply_chat_template([{"role": "user", "content": "Hi!"}])  # doctest: +SKIP
-        '<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n'
+        '<|im_start|>user\\nHi!<|im_end|>\\n<|im_start|>assistant\\n'
         """
         names = self.chat_templates
         if chat_template is not None and chat_template in names:
