@@ -75,6 +75,7 @@ class Tokenizer:
     bos_id: int | None
     eos_id: int | None
     add_bos: bool  # encode_prompt puts bos_id first
+    add_eos: bool  # encode_prompt puts eos_id last
 
     def __init__(self, parts: Parts, *, name: str) -> None:
         # private: use the from_* constructors
@@ -95,6 +96,7 @@ class Tokenizer:
         self.bos_id = parts.bos_id
         self.eos_id = parts.eos_id
         self.add_bos = bool(parts.add_bos) and parts.bos_id is not None
+        self.add_eos = bool(parts.add_eos) and parts.eos_id is not None
 
     def __repr__(self) -> str:
         return f"<Tokenizer {self.name!r} n_vocab={self.n_vocab}>"
@@ -255,7 +257,9 @@ class Tokenizer:
         >>> tok.gguf_metadata()["tokenizer.ggml.model"]  # doctest: +SKIP
         'gpt2'
         """
-        now = dataclasses.replace(self._parts, bos_id=self.bos_id, eos_id=self.eos_id, add_bos=self.add_bos)
+        now = dataclasses.replace(
+            self._parts, bos_id=self.bos_id, eos_id=self.eos_id, add_bos=self.add_bos, add_eos=self.add_eos
+        )
         return _gguf_vocab.gguf_metadata(now)
 
     @classmethod
@@ -344,9 +348,9 @@ class Tokenizer:
         return self.encode(text, disallowed_special=())
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Ids of a prompt: special tokens in `text` are tokens, and bos_id goes first when the tokenizer's
-        configuration asks for it (add_bos) and the text does not already start with it: the one place a
-        BOS is added.
+        """Ids of a prompt: special tokens in `text` are tokens, bos_id goes first when the tokenizer's
+        configuration asks for it (add_bos) and the text does not already start with it, and eos_id last
+        likewise (add_eos, as some GGUF files ask): the one place a BOS or EOS is added.
 
         >>> tok.encode_prompt("hello")  # doctest: +SKIP
         [128000, 15339]
@@ -354,6 +358,8 @@ class Tokenizer:
         ids = self.encode(text, allowed_special="all")
         if self.add_bos and (not ids or ids[0] != self.bos_id):
             ids.insert(0, self.bos_id)
+        if self.add_eos and (not ids or ids[-1] != self.eos_id):
+            ids.append(self.eos_id)
         return ids
 
     def encode_batch(
