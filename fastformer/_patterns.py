@@ -87,10 +87,12 @@ _DEEPSEEK_LETTERS = (
     "ᾶ-ᾼ\u1fbeῂ-ῄῆ-ῌῐ-\u1fd3ῖ-\u1fdbῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212a-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ"
     "𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃"
 )
-_CJK = "[一-龥ࠀ-一가-퟿]+"
+# llama.cpp reads non-ASCII whitespace as "\v" before running a regex, so no listed range takes it (U+3000 and
+# U+2028 lie inside the ranges below)
+_CJK = r"(?:(?!\s)[一-龥ࠀ-一가-퟿])+"
 _DEFAULT = (r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", "[0-9][0-9][0-9]")
 _DEEPSEEK_LLM = (
-    r"[\r\n]", rf"\s?[{_DEEPSEEK_LETTERS}]+", r"\s?[!-/:-~！-／：-～‘-‟　-。]+", r"\s+$", _CJK, r"\p{N}+"
+    r"[\r\n]", rf"\s?[{_DEEPSEEK_LETTERS}]+", r"\s?(?:(?!\s)[!-/:-~！-／：-～‘-‟　-。])+", r"\s+$", _CJK, r"\p{N}+"
 )  # fmt: skip
 _DEEPSEEK_CODER = (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK, r"\p{N}")
 _FALCON = (r"[\p{P}\$\+<=>\^~\|`]+", _GPT2, "[0-9][0-9][0-9]")

@@ -31,6 +31,7 @@ HAND = [
     "Ελληνικά κείμενα και Ἀθῆναι, μ µ Ω Ω K K",
     "'s 'S 'll 'LL 'Re I'M don't WE'VE",
     "\u3000全角\u3000スペース\u00a0nbsp\u2009thin\u200bzero",
+    "line\u2028separator \u2028\u2028\u00a0👍🏽 x\u3000。 end \u2028",  # non-ASCII whitespace inside listed ranges
     "tail spaces   ",
     "tail newline\n",
     " ",
