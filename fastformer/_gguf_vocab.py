@@ -1,6 +1,7 @@
 """GGUF vocabularies (tokenizer.ggml.*) to and from a Tokenizer's parts: a "gpt2" vocabulary is a byte-level BPE
-with merges, a "llama" one a SentencePiece-style vocabulary whose scores order the merges. Both become a
-tokenizer.json description that `_tokenizer_hf.parse` turns into `Parts`."""
+with merges split as llama.cpp splits for its tokenizer.ggml.pre (_patterns.GGUF_PRE_SPLITS), a "llama" one a
+SentencePiece-style vocabulary whose scores order the merges. Both become a tokenizer.json description that
+`_tokenizer_hf.parse` turns into `Parts`. `eog_ids` lists the ids that end generation, as llama.cpp does."""
 
 from __future__ import annotations
 

@@ -251,8 +251,9 @@ class Tokenizer:
     def gguf_metadata(self) -> dict[str, Any]:
         """The tokenizer.ggml.* keys of a GGUF file for this tokenizer: a "gpt2" (byte-level BPE with merges)
         or a "llama" (SentencePiece-style, scores from merge order) vocabulary, bos / eos ids and whether
-        prompts start with bos; `from_gguf_metadata` reads them back. llama.cpp names split patterns:
-        cl100k_base's is written as "llama-bpe", which differs only on whitespace at the very end of a text.
+        prompts start with bos; `from_gguf_metadata` reads them back, splitting as llama.cpp does for the name
+        written: cl100k_base's pattern becomes "llama-bpe" (differs only on whitespace at the very end of a
+        text), o200k_base's "gpt-4o" (llama.cpp's reading differs on combining marks and non-ASCII case).
 
         >>> tok.gguf_metadata()["tokenizer.ggml.model"]  # doctest: +SKIP
         'gpt2'
@@ -264,8 +265,10 @@ class Tokenizer:
 
     @classmethod
     def from_gguf_metadata(cls, metadata: Mapping[str, Any], *, source: str = "GGUF metadata") -> Tokenizer:
-        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model); errors name
-        `source` (the file).
+        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model) that encodes as
+        llama.cpp does: its split rules for each tokenizer.ggml.pre name, user-defined tokens always whole,
+        control tokens as tokens only when allowed, add_bos_token / add_eos_token in `encode_prompt`. Errors
+        name `source` (the file).
 
         >>> Tokenizer.from_gguf_metadata(gguf_file.metadata, source=gguf_file.path)  # doctest: +SKIP
         """
