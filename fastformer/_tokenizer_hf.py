@@ -30,7 +30,7 @@ from fastformer._bpe_engine import (
     set_decode,
     split_added,
 )
-from fastformer._patterns import GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
+from fastformer._patterns import GGUF_PRE_REGEXES, GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
 from fastformer.errors import FormatError, UnsupportedError
 
 # ---- GPT-2's reversible map from bytes to printable characters ----
@@ -215,7 +215,8 @@ class _PreTokenizer:
             if t == "Split":
                 kind, pat = _pattern(st["pattern"], where)
                 if kind == "regex":
-                    rx = compile_regex(pat, where=where, slow_split=pat not in SCANNERS_HF, stacklevel=5)
+                    slow = pat not in SCANNERS_HF and pat not in GGUF_PRE_REGEXES
+                    rx = compile_regex(pat, where=where, slow_split=slow, stacklevel=5)
                 else:
                     rx = re.compile(re.escape(pat))
                 behavior = st.get("behavior", "Isolated")

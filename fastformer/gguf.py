@@ -314,6 +314,12 @@ def _config(f, arch, name, max_context):
         return None if v is None else int(v)
 
     eos = token_id("tokenizer.ggml.eos_token_id")
+    # every id that ends generation: eos, eot, eom and the end-of-turn tokens llama.cpp knows by their text
+    eog = [] if eos is None else [eos]
+    if tokens is not None:
+        from fastformer._gguf_vocab import eog_ids
+
+        eog = eog_ids(f.metadata, f.path)
     conf = ModelConfig(
         architecture=arch.hf_classes[0],
         arch=arch.name,
@@ -328,7 +334,7 @@ def _config(f, arch, name, max_context):
         norm_eps=number(f"{name}.{GGUF_EPS_KEY[arch.norm]}", 1e-6 if arch.norm == "rms" else 1e-5),
         tie_word_embeddings=arch.always_tied,
         bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
-        eos_token_ids=[] if eos is None else [eos],
+        eos_token_ids=eog,
         raw=dict(f.metadata),
     )
     if arch.rope != "none":

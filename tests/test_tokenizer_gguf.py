@@ -18,6 +18,12 @@ def _texts():
     return [t for t in TEXTS + LINES if unicodedata.is_normalized("NFC", t)]
 
 
+def _split_apart(meta, text):
+    """llama.cpp's gpt-4o split (read back from "gpt-4o") and o200k's differ on marks and non-ASCII case."""
+    marks = any(unicodedata.category(c)[0] == "M" or (not c.isascii() and c.isupper()) for c in text)
+    return meta.get("tokenizer.ggml.pre") == "gpt-4o" and marks
+
+
 @pytest.mark.peer("tokenizers")
 def test_byte_level_and_sentencepiece_layouts_read_back(pair):
     ours, hf = pair
@@ -27,7 +33,7 @@ def test_byte_level_and_sentencepiece_layouts_read_back(pair):
     assert meta["tokenizer.ggml.model"] == ("gpt2" if ours._pipeline.byte_level else "llama")
     for text in _texts():
         ids = back.encode(text, allowed_special="all")
-        if meta["tokenizer.ggml.model"] == "gpt2":
+        if meta["tokenizer.ggml.model"] == "gpt2" and not _split_apart(meta, text):
             assert ids == theirs(hf, text), repr(text[:60])
         assert back.decode(ids) == text
 
@@ -110,10 +116,5 @@ def test_llama_cpp_tokenizes_alike(pair, tmp_path):
     _vocab_only_gguf(meta, tmp_path / "vocab.gguf")
     llm = llama_cpp.Llama(model_path=str(tmp_path / "vocab.gguf"), vocab_only=True, verbose=False)
     back = Tokenizer.from_gguf_metadata(meta)
-    texts = _texts()
-    if meta.get("tokenizer.ggml.pre") == "gpt-4o":
-        # llama.cpp's own regex engine leaves combining marks out of o200k's letter classes; tiktoken and
-        # tokenizers (and fastformer) keep them in
-        texts = [t for t in texts if not any(unicodedata.category(c).startswith("M") for c in t)]
-    for text in texts:
+    for text in _texts():
         assert back.encode(text) == llm.tokenize(text.encode(), add_bos=False, special=False), repr(text[:60])
