@@ -4,7 +4,7 @@ which ids those are. Bad tokenizer metadata ends in FormatError / UnsupportedErr
 
 import numpy as np
 import pytest
-from test_tokenizer_gguf_pre import llama_cpp_vocab
+from gguf_vocab import llama_cpp_vocab
 
 import fastformer
 from fastformer import Model, Tokenizer

@@ -3,7 +3,8 @@
 peer), on multilingual text and code, with control tokens as text and as tokens."""
 
 import pytest
-from test_tokenizer_hf import LINES, TEXTS
+from gguf_vocab import HAND, llama_cpp_vocab
+from hf_tokenizers import LINES, TEXTS
 
 import fastformer
 from fastformer import Tokenizer
@@ -17,28 +18,6 @@ PRE_NAMES = [
 # one regex a C scanner implements: the whole text goes to C
 FAST = {"llama-bpe", "llama3", "qwen2", "gpt-2", "olmo", "dbrx", "smaug-bpe", "phi-2"}
 
-HAND = [
-    "Hello world! It's 2024; we've 1234567 items, they'll cost $3.50 — ok?",
-    "日本語のテキストと中文文本，還有한국어 문장。カタカナ ひらがな",
-    "emoji 👍🏽 family 👨‍👩‍👧‍👦 flags 🇫🇷🇯🇵 ✨",
-    "مرحبا بالعالم، كيف حالك؟ ١٢٣ والسلام",
-    "हिन्दी में लिखा पाठ, संख्याएँ १२३४ और अंत।",
-    "Привет, МИР! приветМИР ÑANDÚ ñandú Straße ǅemal ΣΊΣΥΦΟΣ",
-    "   leading spaces\n\n\n\ttabs\t\t and   runs   \r\n\r\nend   ",
-    "def f(x):\n    return x**2 + 0x1F  # comment\n\nif __name__ == '__main__':\n\tprint(f(3))\n",
-    "for (int i = 0; i < n; ++i) { a[i] = b[i] * 3.14159; } // <=> ^~| `x` $y +z",
-    "digits 1 12 123 1234 12345 123456 ٣٤٥ ① ² ½",
-    "Ελληνικά κείμενα και Ἀθῆναι, μ µ Ω Ω K K",
-    "'s 'S 'll 'LL 'Re I'M don't WE'VE",
-    "\u3000全角\u3000スペース\u00a0nbsp\u2009thin\u200bzero",
-    "line\u2028separator \u2028\u2028\u00a0👍🏽 x\u3000。 end \u2028",  # non-ASCII whitespace inside listed ranges
-    "tail spaces   ",
-    "tail newline\n",
-    " ",
-    "a",
-    "\n",
-    "\n\n\n",
-]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 USER = "<tool>"  # a user-defined token: cut out of the text even with special=False
 
@@ -82,35 +61,6 @@ def bpe_meta():
         "tokenizer.ggml.eos_token_id": vocab["<|im_end|>"],
         "tokenizer.ggml.add_bos_token": False,
     }
-
-
-def write_vocab_gguf(meta, path):
-    """A vocab-only GGUF file holding the tokenizer.ggml.* keys of `meta` (llama.cpp reads it with vocab_only)."""
-    gguf = pytest.importorskip("gguf")
-    w = gguf.GGUFWriter(str(path), "llama")
-    for key, v in meta.items():
-        if isinstance(v, bool):
-            w.add_bool(key, v)
-        elif isinstance(v, int):
-            w.add_uint32(key, v)
-        elif isinstance(v, str):
-            w.add_string(key, v)
-        elif key.endswith(".scores"):
-            w.add_array(key, [float(x) for x in v])
-        else:
-            w.add_array(key, v)
-    for key in ("block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count"):
-        w.add_uint32(f"llama.{key}", 64)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
-def llama_cpp_vocab(meta, path):
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
-    write_vocab_gguf(meta, path)
-    return llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
 
 
 def test_every_listed_name_is_known():

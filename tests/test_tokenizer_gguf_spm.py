@@ -5,8 +5,8 @@ can form; fastformer tokenizes it exactly as llama.cpp does (an opt-in peer), pr
 import time
 
 import pytest
-from test_tokenizer_gguf_pre import HAND, llama_cpp_vocab
-from test_tokenizer_hf import LINES, TEXTS
+from gguf_vocab import HAND, llama_cpp_vocab
+from hf_tokenizers import LINES, TEXTS
 
 from fastformer import Tokenizer
 
