@@ -265,7 +265,8 @@ def from_gguf_metadata(meta, source: str) -> Parts:
             raise UnsupportedError(
                 f"{where}.pre {name!r} is not supported; supported: {', '.join(sorted(GGUF_PRE_SPLITS))}"
             )
-        parts = parse(_byte_level(tokens, types, pre, meta, where), where)
+        # llama.cpp keeps a byte without a token as a symbol that merges with nothing, then drops it
+        parts = parse(_byte_level(tokens, types, pre, meta, where), where, missing_bytes=True)
         add_bos = pre.add_bos
     else:
         raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")

@@ -553,7 +553,7 @@ def prompt_bos(spec, config):
     return False, None
 
 
-def parse(spec, where, config=None, *, merge_rank=None) -> Parts:
+def parse(spec, where, config=None, *, merge_rank=None, missing_bytes=False) -> Parts:
     """The parts of a Tokenizer from a parsed tokenizer.json (and tokenizer_config.json); with merge_rank (per
     id), merges come from the vocabulary by rank instead of the merges list."""
     model = spec.get("model") or {}
@@ -594,7 +594,7 @@ def parse(spec, where, config=None, *, merge_rank=None) -> Parts:
     pipeline = Pipeline(spec, byte_level, where, strip=strip, first=first)
     if byte_level:
         byte_id = [vocab.get(BYTE_TO_CHAR[b], -1) for b in range(256)]
-        if min(byte_id) < 0:
+        if min(byte_id) < 0 and not missing_bytes:
             raise UnsupportedError(f"{where}: a byte-level vocabulary without all 256 byte tokens")
     else:
         byte_id = [vocab.get(f"<0x{b:02X}>", -1) for b in range(256)]

@@ -105,3 +105,34 @@ def test_unknown_pre_names_the_value_and_the_known_ones(bpe_meta):
         Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": "no-such-pre"})
     with pytest.raises(fastformer.UnsupportedError, match=r"tokenizer\.ggml\.pre 7"):
         Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": 7})
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("pre", ["smollm", "llama-bpe", "qwen2"])
+def test_byte_level_vocabulary_missing_some_bytes(bpe_meta, pre, tmp_path):
+    """Some published files (SmolLM2's) lack the tokens of bytes that cannot start UTF-8 text or are control
+    characters; llama.cpp keeps such a byte as a symbol that merges with nothing and drops it."""
+    from fastformer._tokenizer_hf import BYTE_TO_CHAR
+
+    missing = [0x04, 0x13, 0x1F] + list(range(0xF5, 0x100))
+    chars = {BYTE_TO_CHAR[b] for b in missing}
+    tokens = list(bpe_meta["tokenizer.ggml.tokens"])
+    for i, t in enumerate(tokens):
+        if t in chars:
+            tokens[i] = f"<gone-{i}>"
+    merges = [m for m in bpe_meta["tokenizer.ggml.merges"] if not chars & set(m)]
+    meta = {**bpe_meta, "tokenizer.ggml.pre": pre, "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.merges": merges}
+    llm = llama_cpp_vocab(meta, tmp_path / "vocab.gguf")
+    ours = Tokenizer.from_gguf_metadata(meta)
+    texts = [
+        "ab\x04cd",
+        "hello\x13world \x1f\x1fthere",
+        "\x04",
+        "it's \x04 2024 \x13\x13 日本",
+        HAND[0] + "\x13" + HAND[1],
+    ]
+    for text in texts + _texts()[:20]:
+        want = llm.tokenize(text.encode(), add_bos=False, special=False)
+        assert ours.encode(text, disallowed_special=()) == want, (pre, text[:80])
+    # the dropped byte still keeps its neighbours from merging
+    assert ours.encode("hel\x04lo", disallowed_special=()) != ours.encode("hello", disallowed_special=())
