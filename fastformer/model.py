@@ -437,19 +437,32 @@ class Model:
         return self._need_tokenizer().encode(text, allowed_special="all")
 
     def chat_stream(
-        self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None, **options: Any
+        self,
+        messages: Sequence[dict],
+        *,
+        tools: Sequence[dict] | None = None,
+        chat_template: str | None = None,
+        **options: Any,
     ) -> Iterator[str]:
         """Yield the assistant's answer to `messages` as text pieces; stops at every end-of-generation id (whose
-        text is never yielded), a stop string or max_new_tokens. Options as `generate`."""
-        ids = self._chat_ids(messages, {"tools": tools} if tools is not None else {})
-        return self.stream(ids, **options)
+        text is never yielded), a stop string or max_new_tokens. Options as `generate`; tools and chat_template
+        as `apply_chat_template`."""
+        kwargs = {k: v for k, v in (("tools", tools), ("chat_template", chat_template)) if v is not None}
+        return self.stream(self._chat_ids(messages, kwargs), **options)
 
-    def chat(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None, **options: Any) -> str:
+    def chat(
+        self,
+        messages: Sequence[dict],
+        *,
+        tools: Sequence[dict] | None = None,
+        chat_template: str | None = None,
+        **options: Any,
+    ) -> str:
         """The assistant's answer to `messages` (a list of {"role", "content"} dicts) as one string.
 
         >>> model.chat([{"role": "user", "content": "Name a colour."}], max_new_tokens=16)  # doctest: +SKIP
         """
-        return "".join(self.chat_stream(messages, tools=tools, **options))
+        return "".join(self.chat_stream(messages, tools=tools, chat_template=chat_template, **options))
 
     def _need_tokenizer(self):
         if self.tokenizer is None:

@@ -417,3 +417,47 @@ def gguf_scores_length_mismatch(ctx):
         },
         source="SPM metadata",
     )
+
+
+# the kinds the models issue added: pre-tokenizers, chat templates, architectures with their own tensors
+simple(
+    "gguf_unknown_pre_tokenizer",
+    "UnsupportedError",
+    r"tokenizer.ggml.pre 'no-such-split'.*llama-bpe",
+    "bad.gguf",
+    lambda ctx: _gguf_model(ctx, meta={"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "no-such-split"}),
+)
+simple(
+    "gguf_chat_template_not_a_string",
+    "FormatError",
+    r"tokenizer.chat_template must be a string",
+    "bad.gguf",
+    lambda ctx: _gguf_model(ctx, meta={"tokenizer.chat_template": 7}),
+)
+simple(
+    "gguf_qwen3_without_qk_norms",
+    "FormatError",
+    r"missing tensor 'blk.0.attn_q_norm.weight'",
+    "bad.gguf",
+    lambda ctx: _gguf_model(ctx, meta={"general.architecture": "qwen3", **_renamed_keys(ctx, "qwen3")}),
+)
+simple(
+    "gguf_gemma2_bad_sliding_pattern",
+    "FormatError",
+    r"gemma2.attention.sliding_window_pattern must be",
+    "bad.gguf",
+    lambda ctx: _gguf_model(
+        ctx,
+        meta={
+            "general.architecture": "gemma2",
+            "gemma2.attention.sliding_window_pattern": [True],
+            **_renamed_keys(ctx, "gemma2"),
+        },
+    ),
+)
+
+
+def _renamed_keys(ctx, arch):
+    """The llama.* keys of the fixture under arch.* (the tensors stay llama's)."""
+    meta = GGUFFile(ctx.gguf).metadata
+    return {k.replace("llama.", f"{arch}.", 1): v for k, v in meta.items() if k.startswith("llama.")}
