@@ -8,6 +8,11 @@ build:
 test:
 	$(PY) -m pip install ".[test]" && pytest
 
+# build in place and run the kernel, tokenizer and model core: no peer libraries, no network, nothing slow
+test-fast:
+	$(PY) setup.py build_ext --inplace -q
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -p no:cacheprovider -m "not peer and not network and not slow"
+
 # run the benchmarks against numpy/torch and print peer/fastformer ratios (OPENBLAS_* unset for the peer)
 bench: build
 	mkdir -p .benchmarks
@@ -18,9 +23,13 @@ bench: build
 bench-report: build
 	$(PY) -m benchmarks.report
 
-# ruff lint and format check
+# ruff lint and format check of the Python, clang-format check of the C (the generated unicode table aside)
+PY_SOURCES = fastformer tests benchmarks setup.py fuzz tools
+C_SOURCES = $(filter-out csrc/ff_unicode_table.h,$(wildcard csrc/*.c csrc/*.h csrc/*.inc))
 lint:
-	$(PY) -m ruff check fastformer tests benchmarks setup.py
+	$(PY) -m ruff check $(PY_SOURCES)
+	$(PY) -m ruff format --check $(PY_SOURCES)
+	clang-format --dry-run -Werror $(C_SOURCES)
 
 # build with address+undefined sanitizers in a copy (ASAN_DIR) and run tests (ASAN_TESTS) under them
 # (libstdc++ is preloaded too, or C++ exceptions in other extensions trip asan's __cxa_throw check)
@@ -39,4 +48,4 @@ asan:
 clean:
 	rm -rf build dist *.egg-info fastformer/*.so fastformer/_core.c .pytest_cache .benchmarks
 
-.PHONY: build test bench bench-report lint asan clean
+.PHONY: build test test-fast bench bench-report lint asan clean

@@ -1,6 +1,6 @@
 """BPE encoding throughput on cl100k_base: fastformer vs tiktoken and HF tokenizers (same vocabulary and ids).
 
-Texts: each language of tests/test_tokenizer_corpus.py repeated to ~256 KB, the running Python's standard
+Texts: each language of tests/corpus.py repeated to ~256 KB, the running Python's standard
 library sources (code, ~1 MB), CPython's CJK test texts when installed. `encode` runs single-threaded;
 `encode_batch` splits every text into ~2 KB documents and encodes them on 2 threads
 (tiktoken.encode_ordinary_batch(num_threads=2)). Ids are checked against tiktoken before timing.
@@ -10,7 +10,6 @@ The MB/s of each run is in extra_info["MB/s"].
 import glob
 import importlib.util
 import os
-import sys
 import sysconfig
 from pathlib import Path
 from unittest import mock
@@ -28,13 +27,9 @@ SIZE = 256 * 1024
 
 
 def _corpus():
-    spec = importlib.util.spec_from_file_location("tokenizer_corpus_texts", ROOT / "tests" / "test_tokenizer_corpus.py")
+    spec = importlib.util.spec_from_file_location("tokenizer_corpus_texts", ROOT / "tests" / "corpus.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
+    spec.loader.exec_module(mod)
     texts = {}
     for name, text in mod.CORPUS.items():
         if name == "code":  # real source code below instead

@@ -362,7 +362,13 @@ static int64_t encode_piece(const ff_bpe *b, int32_t *out, const uint8_t *s, int
         }
     }
     int64_t m = init_symbols(b, out, s, n);
-    return m <= SMALL ? merge_small(b, out, m) : merge_heap(b, out, m);
+    m = m <= SMALL ? merge_small(b, out, m) : merge_heap(b, out, m);
+    // a byte without a token (a byte-level vocabulary missing some) stays a symbol that merges with nothing
+    // and is dropped here, as llama.cpp does
+    int64_t k = 0;
+    for (int64_t i = 0; i < m; i++)
+        if (out[i] >= 0) out[k++] = out[i];
+    return m < 0 ? m : k;
 }
 
 // the byte class of a neighbour: 0 ascii, 1 utf-8 continuation, 2 utf-8 lead

@@ -200,14 +200,20 @@ static inline __attribute__((always_inline)) FF_AVX512 void tile_avx512(float *r
 
 FF_AVX512 void ff_gemm_f32_tile_avx512(float *restrict c, const float *restrict ap, const float *restrict bp,
                                        int64_t kc, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    // one case per row count, so each tile_avx512 call has a constant r and unrolls fully
     switch (mr) {
-#define FF_CASE(r)                                                                                                     \
-    case r: tile_avx512(c, ap, bp, kc, ldc, r, nr, accumulate); break;
-        FF_CASE(12)
-        FF_CASE(11) FF_CASE(10) FF_CASE(9) FF_CASE(8) FF_CASE(7) FF_CASE(6) FF_CASE(5) FF_CASE(4) FF_CASE(3) FF_CASE(2)
-#undef FF_CASE
-            default : tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate);
-        break;
+    case 12: tile_avx512(c, ap, bp, kc, ldc, 12, nr, accumulate); break;
+    case 11: tile_avx512(c, ap, bp, kc, ldc, 11, nr, accumulate); break;
+    case 10: tile_avx512(c, ap, bp, kc, ldc, 10, nr, accumulate); break;
+    case 9: tile_avx512(c, ap, bp, kc, ldc, 9, nr, accumulate); break;
+    case 8: tile_avx512(c, ap, bp, kc, ldc, 8, nr, accumulate); break;
+    case 7: tile_avx512(c, ap, bp, kc, ldc, 7, nr, accumulate); break;
+    case 6: tile_avx512(c, ap, bp, kc, ldc, 6, nr, accumulate); break;
+    case 5: tile_avx512(c, ap, bp, kc, ldc, 5, nr, accumulate); break;
+    case 4: tile_avx512(c, ap, bp, kc, ldc, 4, nr, accumulate); break;
+    case 3: tile_avx512(c, ap, bp, kc, ldc, 3, nr, accumulate); break;
+    case 2: tile_avx512(c, ap, bp, kc, ldc, 2, nr, accumulate); break;
+    default: tile_avx512(c, ap, bp, kc, ldc, 1, nr, accumulate); break;
     }
 }
 

@@ -139,8 +139,9 @@ cdef class Bpe:
         cdef const int32_t *bp = NULL
         if byte_id is not None:
             bid = np.ascontiguousarray(byte_id, dtype=np.int32)
-            if bid.shape[0] != 256 or np.min(bid) < 0 or np.max(bid) >= self.n:
-                raise ValueError("config: byte_id must hold 256 valid ids")
+            # byte-level vocabularies may miss a byte (-1: a symbol that merges with nothing and is dropped)
+            if bid.shape[0] != 256 or np.min(bid) < (0 if by_char else -1) or np.max(bid) >= self.n:
+                raise ValueError("config: byte_id must hold 256 valid ids (-1 allowed for byte-level symbols)")
             bp = &bid[0]
         elif not by_char:
             raise ValueError("config: byte-level symbols need byte_id")

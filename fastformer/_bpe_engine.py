@@ -27,6 +27,7 @@ class Parts:
     bos_id: int | None = None
     eos_id: int | None = None
     add_bos: bool = False  # prompts start with bos_id (Tokenizer.encode_prompt)
+    add_eos: bool = False  # prompts end with eos_id (Tokenizer.encode_prompt)
     spec: dict | None = None  # the tokenizer.json it was read from, if any
     ranks: dict | None = None  # the tiktoken ranks it was built from, if any
 

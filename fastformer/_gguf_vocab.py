@@ -1,6 +1,7 @@
 """GGUF vocabularies (tokenizer.ggml.*) to and from a Tokenizer's parts: a "gpt2" vocabulary is a byte-level BPE
-with merges, a "llama" one a SentencePiece-style vocabulary whose scores order the merges. Both become a
-tokenizer.json description that `_tokenizer_hf.parse` turns into `Parts`."""
+with merges split as llama.cpp splits for its tokenizer.ggml.pre (_patterns.GGUF_PRE_SPLITS), a "llama" one a
+SentencePiece-style vocabulary whose scores order the merges. Both become a tokenizer.json description that
+`_tokenizer_hf.parse` turns into `Parts`. `eog_ids` lists the ids that end generation, as llama.cpp does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 import numpy as np
 
 from fastformer._bpe_engine import Parts
-from fastformer._patterns import GGUF_PRE, GGUF_PRE_LLAMA3, GGUF_PRE_PATTERN, SCANNERS
+from fastformer._patterns import GGUF_PRE, GGUF_PRE_SPLITS, SCANNERS
 from fastformer._tokenizer_hf import (
     BYTE_TO_CHAR,
     byte_level_spec,
@@ -81,9 +82,9 @@ def gguf_metadata(parts: Parts) -> dict:
         meta["tokenizer.ggml.bos_token_id"] = parts.bos_id
     if parts.eos_id is not None:
         meta["tokenizer.ggml.eos_token_id"] = parts.eos_id
-    # prompts: bos first when the tokenizer asks for it, never an eos (Tokenizer.encode_prompt)
+    # prompts: bos first, eos last when the tokenizer asks for them (Tokenizer.encode_prompt)
     meta["tokenizer.ggml.add_bos_token"] = bool(parts.add_bos)
-    meta["tokenizer.ggml.add_eos_token"] = False
+    meta["tokenizer.ggml.add_eos_token"] = bool(parts.add_eos)
     return meta
 
 
@@ -106,10 +107,12 @@ def sentencepiece_parts(pieces, scores, types, *, add_space_prefix=True, where="
     merge, highest score first, leftmost on ties (as sentencepiece and llama.cpp); unknown characters fall
     back to bytes."""
     vocab = {p: i for i, p in enumerate(pieces)}
+    # control and unknown tokens are special; user-defined ones are cut out of the raw text wherever they
+    # occur, before anything else (as sentencepiece and llama.cpp)
     added = [
-        {"id": i, "content": p, "special": True}
+        {"id": i, "content": p, "special": types[i] != TYPE_USER, "normalized": False}
         for i, p in enumerate(pieces)
-        if types[i] in (TYPE_UNKNOWN, TYPE_CONTROL)
+        if types[i] in (TYPE_UNKNOWN, TYPE_CONTROL, TYPE_USER)
     ]
     unk = next((p for i, p in enumerate(pieces) if types[i] == TYPE_UNKNOWN), None)
     # merge rank: the order of descending score, equal scores equal rank
@@ -151,13 +154,28 @@ def _meta_list(meta, key, default):
     return list(default) if v is None else [x.item() if hasattr(x, "item") else x for x in v]
 
 
+# token texts llama.cpp takes as end of generation (and retypes as control tokens) wherever they occur
+EOG_TEXTS = frozenset(
+    {
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
+        "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
+    }
+)  # fmt: skip
+# the ids that end generation too, besides eos (llama.cpp's eot, eom and fill-in-the-middle padding / separators)
+EOG_KEYS = ("eos_token_id", "eot_token_id", "eom_token_id", "fim_pad_token_id", "fim_rep_token_id", "fim_sep_token_id")
+ID_KEYS = ("bos_token_id", *EOG_KEYS, "unknown_token_id", "padding_token_id", "seperator_token_id")
+
+
 def _read_vocab(meta, where):
-    """tokens, token types and bos / eos ids of tokenizer.ggml.*, checked."""
+    """tokens, token types (EOG_TEXTS retyped as control) and the ids of ID_KEYS present, checked."""
     tokens = meta.get("tokenizer.ggml.tokens")
     if tokens is None or len(tokens) == 0:
         raise FormatError(f"{where}.tokens is missing or empty")
     if not isinstance(tokens, list) or not all(isinstance(x, str) for x in tokens):
         raise FormatError(f"{where}.tokens must be an array of strings")
+    bad = next((i for i, x in enumerate(tokens) if not x.isascii() and _not_utf8(x)), None)
+    if bad is not None:
+        raise FormatError(f"{where}.tokens: token {bad} ({tokens[bad]!r}) is not valid UTF-8")
     types = _meta_list(meta, "tokenizer.ggml.token_type", [TYPE_NORMAL] * len(tokens))
     if len(types) != len(tokens):
         raise FormatError(f"{where}.token_type has {len(types)} entries for {len(tokens)} tokens")
@@ -172,21 +190,65 @@ def _read_vocab(meta, where):
             if s in first:
                 raise FormatError(f"{where}.tokens: token {s!r} appears twice (ids {first[s]} and {i})")
             first[s] = i
-    ids = []
-    for key in ("bos_token_id", "eos_token_id"):
+    for i, s in enumerate(tokens):
+        if s in EOG_TEXTS and types[i] not in (TYPE_CONTROL, TYPE_UNKNOWN):
+            types[i] = TYPE_CONTROL
+    ids = {}
+    for key in ID_KEYS:
         v = meta.get(f"tokenizer.ggml.{key}")
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < len(tokens)):
             raise FormatError(f"{where}.{key} {v!r} must be a token id in [0, {len(tokens)})")
-        ids.append(v)
-    return tokens, types, ids[0], ids[1]
+        if v is not None:
+            ids[key] = v
+    return tokens, types, ids
+
+
+def _not_utf8(s):
+    try:
+        s.encode("utf-8")
+        return False
+    except UnicodeEncodeError:  # a GGUF reader's surrogateescape of bytes that are not UTF-8
+        return True
+
+
+def eog_ids(meta, source: str = "GGUF metadata") -> list[int]:
+    """Every id that ends generation in a GGUF file's tokenizer.ggml.* metadata, as llama.cpp decides: eos, eot,
+    eom and fill-in-the-middle pad / rep / sep ids, and every token whose text is one of EOG_TEXTS."""
+    tokens, _, ids = _read_vocab(meta, f"{source}: tokenizer.ggml")
+    out = [ids[k] for k in EOG_KEYS if k in ids]
+    out += [i for i, s in enumerate(tokens) if s in EOG_TEXTS]
+    return list(dict.fromkeys(out))
+
+
+def _byte_level(tokens, types, pre, meta, where):
+    """A "gpt2" vocabulary as the tokenizer.json of a byte-level BPE split as llama.cpp splits for `pre`."""
+    vocab = {
+        s: i
+        for i, s in enumerate(tokens)
+        if types[i] in (TYPE_NORMAL, TYPE_BYTE, TYPE_UNUSED) and not s.startswith("[UNUSED_")
+    }
+    added = [
+        {"id": i, "content": s, "special": types[i] == TYPE_CONTROL, "normalized": False}
+        for i, s in enumerate(tokens)
+        if types[i] in (TYPE_CONTROL, TYPE_USER)
+    ]
+    spec = byte_level_spec({}, [], {}, pre.splits[0], ignore_merges=pre.ignore_merges)
+    splits = [{"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": False} for r in pre.splits]
+    spec["pre_tokenizer"]["pretokenizers"][:1] = splits
+    merges = meta.get("tokenizer.ggml.merges", [])
+    if not isinstance(merges, list) or not all(isinstance(m, str) for m in merges):
+        raise FormatError(f"{where}.merges must be an array of strings")
+    spec["model"]["vocab"], spec["model"]["merges"] = vocab, merges
+    spec["added_tokens"] = added
+    return spec
 
 
 def from_gguf_metadata(meta, source: str) -> Parts:
     """The parts of the tokenizer a GGUF file's tokenizer.ggml.* keys describe; errors name `source`."""
     model = meta.get("tokenizer.ggml.model")
     where = f"{source}: tokenizer.ggml"
-    tokens, types, bos, eos = _read_vocab(meta, where)
-    pre = meta.get("tokenizer.ggml.pre", "default")
+    tokens, types, ids = _read_vocab(meta, where)
+    bos, eos = ids.get("bos_token_id"), ids.get("eos_token_id")
     if model == "llama":
         scores = _meta_list(meta, "tokenizer.ggml.scores", [])
         if len(scores) != len(tokens):
@@ -195,33 +257,28 @@ def from_gguf_metadata(meta, source: str) -> Parts:
             raise FormatError(f"{where}.scores must be finite numbers")
         space = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
         parts = sentencepiece_parts(tokens, scores, types, add_space_prefix=space, where=where)
+        add_bos = True  # llama.cpp starts SentencePiece prompts with bos unless the file says otherwise
     elif model == "gpt2":
-        if pre not in GGUF_PRE_PATTERN:
-            raise UnsupportedError(f"{where}.pre {pre!r} is not supported ({', '.join(sorted(GGUF_PRE_PATTERN))} are)")
-        vocab = {
-            s: i
-            for i, s in enumerate(tokens)
-            if types[i] in (TYPE_NORMAL, TYPE_BYTE, TYPE_UNUSED) and not s.startswith("[UNUSED_")
-        }
-        added = [
-            {"id": i, "content": s, "special": types[i] == TYPE_CONTROL, "normalized": False}
-            for i, s in enumerate(tokens)
-            if types[i] in (TYPE_CONTROL, TYPE_USER)
-        ]
-        spec = byte_level_spec({}, [], {}, GGUF_PRE_PATTERN[pre], ignore_merges=pre in GGUF_PRE_LLAMA3)
-        merges = meta.get("tokenizer.ggml.merges", [])
-        if not isinstance(merges, list) or not all(isinstance(m, str) for m in merges):
-            raise FormatError(f"{where}.merges must be an array of strings")
-        spec["model"]["vocab"], spec["model"]["merges"] = vocab, merges
-        spec["added_tokens"] = added
-        parts = parse(spec, where)
+        name = meta.get("tokenizer.ggml.pre", "default")
+        pre = GGUF_PRE_SPLITS.get(name) if isinstance(name, str) else None
+        if pre is None:
+            raise UnsupportedError(
+                f"{where}.pre {name!r} is not supported; supported: {', '.join(sorted(GGUF_PRE_SPLITS))}"
+            )
+        # llama.cpp keeps a byte without a token as a symbol that merges with nothing, then drops it
+        parts = parse(_byte_level(tokens, types, pre, meta, where), where, missing_bytes=True)
+        add_bos = pre.add_bos
     else:
         raise UnsupportedError(f"{where}.model {model!r} is not supported (gpt2 and llama are)")
-    # without the key, llama.cpp starts prompts with bos for SentencePiece and Llama 3 vocabularies
-    add_bos = meta.get("tokenizer.ggml.add_bos_token", model == "llama" or pre in GGUF_PRE_LLAMA3)
+    add_bos = meta.get("tokenizer.ggml.add_bos_token", add_bos)
+    add_eos = meta.get("tokenizer.ggml.add_eos_token", False)
+    for key, v in (("add_bos_token", add_bos), ("add_eos_token", add_eos)):
+        if not isinstance(v, (bool, int, np.bool_)):
+            raise FormatError(f"{where}.{key} must be a bool, got {v!r}")
     return dataclasses.replace(
         parts,
         bos_id=bos if bos is not None else parts.bos_id,
         eos_id=eos if eos is not None else parts.eos_id,
         add_bos=bool(add_bos),
+        add_eos=bool(add_eos),
     )

@@ -4,6 +4,7 @@ names for them (GGUF tokenizer.ggml.pre), and the `regex` package fallback for a
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 from fastformer.errors import FormatError, UnsupportedError
 
@@ -62,20 +63,84 @@ ENCODINGS = {
     "o200k_base": (O200K_PATTERN, {EOT: 199999, "<|endofprompt|>": 200018}),
 }
 
-# llama.cpp's names of the split patterns (tokenizer.ggml.pre): the name written for each scanner (cl100k's
-# newer form is closest to llama-bpe) and the pattern read for each name
-GGUF_PRE = {"llama3": "llama-bpe", "cl100k": "llama-bpe", "qwen2": "qwen2", "o200k": "gpt-4o", "gpt2": "gpt-2"}
-GGUF_PRE_PATTERN = {
-    "llama-bpe": LLAMA3_PATTERN,
-    "llama3": LLAMA3_PATTERN,
-    "qwen2": QWEN2_PATTERN,
-    "gpt-4o": O200K_PATTERN,
-    "gpt-2": GPT2_PATTERN_HF,
-    "default": GPT2_PATTERN_HF,
+# ---- llama.cpp's split rules, by tokenizer.ggml.pre ----
+# llama.cpp splits text with a list of regexes applied in turn: each one cuts every piece the one before made,
+# and text between its matches stays a piece (tokenizers' Split, Isolated). Its engine gives \p{L} / \p{N} /
+# \p{P} their Unicode meaning but reads every other class by ASCII (its gpt-4o and tekken regexes spell o200k's
+# case classes with [^a-z] / [^A-Z] over letters), so these are llama.cpp's regexes, not the tokenizer.json ones.
+
+# GPT-2's split (llama.cpp's own gpt2 scanner leaves lone whitespace as a piece: the trailing \s+ alternative)
+_GPT2 = GPT2_PATTERN_HF
+_CONTRACTIONS = r"""(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"""
+_UPPER, _LOWER = r"((?=[\p{L}])([^a-z]))", r"((?=[\p{L}])([^A-Z]))"
+GPT4O_PATTERN_LLAMA_CPP = (
+    rf"""[^\r\n\p{{L}}\p{{N}}]?{_UPPER}*{_LOWER}+{_CONTRACTIONS}?|[^\r\n\p{{L}}\p{{N}}]?{_UPPER}+{_LOWER}*"""
+    rf"""{_CONTRACTIONS}?|\p{{N}}{{1,3}}| ?[^\s\p{{L}}\p{{N}}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+TEKKEN_PATTERN_LLAMA_CPP = (
+    rf"""[^\r\n\p{{L}}\p{{N}}]?{_UPPER}*{_LOWER}+|[^\r\n\p{{L}}\p{{N}}]?{_UPPER}+{_LOWER}*|\p{{N}}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+# deepseek's tokenizer.json lists its letters and punctuation by hand
+_DEEPSEEK_LETTERS = (
+    "A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1f7dᾀ-ᾴ"
+    "ᾶ-ᾼ\u1fbeῂ-ῄῆ-ῌῐ-\u1fd3ῖ-\u1fdbῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212a-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ"
+    "𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃"
+)
+# llama.cpp reads non-ASCII whitespace as "\v" before running a regex, so no listed range takes it (U+3000 and
+# U+2028 lie inside the ranges below)
+_CJK = r"(?:(?!\s)[一-龥ࠀ-一가-퟿])+"
+_DEFAULT = (r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", "[0-9][0-9][0-9]")
+_DEEPSEEK_LLM = (
+    r"[\r\n]", rf"\s?[{_DEEPSEEK_LETTERS}]+", r"\s?(?:(?!\s)[!-/:-~！-／：-～‘-‟　-。])+", r"\s+$", _CJK, r"\p{N}+"
+)  # fmt: skip
+_DEEPSEEK_CODER = (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK, r"\p{N}")
+_FALCON = (r"[\p{P}\$\+<=>\^~\|`]+", _GPT2, "[0-9][0-9][0-9]")
+_DIGITS_GPT2 = (r"\p{N}", _GPT2)
+
+
+@dataclass(frozen=True)
+class GgufPre:
+    """How llama.cpp tokenizes a byte-level ("gpt2") GGUF vocabulary with this tokenizer.ggml.pre."""
+
+    splits: tuple  # the regexes applied in turn
+    ignore_merges: bool = False  # a piece that is a token is taken whole
+    add_bos: bool = False  # prompts start with bos when the file has no tokenizer.ggml.add_bos_token
+
+
+_LLAMA3_PRE = GgufPre((LLAMA3_PATTERN,), ignore_merges=True, add_bos=True)
+GGUF_PRE_SPLITS = {
+    "default": GgufPre(_DEFAULT),
+    "llama-bpe": _LLAMA3_PRE,
+    "llama3": _LLAMA3_PRE,
+    "llama-v3": _LLAMA3_PRE,
+    "dbrx": GgufPre((LLAMA3_PATTERN,)),
+    "smaug-bpe": GgufPre((LLAMA3_PATTERN,)),
+    "qwen2": GgufPre((QWEN2_PATTERN,)),
+    "deepseek-r1-qwen": GgufPre((QWEN2_PATTERN,)),
+    "stablelm2": GgufPre((QWEN2_PATTERN,)),
+    "gpt-2": GgufPre((_GPT2,)),
+    "phi-2": GgufPre((_GPT2,)),
+    "olmo": GgufPre((_GPT2,)),
+    "mpt": GgufPre((_GPT2,)),
+    "starcoder": GgufPre(_DIGITS_GPT2),
+    "refact": GgufPre(_DIGITS_GPT2),
+    "command-r": GgufPre(_DIGITS_GPT2),
+    "smollm": GgufPre(_DIGITS_GPT2),
+    "codeshell": GgufPre(_DIGITS_GPT2),
+    "exaone": GgufPre(_DIGITS_GPT2),
+    "falcon": GgufPre(_FALCON),
+    "deepseek-llm": GgufPre(_DEEPSEEK_LLM),
+    "deepseek-coder": GgufPre(_DEEPSEEK_CODER),
+    "tekken": GgufPre((TEKKEN_PATTERN_LLAMA_CPP,), ignore_merges=True, add_bos=True),
+    "gpt-4o": GgufPre((GPT4O_PATTERN_LLAMA_CPP,)),
+    "llama4": GgufPre((GPT4O_PATTERN_LLAMA_CPP,)),
 }
-# llama.cpp's Llama 3 names: a piece that is a token is taken whole (as ignore_merges), and prompts start with
-# bos when the file has no tokenizer.ggml.add_bos_token
-GGUF_PRE_LLAMA3 = frozenset({"llama-bpe", "llama3"})
+# the regexes of those lists that no C scanner implements (the `regex` package runs them, without a warning)
+GGUF_PRE_REGEXES = frozenset(r for p in GGUF_PRE_SPLITS.values() for r in p.splits)
+# the name written for each scanner's pattern (cl100k's newer form is closest to llama-bpe); o200k has no name
+# llama.cpp splits alike, so an o200k vocabulary is written as "gpt-4o", which differs on non-ASCII letters
+GGUF_PRE = {"llama3": "llama-bpe", "cl100k": "llama-bpe", "qwen2": "qwen2", "o200k": "gpt-4o", "gpt2": "gpt-2"}
 
 
 def hf_pattern(pattern: str) -> str:

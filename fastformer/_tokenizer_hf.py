@@ -30,7 +30,7 @@ from fastformer._bpe_engine import (
     set_decode,
     split_added,
 )
-from fastformer._patterns import GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
+from fastformer._patterns import GGUF_PRE_REGEXES, GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
 from fastformer.errors import FormatError, UnsupportedError
 
 # ---- GPT-2's reversible map from bytes to printable characters ----
@@ -215,7 +215,8 @@ class _PreTokenizer:
             if t == "Split":
                 kind, pat = _pattern(st["pattern"], where)
                 if kind == "regex":
-                    rx = compile_regex(pat, where=where, slow_split=pat not in SCANNERS_HF, stacklevel=5)
+                    slow = pat not in SCANNERS_HF and pat not in GGUF_PRE_REGEXES
+                    rx = compile_regex(pat, where=where, slow_split=slow, stacklevel=5)
                 else:
                     rx = re.compile(re.escape(pat))
                 behavior = st.get("behavior", "Isolated")
@@ -552,7 +553,7 @@ def prompt_bos(spec, config):
     return False, None
 
 
-def parse(spec, where, config=None, *, merge_rank=None) -> Parts:
+def parse(spec, where, config=None, *, merge_rank=None, missing_bytes=False) -> Parts:
     """The parts of a Tokenizer from a parsed tokenizer.json (and tokenizer_config.json); with merge_rank (per
     id), merges come from the vocabulary by rank instead of the merges list."""
     model = spec.get("model") or {}
@@ -593,7 +594,7 @@ def parse(spec, where, config=None, *, merge_rank=None) -> Parts:
     pipeline = Pipeline(spec, byte_level, where, strip=strip, first=first)
     if byte_level:
         byte_id = [vocab.get(BYTE_TO_CHAR[b], -1) for b in range(256)]
-        if min(byte_id) < 0:
+        if min(byte_id) < 0 and not missing_bytes:
             raise UnsupportedError(f"{where}: a byte-level vocabulary without all 256 byte tokens")
     else:
         byte_id = [vocab.get(f"<0x{b:02X}>", -1) for b in range(256)]

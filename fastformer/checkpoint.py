@@ -122,6 +122,7 @@ class Checkpoint:
     layers: list  # [LayerWeights] * n_layers
     tokenizer: Any = None  # fastformer.Tokenizer or None
     rope: str = "halves"  # q/k row order of wq/wk: "halves" (HF), "interleaved" (llama GGUF), "none"
+    chat_templates: dict = field(default_factory=dict)  # {name: jinja template}; "default" is the usual one
 
     @property
     def eos_ids(self) -> list:

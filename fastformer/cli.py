@@ -1,6 +1,7 @@
 """The `fastformer` command line.
 
     fastformer generate [--model PATH] [options] PROMPT   stream generated text to stdout
+    fastformer chat [--model PATH] [--system TEXT]        talk to a chat model (/reset, /exit; Ctrl-C stops an answer)
     fastformer perplexity [--model PATH] FILE             perplexity of a text file
     fastformer tokenize [--model PATH | --tokenizer FILE] [--pieces] TEXT
     fastformer info PATH                                  architecture, sizes, dtypes, memory
@@ -53,7 +54,16 @@ def _cmd_cpu(args):
 
 def _cmd_generate(args):
     model = _load_model(args)
-    opts = dict(
+    opts = _sampling(args)
+    for piece in model.stream(args.prompt, stop=args.stop, **opts):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _sampling(args):
+    return dict(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -62,11 +72,62 @@ def _cmd_generate(args):
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
-    for piece in model.stream(args.prompt, stop=args.stop, **opts):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    return 0
+
+
+def _fit_turns(model, system, turns, room):
+    """The conversation cut from the front (whole turns, the system message kept) until its prompt leaves
+    `room` positions for the answer; None if even the last message alone does not fit."""
+    while turns:
+        msgs = system + turns
+        if len(model._chat_ids(msgs, {})) + room <= model.config.max_context:
+            return msgs
+        turns = turns[1:]
+        while turns and turns[0]["role"] != "user":  # drop the answer with its question
+            turns = turns[1:]
+    return None
+
+
+def _cmd_chat(args):
+    model = _load_model(args)
+    if not model.chat_templates:
+        return _fail(f"{model.path}: this model has no chat template, so it cannot chat (try `generate`)")
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    opts, turns = _sampling(args), []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("fastformer chat: /reset clears the conversation, /exit (or Ctrl-D) leaves; Ctrl-C stops an answer")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        cmd = line.strip()
+        if cmd == "/exit":
+            return 0
+        if cmd == "/reset":
+            turns = []
+            print("[conversation cleared]", flush=True)
+            continue
+        if not cmd:
+            continue
+        turns.append({"role": "user", "content": line})
+        msgs = _fit_turns(model, system, turns, opts["max_new_tokens"])
+        if msgs is None:
+            turns.pop()
+            print(f"[that message does not fit the context of {model.config.max_context} tokens]", flush=True)
+            continue
+        turns = msgs[len(system) :]
+        answer = []
+        try:
+            for piece in model.chat_stream(msgs, **opts):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+                answer.append(piece)
+        except KeyboardInterrupt:
+            sys.stdout.write(" [stopped]")
+        print(flush=True)
+        turns.append({"role": "assistant", "content": "".join(answer)})
 
 
 def _cmd_tokenize(args):
@@ -209,6 +270,19 @@ def build_parser():
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
     g.set_defaults(fn=_cmd_generate)
+
+    ch = sub.add_parser("chat", help="talk to a chat model, streaming its answers")
+    ch.add_argument("--model", help="a GGUF file or model directory with a chat template (default: the embedded model)")
+    ch.add_argument("--system", help="a system message that starts the conversation")
+    ch.add_argument("--max-new-tokens", type=int, default=256)
+    for flag, key, typ in (("--temperature", "temperature", float), ("--top-k", "top_k", int),
+                           ("--top-p", "top_p", float), ("--min-p", "min_p", float),
+                           ("--repetition-penalty", "repetition_penalty", float)):  # fmt: skip
+        ch.add_argument(flag, type=typ, default=DEFAULT_SAMPLING[key])
+    ch.add_argument("--seed", type=int, default=None)
+    ch.add_argument("--threads", type=int, default=None)
+    ch.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
+    ch.set_defaults(fn=_cmd_chat)
 
     pp = sub.add_parser("perplexity", help="perplexity of a model on a UTF-8 text file")
     pp.add_argument("file", help="the text to score")

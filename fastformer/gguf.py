@@ -18,6 +18,7 @@ import numpy as np
 
 from fastformer import _core, ops
 from fastformer.arch import GGUF_EPS_KEY, GGUF_KEYS, GGUF_NAMES, arch_for_gguf
+from fastformer.chat import read_gguf_templates
 from fastformer.checkpoint import (
     MAX_SIZE,
     Checkpoint,
@@ -313,6 +314,12 @@ def _config(f, arch, name, max_context):
         return None if v is None else int(v)
 
     eos = token_id("tokenizer.ggml.eos_token_id")
+    # every id that ends generation: eos, eot, eom and the end-of-turn tokens llama.cpp knows by their text
+    eog = [] if eos is None else [eos]
+    if tokens is not None:
+        from fastformer._gguf_vocab import eog_ids
+
+        eog = eog_ids(f.metadata, f.path)
     conf = ModelConfig(
         architecture=arch.hf_classes[0],
         arch=arch.name,
@@ -327,7 +334,7 @@ def _config(f, arch, name, max_context):
         norm_eps=number(f"{name}.{GGUF_EPS_KEY[arch.norm]}", 1e-6 if arch.norm == "rms" else 1e-5),
         tie_word_embeddings=arch.always_tied,
         bos_token_id=token_id("tokenizer.ggml.bos_token_id"),
-        eos_token_ids=[] if eos is None else [eos],
+        eos_token_ids=eog,
         raw=dict(f.metadata),
     )
     if arch.rope != "none":
@@ -442,7 +449,8 @@ def load(path, max_context=None):
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_gguf_metadata(f.metadata, source=f.path)
-    return Checkpoint(f.path, "gguf", conf, weights, layers, tok, rope=arch.rope_gguf)
+    templates = read_gguf_templates(f.metadata, f.path)
+    return Checkpoint(f.path, "gguf", conf, weights, layers, tok, rope=arch.rope_gguf, chat_templates=templates)
 
 
 # byte range of the float16 scales (d, and dmin where there is one) inside each block

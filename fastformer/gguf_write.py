@@ -163,6 +163,8 @@ def gguf_tensors_and_metadata(ck):
             "general.quantization_version": 2}  # fmt: skip
     meta.update(_metadata(c, gguf))
     meta.update(_tokenizer_metadata(ck.tokenizer))
+    for name, template in ck.chat_templates.items():  # as llama.cpp's converter writes them
+        meta["tokenizer.chat_template" + ("" if name == "default" else f".{name}")] = template
     return meta, tensors
 
 

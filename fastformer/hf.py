@@ -19,6 +19,7 @@ import numpy as np
 
 from fastformer import ops
 from fastformer.arch import HF_CLASSES, REQUIRED, arch_for_hf
+from fastformer.chat import read_hf_templates
 from fastformer.checkpoint import (
     Checkpoint,
     ModelConfig,
@@ -346,4 +347,5 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_pretrained(path)
-    return Checkpoint(path, "hf", conf, weights, layers, tok, rope=arch.rope)
+    templates = read_hf_templates(path)
+    return Checkpoint(path, "hf", conf, weights, layers, tok, rope=arch.rope, chat_templates=templates)

@@ -18,6 +18,7 @@ import numpy as np
 
 from fastformer import _core
 from fastformer.arch import HF_CLASSES
+from fastformer.chat import ChatTemplateError, render_chat_template
 from fastformer.checkpoint import (
     Checkpoint,
     LayerWeights,
@@ -93,6 +94,7 @@ class Model:
         c, arch = ck.config, ck.config.family
         self.config = c
         self.tokenizer = ck.tokenizer
+        self.chat_templates = dict(ck.chat_templates)  # {name: jinja template} from the model's files
         self.path = ck.path
         self._format, self._rope = ck.format, ck.rope
         self._eos = ck.eos_ids
@@ -110,7 +112,8 @@ class Model:
         """What the model runs on, as a Checkpoint (the arrays are the model's own: do not write to them)."""
         w = Weights(**self._core.weights)
         layers = [LayerWeights(**lw) for lw in self._core.layers]
-        return Checkpoint(self.path, self._format, self.config, w, layers, self.tokenizer, rope=self._rope)
+        return Checkpoint(self.path, self._format, self.config, w, layers, self.tokenizer, rope=self._rope,
+                          chat_templates=dict(self.chat_templates))  # fmt: skip
 
     @classmethod
     def load(
@@ -135,8 +138,8 @@ class Model:
         path = os.fspath(path)
         hugepages = _want_hugepages(hugepages)
         if quantize is not None and quantize not in QUANTIZABLE_AT_LOAD:
-            choices = ", ".join(repr(q) for q in QUANTIZABLE_AT_LOAD)
-            raise ValueError(f"quantize must be None, {choices}, got {quantize!r}")
+            *first, last = [repr(q) for q in QUANTIZABLE_AT_LOAD]
+            raise ValueError(f"quantize must be None, {', '.join(first)} or {last}, got {quantize!r}")
         if threads is not None:
             _core.set_num_threads(threads)
         if not os.path.exists(path):
@@ -385,6 +388,81 @@ class Model:
     def generate(self, prompt: Prompt, *, stop: str | Sequence[str] | None = None, **options: Any) -> str:
         """The text generated after `prompt` (str or ids), stopping at EOS, a stop string or max_new_tokens."""
         return "".join(self.stream(prompt, stop=stop, **options))
+
+    # ---- chat ----
+
+    def apply_chat_template(
+        self,
+        messages: Sequence[dict],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict] | None = None,
+        chat_template: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """The prompt text of a conversation, rendered by the model's chat template as transformers renders it.
+
+        `chat_template` picks a named template of the model (or is a template itself); by default "tool_use"
+        when tools are given and the model has one, else "default". bos_token / eos_token are the tokenizer's.
+
+        >>> model.apply_chat_template([{"role": "user", "content": "Hi!"}])  # doctest: +SKIP
+        '<|im_start|>user\\nHi!<|im_end|>\\n<|im_start|>assistant\\n'
+        """
+        names = self.chat_templates
+        if chat_template is not None and chat_template in names:
+            template = names[chat_template]
+        elif chat_template is not None:
+            template = chat_template
+        elif tools is not None and "tool_use" in names:
+            template = names["tool_use"]
+        elif "default" in names:
+            template = names["default"]
+        else:
+            raise ChatTemplateError(
+                f"{self.path}: the model has no chat template (tokenizer.chat_template in a GGUF file, "
+                "chat_template in tokenizer_config.json or chat_template.jinja); pass chat_template=..."
+            )
+        tok = self.tokenizer
+        special = {}
+        for name, i in (("bos_token", getattr(tok, "bos_id", None)), ("eos_token", getattr(tok, "eos_id", None))):
+            if i is not None:
+                special[name] = tok.token_bytes(i).decode("utf-8", errors="replace")
+        return render_chat_template(
+            template, messages, add_generation_prompt=add_generation_prompt, tools=tools, **{**special, **kwargs}
+        )
+
+    def _chat_ids(self, messages, template_kwargs):
+        # the template writes every special token itself (BOS included): encode without adding one
+        text = self.apply_chat_template(messages, add_generation_prompt=True, **template_kwargs)
+        return self._need_tokenizer().encode(text, allowed_special="all")
+
+    def chat_stream(
+        self,
+        messages: Sequence[dict],
+        *,
+        tools: Sequence[dict] | None = None,
+        chat_template: str | None = None,
+        **options: Any,
+    ) -> Iterator[str]:
+        """Yield the assistant's answer to `messages` as text pieces; stops at every end-of-generation id (whose
+        text is never yielded), a stop string or max_new_tokens. Options as `generate`; tools and chat_template
+        as `apply_chat_template`."""
+        kwargs = {k: v for k, v in (("tools", tools), ("chat_template", chat_template)) if v is not None}
+        return self.stream(self._chat_ids(messages, kwargs), **options)
+
+    def chat(
+        self,
+        messages: Sequence[dict],
+        *,
+        tools: Sequence[dict] | None = None,
+        chat_template: str | None = None,
+        **options: Any,
+    ) -> str:
+        """The assistant's answer to `messages` (a list of {"role", "content"} dicts) as one string.
+
+        >>> model.chat([{"role": "user", "content": "Name a colour."}], max_new_tokens=16)  # doctest: +SKIP
+        """
+        return "".join(self.chat_stream(messages, tools=tools, chat_template=chat_template, **options))
 
     def _need_tokenizer(self):
         if self.tokenizer is None:

@@ -10,7 +10,10 @@ raises TypeError), releases the GIL while it computes, and returns a new C-conti
 array([0.25, 0.25, 0.25, 0.25], dtype=float32)
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from fastformer import _core
 from fastformer import quant as _quant
@@ -18,8 +21,10 @@ from fastformer.quant import QuantizedTensor
 
 __all__ = ["attention", "gelu", "layer_norm", "linear", "matmul", "rms_norm", "rope", "silu", "softmax"]
 
+F32 = npt.NDArray[np.float32]  # a float32 array (other dtypes raise TypeError)
 
-def matmul(a, b, *, out=None):
+
+def matmul(a: F32, b: F32, *, out: F32 | None = None) -> F32:
     """(M,K) @ (K,N) -> (M,N).
 
     >>> ops.matmul(np.eye(2, dtype=np.float32), np.ones((2, 3), np.float32)).shape
@@ -28,7 +33,7 @@ def matmul(a, b, *, out=None):
     return _core.matmul(a, b, out=out)
 
 
-def linear(x, w, bias=None, *, out=None):
+def linear(x: F32, w: F32 | QuantizedTensor, bias: F32 | None = None, *, out: F32 | None = None) -> F32:
     """x (..., K) @ w.T + bias -> (..., N), with w (N, K) as Hugging Face checkpoints store it.
 
     `w` is a float32 array or a `fastformer.QuantizedTensor` (a type with dot kernels: x is then quantized to
@@ -50,7 +55,7 @@ def linear(x, w, bias=None, *, out=None):
     return y.reshape(lead + (y.shape[-1],))
 
 
-def softmax(x, *, axis=-1):
+def softmax(x: F32, *, axis: int = -1) -> F32:
     """exp(x - max) / sum along `axis`; stable for large magnitudes.
 
     >>> ops.softmax(np.array([1000.0, 1000.0], np.float32))
@@ -69,7 +74,7 @@ def softmax(x, *, axis=-1):
     return np.ascontiguousarray(np.moveaxis(y, -1, axis))
 
 
-def layer_norm(x, weight, bias, *, eps=1e-5):
+def layer_norm(x: F32, weight: F32, bias: F32 | None, *, eps: float = 1e-5) -> F32:
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; `bias` may be None.
 
     >>> ops.layer_norm(np.array([1.0, 3.0], np.float32), np.ones(2, np.float32), None)
@@ -78,7 +83,7 @@ def layer_norm(x, weight, bias, *, eps=1e-5):
     return _core.layer_norm(x, weight, bias, eps=eps)
 
 
-def rms_norm(x, weight, *, eps=1e-6):
+def rms_norm(x: F32, weight: F32, *, eps: float = 1e-6) -> F32:
     """x / sqrt(mean(x^2) + eps) * weight over the last axis.
 
     >>> ops.rms_norm(np.array([3.0, 4.0], np.float32), np.ones(2, np.float32), eps=0.0)
@@ -87,7 +92,7 @@ def rms_norm(x, weight, *, eps=1e-6):
     return _core.rms_norm(x, weight, eps=eps)
 
 
-def gelu(x, *, approximate="tanh"):
+def gelu(x: F32, *, approximate: str = "tanh") -> F32:
     """GELU; approximate="tanh" (GPT-2's gelu_new) or "none" (the exact erf form).
 
     >>> ops.gelu(np.zeros(3, np.float32))
@@ -96,7 +101,7 @@ def gelu(x, *, approximate="tanh"):
     return _core.gelu(x, approximate=approximate)
 
 
-def silu(x):
+def silu(x: F32) -> F32:
     """x * sigmoid(x) (a.k.a. swish).
 
     >>> ops.silu(np.zeros(2, np.float32))
@@ -105,12 +110,12 @@ def silu(x):
     return _core.silu(x)
 
 
-def rope_inv_freq(dim, theta=10000.0):
+def rope_inv_freq(dim: int, theta: float = 10000.0) -> F32:
     """The rotary inverse frequencies theta^(-2i/dim) for i < dim/2, as float32 like Hugging Face computes them."""
     return (1.0 / (theta ** (np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim))).astype(np.float32)
 
 
-def rope(x, positions, *, theta=10000.0, interleaved=False):
+def rope(x: F32, positions: npt.ArrayLike, *, theta: float = 10000.0, interleaved: bool = False) -> F32:
     """Rotary position embedding of x (H, T, D) at `positions` (T,) integers; returns a rotated copy.
 
     interleaved=False rotates split halves (i, i + D/2) as GPT-NeoX / HF Llama do; True rotates
@@ -134,7 +139,7 @@ def rope(x, positions, *, theta=10000.0, interleaved=False):
     return _core.rope_apply(x, cos, sin, interleaved=interleaved)
 
 
-def attention(q, k, v, *, causal=True, scale=None):
+def attention(q: F32, k: F32, v: F32, *, causal: bool = True, scale: float | None = None) -> F32:
     """softmax(q k^T * scale [causal mask]) v for q (H,Tq,D), k and v (Hkv,Tk,D); H a multiple of Hkv.
 
     Query heads share key/value heads in groups of H/Hkv (grouped-query attention). With `causal`,

@@ -75,6 +75,7 @@ class Tokenizer:
     bos_id: int | None
     eos_id: int | None
     add_bos: bool  # encode_prompt puts bos_id first
+    add_eos: bool  # encode_prompt puts eos_id last
 
     def __init__(self, parts: Parts, *, name: str) -> None:
         # private: use the from_* constructors
@@ -95,6 +96,7 @@ class Tokenizer:
         self.bos_id = parts.bos_id
         self.eos_id = parts.eos_id
         self.add_bos = bool(parts.add_bos) and parts.bos_id is not None
+        self.add_eos = bool(parts.add_eos) and parts.eos_id is not None
 
     def __repr__(self) -> str:
         return f"<Tokenizer {self.name!r} n_vocab={self.n_vocab}>"
@@ -249,19 +251,24 @@ class Tokenizer:
     def gguf_metadata(self) -> dict[str, Any]:
         """The tokenizer.ggml.* keys of a GGUF file for this tokenizer: a "gpt2" (byte-level BPE with merges)
         or a "llama" (SentencePiece-style, scores from merge order) vocabulary, bos / eos ids and whether
-        prompts start with bos; `from_gguf_metadata` reads them back. llama.cpp names split patterns:
-        cl100k_base's is written as "llama-bpe", which differs only on whitespace at the very end of a text.
+        prompts start with bos; `from_gguf_metadata` reads them back, splitting as llama.cpp does for the name
+        written: cl100k_base's pattern becomes "llama-bpe" (differs only on whitespace at the very end of a
+        text), o200k_base's "gpt-4o" (llama.cpp's reading differs on combining marks and non-ASCII case).
 
         >>> tok.gguf_metadata()["tokenizer.ggml.model"]  # doctest: +SKIP
         'gpt2'
         """
-        now = dataclasses.replace(self._parts, bos_id=self.bos_id, eos_id=self.eos_id, add_bos=self.add_bos)
+        now = dataclasses.replace(
+            self._parts, bos_id=self.bos_id, eos_id=self.eos_id, add_bos=self.add_bos, add_eos=self.add_eos
+        )
         return _gguf_vocab.gguf_metadata(now)
 
     @classmethod
     def from_gguf_metadata(cls, metadata: Mapping[str, Any], *, source: str = "GGUF metadata") -> Tokenizer:
-        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model); errors name
-        `source` (the file).
+        """A Tokenizer from a GGUF file's tokenizer.ggml.* metadata ("gpt2" or "llama" model) that encodes as
+        llama.cpp does: its split rules for each tokenizer.ggml.pre name, user-defined tokens always whole,
+        control tokens as tokens only when allowed, add_bos_token / add_eos_token in `encode_prompt`. Errors
+        name `source` (the file).
 
         >>> Tokenizer.from_gguf_metadata(gguf_file.metadata, source=gguf_file.path)  # doctest: +SKIP
         """
@@ -344,9 +351,9 @@ class Tokenizer:
         return self.encode(text, disallowed_special=())
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Ids of a prompt: special tokens in `text` are tokens, and bos_id goes first when the tokenizer's
-        configuration asks for it (add_bos) and the text does not already start with it: the one place a
-        BOS is added.
+        """Ids of a prompt: special tokens in `text` are tokens, bos_id goes first when the tokenizer's
+        configuration asks for it (add_bos) and the text does not already start with it, and eos_id last
+        likewise (add_eos, as some GGUF files ask): the one place a BOS or EOS is added.
 
         >>> tok.encode_prompt("hello")  # doctest: +SKIP
         [128000, 15339]
@@ -354,6 +361,8 @@ class Tokenizer:
         ids = self.encode(text, allowed_special="all")
         if self.add_bos and (not ids or ids[0] != self.bos_id):
             ids.insert(0, self.bos_id)
+        if self.add_eos and (not ids or ids[-1] != self.eos_id):
+            ids.append(self.eos_id)
         return ids
 
     def encode_batch(

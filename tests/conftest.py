@@ -1,13 +1,27 @@
-"""Shared fixtures: every test that takes `isa` runs once per ISA path this machine supports,
-and `threads` runs at 1 and 2 threads. The tolerance table lives in tests/tolerances.py."""
+"""Shared fixtures: every test that takes `isa` runs once per ISA path this machine supports, and `threads` runs
+at 1 and 2 threads; the cl100k_base tokenizers and the Hugging Face tokenizer pairs are built once. The tolerance
+table lives in tests/tolerances.py, the shared helpers in tests/helpers.py.
+
+A test that compares against another library is marked `peer("torch", ...)` with the modules it needs: it is
+skipped where one is missing, and `pytest -m "not peer"` leaves it out.
+"""
 
 import numpy as np
 import pytest
+from helpers import cl100k_path, read_ranks, tiktoken_encoding
+from hf_tokenizers import LAYOUTS, make_pair, make_spm_pair
 
 import fastformer
 from fastformer import _core
+from fastformer.tokenizer import Tokenizer
 
 SUPPORTED = _core.supported_isas()
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("peer"):
+        for name in mark.args:
+            pytest.importorskip(name)
 
 
 @pytest.fixture(params=SUPPORTED)
@@ -29,3 +43,32 @@ def threads(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def cl100k_ranks():
+    return read_ranks(cl100k_path())
+
+
+@pytest.fixture(scope="session")
+def cl100k():
+    return Tokenizer.from_tiktoken(cl100k_path(), pattern="cl100k_base")
+
+
+@pytest.fixture(scope="session")
+def tiktoken_cl100k(cl100k_ranks):
+    return tiktoken_encoding("cl100k_base", cl100k_ranks)
+
+
+@pytest.fixture(scope="module", params=LAYOUTS)
+def pair(request, tmp_path_factory):
+    """(ours, theirs) for one tokenizer.json layout (tests/hf_tokenizers.py), both loaded from the same file."""
+    pytest.importorskip("tokenizers")
+    return make_pair(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def spm_pair(tmp_path_factory):
+    """(ours, sentencepiece) for a SentencePiece BPE read from its pieces, scores and types."""
+    pytest.importorskip("sentencepiece")
+    return make_spm_pair(tmp_path_factory)

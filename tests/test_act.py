@@ -6,7 +6,7 @@ softmax, 64-element chunks for the activations); a 70000-long row crosses softma
 
 import numpy as np
 import pytest
-from tolerances import assert_close
+from helpers import assert_close
 
 from fastformer import _reference as ref
 from fastformer import ops

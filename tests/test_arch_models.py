@@ -11,15 +11,12 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import ARCHS, PROMPT, assert_close, hf_logits, make_checkpoint, perturb_shift
 
 from fastformer import Model, UnsupportedError
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.peer("torch", "transformers")  # the checkpoints are transformers models
 
-pytestmark = pytest.mark.peer
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
 BASE = dict(
     vocab_size=320,
     hidden_size=64,
@@ -32,25 +29,22 @@ BASE = dict(
     eos_token_id=2,
 )
 CASES = {
-    "qwen3-gqa": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=16)),
-    "qwen3-1kv-hd40": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=40, num_key_value_heads=1)),
+    "qwen3-gqa": ("qwen3", dict(BASE, head_dim=16)),
+    "qwen3-1kv-hd40": ("qwen3", dict(BASE, head_dim=40, num_key_value_heads=1)),
     "qwen3-hd48-tied-bias": (
-        "Qwen3Config",
-        "Qwen3ForCausalLM",
+        "qwen3",
         dict(BASE, head_dim=48, tie_word_embeddings=True, attention_bias=True),
     ),
-    "qwen3-hd256": ("Qwen3Config", "Qwen3ForCausalLM", dict(BASE, head_dim=256, num_key_value_heads=4)),
-    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE)),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(BASE, pad_token_id=0)),
+    "qwen3-hd256": ("qwen3", dict(BASE, head_dim=256, num_key_value_heads=4)),
+    "qwen2": ("qwen2", dict(BASE)),
+    "phi3": ("phi3", dict(BASE, pad_token_id=0)),
     "phi3-hd48-window": (
-        "Phi3Config",
-        "Phi3ForCausalLM",
+        "phi3",
         dict(BASE, hidden_size=96, num_attention_heads=2, num_key_value_heads=1, sliding_window=8, pad_token_id=0),
     ),
     # gemma 2: (1 + w) norms around attention and mlp, gelu-tanh gate, soft-capping, every other layer sliding
     "gemma2-window": (
-        "Gemma2Config",
-        "Gemma2ForCausalLM",
+        "gemma2",
         dict(
             BASE,
             head_dim=16,
@@ -63,16 +57,14 @@ CASES = {
         ),
     ),
     "gemma2-hd48-scalar": (
-        "Gemma2Config",
-        "Gemma2ForCausalLM",
+        "gemma2",
         dict(BASE, head_dim=48, num_key_value_heads=1, query_pre_attn_scalar=40, sliding_window=64, pad_token_id=0),
     ),
     # gemma 3: q/k norms, local layers with their own rope base, global layers (every 6th: layer 5 of 7) with
     # linear scaling; the local base is 10000 and the pattern 6, which llama.cpp assumes (its converter writes
     # neither)
     "gemma3-window": (
-        "Gemma3TextConfig",
-        "Gemma3ForCausalLM",
+        "gemma3",
         dict(
             BASE,
             head_dim=16,
@@ -87,8 +79,7 @@ CASES = {
         ),
     ),
     "gemma3-hd256-tied": (
-        "Gemma3TextConfig",
-        "Gemma3ForCausalLM",
+        "gemma3",
         dict(
             BASE,
             head_dim=256,
@@ -106,8 +97,7 @@ CASES = {
     # longrope with partial rotary (12 of 16 dims): the 20-token prompt is past the pretraining length of 16,
     # and generation from 6 tokens crosses it (the sequence is then rotated by the long factors)
     "phi3-longrope-partial": (
-        "Phi3Config",
-        "Phi3ForCausalLM",
+        "phi3",
         dict(
             BASE,
             pad_token_id=0,
@@ -125,17 +115,9 @@ CASES = {
 
 
 def _build(root, case):
-    cfg_cls, model_cls, kw = CASES[case]
-    torch.manual_seed(0)
-    model = getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**kw)).eval()
-    g = torch.Generator().manual_seed(zlib.crc32(case.encode()) % 1000)
-    with torch.no_grad():
-        for p in model.parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(p + 0.2 + 0.05 * noise if p.ndim == 1 else 0.08 * noise)
-    path = os.path.join(root, case)
-    model.save_pretrained(path)
-    return path, model
+    arch, kw = CASES[case]
+    perturb = perturb_shift(zlib.crc32(case.encode()) % 1000)
+    return make_checkpoint(os.path.join(root, case), arch, perturb=perturb, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -144,30 +126,26 @@ def checkpoints(tmp_path_factory):
     return {case: _build(root, case) for case in CASES}
 
 
-def _hf_logits(model, ids):
-    with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].float().numpy()
-
-
 def _hf_greedy(model, ids, n):
+    import torch
+
     with torch.no_grad():
         out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
     return out[0, len(ids) :].tolist()
-
-
-def _assert_close(got, want):
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_hf_directory_matches_transformers(checkpoints, case):
     path, hf = checkpoints[case]
     model = Model.load(path)
-    assert model.config.architecture == CASES[case][1]
-    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert model.config.architecture == ARCHS[CASES[case][0]][1]
+    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
+@pytest.mark.peer("gguf", "sentencepiece")  # llama.cpp's converter: downloaded once, run in a child
+@pytest.mark.network
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "case",
     ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
@@ -179,8 +157,8 @@ def test_converter_gguf_matches_transformers(checkpoints, case):
 
     path, hf = checkpoints[case]
     model = Model.load(convert(path, "f32", path + "-f32.gguf"))
-    assert model.config.architecture == CASES[case][1]
-    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert model.config.architecture == ARCHS[CASES[case][0]][1]
+    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
@@ -193,13 +171,13 @@ def test_save_gguf_round_trip(checkpoints, case, tmp_path):
     out = str(tmp_path / f"{case}.gguf")
     model.save_gguf(out)
     again = Model.load(out)
-    assert again.config.architecture == CASES[case][1]
+    assert again.config.architecture == ARCHS[CASES[case][0]][1]
     np.testing.assert_array_equal(again.logits(PROMPT), model.logits(PROMPT))
 
 
 def test_qwen3_quantized_stays_close(checkpoints):
     path, hf = checkpoints["qwen3-hd256"]
-    want = _hf_logits(hf, PROMPT)
+    want = hf_logits(hf, PROMPT)
     got = Model.load(path, quantize="q8_0").logits(PROMPT)
     cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
     assert cos.min() > 0.999
@@ -221,6 +199,9 @@ def test_qwen3_sliding_window_is_refused(checkpoints, tmp_path):
         Model.load(dst)
 
 
+@pytest.mark.peer("gguf", "sentencepiece", "llama_cpp")  # the converter, then llama.cpp's quantizer
+@pytest.mark.network
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", ["phi3", "qwen3-gqa", "gemma3-window"])
 def test_quantized_gguf_stays_quantized(checkpoints, case):
     """A llama.cpp Q8_0 file: fused tensors are split by block rows (no float copy) and the logits stay close."""
@@ -244,7 +225,7 @@ def test_quantized_gguf_stays_quantized(checkpoints, case):
     for name in ("wq", "wk", "wv", "wo", "w_gate", "w_up"):
         w = getattr(layer, name)
         assert isinstance(w, QuantizedTensor) and w.qtype == "q8_0", name
-    got, want = model.logits(PROMPT), _hf_logits(hf, PROMPT)
+    got, want = model.logits(PROMPT), hf_logits(hf, PROMPT)
     cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
     assert cos.min() > 0.995  # the bar the issue sets for llama.cpp presets
 
@@ -254,18 +235,10 @@ def test_gemma3_multimodal_checkpoint_runs_its_text_part(tmp_path):
     text = dict(BASE, head_dim=16, num_hidden_layers=3, sliding_window=8, sliding_window_pattern=3, pad_token_id=0)
     vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
                   patch_size=16)  # fmt: skip
-    cfg = transformers.Gemma3Config(
-        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=300, boi_token_index=301,
-        eoi_token_index=302,
+    path, hf = make_checkpoint(
+        tmp_path, "gemma3-multimodal", perturb=perturb_shift(3), text_config=text, vision_config=vision,
+        mm_tokens_per_image=4, image_token_index=300, boi_token_index=301, eoi_token_index=302,
     )  # fmt: skip
-    torch.manual_seed(0)
-    hf = transformers.Gemma3ForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in hf.parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(p + 0.2 + 0.05 * noise if p.ndim == 1 else 0.08 * noise)
-    hf.save_pretrained(str(tmp_path))
-    model = Model.load(str(tmp_path))
+    model = Model.load(path)
     assert model.config.architecture == "Gemma3ForConditionalGeneration" and model.config.n_layers == 3
-    _assert_close(model.logits(PROMPT), _hf_logits(hf, PROMPT))
+    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")

@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 import pytest
-from tolerances import assert_close
+from helpers import assert_close
 
 from fastformer import _reference as ref
 from fastformer import ops

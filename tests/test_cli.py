@@ -5,7 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from helpers import child_env, make_checkpoint
 
+pytestmark = pytest.mark.subprocess
+TESTS = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = ["generate", "perplexity", "tokenize", "info", "bench", "cpu"]
 
 
@@ -15,7 +18,8 @@ def run(*args, timeout=300):
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=os.path.dirname(os.path.abspath(__file__)),
+        cwd=TESTS,
+        env=child_env(),
     )
 
 
@@ -44,10 +48,9 @@ def test_cpu_json():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    config = dict(
         vocab_size=100,
         hidden_size=32,
         intermediate_size=64,
@@ -55,23 +58,24 @@ def tiny(tmp_path_factory):
         num_attention_heads=2,
         max_position_embeddings=300,
     )
-    path = str(tmp_path_factory.mktemp("cli") / "tiny")
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
-    return path
+    return make_checkpoint(tmp_path_factory.mktemp("cli") / "tiny", "llama", **config)[0]
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_info(tiny):
     r = run("info", tiny)
     assert r.returncode == 0, r.stderr
     assert "LlamaForCausalLM" in r.stdout and "vocabulary:    100" in r.stdout and "F32" in r.stdout
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_bench(tiny):
     r = run("bench", "--model", tiny, "--prompt-tokens", "16", "--new-tokens", "8", "--runs", "1", "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert "prefill:" in r.stdout and "decode:" in r.stdout and "tokens/s" in r.stdout
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_errors_are_messages_not_tracebacks(tiny, tmp_path):
     r = run("info", str(tmp_path / "missing"))
     assert r.returncode == 2 and "no such model" in r.stderr and "Traceback" not in r.stderr

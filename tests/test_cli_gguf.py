@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import child_env
 
 import fastformer
 from fastformer.model import DEFAULT_MODEL
@@ -14,9 +15,8 @@ pytestmark = pytest.mark.subprocess
 
 
 def test_info_on_a_gguf_file():
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastformer.__file__))))
     r = subprocess.run([sys.executable, "-m", "fastformer", "info", DEFAULT_MODEL], capture_output=True, text=True,
-                       timeout=120, env=env, cwd=os.path.dirname(DEFAULT_MODEL))  # fmt: skip
+                       timeout=120, env=child_env(), cwd=os.path.dirname(DEFAULT_MODEL))  # fmt: skip
     assert r.returncode == 0, r.stderr
     model = fastformer.Model.default()
     c = model.config

@@ -5,20 +5,19 @@ import subprocess
 import sys
 
 import pytest
+from helpers import child_env
 
 import fastformer
 from fastformer import _core
 
 
 def run_python(code, **env):
-    # from the tests folder: the source tree's fastformer/ (without the built extension) must not shadow the
-    # installed package
-    full = dict(os.environ, **env)
+    # the fastformer these tests import, in place or installed (PYTHONPATH), from the tests folder
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env=full,
+        env=child_env(**env),
         timeout=120,
         cwd=os.path.dirname(os.path.abspath(__file__)),
     )
@@ -56,6 +55,7 @@ def test_default_isa_is_the_best_supported():
     assert r.stdout.strip() == _core.supported_isas()[-1]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", _core.supported_isas())
 def test_env_override_selects_each_supported_path(name):
     code = (
@@ -72,6 +72,7 @@ def test_env_override_selects_each_supported_path(name):
     assert abs(float(total) - 3.0) < 1e-5
 
 
+@pytest.mark.subprocess
 def test_env_override_unknown_name_fails_at_import():
     r = run_python("import fastformer", FASTFORMER_ISA="avx9000")
     assert r.returncode != 0
@@ -79,6 +80,7 @@ def test_env_override_unknown_name_fails_at_import():
     assert "scalar" in r.stderr
 
 
+@pytest.mark.subprocess
 def test_env_override_unsupported_name_fails_at_import():
     unsupported = [n for n in _core.isa_names() if n not in _core.supported_isas()]
     if not unsupported:

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import child_env
 
 import fastformer
 from fastformer.model import DEFAULT_SAMPLING
@@ -39,7 +40,7 @@ def run_cli(*args, cwd):
         text=True,
         timeout=300,
         cwd=cwd,
-        env=dict(os.environ),
+        env=child_env(),
     )
 
 
@@ -65,6 +66,7 @@ def test_seeded_generate_is_reproducible_and_in_corpus_vocabulary(model, heldout
     assert known > 0.8, (known, a)
 
 
+@pytest.mark.subprocess
 def test_cli_generate_without_model(tmp_path):
     args = ("generate", "In the beginning", "--max-new-tokens", "30", "--seed", "3", "--threads", "1")
     r = run_cli(*args, cwd=str(tmp_path))
@@ -73,6 +75,7 @@ def test_cli_generate_without_model(tmp_path):
     assert run_cli(*args, cwd=str(tmp_path)).stdout == r.stdout
 
 
+@pytest.mark.subprocess
 def test_cli_tokenize_without_model_uses_default_tokenizer(tmp_path, model):
     r = run_cli("tokenize", "And God said", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
@@ -129,6 +132,7 @@ def test_q4_0_close_to_q8_0(model, heldout):
     assert abs(p4 / p8 - 1) < 0.05, (p8, p4)
 
 
+@pytest.mark.subprocess
 def test_cli_perplexity(tmp_path, model, heldout):
     f = tmp_path / "text.txt"
     f.write_text(heldout[:3000], encoding="utf-8")

@@ -23,7 +23,8 @@ def inputs():
             d = os.path.join(FUZZ, kind, target)
             if os.path.isdir(d):
                 names = sorted(f for f in os.listdir(d) if not f.endswith(".txt"))
-                out += [pytest.param(target, os.path.join(d, f), id=f"{target}/{kind}/{f}") for f in names]
+                marks = [pytest.mark.peer(*NEEDS[target])] if target in NEEDS else []
+                out += [pytest.param(target, os.path.join(d, f), id=f"{target}/{kind}/{f}", marks=marks) for f in names]
     return out
 
 

@@ -1,14 +1,15 @@
 """Text generation through a model's own tokenizer: encode like HF tokenizers, generate == decode of
 generate_ids, stream pieces join to generate, stop strings cut exactly and never leak, UTF-8 never split."""
 
+import os
+
 import numpy as np
 import pytest
+from helpers import make_checkpoint, perturb_matrices
 
 from fastformer import Model
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytestmark = pytest.mark.peer("torch", "transformers", "tokenizers")  # a transformers model, a tokenizers file
 
 CORPUS = [
     "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog.",
@@ -30,7 +31,10 @@ def model_dir(tmp_path_factory):
     )
     tok.train_from_iterator(CORPUS, trainer)
     vocab = tok.get_vocab_size()
-    cfg = transformers.LlamaConfig(
+    path, _ = make_checkpoint(
+        tmp_path_factory.mktemp("textmodel") / "m",
+        "llama",
+        perturb=perturb_matrices(0.3, seed=2),
         vocab_size=vocab,
         hidden_size=64,
         intermediate_size=128,
@@ -41,16 +45,8 @@ def model_dir(tmp_path_factory):
         bos_token_id=None,
         eos_token_id=0,
     )
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g) if p.ndim > 1 else p)
-    path = tmp_path_factory.mktemp("textmodel") / "m"
-    hf.save_pretrained(str(path))
-    tok.save(str(path / "tokenizer.json"))
-    return str(path), tok
+    tok.save(os.path.join(path, "tokenizer.json"))
+    return path, tok
 
 
 def test_tokenizer_loaded_and_exact(model_dir):

@@ -6,44 +6,22 @@ import struct
 
 import numpy as np
 import pytest
+from gguf_tools import convert
+from helpers import PROMPT, assert_close, hf_logits, hf_model, make_checkpoint, optional, perturb_shift
 
 from fastformer import FormatError, Model, UnsupportedError
 from fastformer.gguf import GGUFFile
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-gguf = pytest.importorskip("gguf")
-
-from gguf_tools import convert  # noqa: E402
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
-
-
-def _perturbed(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(
-                p + 0.2 + 0.05 * torch.randn(p.shape, generator=g)
-                if p.ndim == 1
-                else 0.08 * torch.randn(p.shape, generator=g)
-            )
-    return model.eval()
-
-
-def hf_logits(model, ids):
-    with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].numpy()
-
-
-def assert_close(got, want):
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+torch = optional("torch")
+gguf = optional("gguf")
 
 
 @pytest.fixture(scope="module")
 def llama_ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gguf")
-    cfg = transformers.LlamaConfig(
+    return make_checkpoint(
+        tmp_path_factory.mktemp("gguf") / "llama",
+        "llama",
+        perturb=perturb_shift(0),
         vocab_size=320,
         hidden_size=64,
         intermediate_size=96,
@@ -54,19 +32,17 @@ def llama_ckpt(tmp_path_factory):
         bos_token_id=1,
         eos_token_id=2,
     )
-    torch.manual_seed(0)
-    hf = _perturbed(transformers.LlamaForCausalLM(cfg))
-    path = str(root / "llama")
-    hf.save_pretrained(path)
-    return path, hf
 
 
+@pytest.mark.peer("torch", "transformers", "sentencepiece")  # llama.cpp's converter: downloaded once, run in a child
+@pytest.mark.network
+@pytest.mark.subprocess
 def test_llama_f32_from_llama_cpp_converter_matches_transformers(llama_ckpt):
     path, hf = llama_ckpt
     out = convert(path, "f32", path + "-f32.gguf")
     model = Model.load(out)
     assert model.config.architecture == "LlamaForCausalLM"
-    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT))
+    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
     with torch.no_grad():
         want = hf.generate(
             torch.tensor([PROMPT[:6]]), max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0
@@ -75,6 +51,9 @@ def test_llama_f32_from_llama_cpp_converter_matches_transformers(llama_ckpt):
     assert got == want
 
 
+@pytest.mark.peer("torch", "transformers", "sentencepiece")
+@pytest.mark.network
+@pytest.mark.subprocess
 def test_embedded_tokenizer_matches_sentencepiece(llama_ckpt):
     spm = pytest.importorskip("sentencepiece")
     path, _ = llama_ckpt
@@ -96,10 +75,12 @@ def test_embedded_tokenizer_matches_sentencepiece(llama_ckpt):
     assert model.tokenizer.decode(sp.encode(lines[1])) == lines[1]
 
 
+@pytest.mark.peer("torch", "transformers", "gguf")
 def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
-    cfg = transformers.GPT2Config(vocab_size=200, n_embd=64, n_layer=2, n_head=4, n_positions=64)
-    torch.manual_seed(1)
-    hf = _perturbed(transformers.GPT2LMHeadModel(cfg), seed=3)
+    hf = hf_model(
+        "gpt2", seed=1, perturb=perturb_shift(3), vocab_size=200, n_embd=64, n_layer=2, n_head=4, n_positions=64
+    )
+    cfg = hf.config
     sd = {k: v.numpy() for k, v in hf.state_dict().items()}
     path = str(tmp_path / "gpt2.gguf")
     w = gguf.GGUFWriter(path, "gpt2")
@@ -134,7 +115,7 @@ def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
     w.close()
     model = Model.load(path)
     ids = [5, 9, 100, 3, 44, 199, 0, 7]
-    assert_close(model.logits(ids), hf_logits(hf, ids))
+    assert_close(model.logits(ids), hf_logits(hf, ids), "logits")
 
 
 # ---- malformed files ----

@@ -10,13 +10,8 @@ from fastformer import Model
 from fastformer.checkpoint import as_dict
 from fastformer.quant import QuantizedTensor
 
-pytestmark = pytest.mark.peer
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-gguf = pytest.importorskip("gguf")
-
-from gguf_tools import convert  # noqa: E402
+# the checkpoint is a transformers model, llama.cpp's converter needs sentencepiece
+pytestmark = pytest.mark.peer("torch", "transformers", "sentencepiece", "gguf", "llama_cpp")
 
 PRESETS = ["q4_1", "q5_0", "q5_1", "iq4_nl"]
 PROMPT = [1] + [int(t) for t in np.random.default_rng(7).integers(3, 320, size=47)]  # 48 tokens
@@ -26,6 +21,10 @@ PROMPT = [1] + [int(t) for t in np.random.default_rng(7).integers(3, 320, size=4
 def f32_gguf(tmp_path_factory):
     """A 2-layer GQA Llama, rows of 192 and 320 weights (multiples of 32, not of 256: llama.cpp keeps every
     matrix in the preset's type, the head in Q8_0), as the converter's F32 GGUF."""
+    import torch
+    import transformers
+    from gguf_tools import convert
+
     cfg = transformers.LlamaConfig(
         vocab_size=320,
         hidden_size=192,
@@ -64,7 +63,8 @@ def _preset(llama_cpp, f32, qtype):
 
 @pytest.mark.parametrize("qtype", PRESETS)
 def test_preset_file_matches_llama_cpp(f32_gguf, qtype):
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
+    import llama_cpp
+
     path = _preset(llama_cpp, f32_gguf, qtype)
     model = Model.load(path)
     ck = model.checkpoint()
@@ -88,7 +88,9 @@ def test_preset_file_matches_llama_cpp(f32_gguf, qtype):
 
 @pytest.mark.parametrize("qtype", PRESETS)
 def test_fastformer_quantize_gives_the_file_blocks(f32_gguf, qtype):
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
+    import gguf
+    import llama_cpp
+
     path = _preset(llama_cpp, f32_gguf, qtype)
     src = {t.name: t for t in gguf.GGUFReader(f32_gguf).tensors}
     checked = 0
@@ -106,6 +108,8 @@ def test_fastformer_quantize_gives_the_file_blocks(f32_gguf, qtype):
 @pytest.mark.parametrize("qtype", PRESETS)
 def test_quantize_at_load_round_trips_through_gguf(f32_gguf, tmp_path, qtype):
     """Model.load(quantize=...) holds every matrix in qtype, save_gguf writes it, llama.cpp's reader takes it."""
+    import gguf
+
     model = Model.load(f32_gguf, quantize=qtype)
     layer = as_dict(model.checkpoint().layers[0])
     assert isinstance(layer["wq"], QuantizedTensor) and layer["wq"].qtype == qtype

@@ -1,30 +1,27 @@
 """save_gguf / `fastformer quantize`: files that read back to the same model, and (where llama-cpp-python is
 installed: it takes ~15 minutes to compile, so it is not a test extra) that llama.cpp itself runs alike."""
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import LLAMA3_ROPE, PROMPT, assert_close, child_env, make_checkpoint, perturb_noise
 
 from fastformer import Model
 from fastformer.gguf import GGUFFile
 from fastformer.quant import QuantizedTensor
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+pytestmark = pytest.mark.peer("torch", "transformers")  # the checkpoints are transformers models
 
 
-def _ckpt(root, arch):
-    torch.manual_seed(0)
-    if arch == "gpt2":
-        cfg = transformers.GPT2Config(vocab_size=320, n_embd=64, n_layer=2, n_head=4, n_positions=64)
-        hf = transformers.GPT2LMHeadModel(cfg)
+@pytest.fixture(scope="module", params=["llama", "llama3", "gpt2"])
+def ckpt(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / request.param
+    if request.param == "gpt2":
+        config = dict(vocab_size=320, n_embd=64, n_layer=2, n_head=4, n_positions=64)
     else:
-        cfg = transformers.LlamaConfig(
+        config = dict(
             vocab_size=320,
             hidden_size=64,
             intermediate_size=128,
@@ -32,29 +29,10 @@ def _ckpt(root, arch):
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=64,
-            rope_scaling=dict(
-                rope_type="llama3",
-                factor=8.0,
-                low_freq_factor=1.0,
-                high_freq_factor=4.0,
-                original_max_position_embeddings=16,
-            )
-            if arch == "llama3"
-            else None,
+            rope_scaling=dict(LLAMA3_ROPE, original_max_position_embeddings=16) if request.param == "llama3" else None,
         )
-        hf = transformers.LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(p + 0.1 * torch.randn(p.shape, generator=g))
-    path = os.path.join(root, arch)
-    hf.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module", params=["llama", "llama3", "gpt2"])
-def ckpt(request, tmp_path_factory):
-    return _ckpt(str(tmp_path_factory.mktemp("w")), request.param)
+    arch = "gpt2" if request.param == "gpt2" else "llama"
+    return make_checkpoint(path, arch, perturb=perturb_noise(0.1, seed=4), **config)[0]
 
 
 def test_fp32_round_trip(ckpt, tmp_path):
@@ -63,10 +41,10 @@ def test_fp32_round_trip(ckpt, tmp_path):
     model.save_gguf(out)
     again = Model.load(out)
     assert again.config.architecture == model.config.architecture
-    want = model.logits(PROMPT)
-    np.testing.assert_allclose(again.logits(PROMPT), want, rtol=0, atol=1e-4 * np.abs(want).max())
+    assert_close(again.logits(PROMPT), model.logits(PROMPT), "logits")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
 def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
     out = str(tmp_path / f"m-{qtype}.gguf")
@@ -76,6 +54,7 @@ def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
         text=True,
         timeout=300,
         cwd=str(tmp_path),
+        env=child_env(),
     )
     assert r.returncode == 0, r.stderr
     f = GGUFFile(out)
@@ -91,6 +70,7 @@ def test_quantize_command_writes_the_quantized_weights(ckpt, tmp_path, qtype):
     assert cos.min() > 0.999
 
 
+@pytest.mark.peer("llama_cpp")
 def test_llama_cpp_runs_our_files(ckpt, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
     model = Model.load(ckpt, quantize="q8_0")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import child_env
 from hostile_cases import CASES, build_fixtures
 
 import fastformer
@@ -20,6 +21,7 @@ import fastformer
 if "libasan" in os.environ.get("LD_PRELOAD", ""):  # asan reserves terabytes of address space and owns SIGSEGV
     pytest.skip("the memory limits and signal checks cannot run under AddressSanitizer", allow_module_level=True)
 
+pytestmark = pytest.mark.subprocess
 TIMEOUT = 60  # seconds per case (a case takes well under one)
 MEMORY = 3 * 2**30  # address-space limit of the child, bytes
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -35,7 +37,7 @@ def run_child(code, args, cwd, timeout=TIMEOUT):
     """Run python `code` in a child outside the source tree; the JSON object it printed last.
 
     Fails the test on a hang, on death by a signal (naming it) and on any other abnormal exit."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+    env = child_env(TESTS)  # the case modules, and the fastformer these tests import (in place or installed)
     try:
         r = subprocess.run(
             [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

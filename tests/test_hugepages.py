@@ -4,7 +4,6 @@ The copy must change nothing but speed: logits, generations and written GGUF fil
 zero-copy model, for float32 matrices, r16-repacked q8_0/q4_0, the other quantized layouts and tied heads.
 """
 
-import dataclasses
 import mmap
 import os
 import subprocess
@@ -12,29 +11,17 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import PROMPT, case_checkpoint, child_env, make_checkpoint, random_blocks, with_weights
 
 import fastformer
 from fastformer import Model, QuantizedTensor, _core
-from fastformer.checkpoint import LayerWeights, Weights, as_dict
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from test_model import make_checkpoint  # noqa: E402
-from test_quant import _random_blocks  # noqa: E402
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+from fastformer.checkpoint import as_dict
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("hp"))
-    return {case: make_checkpoint(root, case)[0] for case in ("llama-gqa", "llama-mha-tied", "gpt2")}
-
-
-def _with(ck, weights, layers):
-    """The checkpoint with other weights (dicts of the Weights / LayerWeights fields)."""
-    return dataclasses.replace(ck, weights=Weights(**weights), layers=[LayerWeights(**lw) for lw in layers])
+    return {case: case_checkpoint(root, case)[0] for case in ("llama-gqa", "llama-mha-tied", "gpt2")}
 
 
 def _mapping_flags(addr):
@@ -60,6 +47,7 @@ def _file_backed(a):
     return isinstance(b, mmap.mmap) and memoryview(b).readonly
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", ["llama-gqa", "llama-mha-tied", "gpt2"])
 @pytest.mark.parametrize("quantize", [None, "q8_0", "q4_0"])
 def test_copy_gives_identical_logits_and_generation(ckpts, case, quantize):
@@ -70,6 +58,7 @@ def test_copy_gives_identical_logits_and_generation(ckpts, case, quantize):
     assert huge.generate_ids(PROMPT[:5], max_new_tokens=12) == plain.generate_ids(PROMPT[:5], max_new_tokens=12)
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", ["llama-gqa", "gpt2"])
 def test_float_matrices_move_into_the_arena(ckpts, case):
     plain = Model.load(ckpts[case], hugepages=False)
@@ -90,12 +79,14 @@ def test_float_matrices_move_into_the_arena(ckpts, case):
         assert "hg" in _mapping_flags(moved.ctypes.data), "the arena is not advised for huge pages"
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_tied_head_is_one_copy(ckpts):
     m = Model.load(ckpts["llama-mha-tied"], hugepages=True)
     w = as_dict(m.checkpoint().weights)
     assert w["tok_emb"] is w["lm_head"] and not _file_backed(w["lm_head"])
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_other_quantized_layouts(ckpts):
     """q8_0 with rows not a multiple of 16 (no r16 repack) is copied as it is; r16 beside it."""
     base = Model.load(ckpts["llama-gqa"], hugepages=False)
@@ -110,7 +101,7 @@ def test_other_quantized_layouts(ckpts):
             lw["w_up"] = fastformer.quantize(lw["w_up"], "q8_0")  # 88 rows: no r16 repack
             lw["wq"] = fastformer.quantize(lw["wq"], "q4_0")
             ls.append(lw)
-        m = Model(_with(ck, ww, ls), hugepages=hugepages)
+        m = Model(with_weights(ck, ww, ls), hugepages=hugepages)
         # what the model runs on: the copies, as QuantizedTensor objects over the arena
         return m, as_dict(m.checkpoint().weights), [as_dict(lw) for lw in m.checkpoint().layers]
 
@@ -123,9 +114,21 @@ def test_other_quantized_layouts(ckpts):
     np.testing.assert_array_equal(ls[0]["w_up"].dequantize(), plain.checkpoint().layers[0].w_up.dequantize())
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_k_quant_layouts(tmp_path):
     """q4_k and q6_k matrices (256-wide rows) behave the same copied or in place."""
-    cfg = transformers.LlamaConfig(
+
+    def perturb(model):
+        import torch
+
+        for p in model.parameters():
+            p.copy_(p + 0.3 if p.ndim == 1 else torch.randn(p.shape) * 0.08)
+
+    make_checkpoint(
+        tmp_path / "k",
+        "llama",
+        seed=3,
+        perturb=perturb,
         vocab_size=64,
         hidden_size=256,
         intermediate_size=256,
@@ -134,12 +137,6 @@ def test_k_quant_layouts(tmp_path):
         num_key_value_heads=2,
         max_position_embeddings=64,
     )
-    torch.manual_seed(3)
-    hf = transformers.LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(p + 0.3 if p.ndim == 1 else torch.randn(p.shape) * 0.08)
-    hf.save_pretrained(tmp_path / "k")
     base = Model.load(tmp_path / "k", hugepages=False).checkpoint()
 
     def build(hugepages):
@@ -147,17 +144,18 @@ def test_k_quant_layouts(tmp_path):
         ls = [
             dict(
                 lw,
-                wq=QuantizedTensor.from_bytes(_random_blocks(rng, "q4_k", 256, 256), "q4_k", (256, 256)),
-                w_down=QuantizedTensor.from_bytes(_random_blocks(rng, "q6_k", 256, 256), "q6_k", (256, 256)),
+                wq=QuantizedTensor.from_bytes(random_blocks(rng, "q4_k", 256, 256), "q4_k", (256, 256)),
+                w_down=QuantizedTensor.from_bytes(random_blocks(rng, "q6_k", 256, 256), "q6_k", (256, 256)),
             )
             for lw in map(as_dict, base.layers)
         ]
-        return Model(_with(base, as_dict(base.weights), ls), hugepages=hugepages)
+        return Model(with_weights(base, as_dict(base.weights), ls), hugepages=hugepages)
 
     ids = [3, 9, 27, 50, 1, 0, 63]
     np.testing.assert_array_equal(build(True).logits(ids), build(False).logits(ids))
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_save_gguf_is_unchanged(ckpts, tmp_path):
     for quantize in (None, "q8_0"):
         a, b = tmp_path / f"plain-{quantize}.gguf", tmp_path / f"huge-{quantize}.gguf"
@@ -166,6 +164,7 @@ def test_save_gguf_is_unchanged(ckpts, tmp_path):
         assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_gguf_file_copy(ckpts, tmp_path):
     """A GGUF model's r16-repacked matrices land in the arena; reloading the written file gives the same logits."""
     path = tmp_path / "m.gguf"
@@ -175,6 +174,7 @@ def test_gguf_file_copy(ckpts, tmp_path):
     np.testing.assert_array_equal(huge.logits(PROMPT), plain.logits(PROMPT))
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_large_kv_cache_in_huge_pages(ckpts):
     """Sessions over 2 MiB of kv cache take it from a huge-page buffer and compute the same logits."""
     outs = [Model.load(ckpts["llama-gqa"], hugepages=h) for h in (False, True)]
@@ -189,6 +189,7 @@ def test_large_kv_cache_in_huge_pages(ckpts):
     np.testing.assert_array_equal(logits[0], logits[1])
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_environment_and_argument_checks(ckpts, monkeypatch):
     monkeypatch.setenv("FASTFORMER_HUGEPAGES", "0")
     assert not Model.load(ckpts["llama-gqa"])._core.hugepages
@@ -206,6 +207,7 @@ def test_environment_and_argument_checks(ckpts, monkeypatch):
     assert buf.shape == (5 << 20,) and buf.ctypes.data % (2 << 20) == 0 and not buf[::4096].any()
 
 
+@pytest.mark.subprocess
 def test_out_of_address_space_is_a_memory_error(tmp_path):
     """An arena the process cannot map raises MemoryError naming the way out, not a bare OSError."""
     code = (
@@ -217,7 +219,9 @@ def test_out_of_address_space_is_a_memory_error(tmp_path):
         "except MemoryError as e:\n"
         "    print('MemoryError:', e)\n"
     )
-    # cwd away from the source tree: the installed package, not the unbuilt sources beside the tests
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    # cwd away from the source tree, PYTHONPATH to the fastformer these tests import (in place or installed)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=child_env()
+    )
     assert out.returncode == 0, out.stderr
     assert "MemoryError: could not map 8589934592 bytes" in out.stdout and "hugepages=False" in out.stdout

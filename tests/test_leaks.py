@@ -4,11 +4,11 @@ resident set where it was after a warm-up (a leak of even 4 KB per call would ad
 import os
 
 import pytest
-from test_shared_threads import PROMPTS, TRAIN, make_model_dir
+from helpers import PROMPTS, TRAIN, make_model_dir
 
 from fastformer import Model
 
-pytest.importorskip("torch")
+pytestmark = [pytest.mark.peer("torch", "transformers"), pytest.mark.slow]  # a transformers checkpoint; 20,000 calls
 
 GROWTH_LIMIT = 30 * 1024 * 1024
 

@@ -8,7 +8,8 @@ blocks are shared by the rows (several blocks at K = 4099, N = 1000).
 
 import numpy as np
 import pytest
-from tolerances import assert_close, matmul_tol
+from helpers import assert_close
+from tolerances import matmul_tol
 
 from fastformer import _reference as ref
 from fastformer import ops

@@ -7,111 +7,41 @@ continuations must equal transformers.generate(do_sample=False).
 
 import json
 import os
-import zlib
 
 import numpy as np
 import pytest
+from helpers import CASES, PROMPT, VOCAB, assert_close, case_checkpoint, hf_logits, optional, write_llama
 
 import fastformer
 from fastformer import FormatError, Model, UnsupportedError
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-VOCAB = 160
-BASE = dict(
-    vocab_size=VOCAB,
-    hidden_size=64,
-    intermediate_size=88,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=128,
-    bos_token_id=1,
-    eos_token_id=2,
-)
-
-CASES = {
-    "llama-gqa": ("LlamaConfig", "LlamaForCausalLM", dict(BASE)),
-    "llama-mha-tied": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, num_key_value_heads=4, tie_word_embeddings=True)),
-    "llama-rope-llama3": (
-        "LlamaConfig",
-        "LlamaForCausalLM",
-        dict(
-            BASE,
-            rope_theta=500000.0,
-            rope_scaling=dict(
-                rope_type="llama3",
-                factor=8.0,
-                low_freq_factor=1.0,
-                high_freq_factor=4.0,
-                original_max_position_embeddings=32,
-            ),
-        ),
-    ),
-    "llama-rope-linear": (
-        "LlamaConfig",
-        "LlamaForCausalLM",
-        dict(BASE, rope_scaling=dict(rope_type="linear", factor=2.0)),
-    ),
-    "llama-head-dim-32": ("LlamaConfig", "LlamaForCausalLM", dict(BASE, head_dim=32, num_attention_heads=4)),
-    "mistral-window": ("MistralConfig", "MistralForCausalLM", dict(BASE, sliding_window=8)),
-    "qwen2-biases-tied": ("Qwen2Config", "Qwen2ForCausalLM", dict(BASE, tie_word_embeddings=True)),
-    "gpt2": (
-        "GPT2Config",
-        "GPT2LMHeadModel",
-        dict(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=2),
-    ),
-}
-
-
-def _perturb(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g) * (0.05 if p.ndim == 1 else 0.08)
-            p.copy_((p + 0.3 + noise) if p.ndim == 1 and "norm" in name or "ln" in name else p * 0 + noise)
-
-
-def make_checkpoint(root, case, **save_kwargs):
-    cfg_cls, model_cls, kw = CASES[case]
-    torch.manual_seed(0)
-    cfg = getattr(transformers, cfg_cls)(**kw)
-    model = getattr(transformers, model_cls)(cfg).eval()
-    _perturb(model, seed=zlib.crc32(case.encode()) % 1000)
-    path = os.path.join(root, case)
-    model.save_pretrained(path, **save_kwargs)
-    return path, model
+torch = optional("torch")
+transformers = optional("transformers")
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    return {case: make_checkpoint(str(root), case) for case in CASES}
+    return {case: case_checkpoint(str(root), case) for case in CASES}
 
 
-def hf_logits(model, ids):
-    with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].float().numpy()
+@pytest.fixture(scope="module")
+def small_llama(tmp_path_factory):
+    """A Llama written with numpy alone, for the tests that need a model but no peer."""
+    return write_llama(tmp_path_factory.mktemp("small") / "llama")
 
 
-def assert_logits_close(got, want):
-    scale = np.abs(want).max()
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
-
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
-
-
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(checkpoints, case, threads):
     path, hf = checkpoints[case]
     model = Model.load(path)
     got = model.logits(PROMPT)
     assert got.shape == (len(PROMPT), VOCAB) and got.dtype == np.float32
-    assert_logits_close(got, hf_logits(hf, PROMPT))
+    assert_close(got, hf_logits(hf, PROMPT), "logits")
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_matches_transformers_generate(checkpoints, case):
     path, hf = checkpoints[case]
@@ -131,21 +61,24 @@ def test_greedy_matches_transformers_generate(checkpoints, case):
     assert len(long) == 24
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_sharded_checkpoint(tmp_path):
-    path, hf = make_checkpoint(str(tmp_path), "llama-gqa", max_shard_size="20KB")
+    path, hf = case_checkpoint(str(tmp_path), "llama-gqa", max_shard_size="20KB")
     assert os.path.exists(os.path.join(path, "model.safetensors.index.json"))
-    assert_logits_close(Model.load(path).logits(PROMPT), hf_logits(hf, PROMPT))
+    assert_close(Model.load(path).logits(PROMPT), hf_logits(hf, PROMPT), "logits")
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_checkpoint(tmp_path, dtype):
-    path, hf = make_checkpoint(str(tmp_path), "llama-gqa")
+    path, hf = case_checkpoint(str(tmp_path), "llama-gqa")
     hf.to(getattr(torch, dtype)).save_pretrained(path + "-half")
     # the same rounded weights, loaded fresh (rope buffers recomputed) and computed in float32
     ref = hf_logits(transformers.LlamaForCausalLM.from_pretrained(path + "-half", dtype=torch.float32), PROMPT)
-    assert_logits_close(Model.load(path + "-half").logits(PROMPT), ref)
+    assert_close(Model.load(path + "-half").logits(PROMPT), ref, "logits")
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_next_token_probs(checkpoints):
     path, hf = checkpoints["llama-gqa"]
     model = Model.load(path)
@@ -155,6 +88,7 @@ def test_next_token_probs(checkpoints):
     np.testing.assert_allclose(p, want, atol=1e-5)
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_kv_cache_steps_equal_full_logits(checkpoints):
     model = Model.load(checkpoints["qwen2-biases-tied"][0])
     full = model.logits(PROMPT)
@@ -163,8 +97,8 @@ def test_kv_cache_steps_equal_full_logits(checkpoints):
     np.testing.assert_allclose(np.concatenate(rows), full, rtol=1e-5, atol=1e-5)
 
 
-def test_context_window_is_enforced(checkpoints):
-    model = Model.load(checkpoints["llama-gqa"][0], max_context=16)
+def test_context_window_is_enforced(small_llama):
+    model = Model.load(small_llama, max_context=16)
     assert model.config.max_context == 16
     with pytest.raises(ValueError, match="exceed"):
         model.logits(list(range(17)))
@@ -173,6 +107,7 @@ def test_context_window_is_enforced(checkpoints):
     assert len(model.generate_ids([1, 2, 3], max_new_tokens=13, stop_ids=[])) <= 13
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize(
     "bad, err",
     [
@@ -203,14 +138,14 @@ def test_bad_ids(checkpoints, bad, err):
         dict(temperature=float("nan")),
     ],
 )
-def test_bad_sampling_options(checkpoints, opt):
-    model = Model.load(checkpoints["llama-gqa"][0])
+def test_bad_sampling_options(small_llama, opt):
+    model = Model.load(small_llama)
     with pytest.raises(ValueError):
         model.generate_ids([1, 2], **opt)
 
 
-def test_text_api_without_tokenizer(checkpoints):
-    model = Model.load(checkpoints["llama-gqa"][0])
+def test_text_api_without_tokenizer(small_llama):
+    model = Model.load(small_llama)
     assert model.tokenizer is None
     with pytest.raises(ValueError, match="without tokenizer"):
         model.generate("hello")
@@ -229,6 +164,7 @@ def test_missing_files(tmp_path):
         Model.load(str(tmp_path))
 
 
+@pytest.mark.peer("torch", "transformers", "safetensors")
 def test_missing_tensor_is_named(checkpoints, tmp_path):
     from safetensors.numpy import load_file, save_file
 
@@ -243,10 +179,10 @@ def test_missing_tensor_is_named(checkpoints, tmp_path):
         Model.load(str(dst))
 
 
-def test_threads_sharing_one_model_get_sequential_results(checkpoints):
+def test_threads_sharing_one_model_get_sequential_results(small_llama):
     import threading
 
-    model = Model.load(checkpoints["llama-gqa"][0])
+    model = Model.load(small_llama)
     jobs = [dict(ids=PROMPT[: 3 + i], temperature=0.9 if i % 2 else 0.0, top_k=20, seed=i) for i in range(8)]
     want = [
         model.generate_ids(
@@ -271,6 +207,7 @@ def test_threads_sharing_one_model_get_sequential_results(checkpoints):
     assert got == want
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_seeded_sampling_reproduces(checkpoints):
     model = Model.load(checkpoints["gpt2"][0])
     a = model.generate_ids(PROMPT[:5], max_new_tokens=40, temperature=1.0, seed=11, stop_ids=[])

@@ -5,23 +5,22 @@ import dataclasses
 
 import numpy as np
 import pytest
+from gguf_tools import convert
+from helpers import PROMPT, make_checkpoint, perturb_noise, perturb_shift, with_weights
 
 from fastformer import Model
 from fastformer.checkpoint import LayerWeights, Weights, as_dict
 from fastformer.quant import QuantizedTensor
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("gguf")
-
-from gguf_tools import convert  # noqa: E402
-
-PROMPT = [1, 17, 93, 5, 44, 120, 7, 7, 63, 150, 11, 2, 99, 31, 8, 77, 3, 140, 56, 21]
+pytestmark = pytest.mark.peer("torch", "transformers")  # the checkpoints are transformers models
 
 
 def _save_llama(tmp_path_factory, name, hidden_size, intermediate_size, perturb):
-    """A 2-layer GQA Llama with a 320-token vocabulary, its weights moved by perturb(params), saved."""
-    cfg = transformers.LlamaConfig(
+    """A 2-layer GQA Llama with a 320-token vocabulary, its weights moved by perturb(model), saved."""
+    path, _ = make_checkpoint(
+        tmp_path_factory.mktemp(name) / "llama",
+        "llama",
+        perturb=perturb,
         vocab_size=320,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
@@ -32,32 +31,12 @@ def _save_llama(tmp_path_factory, name, hidden_size, intermediate_size, perturb)
         bos_token_id=1,
         eos_token_id=2,
     )
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():
-        perturb(list(hf.parameters()))
-    path = str(tmp_path_factory.mktemp(name) / "llama")
-    hf.save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    def perturb(params):
-        g = torch.Generator().manual_seed(1)
-        for p in params:
-            p.copy_(
-                p + 0.2 + 0.05 * torch.randn(p.shape, generator=g)
-                if p.ndim == 1
-                else 0.08 * torch.randn(p.shape, generator=g)
-            )
-
-    return _save_llama(tmp_path_factory, "q", 128, 256, perturb)
-
-
-def _with(ck, weights, layers):
-    """The checkpoint with other weights (dicts of the Weights / LayerWeights fields)."""
-    return dataclasses.replace(ck, weights=Weights(**weights), layers=[LayerWeights(**lw) for lw in layers])
+    return _save_llama(tmp_path_factory, "q", 128, 256, perturb_shift(1))
 
 
 def dequantized_twin(model):
@@ -97,6 +76,9 @@ def test_quantize_at_load(ckpt, qtype):
     assert cos.min() > (0.995 if qtype == "q8_0" else 0.8)  # random weights: 4 bits cost a lot
 
 
+@pytest.mark.peer("sentencepiece")  # llama.cpp's converter (tests/gguf_tools.py): downloaded once, run in a child
+@pytest.mark.network
+@pytest.mark.subprocess
 def test_llama_cpp_q8_0_gguf(ckpt):
     out = convert(ckpt, "q8_0", ckpt + "-q8_0.gguf")
     model = Model.load(out)
@@ -112,15 +94,12 @@ def test_llama_cpp_q8_0_gguf(ckpt):
 @pytest.fixture(scope="module")
 def ckpt256(tmp_path_factory):
     """A checkpoint with rows of 256 weights, so llama.cpp's Q4_0 keeps output.weight in Q6_K."""
-
-    def perturb(params):
-        for p in params:
-            if p.ndim == 1:
-                p.add_(0.05 * torch.randn(p.shape))
-
-    return _save_llama(tmp_path_factory, "q256", 256, 512, perturb)
+    return _save_llama(tmp_path_factory, "q256", 256, 512, perturb_noise(0.05, matrices=False))
 
 
+@pytest.mark.peer("sentencepiece", "llama_cpp")  # the converter, then llama.cpp's quantizer and runtime
+@pytest.mark.network
+@pytest.mark.subprocess
 @pytest.mark.parametrize("qtype,need", [("q8_0", 0.999), ("q4_0", 0.99)])
 def test_llama_cpp_quantized_files_match_llama_cpp(ckpt256, qtype, need):
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
@@ -162,11 +141,11 @@ def test_block_format_embedding_table_stays_quantized(ckpt, tmp_path, qtype, tie
         ww = dict(w, tok_emb=emb)
         if tied:
             ww["lm_head"] = emb
-        return Model(_with(ck, ww, layers))
+        return Model(with_weights(ck, ww, layers))
 
     quantized, floats = build(table), build(table.dequantize())
     if tied:  # the float twin's head must be the same blocks, not the float table
-        floats = Model(_with(ck, dict(w, tok_emb=table.dequantize(), lm_head=table), layers))
+        floats = Model(with_weights(ck, dict(w, tok_emb=table.dequantize(), lm_head=table), layers))
     np.testing.assert_array_equal(quantized.logits(PROMPT), floats.logits(PROMPT))
 
     path = tmp_path / "emb.gguf"

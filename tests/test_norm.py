@@ -6,7 +6,7 @@ scalar tails; (64, 1024) and (16, 4099) reach the 64k elements past which the dr
 
 import numpy as np
 import pytest
-from tolerances import assert_close
+from helpers import assert_close
 
 from fastformer import _reference as ref
 from fastformer import ops

@@ -12,7 +12,7 @@ import sys
 import threading
 
 import pytest
-from test_tokenizer_corpus import CL100K_PATH
+from helpers import CL100K_PATH, child_env, make_model_dir
 
 from fastformer.tokenizer import Tokenizer, train_bpe
 
@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WALL = 180  # seconds; the inputs take a few seconds in linear time, hours in quadratic
 STACK = 256 * 1024
 MB = 1_000_000
+pytestmark = pytest.mark.subprocess
 
 
 def random_unicode(rng, n_bytes):
@@ -91,7 +92,7 @@ def child_tokenizer(kind, path):
     """In the child: encode every case; report ids checks as JSON on stdout."""
     if kind == "cl100k":
         tok = Tokenizer.from_tiktoken(path, pattern="cl100k_base")
-        from test_tokenizer_corpus import read_ranks, tiktoken_encoding
+        from helpers import read_ranks, tiktoken_encoding
 
         peer = tiktoken_encoding("cl100k_base", read_ranks(path)).encode_ordinary
     else:
@@ -142,10 +143,9 @@ def child_stream(path):
 
 def run_child(call, tmp_path):
     """Run `call` (python source) in a child process outside the repository; its JSON report."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     code = f"import test_pathological as t; t.{call}"
     r = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WALL
+        [sys.executable, "-c", code], cwd=tmp_path, env=child_env(HERE), capture_output=True, text=True, timeout=WALL
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -159,6 +159,7 @@ def check_report(report):
         assert r["peer_equal"] in (True, None), name
 
 
+@pytest.mark.peer("tiktoken")
 def test_cl100k(tmp_path):
     if not CL100K_PATH.exists():
         pytest.skip(f"{CL100K_PATH} is not present")
@@ -166,6 +167,7 @@ def test_cl100k(tmp_path):
     check_report(run_child(f"child_tokenizer('cl100k', {str(CL100K_PATH)!r})", tmp_path))
 
 
+@pytest.mark.peer("tokenizers")
 def test_trained_byte_level(tmp_path):
     pytest.importorskip("tokenizers")
     text = [random_unicode(random.Random(k), 3000) for k in range(3)] + ["Hello, world! 1234567890 'sx\r\n"] * 20
@@ -174,10 +176,9 @@ def test_trained_byte_level(tmp_path):
     check_report(run_child(f"child_tokenizer('trained', {path!r})", tmp_path))
 
 
+@pytest.mark.peer("torch", "transformers")
 def test_stream_stop_strings_and_long_prompt(tmp_path):
     pytest.importorskip("torch")
-    from test_shared_threads import make_model_dir
-
     path = make_model_dir(tmp_path, max_context=2048)
     report = run_child(f"child_stream({path!r})", tmp_path)
     assert report["stream_equal"] and report["n_chars"] > 1500, report

@@ -11,6 +11,7 @@ ROWS = {row[0]: row for row in _core.QTYPE_TABLE}
 GGUF_PY_STALE = {9: 40}
 
 
+@pytest.mark.peer("gguf")
 def test_table_matches_the_gguf_package():
     gguf_constants = pytest.importorskip("gguf.constants")
     want = {int(t): (t.name.lower(), b, n) for t, (b, n) in gguf_constants.GGML_QUANT_SIZES.items()}

@@ -1,18 +1,21 @@
-"""Quantized weights: bytes against the gguf package's reference quantizers, dequantization, fp16 rounding,
-and the quantized linear kernels on every ISA path (VNNI on and off) and thread count against a numpy oracle
-that quantizes the activations the same way (int8 per 32, scale max|x|/127, round to nearest even)."""
+"""Quantized weights: bytes and dequantization against the numpy oracle (fastformer/_reference.py) and the
+gguf package's reference quantizers, fp16 rounding, and the quantized linear kernels on every ISA path (VNNI on
+and off) and thread count against the oracle, which quantizes the activations the same way (int8 per 32, scale
+max|x|/127, round to nearest even)."""
 
 import numpy as np
 import pytest
+from helpers import optional, random_blocks
 from tolerances import matmul_tol
 
 import fastformer
 from fastformer import _core, ops
+from fastformer import _reference as ref
 from fastformer.errors import UnsupportedError
 from fastformer.quant import QTYPES, QuantizedTensor, quantize
 
-gguf = pytest.importorskip("gguf")
-GT = gguf.GGMLQuantizationType
+gguf = optional("gguf")
+GT = getattr(gguf, "GGMLQuantizationType", None)
 
 
 # every int8 kernel path this machine can run: the ISA paths ("avx2" with maddubs), avx512 once more with its
@@ -83,6 +86,19 @@ def _weights(rng, shape, kind):
 GGUF_SHAPES = [(1, 32), (7, 64), (97, 96), (33, 4096)]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "f16", "bf16"])
+@pytest.mark.parametrize("kind", ["normal", "scaled", "huge", "tiny", "zeros", "ties"])
+@pytest.mark.parametrize("shape", GGUF_SHAPES, ids=str)
+def test_quantize_bytes_equal_reference(isa, rng, qtype, kind, shape):
+    w = _weights(rng, shape, kind)
+    want = ref.quantize(w, qtype)
+    qt = quantize(w, qtype)
+    np.testing.assert_array_equal(qt.data, want)
+    assert qt.nbytes == want.nbytes and qt.shape == shape and qt.qtype == qtype
+
+
+@pytest.mark.peer("gguf")
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # gguf's fp16 scales of "huge" blocks
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "f16", "bf16"])
 @pytest.mark.parametrize("kind", ["normal", "scaled", "huge", "tiny", "zeros", "ties"])
@@ -96,6 +112,7 @@ def test_quantize_bytes_equal_gguf(isa, rng, qtype, kind, shape):
     assert qt.nbytes == want.nbytes and qt.shape == shape and qt.qtype == qtype
 
 
+@pytest.mark.peer("gguf")
 def test_quantize_converts_float64_and_float16_like_gguf(rng):
     w = rng.standard_normal((5, 64))
     for src in (w, w.astype(np.float16)):
@@ -103,24 +120,26 @@ def test_quantize_converts_float64_and_float16_like_gguf(rng):
         np.testing.assert_array_equal(quantize(src, "q8_0").data.reshape(-1), want.reshape(-1))
 
 
-def _random_blocks(rng, qtype, rows, cols):
-    """Random k-quant blocks with sane fp16 scales (random bytes elsewhere)."""
-    _, blk, size = QTYPES[qtype]
-    raw = rng.integers(0, 256, size=(rows, cols // blk, size), dtype=np.uint8)
-    if qtype == "q4_k":  # d, dmin
-        d = rng.uniform(1e-3, 1e-2, size=(rows, cols // blk, 2)).astype(np.float16)
-        raw[..., 0:4] = d.view(np.uint8).reshape(rows, cols // blk, 4)
-    elif qtype == "q6_k":  # d last
-        d = rng.uniform(1e-3, 1e-2, size=(rows, cols // blk, 1)).astype(np.float16)
-        raw[..., 208:210] = d.view(np.uint8).reshape(rows, cols // blk, 2)
-    return raw.reshape(rows, -1)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q6_k", "f16", "bf16"])
+@pytest.mark.parametrize("kind", ["scaled", "huge"])
+@pytest.mark.parametrize("shape", [(1, 256), (7, 512), (33, 2048)], ids=str)
+def test_dequantize_equals_reference(rng, qtype, kind, shape):
+    if qtype in ("q4_k", "q6_k"):
+        qt = QuantizedTensor.from_bytes(random_blocks(rng, qtype, *shape), qtype, shape)
+    else:
+        qt = quantize(_weights(rng, shape, kind), qtype)
+    got = qt.dequantize()
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_array_equal(got, ref.dequantize(qt.data, qtype, shape))
 
 
+@pytest.mark.peer("gguf")
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q6_k", "f16", "bf16"])
 @pytest.mark.parametrize("shape", [(1, 256), (7, 512), (33, 2048)], ids=str)
 def test_dequantize_equals_gguf(rng, qtype, shape):
     if qtype in ("q4_k", "q6_k"):
-        qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, *shape), qtype, shape)
+        qt = QuantizedTensor.from_bytes(random_blocks(rng, qtype, *shape), qtype, shape)
     else:
         qt = quantize(_weights(rng, shape, "scaled"), qtype)
     want = gguf.quants.dequantize(qt.data, GT[qtype.upper()])
@@ -189,26 +208,9 @@ def test_fp16_conversion_matches_numpy_on_every_isa(isa, rng):
 # ---- the quantized linear ----
 
 
-def _act_quant(x):
-    """The kernels' activation quantizer in numpy: int8 per 32 with scale max|x|/127, ties to even."""
-    xb = x.reshape(x.shape[0], -1, 32)
-    d = (np.abs(xb).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
-    return (np.rint(xb * inv) * d).reshape(x.shape)
-
-
-def _oracle(x, qt, bias=None):
-    """float64 y = dequantized x @ dequantized w.T (+ bias), and sum |terms| for the tolerance."""
-    xa = _act_quant(x).astype(np.float64)
-    wd = qt.dequantize().astype(np.float64)
-    y = xa @ wd.T + (0 if bias is None else bias.astype(np.float64))
-    return y, np.abs(xa) @ np.abs(wd).T
-
-
 def _make(rng, qtype, n, k):
     if qtype in ("q4_k", "q6_k"):
-        return QuantizedTensor.from_bytes(_random_blocks(rng, qtype, n, k), qtype, (n, k))
+        return QuantizedTensor.from_bytes(random_blocks(rng, qtype, n, k), qtype, (n, k))
     return quantize(rng.standard_normal((n, k)).astype(np.float32), qtype)
 
 
@@ -232,7 +234,7 @@ def test_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, n, k
     x = rng.standard_normal((m, k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     y = ops.linear(x, qt, bias)
-    want, mag = _oracle(x, qt, bias)
+    want, mag = ref.linear_q(x, qt.data, qtype, qt.shape, bias)
     assert y.dtype == np.float32 and y.shape == (m, n)
     # each block's int dot is exact; only the sums of scaled blocks round (and q4_k/q6_k's float offsets)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
@@ -326,7 +328,7 @@ def test_r16_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, 
     r = _core.repack_r16(qt.data, qt.ggml_type, k)
     assert r.shape == qt.data.shape and not np.array_equal(r, qt.data)  # same bytes, other order
     y = _r16_linear(x, qt, bias)
-    want, mag = _oracle(x, qt, bias)
+    want, mag = ref.linear_q(x, qt.data, qtype, qt.shape, bias)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
     # and it is the linear of the ggml layout, up to the order of the scaled-block sums
     np.testing.assert_allclose(y, ops.linear(x, qt, bias), rtol=0, atol=1e-5 * np.abs(want).max())
@@ -374,9 +376,11 @@ def test_linear_leading_axes_out_and_bias(rng):
     out = np.empty((6, 40), np.float32)
     assert ops.linear(x.reshape(6, 64), qt, b, out=out) is out
     np.testing.assert_array_equal(out, y.reshape(6, 40))
-    np.testing.assert_allclose(ops.linear(x[0, :1], qt), _oracle(x[0, :1], qt)[0], rtol=1e-5, atol=1e-4)
+    want = ref.linear_q(x[0, :1], qt.data, qt.qtype, qt.shape)[0]
+    np.testing.assert_allclose(ops.linear(x[0, :1], qt), want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.peer("gguf")
 def test_types_and_sizes_match_ggml():
     for name, (tid, block, size) in QTYPES.items():
         assert tid == GT[name.upper()].value

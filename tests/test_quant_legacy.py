@@ -13,11 +13,9 @@ import pytest
 import fastformer
 from fastformer import QuantizedTensor, _core, ops
 
-gguf = pytest.importorskip("gguf")
-GT = gguf.GGMLQuantizationType
 TYPES = ["q4_1", "q5_0", "q5_1", "iq4_nl"]
 BYTES = {"q4_1": 20, "q5_0": 22, "q5_1": 24, "iq4_nl": 18}
-ID = {t: GT[t.upper()].value for t in TYPES}
+ID = {t: fastformer.quant.QTYPES[t][0] for t in TYPES}  # ggml type ids
 
 
 def _quantize(w, qtype):
@@ -78,13 +76,16 @@ KINDS = ["normal", "scaled", "huge", "tiny", "zeros", "ties", "offset"]
 SHAPES = [(1, 32), (7, 64), (97, 96), (33, 4096)]
 
 
+@pytest.mark.peer("gguf")
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # gguf's fp16 scales of "huge" blocks
 @pytest.mark.parametrize("qtype", ["q4_1", "q5_0", "q5_1"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_quantize_bytes_equal_gguf(rng, qtype, kind, shape):
+    import gguf
+
     w = _weights(rng, shape, kind)
-    want = gguf.quants.quantize(w, GT[qtype.upper()]).view(np.uint8).reshape(shape[0], -1)
+    want = gguf.quants.quantize(w, gguf.GGMLQuantizationType(ID[qtype])).view(np.uint8).reshape(shape[0], -1)
     got = _quantize(w, qtype)
     assert got.dtype == np.uint8 and got.shape == (shape[0], shape[1] // 32 * BYTES[qtype])
     np.testing.assert_array_equal(got, want)
@@ -92,7 +93,8 @@ def test_quantize_bytes_equal_gguf(rng, qtype, kind, shape):
 
 def _ggml_quantize_chunk():
     """llama.cpp's ggml_quantize_chunk (what llama_model_quantize runs per tensor) from llama-cpp-python."""
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
+    import llama_cpp
+
     lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so"))
     fn = lib.ggml_quantize_chunk
     fn.restype = ctypes.c_size_t
@@ -101,12 +103,13 @@ def _ggml_quantize_chunk():
     def quantize(w, qtype):
         w = np.ascontiguousarray(w, dtype=np.float32)
         out = np.zeros((w.shape[0], w.shape[1] // 32 * BYTES[qtype]), np.uint8)
-        assert fn(GT[qtype.upper()].value, w.ctypes.data, out.ctypes.data, 0, *w.shape, None) == out.nbytes
+        assert fn(ID[qtype], w.ctypes.data, out.ctypes.data, 0, *w.shape, None) == out.nbytes
         return out
 
     return quantize
 
 
+@pytest.mark.peer("llama_cpp")
 @pytest.mark.parametrize("qtype", TYPES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_quantize_bytes_equal_llama_cpp(rng, qtype, kind):
@@ -126,13 +129,14 @@ def test_quantize_bytes_equal_llama_cpp(rng, qtype, kind):
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.peer("llama_cpp", "torch", "transformers", "sentencepiece", "gguf")
 def test_iq4_nl_tensors_of_a_llama_cpp_file_equal_ours(tmp_path):
     """llama_model_quantize(IQ4_NL) on a converter-made F32 GGUF of a random Llama: every tensor it stores as
     IQ4_NL (it keeps others, like the token table, in other types) has our quantizer's bytes."""
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (opt-in peer)")
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("sentencepiece")
+    import gguf
+    import llama_cpp
+    import torch
+    import transformers
     from gguf_tools import convert
 
     cfg = transformers.LlamaConfig(
@@ -158,7 +162,7 @@ def test_iq4_nl_tensors_of_a_llama_cpp_file_equal_ours(tmp_path):
     src = {t.name: t for t in gguf.GGUFReader(f32).tensors}
     checked = 0
     for t in gguf.GGUFReader(out).tensors:
-        if t.tensor_type != GT.IQ4_NL:
+        if t.tensor_type != gguf.GGMLQuantizationType.IQ4_NL:
             continue
         w = np.asarray(src[t.name].data, dtype=np.float32)
         w = w.reshape(-1, w.shape[-1])
@@ -176,15 +180,18 @@ def _random_blocks(rng, qtype, rows, cols):
     return raw.reshape(rows, -1)
 
 
+@pytest.mark.peer("gguf")
 @pytest.mark.parametrize("qtype", TYPES)
 @pytest.mark.parametrize("source", ["quantized", "random"])
 @pytest.mark.parametrize("shape", [(1, 32), (7, 512), (33, 2048 + 96)], ids=str)
 def test_dequantize_equals_gguf(rng, qtype, source, shape):
+    import gguf
+
     if source == "random":
         data = _random_blocks(rng, qtype, *shape)
     else:
         data = _quantize(_weights(rng, shape, "scaled"), qtype)
-    want = gguf.quants.dequantize(data, GT[qtype.upper()])
+    want = gguf.quants.dequantize(data, gguf.GGMLQuantizationType(ID[qtype]))
     got = _dequantize(data, qtype, shape[1])
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_array_equal(got, want)
@@ -340,7 +347,7 @@ def test_bad_arguments_raise_clear_errors(rng):
         fastformer.quantize(w, "q4_2")
     with pytest.raises(ValueError, match="unknown ggml type id 4"):  # retired by ggml
         _core.quantize_rows(w[:, :32], 4)
-    data = _core.quantize_rows(w[:, :32], GT.IQ4_NL.value)
+    data = _core.quantize_rows(w[:, :32], ID["iq4_nl"])
     with pytest.raises(ValueError, match=r"data has shape \(4, 18\), expected \(rows, 36\)"):
         _core.dequantize_rows(data, ID["iq4_nl"], 64)
     with pytest.raises(TypeError, match="uint8"):

@@ -4,6 +4,7 @@ import pathlib
 import re
 
 import pytest
+from helpers import child_env
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
@@ -28,23 +29,23 @@ def test_readme_has_command_examples():
     assert any(line.startswith("fastformer generate") for line in SH_LINES)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("line", SH_LINES)
 def test_readme_command_runs(line, tmp_path):
-    import os
     import shlex
     import subprocess
     import sys
 
     argv = shlex.split(line)
     assert argv[0] == "fastformer"
-    # the installed console script's module, from a directory where the source tree cannot shadow the package
+    # the console script's module of the fastformer these tests import (in place or installed), from elsewhere
     proc = subprocess.run(
         [sys.executable, "-m", "fastformer", *argv[1:]],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ),
+        env=child_env(),
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()

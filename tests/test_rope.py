@@ -6,7 +6,7 @@ halves; (8, 64, 128) is large enough to be split over threads.
 
 import numpy as np
 import pytest
-from tolerances import assert_close
+from helpers import assert_close
 
 from fastformer import _core, ops
 from fastformer import _reference as ref

@@ -5,13 +5,15 @@ import struct
 
 import numpy as np
 import pytest
+from helpers import optional
 
 from fastformer import FormatError
 from fastformer.safetensors import SafetensorsFile, load_file
 
-st = pytest.importorskip("safetensors.numpy")
+st = optional("safetensors.numpy")
 
 
+@pytest.mark.peer("safetensors")
 def test_reads_what_safetensors_writes(tmp_path):
     rng = np.random.default_rng(0)
     tensors = {
@@ -32,6 +34,7 @@ def test_reads_what_safetensors_writes(tmp_path):
     assert not got["f32"].flags.writeable  # zero-copy view of the map
 
 
+@pytest.mark.peer("safetensors", "torch")
 def test_bf16_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file

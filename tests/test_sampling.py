@@ -6,11 +6,12 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import optional
 
 from fastformer.sampling import Sampler
 
-torch = pytest.importorskip("torch")
-gen_utils = pytest.importorskip("transformers.generation.logits_process")
+torch = optional("torch")
+gen_utils = optional("transformers.generation.logits_process")
 
 V = 40
 RNG = np.random.default_rng(5)
@@ -44,6 +45,7 @@ def hf_probs(logits, history, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, re
     return torch.softmax(x, -1)[0].numpy()
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("opt", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 def test_distribution_matches_transformers_processors(opt):
     got = Sampler(**opt).probs(LOGITS, HISTORY)
@@ -57,6 +59,7 @@ def chi2_critical(df, z=3.29):
     return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
+@pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("opt", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 def test_draws_follow_the_distribution(opt):
     s = Sampler(seed=123, **opt)

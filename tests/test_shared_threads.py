@@ -6,46 +6,11 @@ import os
 import threading
 
 import pytest
+from helpers import PROMPTS, TRAIN, make_model_dir
 
 from fastformer import Model
-from fastformer.tokenizer import train_bpe
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-TRAIN = [
-    "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog.",
-    "Über den Wolken muss die Freiheit wohl grenzenlos sein. Größe, Maß und Fuß. 1234 + 5678 = 6912",
-    "Привет, как дела? 你好，世界！ 日本語のテキスト。 😀🎉👍 café naïve",
-    "def main():\n    return [x ** 2 for x in range(10)]\n\n",
-] * 10
-PROMPTS = ["Once upon a time", "Привет 你好 😀", "def main():", "Größe und Maß", "Lily liked", " ", "1234", "dog"]
-
-
-def make_model_dir(root, max_context=512):
-    """A 2-layer random Llama (perturbed weights, so outputs vary) with a trained byte-level tokenizer."""
-    tok = train_bpe(TRAIN, vocab_size=420, special_tokens=["<|endoftext|>"])
-    cfg = transformers.LlamaConfig(
-        vocab_size=tok.n_vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=max_context,
-        bos_token_id=None,
-        eos_token_id=tok.eos_id,
-    )
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g) if p.ndim > 1 else p)
-    path = os.path.join(str(root), "tiny")
-    hf.save_pretrained(path)
-    tok.save(os.path.join(path, "tokenizer.json"))
-    return path
+pytestmark = pytest.mark.peer("torch", "transformers")  # the model is a transformers checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,66 @@ def test_one_version_source():
     assert 'dynamic = ["version"]' in text and 'version = { attr = "fastformer.__version__" }' in text
     assert not re.search(r'^version\s*=\s*"', text, re.M)
     assert fastformer.__version__.count(".") == 2
+
+
+def _test_imports(source):
+    """The tests/test_* modules some Python source imports, at any depth."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return {n for n in names if n.split(".")[0].startswith("test_")}
+
+
+def test_no_test_module_imports_another():
+    # what test modules share lives in tests/helpers.py (and the fixtures in tests/conftest.py)
+    tests = os.path.join(ROOT, "tests")
+    found = {}
+    for f in sorted(os.listdir(tests)):
+        if f.endswith(".py"):
+            imported = _test_imports(open(os.path.join(tests, f), encoding="utf-8").read()) - {f[:-3]}
+            if imported:
+                found[f] = sorted(imported)
+    assert not found, found
+
+
+def test_the_test_import_check_sees_imports():
+    source = "import os\nfrom test_model import CASES\ndef f():\n    import test_quant\n"
+    assert _test_imports(source) == {"test_model", "test_quant"}
+
+
+PEERS = {"torch", "transformers", "gguf", "tiktoken", "tokenizers", "llama_cpp", "sentencepiece", "safetensors"}
+
+
+def _module_level_peers(source):
+    """Peers a module imports or importorskips at module level (which would skip or break the whole module)."""
+    found = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+        for call in ast.walk(node) if isinstance(node, (ast.Assign, ast.Expr)) else ():
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "importorskip" and call.args:
+                found.add(str(getattr(call.args[0], "value", "")).split(".")[0])
+    return found & PEERS
+
+
+def test_peers_are_skipped_per_test():
+    # a test that needs a peer is marked peer(...) (conftest skips it where the peer is missing); a module-level
+    # import or importorskip would hide every test of the module, the core ones with them
+    tests = os.path.join(ROOT, "tests")
+    found = {}
+    for f in sorted(os.listdir(tests)):
+        if f.endswith(".py"):
+            peers = _module_level_peers(open(os.path.join(tests, f), encoding="utf-8").read())
+            if peers:
+                found[f] = sorted(peers)
+    assert not found, found
+
+
+def test_the_peer_check_sees_module_level_skips():
+    source = "import pytest\ntorch = pytest.importorskip('torch')\nfrom gguf import X\ndef f():\n    import tiktoken\n"
+    assert _module_level_peers(source) == {"torch", "gguf"}

@@ -5,35 +5,28 @@ The rank file is ../shared/data/cl100k_base.tiktoken next to the repository; tik
 from it with tiktoken's own cl100k_base constructor (only the download is replaced).
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from test_tokenizer_corpus)
-
 import base64
 import random
 import warnings
 
 import pytest
+from corpus import CORPUS, DOCS
+from helpers import cl100k_path, optional, tiktoken_encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_tokenizer_corpus import (  # noqa: F401  (fixtures)
-    CORPUS,
-    DOCS,
-    cl100k,
-    cl100k_path,
-    cl100k_ranks,
-    tiktoken_cl100k,
-    tiktoken_encoding,
-)
 
 import fastformer
 from fastformer.tokenizer import CL100K_PATTERN, StreamDecoder, Tokenizer
 
-tiktoken = pytest.importorskip("tiktoken")
+tiktoken = optional("tiktoken")
 
 
+@pytest.mark.peer("tiktoken")
 def test_pattern_is_tiktokens(tiktoken_cl100k):
     assert tiktoken_cl100k._pat_str == CL100K_PATTERN
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize(
     "text, ids",
     [
@@ -54,6 +47,7 @@ def test_published_cases(cl100k, tiktoken_cl100k, text, ids):
     assert cl100k.encode(text) == ids == tiktoken_cl100k.encode(text)
 
 
+@pytest.mark.peer("tiktoken")
 def test_metadata(cl100k, tiktoken_cl100k):
     assert cl100k.n_vocab == tiktoken_cl100k.n_vocab == 100277
     assert cl100k.special_tokens == tiktoken_cl100k._special_tokens
@@ -61,12 +55,14 @@ def test_metadata(cl100k, tiktoken_cl100k):
     assert cl100k.name == "cl100k_base"
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize("text", ["\ud83d", "a\udc00b", "\udfff\ud800", "x\ud83d\udc4dy\ud83d"])
 def test_lone_surrogates_are_replaced_like_tiktoken(cl100k, tiktoken_cl100k, text):
     assert cl100k.encode(text) == tiktoken_cl100k.encode(text)
     assert cl100k.encode_batch([text]) == [tiktoken_cl100k.encode(text)]
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize("c", ["^", "0", "a", "'s", " ", "\n", "中", "é", "\u3000", "🎉", "\r\n", "a1"])
 def test_catastrophically_repetitive(cl100k, tiktoken_cl100k, c):
     # tiktoken's test, compared id for id; pieces far longer than the scanning merge's limit use the heap
@@ -76,6 +72,7 @@ def test_catastrophically_repetitive(cl100k, tiktoken_cl100k, c):
         assert cl100k.decode(ids) == text
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize("c", ["a", " ", "\n", "0", "!", "中", "\t\n"])
 def test_one_megabyte_of_one_character(cl100k, tiktoken_cl100k, c):
     text = c * (1_000_000 // len(c.encode()))
@@ -86,6 +83,7 @@ def test_one_megabyte_of_one_character(cl100k, tiktoken_cl100k, c):
     assert ids[: len(want) // 2] == want[: len(want) // 2]
 
 
+@pytest.mark.peer("tiktoken")
 def test_hundred_thousand_newlines(cl100k, tiktoken_cl100k):
     text = "\n" * 100_000
     ids = cl100k.encode(text)
@@ -94,6 +92,7 @@ def test_hundred_thousand_newlines(cl100k, tiktoken_cl100k):
     assert cl100k.encode("a" + "\n" * 20_000 + "b") == tiktoken_cl100k.encode("a" + "\n" * 20_000 + "b")
 
 
+@pytest.mark.peer("tiktoken")
 def test_random_bytes_as_latin1(cl100k, tiktoken_cl100k):
     rng = random.Random(0)
     for n in (1, 7, 97, 4099, 100_000):
@@ -104,6 +103,7 @@ def test_random_bytes_as_latin1(cl100k, tiktoken_cl100k):
 # ---- special tokens ----
 
 
+@pytest.mark.peer("tiktoken")
 def test_special_tokens_like_tiktoken(cl100k, tiktoken_cl100k):
     text = "<|endoftext|> hello <|fim_prefix|> there<|endofprompt|>"
     eot, fim = 100257, 100258
@@ -124,6 +124,7 @@ def test_special_tokens_like_tiktoken(cl100k, tiktoken_cl100k):
     assert cl100k.encode_ordinary(text) == tiktoken_cl100k.encode_ordinary(text)
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize(
     "kw",
     [
@@ -147,6 +148,7 @@ def test_disallowed_special_raises_like_tiktoken(cl100k, tiktoken_cl100k, kw):
         cl100k.encode_batch(["fine", text], **kw)
 
 
+@pytest.mark.peer("tiktoken")
 def test_adjacent_and_partial_specials(cl100k, tiktoken_cl100k):
     for text in [
         "<|endoftext|><|endoftext|>",
@@ -195,6 +197,7 @@ def test_bad_rank_files(tmp_path):
 # ---- decoding ----
 
 
+@pytest.mark.peer("tiktoken")
 def test_token_bytes_of_every_id(cl100k, tiktoken_cl100k):
     for i in range(cl100k.n_vocab):
         try:
@@ -218,6 +221,7 @@ def test_decode_rejects_invalid_ids(cl100k, bad):
         cl100k.token_bytes(bad)
 
 
+@pytest.mark.peer("tiktoken")
 def test_decode_errors_argument(cl100k, tiktoken_cl100k):
     ids = cl100k.encode("日本")
     partial = ids[:1] if len(cl100k.token_bytes(ids[0])) < 3 else [ids[0], 9468]
@@ -242,6 +246,7 @@ def test_stream_decoder(cl100k):
 # ---- batches ----
 
 
+@pytest.mark.peer("tiktoken")
 def test_encode_batch(cl100k, tiktoken_cl100k, threads):
     texts = ["", "a", "hello world", "日本語 " * 50, "\n" * 300, "x" * 5000] * 7
     assert cl100k.encode_batch(texts) == tiktoken_cl100k.encode_batch(texts)
@@ -259,6 +264,7 @@ def test_encode_batch(cl100k, tiktoken_cl100k, threads):
 TRICKY = "aAsSſ'tlLvVeErRdDmM 1234567890\t\n\r\x0b\x0c\x85\xa0\u3000\u2028!?./-_中日あア한éÉǅʰ\u0301\u093f½²٣🎉👍\u200d"
 
 
+@pytest.mark.peer("tiktoken")
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text())
 def test_hypothesis_any_unicode(cl100k, tiktoken_cl100k, text):
@@ -268,6 +274,7 @@ def test_hypothesis_any_unicode(cl100k, tiktoken_cl100k, text):
         assert cl100k.decode(ids) == text
 
 
+@pytest.mark.peer("tiktoken")
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=TRICKY, max_size=60))
 def test_hypothesis_tricky_alphabet(cl100k, tiktoken_cl100k, text):
@@ -288,6 +295,7 @@ MULTIBYTE = st.one_of(
 )
 
 
+@pytest.mark.peer("tiktoken")
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=MULTIBYTE, max_size=120))
 def test_hypothesis_multibyte_runs(cl100k, tiktoken_cl100k, text):
@@ -295,6 +303,7 @@ def test_hypothesis_multibyte_runs(cl100k, tiktoken_cl100k, text):
     assert cl100k.encode(text) == tiktoken_cl100k.encode(text)
 
 
+@pytest.mark.peer("tiktoken")
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=300))
 def test_hypothesis_bytes_as_latin1(cl100k, tiktoken_cl100k, data):
@@ -305,6 +314,7 @@ def test_hypothesis_bytes_as_latin1(cl100k, tiktoken_cl100k, data):
 # ---- a split pattern without a scanner ----
 
 
+@pytest.mark.peer("tiktoken")
 def test_unknown_pattern_falls_back_to_regex(cl100k_ranks):
     pattern = r"""\w+|[^\w\s]+|\s+"""
     path = cl100k_path()
@@ -339,6 +349,7 @@ def other_pair(request, cl100k_ranks):
     return ours, tiktoken_encoding(request.param, cl100k_ranks, special_tokens=special)
 
 
+@pytest.mark.peer("tiktoken")
 def test_other_encodings_on_corpus(other_pair):
     ours, enc = other_pair
     assert ours.pattern == enc._pat_str
@@ -348,6 +359,7 @@ def test_other_encodings_on_corpus(other_pair):
         assert ours.encode_ordinary_batch(lines) == enc.encode_ordinary_batch(lines)
 
 
+@pytest.mark.peer("tiktoken")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.one_of(st.sampled_from(TRICKY), st.characters()), max_size=80))
 def test_other_encodings_hypothesis(other_pair, text):

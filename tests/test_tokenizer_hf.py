@@ -1,217 +1,43 @@
 """Tokenizer.from_file on Hugging Face tokenizer.json files against `tokenizers` itself.
 
-The files are made here: byte-level BPEs trained with `tokenizers` in the GPT-2 (ByteLevel regex), Llama 3
-(Split + ByteLevel, ignore_merges), Qwen2 (NFC + Split) and GPT-4o (o200k Split) layouts, with special and
-non-special added tokens; and a SentencePiece BPE with byte fallback trained with `sentencepiece`, converted
-to a Llama-2-style tokenizer.json (Prepend/Replace normalizers, merges ordered by piece score, ByteFallback
-decoder) and to the newer Metaspace layout.
+The files are made in tests/hf_tokenizers.py: byte-level BPEs trained with `tokenizers` in the GPT-2 (ByteLevel
+regex), Llama 3 (Split + ByteLevel, ignore_merges), Qwen2 (NFC + Split) and GPT-4o (o200k Split) layouts, with
+special and non-special added tokens; and a SentencePiece BPE with byte fallback trained with `sentencepiece`,
+converted to a Llama-2-style tokenizer.json (Prepend/Replace normalizers, merges ordered by piece score,
+ByteFallback decoder) and to the newer Metaspace layout.
 """
 
 import json
 
 import pytest
+from helpers import optional
+from hf_tokenizers import LINES, TEXTS, theirs
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_tokenizer_corpus import DOCS
 
-from fastformer.tokenizer import GPT2_PATTERN_HF, LLAMA3_PATTERN, O200K_PATTERN, QWEN2_PATTERN, Tokenizer
+from fastformer.tokenizer import GPT2_PATTERN_HF, Tokenizer
 
-tokenizers = pytest.importorskip("tokenizers")
-from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
-
-TEXTS = [t for t in DOCS.values()]
-LINES = [line for t in TEXTS for line in t.splitlines(keepends=True)]
+tokenizers = optional("tokenizers")
 
 
-def _train_byte_level(layout, vocab_size=3000):
-    tok = tokenizers.Tokenizer(models.BPE(ignore_merges=layout == "llama3"))
-    split = {"llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN, "o200k": O200K_PATTERN}.get(layout)
-    if split is None:
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    else:
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(split), behavior="isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    if layout == "qwen2":
-        tok.normalizer = normalizers.NFC()
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(TEXTS, trainer)
-    tok.add_tokens(
-        [
-            tokenizers.AddedToken("fastformer", normalized=False),
-            tokenizers.AddedToken(" magic", lstrip=False, rstrip=True, normalized=True),
-        ]
-    )
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|begin_of_text|> $A",
-        special_tokens=[("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))],
-    )
-    return tok
-
-
-def _spm_merges(vocab, scores):
-    # transformers' SentencePieceExtractor: every split of a piece into two pieces, by the piece's score
-    merges = []
-    for piece, _score in sorted(scores.items(), key=lambda kv: -kv[1]):
-        local = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
-        merges += sorted(local, key=lambda p: (vocab[p[0]], vocab[p[1]]))
-    return [list(m) for m in merges]
-
-
-def _spm_model(tmp_path_factory, name, **options):
-    """A SentencePiece BPE model with byte fallback trained on LINES (whitespace kept), loaded."""
-    spm = pytest.importorskip("sentencepiece")
-    d = tmp_path_factory.mktemp(name)
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(LINES),
-        model_prefix=str(d / "m"),
-        vocab_size=1500,
-        model_type="bpe",
-        byte_fallback=True,
-        character_coverage=0.9995,
-        hard_vocab_limit=False,
-        minloglevel=2,
-        allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False,
-        **options,
-    )
-    return spm.SentencePieceProcessor(model_file=str(d / "m.model"))
-
-
-def _train_spm(tmp_path_factory):
-    sp = _spm_model(tmp_path_factory, "spm", split_digits=True)
-    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
-    scores = {
-        sp.id_to_piece(i): sp.get_score(i)
-        for i in range(sp.get_piece_size())
-        if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))
-    }
-    added = [
-        {
-            "id": i,
-            "content": sp.id_to_piece(i),
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-        for i in range(3)
-    ]
-    return vocab, _spm_merges(vocab, scores), added
-
-
-def _llama2_json(vocab, merges, added, layout):
-    model = {
-        "type": "BPE",
-        "dropout": None,
-        "unk_token": "<unk>",
-        "continuing_subword_prefix": None,
-        "end_of_word_suffix": None,
-        "fuse_unk": True,
-        "byte_fallback": True,
-        "ignore_merges": False,
-        "vocab": vocab,
-        "merges": merges,
-    }
-    spec = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "model": model,
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [
-                {"SpecialToken": {"id": "<s>", "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-            ],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
-            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}},
-        },
-    }
-    if layout == "llama2":
-        spec["normalizer"] = {
-            "type": "Sequence",
-            "normalizers": [
-                {"type": "Prepend", "prepend": "▁"},
-                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
-            ],
-        }
-        spec["pre_tokenizer"] = None
-        spec["decoder"] = {
-            "type": "Sequence",
-            "decoders": [
-                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
-                {"type": "ByteFallback"},
-                {"type": "Fuse"},
-                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
-            ],
-        }
-    else:
-        spec["normalizer"] = None
-        spec["pre_tokenizer"] = {
-            "type": "Metaspace",
-            "replacement": "▁",
-            "prepend_scheme": "first",
-            "split": layout == "metaspace_split",
-        }
-        spec["decoder"] = {
-            "type": "Sequence",
-            "decoders": [
-                {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False},
-                {"type": "ByteFallback"},
-                {"type": "Fuse"},
-            ],
-        }
-    return spec
-
-
-LAYOUTS = ["gpt2", "llama3", "qwen2", "o200k", "llama2", "metaspace", "metaspace_split"]
-
-
-@pytest.fixture(scope="module", params=LAYOUTS)
-def pair(request, tmp_path_factory):
-    """(ours, theirs) for one tokenizer.json layout, both loaded from the same file."""
-    path = tmp_path_factory.mktemp(request.param) / "tokenizer.json"
-    if request.param in ("llama2", "metaspace", "metaspace_split"):
-        spm = getattr(pair, "_spm", None) or _train_spm(tmp_path_factory)
-        pair._spm = spm
-        path.write_text(json.dumps(_llama2_json(*spm, request.param), ensure_ascii=False), encoding="utf-8")
-    else:
-        _train_byte_level(request.param).save(str(path))
-    return Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
-
-
-def _theirs(hf, text):
-    return hf.encode(text, add_special_tokens=False).ids
-
-
+@pytest.mark.peer("tokenizers")
 def test_documents(pair):
     ours, hf = pair
     for text in TEXTS:
         ids = ours.encode(text, allowed_special="all")
-        assert ids == _theirs(hf, text)
+        assert ids == theirs(hf, text)
         assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=False)
 
 
+@pytest.mark.peer("tokenizers")
 def test_lines(pair):
     ours, hf = pair
     for line in LINES:
-        assert ours.encode(line, allowed_special="all") == _theirs(hf, line), repr(line)
-    assert ours.encode_batch(LINES, allowed_special="all") == [_theirs(hf, x) for x in LINES]
+        assert ours.encode(line, allowed_special="all") == theirs(hf, line), repr(line)
+    assert ours.encode_batch(LINES, allowed_special="all") == [theirs(hf, x) for x in LINES]
 
 
+@pytest.mark.peer("tokenizers")
 def test_added_tokens(pair):
     ours, hf = pair
     specials = list(ours.special_tokens)
@@ -224,7 +50,7 @@ def test_added_tokens(pair):
         specials[0] * 3,
     ]
     for text in texts:
-        assert ours.encode(text, allowed_special="all") == _theirs(hf, text), repr(text)
+        assert ours.encode(text, allowed_special="all") == theirs(hf, text), repr(text)
         if any(s in text for s in specials):
             with pytest.raises(ValueError, match="disallowed special token"):
                 ours.encode(text)
@@ -232,11 +58,12 @@ def test_added_tokens(pair):
     hf.encode_special_tokens = True
     try:
         for text in texts:
-            assert ours.encode(text, disallowed_special=()) == _theirs(hf, text), repr(text)
+            assert ours.encode(text, disallowed_special=()) == theirs(hf, text), repr(text)
     finally:
         hf.encode_special_tokens = False
 
 
+@pytest.mark.peer("tokenizers")
 def test_metadata(pair):
     ours, hf = pair
     assert ours.n_vocab == hf.get_vocab_size(with_added_tokens=True)
@@ -247,24 +74,29 @@ def test_metadata(pair):
         ours.decode([ours.n_vocab])
 
 
+@pytest.mark.peer("tokenizers")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_hypothesis(pair, text):
     ours, hf = pair
-    assert ours.encode(text, allowed_special="all") == _theirs(hf, text)
+    assert ours.encode(text, allowed_special="all") == theirs(hf, text)
 
 
+@pytest.mark.peer("tokenizers")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=" \n\t▁aAbB1.'中é<|>_", max_size=40))
 def test_hypothesis_tricky(pair, text):
     ours, hf = pair
     ids = ours.encode(text, allowed_special="all")
-    assert ids == _theirs(hf, text)
+    assert ids == theirs(hf, text)
     assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=False)
 
 
+@pytest.mark.peer("tokenizers")
 def test_bytelevel_regex_is_the_gpt2_scanner():
     # tokenizers' ByteLevel(use_regex=True) splits with GPT-2's pattern: the gpt2 scanner must agree
+    from tokenizers import Regex, pre_tokenizers
+
     from fastformer import _core
     from fastformer._tokenizer_hf import BYTE_TO_CHAR
 
@@ -276,6 +108,7 @@ def test_bytelevel_regex_is_the_gpt2_scanner():
         assert [p for p, _ in split.pre_tokenize_str(text)] == _core.pretok_split(text, "gpt2")
 
 
+@pytest.mark.peer("tokenizers")
 def test_stream_decoder_matches_decode(pair):
     from fastformer import StreamDecoder
 
@@ -286,14 +119,15 @@ def test_stream_decoder_matches_decode(pair):
         assert "".join(dec.push(i) for i in ids) + dec.flush() == hf.decode(ids, skip_special_tokens=False)
 
 
+@pytest.mark.peer("tokenizers")
 def test_save_writes_back_what_was_read(pair, tmp_path):
     ours, hf = pair
     ours.save(tmp_path / "tokenizer.json")
     again = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     mine = Tokenizer.from_pretrained(tmp_path)
     for text in TEXTS:
-        want = _theirs(hf, text)
-        assert _theirs(again, text) == want
+        want = theirs(hf, text)
+        assert theirs(again, text) == want
         assert mine.encode(text, allowed_special="all") == want
 
 
@@ -301,6 +135,8 @@ def test_save_writes_back_what_was_read(pair, tmp_path):
 
 
 def _train_with(pre, normalizer=None):
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
     tok = tokenizers.Tokenizer(models.BPE())
     tok.pre_tokenizer = pre
     if normalizer is not None:
@@ -313,8 +149,11 @@ def _train_with(pre, normalizer=None):
     return tok
 
 
+@pytest.mark.peer("tokenizers")
 @pytest.mark.parametrize("layout", ["digits", "prefix_space", "deepseek_like", "lowercase_nfkc"])
 def test_python_path_layouts(layout, tmp_path):
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
     bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     pre, norm = {
         "digits": (
@@ -347,8 +186,8 @@ def test_python_path_layouts(layout, tmp_path):
     with pytest.warns(UserWarning, match="regex") if layout == "deepseek_like" else _no_warning():
         ours = Tokenizer.from_file(tmp_path / "tokenizer.json")
     for text in TEXTS + LINES[:200]:
-        assert ours.encode(text) == _theirs(hf, text), repr(text[:80])
-        assert ours.decode(_theirs(hf, text)) == hf.decode(_theirs(hf, text))
+        assert ours.encode(text) == theirs(hf, text), repr(text[:80])
+        assert ours.decode(theirs(hf, text)) == hf.decode(theirs(hf, text))
 
 
 class _no_warning:
@@ -384,6 +223,7 @@ def _minimal(**model):
     return spec
 
 
+@pytest.mark.peer("tokenizers")
 @pytest.mark.parametrize(
     "model", [{}, {"merges": [["a", "b"]], "unk_token": "b"}, {"unk_token": "b", "fuse_unk": True}]
 )
@@ -393,7 +233,7 @@ def test_minimal_files(tmp_path, model):
     assert tok.decode([2, 0]) == "aba"
     # without unk_token unknown characters are dropped; with it they become unk, runs fused if fuse_unk
     for text in ["abab", "abc", "abcc", "cabccab", "ccc"]:
-        assert tok.encode(text) == _theirs(hf, text), text
+        assert tok.encode(text) == theirs(hf, text), text
 
 
 @pytest.mark.parametrize(
@@ -453,18 +293,7 @@ def test_tokenizer_config_sets_bos_eos(tmp_path):
 # ---- score-ordered merges (the GGUF "llama" vocabulary) against sentencepiece itself ----
 
 
-@pytest.fixture(scope="module")
-def spm_pair(tmp_path_factory):
-    sp = _spm_model(tmp_path_factory, "spm_identity", normalization_rule_name="identity")
-    n = sp.get_piece_size()
-    types = [
-        2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 5 if sp.is_unused(i) else 1
-        for i in range(n)
-    ]
-    pieces = [sp.id_to_piece(i) for i in range(n)]
-    return Tokenizer._from_scores(pieces, [sp.get_score(i) for i in range(n)], types), sp
-
-
+@pytest.mark.peer("sentencepiece")
 def test_scores_match_sentencepiece(spm_pair):
     ours, sp = spm_pair
     for text in TEXTS + LINES:
@@ -474,6 +303,7 @@ def test_scores_match_sentencepiece(spm_pair):
     assert ours.bos_id == sp.bos_id() and ours.eos_id == sp.eos_id()
 
 
+@pytest.mark.peer("sentencepiece")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
 @example(text="<s> and </s>")

@@ -121,7 +121,7 @@ def _config(path, add_bos):
     (path / "tokenizer_config.json").write_text(json.dumps(conf))
 
 
-@pytest.mark.peer
+@pytest.mark.peer("transformers", "tokenizers")
 @pytest.mark.parametrize("template", [True, False])
 @pytest.mark.parametrize("add_bos", [None, True, False])
 def test_encode_prompt_adds_bos_as_transformers_does(tmp_path, template, add_bos):
@@ -142,6 +142,7 @@ def test_encode_prompt_adds_bos_as_transformers_does(tmp_path, template, add_bos
         assert ours.encode_prompt(text) == theirs.encode(text), repr(text)
 
 
+@pytest.mark.peer("tokenizers")
 def test_encode_prompt_never_doubles_bos(tmp_path):
     path = tmp_path / "tok"
     _tokenizer_json(path, template=True)
@@ -185,7 +186,7 @@ def test_gguf_metadata_writes_add_bos(small, add_bos):
     assert back.encode_prompt("hello") == tok.encode_prompt("hello")
 
 
-@pytest.mark.peer
+@pytest.mark.peer("gguf", "llama_cpp")
 @pytest.mark.parametrize("pre", ["gpt-2", "llama-bpe", "llama3", "qwen2", "gpt-4o"])
 @pytest.mark.parametrize("add_bos", [None, True, False])
 def test_gguf_add_bos_as_llama_cpp_reads_it(small, tmp_path, pre, add_bos):

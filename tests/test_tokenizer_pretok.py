@@ -130,6 +130,7 @@ def _expected(categories, codes):
     return {chr(c) for c in cps if not 0xD800 <= c < 0xE000}
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize("cls", sorted(CLASSES))
 def test_categories_match_tiktoken(categories, cls):
     tiktoken = pytest.importorskip("tiktoken")
@@ -141,6 +142,7 @@ def test_categories_match_tiktoken(categories, cls):
     assert got == _expected(categories, CLASSES[cls])
 
 
+@pytest.mark.peer("tokenizers")
 @pytest.mark.parametrize("cls", sorted(CLASSES))
 def test_categories_match_hf_tokenizers(categories, cls):
     tokenizers = pytest.importorskip("tokenizers")
@@ -164,6 +166,7 @@ def test_scanner_matches_regex_module(name):
         assert _core.pretok_split(text, kind) == pattern.findall(text), repr(text)
 
 
+@pytest.mark.peer("tokenizers")
 @pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2_hf", "o200k"])
 def test_scanner_matches_hf_split(name):
     tokenizers = pytest.importorskip("tokenizers")
@@ -223,6 +226,7 @@ def small_ranks():
     return {t: i for i, t in enumerate(ordered)}
 
 
+@pytest.mark.peer("tiktoken")
 @pytest.mark.parametrize("name", ["gpt2", "cl100k", "o200k", "llama3", "qwen2"])
 def test_tokens_match_tiktoken_with_small_vocab(small_ranks, name):
     tiktoken = pytest.importorskip("tiktoken")

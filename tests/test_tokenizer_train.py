@@ -1,15 +1,14 @@
 """train_bpe and Tokenizer.save: a trained (or tiktoken-loaded) tokenizer written as tokenizer.json encodes
 identically in Hugging Face `tokenizers`."""
 
-# ruff: noqa: F811  (pytest fixtures imported from test_tokenizer_corpus)
-
 import pytest
-from test_tokenizer_corpus import DOCS, cl100k, cl100k_ranks, tiktoken_cl100k  # noqa: F401
+from corpus import DOCS
+from helpers import optional
 
 from fastformer import Tokenizer, train_bpe
 from fastformer.tokenizer import CL100K_PATTERN_HF
 
-tokenizers = pytest.importorskip("tokenizers")
+tokenizers = optional("tokenizers")
 TEXTS = list(DOCS.values())
 
 
@@ -67,6 +66,7 @@ def test_train_errors():
         train_bpe([b"abc"], vocab_size=300)
 
 
+@pytest.mark.peer("tokenizers")
 def test_trained_saves_for_hf(trained, tmp_path):
     trained.save(tmp_path / "tokenizer.json")
     hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
@@ -76,7 +76,8 @@ def test_trained_saves_for_hf(trained, tmp_path):
     assert trained.encode(text, allowed_special="all") == hf.encode(text, add_special_tokens=False).ids
 
 
-def test_tiktoken_saves_for_hf(cl100k, tiktoken_cl100k, tmp_path):  # noqa: F811
+@pytest.mark.peer("tokenizers", "tiktoken")
+def test_tiktoken_saves_for_hf(cl100k, tiktoken_cl100k, tmp_path):
     cl100k.save(tmp_path / "tokenizer.json")
     hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     again = Tokenizer.from_file(tmp_path / "tokenizer.json")
