@@ -540,6 +540,10 @@ static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, cons
     __m512 corr[4][8];          // dmin * m * d_a * sum(a) per sub-block, summed over super-blocks
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+        // decode prefetches the next group (the last one its own bytes): its headers now, its quants as it goes
+        int64_t gbytes = g + 1 < n / FF_R16 ? nsb * FF_R16 * FF_Q4_K_BYTES : 0;
+        for (int64_t o = 0; mr == 1 && o < FF_R16_K_HEAD * nsb; o += 64)
+            _mm_prefetch((const char *)(t + gbytes + o), _MM_HINT_T0);
         for (int i = 0; i < mr; i++) {
             for (int s = 0; s < 8; s++) corr[i][s] = _mm512_setzero_ps();
             for (int p = 0; p < 8; p++)
@@ -584,6 +588,8 @@ static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, cons
                     for (int c = 0; c < 4; c++) c4[i][c] = acc[i][p][c];
                 for (int u = 0; u < nc; u++) {
                     const uint8_t *vb = v + (p * nsb + sb0 + u) * 256;
+                    if (mr == 1)  // W streams from memory once per token
+                        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(vb + gbytes + 64 * l), _MM_HINT_T0);
 #pragma GCC unroll 4
                     for (int c = 0; c < 4; c++) {
                         __m512i x = _mm512_loadu_si512(vb + 64 * c);
