@@ -365,8 +365,8 @@ def python_overhead(path, ids, n, decode_rate=None):
     plain = model._session
     made = []
 
-    def timed_session(n_tokens):
-        made.append(Timed(plain(n_tokens)))
+    def timed_session(*args):
+        made.append(Timed(plain(*args)))
         return made[-1]
 
     model._session = timed_session
