@@ -370,8 +370,8 @@ def python_overhead(path, ids, n, decode_rate=None):
     plain = model._session
     made = []
 
-    def timed_session(n_tokens, length=0):
-        made.append(Timed(plain(n_tokens, length)))
+    def timed_session(*args):
+        made.append(Timed(plain(*args)))
         return made[-1]
 
     model._session = timed_session

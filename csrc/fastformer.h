@@ -298,7 +298,7 @@ int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t co
 int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k, int64_t n);
 void ff_fp32_to_fp16_row(uint16_t *y, const float *x, int64_t n);  // round to nearest even (f16c or scalar)
 void ff_fp16_to_fp32_row(float *y, const uint16_t *x, int64_t n);
-// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0) in the r16 layout (same size; ff_quant.h): 16 rows'
+// dst = W (rows, cols) of a FF_QF_R16 type (q8_0/q4_0/q4_k) in the r16 layout (same size; ff_quant.h): 16 rows'
 // blocks interleaved, which the vnni kernels run several times faster; FF_EINVAL for other types or rows % 16 != 0
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols);
 int ff_qrepack_r16_pays(void);  // 1 if the r16 kernels in use are the fast ones (the avx512 table with vnni)

@@ -521,7 +521,120 @@ FF_VNNI void ff_qdot_r16_q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t
                                    const ff_qact *a, int m){FF_R16_BY_M(0)}
 
 FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m){FF_R16_BY_M(1)}
+                                   const ff_qact *a, int m) {
+    FF_R16_BY_M(1)
+}
+
+// ---- q4_k on its r16 layout (ff_quant.h): lane L of ff_qdot_q4_k_vnni's 16 lanes becomes a register of 16
+// rows, so the scales unpack once per 16 rows and no row ends in horizontal sums; every float operation is the
+// row kernel's, in its order ----
+
+#define R16K_SBC 8  // super-blocks per chunk: the chunk's scales stay in registers' reach on the stack
+
+static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
+    __m512 sv[4][R16K_SBC][8];  // d * sc * d_a per sub-block of the chunk
+    __m512 acc[4][8][4];        // per activation row and p: lane p (c even, c odd), lane p + 8 (c even, c odd)
+    __m512 corr[4][8];          // dmin * m * d_a * sum(a) per sub-block, summed over super-blocks
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+        // decode prefetches the next group (the last one its own bytes): its headers now, its quants as it goes
+        int64_t gbytes = g + 1 < n / FF_R16 ? nsb * FF_R16 * FF_Q4_K_BYTES : 0;
+        for (int64_t o = 0; mr == 1 && o < FF_R16_K_HEAD * nsb; o += 64)
+            _mm_prefetch((const char *)(t + gbytes + o), _MM_HINT_T0);
+        for (int i = 0; i < mr; i++) {
+            for (int s = 0; s < 8; s++) corr[i][s] = _mm512_setzero_ps();
+            for (int p = 0; p < 8; p++)
+                for (int c = 0; c < 4; c++) acc[i][p][c] = _mm512_setzero_ps();
+        }
+        for (int64_t sb0 = 0; sb0 < nsb; sb0 += R16K_SBC) {
+            int nc = (int)FF_MIN(R16K_SBC, nsb - sb0);
+            for (int u = 0; u < nc; u++) {
+                int64_t sb = sb0 + u;
+                const uint8_t *h = t + FF_R16_K_HEAD * sb;
+                __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+                __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
+                __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128);
+                __m512i u2 = _mm512_loadu_si512(h + 192);
+                // the 6-bit scales and mins of every row (q4_k_unpack, one row per 32-bit lane)
+                __m512i word[4] = {
+                    _mm512_and_si512(u0, lo6),
+                    _mm512_or_si512(_mm512_and_si512(u2, lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4)),
+                    _mm512_and_si512(u1, lo6),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4)),
+                };
+                for (int s = 0; s < 8; s++) {
+                    __m512i sh = _mm512_set1_epi32(8 * (s % 4)), ff = _mm512_set1_epi32(255);
+                    __m512 sc =
+                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(word[s / 4], sh), ff)), d);
+                    __m512 mn = _mm512_mul_ps(
+                        _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(word[2 + s / 4], sh), ff)), dmin);
+                    for (int i = 0; i < mr; i++) {
+                        int64_t b = 8 * sb + s;
+                        float da = a->d[i * (kp / 32) + b];
+                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                        sv[i][u][s] = _mm512_mul_ps(sc, _mm512_set1_ps(da));
+                        corr[i][s] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da * (float)(as[0] + as[1])), corr[i][s]);
+                    }
+                }
+            }
+            for (int p = 0; p < 8; p++) {
+                __m512 c4[4][4];
+                for (int i = 0; i < mr; i++)
+                    for (int c = 0; c < 4; c++) c4[i][c] = acc[i][p][c];
+                for (int u = 0; u < nc; u++) {
+                    const uint8_t *vb = v + (p * nsb + sb0 + u) * 256;
+                    if (mr == 1)  // W streams from memory once per token
+                        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(vb + gbytes + 64 * l), _MM_HINT_T0);
+#pragma GCC unroll 4
+                    for (int c = 0; c < 4; c++) {
+                        __m512i x = _mm512_loadu_si512(vb + 64 * c);
+                        __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+                        for (int i = 0; i < mr; i++) {
+                            const int8_t *aq = a->q + i * kp + 256 * (sb0 + u) + 64 * c + 4 * p;
+                            __m512i dl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xl, _mm512_set1_epi32(ld32(aq)));
+                            __m512i dh =
+                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), xh, _mm512_set1_epi32(ld32(aq + 32)));
+                            c4[i][c & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), sv[i][u][2 * c], c4[i][c & 1]);
+                            c4[i][2 + (c & 1)] =
+                                _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh), sv[i][u][2 * c + 1], c4[i][2 + (c & 1)]);
+                        }
+                    }
+                }
+                for (int i = 0; i < mr; i++)
+                    for (int c = 0; c < 4; c++) acc[i][p][c] = c4[i][c];
+            }
+        }
+        // the row kernel's horizontal sums, lane by lane: _mm512_reduce_add_ps's tree, ff_hsum_ps256's
+        for (int i = 0; i < mr; i++) {
+            __m512 hv[8], q[4], cq[4];
+            for (int p = 0; p < 8; p++)
+                hv[p] =
+                    _mm512_add_ps(_mm512_add_ps(acc[i][p][2], acc[i][p][3]), _mm512_add_ps(acc[i][p][0], acc[i][p][1]));
+            for (int j = 0; j < 4; j++) {
+                q[j] = _mm512_add_ps(hv[j + 4], hv[j]);
+                cq[j] = _mm512_add_ps(corr[i][j], corr[i][j + 4]);
+            }
+            __m512 r = _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3]));
+            __m512 cr = _mm512_add_ps(_mm512_add_ps(cq[0], cq[2]), _mm512_add_ps(cq[1], cq[3]));
+            _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_sub_ps(r, cr));
+        }
+    }
+}
+
+FF_VNNI void ff_qdot_r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    switch (m) {
+    case 4: r16_q4_k_vnni(y, ldy, w, n, a, 4); break;
+    case 3: r16_q4_k_vnni(y, ldy, w, n, a, 3); break;
+    case 2: r16_q4_k_vnni(y, ldy, w, n, a, 2); break;
+    default: r16_q4_k_vnni(y, ldy, w, n, a, 1); break;
+    }
+}
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k) {

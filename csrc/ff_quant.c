@@ -365,34 +365,63 @@ void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
 typedef struct {
     uint8_t *dst;
     const uint8_t *src;
-    int q4;
-    int64_t rows, nb;
+    int qtype;
+    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k) per row
 } repack_ctx;
 
-static void repack_task(void *arg, int ith, int nth) {
-    repack_ctx *c = arg;
-    int64_t bsz = c->q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES, lo, hi;
-    ff_split(c->rows / FF_R16, ith, nth, 1, &lo, &hi);
-    for (int64_t g = lo; g < hi; g++)
-        for (int64_t b = 0; b < c->nb; b++) {
-            uint8_t *t = c->dst + (g * c->nb + b) * FF_R16 * bsz;
-            for (int r = 0; r < FF_R16; r++) {
-                const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + b) * bsz;
-                // scale of row r, then its 4-byte groups at 64c + 4r (q8_0 + 128: xor of the sign bits)
-                memcpy(t + 2 * r, blk, 2);
-                for (int g = 0; g < (c->q4 ? 4 : 8); g++) {
-                    uint32_t u;
-                    memcpy(&u, blk + 2 + 4 * g, 4);
-                    if (!c->q4) u ^= 0x80808080u;
-                    memcpy(t + 2 * FF_R16 + 64 * g + 4 * r, &u, 4);
-                }
+// q8_0 / q4_0 group g: block b of its 16 rows, scales then 4-byte groups interleaved across the rows
+static void repack_group_q(const repack_ctx *c, int64_t g) {
+    int q4 = c->qtype == FF_QT_Q4_0;
+    int64_t bsz = q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES;
+    for (int64_t b = 0; b < c->nb; b++) {
+        uint8_t *t = c->dst + (g * c->nb + b) * FF_R16 * bsz;
+        for (int r = 0; r < FF_R16; r++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + b) * bsz;
+            // scale of row r, then its 4-byte groups at 64c + 4r (q8_0 + 128: xor of the sign bits)
+            memcpy(t + 2 * r, blk, 2);
+            for (int q = 0; q < (q4 ? 4 : 8); q++) {
+                uint32_t u;
+                memcpy(&u, blk + 2 + 4 * q, 4);
+                if (!q4) u ^= 0x80808080u;
+                memcpy(t + 2 * FF_R16 + 64 * q + 4 * r, &u, 4);
             }
+        }
+    }
+}
+
+// q4_k group g: the headers of its super-blocks, then the nibble bytes ordered (p, sb, c) (ff_quant.h)
+static void repack_group_q4_k(const repack_ctx *c, int64_t g) {
+    int64_t nsb = c->nb;
+    uint8_t *t = c->dst + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+    for (int r = 0; r < FF_R16; r++)
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * nsb + sb) * FF_Q4_K_BYTES;
+            uint8_t *h = t + FF_R16_K_HEAD * sb;
+            memcpy(h + 2 * r, blk, 2);
+            memcpy(h + 32 + 2 * r, blk + 2, 2);
+            for (int w = 0; w < 3; w++) memcpy(h + 64 + 64 * w + 4 * r, blk + 4 + 4 * w, 4);
+            for (int p = 0; p < 8; p++)
+                for (int q = 0; q < 4; q++)
+                    memcpy(v + ((p * nsb + sb) * 4 + q) * 64 + 4 * r, blk + 16 + 32 * q + 4 * p, 4);
         }
 }
 
+static void repack_task(void *arg, int ith, int nth) {
+    repack_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->rows / FF_R16, ith, nth, 1, &lo, &hi);
+    for (int64_t g = lo; g < hi; g++) {
+        if (c->qtype == FF_QT_Q4_K)
+            repack_group_q4_k(c, g);
+        else
+            repack_group_q(c, g);
+    }
+}
+
 int ff_qrepack_r16(void *dst, const void *src, int qtype, int64_t rows, int64_t cols) {
-    if (!ff_qtype_has(qtype, FF_QF_R16) || rows < 0 || rows % FF_R16 || cols < 0 || cols % 32) return FF_EINVAL;
-    repack_ctx c = {dst, src, qtype == FF_QT_Q4_0, rows, cols / 32};
+    int64_t per = ff_qtype_has(qtype, FF_QF_R16) ? ff_qtype_block(qtype) : 0;
+    if (!per || rows < 0 || rows % FF_R16 || cols < 0 || cols % per) return FF_EINVAL;
+    repack_ctx c = {dst, src, qtype, rows, cols / per};
     ff_parallel(repack_task, &c, rows * cols < (1 << 20) ? 1 : ff_get_num_threads());
     return FF_OK;
 }
@@ -434,6 +463,59 @@ void ff_qdot_r16_q8_0_ref(float *restrict y, int64_t ldy, const uint8_t *restric
 void ff_qdot_r16_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                           int m) {
     qdot_r16_ref(y, ldy, w, n, a, m, 1);
+}
+
+// the float sums of the q4_k/q6_k row kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
+static float sum16_tree(const float v[16]) {
+    float h[8], q[4];
+    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
+    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+static float sum8_tree(const float v[8]) {
+    float q[4];
+    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    // per row: lane L of 64-weight group c is the int dot of weights 64c + 4L..+3, scaled by d * sc * d_a into
+    // chain c & 1 (ff_qdot_q4_k_vnni's lanes); the chains' lanes summed as a tree, minus the mins' sums
+    int64_t nsb = a->k / 256, kp = a->kp;
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                const int8_t *aq = a->q + i * kp;
+                const float *ad = a->d + i * (kp / 32);
+                const int16_t *as = a->s + i * (kp / 16);
+                float acc[2][16] = {{0.0f}}, corr[8] = {0.0f}, lane[16];
+                for (int64_t sb = 0; sb < nsb; sb++) {
+                    const uint8_t *h = t + FF_R16_K_HEAD * sb;
+                    uint8_t s12[12], sc[8], mn[8];
+                    for (int wd = 0; wd < 3; wd++) memcpy(s12 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
+                    q4_k_scales(sc, mn, s12);
+                    float d = ld_fp16(h + 2 * r), dmin = ld_fp16(h + 32 + 2 * r);
+                    for (int s = 0; s < 8; s++) {
+                        int64_t b = 8 * sb + s;
+                        corr[s] = fmaf((float)mn[s] * dmin, ad[b] * (float)(as[2 * b] + as[2 * b + 1]), corr[s]);
+                    }
+                    for (int c = 0; c < 4; c++)
+                        for (int L = 0; L < 16; L++) {
+                            const uint8_t *q = v + (((L % 8) * nsb + sb) * 4 + c) * 64 + 4 * r;
+                            int32_t isum = 0;
+                            for (int e = 0; e < 4; e++)
+                                isum += ((q[e] >> (L < 8 ? 0 : 4)) & 15) * aq[256 * sb + 64 * c + 4 * L + e];
+                            int s = 2 * c + L / 8;
+                            acc[c & 1][L] = fmaf((float)isum, (float)sc[s] * d * ad[8 * sb + s], acc[c & 1][L]);
+                        }
+                }
+                for (int L = 0; L < 16; L++) lane[L] = acc[0][L] + acc[1][L];
+                y[i * ldy + g * FF_R16 + r] = sum16_tree(lane) - sum8_tree(corr);
+            }
+    }
 }
 
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
@@ -500,7 +582,8 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
                 ff_qact a = c->act;
                 a.q += i0 * a.kp;
                 a.d += i0 * (a.kp / 32);
-                a.lanes += i0 * (a.kp / 4);
+                a.s += i0 * (a.kp / 16);
+                if (a.lanes) a.lanes += i0 * (a.kp / 4);
                 float *y = P->y + i0 * P->n + j0;
                 r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
                 if (P->bias)

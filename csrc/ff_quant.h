@@ -56,6 +56,13 @@ static inline float ff_fp16_to_fp32(uint16_t h) {
 // 64c: q8_0 bytes 4c..4c+3 + 128 (c < 8), q4_0 nibble bytes 4c..4c+3 (c < 4); a block of 16 rows takes the bytes
 // of 16 ggml blocks. one vpdpbusd then multiplies 4 activations with 16 rows.
 #define FF_R16 16
+// the r16 layout of a q4_k W: groups of 16 rows, a group being its super-blocks' headers, FF_R16_K_HEAD bytes
+// each (16 fp16 d, 16 fp16 dmin, then the 12 scale bytes as 3 words w at 64 + 64w + 4r for row r), then the
+// quant bytes as 64-byte groups (p, sb, c), p < 8 and c < 4 outermost first, of 4 bytes per row: bytes
+// 32c + 4p..+3 of super-block sb, whose low nibbles are weights 64c + 4p.. and high ones 64c + 32 + 4p.. the
+// kernels sum lane p (low) and p + 8 (high) of each 64-weight group c in its own chain as the row kernels do,
+// so the r16 results equal theirs bit for bit
+#define FF_R16_K_HEAD 256
 
 // several Ws (n_p, k) sharing one x (m, k): x is quantized once and one parallel job covers every row of
 // them; the same base qtype for all, each n_p but the last a multiple of FF_QP_NR (FF_EINVAL otherwise)

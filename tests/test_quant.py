@@ -342,6 +342,47 @@ def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
 
 
+R16_K_CASES = [(1, 16, 256), (2, 48, 768), (4, 32, 2048), (5, 16, 2048 + 256), (67, 64, 9 * 256), (1, 16, 17 * 256)]
+
+
+def _vnni_row_linear(x, qt):
+    """ops.linear on the avx512 vnni row kernels, or None where the cpu has no avx-512 vnni."""
+    if "avx512_vnni" not in _core.cpu_features():
+        return None
+    before = _core.current_isa(), _core.quant_vnni()
+    try:
+        _core.set_isa("avx512")
+        _core.quant_set_vnni(True)
+        return ops.linear(x, qt)
+    finally:
+        _core.set_isa(before[0])
+        _core.quant_set_vnni(before[1])
+
+
+@pytest.mark.parametrize("qtype", ["q4_k"])
+@pytest.mark.parametrize("m,n,k", R16_K_CASES, ids=str)
+def test_r16_k_linear_is_the_vnni_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
+    # the K-quant r16 kernels (and their scalar twin) sum the row kernel's lanes in its order
+    qt = _make(rng, qtype, n, k)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    r = _core.repack_r16(qt.data, qt.ggml_type, k)
+    assert r.shape == qt.data.shape and not np.array_equal(r, qt.data)
+    y = _r16_linear(x, qt)
+    want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
+    assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
+    row = _vnni_row_linear(x, qt)
+    if row is not None:
+        np.testing.assert_array_equal(y, row)
+
+
+@pytest.mark.parametrize("m", [1, 5, 67])
+@pytest.mark.parametrize("qtype", ["q4_k"])
+def test_r16_k_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
+    qt = _make(rng, qtype, 304, 1024)
+    x = rng.standard_normal((m, 1024)).astype(np.float32)
+    _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
+
+
 def test_r16_pays_only_with_vnni():
     before = _core.current_isa(), _core.quant_vnni()
     try:
@@ -360,7 +401,7 @@ def test_r16_bad_inputs(rng):
     qt = quantize(rng.standard_normal((24, 64)).astype(np.float32), "q8_0")
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.repack_r16(qt.data, qt.ggml_type, 64)
-    with pytest.raises(ValueError, match="not q8_0 or q4_0"):
+    with pytest.raises(ValueError, match="not q8_0 or q4_0 or q4_k"):
         _core.repack_r16(qt.data, QTYPES["q6_k"][0], 256)
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.linear_q(np.ones((1, 64), np.float32), qt.data, qt.ggml_type | _core.QTYPE_R16, 64)
