@@ -62,7 +62,11 @@ def test_python_lists_derive_from_the_table():
     assert set(quant.QTYPES) == named(_core.QF_DEQUANT) == set(_core.QTYPE_IDS)
     assert set(quant._LINEAR) == named(_core.QF_LINEAR)
     assert set(quant._QUANTIZABLE) == named(_core.QF_QUANTIZE)
-    assert quant.QUANTIZABLE_AT_LOAD == ("q8_0", "q4_0")  # most bits per weight first: q8_0 is the default
+    # most bits per weight first: q8_0 is the default
+    assert quant.QUANTIZABLE_AT_LOAD[0] == "q8_0"
+    assert set(quant.QUANTIZABLE_AT_LOAD) == named(_core.QF_QUANTIZE) & named(_core.QF_LINEAR)
+    bits = [quant.QTYPES[t][2] / quant.QTYPES[t][1] for t in quant.QUANTIZABLE_AT_LOAD]
+    assert bits == sorted(bits, reverse=True)
     assert {t.lower() for t in gguf.QUANT_TYPES} == named(_core.QF_LINEAR)
     assert set(gguf._SCALE_BYTES) == named(_core.QF_LINEAR)
     assert gguf.GGML_TYPES == {row[0]: (row[1].upper(), row[2], row[3]) for row in _core.QTYPE_TABLE}
