@@ -75,14 +75,15 @@ static inline AI FF_AVX2 void dec_q3_k(k2blk *o, const uint8_t *blk) {
         }
     }
     // 16 6-bit scales: low nibbles of bytes 0..7 then their high nibbles, 2 bits each from bytes 8..11
-    uint32_t u[4];
+    // (built in registers: a vector load of just-stored words would stall store forwarding)
+    uint32_t u[3];
     memcpy(u, blk + 96, 12);
     uint32_t hi = u[2];
-    u[2] = ((u[0] >> 4) & 0x0f0f0f0f) | (((hi >> 4) & 0x03030303) << 4);
-    u[3] = ((u[1] >> 4) & 0x0f0f0f0f) | (((hi >> 6) & 0x03030303) << 4);
-    u[0] = (u[0] & 0x0f0f0f0f) | ((hi & 0x03030303) << 4);
-    u[1] = (u[1] & 0x0f0f0f0f) | (((hi >> 2) & 0x03030303) << 4);
-    __m128i sv = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(void *)u), _mm_set1_epi8(32));
+    __m128i sv = _mm_setr_epi32((int)((u[0] & 0x0f0f0f0f) | ((hi & 0x03030303) << 4)),
+                                (int)((u[1] & 0x0f0f0f0f) | (((hi >> 2) & 0x03030303) << 4)),
+                                (int)(((u[0] >> 4) & 0x0f0f0f0f) | (((hi >> 4) & 0x03030303) << 4)),
+                                (int)(((u[1] >> 4) & 0x0f0f0f0f) | (((hi >> 6) & 0x03030303) << 4)));
+    sv = _mm_sub_epi8(sv, _mm_set1_epi8(32));
     __m256 d = _mm256_set1_ps(fp16_at(blk + 108)), four = _mm256_set1_ps(4.0f);
     o->sc[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sv)), d);
     o->sc[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sv, 8))), d);
@@ -101,14 +102,11 @@ static inline AI FF_AVX2 void dec_q5_k(k2blk *o, const uint8_t *blk) {
         o->g[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), _mm256_slli_epi16(h1, 4));
     }
     // q4_k's 12 bytes -> eight 6-bit scales (bytes 0..7) and eight 6-bit mins (bytes 8..15)
-    uint32_t u[4];
+    uint32_t u[3];
     memcpy(u, blk + 4, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    uint32_t mins = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mins;
-    u[0] &= 0x3f3f3f3f;
-    __m128i sm = _mm_loadu_si128((const __m128i *)(void *)u);
+    __m128i sm =
+        _mm_setr_epi32((int)(u[0] & 0x3f3f3f3f), (int)((u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4)),
+                       (int)(u[1] & 0x3f3f3f3f), (int)(((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4)));
     dup16(o->sc, u8x8_ps(sm, fp16_at(blk)));
     dup16(o->mn, u8x8_ps(_mm_srli_si128(sm, 8), fp16_at(blk + 2)));
 }
@@ -124,10 +122,15 @@ static inline AI FF_AVX2 void dec_iq4_xs(k2blk *o, const uint8_t *blk) {
     }
     // per 32: 4 low bits from scales_l's nibbles, 2 high bits from scales_h, minus 32
     uint16_t sh;
+    uint32_t sl;
     memcpy(&sh, blk + 2, 2);
-    int ls[8];
-    for (int j = 0; j < 8; j++) ls[j] = (((blk[4 + j / 2] >> (4 * (j & 1))) & 15) | ((sh >> (2 * j)) & 3) << 4) - 32;
-    __m256i lv = _mm256_loadu_si256((const __m256i *)(void *)ls);
+    memcpy(&sl, blk + 4, 4);
+    __m128i l4 = _mm_cvtsi32_si128((int)sl), m4 = _mm_set1_epi8(15);
+    l4 = _mm_unpacklo_epi8(_mm_and_si128(l4, m4), _mm_and_si128(_mm_srli_epi16(l4, 4), m4));
+    __m256i h2 = _mm256_srlv_epi32(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+    __m256i lv =
+        _mm256_or_si256(_mm256_cvtepu8_epi32(l4), _mm256_slli_epi32(_mm256_and_si256(h2, _mm256_set1_epi32(3)), 4));
+    lv = _mm256_sub_epi32(lv, _mm256_set1_epi32(32));
     dup16(o->sc, _mm256_mul_ps(_mm256_cvtepi32_ps(lv), _mm256_set1_ps(fp16_at(blk))));
     o->mn[0] = o->mn[1] = _mm256_setzero_ps();
 }
