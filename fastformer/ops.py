@@ -36,7 +36,7 @@ def matmul(a: F32, b: F32, *, out: F32 | None = None) -> F32:
 def linear(x: F32, w: F32 | QuantizedTensor, bias: F32 | None = None, *, out: F32 | None = None) -> F32:
     """x (..., K) @ w.T + bias -> (..., N), with w (N, K) as Hugging Face checkpoints store it.
 
-    `w` is a float32 array or a `fastformer.QuantizedTensor` (q8_0, q4_0, q4_k, q6_k: x is then quantized to
+    `w` is a float32 array or a `fastformer.QuantizedTensor` (a type with dot kernels: x is then quantized to
     8 bits per 32 values on the fly); leading axes of `x` are flattened into rows and restored on return.
 
     >>> ops.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32))
