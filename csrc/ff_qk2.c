@@ -368,7 +368,7 @@ void ff_quantize_row_q5_k(uint8_t *restrict dst, const float *restrict x, int64_
     }
 }
 
-// index of the iq4 value nearest to x (the lower one on a tie... as ggml: the upper unless strictly closer)
+// index of the iq4 value nearest to x; on a tie the upper one (as ggml)
 static int iq4_index(float x) {
     const int8_t *v = ff_iq4_values;
     if (x <= v[0]) return 0;
