@@ -252,6 +252,16 @@ def test_quantize_at_load(ckpt256, qtype):
     assert _cos(got, full).mean() > {"q2_k": 0.6, "q3_k": 0.8}.get(qtype, 0.95)
 
 
+@pytest.mark.peer("torch", "transformers")
+def test_quantize_at_load_falls_back_where_rows_are_not_whole_super_blocks(tmp_path):
+    path, _ = make_checkpoint(
+        tmp_path / "llama", "llama", vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=1
+    )
+    layer = Model.load(path, quantize="q3_k").checkpoint().layers[0]
+    assert layer.w_down.qtype == "q3_k"  # rows of 256
+    assert layer.wq.qtype == layer.w_up.qtype == "q8_0"  # rows of 128
+
+
 PRESETS = {"q2_k": "Q2_K", "q3_k_m": "Q3_K_M", "q5_k_m": "Q5_K_M", "iq4_xs": "IQ4_XS"}
 
 
