@@ -180,7 +180,6 @@ static inline AI FF_VNNI void k2_rows_vnni(float *restrict y, int64_t ldy, const
                                            int64_t n, const ff_qact *a, const int m, const int qtype,
                                            const int64_t bytes) {
     int64_t nsb = a->k / 256, kp = a->kp;
-    const int sgn = qtype == FF_QT_IQ4_XS;
     const __m256i dlo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dhi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
     for (int64_t j = 0; j < n; j++) {
         __m512 acc[8];
@@ -189,19 +188,23 @@ static inline AI FF_VNNI void k2_rows_vnni(float *restrict y, int64_t ldy, const
         for (int64_t sb = 0; sb < nsb; sb++) {
             k2blk o;
             k2_decode(&o, w + j * stride + bytes * sb, qtype);
+            if (qtype == FF_QT_IQ4_XS) {
+                // vpdpbusd sums u8 x s8 products without saturating: the values + 128 and an offset of 128 sc
+                for (int c = 0; c < 8; c++) o.g[c] = _mm256_xor_si256(o.g[c], _mm256_set1_epi8(-128));
+                o.mn[0] = _mm256_mul_ps(o.sc[0], _mm256_set1_ps(128.0f));
+                o.mn[1] = _mm256_mul_ps(o.sc[1], _mm256_set1_ps(128.0f));
+            }
             __m512 s[4];
             for (int i = 0; i < m; i++) {
                 __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
                 __m256 d0 = _mm256_permutevar8x32_ps(da, dlo), d1 = _mm256_permutevar8x32_ps(da, dhi);
                 s[i] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_mul_ps(o.sc[0], d0)),
                                           _mm256_mul_ps(o.sc[1], d1), 1);
-                if (!sgn) {
-                    __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
-                    __m256 s0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums)));
-                    __m256 s1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums, 1)));
-                    corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[0], d0), s0, corr[i]);
-                    corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[1], d1), s1, corr[i]);
-                }
+                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
+                __m256 s0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums)));
+                __m256 s1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums, 1)));
+                corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[0], d0), s0, corr[i]);
+                corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[1], d1), s1, corr[i]);
             }
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++) {
@@ -210,13 +213,9 @@ static inline AI FF_VNNI void k2_rows_vnni(float *restrict y, int64_t ldy, const
                 __m512i sel = _mm512_setr_epi32(t, t, t, t, t + 1, t + 1, t + 1, t + 1, t + 2, t + 2, t + 2, t + 2,
                                                 t + 3, t + 3, t + 3, t + 3);
                 __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(o.g[2 * p]), o.g[2 * p + 1], 1);
-                __m512i ag = sgn ? _mm512_abs_epi8(g) : g;
-                __mmask64 neg = sgn ? _mm512_movepi8_mask(g) : 0;
                 for (int i = 0; i < m; i++) {
                     __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * p);
-                    // signed values: |w| times a with w's sign
-                    if (sgn) av = _mm512_mask_sub_epi8(av, neg, _mm512_setzero_si512(), av);
-                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ag, av);
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g, av);
                     __m512 *c = &acc[2 * i + (p & 1)];
                     *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(sel, s[i]), *c);
                 }
