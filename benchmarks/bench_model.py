@@ -81,9 +81,14 @@ def make_checkpoint(name="llama110m", shape=SHAPE_110M, seed=0):
     return path
 
 
+# llama.cpp file-type presets the table runs (llama_model_quantize; it keeps some tensors, like the head, in
+# other types)
+LLAMA_QUANTS = ["q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
+
+
 def make_gguf(shape, qtype):
-    """The cached GGUF file of `shape` in `qtype` (f32/f16 from llama.cpp's converter, q8_0/q4_0 from its
-    quantizer)."""
+    """The cached GGUF file of `shape` in `qtype` (f32/f16 from llama.cpp's converter, the LLAMA_QUANTS presets
+    from its quantizer)."""
     name, cfg, base_type = SHAPES[shape]
     out = os.path.join(CACHE, f"{name}-{qtype}.gguf")
     if os.path.exists(out):
@@ -98,7 +103,7 @@ def make_gguf(shape, qtype):
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}")
     params.nthread = fastformer.get_num_threads()
     tmp = out + ".part"
     if llama_cpp.llama_model_quantize(base.encode(), tmp.encode(), params) != 0:
@@ -324,7 +329,7 @@ def main(argv=None):
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="GGUF table over these model shapes")
-    ap.add_argument("--quants", nargs="+", default=["q8_0", "q4_0"], choices=["f32", "f16", "q8_0", "q4_0"])
+    ap.add_argument("--quants", nargs="+", default=["q8_0", "q4_0"], choices=["f32", "f16"] + LLAMA_QUANTS)
     ap.add_argument("--no-memory", action="store_true", help="skip the memory and load-time table")
     ap.add_argument("--gguf", help="GGUF of the same checkpoint for llama.cpp")
     ap.add_argument("--model", help="what fastformer loads (default: the 110M HF checkpoint)")

@@ -58,6 +58,14 @@ def qtype_row_bytes(int qtype, int64_t cols):
     return rb
 
 
+cdef object _finite(object a, str name):
+    """ValueError naming the first non-finite element of float32 array `a`."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+        raise ValueError(f"{name} has a non-finite value {a[at]} at {at}; quantized types hold finite values only")
+
+
 cdef object _qdata(object data, int qtype, int64_t cols, str name):
     """data as a C-contiguous uint8 (rows, row_bytes) array for rows of `cols` weights."""
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
@@ -69,12 +77,15 @@ cdef object _qdata(object data, int qtype, int64_t cols, str name):
 
 
 def quantize_rows(w, int qtype):
-    """w (rows, cols) float32 -> uint8 (rows, row_bytes) blocks of ggml type `qtype` (a QF_QUANTIZE type)."""
+    """w (rows, cols) float32 -> uint8 (rows, row_bytes) blocks of ggml type `qtype` (a QF_QUANTIZE type);
+    block types take finite values only."""
     w = _f32(w, "w", 2)
     cdef int64_t rows = w.shape[0], cols = w.shape[1]
     out = np.empty((rows, qtype_row_bytes(qtype, cols)), dtype=np.uint8)
     if out.size == 0:
         return out
+    if ff_qtype_block(qtype) > 1:
+        _finite(w, "w")
     cdef uint8_t[:, ::1] o_ = out
     cdef const float[::1] w_ = w.reshape(-1)
     cdef int rc
@@ -152,6 +163,10 @@ def linear_q(x, data, int qtype, int64_t cols, bias=None, *, out=None):
     out = _out(out, (m, n), [x, data, bias])
     if out.size == 0:
         return out
+    if k == 0:
+        out[:] = 0 if bias is None else bias
+        return out
+    _finite(x, "x")
     cdef float[::1] y_ = out.reshape(-1)
     cdef const float[::1] x_ = x.reshape(-1)
     cdef const uint8_t[:, ::1] w_ = data

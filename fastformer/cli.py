@@ -6,7 +6,7 @@
     fastformer tokenize [--model PATH | --tokenizer FILE] [--pieces] TEXT
     fastformer info PATH                                  architecture, sizes, dtypes, memory
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
-    fastformer quantize IN OUT --type q8_0|q5_k|q4_0|...  quantize and write a GGUF file
+    fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
 
 Without --model, generate, perplexity, bench and tokenize use the embedded default model.

@@ -116,11 +116,11 @@ def _row_bytes(qtype, cols):
 
 
 def quantize(w, qtype):
-    """Quantize a (rows, cols) float matrix to `qtype` ("q8_0", "q5_k", "q4_0", "iq4_xs", ...: `_QUANTIZABLE`).
+    """Quantize a (rows, cols) float matrix to `qtype` (one of `_QUANTIZABLE`: "q8_0", "q5_k", "q4_0", "iq4_nl" ...).
 
     Float64 and float16 inputs are converted to float32 first, as the gguf package does; the bytes equal
-    ggml's reference quantizers' (no importance matrix). cols must be a multiple of the block size (32 for
-    q8_0 and q4_0, 256 for q2_k, q3_k, q5_k and iq4_xs).
+    ggml's reference quantizers' (without an importance matrix). cols must be a multiple of the block size (32
+    for the 32-weight types, 256 for q2_k, q3_k, q5_k and iq4_xs).
 
     >>> quantize(np.zeros((2, 32), np.float32), "q4_0").nbytes
     36

@@ -304,9 +304,9 @@ simple(
 simple(
     "gguf_unsupported_quant_type",
     "UnsupportedError",
-    r"'blk.0.attn_q.weight' has type Q5_1; supported: .*Q8_0",
+    r"'blk.0.attn_q.weight' has type Q8_1; supported: .*Q8_0",
     "bad.gguf",
-    lambda ctx: _gguf_model(ctx, tensors={"blk.0.attn_q.weight": (7, (64, 64), bytes(64 * 2 * 24))}),
+    lambda ctx: _gguf_model(ctx, tensors={"blk.0.attn_q.weight": (9, (64, 64), bytes(64 * 2 * 36))}),
 )
 
 

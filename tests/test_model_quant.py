@@ -61,7 +61,7 @@ def assert_activation_error(got, want):
     assert cos.min() > 0.999
 
 
-@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"])
 def test_quantize_at_load(ckpt, qtype):
     model = Model.load(ckpt, quantize=qtype)
     layer = as_dict(model.checkpoint().layers[0])
@@ -125,10 +125,10 @@ def test_quantize_argument_checked(ckpt):
         Model.load(ckpt, quantize="iq2_xxs")
 
 
-@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_block_format_embedding_table_stays_quantized(ckpt, tmp_path, qtype, tied):
-    """A q8_0/q4_0 token table (llama.cpp's quantizer writes one) is kept in its blocks and one row is dequantized
+    """A block-format token table (llama.cpp's quantizer writes one) is kept in its blocks and one row is dequantized
     per token: the logits are bitwise those of the same table dequantized at load; GGUF files keep it so."""
     import fastformer
 

@@ -50,7 +50,7 @@ def test_unknown_ids():
     with pytest.raises(ValueError, match="unknown ggml type id 4"):
         _core.qtype_row_bytes(4, 32)
     with pytest.raises(ValueError, match="no dequantizer|only .* have dequantizers"):
-        _core.dequantize_rows(np.zeros((1, 20), np.uint8), 3, 32)  # q4_1: known, not implemented
+        _core.dequantize_rows(np.zeros((1, 36), np.uint8), 9, 32)  # q8_1: known, not implemented
     with pytest.raises(ValueError, match="only .* have quantizers"):
         _core.quantize_rows(np.zeros((1, 256), np.float32), 12)
 
@@ -65,6 +65,7 @@ def test_python_lists_derive_from_the_table():
     # most bits per weight first: q8_0 is the default
     assert quant.QUANTIZABLE_AT_LOAD[0] == "q8_0"
     assert set(quant.QUANTIZABLE_AT_LOAD) == named(_core.QF_QUANTIZE) & named(_core.QF_LINEAR)
+    assert {"q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"} <= set(quant.QUANTIZABLE_AT_LOAD)
     bits = [quant.QTYPES[t][2] / quant.QTYPES[t][1] for t in quant.QUANTIZABLE_AT_LOAD]
     assert bits == sorted(bits, reverse=True)
     assert {t.lower() for t in gguf.QUANT_TYPES} == named(_core.QF_LINEAR)

@@ -1,0 +1,71 @@
+// the 32-weight legacy ggml types q4_1, q5_0, q5_1 and iq4_nl (ff_qlegacy.c scalar, ff_qlegacy_simd.c simd):
+// block layouts, row quantizers and dequantizers, and the int8 dot kernels in the ff_kernels qdot signature
+#ifndef FF_QLEGACY_H
+#define FF_QLEGACY_H
+
+#include "ff_internal.h"
+
+// bytes per block of 32, byte for byte as ggml stores them (little-endian, fp16 d and m):
+// q4_1   d, m, qs[16]          w = d * q + m, q in 0..15 (low nibbles weights 0..15, high nibbles 16..31)
+// q5_0   d, qh[4], qs[16]      w = d * (q - 16), q in 0..31, bit 4 of weight j is bit j of qh
+// q5_1   d, m, qh[4], qs[16]   w = d * q + m, q in 0..31
+// iq4_nl d, qs[16]             w = d * ff_iq4_nl_values[q], q in 0..15
+#define FF_Q4_1_BYTES 20
+#define FF_Q5_0_BYTES 22
+#define FF_Q5_1_BYTES 24
+#define FF_IQ4_NL_BYTES 18
+
+extern const int8_t ff_iq4_nl_values[16];
+
+// x (k,) -> k/32 blocks, k % 32 == 0, x finite; the bytes of the gguf package's quantizers (q4_1, q5_0, q5_1)
+// and of llama.cpp's iq4_nl quantizer without an importance matrix
+void ff_quantize_row_q4_1(uint8_t *restrict dst, const float *restrict x, int64_t k);
+void ff_quantize_row_q5_0(uint8_t *restrict dst, const float *restrict x, int64_t k);
+void ff_quantize_row_q5_1(uint8_t *restrict dst, const float *restrict x, int64_t k);
+void ff_quantize_row_iq4_nl(uint8_t *restrict dst, const float *restrict x, int64_t k);
+// k/32 blocks -> y (k,), the gguf package's dequantize bit for bit
+void ff_dequantize_row_q4_1(float *restrict y, const uint8_t *restrict src, int64_t k);
+void ff_dequantize_row_q5_0(float *restrict y, const uint8_t *restrict src, int64_t k);
+void ff_dequantize_row_q5_1(float *restrict y, const uint8_t *restrict src, int64_t k);
+void ff_dequantize_row_iq4_nl(float *restrict y, const uint8_t *restrict src, int64_t k);
+
+// y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows of a (ff_quant_act_q8's q, d, s;
+// lanes unused), W rows `stride` bytes apart: the ff_kernels qdot slots (ff_cpu.c). _ref the scalar twin, the
+// 256-bit kernels once per int8 dot (maddubs, avxvnni, vnni256), _vnni avx-512 vnni on 512-bit registers
+#define FF_QLEGACY_DECLARE(qt, sfx)                                                                                    \
+    void ff_qdot_##qt##_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,    \
+                              const ff_qact *a, int m);
+#define FF_QLEGACY_DECLARE_ALL(sfx)                                                                                    \
+    FF_QLEGACY_DECLARE(q4_1, sfx)                                                                                      \
+    FF_QLEGACY_DECLARE(q5_0, sfx) FF_QLEGACY_DECLARE(q5_1, sfx) FF_QLEGACY_DECLARE(iq4_nl, sfx)
+FF_QLEGACY_DECLARE_ALL(ref)
+#ifdef FF_HAVE_X86
+FF_QLEGACY_DECLARE_ALL(maddubs)
+FF_QLEGACY_DECLARE_ALL(avxvnni)
+FF_QLEGACY_DECLARE_ALL(vnni256)
+FF_QLEGACY_DECLARE_ALL(vnni)
+// prefill panels (ff_internal.h's ff_qgemm_panel_fn) of avx-512 vnni
+#define FF_QLEGACY_DECLARE_PANEL(qt)                                                                                   \
+    void ff_qgemm_panel_##qt##_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a, \
+                                    int64_t m, void *panel);
+FF_QLEGACY_DECLARE_PANEL(q4_1)
+FF_QLEGACY_DECLARE_PANEL(q5_0)
+FF_QLEGACY_DECLARE_PANEL(q5_1)
+FF_QLEGACY_DECLARE_PANEL(iq4_nl)
+#endif
+
+// their entries in ff_cpu.c's tables: the row converters and the qdot slots of the int8 dot sfx
+#define FF_QLEGACY_QUANTIZE_SLOTS                                                                                      \
+    [FF_QT_Q4_1] = ff_quantize_row_q4_1, [FF_QT_Q5_0] = ff_quantize_row_q5_0, [FF_QT_Q5_1] = ff_quantize_row_q5_1,     \
+    [FF_QT_IQ4_NL] = ff_quantize_row_iq4_nl
+#define FF_QLEGACY_DEQUANTIZE_SLOTS                                                                                    \
+    [FF_QT_Q4_1] = ff_dequantize_row_q4_1, [FF_QT_Q5_0] = ff_dequantize_row_q5_0,                                      \
+    [FF_QT_Q5_1] = ff_dequantize_row_q5_1, [FF_QT_IQ4_NL] = ff_dequantize_row_iq4_nl
+#define FF_QLEGACY_QDOT_SLOTS(sfx)                                                                                     \
+    [FF_QT_Q4_1] = ff_qdot_q4_1_##sfx, [FF_QT_Q5_0] = ff_qdot_q5_0_##sfx, [FF_QT_Q5_1] = ff_qdot_q5_1_##sfx,           \
+    [FF_QT_IQ4_NL] = ff_qdot_iq4_nl_##sfx
+#define FF_QLEGACY_PANEL_SLOTS                                                                                         \
+    [FF_QT_Q4_1] = ff_qgemm_panel_q4_1_vnni, [FF_QT_Q5_0] = ff_qgemm_panel_q5_0_vnni,                                  \
+    [FF_QT_Q5_1] = ff_qgemm_panel_q5_1_vnni, [FF_QT_IQ4_NL] = ff_qgemm_panel_iq4_nl_vnni
+
+#endif
