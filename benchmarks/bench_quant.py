@@ -1,9 +1,11 @@
-"""Quantized linear (q8_0, q4_0) at M=1 (decode) and M=128 (prefill) against fp32 ops.linear and numpy.
+"""Quantized linear (q8_0, q4_0) at M=1 (decode) and M=128 (prefill) against fp32 ops.linear and numpy; the
+256-weight super-block types (q2_k, q3_k, q5_k, iq4_xs) against q4_k in the same run.
 
 Groups are "linear_<qtype> M=<m> (K, N) t=<threads>"; impl "fastformer" is the quantized op on ggml's layout,
 "fastformer_r16" on the r16 layout models repack q8_0/q4_0 into when the AVX-512 VNNI kernels run,
 "fastformer_f32" the fp32 op on the same weights, "numpy" x @ w.T. Each case records the weight bytes it streams
-and, at M=1, the achieved GB/s in extra_info["weight_GBps"]; print them with
+and, at M=1, the achieved GB/s in extra_info["weight_GBps"]; groups "linear_k M=<m> ..." have one impl per
+super-block type (the report adds each one's GB/s ratio to q4_k's); print them with
     python -m benchmarks.bench_quant results.json
 """
 
@@ -55,14 +57,51 @@ def test_linear_quant(benchmark, shape, qtype, m, impl, threads):
         benchmark.extra_info["weight_GBps"] = nbytes / benchmark.stats.stats.min / 1e9
 
 
+KTYPES = ["q4_k", "q2_k", "q3_k", "q5_k", "iq4_xs"]
+
+
+def _kblocks(w, qtype):
+    """q4_k has no quantizer here: its random blocks with sane fp16 d/dmin; the others quantize w."""
+    from fastformer.quant import QTYPES, QuantizedTensor
+
+    if qtype != "q4_k":
+        return quantize(w, qtype)
+    n, k = w.shape
+    raw = np.random.default_rng(1).integers(0, 256, (n, k // 256, QTYPES["q4_k"][2]), dtype=np.uint8)
+    raw[..., 0:4] = np.full((n, k // 256, 2), 1e-3, np.float16).view(np.uint8).reshape(n, k // 256, 4)
+    return QuantizedTensor.from_bytes(raw.reshape(n, -1), "q4_k", (n, k))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m", [1, 128])
+@pytest.mark.parametrize("impl", KTYPES)
+@pytest.mark.parametrize("shape", [(2048, 5632), (5632, 2048), (2048, 32000)], ids=str)
+def test_linear_k(benchmark, shape, impl, m, threads):
+    set_threads(threads)
+    k, n = shape
+    x, w = _inputs(k, n, m)
+    qt = _kblocks(w, impl)
+    fn = lambda: ops.linear(x, qt)  # noqa: E731
+    wd = qt.dequantize()
+    want = x.astype(np.float64) @ wd.astype(np.float64).T
+    np.testing.assert_allclose(fn(), want, rtol=0, atol=0.02 * np.abs(want).max())
+    benchmark.group = f"linear_k M={m} {shape} t={threads}"
+    benchmark.extra_info["weight_bytes"] = qt.nbytes
+    benchmark(fn)
+    if m == 1:
+        benchmark.extra_info["weight_GBps"] = qt.nbytes / benchmark.stats.stats.min / 1e9
+
+
 def main(argv=None):
     """Print GB/s of weight bytes per M=1 case from a --benchmark-json file."""
     data = json.load(open((sys.argv[1:] if argv is None else argv)[0]))
-    print("| case | impl | ms | weight GB/s |\n|---|---|---:|---:|")
+    print("| case | impl | ms | weight GB/s | x q4_k |\n|---|---|---:|---:|---:|")
+    q4k = {b["group"]: b["extra_info"].get("weight_GBps") for b in data["benchmarks"] if b["params"]["impl"] == "q4_k"}
     for b in sorted(data["benchmarks"], key=lambda b: (b["group"], b["params"]["impl"])):
         if "weight_GBps" in b["extra_info"]:
-            gbps = b["extra_info"]["weight_GBps"]
-            print(f"| {b['group']} | {b['params']['impl']} | {b['stats']['min'] * 1e3:.3f} | {gbps:.1f} |")
+            gbps, base = b["extra_info"]["weight_GBps"], q4k.get(b["group"])
+            ratio = f"{gbps / base:.2f}" if base else ""
+            print(f"| {b['group']} | {b['params']['impl']} | {b['stats']['min'] * 1e3:.3f} | {gbps:.1f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // cpu feature detection (cpuid + xgetbv), the per-ISA dispatch tables and the choice of int8 dot
 #define _GNU_SOURCE
 #include "ff_internal.h"
+#include "ff_qk2.h"
 #include "ff_qlegacy.h"
 
 #include <string.h>
@@ -24,21 +25,27 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
 // the row converters, the same in every table
 #define FF_CONVERT_SLOTS                                                                                               \
-    .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32,   [FF_QT_F16] = ff_quantize_row_f16,                           \
-                     [FF_QT_BF16] = ff_quantize_row_bf16, [FF_QT_Q8_0] = ff_quantize_row_q8_0,                         \
-                     [FF_QT_Q4_0] = ff_quantize_row_q4_0, FF_QLEGACY_QUANTIZE_SLOTS},                                  \
-    .dequantize_row = {[FF_QT_F32] = ff_dequantize_row_f32,   [FF_QT_F16] = ff_dequantize_row_f16,                     \
-                       [FF_QT_BF16] = ff_dequantize_row_bf16, [FF_QT_Q8_0] = ff_dequantize_row_q8_0,                   \
-                       [FF_QT_Q4_0] = ff_dequantize_row_q4_0, [FF_QT_Q4_K] = ff_dequantize_row_q4_k,                   \
-                       [FF_QT_Q6_K] = ff_dequantize_row_q6_k, FF_QLEGACY_DEQUANTIZE_SLOTS}
+    .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32,                                                                \
+                     [FF_QT_F16] = ff_quantize_row_f16,                                                                \
+                     [FF_QT_BF16] = ff_quantize_row_bf16,                                                              \
+                     [FF_QT_Q8_0] = ff_quantize_row_q8_0,                                                              \
+                     [FF_QT_Q4_0] = ff_quantize_row_q4_0,                                                              \
+                     FF_QLEGACY_QUANTIZE_SLOTS,                                                                        \
+                     FF_QK2_QUANTIZE_SLOTS},                                                                           \
+    .dequantize_row = {[FF_QT_F32] = ff_dequantize_row_f32,                                                            \
+                       [FF_QT_F16] = ff_dequantize_row_f16,                                                            \
+                       [FF_QT_BF16] = ff_dequantize_row_bf16,                                                          \
+                       [FF_QT_Q8_0] = ff_dequantize_row_q8_0,                                                          \
+                       [FF_QT_Q4_0] = ff_dequantize_row_q4_0,                                                          \
+                       [FF_QT_Q4_K] = ff_dequantize_row_q4_k,                                                          \
+                       [FF_QT_Q6_K] = ff_dequantize_row_q6_k,                                                          \
+                       FF_QLEGACY_DEQUANTIZE_SLOTS,                                                                    \
+                       FF_QK2_DEQUANTIZE_SLOTS}
 
 // the int8 dot kernels of one int8 dot: qdot slots of the suffix sfx, r16 slots of r16
 #define FF_QDOT_SLOTS(sfx, r16)                                                                                        \
-    .qdot = {[FF_QT_Q8_0] = ff_qdot_q8_0_##sfx,                                                                        \
-             [FF_QT_Q4_0] = ff_qdot_q4_0_##sfx,                                                                        \
-             [FF_QT_Q4_K] = ff_qdot_q4_k_##sfx,                                                                        \
-             [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx,                                                                        \
-             FF_QLEGACY_QDOT_SLOTS(sfx)},                                                                              \
+    .qdot = {[FF_QT_Q8_0] = ff_qdot_q8_0_##sfx, [FF_QT_Q4_0] = ff_qdot_q4_0_##sfx, [FF_QT_Q4_K] = ff_qdot_q4_k_##sfx,  \
+             [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx, FF_QLEGACY_QDOT_SLOTS(sfx),        FF_QK2_QDOT_SLOTS(sfx)},            \
     .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16,                                                                \
                  [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16,                                                                \
                  [FF_QT_Q4_K] = ff_qdot_r16_q4_k_##r16}

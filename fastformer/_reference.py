@@ -90,9 +90,15 @@ def attention(q, k, v, causal=True, scale=None):
 #       w = d * (q - 8)
 # q4_k: per 256 weights fp16 d and dmin, 12 bytes of eight 6-bit (scale, min) pairs, 128 bytes of 4-bit codes
 # q6_k: per 256 weights 128 bytes of low nibbles, 64 of high 2-bit pairs, sixteen int8 scales, fp16 d
+# q2_k: per 256 weights 16 bytes of (4-bit scale, 4-bit min) per 16, 64 bytes of 2-bit codes, fp16 d and dmin
+# q3_k: per 256 weights 32 bytes of high bits, 64 of 2-bit codes, 12 bytes of sixteen 6-bit scales, fp16 d
+# q5_k: per 256 weights fp16 d and dmin, q4_k's 12 scale bytes, 32 bytes of fifth bits, 128 of 4-bit codes
+# iq4_xs: per 256 weights fp16 d, 2+4 bytes of eight 6-bit scales, 128 bytes of 4-bit indices into IQ4_VALUES
 # f16, bf16: one 16-bit float per weight
 
 BLOCKS = {"q8_0": (32, 34), "q4_0": (32, 18), "q4_k": (256, 144), "q6_k": (256, 210), "f16": (1, 2), "bf16": (1, 2)}
+BLOCKS.update({"q2_k": (256, 84), "q3_k": (256, 110), "q5_k": (256, 176), "iq4_xs": (256, 136)})
+IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
 
 
 def _fp16(b):
@@ -169,6 +175,37 @@ def dequantize(data, qtype, shape):
         hi = np.concatenate([(qh >> s) & 3 for s in (0, 2, 4, 6)], -1)
         q = ((lo | (hi << 4)).astype(np.float32) - np.float32(32)).reshape(n, 16, 16)
         w = (d * sc)[..., None] * q
+    elif qtype in ("q2_k", "q3_k"):
+        # per 128 weights 32 code bytes, 2 bits each at shifts 0, 2, 4, 6: 4 runs of 32; a scale per 16 weights
+        qs = b[:, 16:80] if qtype == "q2_k" else b[:, 32:96]
+        q = np.concatenate([(qs[:, 32 * h : 32 * h + 32] >> s) & 3 for h in (0, 1) for s in (0, 2, 4, 6)], -1)
+        if qtype == "q2_k":
+            d, dmin, s = _fp16(b[:, 80:82]), _fp16(b[:, 82:84]), b[:, :16]
+            w = (d * (s & 15))[..., None] * q.reshape(n, 16, 16).astype(np.float32) - (dmin * (s >> 4))[..., None]
+        else:
+            # minus 4 where bit l // 32 of hmask[l % 32] is clear; scales: nibbles of bytes 0-7 (low, then high),
+            # 2 more bits from bytes 8-11 (bits 2(t // 4) of byte 8 + t % 4), minus 32
+            hm = np.concatenate([(b[:, :32] >> i) & 1 for i in range(8)], -1)
+            q = q.astype(np.float32) - np.float32(4) * (1 - hm)
+            s, t = b[:, 96:108], np.arange(16)
+            lo = np.where(t < 8, s[:, t % 8] & 15, s[:, t % 8] >> 4)
+            sc = (lo | (((s[:, 8 + t % 4] >> (2 * (t // 4))) & 3) << 4)).astype(np.float32) - np.float32(32)
+            w = (_fp16(b[:, 108:110]) * sc)[..., None] * q.reshape(n, 16, 16)
+    elif qtype == "q5_k":
+        d, dmin, s, qh, qs = _fp16(b[:, 0:2]), _fp16(b[:, 2:4]), b[:, 4:16], b[:, 16:48], b[:, 48:].reshape(n, 4, 32)
+        sc = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 15) | ((s[:, 0:4] >> 6) << 4)], -1)
+        mn = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], -1)
+        # q4_k's nibbles, plus bit c of qh[l] as 16 for weight 32c + l
+        lo = np.stack([qs & 15, qs >> 4], 2).reshape(n, 8, 32)
+        hi = np.stack([(qh >> c) & 1 for c in range(8)], 1)
+        w = (d * sc)[..., None] * (lo | (hi << 4)).astype(np.float32) - (dmin * mn)[..., None]
+    elif qtype == "iq4_xs":
+        d, sh, sl, qs = _fp16(b[:, 0:2]), b[:, 2:4].view("<u2").astype(np.int32), b[:, 4:8], b[:, 8:].reshape(n, 8, 16)
+        j = np.arange(8)
+        ls = ((sl[:, j // 2] >> (4 * (j % 2))) & 15) | (((sh >> (2 * j)) & 3) << 4)
+        # per 32 weights: the low nibbles of 16 bytes, then their high nibbles, through the iq4 values
+        q = IQ4_VALUES[np.concatenate([qs & 15, qs >> 4], -1)]
+        w = (d * (ls - 32).astype(np.float32))[..., None] * q
     else:
         raise ValueError(f"no reference dequantizer for {qtype}")
     return w.astype(np.float32).reshape(shape)

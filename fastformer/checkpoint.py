@@ -289,12 +289,15 @@ def quantize_checkpoint(ck: Checkpoint, qtype: str) -> Checkpoint:
     """A copy of `ck` with every float weight matrix quantized (norms, biases and embeddings stay float32).
 
     The head is quantized to q8_0 whatever `qtype` is: its error reaches every logit directly. Matrices whose
-    rows are not a multiple of 32 stay float; ones already in another block format (from a GGUF file) are
-    requantized from their dequantized values.
+    rows are not a multiple of the type's block (256 for the k-quants) fall back to q8_0, as llama.cpp falls back
+    to a 32-block type; rows not a multiple of 32 stay float. Ones already in another block format (from a GGUF
+    file) are requantized from their dequantized values.
     """
-    from fastformer.quant import quantize
+    from fastformer.quant import QTYPES, quantize
 
     def q(a, t):
+        if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] % QTYPES[t][1]:
+            t = "q8_0"
         if isinstance(a, QuantizedTensor) and a.qtype != t:  # e.g. a q8_0 gguf asked for q4_0: requantize
             a = a.dequantize()
         return quantize(a, t) if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] % 32 == 0 else a

@@ -1,8 +1,9 @@
 """Quantized weights in ggml's block formats (what GGUF files hold), and quantized linear layers.
 
 A `QuantizedTensor` is a (rows, cols) weight matrix whose rows are consecutive blocks in ggml's exact byte
-layout: q8_0 (34 bytes per 32 weights), q4_0 (18 per 32), q4_k (144 per 256), q6_k (210 per 256), f16,
-bf16 and f32. `quantize` writes the same bytes as the `gguf` package's reference quantizers;
+layout: q8_0 (34 bytes per 32 weights), q4_0 (18 per 32), the 256-weight super-blocks q2_k (84), q3_k (110),
+q4_k (144), q5_k (176), q6_k (210) and iq4_xs (136), f16, bf16 and f32. `quantize` writes the same bytes as
+ggml's reference quantizers (the `gguf` package's where it has them);
 `ops.linear(x, qt)` quantizes x to 8 bits per 32 on the fly and runs int8 dot-product kernels.
 
 >>> import numpy as np
@@ -115,11 +116,11 @@ def _row_bytes(qtype, cols):
 
 
 def quantize(w, qtype):
-    """Quantize a (rows, cols) float matrix to `qtype` (one of `_QUANTIZABLE`: "q8_0", "q4_0", "iq4_nl", "f16" ...).
+    """Quantize a (rows, cols) float matrix to `qtype` (one of `_QUANTIZABLE`: "q8_0", "q5_k", "q4_0", "iq4_nl" ...).
 
     Float64 and float16 inputs are converted to float32 first, as the gguf package does; the bytes equal
-    its reference quantizers' (iq4_nl: llama.cpp's without an importance matrix). cols must be a multiple of
-    the block size (32 for the 32-weight types).
+    ggml's reference quantizers' (without an importance matrix). cols must be a multiple of the block size (32
+    for the 32-weight types, 256 for q2_k, q3_k, q5_k and iq4_xs).
 
     >>> quantize(np.zeros((2, 32), np.float32), "q4_0").nbytes
     36

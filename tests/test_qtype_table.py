@@ -66,6 +66,8 @@ def test_python_lists_derive_from_the_table():
     assert quant.QUANTIZABLE_AT_LOAD[0] == "q8_0"
     assert set(quant.QUANTIZABLE_AT_LOAD) == named(_core.QF_QUANTIZE) & named(_core.QF_LINEAR)
     assert {"q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"} <= set(quant.QUANTIZABLE_AT_LOAD)
+    bits = [quant.QTYPES[t][2] / quant.QTYPES[t][1] for t in quant.QUANTIZABLE_AT_LOAD]
+    assert bits == sorted(bits, reverse=True)
     assert {t.lower() for t in gguf.QUANT_TYPES} == named(_core.QF_LINEAR)
     assert set(gguf._SCALE_BYTES) == named(_core.QF_LINEAR)
     assert gguf.GGML_TYPES == {row[0]: (row[1].upper(), row[2], row[3]) for row in _core.QTYPE_TABLE}

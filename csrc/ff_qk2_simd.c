@@ -1,0 +1,242 @@
+// SIMD int8 dot kernels for q2_k, q3_k, q5_k and iq4_xs (ff_qk2.c has the formats and the scalar twins): a
+// super-block is decoded with avx2 into 8 x 32 bytes of small values plus 16 float scales and offsets per 16
+// weights, then swept by the int8 dot of the table: 256-bit ones (ff_qk2_avx2.inc, once per int8 dot) and avx-512
+// vnni on 512-bit registers. every kernel computes each 16-sub-block's int dot exactly and scales it in float.
+#include "ff_hsum.h"
+#include "ff_qk2.h"
+
+#ifdef FF_HAVE_X86
+#include <immintrin.h>
+#include <string.h>
+
+#define AI __attribute__((always_inline))
+#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// a kernel body with the activation row count m as a constant
+#define K2_BY_M(body)                                                                                                  \
+    switch (m) {                                                                                                       \
+    case 4: body(y, ldy, w, stride, n, a, 4); break;                                                                   \
+    case 3: body(y, ldy, w, stride, n, a, 3); break;                                                                   \
+    case 2: body(y, ldy, w, stride, n, a, 2); break;                                                                   \
+    default: body(y, ldy, w, stride, n, a, 1); break;                                                                  \
+    }
+
+// a decoded super-block: w = sc * g - mn per 16 weights (g unsigned, or signed for iq4_xs with mn = 0)
+typedef struct {
+    __m256i g[8];         // values 32c..32c+31
+    __m256 sc[2], mn[2];  // sub-blocks 0..7 and 8..15
+} k2blk;
+
+static inline AI FF_AVX2 float fp16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+// 8 scales (per 32 weights) -> 16 per 16 weights
+static inline AI FF_AVX2 void dup16(__m256 out[2], __m256 v) {
+    out[0] = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    out[1] = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+}
+
+// 8 bytes at p as floats times f
+static inline AI FF_AVX2 __m256 u8x8_ps(__m128i v, float f) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), _mm256_set1_ps(f));
+}
+
+static inline AI FF_AVX2 void dec_q2_k(k2blk *o, const uint8_t *blk) {
+    // 2-bit values: element 128h + 32s + l is bits 2s of qs[32h + l]; scale nibble low, min nibble high
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * h));
+        o->g[4 * h] = _mm256_and_si256(v, m3);
+        o->g[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+        o->g[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+        o->g[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+    }
+    __m128i s = _mm_loadu_si128((const __m128i *)(const void *)blk), lo4 = _mm_set1_epi8(15);
+    __m128i sc = _mm_and_si128(s, lo4), mn = _mm_and_si128(_mm_srli_epi16(s, 4), lo4);
+    float d = fp16_at(blk + 80), dmin = fp16_at(blk + 82);
+    o->sc[0] = u8x8_ps(sc, d), o->sc[1] = u8x8_ps(_mm_srli_si128(sc, 8), d);
+    o->mn[0] = u8x8_ps(mn, dmin), o->mn[1] = u8x8_ps(_mm_srli_si128(mn, 8), dmin);
+}
+
+static inline AI FF_AVX2 void dec_q3_k(k2blk *o, const uint8_t *blk) {
+    // 3-bit values + 4 (0..7): the 2 low bits as q2_k's, bit c of hmask[l] as 4; w = sc * (g - 4)
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i hm = _mm256_loadu_si256((const __m256i *)(const void *)blk);
+    for (int h = 0; h < 2; h++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 32 * h));
+        for (int s = 0; s < 4; s++) {
+            int c = 4 * h + s;
+            __m256i lo = _mm256_and_si256(_mm256_srli_epi16(v, 2 * s), m3);
+            __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, c), one);
+            o->g[c] = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+        }
+    }
+    // 16 6-bit scales: low nibbles of bytes 0..7 then their high nibbles, 2 bits each from bytes 8..11
+    // (built in registers: a vector load of just-stored words would stall store forwarding)
+    uint32_t u[3];
+    memcpy(u, blk + 96, 12);
+    uint32_t hi = u[2];
+    __m128i sv = _mm_setr_epi32((int)((u[0] & 0x0f0f0f0f) | ((hi & 0x03030303) << 4)),
+                                (int)((u[1] & 0x0f0f0f0f) | (((hi >> 2) & 0x03030303) << 4)),
+                                (int)(((u[0] >> 4) & 0x0f0f0f0f) | (((hi >> 4) & 0x03030303) << 4)),
+                                (int)(((u[1] >> 4) & 0x0f0f0f0f) | (((hi >> 6) & 0x03030303) << 4)));
+    sv = _mm_sub_epi8(sv, _mm_set1_epi8(32));
+    __m256 d = _mm256_set1_ps(fp16_at(blk + 108)), four = _mm256_set1_ps(4.0f);
+    o->sc[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sv)), d);
+    o->sc[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sv, 8))), d);
+    o->mn[0] = _mm256_mul_ps(o->sc[0], four), o->mn[1] = _mm256_mul_ps(o->sc[1], four);
+}
+
+static inline AI FF_AVX2 void dec_q5_k(k2blk *o, const uint8_t *blk) {
+    // 5-bit values: element 64g + 32n + l is nibble n of qs[32g + l] plus bit 2g + n of qh[l] as 16
+    const __m256i lo4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16));
+    for (int g = 0; g < 4; g++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 48 + 32 * g));
+        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one);
+        __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one);
+        o->g[2 * g] = _mm256_or_si256(_mm256_and_si256(v, lo4), _mm256_slli_epi16(h0, 4));
+        o->g[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), _mm256_slli_epi16(h1, 4));
+    }
+    // q4_k's 12 bytes -> eight 6-bit scales (bytes 0..7) and eight 6-bit mins (bytes 8..15)
+    uint32_t u[3];
+    memcpy(u, blk + 4, 12);
+    __m128i sm =
+        _mm_setr_epi32((int)(u[0] & 0x3f3f3f3f), (int)((u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4)),
+                       (int)(u[1] & 0x3f3f3f3f), (int)(((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4)));
+    dup16(o->sc, u8x8_ps(sm, fp16_at(blk)));
+    dup16(o->mn, u8x8_ps(_mm_srli_si128(sm, 8), fp16_at(blk + 2)));
+}
+
+static inline AI FF_AVX2 void dec_iq4_xs(k2blk *o, const uint8_t *blk) {
+    // signed values: nibbles of qs[16j..16j+15] (low: elements 32j.., high: 32j+16..) through the iq4 table
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ff_iq4_values));
+    const __m256i lo4 = _mm256_set1_epi8(15);
+    for (int j = 0; j < 8; j++) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + 8 + 16 * j));
+        __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo4);
+        o->g[j] = _mm256_shuffle_epi8(tbl, idx);
+    }
+    // per 32: 4 low bits from scales_l's nibbles, 2 high bits from scales_h, minus 32
+    uint16_t sh;
+    uint32_t sl;
+    memcpy(&sh, blk + 2, 2);
+    memcpy(&sl, blk + 4, 4);
+    __m128i l4 = _mm_cvtsi32_si128((int)sl), m4 = _mm_set1_epi8(15);
+    l4 = _mm_unpacklo_epi8(_mm_and_si128(l4, m4), _mm_and_si128(_mm_srli_epi16(l4, 4), m4));
+    __m256i h2 = _mm256_srlv_epi32(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+    __m256i lv =
+        _mm256_or_si256(_mm256_cvtepu8_epi32(l4), _mm256_slli_epi32(_mm256_and_si256(h2, _mm256_set1_epi32(3)), 4));
+    lv = _mm256_sub_epi32(lv, _mm256_set1_epi32(32));
+    dup16(o->sc, _mm256_mul_ps(_mm256_cvtepi32_ps(lv), _mm256_set1_ps(fp16_at(blk))));
+    o->mn[0] = o->mn[1] = _mm256_setzero_ps();
+}
+
+static inline AI FF_AVX2 void k2_decode(k2blk *o, const uint8_t *blk, const int qtype) {
+    switch (qtype) {
+    case FF_QT_Q2_K: dec_q2_k(o, blk); break;
+    case FF_QT_Q3_K: dec_q3_k(o, blk); break;
+    case FF_QT_Q5_K: dec_q5_k(o, blk); break;
+    default: dec_iq4_xs(o, blk); break;
+    }
+}
+
+// ---- the 256-bit kernels, once per int8 dot ----
+
+#define QCAT_(a, b) a##_##b
+#define QCAT(a, b) QCAT_(a, b)
+#define QN(x) QCAT(x, QSFX)
+
+#define QSFX maddubs
+#define QTARGET FF_AVX2
+#define QDOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+#include "ff_qk2_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
+
+#define QSFX avxvnni
+#define QTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define QDOT(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+#include "ff_qk2_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
+
+#define QSFX vnni256
+#define QTARGET __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define QDOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#include "ff_qk2_avx2.inc"
+#undef QSFX
+#undef QTARGET
+#undef QDOT
+
+// ---- avx-512 vnni: two decoded 32-value groups per 512-bit dot, 4 lanes per 16-sub-block ----
+
+static inline AI FF_VNNI void k2_rows_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
+                                           int64_t n, const ff_qact *a, const int m, const int qtype,
+                                           const int64_t bytes) {
+    int64_t nsb = a->k / 256, kp = a->kp;
+    const __m256i dlo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dhi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    for (int64_t j = 0; j < n; j++) {
+        __m512 acc[8];
+        __m256 corr[4];
+        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = _mm512_setzero_ps(), corr[i] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            k2blk o;
+            k2_decode(&o, w + j * stride + bytes * sb, qtype);
+            if (qtype == FF_QT_IQ4_XS) {
+                // vpdpbusd sums u8 x s8 products without saturating: the values + 128 and an offset of 128 sc
+                for (int c = 0; c < 8; c++) o.g[c] = _mm256_xor_si256(o.g[c], _mm256_set1_epi8(-128));
+                o.mn[0] = _mm256_mul_ps(o.sc[0], _mm256_set1_ps(128.0f));
+                o.mn[1] = _mm256_mul_ps(o.sc[1], _mm256_set1_ps(128.0f));
+            }
+            __m512 s[4];
+            for (int i = 0; i < m; i++) {
+                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
+                __m256 d0 = _mm256_permutevar8x32_ps(da, dlo), d1 = _mm256_permutevar8x32_ps(da, dhi);
+                s[i] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_mul_ps(o.sc[0], d0)),
+                                          _mm256_mul_ps(o.sc[1], d1), 1);
+                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
+                __m256 s0 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums)));
+                __m256 s1 = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums, 1)));
+                corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[0], d0), s0, corr[i]);
+                corr[i] = _mm256_fmadd_ps(_mm256_mul_ps(o.mn[1], d1), s1, corr[i]);
+            }
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                // lanes 4t..4t+3 are sub-block 4p + t
+                int t = 4 * p;
+                __m512i sel = _mm512_setr_epi32(t, t, t, t, t + 1, t + 1, t + 1, t + 1, t + 2, t + 2, t + 2, t + 2,
+                                                t + 3, t + 3, t + 3, t + 3);
+                __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(o.g[2 * p]), o.g[2 * p + 1], 1);
+                for (int i = 0; i < m; i++) {
+                    __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * p);
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g, av);
+                    __m512 *c = &acc[2 * i + (p & 1)];
+                    *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(sel, s[i]), *c);
+                }
+            }
+        }
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - ff_hsum_ps256(corr[i]);
+    }
+}
+
+#define K2_VNNI(qt, QT)                                                                                                \
+    static inline AI FF_VNNI void qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, \
+                                            int64_t n, const ff_qact *a, const int m) {                                \
+        k2_rows_vnni(y, ldy, w, stride, n, a, m, FF_QT_##QT, FF_##QT##_BYTES);                                         \
+    }                                                                                                                  \
+    FF_VNNI void ff_qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
+                                     int64_t n, const ff_qact *a, int m) {                                             \
+        K2_BY_M(qt##_vnni)                                                                                             \
+    }
+K2_VNNI(q2_k, Q2_K)
+K2_VNNI(q3_k, Q3_K)
+K2_VNNI(q5_k, Q5_K)
+K2_VNNI(iq4_xs, IQ4_XS)
+#endif
