@@ -72,3 +72,28 @@ def spm_pair(tmp_path_factory):
     """(ours, sentencepiece) for a SentencePiece BPE read from its pieces, scores and types."""
     pytest.importorskip("sentencepiece")
     return make_spm_pair(tmp_path_factory)
+
+
+# every int8 kernel path this machine can run: the ISA paths ("avx2" with maddubs), avx512 once more with its
+# VNNI kernels ("avx512" alone runs the 256-bit kernels, as on a CPU without AVX-512 VNNI), and the 256-bit
+# kernels with each other int8 dot the CPU has: AVX-VNNI (vex) and AVX-512 VNNI on 256-bit registers (evex, the
+# same source as AVX-VNNI, so a machine without AVX-VNNI still runs that code)
+_FEATURES = _core.cpu_features()
+QPATHS = SUPPORTED + (["avx512_vnni"] if "avx512_vnni" in _FEATURES else [])
+QPATHS += ["avx2+avxvnni"] if "avx_vnni" in _FEATURES and "avx2" in QPATHS else []
+QPATHS += ["avx2+vnni256"] if {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in QPATHS else []
+
+
+@pytest.fixture(params=QPATHS)
+def qpath(request):
+    """Each int8 kernel path in turn (ISA, VNNI on/off, 256-bit dot), restored afterwards."""
+    isa_before, vnni_before, dot_before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
+    path, _, dot = request.param.partition("+")
+    vnni = path == "avx512_vnni"
+    _core.set_isa("avx512" if vnni else path)
+    assert _core.quant_set_vnni(vnni) == vnni
+    _core.quant_set_dot256(dot or "maddubs")
+    yield request.param
+    _core.set_isa(isa_before)
+    _core.quant_set_vnni(vnni_before)
+    _core.quant_set_dot256(dot_before)

@@ -34,27 +34,6 @@ GGML_REF = {
     "iq4_xs": "quantize_row_iq4_xs_ref",
 }
 
-# every int8 kernel path this machine can run (as tests/test_quant.py's qpath): the ISA paths, avx512 with its
-# VNNI kernels, and the 256-bit kernels with each other int8 dot the CPU has
-_FEATURES = _core.cpu_features()
-PATHS = _core.supported_isas() + (["avx512_vnni"] if "avx512_vnni" in _FEATURES else [])
-PATHS += ["avx2+avxvnni"] if "avx_vnni" in _FEATURES and "avx2" in PATHS else []
-PATHS += ["avx2+vnni256"] if {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in PATHS else []
-
-
-@pytest.fixture(params=PATHS)
-def qpath(request):
-    isa_before, vnni_before, dot_before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
-    path, _, dot = request.param.partition("+")
-    vnni = path == "avx512_vnni"
-    _core.set_isa("avx512" if vnni else path)
-    assert _core.quant_set_vnni(vnni) == vnni
-    _core.quant_set_dot256(dot or "maddubs")
-    yield request.param
-    _core.set_isa(isa_before)
-    _core.quant_set_vnni(vnni_before)
-    _core.quant_set_dot256(dot_before)
-
 
 def _random_blocks(rng, qtype, rows, cols):
     """Random super-blocks with small finite fp16 scales (random bytes elsewhere)."""

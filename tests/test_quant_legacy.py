@@ -30,28 +30,6 @@ def _linear(x, data, qtype, cols):
     return ops.linear(x, QuantizedTensor(data, qtype, (data.shape[0], cols)))
 
 
-# every int8 kernel path this machine can run, as in test_quant.py: the ISA paths ("avx2" with maddubs),
-# avx512 with its VNNI kernels, and the 256-bit kernels with AVX-VNNI and AVX-512 VNNI on 256-bit registers
-_FEATURES = _core.cpu_features()
-PATHS = _core.supported_isas() + (["avx512_vnni"] if "avx512_vnni" in _FEATURES else [])
-PATHS += ["avx2+avxvnni"] if "avx_vnni" in _FEATURES and "avx2" in PATHS else []
-PATHS += ["avx2+vnni256"] if {"avx512_vnni", "avx512vl"} <= set(_FEATURES) and "avx512" in PATHS else []
-
-
-@pytest.fixture(params=PATHS)
-def qpath(request):
-    isa_before, vnni_before, dot_before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
-    path, _, dot = request.param.partition("+")
-    vnni = path == "avx512_vnni"
-    _core.set_isa("avx512" if vnni else path)
-    assert _core.quant_set_vnni(vnni) == vnni
-    _core.quant_set_dot256(dot or "maddubs")
-    yield request.param
-    _core.set_isa(isa_before)
-    _core.quant_set_vnni(vnni_before)
-    _core.quant_set_dot256(dot_before)
-
-
 def _weights(rng, shape, kind):
     w = rng.standard_normal(shape).astype(np.float32)
     if kind == "scaled":  # rows spanning many magnitudes
