@@ -1,6 +1,7 @@
 """`fastformer chat`: multi-turn over stdin, /reset and /exit, Ctrl-C stops an answer and the session goes on,
 old turns drop when the context fills, a model without a template is refused with a message."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,9 @@ CHATML = (
 )
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))  # children start here: `python -m` puts the cwd first on sys.path
+
+
 def _env():
     return child_env(PYTHONUNBUFFERED="1")
 
@@ -35,7 +39,7 @@ def chat_gguf(tmp_path_factory):
 
 def _chat(path, stdin, *extra, timeout=120):
     cmd = [sys.executable, "-m", "fastformer", "chat", "--model", path, "--temperature", "0", *extra]
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=_env())
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=HERE)
 
 
 def test_turns_reset_and_exit(chat_gguf):
@@ -77,7 +81,7 @@ def test_context_full_drops_the_oldest_turns(chat_gguf):
 def test_ctrl_c_stops_the_answer_not_the_session(chat_gguf):
     cmd = [sys.executable, "-m", "fastformer", "chat", "--model", chat_gguf, "--max-new-tokens", "400", "--seed", "1"]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=_env())  # fmt: skip
+                         env=_env(), cwd=HERE)  # fmt: skip
     try:
         p.stdin.write("And it came to pass\n")
         p.stdin.flush()
@@ -95,5 +99,5 @@ def test_ctrl_c_stops_the_answer_not_the_session(chat_gguf):
 
 def test_a_model_without_template_is_refused():
     r = subprocess.run([sys.executable, "-m", "fastformer", "chat"], input="hi\n", capture_output=True, text=True,
-                       timeout=120, env=_env())  # fmt: skip
+                       timeout=120, env=_env(), cwd=HERE)  # fmt: skip
     assert r.returncode == 2 and "no chat template" in r.stderr and "Traceback" not in r.stderr
