@@ -13,19 +13,6 @@
 // q5_k:   d @0, dmin @2, scales[12] (q4_k's 6-bit scales and mins) @4, qh[32] (5th bit) @16, qs[128] @48
 // iq4_xs: d @0, scales_h (2 bits x 8) @2, scales_l[4] (4 bits x 8) @4, qs[128] (nibbles) @8
 
-const int8_t ff_iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-static inline float ld_fp16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return ff_fp16_to_fp32(h);
-}
-
-static inline void st_fp16(uint8_t *p, float f) {
-    uint16_t h = ff_fp32_to_fp16(f);
-    memcpy(p, &h, 2);
-}
-
 // q4_k/q5_k's 12 bytes -> eight 6-bit scales and eight 6-bit mins
 static void k4_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
     for (int j = 0; j < 8; j++) {
@@ -52,14 +39,14 @@ void ff_qk2_unpack(int qtype, const uint8_t *blk, int8_t q[256], float sc[16], f
     switch (qtype) {
     case FF_QT_Q2_K: {
         // element 128h + 32s + l: bits 2s of qs[32h + l]; sub-block t: scale d * (sc & 15), min dmin * (sc >> 4)
-        float d = ld_fp16(blk + 80), dmin = ld_fp16(blk + 82);
+        float d = ff_ld_fp16(blk + 80), dmin = ff_ld_fp16(blk + 82);
         for (int l = 0; l < 256; l++) q[l] = (int8_t)((blk[16 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3);
         for (int t = 0; t < 16; t++) sc[t] = d * (float)(blk[t] & 15), mn[t] = dmin * (float)(blk[t] >> 4);
         break;
     }
     case FF_QT_Q3_K: {
         // as q2_k's 2 bits, minus 4 where bit l/32 of hmask[l % 32] is clear
-        float d = ld_fp16(blk + 108);
+        float d = ff_ld_fp16(blk + 108);
         int8_t s[16];
         ff_q3_k_scales(s, blk + 96);
         for (int l = 0; l < 256; l++) {
@@ -72,7 +59,7 @@ void ff_qk2_unpack(int qtype, const uint8_t *blk, int8_t q[256], float sc[16], f
     }
     case FF_QT_Q5_K: {
         // element 64g + 32n + l: nibble n of qs[32g + l] plus bit (2g + n) of qh[l] as 16; per 32 a scale and min
-        float d = ld_fp16(blk), dmin = ld_fp16(blk + 2);
+        float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
         uint8_t s[8], m[8];
         k4_scales(s, m, blk + 4);
         for (int l = 0; l < 256; l++) {
@@ -85,12 +72,12 @@ void ff_qk2_unpack(int qtype, const uint8_t *blk, int8_t q[256], float sc[16], f
     }
     default: {
         // iq4_xs: element 32j + 16n + l: value of nibble n of qs[16j + l]; per 32 a 6-bit scale - 32
-        float d = ld_fp16(blk);
+        float d = ff_ld_fp16(blk);
         uint16_t sh;
         memcpy(&sh, blk + 2, 2);
         for (int l = 0; l < 256; l++) {
             int j = l / 32, e = l % 32;
-            q[l] = ff_iq4_values[(blk[8 + 16 * j + e % 16] >> (4 * (e / 16))) & 15];
+            q[l] = ff_iq4_nl_values[(blk[8 + 16 * j + e % 16] >> (4 * (e / 16))) & 15];
         }
         for (int t = 0; t < 16; t++) {
             int j = t / 2, ls = ((blk[4 + j / 2] >> (4 * (j & 1))) & 15) | ((sh >> (2 * j)) & 3) << 4;
@@ -207,22 +194,22 @@ void ff_quantize_row_q2_k(uint8_t *restrict dst, const float *restrict x, int64_
             if (mins[j] > max_min) max_min = mins[j];
         }
         memset(dst, 0, 16);
-        st_fp16(dst + 80, 0.0f);
-        st_fp16(dst + 82, 0.0f);
+        ff_st_fp16(dst + 80, 0.0f);
+        ff_st_fp16(dst + 82, 0.0f);
         if (max_scale > 0) {
             float iscale = 15.f / max_scale;
             for (int j = 0; j < 16; j++) dst[j] = (uint8_t)nearest_int(iscale * scales[j]);
-            st_fp16(dst + 80, max_scale / 15.f);
+            ff_st_fp16(dst + 80, max_scale / 15.f);
         }
         if (max_min > 0) {
             float iscale = 15.f / max_min;
             for (int j = 0; j < 16; j++) dst[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
-            st_fp16(dst + 82, max_min / 15.f);
+            ff_st_fp16(dst + 82, max_min / 15.f);
         }
         for (int j = 0; j < 16; j++) {
-            float d = ld_fp16(dst + 80) * (dst[j] & 15);
+            float d = ff_ld_fp16(dst + 80) * (dst[j] & 15);
             if (!d) continue;
-            float dm = ld_fp16(dst + 82) * (dst[j] >> 4);
+            float dm = ff_ld_fp16(dst + 82) * (dst[j] >> 4);
             for (int l = 0; l < 16; l++) L[16 * j + l] = (uint8_t)clampi(nearest_int((x[16 * j + l] + dm) / d), 0, 3);
         }
         for (int h = 0; h < 2; h++)
@@ -285,7 +272,7 @@ void ff_quantize_row_q3_k(uint8_t *restrict dst, const float *restrict x, int64_
         }
         uint8_t *s = dst + 96;
         memset(s, 0, 12);
-        st_fp16(dst + 108, 0.0f);
+        ff_st_fp16(dst + 108, 0.0f);
         if (max_scale) {
             float iscale = -32.f / max_scale;
             for (int j = 0; j < 16; j++) {
@@ -297,12 +284,12 @@ void ff_quantize_row_q3_k(uint8_t *restrict dst, const float *restrict x, int64_
                     s[j - 8] |= (uint8_t)((l & 15) << 4);
                 s[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
             }
-            st_fp16(dst + 108, 1 / iscale);
+            ff_st_fp16(dst + 108, 1 / iscale);
         }
         int8_t sc[16];
         ff_q3_k_scales(sc, s);
         for (int j = 0; j < 16; j++) {
-            float d = ld_fp16(dst + 108) * sc[j];
+            float d = ff_ld_fp16(dst + 108) * sc[j];
             if (!d) continue;
             for (int l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(clampi(nearest_int(x[16 * j + l] / d), -4, 3) + 4);
         }
@@ -347,14 +334,14 @@ void ff_quantize_row_q5_k(uint8_t *restrict dst, const float *restrict x, int64_
                 s[j] |= (uint8_t)((lm >> 4) << 6);
             }
         }
-        st_fp16(dst, max_scale / 63.f);
-        st_fp16(dst + 2, max_min / 63.f);
+        ff_st_fp16(dst, max_scale / 63.f);
+        ff_st_fp16(dst + 2, max_min / 63.f);
         uint8_t sc[8], mn[8];
         k4_scales(sc, mn, s);
         for (int j = 0; j < 8; j++) {
-            float d = ld_fp16(dst) * sc[j];
+            float d = ff_ld_fp16(dst) * sc[j];
             if (!d) continue;
-            float dm = ld_fp16(dst + 2) * mn[j];
+            float dm = ff_ld_fp16(dst + 2) * mn[j];
             for (int l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)clampi(nearest_int((x[32 * j + l] + dm) / d), 0, 31);
         }
         // element 64g + 32n + l: nibble n of qs[32g + l], its 5th bit at bit 2g + n of qh[l]
@@ -370,7 +357,7 @@ void ff_quantize_row_q5_k(uint8_t *restrict dst, const float *restrict x, int64_
 
 // index of the iq4 value nearest to x; on a tie the upper one (as ggml)
 static int iq4_index(float x) {
-    const int8_t *v = ff_iq4_values;
+    const int8_t *v = ff_iq4_nl_values;
     if (x <= v[0]) return 0;
     if (x >= v[15]) return 15;
     int lo = 0, hi = 15;
@@ -387,7 +374,7 @@ static int iq4_index(float x) {
 void ff_quantize_row_iq4_xs(uint8_t *restrict dst, const float *restrict x, int64_t k) {
     // per 32: the x^2-weighted best of 15 trial scales; scales to 6 bits against the largest in magnitude;
     // then each value's nearest iq4 value at its rounded scale
-    const int8_t *v = ff_iq4_values;
+    const int8_t *v = ff_iq4_nl_values;
     for (int64_t b = 0; b < k / 256; b++, x += 256, dst += FF_IQ4_XS_BYTES) {
         float scales[8], max_scale = 0, amax_scale = 0;
         for (int j = 0; j < 8; j++) {
@@ -421,7 +408,7 @@ void ff_quantize_row_iq4_xs(uint8_t *restrict dst, const float *restrict x, int6
             if (fabsf(d) > amax_scale) amax_scale = fabsf(d), max_scale = d;
         }
         float d = -max_scale / 32, id = d ? 1 / d : 0.f;
-        st_fp16(dst, d);
+        ff_st_fp16(dst, d);
         uint16_t sh = 0;
         memset(dst + 4, 0, 4 + 128);
         for (int j = 0; j < 8; j++) {

@@ -4,6 +4,7 @@
 #define FF_QK2_H
 
 #include "ff_internal.h"
+#include "ff_qlegacy.h"  // ff_iq4_nl_values
 
 // bytes per super-block of 256 weights
 #define FF_Q2_K_BYTES 84
@@ -11,8 +12,7 @@
 #define FF_Q5_K_BYTES 176
 #define FF_IQ4_XS_BYTES 136
 
-// iq4_nl / iq4_xs: the 16 non-linear values a nibble indexes
-extern const int8_t ff_iq4_values[16];
+// iq4_xs indexes the 16 non-linear values of iq4_nl: ff_iq4_nl_values (ff_qlegacy.h)
 
 // a super-block as 256 small ints q, 16 scales sc and 16 offsets mn per 16 weights: w[l] = sc[l/16] * q[l] -
 // mn[l/16] (q 0..31 for the k types, the signed iq4 values for iq4_xs whose mn is 0); the same float products as

@@ -113,7 +113,7 @@ static inline AI FF_AVX2 void dec_q5_k(k2blk *o, const uint8_t *blk) {
 
 static inline AI FF_AVX2 void dec_iq4_xs(k2blk *o, const uint8_t *blk) {
     // signed values: nibbles of qs[16j..16j+15] (low: elements 32j.., high: 32j+16..) through the iq4 table
-    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ff_iq4_values));
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ff_iq4_nl_values));
     const __m256i lo4 = _mm256_set1_epi8(15);
     for (int j = 0; j < 8; j++) {
         __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + 8 + 16 * j));
@@ -146,33 +146,9 @@ static inline AI FF_AVX2 void k2_decode(k2blk *o, const uint8_t *blk, const int 
 
 // ---- the 256-bit kernels, once per int8 dot ----
 
-#define QCAT_(a, b) a##_##b
-#define QCAT(a, b) QCAT_(a, b)
-#define QN(x) QCAT(x, QSFX)
-
-#define QSFX maddubs
-#define QTARGET FF_AVX2
-#define QDOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-#include "ff_qk2_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
-
-#define QSFX avxvnni
-#define QTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define QDOT(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
-#include "ff_qk2_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
-
-#define QSFX vnni256
-#define QTARGET __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
-#define QDOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-#include "ff_qk2_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
+#define QINC "ff_qk2_avx2.inc"
+#include "ff_qdot_modes.h"
+#undef QINC
 
 // ---- avx-512 vnni: two decoded 32-value groups per 512-bit dot, 4 lanes per 16-sub-block ----
 

@@ -9,17 +9,6 @@
 
 const int8_t ff_iq4_nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-static inline float ld_fp16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return ff_fp16_to_fp32(h);
-}
-
-static inline void st_fp16(uint8_t *p, float f) {
-    uint16_t h = ff_fp32_to_fp16(f);
-    memcpy(p, &h, 2);
-}
-
 // trunc(v) clipped to 0..top, as the gguf package (nan -> 0)
 static inline int trunc_clip(float v, int top) { return v >= (float)top ? top : v > 0.0f ? (int)v : 0; }
 
@@ -53,8 +42,8 @@ static void quantize_min(uint8_t *restrict dst, const float *restrict x, int64_t
             if (x[j] > mx) mx = x[j];
         }
         float d = (mx - mn) / (float)top, id = d != 0.0f ? 1.0f / d : 0.0f;
-        st_fp16(dst, d);
-        st_fp16(dst + 2, mn);
+        ff_st_fp16(dst, d);
+        ff_st_fp16(dst + 2, mn);
         uint8_t q[32];
         for (int j = 0; j < 32; j++) q[j] = (uint8_t)trunc_clip((x[j] - mn) * id + 0.5f, top);
         pack_codes(dst + (top == 31 ? 8 : 4), top == 31 ? dst + 4 : NULL, q);
@@ -76,7 +65,7 @@ void ff_quantize_row_q5_0(uint8_t *restrict dst, const float *restrict x, int64_
         for (int j = 1; j < 32; j++)
             if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
         float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        st_fp16(dst, d);
+        ff_st_fp16(dst, d);
         uint8_t q[32];
         for (int j = 0; j < 32; j++) q[j] = (uint8_t)trunc_clip(x[j] * id + 16.5f, 31);
         pack_codes(dst + 6, dst + 2, q);
@@ -127,7 +116,7 @@ void ff_quantize_row_iq4_nl(uint8_t *restrict dst, const float *restrict x, int6
                 if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) d = sumqx / sumq2, best = d * sumqx;
             }
         }
-        st_fp16(dst, d);
+        ff_st_fp16(dst, d);
         float sumqx, sumq2;
         iq4_nl_fit(q, &sumqx, &sumq2, x, d != 0.0f ? 1.0f / d : 0.0f);
         pack_codes(dst + 2, NULL, q);
@@ -138,7 +127,7 @@ void ff_quantize_row_iq4_nl(uint8_t *restrict dst, const float *restrict x, int6
 
 static void dequantize_min(float *restrict y, const uint8_t *restrict src, int64_t k, int five, int bsz) {
     for (int64_t b = 0; b < k / 32; b++, src += bsz, y += 32) {
-        float d = ld_fp16(src), m = ld_fp16(src + 2);
+        float d = ff_ld_fp16(src), m = ff_ld_fp16(src + 2);
         for (int j = 0; j < 32; j++) y[j] = d * (float)code_of(src + (five ? 8 : 4), five ? src + 4 : NULL, j) + m;
     }
 }
@@ -153,14 +142,14 @@ void ff_dequantize_row_q5_1(float *restrict y, const uint8_t *restrict src, int6
 
 void ff_dequantize_row_q5_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_Q5_0_BYTES, y += 32) {
-        float d = ld_fp16(src);
+        float d = ff_ld_fp16(src);
         for (int j = 0; j < 32; j++) y[j] = d * (float)(code_of(src + 6, src + 2, j) - 16);
     }
 }
 
 void ff_dequantize_row_iq4_nl(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_IQ4_NL_BYTES, y += 32) {
-        float d = ld_fp16(src);
+        float d = ff_ld_fp16(src);
         for (int j = 0; j < 32; j++) y[j] = d * (float)ff_iq4_nl_values[code_of(src + 2, NULL, j)];
     }
 }
@@ -190,8 +179,8 @@ static void qdot_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, 
                     int v = qtype == FF_QT_IQ4_NL ? ff_iq4_nl_values[q] : qtype == FF_QT_Q5_0 ? q - 16 : q;
                     isum += v * aq[32 * b + t];
                 }
-                acc += (float)isum * (ld_fp16(blk) * ad[b]);
-                if (has_min) corr += ld_fp16(blk + 2) * (ad[b] * (float)(as[2 * b] + as[2 * b + 1]));
+                acc += (float)isum * (ff_ld_fp16(blk) * ad[b]);
+                if (has_min) corr += ff_ld_fp16(blk + 2) * (ad[b] * (float)(as[2 * b] + as[2 * b + 1]));
             }
             y[i * ldy + j] = acc + corr;
         }

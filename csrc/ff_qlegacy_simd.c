@@ -69,33 +69,9 @@ static inline AI FF_AVX2 __m256i high_bits32(const uint8_t *qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-#define QCAT_(a, b) a##_##b
-#define QCAT(a, b) QCAT_(a, b)
-#define QN(x) QCAT(x, QSFX)
-
-#define QSFX maddubs
-#define QTARGET FF_AVX2
-#define QDOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-#include "ff_qlegacy_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
-
-#define QSFX avxvnni
-#define QTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define QDOT(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
-#include "ff_qlegacy_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
-
-#define QSFX vnni256
-#define QTARGET __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
-#define QDOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-#include "ff_qlegacy_avx2.inc"
-#undef QSFX
-#undef QTARGET
-#undef QDOT
+#define QINC "ff_qlegacy_avx2.inc"
+#include "ff_qdot_modes.h"
+#undef QINC
 
 // ---- avx-512 vnni: two 32-blocks per 512-bit vpdpbusd, every type as unsigned codes plus a float offset ----
 

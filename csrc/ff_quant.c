@@ -41,17 +41,6 @@ static inline uint16_t bf16_from_f32(float f) {
 
 static inline float bf16_to_f32(uint16_t h) { return ff_f32_from_bits((uint32_t)h << 16); }
 
-static inline float ld_fp16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return ff_fp16_to_fp32(h);
-}
-
-static inline void st_fp16(uint8_t *p, float f) {
-    uint16_t h = ff_fp32_to_fp16(f);
-    memcpy(p, &h, 2);
-}
-
 void ff_fp32_to_fp16_row_ref(uint16_t *restrict y, const float *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
@@ -68,7 +57,7 @@ void ff_quantize_row_q8_0(uint8_t *restrict dst, const float *restrict x, int64_
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        st_fp16(dst, d);
+        ff_st_fp16(dst, d);
         for (int j = 0; j < 32; j++) {
             float v = roundf(x[j] * id);
             dst[2 + j] = (uint8_t)(int8_t)(v == v ? v : 0.0f);  // nan only from non-finite input
@@ -83,7 +72,7 @@ void ff_quantize_row_q4_0(uint8_t *restrict dst, const float *restrict x, int64_
         for (int j = 1; j < 32; j++)
             if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
         float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        st_fp16(dst, d);
+        ff_st_fp16(dst, d);
         for (int j = 0; j < 16; j++) {
             float v0 = x[j] * id + 8.5f, v1 = x[j + 16] * id + 8.5f;
             uint8_t q0 = v0 >= 15.0f ? 15 : v0 > 0.0f ? (uint8_t)v0 : 0;
@@ -97,14 +86,14 @@ void ff_quantize_row_q4_0(uint8_t *restrict dst, const float *restrict x, int64_
 
 void ff_dequantize_row_q8_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_Q8_0_BYTES, y += 32) {
-        float d = ld_fp16(src);
+        float d = ff_ld_fp16(src);
         for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)src[2 + j] * d;
     }
 }
 
 void ff_dequantize_row_q4_0(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, src += FF_Q4_0_BYTES, y += 32) {
-        float d = ld_fp16(src);
+        float d = ff_ld_fp16(src);
         for (int j = 0; j < 16; j++) {
             y[j] = d * (float)((src[2 + j] & 15) - 8);
             y[j + 16] = d * (float)((src[2 + j] >> 4) - 8);
@@ -127,7 +116,7 @@ static void q4_k_scales(uint8_t sc[8], uint8_t mn[8], const uint8_t *s) {
 
 void ff_dequantize_row_q4_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 256; b++, src += FF_Q4_K_BYTES) {
-        float d = ld_fp16(src), dmin = ld_fp16(src + 2);
+        float d = ff_ld_fp16(src), dmin = ff_ld_fp16(src + 2);
         uint8_t sc[8], mn[8];
         q4_k_scales(sc, mn, src + 4);
         const uint8_t *q = src + 16;
@@ -152,7 +141,7 @@ static inline int q6_k_value(const uint8_t *src, int l, int *sub) {
 
 void ff_dequantize_row_q6_k(float *restrict y, const uint8_t *restrict src, int64_t k) {
     for (int64_t b = 0; b < k / 256; b++, src += FF_Q6_K_BYTES, y += 256) {
-        float d = ld_fp16(src + 208);
+        float d = ff_ld_fp16(src + 208);
         const int8_t *sc = (const int8_t *)(src + 192);
         for (int l = 0; l < 256; l++) {
             int sub, q = q6_k_value(src, l, &sub);
@@ -171,7 +160,7 @@ void ff_quantize_row_f16(uint8_t *restrict dst, const float *restrict x, int64_t
 }
 
 void ff_dequantize_row_f16(float *restrict y, const uint8_t *restrict src, int64_t k) {
-    for (int64_t j = 0; j < k; j++) y[j] = ld_fp16(src + 2 * j);
+    for (int64_t j = 0; j < k; j++) y[j] = ff_ld_fp16(src + 2 * j);
 }
 
 void ff_quantize_row_bf16(uint8_t *restrict dst, const float *restrict x, int64_t k) {
@@ -270,7 +259,7 @@ void ff_qdot_q8_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
                 const uint8_t *blk = row + FF_Q8_0_BYTES * b;
                 int32_t isum = 0;
                 for (int t = 0; t < 32; t++) isum += (int8_t)blk[2 + t] * aq[32 * b + t];
-                acc += (float)isum * (ld_fp16(blk) * ad[b]);
+                acc += (float)isum * (ff_ld_fp16(blk) * ad[b]);
             }
             y[i * ldy + j] = acc;
         }
@@ -293,7 +282,7 @@ void ff_qdot_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
                 int32_t isum = -8 * (as[2 * b] + as[2 * b + 1]);
                 for (int t = 0; t < 16; t++)
                     isum += (blk[2 + t] & 15) * aq[32 * b + t] + (blk[2 + t] >> 4) * aq[32 * b + 16 + t];
-                acc += (float)isum * (ld_fp16(blk) * ad[b]);
+                acc += (float)isum * (ff_ld_fp16(blk) * ad[b]);
             }
             y[i * ldy + j] = acc;
         }
@@ -313,7 +302,7 @@ void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
             float acc = 0.0f, corr = 0.0f;
             for (int64_t sb = 0; sb < nsb; sb++) {
                 const uint8_t *blk = row + FF_Q4_K_BYTES * sb, *q = blk + 16;
-                float d = ld_fp16(blk), dmin = ld_fp16(blk + 2);
+                float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
                 uint8_t sc[8], mn[8];
                 q4_k_scales(sc, mn, blk + 4);
                 for (int s = 0; s < 8; s++) {
@@ -344,7 +333,7 @@ void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
             for (int64_t sb = 0; sb < nsb; sb++) {
                 const uint8_t *blk = row + FF_Q6_K_BYTES * sb;
                 const int8_t *sc = (const int8_t *)(blk + 192);
-                float d = ld_fp16(blk + 208);
+                float d = ff_ld_fp16(blk + 208);
                 int32_t isum[16] = {0};
                 for (int l = 0; l < 256; l++) {
                     int sub, q = q6_k_value(blk, l, &sub);
@@ -449,7 +438,7 @@ static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict
                             else
                                 isum += u * aq[4 * c + e];
                         }
-                    acc[b & 1] += (float)isum * (ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b]);
+                    acc[b & 1] += (float)isum * (ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b]);
                 }
                 y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
             }
@@ -497,7 +486,7 @@ void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
                     uint8_t s12[12], sc[8], mn[8];
                     for (int wd = 0; wd < 3; wd++) memcpy(s12 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
                     q4_k_scales(sc, mn, s12);
-                    float d = ld_fp16(h + 2 * r), dmin = ld_fp16(h + 32 + 2 * r);
+                    float d = ff_ld_fp16(h + 2 * r), dmin = ff_ld_fp16(h + 32 + 2 * r);
                     for (int s = 0; s < 8; s++) {
                         int64_t b = 8 * sb + s;
                         corr[s] = fmaf((float)mn[s] * dmin, ad[b] * (float)(as[2 * b] + as[2 * b + 1]), corr[s]);

@@ -46,6 +46,18 @@ static inline float ff_fp16_to_fp32(uint16_t h) {
     return ff_f32_from_bits(sign | ((e + 112) << 23) | (m << 13));
 }
 
+// an fp16 stored at p (any alignment, little-endian as in ggml blocks), as float; and the reverse
+static inline float ff_ld_fp16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return ff_fp16_to_fp32(h);
+}
+
+static inline void ff_st_fp16(uint8_t *p, float f) {
+    uint16_t h = ff_fp32_to_fp16(f);
+    memcpy(p, &h, 2);
+}
+
 // prefill with avx-512 vnni (ff_qdot.c): 32 rows of a q8_0/q4_0 W packed into a panel of 4-byte groups
 // interleaved across the rows, swept by every activation row
 #define FF_QP_NR 32
