@@ -196,12 +196,17 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
         conf.sliding_window = int(window or 0)
     if arch.sliding_pattern:
         conf.sliding_layers = _sliding_layers(cfg, arch.sliding_pattern, conf.n_layers, path)
-    for name in ("attn_scalar", "attn_softcap", "final_softcap"):
+
+    def optional(name):  # a positive number under the row's key for `name`, or None
         key, default = arch.hf_config.get(name, ("", None))
         v = cfg.get(key, default) if key else None
-        if v is not None:
-            v = check_float(v, key, path, positive=True)
-            setattr(conf, "attn_scale" if name == "attn_scalar" else name, v**-0.5 if name == "attn_scalar" else v)
+        return None if v is None else check_float(v, key, path, positive=True)
+
+    scalar = optional("attn_scalar")
+    if scalar is not None:  # gemma scales scores by query_pre_attn_scalar**-0.5 instead of head_dim**-0.5
+        conf.attn_scale = scalar**-0.5
+    conf.attn_softcap = optional("attn_softcap") or 0.0
+    conf.final_softcap = optional("final_softcap") or 0.0
     if arch.emb_scale:  # transformers multiplies by sqrt(hidden_size) rounded to float32
         conf.emb_scale = float(np.float32(math.sqrt(conf.d_model)))
     eos = cfg.get("eos_token_id")
