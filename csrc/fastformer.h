@@ -97,6 +97,10 @@ int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v
 // as ff_attention_kv_f32 with soft-capped scores: s -> softcap * tanh(s / softcap) before the softmax (0 = none)
 int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                             int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal);
+// as ff_attention_kv_cap_f32 over a kv cache stored as kv_type: FF_QT_F32, FF_QT_F16 or FF_QT_Q8_0 (ggml blocks of
+// 32 along d, d % 32 == 0); k, v (hkv, kv_rows) rows of ff_qtype_row_bytes(kv_type, d) bytes; FF_EINVAL otherwise
+int ff_attention_cache(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h, int64_t hkv,
+                       int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal);
 
 // ---- model forward pass (ff_model.c) ----
 enum ff_dtype { FF_DT_F32 = 0 };  // or a ggml block type id of enum ff_qtype (q8_0, q4_0, q4_k, q6_k)

@@ -493,8 +493,10 @@ FF_AVX2 void ff_attn_softmax_dot_f32_avx2(float *restrict p, float *restrict mx,
 
 typedef struct {
     float *o;
-    const float *q, *k, *v;
-    int64_t h, hkv, tq, tk, d, kvs, group, bq, nqb, nsplit, nitems, ldo;  // kvs: rows between kv heads
+    const float *q;
+    const uint8_t *k, *v;  // rows of type kt, rb bytes each
+    int kt;
+    int64_t h, hkv, tq, tk, d, kvs, rb, group, bq, nqb, nsplit, nitems, ldo;  // kvs: rows between kv heads
     float scale, softcap;  // softcap > 0: scores -> softcap * tanh(scores / softcap) before the softmax
     int causal, dot;
     size_t scratch;  // bytes of per-thread scratch
@@ -508,6 +510,31 @@ static size_t al64(size_t floats) { return (floats * sizeof(float) + 63) & ~(siz
 // s (n,) -> cap * tanh(s / cap), gemma 2's soft-capping of attention scores
 static void softcap_scores(float *s, int64_t n, float cap) {
     for (int64_t i = 0; i < n; i++) s[i] = cap * tanhf(s[i] / cap);
+}
+
+// the kernels of the cache's type: keys (n,d) from kb, values (n,d) from vb
+static void qk(const ff_kernels *kern, const attn_ctx *c, float *st, const float *qt, const uint8_t *kb, int64_t m,
+               int64_t n) {
+    if (c->kt == FF_QT_F32)
+        kern->attn_qk_f32(st, qt, (const float *)(const void *)kb, m, n, c->d);
+    else
+        kern->attn_qk_kv(st, qt, kb, c->kt, m, n, c->d);
+}
+
+static void qk_dot(const ff_kernels *kern, const attn_ctx *c, float *s, const float *q, const uint8_t *kb, int64_t m,
+                   int64_t n) {
+    if (c->kt == FF_QT_F32)
+        kern->attn_qk_dot_f32(s, q, (const float *)(const void *)kb, m, n, c->d);
+    else
+        kern->attn_qk_dot_kv(s, q, kb, c->kt, m, n, c->d);
+}
+
+static void pv(const ff_kernels *kern, const attn_ctx *c, float *o, const float *alpha, const float *p, int64_t prs,
+               int64_t pjs, const uint8_t *vb, int64_t m, int64_t n) {
+    if (c->kt == FF_QT_F32)
+        kern->attn_pv_f32(o, alpha, p, prs, pjs, (const float *)(const void *)vb, m, n, c->d, c->ldo);
+    else
+        kern->attn_pv_kv(o, alpha, p, prs, pjs, vb, c->kt, m, n, c->d, c->ldo);
 }
 
 // rows of an item: r = (query head gi of the group) * nq + query ii
@@ -535,11 +562,11 @@ static void attn_block(const ff_kernels *kern, const attn_ctx *c, char *buf, int
     int64_t first = tk - tq + i0, nk = c->causal ? first + nq : tk;
     for (int64_t j0 = 0; j0 < nk; j0 += BK) {
         int64_t nb = FF_MIN(BK, nk - j0);
-        const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
-        kern->attn_qk_f32(st, qt, kb, mp, nb, d);
+        const uint8_t *kb = c->k + (g * c->kvs + j0) * c->rb, *vb = c->v + (g * c->kvs + j0) * c->rb;
+        qk(kern, c, st, qt, kb, mp, nb);
         if (c->softcap > 0.0f) softcap_scores(st, mp * nb, c->softcap);
         kern->attn_softmax_f32(st, mx, l, alpha, c->causal && j0 + nb - 1 > first ? pos : NULL, j0, mp, nb);
-        kern->attn_pv_f32(ob, alpha, st, 1, mp, vb, m, nb, d, ldo);
+        pv(kern, c, ob, alpha, st, 1, mp, vb, m, nb);
     }
     for (int64_t r = 0; r < m; r++) {
         float *orow = c->o + (qrow(c, g, i0, nq, r) - c->q), inv = 1.0f / l[r];
@@ -566,15 +593,15 @@ static void attn_dot(const ff_kernels *kern, const attn_ctx *c, char *buf, int64
     ff_split(nk, (int)split, (int)c->nsplit, 16, &ja, &jb);
     for (int64_t j0 = ja; j0 < jb; j0 += BK_DOT) {
         int64_t nb = FF_MIN(BK_DOT, jb - j0);
-        const float *kb = c->k + (g * c->kvs + j0) * d, *vb = c->v + (g * c->kvs + j0) * d;
-        kern->attn_qk_dot_f32(s, qs, kb, m, nb, d);
+        const uint8_t *kb = c->k + (g * c->kvs + j0) * c->rb, *vb = c->v + (g * c->kvs + j0) * c->rb;
+        qk_dot(kern, c, s, qs, kb, m, nb);
         if (c->softcap > 0.0f) softcap_scores(s, m * nb, c->softcap);
         for (int64_t r = 0; r < m; r++) {
             // causal: row r sees keys up to its position
             int64_t nv = c->causal ? FF_MAX(0, FF_MIN(nb, first + r % nq + 1 - j0)) : nb;
             kern->attn_softmax_dot_f32(s + r * nb, mx + r, l + r, alpha + r, nv, nb);
         }
-        kern->attn_pv_f32(ob, alpha, s, nb, 1, vb, m, nb, d, ldo);
+        pv(kern, c, ob, alpha, s, nb, 1, vb, m, nb);
     }
     if (part) {
         // a split: keep the unnormalised rows with their max and sum for the merge
@@ -649,10 +676,18 @@ int ff_attention_kv_f32(float *o, const float *q, const float *k, const float *v
 int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                             int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap,
                             int causal) {
+    return ff_attention_cache(o, q, k, v, FF_QT_F32, h, hkv, tq, tk, kv_rows, d, scale, softcap, causal);
+}
+
+int ff_attention_cache(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h, int64_t hkv,
+                       int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal) {
+    if (kv_type != FF_QT_F32 && kv_type != FF_QT_F16 && (kv_type != FF_QT_Q8_0 || d % 32)) return FF_EINVAL;
     attn_ctx c = {.o = o,
                   .q = q,
                   .k = k,
                   .v = v,
+                  .kt = kv_type,
+                  .rb = ff_qtype_row_bytes(kv_type, d),
                   .h = h,
                   .hkv = hkv,
                   .tq = tq,

@@ -106,6 +106,14 @@ typedef struct ff_kernels {
     // s (m,n) = Q (m,d) @ K (n,d)^T
     void (*attn_qk_dot_f32)(float *restrict s, const float *restrict q, const float *restrict k, int64_t m, int64_t n,
                             int64_t d);
+    // the same three products with K or V rows of cache type t (FF_QT_F16, or FF_QT_Q8_0 with d % 32 == 0,
+    // ff_attention_kv.c), read in that type
+    void (*attn_qk_kv)(float *restrict st, const float *restrict qt, const void *restrict k, int t, int64_t m,
+                       int64_t n, int64_t d);
+    void (*attn_pv_kv)(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,
+                       int64_t pjs, const void *restrict v, int t, int64_t m, int64_t n, int64_t d, int64_t ldo);
+    void (*attn_qk_dot_kv)(float *restrict s, const float *restrict q, const void *restrict k, int t, int64_t m,
+                           int64_t n, int64_t d);
     // online softmax of one row s (n,) in place over its first nv keys (the rest become 0); scalars mx, l, alpha
     void (*attn_softmax_dot_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
                                  int64_t nv, int64_t n);
@@ -156,6 +164,13 @@ extern const ff_kernels *ff_kern;  // the table in use
                                   int64_t n, int64_t d);                                                               \
     void ff_attn_softmax_dot_f32_##sfx(float *restrict p, float *restrict mx, float *restrict l,                       \
                                        float *restrict alpha, int64_t nv, int64_t n);                                  \
+    void ff_attn_qk_kv_##sfx(float *restrict st, const float *restrict qt, const void *restrict k, int t, int64_t m,   \
+                             int64_t n, int64_t d);                                                                    \
+    void ff_attn_pv_kv_##sfx(float *restrict o, const float *restrict alpha, const float *restrict p, int64_t prs,     \
+                             int64_t pjs, const void *restrict v, int t, int64_t m, int64_t n, int64_t d,              \
+                             int64_t ldo);                                                                             \
+    void ff_attn_qk_dot_kv_##sfx(float *restrict s, const float *restrict q, const void *restrict k, int t, int64_t m, \
+                                 int64_t n, int64_t d);                                                                \
     void ff_quant_act_q8_##sfx(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,    \
                                int64_t k);                                                                             \
     void ff_fp32_to_fp16_row_##sfx(uint16_t *restrict y, const float *restrict x, int64_t n);                          \

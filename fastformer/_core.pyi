@@ -32,6 +32,21 @@ def rope_table(positions: npt.NDArray[np.int64], inv_freq: _F32) -> tuple[_F32, 
 def rope_apply(x: _F32, cos: _F32, sin: _F32, *, interleaved: bool = False) -> _F32: ...
 def attention(q: _F32, k: _F32, v: _F32, *, causal: bool = True, scale: float | None = None) -> _F32: ...
 
+KV_DTYPES: dict[str, tuple[int, type, int, int]]
+
+def kv_row_bytes(kv_dtype: str, d: int) -> int: ...
+def attention_cache(
+    q: _F32,
+    k: npt.NDArray[Any],
+    v: npt.NDArray[Any],
+    kv_dtype: str,
+    *,
+    tk: int = -1,
+    causal: bool = True,
+    scale: float | None = None,
+    softcap: float = 0.0,
+) -> _F32: ...
+
 # quantization: the quant-type table (csrc/ff_qtype.c) and its flags
 QF_DEQUANT: int
 QF_LINEAR: int

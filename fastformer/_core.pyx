@@ -305,6 +305,57 @@ def attention(q, k, v, *, bint causal=True, scale=None):
     return out
 
 
+# the kv cache's storage types: name -> (ggml type id, numpy dtype of its array, values per block, bytes per block)
+KV_DTYPES = {"f32": (FF_QT_F32, np.float32, 1, 4), "f16": (FF_QT_F16, np.float16, 1, 2),
+             "q8_0": (FF_QT_Q8_0, np.uint8, 32, 34)}
+
+
+def kv_row_bytes(str kv_dtype, int64_t d):
+    """Bytes of one cached key or value row of d values stored as kv_dtype; ValueError where it cannot hold one."""
+    if kv_dtype not in KV_DTYPES:
+        raise ValueError(f"kv_dtype must be one of {', '.join(map(repr, KV_DTYPES))}, got {kv_dtype!r}")
+    _, _, block, nbytes = KV_DTYPES[kv_dtype]
+    if d % block:
+        raise ValueError(f"kv_dtype {kv_dtype!r} stores the head in blocks of {block}: head_dim {d} is not a multiple")
+    return d // block * nbytes
+
+
+def attention_cache(q, k, v, str kv_dtype, *, int64_t tk=-1, bint causal=True, scale=None, float softcap=0.0):
+    """attention of q (H,Tq,D) float32 over the first tk (default all) rows of a kv cache k, v (Hkv,rows,...)
+    stored as kv_dtype: float32 or float16 (Hkv,rows,D), or q8_0 blocks along D as uint8 (Hkv,rows,D/32*34)."""
+    q = _f32(q, "q", 3)
+    cdef int64_t h = q.shape[0], tq = q.shape[1], d = q.shape[2]
+    rb = kv_row_bytes(kv_dtype, d)
+    cdef int kt = KV_DTYPES[kv_dtype][0]
+    dtype = KV_DTYPES[kv_dtype][1]
+    if not (isinstance(k, np.ndarray) and isinstance(v, np.ndarray) and k.dtype == dtype and v.dtype == dtype):
+        raise TypeError(f"attention_cache: a {kv_dtype} cache takes k and v of dtype {np.dtype(dtype)}")
+    if k.ndim != 3 or k.shape != v.shape or k.shape[2] * k.itemsize != rb or k.shape[0] == 0 or h % k.shape[0]:
+        raise ValueError(f"attention_cache: q {q.shape}, k {k.shape}, v {v.shape} do not fit a {kv_dtype} cache")
+    cdef int64_t hkv = k.shape[0], rows = k.shape[1]
+    if tk < 0:
+        tk = rows
+    if tk > rows or (tk == 0 and tq > 0) or (causal and tq > tk):
+        raise ValueError(f"attention_cache: tk={tk} with Tq={tq} and {rows} cache rows")
+    cdef float s = (1.0 / np.sqrt(d)) if scale is None else float(scale)
+    out = np.empty((h, tq, d), dtype=np.float32)
+    if out.size == 0:
+        return out
+    kb = np.ascontiguousarray(k).view(np.uint8).reshape(-1)
+    vb = np.ascontiguousarray(v).view(np.uint8).reshape(-1)
+    cdef float[::1] o_ = out.reshape(-1)
+    cdef const float[::1] q_ = q.reshape(-1)
+    cdef const uint8_t[::1] k_ = kb, v_ = vb
+    cdef int rc
+    with nogil:
+        rc = ff_attention_cache(_fp(o_), _cp(q_), &k_[0], &v_[0], kt, h, hkv, tq, tk, rows, d, s, softcap, causal)
+    if rc == FF_ENOMEM:
+        raise MemoryError("attention: out of memory for scratch buffers")
+    if rc != FF_OK:
+        raise ValueError(f"attention_cache: the kernels do not take a {kv_dtype} cache with head size {d}")
+    return out
+
+
 include "_quant.pxi"
 include "_model.pxi"
 include "_bpe.pxi"

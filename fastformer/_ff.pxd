@@ -68,6 +68,9 @@ cdef extern from "fastformer.h" nogil:
     int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const float *v, int64_t h, int64_t hkv,
                                 int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap,
                                 int causal)
+    int ff_attention_cache(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h,
+                           int64_t hkv, int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap,
+                           int causal)
 
     # model forward pass
     enum ff_dtype:
