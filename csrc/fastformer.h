@@ -160,25 +160,27 @@ typedef struct ff_model {
 
 // one sequence's state: the kv cache and scratch for up to max_t tokens per call, all owned by the caller
 typedef struct ff_session {
-    float *k_cache, *v_cache;  // (n_layers, n_kv_heads, cap, head_dim)
-    int64_t cap;               // positions the cache holds (<= max_ctx)
-    int64_t n_past;            // positions already in the cache
-    int64_t max_t;             // most tokens one forward call may take
-    int rope_long;             // rotate with rope_inv_freq_long (longrope past its pretraining length)
-    float *x, *h;              // (max_t, d)
-    float *q, *qt, *ot;        // (max_t, n_heads*head_dim)
-    float *att;                // (max_t, max(n_heads*head_dim, d))
-    float *k, *v;              // (max_t, n_kv_heads*head_dim)
-    float *f1, *f2;            // (max_t, d_ff)
-    float *cos, *sin;          // (max_t, head_dim/2)
+    void *k_cache, *v_cache;  // (n_layers, n_kv_heads, cap) rows of head_dim values stored as kv_type
+    int kv_type;              // FF_QT_F32, FF_QT_F16 or FF_QT_Q8_0 (head_dim % 32 == 0); a q8_0 row is quantized once
+    int64_t cap;              // positions the cache holds (<= max_ctx)
+    int64_t n_past;           // positions already in the cache
+    int64_t max_t;            // most tokens one forward call may take
+    int rope_long;            // rotate with rope_inv_freq_long (longrope past its pretraining length)
+    float *x, *h;             // (max_t, d)
+    float *q, *qt, *ot;       // (max_t, n_heads*head_dim)
+    float *att;               // (max_t, max(n_heads*head_dim, d))
+    float *k, *v;             // (max_t, n_kv_heads*head_dim)
+    float *f1, *f2;           // (max_t, d_ff)
+    float *cos, *sin;         // (max_t, head_dim/2)
 } ff_session;
 
 // bytes of scratch a session of up to max_t tokens per call needs (the kv cache apart)
 int64_t ff_session_bytes(const ff_model *m, int64_t max_t);
 // s with its scratch buffers carved out of buf (ff_session_bytes(m, max_t) bytes, any alignment: each buffer
-// starts 64-byte aligned), the cache k_cache, v_cache (n_layers, n_kv_heads, cap, head_dim) and n_past = 0
-void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
-                     int64_t max_t);
+// starts 64-byte aligned), the cache k_cache, v_cache (n_layers, n_kv_heads, cap) rows of
+// ff_qtype_row_bytes(kv_type, head_dim) bytes and n_past = 0
+void ff_session_init(ff_session *s, const ff_model *m, void *buf, void *k_cache, void *v_cache, int kv_type,
+                     int64_t cap, int64_t max_t);
 // run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits);

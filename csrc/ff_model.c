@@ -62,8 +62,8 @@ int64_t ff_session_bytes(const ff_model *m, int64_t max_t) {
     return total;
 }
 
-void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
-                     int64_t max_t) {
+void ff_session_init(ff_session *s, const ff_model *m, void *buf, void *k_cache, void *v_cache, int kv_type,
+                     int64_t cap, int64_t max_t) {
     int64_t n[FF_SESSION_BUFS];
     float **bufs[FF_SESSION_BUFS];
     session_floats(m, max_t, n);
@@ -75,6 +75,7 @@ void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache
     }
     s->k_cache = k_cache;
     s->v_cache = v_cache;
+    s->kv_type = kv_type;
     s->cap = cap;
     s->max_t = max_t;
     s->n_past = 0;
@@ -133,8 +134,20 @@ static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
     }
 }
 
+// row `row` of a layer's k or v cache (nkv * cap rows) = x (hd,) in the cache's type
+static void cache_store(const ff_model *m, const ff_session *s, uint8_t *cache, int64_t row, const float *x) {
+    int64_t hd = m->head_dim, rb = ff_qtype_row_bytes(s->kv_type, hd);
+    if (s->kv_type == FF_QT_F16)
+        ff_kern->fp32_to_fp16_row((uint16_t *)(void *)(cache + row * rb), x, hd);
+    else if (s->kv_type == FF_QT_Q8_0)
+        ff_kern->quantize_row[FF_QT_Q8_0](cache + row * rb, x, hd);
+    else
+        memcpy(cache + row * rb, x, (size_t)hd * sizeof(float));
+}
+
 // attention of q (t, nh, hd) over the layer's cache positions [0, n_past + t) -> att (t, nh, hd)
-static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const float *kc, const float *vc, int64_t t) {
+static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const uint8_t *kc, const uint8_t *vc,
+                  int64_t t) {
     int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
     int64_t tk = s->n_past + t, lo = 0;
     // a sliding window keeps the last `window` keys of the newest query; the caller feeds one token per call
@@ -145,8 +158,9 @@ static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const flo
         for (int64_t h = 0; h < nh; h++)
             memcpy(s->qt + (h * t + i) * hd, s->q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
     float scale = m->attn_scale > 0.0f ? m->attn_scale : 1.0f / sqrtf((float)hd);
-    int rc = ff_attention_kv_cap_f32(s->ot, s->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd, scale,
-                                     m->attn_softcap, 1);
+    int64_t rb = ff_qtype_row_bytes(s->kv_type, hd);
+    int rc = ff_attention_cache(s->ot, s->qt, kc + lo * rb, vc + lo * rb, s->kv_type, nh, nkv, t, tk - lo, s->cap, hd,
+                                scale, m->attn_softcap, 1);
     if (rc != FF_OK) return rc;
     // (nh, t, hd) -> (t, nh, hd)
     for (int64_t i = 0; i < t; i++)
@@ -157,7 +171,7 @@ static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const flo
 
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits) {
     int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
-    int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
+    int64_t kvd = nkv * hd, layer_bytes = nkv * s->cap * ff_qtype_row_bytes(s->kv_type, hd);
     int rc = FF_OK;
 
     // token embeddings (+ learned positions); a block-format table gives one dequantized row per token
@@ -179,7 +193,7 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
 
     for (int64_t l = 0; l < m->n_layers; l++) {
         const ff_layer *L = &m->layers[l];
-        float *kc = s->k_cache + l * layer_stride, *vc = s->v_cache + l * layer_stride;
+        uint8_t *kc = (uint8_t *)s->k_cache + l * layer_bytes, *vc = (uint8_t *)s->v_cache + l * layer_bytes;
         // rotary angles of the new positions for this layer's set (most models have one, computed once)
         const float *inv = L->rope_inv_freq ? L->rope_inv_freq : model_inv;
         if (m->rope != FF_ROPE_NONE && inv != table_inv) {
@@ -198,9 +212,8 @@ int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64
         if (m->rope != FF_ROPE_NONE) rope_qk(m, s, t);
         for (int64_t i = 0; i < t; i++)
             for (int64_t g = 0; g < nkv; g++) {
-                int64_t at = (g * s->cap + s->n_past + i) * hd;
-                memcpy(kc + at, s->k + i * kvd + g * hd, (size_t)hd * sizeof(float));
-                memcpy(vc + at, s->v + i * kvd + g * hd, (size_t)hd * sizeof(float));
+                cache_store(m, s, kc, g * s->cap + s->n_past + i, s->k + i * kvd + g * hd);
+                cache_store(m, s, vc, g * s->cap + s->n_past + i, s->v + i * kvd + g * hd);
             }
         if ((rc = attend(m, s, L, kc, vc, t))) return rc;
         // x += post_norm(att @ wo^T)

@@ -132,8 +132,9 @@ cdef extern from "fastformer.h" nogil:
         float final_softcap
         const ff_layer *layers
     ctypedef struct ff_session:
-        float *k_cache
-        float *v_cache
+        void *k_cache
+        void *v_cache
+        int kv_type
         int64_t cap
         int64_t n_past
         int64_t max_t
@@ -151,8 +152,8 @@ cdef extern from "fastformer.h" nogil:
         float *cos
         float *sin
     int64_t ff_session_bytes(const ff_model *m, int64_t max_t)
-    void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache, float *v_cache, int64_t cap,
-                         int64_t max_t)
+    void ff_session_init(ff_session *s, const ff_model *m, void *buf, void *k_cache, void *v_cache, int kv_type,
+                         int64_t cap, int64_t max_t)
     int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                          int all_logits)
 

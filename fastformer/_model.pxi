@@ -282,30 +282,36 @@ cdef class Session:
     """One sequence's kv cache and scratch; forward() runs new tokens and returns their logits."""
     cdef ff_session s
     cdef ModelCore core
-    cdef object k_cache, v_cache
+    cdef readonly object k_cache, v_cache  # (n_layers, n_kv_heads, capacity, row): see kv_dtype
+    cdef readonly str kv_dtype
     cdef readonly object scratch  # uint8 (ff_session_bytes,): every scratch buffer of the forward pass
 
-    def __init__(self, ModelCore core, int64_t capacity, int64_t max_t):
+    def __init__(self, ModelCore core, int64_t capacity, int64_t max_t, str kv_dtype="f32"):
+        """kv_dtype: how the cache stores each key and value row of head_dim values: "f32", "f16" (float16
+        arrays) or "q8_0" (ggml q8_0 blocks along the head as uint8, head_dim % 32 == 0)."""
         cdef ff_model *m = &core.m
         if capacity < 1 or capacity > m.max_ctx:
             raise ValueError(f"session capacity {capacity} must be between 1 and the context size {m.max_ctx}")
         if max_t < 1:
             raise ValueError(f"max_t must be positive, got {max_t}")
+        rb = kv_row_bytes(kv_dtype, m.head_dim)
         self.core = core
-        shape = (m.n_layers, m.n_kv_heads, capacity, m.head_dim)
-        cache_bytes = m.n_layers * m.n_kv_heads * capacity * m.head_dim * 4
+        self.kv_dtype = kv_dtype
+        kt, dtype = KV_DTYPES[kv_dtype][:2]
+        shape = (m.n_layers, m.n_kv_heads, capacity, rb // np.dtype(dtype).itemsize)
+        cache_bytes = m.n_layers * m.n_kv_heads * capacity * rb
         if core.hugepages and cache_bytes >= _HUGE_PAGE:
-            self.k_cache = huge_buffer(cache_bytes).view(np.float32).reshape(shape)
-            self.v_cache = huge_buffer(cache_bytes).view(np.float32).reshape(shape)
+            self.k_cache = huge_buffer(cache_bytes).view(dtype).reshape(shape)
+            self.v_cache = huge_buffer(cache_bytes).view(dtype).reshape(shape)
         else:
-            self.k_cache = np.zeros(shape, dtype=np.float32)
-            self.v_cache = np.zeros(shape, dtype=np.float32)
+            self.k_cache = np.zeros(shape, dtype=dtype)
+            self.v_cache = np.zeros(shape, dtype=dtype)
         # C sizes the scratch from the model's dimensions and carves its buffers out of this one array
         self.scratch = np.empty(ff_session_bytes(m, max_t), dtype=np.uint8)
         cdef uint8_t[::1] buf = self.scratch
-        cdef float[::1] kc = self.k_cache.reshape(-1)
-        cdef float[::1] vc = self.v_cache.reshape(-1)
-        ff_session_init(&self.s, m, &buf[0], &kc[0], &vc[0], capacity, max_t)
+        cdef uint8_t[::1] kc = self.k_cache.reshape(-1).view(np.uint8)
+        cdef uint8_t[::1] vc = self.v_cache.reshape(-1).view(np.uint8)
+        ff_session_init(&self.s, m, &buf[0], &kc[0], &vc[0], kt, capacity, max_t)
 
     @property
     def n_past(self):

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import fastformer
-from fastformer.model import DEFAULT_SAMPLING
+from fastformer.model import DEFAULT_KV_DTYPE, DEFAULT_SAMPLING, KV_DTYPES
 from fastformer.quant import QUANTIZABLE_AT_LOAD
 
 
@@ -32,10 +32,12 @@ def _fail(msg):
 
 
 def _load_model(args):
-    quantize = getattr(args, "quantize", None)
+    opts = dict(quantize=getattr(args, "quantize", None), threads=args.threads)
+    if getattr(args, "kv_dtype", None):
+        opts["kv_dtype"] = args.kv_dtype
     if args.model is None:
-        return fastformer.Model.default(quantize=quantize, threads=args.threads)
-    return fastformer.Model.load(args.model, quantize=quantize, threads=args.threads)
+        return fastformer.Model.default(**opts)
+    return fastformer.Model.load(args.model, **opts)
 
 
 def _cmd_cpu(args):
@@ -168,6 +170,13 @@ def _cmd_perplexity(args):
     return 0
 
 
+def _kv_bytes(model, kv_dtype):
+    try:
+        return f"{kv_dtype} {model.kv_bytes_per_token(kv_dtype)} bytes"
+    except ValueError:  # q8_0 with a head size that is not a multiple of 32
+        return f"{kv_dtype} n/a"
+
+
 def _cmd_info(args):
     model = fastformer.Model.load(args.path)
     c = model.config
@@ -178,6 +187,7 @@ def _cmd_info(args):
     print(f"mlp size:      {c.d_ff}")
     print(f"vocabulary:    {c.vocab_size}")
     print(f"context:       {c.max_context}")
+    print(f"kv cache:      {', '.join(_kv_bytes(model, kv) for kv in KV_DTYPES)} per token (default {model.kv_dtype})")
     types, nbytes = {}, 0
     if os.path.isfile(args.path):
         from fastformer.gguf import GGUFFile
@@ -246,6 +256,9 @@ def _cmd_quantize(args):
     return 0
 
 
+KV_HELP = "how the kv cache stores keys and values (f32 exact, f16 half, q8_0 about a quarter of f32's bytes)"
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastformer", description="Fast CPU inference for transformer language models.")
     p.add_argument("--version", action="version", version=f"fastformer {fastformer.__version__}")
@@ -269,6 +282,7 @@ def build_parser():
     g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
+    g.add_argument("--kv-dtype", choices=KV_DTYPES, default=DEFAULT_KV_DTYPE, help=KV_HELP)
     g.set_defaults(fn=_cmd_generate)
 
     ch = sub.add_parser("chat", help="talk to a chat model, streaming its answers")
@@ -282,12 +296,14 @@ def build_parser():
     ch.add_argument("--seed", type=int, default=None)
     ch.add_argument("--threads", type=int, default=None)
     ch.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
+    ch.add_argument("--kv-dtype", choices=KV_DTYPES, default=DEFAULT_KV_DTYPE, help=KV_HELP)
     ch.set_defaults(fn=_cmd_chat)
 
     pp = sub.add_parser("perplexity", help="perplexity of a model on a UTF-8 text file")
     pp.add_argument("file", help="the text to score")
     pp.add_argument("--model", help="a Hugging Face model directory or GGUF file (default: the embedded model)")
     pp.add_argument("--quantize", choices=QUANTIZABLE_AT_LOAD, default=None)
+    pp.add_argument("--kv-dtype", choices=KV_DTYPES, default=DEFAULT_KV_DTYPE, help=KV_HELP)
     pp.add_argument("--context", type=int, default=None, help="window in tokens (default: the model's, at most 1024)")
     pp.add_argument("--stride", type=int, default=None, help="tokens between windows (default: context / 2)")
     pp.add_argument("--threads", type=int, default=None)
@@ -307,6 +323,7 @@ def build_parser():
     b = sub.add_parser("bench", help="prefill and decode tokens/s")
     b.add_argument("--model", help="a Hugging Face model directory (default: the embedded model)")
     b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--kv-dtype", choices=KV_DTYPES, default=DEFAULT_KV_DTYPE, help=KV_HELP)
     b.add_argument("--prompt-tokens", type=int, default=128)
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--runs", type=int, default=3)

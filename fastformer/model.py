@@ -38,6 +38,8 @@ __all__ = ["DEFAULT_SAMPLING", "Model", "ModelConfig", "parse_config", "rope_inv
 
 SUPPORTED_ARCHITECTURES = HF_CLASSES
 PREFILL_CHUNK = 256  # tokens per forward call while reading a prompt
+KV_DTYPES = ("f32", "f16", "q8_0")  # how the kv cache stores keys and values (Model.load's kv_dtype)
+DEFAULT_KV_DTYPE = "f16"
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default.gguf")
 # sampling that reads well with the default model (the CLI's defaults too)
 DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.1)
@@ -86,12 +88,16 @@ class Model:
     (3, 32000)
     """
 
-    def __init__(self, checkpoint: Checkpoint, *, hugepages: bool = False):
+    def __init__(self, checkpoint: Checkpoint, *, hugepages: bool = False, kv_dtype: str = DEFAULT_KV_DTYPE):
         """Run `checkpoint` (what `fastformer.hf.load` / `fastformer.gguf.load` return); `Model.load` is the
         usual way in. With hugepages the weight matrices are copied into huge pages (the checkpoint keeps its
-        own arrays: drop it to free them)."""
+        own arrays: drop it to free them). kv_dtype as in `load`."""
         ck = checkpoint
         c, arch = ck.config, ck.config.family
+        if kv_dtype not in KV_DTYPES:
+            raise ValueError(f"kv_dtype must be one of {', '.join(map(repr, KV_DTYPES))}, got {kv_dtype!r}")
+        _core.kv_row_bytes(kv_dtype, c.head_dim)  # q8_0 needs whole blocks of 32 per head
+        self.kv_dtype = kv_dtype
         self.config = c
         self.tokenizer = ck.tokenizer
         self.chat_templates = dict(ck.chat_templates)  # {name: jinja template} from the model's files
@@ -124,6 +130,7 @@ class Model:
         threads: int | None = None,
         max_context: int | None = None,
         hugepages: bool | None = None,
+        kv_dtype: str = DEFAULT_KV_DTYPE,
     ) -> Model:
         """Load a Hugging Face model directory (config.json + safetensors, tokenizer files if present) or a GGUF
         file.
@@ -133,10 +140,14 @@ class Model:
         matrices into memory backed by transparent huge pages, which decode streams faster than the file's
         mapping (resident size stays about the same: the file pages are dropped). None (the default) means yes
         where the kernel offers them, unless the environment sets FASTFORMER_HUGEPAGES=0; False keeps float32
-        weights zero-copy in the file mapping.
+        weights zero-copy in the file mapping. `kv_dtype` is how the kv cache stores keys and values: "f16" (the
+        default, half the memory and bandwidth of "f32"), "q8_0" (ggml's 8-bit blocks of 32, about a quarter;
+        head_dim must be a multiple of 32) or "f32" (exact).
         """
         path = os.fspath(path)
         hugepages = _want_hugepages(hugepages)
+        if kv_dtype not in KV_DTYPES:
+            raise ValueError(f"kv_dtype must be one of {', '.join(map(repr, KV_DTYPES))}, got {kv_dtype!r}")
         if quantize is not None and quantize not in QUANTIZABLE_AT_LOAD:
             *first, last = [repr(q) for q in QUANTIZABLE_AT_LOAD]
             raise ValueError(f"quantize must be None, {', '.join(first)} or {last}, got {quantize!r}")
@@ -157,7 +168,7 @@ class Model:
             ck = hf.load(path, max_context)
         if quantize:
             ck = quantize_checkpoint(ck, quantize)
-        return cls(ck, hugepages=hugepages)
+        return cls(ck, hugepages=hugepages, kv_dtype=kv_dtype)
 
     @classmethod
     def default(
@@ -167,6 +178,7 @@ class Model:
         threads: int | None = None,
         max_context: int | None = None,
         hugepages: bool | None = None,
+        kv_dtype: str = DEFAULT_KV_DTYPE,
     ) -> Model:
         """The embedded default model: a 5M-parameter Llama trained on the King James Bible, Q8_0, no network.
 
@@ -178,7 +190,7 @@ class Model:
         if not os.path.exists(DEFAULT_MODEL):
             raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
         return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context,
-                        hugepages=hugepages)  # fmt: skip
+                        hugepages=hugepages, kv_dtype=kv_dtype)  # fmt: skip
 
     def save_gguf(self, path: str | os.PathLike, *, progress=None) -> None:
         """Write the model (its float and quantized weights as they are) to a GGUF file llama.cpp loads.
@@ -190,6 +202,12 @@ class Model:
 
         write_gguf(self.checkpoint(), os.fspath(path), progress)
 
+    def kv_bytes_per_token(self, kv_dtype: str | None = None) -> int:
+        """Bytes the kv cache takes per position (keys and values of every layer), stored as kv_dtype (default:
+        the model's)."""
+        c = self.config
+        return 2 * c.n_layers * c.n_kv_heads * _core.kv_row_bytes(kv_dtype or self.kv_dtype, c.head_dim)
+
     # ---- scoring ----
 
     def _session(self, n_tokens, length=0):
@@ -197,7 +215,7 @@ class Model:
         longrope model rotates a sequence longer than its pretraining length with the long factors)."""
         if n_tokens > self.config.max_context:
             raise ValueError(f"{n_tokens} tokens exceed the context window of {self.config.max_context} positions")
-        sess = _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)))
+        sess = _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)), self.kv_dtype)
         sess.rope_long = self._rope_long(length)
         return sess
 

@@ -137,9 +137,12 @@ def _hf_greedy(model, ids, n):
 @pytest.mark.parametrize("case", list(CASES))
 def test_hf_directory_matches_transformers(checkpoints, case):
     path, hf = checkpoints[case]
-    model = Model.load(path)
+    want = hf_logits(hf, PROMPT)
+    model = Model.load(path, kv_dtype="f32")
     assert model.config.architecture == ARCHS[CASES[case][0]][1]
-    assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
+    assert_close(model.logits(PROMPT), want, "logits")
+    model = Model.load(path)  # the default f16 kv cache
+    assert_close(model.logits(PROMPT), want, "logits_f16kv")
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
 
 
@@ -156,7 +159,7 @@ def test_converter_gguf_matches_transformers(checkpoints, case):
     from gguf_tools import convert
 
     path, hf = checkpoints[case]
-    model = Model.load(convert(path, "f32", path + "-f32.gguf"))
+    model = Model.load(convert(path, "f32", path + "-f32.gguf"), kv_dtype="f32")
     assert model.config.architecture == ARCHS[CASES[case][0]][1]
     assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
     assert model.generate_ids(PROMPT[:6], max_new_tokens=12, ignore_eos=True) == _hf_greedy(hf, PROMPT[:6], 12)
@@ -239,6 +242,6 @@ def test_gemma3_multimodal_checkpoint_runs_its_text_part(tmp_path):
         tmp_path, "gemma3-multimodal", perturb=perturb_shift(3), text_config=text, vision_config=vision,
         mm_tokens_per_image=4, image_token_index=300, boi_token_index=301, eoi_token_index=302,
     )  # fmt: skip
-    model = Model.load(path)
+    model = Model.load(path, kv_dtype="f32")
     assert model.config.architecture == "Gemma3ForConditionalGeneration" and model.config.n_layers == 3
     assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")

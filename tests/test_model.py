@@ -33,19 +33,21 @@ def small_llama(tmp_path_factory):
 
 @pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", list(CASES))
-def test_logits_match_transformers(checkpoints, case, threads):
+@pytest.mark.parametrize("kv_dtype,tol", [("f32", "logits"), ("f16", "logits_f16kv")])
+def test_logits_match_transformers(checkpoints, case, threads, kv_dtype, tol):
     path, hf = checkpoints[case]
-    model = Model.load(path)
+    model = Model.load(path, kv_dtype=kv_dtype)
     got = model.logits(PROMPT)
     assert got.shape == (len(PROMPT), VOCAB) and got.dtype == np.float32
-    assert_close(got, hf_logits(hf, PROMPT), "logits")
+    assert_close(got, hf_logits(hf, PROMPT), tol)
 
 
 @pytest.mark.peer("torch", "transformers")
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_matches_transformers_generate(checkpoints, case):
     path, hf = checkpoints[case]
-    model = Model.load(path)
+    model = Model.load(path)  # the default f16 kv cache
+    assert model.kv_dtype == "f16"
     prompt = PROMPT[:9]
     with torch.no_grad():
         want = hf.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False, pad_token_id=0)[
@@ -65,7 +67,7 @@ def test_greedy_matches_transformers_generate(checkpoints, case):
 def test_sharded_checkpoint(tmp_path):
     path, hf = case_checkpoint(str(tmp_path), "llama-gqa", max_shard_size="20KB")
     assert os.path.exists(os.path.join(path, "model.safetensors.index.json"))
-    assert_close(Model.load(path).logits(PROMPT), hf_logits(hf, PROMPT), "logits")
+    assert_close(Model.load(path, kv_dtype="f32").logits(PROMPT), hf_logits(hf, PROMPT), "logits")
 
 
 @pytest.mark.peer("torch", "transformers")
@@ -75,13 +77,13 @@ def test_half_precision_checkpoint(tmp_path, dtype):
     hf.to(getattr(torch, dtype)).save_pretrained(path + "-half")
     # the same rounded weights, loaded fresh (rope buffers recomputed) and computed in float32
     ref = hf_logits(transformers.LlamaForCausalLM.from_pretrained(path + "-half", dtype=torch.float32), PROMPT)
-    assert_close(Model.load(path + "-half").logits(PROMPT), ref, "logits")
+    assert_close(Model.load(path + "-half", kv_dtype="f32").logits(PROMPT), ref, "logits")
 
 
 @pytest.mark.peer("torch", "transformers")
 def test_next_token_probs(checkpoints):
     path, hf = checkpoints["llama-gqa"]
-    model = Model.load(path)
+    model = Model.load(path, kv_dtype="f32")
     p = model.next_token_probs(PROMPT)
     assert p.shape == (VOCAB,) and abs(float(p.sum()) - 1.0) < 1e-5
     want = torch.softmax(torch.tensor(hf_logits(hf, PROMPT)[-1], dtype=torch.float64), -1).numpy()
@@ -92,7 +94,7 @@ def test_next_token_probs(checkpoints):
 def test_kv_cache_steps_equal_full_logits(checkpoints):
     model = Model.load(checkpoints["qwen2-biases-tied"][0])
     full = model.logits(PROMPT)
-    sess = fastformer._core.Session(model._core, len(PROMPT), 4)
+    sess = fastformer._core.Session(model._core, len(PROMPT), 4, model.kv_dtype)
     rows = [sess.forward(PROMPT[i : i + 3], True) for i in range(0, len(PROMPT), 3)]
     np.testing.assert_allclose(np.concatenate(rows), full, rtol=1e-5, atol=1e-5)
 
