@@ -64,7 +64,7 @@ void ff_attn_pv_kv_ref(float *restrict o, const float *restrict alpha, const flo
 #include "ff_hsum.h"
 
 #define AI static inline __attribute__((always_inline))
-
+#define KF_D 256  // the dot kernels widen a group of keys once for every row when d <= KF_D
 // the fp16 at p as float (f16c)
 FF_AVX2 AI float ld_scale(const uint8_t *p) {
     uint16_t h;
@@ -141,13 +141,44 @@ FF_AVX512 void ff_attn_qk_kv_avx512(float *restrict st, const float *restrict qt
         qk512(st, qt, k, m, n, d, FF_QT_Q8_0);
 }
 
+// s[r*n + a] for a < 16 keys: 16 dot products of each of m rows of Q with widened keys kf (16, d), summed across
+// d at the end
+FF_AVX512 AI void dot16_512(float *s, const float *q, const float *kf, int64_t m, int64_t n, int64_t d) {
+    int64_t dv = d & ~(int64_t)15;
+    __mmask16 tail = (__mmask16)((1u << (d & 15)) - 1);
+    for (int64_t r = 0; r < m; r++) {
+        const float *qr = q + r * d;
+        __m512 acc[16];
+        for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < dv; i += 16) {
+            __m512 qv = _mm512_loadu_ps(qr + i);
+            for (int a = 0; a < 16; a++) acc[a] = _mm512_fmadd_ps(_mm512_loadu_ps(kf + a * d + i), qv, acc[a]);
+        }
+        if (tail) {
+            __m512 qv = _mm512_maskz_loadu_ps(tail, qr + dv);
+            for (int a = 0; a < 16; a++)
+                acc[a] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, kf + a * d + dv), qv, acc[a]);
+        }
+        _mm512_storeu_ps(s + r * n, ff_hsum_ps512x16(acc));
+    }
+}
+
 FF_AVX512 AI void qk_dot512(float *s, const float *q, const uint8_t *k, int64_t m, int64_t n, int64_t d, const int t) {
     int64_t dv = d & ~(int64_t)15, rb = row_bytes(t, d);
     __mmask16 tail = (__mmask16)((1u << (d & 15)) - 1);
+    float kf[16 * KF_D];
     int64_t j = 0;
-    // 16 keys at a time per row, summed across d at the end
+    // 16 keys at a time, widened once into kf (several rows read them) or as each row reads them
     for (; j + 16 <= n; j += 16) {
         const uint8_t *kj = k + j * rb;
+        if (m > 1 && d <= KF_D) {
+            for (int a = 0; a < 16; a++) {
+                for (int64_t i = 0; i < dv; i += 16) _mm512_storeu_ps(kf + a * d + i, ld512(kj + a * rb, i, t));
+                if (tail) _mm512_mask_storeu_ps(kf + a * d + dv, tail, ld512m(kj + a * rb, dv, tail, t));
+            }
+            dot16_512(s + j, q, kf, m, n, d);
+            continue;
+        }
         for (int64_t r = 0; r < m; r++) {
             const float *qr = q + r * d;
             __m512 acc[16];
@@ -318,13 +349,42 @@ FF_AVX2 AI __m256i lanes256(int64_t w) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-FF_AVX2 AI void qk_dot256(float *s, const float *q, const uint8_t *k, int64_t m, int64_t n, int64_t d, const int t) {
-    int64_t dv = d & ~(int64_t)7, rb = row_bytes(t, d);
+// s[r*n + a] for a < 8 keys: 8 dot products of each of m rows of Q with widened keys kf (8, dp), dp = d rounded
+// up to 8 (zero-padded)
+FF_AVX2 AI void dot8_256(float *s, const float *q, const float *kf, int64_t m, int64_t n, int64_t d, int64_t dp) {
+    int64_t dv = d & ~(int64_t)7;
     __m256i tail = lanes256(d & 7);
+    for (int64_t r = 0; r < m; r++) {
+        const float *qr = q + r * d;
+        __m256 acc[8];
+        for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < dv; i += 8) {
+            __m256 qv = _mm256_loadu_ps(qr + i);
+            for (int a = 0; a < 8; a++) acc[a] = _mm256_fmadd_ps(_mm256_loadu_ps(kf + a * dp + i), qv, acc[a]);
+        }
+        if (d & 7) {
+            __m256 qv = _mm256_maskload_ps(qr + dv, tail);
+            for (int a = 0; a < 8; a++) acc[a] = _mm256_fmadd_ps(_mm256_loadu_ps(kf + a * dp + dv), qv, acc[a]);
+        }
+        _mm256_storeu_ps(s + r * n, ff_hsum_ps256x8(acc));
+    }
+}
+
+FF_AVX2 AI void qk_dot256(float *s, const float *q, const uint8_t *k, int64_t m, int64_t n, int64_t d, const int t) {
+    int64_t dv = d & ~(int64_t)7, rb = row_bytes(t, d), dp = (d + 7) & ~(int64_t)7;
+    __m256i tail = lanes256(d & 7);
+    float kf[8 * KF_D];
     int64_t j = 0;
-    // 8 keys at a time per row, summed across d at the end
+    // 8 keys at a time, widened once into kf (several rows read them) or as each row reads them
     for (; j + 8 <= n; j += 8) {
         const uint8_t *kj = k + j * rb;
+        if (m > 1 && dp <= KF_D) {
+            for (int a = 0; a < 8; a++)
+                for (int64_t i = 0; i < dp; i += 8)
+                    _mm256_storeu_ps(kf + a * dp + i, ld256w(kj + a * rb, i, FF_MIN(8, d - i), t));
+            dot8_256(s + j, q, kf, m, n, d, dp);
+            continue;
+        }
         for (int64_t r = 0; r < m; r++) {
             const float *qr = q + r * d;
             __m256 acc[8];

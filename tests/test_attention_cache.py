@@ -11,8 +11,6 @@ import functools
 
 import numpy as np
 import pytest
-from gguf import GGMLQuantizationType
-from gguf.quants import dequantize, quantize
 from helpers import assert_close
 
 from fastformer import _core
@@ -26,6 +24,9 @@ def to_cache(x, kv_dtype):
     if kv_dtype == "f16":
         c = x.astype(np.float16)
         return c, c.astype(np.float64)
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
     h, t, d = x.shape
     c = quantize(x.reshape(-1, d), GGMLQuantizationType.Q8_0).reshape(h, t, -1)
     return c, dequantize(c.reshape(h * t, -1), GGMLQuantizationType.Q8_0).reshape(h, t, d).astype(np.float64)
@@ -51,6 +52,7 @@ def check(kv_dtype, h, hkv, tq, tk, d, causal=True, rows=None):
 HEADS = [(1, 1), (4, 2), (8, 2), (8, 1)]  # (query heads, kv heads): groups of 1, 2, 4, 8
 
 
+@pytest.mark.peer("gguf")
 @pytest.mark.parametrize("kv_dtype,d", [("f16", 1), ("f16", 7), ("f16", 64), ("f16", 80), ("q8_0", 32),
                                         ("q8_0", 64), ("q8_0", 96), ("q8_0", 128)])  # fmt: skip
 @pytest.mark.parametrize("tk", [1, 7, 97, 300, 1100])
@@ -64,6 +66,7 @@ def test_attention_cache_matches_reference(isa, threads, kv_dtype, d, tk, heads)
     check(kv_dtype, h, hkv, 33, tk, d, causal=False)
 
 
+@pytest.mark.peer("gguf")
 @pytest.mark.parametrize("kv_dtype", ["f32", "f16", "q8_0"])
 @pytest.mark.parametrize("tq,tk", [(1, 97), (1, 700), (20, 300), (64, 64)])
 def test_attention_cache_capacity(isa, threads, kv_dtype, tq, tk):

@@ -40,7 +40,7 @@ def llama_ckpt(tmp_path_factory):
 def test_llama_f32_from_llama_cpp_converter_matches_transformers(llama_ckpt):
     path, hf = llama_ckpt
     out = convert(path, "f32", path + "-f32.gguf")
-    model = Model.load(out)
+    model = Model.load(out, kv_dtype="f32")
     assert model.config.architecture == "LlamaForCausalLM"
     assert_close(model.logits(PROMPT), hf_logits(hf, PROMPT), "logits")
     with torch.no_grad():
@@ -113,7 +113,7 @@ def test_gpt2_written_with_gguf_package_matches_transformers(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    model = Model.load(path)
+    model = Model.load(path, kv_dtype="f32")
     ids = [5, 9, 100, 3, 44, 199, 0, 7]
     assert_close(model.logits(ids), hf_logits(hf, ids), "logits")
 
