@@ -119,7 +119,20 @@ class Session:
     @property
     def v_cache(self) -> npt.NDArray[Any]: ...
     def __init__(self, core: ModelCore, capacity: int, max_t: int, kv_dtype: str = "f32") -> None: ...
-    def forward(self, ids: Sequence[int] | npt.NDArray[np.int32], all_logits: bool = False) -> _F32: ...
+    def forward(self, ids: Sequence[int] | npt.NDArray[np.int32], all_logits: bool = False, path: int = 0) -> _F32: ...
+    def copy_prefix(self, src: Session, n: int) -> None: ...
+
+PATH_AUTO: int
+PATH_ROWS: int
+PATH_PANELS: int
+
+def forward_batch(
+    scratch: Session,
+    sessions: list[Session],
+    ids: Sequence[int] | npt.NDArray[np.int32],
+    counts: Sequence[int],
+    paths: Sequence[int],
+) -> _F32: ...
 
 # bpe engine
 PRETOK_KINDS: dict[str, int]

@@ -92,7 +92,7 @@ def test_next_token_probs(checkpoints):
 
 @pytest.mark.peer("torch", "transformers")
 def test_kv_cache_steps_equal_full_logits(checkpoints):
-    model = Model.load(checkpoints["qwen2-biases-tied"][0])
+    model = Model.load(checkpoints["qwen2-biases-tied"][0], kv_dtype="f32")
     full = model.logits(PROMPT)
     sess = fastformer._core.Session(model._core, len(PROMPT), 4, model.kv_dtype)
     rows = [sess.forward(PROMPT[i : i + 3], True) for i in range(0, len(PROMPT), 3)]
