@@ -70,7 +70,7 @@ def small_models(tmp_path_factory):
 
 def _solo(model, prompt, gen):
     """Logits of prompt's last token (prompt path) then of each generated token (row path), alone."""
-    s = _core.Session(model._core, len(prompt) + len(gen) + 1, 64)
+    s = _core.Session(model._core, len(prompt) + len(gen) + 1, 64, model.kv_dtype)
     rows = [s.forward(prompt, False, _core.PATH_PANELS)[0]]
     rows += [s.forward([t], False, _core.PATH_ROWS)[0] for t in gen]
     return np.stack(rows)
@@ -80,7 +80,7 @@ def _batched(model, prompts, gens, stagger):
     """The same through forward_batch: sequence i joins at step stagger[i] with its whole prompt, then decodes
     gens[i] one token per step, beside whatever else is running."""
     scratch = _core.Session(model._core, 1, 256)
-    sess = [_core.Session(model._core, len(p) + len(g) + 1, 1) for p, g in zip(prompts, gens)]
+    sess = [_core.Session(model._core, len(p) + len(g) + 1, 1, model.kv_dtype) for p, g in zip(prompts, gens)]
     out = [[] for _ in prompts]
     step = 0
     while any(len(o) < len(g) + 1 for o, g in zip(out, gens)):
@@ -119,6 +119,12 @@ def _check_invariance(model, rng):
 def test_batch_invariance_kjv(kjv, qpath, threads):
     """The int8 model (Q8_0 matrices and token table): every int8 kernel path, 1 and 2 threads."""
     _check_invariance(kjv, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("kv_dtype", ["f32", "q8_0"])
+def test_batch_invariance_kv_dtype(kv_dtype, isa, threads):
+    """The cache types other than the default f16 (the other tests' models run on f16 caches)."""
+    _check_invariance(Model.default(kv_dtype=kv_dtype), np.random.default_rng(5))
 
 
 @pytest.mark.peer("torch", "transformers")
