@@ -23,12 +23,12 @@ static const char *feature_names[FF_F_COUNT] = {
 };
 static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
-// the row converters, the same in every table
-#define FF_CONVERT_SLOTS                                                                                               \
+// the row converters, the same in every table but q8_0's quantizer (the SIMD tables' gives the same bytes)
+#define FF_CONVERT_SLOTS(quantize_q8_0)                                                                                \
     .quantize_row = {[FF_QT_F32] = ff_quantize_row_f32,                                                                \
                      [FF_QT_F16] = ff_quantize_row_f16,                                                                \
                      [FF_QT_BF16] = ff_quantize_row_bf16,                                                              \
-                     [FF_QT_Q8_0] = ff_quantize_row_q8_0,                                                              \
+                     [FF_QT_Q8_0] = quantize_q8_0,                                                                     \
                      [FF_QT_Q4_0] = ff_quantize_row_q4_0,                                                              \
                      FF_QLEGACY_QUANTIZE_SLOTS,                                                                        \
                      FF_QK2_QUANTIZE_SLOTS},                                                                           \
@@ -92,7 +92,7 @@ static const ff_kernels kernels_ref = {
     .quant_act_q8 = ff_quant_act_q8_ref,
     .fp32_to_fp16_row = ff_fp32_to_fp16_row_ref,
     .fp16_to_fp32_row = ff_fp16_to_fp32_row_ref,
-    FF_CONVERT_SLOTS,
+    FF_CONVERT_SLOTS(ff_quantize_row_q8_0),
     .q = {FF_QDOT_SLOTS(ref, ref)},
 };
 
@@ -122,7 +122,7 @@ static const ff_kernels kernels_avx2 = {
     .quant_act_q8 = ff_quant_act_q8_avx2,
     .fp32_to_fp16_row = ff_fp32_to_fp16_row_avx2,
     .fp16_to_fp32_row = ff_fp16_to_fp32_row_avx2,
-    FF_CONVERT_SLOTS,
+    FF_CONVERT_SLOTS(ff_quantize_row_q8_0_avx2),
 };
 
 static const ff_kernels kernels_avx512 = {
@@ -150,7 +150,7 @@ static const ff_kernels kernels_avx512 = {
     .quant_act_q8 = ff_quant_act_q8_avx512,
     .fp32_to_fp16_row = ff_fp32_to_fp16_row_avx512,
     .fp16_to_fp32_row = ff_fp16_to_fp32_row_avx512,
-    FF_CONVERT_SLOTS,
+    FF_CONVERT_SLOTS(ff_quantize_row_q8_0_avx2),
 };
 #endif
 

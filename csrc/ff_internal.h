@@ -235,6 +235,9 @@ FF_DECLARE_CONVERT(f16)
 FF_DECLARE_CONVERT(bf16)
 FF_DECLARE_CONVERT(q8_0)
 FF_DECLARE_CONVERT(q4_0)
+#ifdef FF_HAVE_X86
+void ff_quantize_row_q8_0_avx2(uint8_t *restrict dst, const float *restrict x, int64_t k);  // the same bytes
+#endif
 void ff_dequantize_row_q4_k(float *restrict y, const uint8_t *restrict src, int64_t k);
 void ff_dequantize_row_q6_k(float *restrict y, const uint8_t *restrict src, int64_t k);
 

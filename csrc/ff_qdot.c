@@ -100,6 +100,35 @@ FF_AVX2 void ff_fp32_to_fp16_row_avx2(uint16_t *restrict y, const float *restric
     for (; i < n; i++) y[i] = ff_fp32_to_fp16(x[i]);
 }
 
+// ff_quantize_row_q8_0's bytes 8 lanes at a time: the same max, scale and reciprocal, and roundf (half away from
+// zero) as trunc plus the sign where the dropped fraction is at least one half; nan codes 0
+FF_AVX2 void ff_quantize_row_q8_0_avx2(uint8_t *restrict dst, const float *restrict x, int64_t k) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f), signbit = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < k / 32; b++, x += 32, dst += FF_Q8_0_BYTES) {
+        __m256 v[4], amax = _mm256_setzero_ps();
+        // max |x| (max_ps returns its second operand for a nan, so a nan never enters)
+        for (int c = 0; c < 4; c++) {
+            v[c] = _mm256_loadu_ps(x + 8 * c);
+            amax = _mm256_max_ps(_mm256_and_ps(v[c], absmask), amax);
+        }
+        float d = ff_hmax_ps256(amax) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        ff_st_fp16(dst, d);
+        __m256i q[4];
+        for (int c = 0; c < 4; c++) {
+            __m256 u = _mm256_mul_ps(v[c], _mm256_set1_ps(id));
+            __m256 t = _mm256_round_ps(u, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256 up = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(u, t), absmask), half, _CMP_GE_OQ);
+            t = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(one, _mm256_and_ps(u, signbit))));
+            q[c] = _mm256_cvttps_epi32(_mm256_and_ps(t, _mm256_cmp_ps(u, u, _CMP_ORD_Q)));
+        }
+        // int32 -> int8 in order: the packs interleave 128-bit lanes, the permute puts the 4-byte groups back
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 2), p);
+    }
+}
+
 FF_AVX2 void ff_fp16_to_fp32_row_avx2(float *restrict y, const uint16_t *restrict x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
