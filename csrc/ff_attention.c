@@ -5,6 +5,8 @@
 //   block path (>= 16 rows): queries packed transposed, scores as st (keys, rows); vectors run over rows,
 //     so the softmax needs no horizontal reductions and both products are register-blocked micro-gemms
 //   dot path (< 16 rows, i.e. decode): scores as s (rows, keys) from dot products over d
+// keys and values come from a cache of float32, f16 or q8_0 rows; the kernels of the other two types read them in
+// their type (ff_attention_kv.c)
 #include "ff_internal.h"
 
 #include <math.h>

@@ -1,7 +1,8 @@
 // attention kernels that read keys and values from a kv cache stored as f16 or q8_0 (ggml blocks of 32 along
-// the head), without a float32 copy of the cache: the dot (decode) and pv kernels widen each vector as they
-// load it; the block (prefill) qk kernel widens its tile of keys 32 columns at a time into registers' worth
-// of stack. `t` is the cache's ggml type id, FF_QT_F16 or FF_QT_Q8_0 (then d % 32 == 0); a row of K or V is
+// the head), without a float32 copy of the cache: the pv kernels widen each vector of V as they load it, the dot
+// (decode) kernels each group of 16 (avx-512) or 8 (avx2) keys, once for all the rows of a GQA group (on the
+// stack) or as the one row reads it, and the block (prefill) qk kernel its tile of keys 32 columns at a time.
+// `t` is the cache's ggml type id, FF_QT_F16 or FF_QT_Q8_0 (then d % 32 == 0); a row of K or V is
 // ff_qtype_row_bytes(t, d) bytes. the float32 kernels and the driver are in ff_attention.c.
 #include "ff_quant.h"
 
