@@ -7,6 +7,9 @@ import sys
 import pytest
 from helpers import child_env, make_checkpoint
 
+import fastformer
+from fastformer.model import DEFAULT_SAMPLING
+
 pytestmark = pytest.mark.subprocess
 TESTS = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = ["generate", "perplexity", "tokenize", "info", "bench", "cpu"]
@@ -66,6 +69,19 @@ def test_info(tiny):
     r = run("info", tiny)
     assert r.returncode == 0, r.stderr
     assert "LlamaForCausalLM" in r.stdout and "vocabulary:    100" in r.stdout and "F32" in r.stdout
+    # 1 layer, 2 kv heads of 16: 2 * 2 * 16 values per token; q8_0 needs heads of a multiple of 32
+    assert "kv cache:      f32 256 bytes, f16 128 bytes, q8_0 n/a per token (default f16)" in r.stdout
+
+
+def test_generate_kv_dtype():
+    # the embedded model (heads of 32) with a q8_0 cache: the text Model.generate gives with the same options
+    r = run("generate", "--max-new-tokens", "12", "--temperature", "0", "--kv-dtype", "q8_0", "In the beginning")
+    assert r.returncode == 0, r.stderr
+    opts = dict(DEFAULT_SAMPLING, temperature=0.0)
+    want = fastformer.Model.default(kv_dtype="q8_0").generate("In the beginning", max_new_tokens=12, **opts)
+    assert r.stdout == want + "\n"
+    bad = run("generate", "--kv-dtype", "q4_0", "x")
+    assert bad.returncode == 2 and "--kv-dtype" in bad.stderr
 
 
 @pytest.mark.peer("torch", "transformers")
