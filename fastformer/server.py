@@ -112,9 +112,10 @@ def _check_fields(body, allowed):
         if name in allowed:
             continue
         if name in NEUTRAL:
-            if value is None or value == NEUTRAL[name] and type(value) is type(NEUTRAL[name]):
+            neutral = NEUTRAL[name]
+            if value is None or value == neutral and isinstance(value, bool) == isinstance(neutral, bool):
                 continue
-            raise _bad(f"'{name}' is not supported by this server (only its default, {NEUTRAL[name]!r})", name)
+            raise _bad(f"'{name}' is not supported by this server (only its default, {json.dumps(neutral)})", name)
         raise _bad(f"unknown field '{name}'", name, code="unknown_field")
 
 
