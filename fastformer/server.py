@@ -34,6 +34,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
 
 from fastformer.chat import ChatTemplateError
 from fastformer.engine import Engine, QueueFullError, SamplingParams
+from fastformer.model import DEFAULT_MODEL
 
 __all__ = ["create_app", "serve"]
 
@@ -285,8 +286,8 @@ class _Server:
         self.parallel, self.max_queue = parallel, max_queue
         self.api_key = None if api_key is None else api_key.encode()
         self.model = self.engine = self.error = None
-        path = getattr(model_or_path, "path", model_or_path)
-        self.name = model_name or (os.path.basename(os.fspath(path).rstrip("/")) if path else "default")
+        path = getattr(model_or_path, "path", model_or_path) or DEFAULT_MODEL
+        self.name = model_name or os.path.basename(os.fspath(path).rstrip("/"))
         self.created = int(time.time())
         self.http = {}  # (route, status) -> count
         self.finished = {}  # finish reason -> count
