@@ -595,3 +595,33 @@ def test_failed_load_is_503(tmp_path):
 def test_create_app_bad_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         create_app(None, **kwargs)
+
+
+def test_readme_serving_examples(model):
+    """The README's curl and openai examples (fenced `text` and `py`: they need a server) run against one."""
+    import contextlib
+    import io
+    import pathlib
+    import re
+    import shutil
+    import subprocess
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
+    (curl,) = [b for b in re.findall(r"```text\n(.*?)```", section, flags=re.S) if b.startswith("curl ")]
+    (py,) = re.findall(r"```py\n(.*?)```", section, flags=re.S)
+    assert "fastformer serve --model PATH --host 127.0.0.1 --port 8000 --api-key KEY" in section
+    server = Live(create_app(model, api_key="KEY"))
+    try:
+        url = "http://127.0.0.1:8000"
+        assert url in curl and url in py
+        if shutil.which("curl"):
+            out = subprocess.run(["bash", "-c", curl.replace(url, server.url)], capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["choices"][0]["text"] == model.generate("In the beginning", max_new_tokens=16)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(py.replace(url, server.url), "README.md[serving]", "exec"), {})
+        assert printed.getvalue().strip()
+    finally:
+        server.stop()
