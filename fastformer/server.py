@@ -28,6 +28,7 @@ from functools import partial
 try:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError(f'fastformer.server needs the server extra: pip install "fastformer[server]" ({e})') from None
@@ -384,13 +385,6 @@ class _Server:
     def token_text(self, i):
         return self.model.tokenizer.decode_bytes([i]).decode("utf-8", errors="replace")
 
-    def usage(self, job):
-        done = [r.result() for r in job.reqs]
-        p, c = sum(d.prompt_tokens for d in done), sum(d.completion_tokens for d in done)
-        cached = sum(d.cached_tokens for d in done)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
-                "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
-
     def count_finish(self, reason):
         self.finished[reason] = self.finished.get(reason, 0) + 1
 
@@ -400,14 +394,23 @@ class _Choice:
 
     def __init__(self):
         self.text, self.tokens, self.finish_reason, self.error = [], [], None, None
+        self.n_tokens = 0  # generated tokens: each has an event, the EOS that ended generation included
 
     def add(self, ev):
+        self.n_tokens += ev.token_id is not None
         if ev.text:
             self.text.append(ev.text)
         if ev.token_id is not None and ev.logprob is not None:
             self.tokens.append((ev.token_id, ev.logprob, ev.top_logprobs or []))
         if ev.finish_reason is not None:
             self.finish_reason, self.error = ev.finish_reason, getattr(ev, "error", None)
+
+
+def _usage(job, choices):
+    p, c = sum(r.prompt_tokens for r in job.reqs), sum(ch.n_tokens for ch in choices)
+    cached = sum(r.cached_tokens for r in job.reqs)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+            "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
 
 
 def _completion_logprobs(srv, tokens, offset=0):
@@ -518,7 +521,7 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         engine = srv.ready()
         _check_fields(body, COMPLETION_FIELDS)
         srv.check_model(body)
-        prompts = srv.prompts(body)
+        prompts = await run_in_threadpool(srv.prompts, body)  # tokenizing a long prompt must not stall the loop
         k = _get(body, "logprobs", (int,))
         if k is not None and not 0 <= k <= MAX_TOP_LOGPROBS:
             raise _bad(f"'logprobs' must be an integer in [0, {MAX_TOP_LOGPROBS}], got {k}", "logprobs")
@@ -534,7 +537,7 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         for i, c in enumerate(choices):
             lp = _completion_logprobs(srv, c.tokens) if k is not None else None
             out.append({"index": i, "text": "".join(c.text), "logprobs": lp, "finish_reason": c.finish_reason})
-        return {**head, "choices": out, "usage": srv.usage(job)}
+        return {**head, "choices": out, "usage": _usage(job, choices)}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -543,7 +546,7 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         engine = srv.ready()
         _check_fields(body, CHAT_FIELDS)
         srv.check_model(body)
-        ids = srv.chat_ids(body)
+        ids = await run_in_threadpool(srv.chat_ids, body)
         want = _get(body, "logprobs", (bool,), False)
         k = _get(body, "top_logprobs", (int,))
         if k is not None and not want:
@@ -565,7 +568,7 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         message = {"role": "assistant", "content": "".join(c.text)}
         choice = {"index": 0, "message": message, "finish_reason": c.finish_reason,
                   "logprobs": _chat_logprobs(srv, c.tokens) if want else None}  # fmt: skip
-        return {**head, "choices": [choice], "usage": srv.usage(job)}
+        return {**head, "choices": [choice], "usage": _usage(job, [c])}
 
     @app.post("/tokenize")
     async def tokenize(request: Request):
@@ -632,7 +635,7 @@ async def _completion_stream(srv, job, head, include_usage, logprobs):
         choice = {"index": i, "text": ev.text, "logprobs": lp, "finish_reason": ev.finish_reason}
         yield _sse({**head, "choices": [choice], **extra})
     if include_usage:
-        yield _sse({**head, "choices": [], "usage": srv.usage(job)})
+        yield _sse({**head, "choices": [], "usage": _usage(job, choices)})
     yield "data: [DONE]\n\n"
 
 
@@ -655,7 +658,7 @@ async def _chat_stream(srv, job, head, include_usage, logprobs):
             last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": ev.finish_reason}
             yield _sse({**head, "choices": [last], **extra})
     if include_usage:
-        yield _sse({**head, "choices": [], "usage": srv.usage(job)})
+        yield _sse({**head, "choices": [], "usage": _usage(job, [c])})
     yield "data: [DONE]\n\n"
 
 

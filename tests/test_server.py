@@ -625,3 +625,67 @@ def test_readme_serving_examples(model):
         assert printed.getvalue().strip()
     finally:
         server.stop()
+
+
+def test_real_chat_model_stops_at_its_end_token():
+    """SmolLM2-135M-Instruct (its own chat template, <|im_end|> ends a turn): the answer equals Model.chat, ends
+    with finish_reason "stop", and usage counts the end token (as the engine does) but the text leaves it out."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "fastformer", "data", "smollm2-135m-instruct-q4_1.gguf")
+    if not os.path.exists(path):
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI runs tools/get_default_model.sh before the suite")
+        pytest.skip(f"{path} is missing (run tools/get_default_model.sh)")
+    real = fastformer.Model.load(path)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    server = Live(create_app(real))
+    try:
+        c = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+        r = c.chat.completions.create(model=os.path.basename(path), messages=messages, max_tokens=64, temperature=0)
+        want = real.chat(messages, max_new_tokens=64)
+        ids = real.generate_ids(real._chat_ids(messages, {}), max_new_tokens=64)
+        assert ids[-1] in real._eos and len(ids) < 64  # the model ends its turn
+        assert r.choices[0].message.content == want and "<|im_end|>" not in want
+        assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens == len(ids)
+    finally:
+        server.stop()
+
+
+@pytest.mark.subprocess
+def test_fastformer_serve_command(tmp_path, model):
+    """`fastformer serve` in a child process: flags reach the app, SIGTERM stops it cleanly."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import child_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["serve", "--port", str(port), "--api-key", "k", "--model-name", "bible", "--parallel", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "fastformer", *argv], cwd=tmp_path, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def ready():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                return httpx.get(url + "/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, "the server", deadline=120)
+        c = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+        assert [m.id for m in c.models.list().data] == ["bible"]
+        r = c.completions.create(model="bible", prompt="In the", max_tokens=6, temperature=0)
+        assert r.choices[0].text == model.generate("In the", max_new_tokens=6)
+        assert "fastformer_slots 2" in httpx.get(url + "/metrics", headers={"Authorization": "Bearer k"}).text
+        assert httpx.get(url + "/v1/models").status_code == 401
+    finally:
+        proc.terminate()
+        code = proc.wait(30)
+    # uvicorn shuts down (the app's lifespan closes the engine), then re-raises SIGTERM
+    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in proc.stderr.read().decode()
