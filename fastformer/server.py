@@ -138,11 +138,11 @@ def _sampling(body, *, max_tokens, logprobs):
     num = (int, float)
     fields = dict(
         max_tokens=max_tokens,
-        temperature=_get(body, "temperature", num, 1.0),
-        top_p=_get(body, "top_p", num, 1.0),
+        temperature=_get(body, "temperature", num, 1.0, "a number"),
+        top_p=_get(body, "top_p", num, 1.0, "a number"),
         top_k=_get(body, "top_k", (int,), 0),
-        min_p=_get(body, "min_p", num, 0.0),
-        repetition_penalty=_get(body, "repetition_penalty", num, 1.0),
+        min_p=_get(body, "min_p", num, 0.0, "a number"),
+        repetition_penalty=_get(body, "repetition_penalty", num, 1.0, "a number"),
         seed=_get(body, "seed", (int,)),
         stop=_get(body, "stop", (str, list), what="a string or an array of strings"),
         ignore_eos=_get(body, "ignore_eos", (bool,), False),
@@ -307,8 +307,8 @@ class _Server:
                 model = src
                 if self.threads is not None:
                     set_num_threads(self.threads)
+            self.model = model  # before the engine: a request that sees the engine uses the model
             self.engine = Engine(model, parallel=self.parallel, max_queue=self.max_queue)
-            self.model = model
             log.info("fastformer: %s ready (%d slots, queue %d)", self.name, self.parallel, self.max_queue)
         except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
@@ -403,7 +403,7 @@ class _Choice:
         if ev.token_id is not None and ev.logprob is not None:
             self.tokens.append((ev.token_id, ev.logprob, ev.top_logprobs or []))
         if ev.finish_reason is not None:
-            self.finish_reason, self.error = ev.finish_reason, getattr(ev, "error", None)
+            self.finish_reason, self.error = ev.finish_reason, ev.error
 
 
 def _usage(job, choices):
@@ -471,6 +471,8 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
     for name, value, lo in (("parallel", parallel, 1), ("max_queue", max_queue, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an int >= 1 or None, got {threads!r}")
     if api_key is not None and (not isinstance(api_key, str) or not api_key):
         raise ValueError("api_key must be a non-empty string or None")
     srv = _Server(model_or_path, api_key=api_key, parallel=parallel, max_queue=max_queue, threads=threads,
@@ -482,7 +484,6 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         srv.close()
 
     app = FastAPI(title="fastformer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.server = srv
     app.add_middleware(_CountRequests, server=srv)
 
     @app.exception_handler(ApiError)
@@ -521,12 +522,12 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         engine = srv.ready()
         _check_fields(body, COMPLETION_FIELDS)
         srv.check_model(body)
-        prompts = await run_in_threadpool(srv.prompts, body)  # tokenizing a long prompt must not stall the loop
         k = _get(body, "logprobs", (int,))
         if k is not None and not 0 <= k <= MAX_TOP_LOGPROBS:
             raise _bad(f"'logprobs' must be an integer in [0, {MAX_TOP_LOGPROBS}], got {k}", "logprobs")
         params = _sampling(body, max_tokens=_max_tokens(body, "max_tokens", 16), logprobs=k)
         stream, include_usage = _stream_options(body)
+        prompts = await run_in_threadpool(srv.prompts, body)  # tokenizing a long prompt must not stall the loop
         job = _Job(engine, prompts, params, "prompt")
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": srv.name}  # fmt: skip
@@ -546,7 +547,6 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         engine = srv.ready()
         _check_fields(body, CHAT_FIELDS)
         srv.check_model(body)
-        ids = await run_in_threadpool(srv.chat_ids, body)
         want = _get(body, "logprobs", (bool,), False)
         k = _get(body, "top_logprobs", (int,))
         if k is not None and not want:
@@ -558,6 +558,7 @@ def create_app(model_or_path=None, *, api_key=None, parallel=8, max_queue=64, th
         n = _max_tokens(body, "max_completion_tokens", _max_tokens(body, "max_tokens", None))
         params = _sampling(body, max_tokens=n, logprobs=(k or 0) if want else None)
         stream, include_usage = _stream_options(body)
+        ids = await run_in_threadpool(srv.chat_ids, body)
         job = _Job(engine, [ids], params, "messages")
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": srv.name}  # fmt: skip

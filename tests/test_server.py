@@ -590,7 +590,8 @@ def test_failed_load_is_503(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(parallel=0), dict(parallel="8"), dict(max_queue=-1), dict(api_key=""), dict(api_key=5)]
+    "kwargs",
+    [dict(parallel=0), dict(parallel="8"), dict(max_queue=-1), dict(threads=0), dict(api_key=""), dict(api_key=5)],
 )
 def test_create_app_bad_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
