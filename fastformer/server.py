@@ -717,4 +717,6 @@ def serve(model_or_path=None, *, host="127.0.0.1", port=8000, log_level="info", 
     """Run the server (create_app's options) with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(model_or_path, **options), host=host, port=port, log_level=log_level)
+    # on SIGTERM / Ctrl-C open streams get 10 s to finish; then they are cancelled (and their sequences with them)
+    app = create_app(model_or_path, **options)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
