@@ -520,16 +520,16 @@ def test_nonstream_disconnect_cancels(live):
 
 
 def test_queue_full_is_429(model):
-    # one slot, one place in the queue, twelve long requests at once: some are refused, the rest complete
+    # one slot, one place in the queue, sixteen long requests at once: some are refused, the rest complete
     server = Live(create_app(model, parallel=1, max_queue=1))
     try:
         c = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
-        results = [None] * 12
+        results = [None] * 16
 
         def one(i):
             try:
                 results[i] = c.completions.create(
-                    model="default.gguf", prompt=PROMPTS[0], max_tokens=200, temperature=0
+                    model="default.gguf", prompt=PROMPTS[0], max_tokens=400, temperature=0
                 )
             except openai.RateLimitError as e:
                 results[i] = e
@@ -545,7 +545,7 @@ def test_queue_full_is_429(model):
         for e in refused:
             assert_error(e.response, 429, code="queue_full")
             assert e.response.headers["retry-after"] == "1"
-        want = model.generate(PROMPTS[0], max_new_tokens=200)
+        want = model.generate(PROMPTS[0], max_new_tokens=400)
         assert all(r.choices[0].text == want for r in done)
     finally:
         server.stop()
