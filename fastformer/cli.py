@@ -252,6 +252,8 @@ def _cmd_serve(args):
         from fastformer.server import serve
     except ImportError as e:
         return _fail(str(e))
+    if args.model is not None and not os.path.exists(args.model):
+        return _fail(f"{args.model}: no such model file or directory")
     serve(args.model, host=args.host, port=args.port, api_key=args.api_key, parallel=args.parallel,
           max_queue=args.max_queue, threads=args.threads, model_name=args.model_name)  # fmt: skip
     return 0

@@ -690,3 +690,17 @@ def test_fastformer_serve_command(tmp_path, model):
         code = proc.wait(30)
     # uvicorn shuts down (the app's lifespan closes the engine), then re-raises SIGTERM
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in proc.stderr.read().decode()
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("argv,message", [(["--model", "nope.gguf"], "nope.gguf: no such model"),
+                                          (["--parallel", "0"], "parallel must be an int >= 1")])  # fmt: skip
+def test_fastformer_serve_bad_arguments(tmp_path, argv, message):
+    import subprocess
+    import sys
+
+    from helpers import child_env
+
+    proc = subprocess.run([sys.executable, "-m", "fastformer", "serve", *argv], cwd=tmp_path, env=child_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr
