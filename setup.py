@@ -46,7 +46,6 @@ extensions = [
 ]
 
 
-
 class build_py_fetch(build_py):
     """build_py that first fetches the default model (tools/get_default_model.sh) into the package data."""
 
@@ -82,5 +81,5 @@ setup(
             "cdivision": True,
             "embedsignature": True,
         },
-    )
+    ),
 )
