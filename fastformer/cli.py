@@ -9,7 +9,7 @@
     fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
 
-Without --model, generate, perplexity, bench and tokenize use the embedded default model.
+Without --model, generate, chat, perplexity, bench and tokenize use the embedded default model (SmolLM2-135M-Instruct).
 """
 
 import argparse
