@@ -10,7 +10,8 @@
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
     fastformer serve [--model PATH] [--port N] [--api-key KEY]   an OpenAI-compatible HTTP server
 
-Without --model, generate, perplexity, bench, tokenize and serve use the embedded default model.
+Without --model, generate, chat, perplexity, bench, tokenize and serve use the embedded default model
+(SmolLM2-135M-Instruct).
 """
 
 import argparse

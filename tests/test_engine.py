@@ -6,7 +6,6 @@ sequence run alone, whatever the other sequences (prompt chunks or decode rows, 
 whatever the ISA and thread count; and the engine's text, tokens and logprobs equal Model.generate's.
 """
 
-import os
 import threading
 import time
 
@@ -15,11 +14,11 @@ import pytest
 from helpers import CASES as LLAMA_CASES
 from helpers import make_checkpoint, perturb_by_name
 
-import fastformer
 from fastformer import Model, _core
 from fastformer.engine import PREFILL_CHUNK, Engine, QueueFullError, SamplingParams
+from fastformer.model import KJV_MODEL
 
-KJV = os.path.join(os.path.dirname(fastformer.__file__), "data", "default.gguf")
+KJV = KJV_MODEL
 TEXTS = [
     "In the beginning God created the heaven and the earth.",
     "And the LORD said unto Moses,",

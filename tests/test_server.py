@@ -6,6 +6,7 @@ prometheus_client; bad input gets OpenAI-shaped 4xx errors and never a 500.
 """
 
 import json
+import os
 import socket
 import threading
 import time
@@ -18,10 +19,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 import fastformer
+from fastformer.model import KJV_MODEL
 from fastformer.server import create_app
 
 KEY = "test-key-1234"
 NAME = "kjv-5m"
+KJV_NAME = os.path.basename(KJV_MODEL)  # the model id a server gives a file without --model-name
 # the default model has no chat template: a plain one (rejecting unknown roles, as real templates do)
 TEMPLATE = (
     "{% for m in messages %}{% if m.role not in ['system', 'user', 'assistant'] %}"
@@ -61,7 +64,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def model():
-    m = fastformer.Model.default()
+    m = fastformer.Model.load(KJV_MODEL)  # the small fixture (the default model has a template of its own)
     m.chat_templates["default"] = TEMPLATE
     return m
 
@@ -524,9 +527,7 @@ def test_queue_full_is_429(model):
 
         def one(i):
             try:
-                results[i] = c.completions.create(
-                    model="default.gguf", prompt=PROMPTS[0], max_tokens=400, temperature=0
-                )
+                results[i] = c.completions.create(model=KJV_NAME, prompt=PROMPTS[0], max_tokens=400, temperature=0)
             except openai.RateLimitError as e:
                 results[i] = e
 
@@ -567,7 +568,7 @@ def test_health_503_while_loading(monkeypatch, model):
         server.wait_ready()
         r = httpx.post(server.url + "/v1/completions", json={"prompt": "In the", "max_tokens": 5, "temperature": 0},
                        headers=auth)  # fmt: skip
-        assert r.json()["model"] == "default.gguf"
+        assert r.json()["model"] == KJV_NAME
         assert r.json()["choices"][0]["text"] == model.generate("In the", max_new_tokens=5)
     finally:
         gate.set()
@@ -594,8 +595,9 @@ def test_create_app_bad_arguments(kwargs):
         create_app(None, **kwargs)
 
 
-def test_readme_serving_examples(model):
-    """The README's curl and openai examples (fenced `text` and `py`: they need a server) run against one."""
+def test_readme_serving_examples():
+    """The README's curl and openai examples (fenced `text` and `py`: they need a server) run against one, on
+    the default model as the README says."""
     import contextlib
     import io
     import pathlib
@@ -608,6 +610,7 @@ def test_readme_serving_examples(model):
     (curl,) = [b for b in re.findall(r"```text\n(.*?)```", section, flags=re.S) if b.startswith("curl ")]
     (py,) = re.findall(r"```py\n(.*?)```", section, flags=re.S)
     assert "fastformer serve --model PATH --host 127.0.0.1 --port 8000 --api-key KEY" in section
+    model = fastformer.Model.default()
     server = Live(create_app(model, api_key="KEY"))
     try:
         url = "http://127.0.0.1:8000"

@@ -2,6 +2,7 @@
 that disconnect mid-stream and malformed bodies mixed in. The server stays up, its resident memory settles
 from one round to the next, and every completed request equals the same request sent alone afterwards."""
 
+import os
 import random
 import socket
 import subprocess
@@ -14,9 +15,12 @@ import openai
 import pytest
 from helpers import child_env
 
+from fastformer.model import KJV_MODEL
+
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 KEY = "load-test-key"
+KJV_NAME = os.path.basename(KJV_MODEL)
 CLIENTS, REQUESTS = 16, 200
 PROMPTS = ["In the beginning", "And the LORD said unto Moses", "Blessed are", "Thou shalt", "And it came to pass",
            "For God so loved", "The LORD is my shepherd", "Then"]  # fmt: skip
@@ -52,10 +56,11 @@ def rss_kib(pid):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A `fastformer serve` child process on the default model: (process, base url)."""
+    """A `fastformer serve` child process on the KJV fixture model: (process, base url)."""
     cwd = tmp_path_factory.mktemp("serve")
     port = free_port()
-    argv = ["serve", "--port", str(port), "--api-key", KEY, "--parallel", "8", "--max-queue", "64", "--threads", "1"]
+    argv = ["serve", "--model", KJV_MODEL, "--port", str(port), "--api-key", KEY, "--parallel", "8"]
+    argv += ["--max-queue", "64", "--threads", "1"]
     proc = subprocess.Popen([sys.executable, "-m", "fastformer", *argv], cwd=cwd, env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -97,7 +102,7 @@ def run_one(client, url, kind, opts, rng):
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
         return None
     if kind == "disconnect":
-        stream = client.completions.create(model="default.gguf", prompt=opts["prompt"], max_tokens=200, stream=True)
+        stream = client.completions.create(model=KJV_NAME, prompt=opts["prompt"], max_tokens=200, stream=True)
         for i, _ in enumerate(stream):
             if i >= rng.randint(0, 3):
                 break
@@ -105,7 +110,7 @@ def run_one(client, url, kind, opts, rng):
         return None
     opts = dict(opts)
     stream = opts.pop("stream")
-    r = client.completions.create(model="default.gguf", stream=stream, **opts)
+    r = client.completions.create(model=KJV_NAME, stream=stream, **opts)
     if not stream:
         return [(c.text, c.finish_reason) for c in r.choices]
     n = len(opts["prompt"]) if isinstance(opts["prompt"], list) else 1
