@@ -664,7 +664,8 @@ def test_fastformer_serve_command(tmp_path, model):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = ["serve", "--port", str(port), "--api-key", "k", "--model-name", "bible", "--parallel", "2"]
+    argv = ["serve", "--model", KJV_MODEL, "--port", str(port), "--api-key", "k", "--model-name", "bible"]
+    argv += ["--parallel", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "fastformer", *argv], cwd=tmp_path, env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
