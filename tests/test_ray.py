@@ -1,0 +1,134 @@
+"""fastformer.ray on a local Ray cluster the module starts (2 CPUs, addresses on 127.0.0.1): Generator over Ray
+Data equals Model.generate row for row and keeps the other columns, in both batch formats; the actor's threads
+follow its num_cpus; bad arguments fail clearly; Embedder refuses a decoder.
+
+Marked `ray` (`make test-fast` leaves it out: the cluster takes ~10 s to start) and `peer("ray", "pandas")`.
+"""
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import fastformer
+from fastformer import Model, UnsupportedError
+from fastformer.ray import Embedder, Generator
+
+pytestmark = [pytest.mark.ray, pytest.mark.peer("ray", "pandas")]
+
+KJV = os.path.join(os.path.dirname(fastformer.__file__), "data", "default.gguf")
+PROMPTS = [
+    "In the beginning God created the heaven and the earth.",
+    "And the LORD said unto Moses,",
+    "Blessed are the meek: for they shall inherit the earth.",
+    "For",
+    "Jesus wept.",
+    "The LORD is my shepherd;",
+]
+TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def kjv():
+    return Model.load(KJV)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster for the module: 2 CPUs, no dashboard, no usage reporting, addresses on 127.0.0.1."""
+    import ray
+
+    with mock.patch.dict(os.environ, RAY_USAGE_STATS_ENABLED="0"):
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield ray
+        ray.shutdown()
+
+
+def _actors(ray, n):
+    return ray.data.ActorPoolStrategy(size=n)
+
+
+def test_generator_rows_equal_generate(cluster, kjv):
+    """Two actors, batches of 2: every row's text is Model.generate's (greedy), the other columns are kept."""
+    ray = cluster
+    ds = ray.data.from_items([{"id": i, "prompt": p, "tag": f"t{i}"} for i, p in enumerate(PROMPTS)])
+    kwargs = {"model": KJV, "max_new_tokens": TOKENS}
+    rows = ds.map_batches(Generator, fn_constructor_kwargs=kwargs, compute=_actors(ray, 2), num_cpus=1, batch_size=2)
+    rows = sorted(rows.take_all(), key=lambda r: r["id"])
+    assert [r["id"] for r in rows] == list(range(len(PROMPTS)))
+    for i, r in enumerate(rows):
+        assert set(r) == {"id", "prompt", "tag", "generated_text"}
+        assert (r["prompt"], r["tag"]) == (PROMPTS[i], f"t{i}")
+        assert r["generated_text"] == kjv.generate(PROMPTS[i], max_new_tokens=TOKENS)
+
+
+def test_generator_pandas_columns_and_sampling(cluster, kjv):
+    """batch_format="pandas", renamed columns, seeded sampling options reach the engine: rows equal
+    Model.generate with the same options."""
+    ray = cluster
+    sampling = dict(max_new_tokens=TOKENS, temperature=0.9, top_k=20, seed=7, stop=",")
+    ds = ray.data.from_items([{"n": i, "text": p} for i, p in enumerate(PROMPTS[:4])])
+    kwargs = dict(model=KJV, prompt_column="text", output_column="out", **sampling)
+    out = ds.map_batches(Generator, fn_constructor_kwargs=kwargs, compute=_actors(ray, 1), num_cpus=1, batch_size=3,
+                         batch_format="pandas")  # fmt: skip
+    rows = sorted(out.take_all(), key=lambda r: r["n"])
+    assert [set(r) for r in rows] == [{"n", "text", "out"}] * 4
+    assert [r["out"] for r in rows] == [kjv.generate(p, **sampling) for p in PROMPTS[:4]]
+
+
+def _threads_in_actor(num_cpus, threads):
+    """fastformer's thread count after a Generator is built in a Ray task given num_cpus."""
+
+    def build():
+        Generator(KJV, threads=threads, max_new_tokens=1)
+        return fastformer.get_num_threads()
+
+    import ray
+
+    return ray.get(ray.remote(num_cpus=num_cpus)(build).remote())
+
+
+def test_generator_threads_follow_num_cpus(cluster):
+    assert _threads_in_actor(1, None) == 1
+    assert _threads_in_actor(2, None) == 2
+    assert _threads_in_actor(1, 2) == 2  # an explicit count wins
+
+
+def test_generator_local_batches(kjv):
+    """Called directly (no cluster): a numpy batch with token-id prompts and a pandas batch; same type back."""
+    import pandas as pd
+
+    ids = [kjv.encode_prompt(p) for p in PROMPTS[:3]]
+    want = [kjv.generate(i, max_new_tokens=TOKENS) for i in ids]
+    gen = Generator(KJV, max_new_tokens=TOKENS)
+    prompts = np.empty(3, dtype=object)
+    prompts[:] = [np.array(i, dtype=np.int64) for i in ids]
+    out = gen({"prompt": prompts, "k": np.arange(3)})
+    assert set(out) == {"prompt", "k", "generated_text"} and list(out["k"]) == [0, 1, 2]
+    assert list(out["generated_text"]) == want
+    df = gen(pd.DataFrame({"prompt": PROMPTS[:3], "k": [5, 6, 7]}))
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["prompt", "k", "generated_text"]
+    assert list(df["generated_text"]) == [kjv.generate(p, max_new_tokens=TOKENS) for p in PROMPTS[:3]]
+    assert list(gen({"prompt": np.array([], dtype=object)})["generated_text"]) == []
+
+
+def test_generator_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="unexpected options.*'max_tokens'"):
+        Generator(KJV, max_tokens=4)
+    with pytest.raises(ValueError, match="temperature"):
+        Generator(KJV, temperature=-1.0)
+    with pytest.raises(TypeError, match="model must be a path"):
+        Generator(Model.load(KJV))
+    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+        Generator(tmp_path / "nope.gguf")
+    gen = Generator(KJV, max_new_tokens=1)
+    with pytest.raises(KeyError, match=r"prompt_column='prompt' is not a column of the batch; its columns are \['x'\]"):
+        gen({"x": np.array(["a"])})
+
+
+def test_embedder_refuses_a_decoder():
+    with pytest.raises(UnsupportedError, match="default.gguf: not an encoder"):
+        Embedder(KJV)({"text": np.array(["In the beginning"])})
