@@ -7,10 +7,13 @@ runs `threads` kernel threads (default: the CPUs Ray gave it, so set num_cpus pe
 >>> ds = ray.data.from_items([{"prompt": "In the beginning"}])  # doctest: +SKIP
 >>> ds.map_batches(Generator, fn_constructor_kwargs={"model": "kjv.gguf", "max_new_tokens": 16},
 ...                concurrency=2, num_cpus=1, batch_size=16).take_all()  # doctest: +SKIP
+>>> serve.run(serve_app("kjv.gguf", parallel=8))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from typing import Any
 
@@ -118,3 +121,64 @@ class Embedder:
         texts = [str(t) for t in _column(batch, self.text_column, "text_column")]
         vectors = np.asarray(self.model.embed(texts), dtype=np.float32)
         return _with_column(batch, self.output_column, vectors)
+
+
+def serve_app(model: str | os.PathLike | None = None, *, deployment_options: dict | None = None, **engine_options):
+    """A Ray Serve application answering the routes of `fastformer serve` (fastformer.server), one model per replica.
+
+    `engine_options` are `fastformer.server.create_app`'s (api_key, parallel, max_queue, threads, model_name);
+    `deployment_options` go to the deployment's `.options()` (num_replicas, autoscaling_config,
+    ray_actor_options, ...). A replica takes up to `parallel` requests at once (max_ongoing_requests), so Serve
+    queues the rest and routes them to the least busy replica. In config files use `build_app`.
+
+    >>> serve.run(serve_app("kjv.gguf", deployment_options={"num_replicas": 2}))  # doctest: +SKIP
+    """
+    from fastformer.server import create_app
+
+    known = set(inspect.signature(create_app).parameters) - {"model_or_path"}
+    unknown = sorted(set(engine_options) - known)
+    if unknown:
+        raise TypeError(f"serve_app got unexpected engine options {unknown}; it takes {sorted(known)}")
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path to a GGUF file or model directory, or None, got {type(model).__name__}")
+    parallel = engine_options.get("parallel", inspect.signature(create_app).parameters["parallel"].default)
+    options = {"max_ongoing_requests": parallel, **(deployment_options or {})}
+    model = None if model is None else os.fspath(model)
+    return _deployment().options(**options).bind(model, **engine_options)
+
+
+def build_app(args: dict):
+    """`serve_app` as a Serve application builder (one dict argument), for `serve run` and config files:
+    `serve run fastformer.ray:build_app model=/models/kjv.gguf parallel=8`, or in a config file
+    `import_path: fastformer.ray:build_app` with `args: {model: /models/kjv.gguf, parallel: 8}`.
+    """
+    args = dict(args)
+    for name in ("parallel", "max_queue", "threads"):  # `serve run` passes key=value arguments as strings
+        if isinstance(args.get(name), str) and args[name].isdigit():
+            args[name] = int(args[name])
+    return serve_app(args.pop("model", None), **args)
+
+
+@functools.cache
+def _deployment():
+    """The Serve deployment class (defined on first use, so importing fastformer.ray needs no Ray Serve)."""
+    from ray import serve
+
+    @serve.deployment(name="fastformer")
+    @serve.ingress()
+    class FastformerServer:
+        def __init__(self, model, threads=None, **engine_options):
+            self.model = _load(model, threads)  # before the replica takes traffic
+            self.engine_options = engine_options
+
+        def __serve_build_asgi_app__(self):
+            from fastformer.server import create_app
+
+            return create_app(self.model, **self.engine_options)
+
+        def check_health(self):  # `app` is the ingress wrapper's: the app built above
+            error = self.app.state.server.error
+            if error is not None:
+                raise RuntimeError(error)
+
+    return FastformerServer

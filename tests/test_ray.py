@@ -1,11 +1,13 @@
 """fastformer.ray on a local Ray cluster the module starts (2 CPUs, addresses on 127.0.0.1): Generator over Ray
 Data equals Model.generate row for row and keeps the other columns, in both batch formats; the actor's threads
-follow its num_cpus; bad arguments fail clearly; Embedder refuses a decoder.
+follow its num_cpus; bad arguments fail clearly; Embedder refuses a decoder. serve_app on Ray Serve (HTTP on
+127.0.0.1) answers the openai client as Model.generate, streamed or not, and checks the API key.
 
 Marked `ray` (`make test-fast` leaves it out: the cluster takes ~10 s to start) and `peer("ray", "pandas")`.
 """
 
 import os
+import socket
 from unittest import mock
 
 import numpy as np
@@ -13,9 +15,9 @@ import pytest
 
 import fastformer
 from fastformer import Model, UnsupportedError
-from fastformer.ray import Embedder, Generator
+from fastformer.ray import Embedder, Generator, build_app, serve_app
 
-pytestmark = [pytest.mark.ray, pytest.mark.peer("ray", "pandas")]
+pytestmark = [pytest.mark.ray, pytest.mark.peer("ray", "pandas", "fastapi", "openai")]
 
 KJV = os.path.join(os.path.dirname(fastformer.__file__), "data", "default.gguf")
 PROMPTS = [
@@ -132,3 +134,42 @@ def test_generator_bad_arguments(tmp_path):
 def test_embedder_refuses_a_decoder():
     with pytest.raises(UnsupportedError, match="default.gguf: not an encoder"):
         Embedder(KJV)({"text": np.array(["In the beginning"])})
+
+
+@pytest.fixture(scope="module")
+def served(cluster):
+    """serve_app(KJV) on Ray Serve, HTTP on a free 127.0.0.1 port: the openai client's base URL."""
+    from ray import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(serve_app(KJV, api_key="secret", parallel=2), name="fastformer", route_prefix="/")
+    yield f"http://127.0.0.1:{port}/v1"
+    serve.shutdown()
+
+
+def test_serve_app_answers_openai_client(served, kjv):
+    import openai
+
+    client = openai.OpenAI(base_url=served, api_key="secret", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list().data] == ["default.gguf"]
+    for prompt in PROMPTS[:2]:
+        want = kjv.generate(prompt, max_new_tokens=TOKENS)
+        got = client.completions.create(model="default.gguf", prompt=prompt, max_tokens=TOKENS, temperature=0)
+        assert got.choices[0].text == want
+        stream = client.completions.create(model="default.gguf", prompt=prompt, max_tokens=TOKENS, temperature=0,
+                                           stream=True)  # fmt: skip
+        assert "".join(c.choices[0].text for c in stream if c.choices) == want
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=served, api_key="wrong", max_retries=0).models.list()
+
+
+def test_serve_app_bad_arguments():
+    with pytest.raises(TypeError, match=r"unexpected engine options \['slots'\]"):
+        serve_app(KJV, slots=4)
+    with pytest.raises(TypeError, match="model must be a path"):
+        serve_app(Model.load(KJV))
+    app = build_app({"model": KJV, "parallel": "4"})  # what `serve run fastformer.ray:build_app k=v` passes
+    assert type(app).__name__ == "Application"
