@@ -7,6 +7,8 @@ Marked `ray` (`make test-fast` leaves it out: the cluster takes ~10 s to start) 
 """
 
 import os
+import pathlib
+import re
 import socket
 from unittest import mock
 
@@ -131,6 +133,36 @@ def test_generator_bad_arguments(tmp_path):
         gen({"x": np.array(["a"])})
 
 
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A small random-weight BERT directory (config, safetensors, tokenizer) saved by transformers."""
+    import torch
+    import transformers
+
+    root = tmp_path_factory.mktemp("bert")
+    words = sorted({w.lower().strip(".,:;") for p in PROMPTS for w in p.split()})
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    transformers.BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=5 + len(words), hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=64)  # fmt: skip
+    transformers.BertModel(cfg).save_pretrained(root, safe_serialization=True)
+    return root
+
+
+@pytest.mark.peer("torch", "transformers")
+@pytest.mark.skipif(not hasattr(Model, "embed"), reason="fastformer has no encoder models yet (no Model.embed)")
+def test_embedder_rows_equal_embed(cluster, bert_dir):
+    """Two actors, batches of 2: each row's vector is Model.embed's for that text in one call of all six."""
+    ray = cluster
+    want = Model.load(bert_dir).embed(PROMPTS)
+    ds = ray.data.from_items([{"id": i, "text": p} for i, p in enumerate(PROMPTS)])
+    rows = ds.map_batches(Embedder, fn_constructor_kwargs={"model": str(bert_dir)}, compute=_actors(ray, 2),
+                          num_cpus=1, batch_size=2).take_all()  # fmt: skip
+    got = np.stack([r["embedding"] for r in sorted(rows, key=lambda r: r["id"])])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_embedder_refuses_a_decoder():
     with pytest.raises(UnsupportedError, match="default.gguf: not an encoder"):
         Embedder(KJV)({"text": np.array(["In the beginning"])})
@@ -173,3 +205,16 @@ def test_serve_app_bad_arguments():
         serve_app(Model.load(KJV))
     app = build_app({"model": KJV, "parallel": "4"})  # what `serve run fastformer.ray:build_app k=v` passes
     assert type(app).__name__ == "Application"
+
+
+def test_readme_ray_examples(served, capsys):
+    """The README's fastformer.ray examples run as written on this cluster (the client on the test's port);
+    last in the module, as the Serve example replaces the app the tests above use."""
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "fastformer.ray" in b]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        code = block.replace("http://127.0.0.1:8000/v1", served)
+        exec(compile(code, f"README.md[fastformer.ray block {i}]", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "0 In the beginning -> " in printed and "3 Jesus wept. -> " in printed
