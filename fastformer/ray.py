@@ -6,7 +6,7 @@ runs `threads` kernel threads (default: the CPUs Ray gave it, so set num_cpus pe
 
 >>> ds = ray.data.from_items([{"prompt": "In the beginning"}])  # doctest: +SKIP
 >>> ds.map_batches(Generator, fn_constructor_kwargs={"model": "kjv.gguf", "max_new_tokens": 16},
-...                concurrency=2, num_cpus=1, batch_size=16).take_all()  # doctest: +SKIP
+...                compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1, batch_size=16).take_all()  # doctest: +SKIP
 >>> serve.run(serve_app("kjv.gguf", parallel=8))  # doctest: +SKIP
 """
 
@@ -39,8 +39,10 @@ def _load(model, threads):
 
 def _ray_cpus():
     """The whole CPUs Ray assigned to this actor (at least 1), or None outside a Ray worker."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:  # Generator called directly, without Ray
+        return None
     if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
         return None
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
@@ -71,7 +73,7 @@ class Generator:
     greedy rows equal `Model.generate`'s); `sampling` takes its keywords (max_new_tokens, temperature, top_k,
     top_p, min_p, repetition_penalty, seed, stop, stop_ids, ignore_eos, parallel). Prompts are str or token ids.
 
-    >>> ds.map_batches(Generator, fn_constructor_kwargs={"model": "kjv.gguf"}, concurrency=2)  # doctest: +SKIP
+    >>> ds.map_batches(Generator, fn_constructor_kwargs={"model": "kjv.gguf"}, num_cpus=2)  # doctest: +SKIP
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class Embedder:
     The model loads once per actor; each batch is one `model.embed(texts)` call, whose rows become the
     `output_column` (one float32 vector per row).
 
-    >>> ds.map_batches(Embedder, fn_constructor_kwargs={"model": "bge-small"}, concurrency=2)  # doctest: +SKIP
+    >>> ds.map_batches(Embedder, fn_constructor_kwargs={"model": "bge-small"}, num_cpus=2)  # doctest: +SKIP
     """
 
     def __init__(
@@ -162,7 +164,10 @@ def build_app(args: dict):
 @functools.cache
 def _deployment():
     """The Serve deployment class (defined on first use, so importing fastformer.ray needs no Ray Serve)."""
-    from ray import serve
+    try:
+        from ray import serve
+    except ImportError as e:
+        raise ImportError(f'serve_app needs the ray extra: pip install "fastformer[ray]" ({e})') from None
 
     @serve.deployment(name="fastformer")
     @serve.ingress()
