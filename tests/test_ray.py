@@ -207,6 +207,21 @@ def test_serve_app_bad_arguments():
     assert type(app).__name__ == "Application"
 
 
+def test_readme_serve_config():
+    """The README's config file is a valid Serve config whose import_path and args build the app and whose
+    deployment name is the app's (Serve rejects options for a deployment the app does not have)."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    [spec] = ServeDeploySchema.model_validate(yaml.safe_load(block)).applications
+    module, _, name = spec.import_path.partition(":")
+    assert (module, name) == ("fastformer.ray", "build_app")
+    app = build_app(dict(spec.args, model=KJV))  # the README's path does not exist here
+    assert [d.name for d in spec.deployments] == [app._bound_deployment.name]
+
+
 def test_readme_ray_examples(served, capsys):
     """The README's fastformer.ray examples run as written on this cluster (the client on the test's port);
     last in the module, as the Serve example replaces the app the tests above use."""
