@@ -7,8 +7,7 @@
 
 // y (m, w.rows) = x (m, w.cols) @ w^T + bias on kernel path `path`, dispatching on the weight's storage type
 static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m, int path) {
-    if (w->dtype == FF_DT_F32)
-        return ff_linear_f32_path(y, x, (const float *)w->data, bias, m, w->cols, w->rows, path);
+    if (w->dtype == FF_DT_F32) return ff_linear_f32_path(y, x, (const float *)w->data, bias, m, w->cols, w->rows, path);
     // ggml block formats: the type id is the storage type
     ff_qpart part = {y, w->data, bias, w->rows, w->dtype};
     return ff_linear_q_parts_path(&part, 1, x, m, w->cols, path);
@@ -244,7 +243,7 @@ int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs,
         // rotary angles of the new positions for this layer's set (most models have one, computed once)
         for (int i = 0, r = 0; m->rope != FF_ROPE_NONE && i < nseq; r += (int)seqs[i].t, i++) {
             const ff_session *s = seqs[i].s;
-            const float *inv = L->rope_inv_freq         ? L->rope_inv_freq
+            const float *inv = L->rope_inv_freq                        ? L->rope_inv_freq
                                : s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long
                                                                        : m->rope_inv_freq;
             if (inv != table_inv[i]) rope_table(m, b, r, s->n_past, inv, seqs[i].t);

@@ -312,3 +312,14 @@ def test_a_failing_listener_does_not_stop_the_engine(kjv):
         done = engine.submit([5, 6], SamplingParams(max_tokens=4), on_event=boom).result(30)
         assert done.completion_tokens == 4
         assert engine.submit([5, 6], SamplingParams(max_tokens=4)).result(30).token_ids == done.token_ids
+
+
+def test_cancel_while_queued_ends_at_once(kjv):
+    with Engine(kjv, parallel=1, max_queue=4) as engine:
+        running = engine.submit([5], SamplingParams(max_tokens=None, ignore_eos=True))
+        queued = engine.submit([6], SamplingParams(max_tokens=4))
+        queued.cancel()
+        assert queued.result(10).finish_reason == "cancelled"
+        assert not running.done() and engine.stats()["queue_depth"] == 0
+        running.cancel()
+        assert running.result(10).finish_reason == "cancelled"
