@@ -173,17 +173,12 @@ def _deployment():
     @serve.ingress()
     class FastformerServer:
         def __init__(self, model, threads=None, **engine_options):
-            self.model = _load(model, threads)  # before the replica takes traffic
+            self.model = _load(model, threads)  # before the replica takes traffic; a bad path fails it
             self.engine_options = engine_options
 
         def __serve_build_asgi_app__(self):
             from fastformer.server import create_app
 
             return create_app(self.model, **self.engine_options)
-
-        def check_health(self):  # `app` is the ingress wrapper's: the app built above
-            error = self.app.state.server.error
-            if error is not None:
-                raise RuntimeError(error)
 
     return FastformerServer
