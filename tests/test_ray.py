@@ -17,11 +17,13 @@ import pytest
 
 import fastformer
 from fastformer import Model, UnsupportedError
+from fastformer.model import KJV_MODEL
 from fastformer.ray import Embedder, Generator, build_app, serve_app
 
 pytestmark = [pytest.mark.ray, pytest.mark.peer("ray", "pandas", "fastapi", "openai")]
 
-KJV = os.path.join(os.path.dirname(fastformer.__file__), "data", "default.gguf")
+KJV = KJV_MODEL
+KJV_NAME = os.path.basename(KJV_MODEL)
 PROMPTS = [
     "In the beginning God created the heaven and the earth.",
     "And the LORD said unto Moses,",
@@ -164,7 +166,7 @@ def test_embedder_rows_equal_embed(cluster, bert_dir):
 
 
 def test_embedder_refuses_a_decoder():
-    with pytest.raises(UnsupportedError, match="default.gguf: not an encoder"):
+    with pytest.raises(UnsupportedError, match=f"{KJV_NAME}: not an encoder"):
         Embedder(KJV)({"text": np.array(["In the beginning"])})
 
 
@@ -186,12 +188,12 @@ def test_serve_app_answers_openai_client(served, kjv):
     import openai
 
     client = openai.OpenAI(base_url=served, api_key="secret", max_retries=0, timeout=60)
-    assert [m.id for m in client.models.list().data] == ["default.gguf"]
+    assert [m.id for m in client.models.list().data] == [KJV_NAME]
     for prompt in PROMPTS[:2]:
         want = kjv.generate(prompt, max_new_tokens=TOKENS)
-        got = client.completions.create(model="default.gguf", prompt=prompt, max_tokens=TOKENS, temperature=0)
+        got = client.completions.create(model=KJV_NAME, prompt=prompt, max_tokens=TOKENS, temperature=0)
         assert got.choices[0].text == want
-        stream = client.completions.create(model="default.gguf", prompt=prompt, max_tokens=TOKENS, temperature=0,
+        stream = client.completions.create(model=KJV_NAME, prompt=prompt, max_tokens=TOKENS, temperature=0,
                                            stream=True)  # fmt: skip
         assert "".join(c.choices[0].text for c in stream if c.choices) == want
     with pytest.raises(openai.AuthenticationError):
