@@ -515,7 +515,8 @@ int ff_linear_f32_path(float *y, const float *x, const float *w, const float *bi
                        int path) {
     if (path == FF_LIN_ROWS) {
         // groups of up to GEMV_MAX_M rows: a row's bits are those of the row alone
-        for (int64_t i = 0; i < m; i += GEMV_MAX_M) gemv(y + i * n, x + i * k, w, bias, FF_MIN(GEMV_MAX_M, m - i), k, n);
+        for (int64_t i = 0; i < m; i += GEMV_MAX_M)
+            gemv(y + i * n, x + i * k, w, bias, FF_MIN(GEMV_MAX_M, m - i), k, n);
         return FF_OK;
     }
     if (path == FF_LIN_AUTO && m >= 1 && m <= GEMV_MAX_M) {

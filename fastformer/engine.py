@@ -342,6 +342,13 @@ class Engine:
     def _drop_cancelled(self):
         for seq in [s for s in self._running if s.req.cancelled]:
             self._finish(seq, "cancelled")
+        # a cancelled request still waiting for a slot ends now, not when it reaches the front
+        with self._lock:
+            gone = [r for r in self._waiting if r.cancelled]
+            if gone:
+                self._waiting = deque(r for r in self._waiting if not r.cancelled)
+        for req in gone:
+            self._end_unstarted(req, "cancelled")
 
     def _step(self):
         """One forward step: a row for every decoding sequence, then prompt chunks up to one chunk's worth."""

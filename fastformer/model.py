@@ -35,12 +35,16 @@ from fastformer.quant import QUANTIZABLE_AT_LOAD
 from fastformer.sampling import Sampler
 from fastformer.tokenizer import utf8_split
 
-__all__ = ["DEFAULT_SAMPLING", "Model", "ModelConfig", "parse_config", "rope_inv_freq"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SAMPLING", "KJV_MODEL", "Model", "ModelConfig", "parse_config", "rope_inv_freq"]
 
 SUPPORTED_ARCHITECTURES = HF_CLASSES
 KV_DTYPES = ("f32", "f16", "q8_0")  # how the kv cache stores keys and values (Model.load's kv_dtype)
 DEFAULT_KV_DTYPE = "f16"
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default.gguf")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# the embedded default model: SmolLM2-135M-Instruct, Q4_1 GGUF (data/MODEL_CARD.md), fetched when the package is built
+DEFAULT_MODEL = os.path.join(DATA, "smollm2-135m-instruct-q4_1.gguf")
+# the small model the tests and examples use: a 5M Llama trained on the King James Bible (data/KJV_MODEL_CARD.md)
+KJV_MODEL = os.path.join(DATA, "kjv-5m-q8_0.gguf")
 # sampling that reads well with the default model (the CLI's defaults too)
 DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.1)
 
@@ -180,15 +184,18 @@ class Model:
         hugepages: bool | None = None,
         kv_dtype: str = DEFAULT_KV_DTYPE,
     ) -> Model:
-        """The embedded default model: a 5M-parameter Llama trained on the King James Bible, Q8_0, no network.
+        """The embedded default model: SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0) as Q4_1 GGUF, no network.
 
-        Options as in `load`; quantize="q4_0" requantizes its Q8_0 matrices. Sample with DEFAULT_SAMPLING
-        (fastformer/data/MODEL_CARD.md describes data, training and perplexity).
+        Options as in `load`. It continues text (`generate`) and chats with its own template (`chat`); sample
+        with DEFAULT_SAMPLING (fastformer/data/MODEL_CARD.md: source, licence, perplexity, speed).
 
-        >>> Model.default().generate("In the beginning", seed=0, **DEFAULT_SAMPLING)  # doctest: +SKIP
+        >>> Model.default().generate("The capital of France is", seed=0, **DEFAULT_SAMPLING)  # doctest: +SKIP
         """
         if not os.path.exists(DEFAULT_MODEL):
-            raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
+            raise FileNotFoundError(
+                f"{DEFAULT_MODEL}: the embedded default model is missing from this install (a build made with "
+                "FASTFORMER_NO_DEFAULT_MODEL=1, or a source tree): fetch it with tools/get_default_model.sh"
+            )
         return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context,
                         hugepages=hugepages, kv_dtype=kv_dtype)  # fmt: skip
 

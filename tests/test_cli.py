@@ -8,7 +8,7 @@ import pytest
 from helpers import child_env, make_checkpoint
 
 import fastformer
-from fastformer.model import DEFAULT_SAMPLING
+from fastformer.model import DEFAULT_SAMPLING, KJV_MODEL
 
 pytestmark = pytest.mark.subprocess
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -74,13 +74,14 @@ def test_info(tiny):
 
 
 def test_generate_kv_dtype():
-    # the embedded model (heads of 32) with a q8_0 cache: the text Model.generate gives with the same options
-    r = run("generate", "--max-new-tokens", "12", "--temperature", "0", "--kv-dtype", "q8_0", "In the beginning")
+    # the KJV model (heads of 32) with a q8_0 cache: the text Model.generate gives with the same options
+    args = ("--model", KJV_MODEL, "--max-new-tokens", "12", "--temperature", "0", "--kv-dtype", "q8_0")
+    r = run("generate", *args, "In the beginning")
     assert r.returncode == 0, r.stderr
     opts = dict(DEFAULT_SAMPLING, temperature=0.0)
-    want = fastformer.Model.default(kv_dtype="q8_0").generate("In the beginning", max_new_tokens=12, **opts)
+    want = fastformer.Model.load(KJV_MODEL, kv_dtype="q8_0").generate("In the beginning", max_new_tokens=12, **opts)
     assert r.stdout == want + "\n"
-    bad = run("generate", "--kv-dtype", "q4_0", "x")
+    bad = run("generate", "--model", KJV_MODEL, "--kv-dtype", "q4_0", "x")
     assert bad.returncode == 2 and "--kv-dtype" in bad.stderr
 
 

@@ -6,7 +6,6 @@ sequence run alone, whatever the other sequences (prompt chunks or decode rows, 
 whatever the ISA and thread count; and the engine's text, tokens and logprobs equal Model.generate's.
 """
 
-import os
 import threading
 import time
 
@@ -15,11 +14,11 @@ import pytest
 from helpers import CASES as LLAMA_CASES
 from helpers import make_checkpoint, perturb_by_name
 
-import fastformer
 from fastformer import Model, _core
 from fastformer.engine import PREFILL_CHUNK, Engine, QueueFullError, SamplingParams
+from fastformer.model import KJV_MODEL
 
-KJV = os.path.join(os.path.dirname(fastformer.__file__), "data", "default.gguf")
+KJV = KJV_MODEL
 TEXTS = [
     "In the beginning God created the heaven and the earth.",
     "And the LORD said unto Moses,",
@@ -124,7 +123,7 @@ def test_batch_invariance_kjv(kjv, qpath, threads):
 @pytest.mark.parametrize("kv_dtype", ["f32", "q8_0"])
 def test_batch_invariance_kv_dtype(kv_dtype, isa, threads):
     """The cache types other than the default f16 (the other tests' models run on f16 caches)."""
-    _check_invariance(Model.default(kv_dtype=kv_dtype), np.random.default_rng(5))
+    _check_invariance(Model.load(KJV, kv_dtype=kv_dtype), np.random.default_rng(5))
 
 
 @pytest.mark.peer("torch", "transformers")
@@ -318,3 +317,14 @@ def test_a_failing_listener_does_not_stop_the_engine(kjv):
         done = engine.submit([5, 6], SamplingParams(max_tokens=4), on_event=boom).result(30)
         assert done.completion_tokens == 4
         assert engine.submit([5, 6], SamplingParams(max_tokens=4)).result(30).token_ids == done.token_ids
+
+
+def test_cancel_while_queued_ends_at_once(kjv):
+    with Engine(kjv, parallel=1, max_queue=4) as engine:
+        running = engine.submit([5], SamplingParams(max_tokens=None, ignore_eos=True))
+        queued = engine.submit([6], SamplingParams(max_tokens=4))
+        queued.cancel()
+        assert queued.result(10).finish_reason == "cancelled"
+        assert not running.done() and engine.stats()["queue_depth"] == 0
+        running.cancel()
+        assert running.result(10).finish_reason == "cancelled"
