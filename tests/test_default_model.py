@@ -63,7 +63,10 @@ def test_generate_continues_the_prompt(model):
 
 
 def test_chat_answers(model):
-    assert "Paris" in model.chat(QUESTION, max_new_tokens=24, temperature=0)
+    # the exact (f32) kv cache: the greedy first token is a near-tie ("The" 24.725 against "L" 24.698), which the
+    # default f16 cache tips to "L'Étoile, ..." as llama.cpp's f16 cache does
+    exact = fastformer.Model.default(kv_dtype="f32")
+    assert "Paris" in exact.chat(QUESTION, max_new_tokens=24, temperature=0)
 
 
 @pytest.mark.subprocess
