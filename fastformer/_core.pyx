@@ -307,4 +307,6 @@ def attention(q, k, v, *, bint causal=True, scale=None):
 
 include "_quant.pxi"
 include "_model.pxi"
+include "_encoder.pxi"
 include "_bpe.pxi"
+include "_wordpiece.pxi"
