@@ -173,7 +173,7 @@ int64_t ff_wordpiece_encode(const ff_wordpiece *w, int32_t *ids, const uint8_t *
         int cls = cp < 0x110000 ? wp_class(cp) : WP_OTHER;
         int space = cp < 0x110000 && (ff_ucat[cp] == FF_UC_WS || ff_ucat[cp] == FF_UC_NL);
         if ((w->flags & FF_WP_CLEAN) && cp != '\t' && cp != '\n' && cp != '\r' && (cp == 0xFFFD || (cls & WP_OTHER)))
-            continue;  // clean_text drops controls, formats, unassigned and U+FFFD (and NUL, a control)
+            continue;  // clean_text drops controls, formats, private use and U+FFFD (and NUL, a control)
         if ((w->flags & FF_WP_STRIP_MN) && (cls & WP_MN)) continue;
         int alone = (cls & WP_PUNCT) || ((w->flags & FF_WP_CJK) && is_cjk(cp));
         if (space || alone) {

@@ -3,8 +3,8 @@
     python tools/gen_wordpiece_table.py
 
 From Python's unicodedata (Unicode 14.0 in Python 3.11). Classes, as Hugging Face tokenizers' BertNormalizer
-and BertPreTokenizer use them: OTHER (Cc, Cf, Cn, Co, Cs: removed by clean_text), PUNCT (P* or ASCII
-punctuation: a piece of its own) and MN (Mn: removed when accents are stripped). White space is the White_Space
+and BertPreTokenizer use them: OTHER (Cc, Cf, Co, Cs: removed by clean_text; unassigned code points stay, as
+there), PUNCT (P* or ASCII punctuation: a piece of its own) and MN (Mn: removed when accents are stripped). White space is the White_Space
 property of ff_unicode.h's table. The table is a list of ranges: a run of code points with one set of classes
 starts at `start`, and each entry is `start << 4 | classes`.
 """
@@ -19,7 +19,7 @@ OTHER, PUNCT, MN = 1, 2, 4
 
 def classes(cp):
     gc = unicodedata.category(chr(cp))
-    c = OTHER if gc in ("Cc", "Cf", "Cn", "Co", "Cs") else 0
+    c = OTHER if gc in ("Cc", "Cf", "Co", "Cs") else 0
     if gc.startswith("P") or (cp < 128 and chr(cp) in string.punctuation):
         c |= PUNCT
     if gc == "Mn":
