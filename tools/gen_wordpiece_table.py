@@ -5,8 +5,8 @@
 From Python's unicodedata (Unicode 14.0 in Python 3.11). Classes, as Hugging Face tokenizers' BertNormalizer
 and BertPreTokenizer use them: OTHER (Cc, Cf, Co, Cs: removed by clean_text; unassigned code points stay, as
 there), PUNCT (P* or ASCII punctuation: a piece of its own) and MN (Mn: removed when accents are stripped).
-White space is the White_Space property of ff_unicode.h's table. The table is a list of ranges: a run of code points with one set of classes
-starts at `start`, and each entry is `start << 4 | classes`.
+White space is the White_Space property of ff_unicode.h's table. The table is a list of ranges: a run of code
+points with one set of classes starts at `start`, and each entry is `start << 4 | classes`.
 """
 
 import os
