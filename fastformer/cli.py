@@ -8,6 +8,7 @@
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
     fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
+    fastformer embed --model DIR [FILE|-] [-o OUT.npy]    sentence embeddings of each line (npy or jsonl)
 
 Without --model, generate, perplexity, bench and tokenize use the embedded default model.
 """
@@ -322,6 +323,10 @@ def build_parser():
     c.add_argument("--threads", type=int, help="threads to use (default: usable cores)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(fn=_cmd_cpu)
+
+    from fastformer import _cli_embed
+
+    _cli_embed.add_parser(sub)
     return p
 
 
