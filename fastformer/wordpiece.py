@@ -18,6 +18,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from fastformer import _core
 from fastformer.errors import FormatError, UnsupportedError
 
@@ -147,6 +149,34 @@ class WordPieceTokenizer:
         specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
         return cls(tokens, lowercase=lowercase, before=[ids["[CLS]"]], after=[ids["[SEP]"]],
                    added={t: ids[t] for t in specials if t in ids}, name=os.path.basename(path))  # fmt: skip
+
+    @classmethod
+    def from_gguf_metadata(cls, meta, *, source: str = "GGUF metadata") -> WordPieceTokenizer:
+        """The vocabulary llama.cpp's converter writes for tokenizer.ggml.model "bert": word-initial pieces
+        spelled with a leading U+2581, continuation pieces without "##", control tokens as they are. Lower-cased
+        (and accents stripped) as tokenizer.ggml.normalizer.lowercase says, by default as uncased BERT."""
+        tokens, types = meta.get("tokenizer.ggml.tokens"), meta.get("tokenizer.ggml.token_type")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens) or not tokens:
+            raise FormatError(f"{source}: tokenizer.ggml.tokens must be a non-empty list of strings")
+        types = list(types) if types is not None else [1] * len(tokens)
+        if len(types) != len(tokens):
+            raise FormatError(f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+        control = 3
+        vocab = [t if k == control else t[1:] if t.startswith("\u2581") else "##" + t for t, k in zip(tokens, types)]
+
+        def token_id(key, default):
+            v = meta.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < len(vocab):
+                raise FormatError(f"{source}: {key} must be a token id in [0, {len(vocab)}), got {v!r}")
+            return int(v)
+
+        unk = token_id("tokenizer.ggml.unknown_token_id", vocab.index("[UNK]") if "[UNK]" in vocab else -1)
+        cls_id = token_id("tokenizer.ggml.cls_token_id", meta.get("tokenizer.ggml.bos_token_id"))
+        sep_id = token_id("tokenizer.ggml.seperator_token_id", meta.get("tokenizer.ggml.eos_token_id"))
+        added = {t: i for i, (t, k) in enumerate(zip(vocab, types)) if k == control}
+        lower = bool(meta.get("tokenizer.ggml.normalizer.lowercase", True))
+        return cls(vocab, unk_token=vocab[unk], before=[cls_id], after=[sep_id], added=added, lowercase=lower,
+                   name=os.path.basename(source))  # fmt: skip
 
     @classmethod
     def find(cls, directory: str | os.PathLike[str]) -> WordPieceTokenizer | None:

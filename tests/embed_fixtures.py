@@ -67,3 +67,29 @@ def load_sentence(path):
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(os.fspath(path), device="cpu")
+
+
+def convert_gguf(st_dir, out, outtype="f32"):
+    """The model at st_dir (a sentence-transformers directory: its pooling is written too) as a GGUF file by
+    llama.cpp's own convert_hf_to_gguf.py (tests/gguf_tools.py fetches it). Its check that the tokenizer is one
+    it knows by a hash of its output is skipped: the vocabulary here is trained, and a WordPiece ("bert")
+    vocabulary does not use the pre-tokenizer name the hash looks up."""
+    import subprocess
+    import sys
+
+    from gguf_tools import converter_dir
+
+    if os.path.exists(out):
+        return str(out)
+    conv = converter_dir()
+    script = os.path.join(conv, "convert_hf_to_gguf.py")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{script!r}, {str(st_dir)!r}, '--outtype', {outtype!r}, '--outfile', {str(out)!r}]\n"
+        "from conversion import base\n"
+        "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'default'\n"
+        f"runpy.run_path({script!r}, run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(conv, "gguf-py"), conv]))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.DEVNULL)
+    return str(out)
