@@ -448,7 +448,7 @@ def load(path, max_context=None):
             glob["rope_inv_freq_long"] = rope_inv_freq(conf, long=True)
     weights, layers = build(glob, layers, tied=False)  # GGUF: no output.weight means a tied head
     tok = None
-    if f.metadata.get("tokenizer.ggml.model") == "bert":  # WordPiece
+    if arch.encoder and f.metadata.get("tokenizer.ggml.model") == "bert":  # WordPiece
         from fastformer.wordpiece import WordPieceTokenizer
 
         tok = WordPieceTokenizer.from_gguf_metadata(f.metadata, source=f.path)
