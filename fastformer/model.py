@@ -191,6 +191,8 @@ class Model:
         Families with a GGUF form (fastformer.arch: llama, mistral without a sliding window, gpt2);
         progress(i, n) after each tensor.
         """
+        if self.is_encoder:  # its WordPiece vocabulary and pooling have no writer yet
+            raise UnsupportedError(f"{self.path}: writing an encoder as GGUF is not supported (llama.cpp's is)")
         from fastformer.gguf_write import write_gguf
 
         write_gguf(self.checkpoint(), os.fspath(path), progress)

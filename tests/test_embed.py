@@ -163,11 +163,13 @@ def test_bad_arguments(mean_dir):
         model.embed(["a"], normalize="yes")
 
 
-def test_encoder_and_decoder_methods_are_kept_apart(mean_dir):
+def test_encoder_and_decoder_methods_are_kept_apart(mean_dir, tmp_path):
     model = fastformer.Model.load(mean_dir[0])
     for call in (lambda: model.logits([1, 2]), lambda: model.generate_ids([1, 2], max_new_tokens=2)):
         with pytest.raises(UnsupportedError, match="encoder"):
             call()
+    with pytest.raises(UnsupportedError, match="GGUF"):
+        model.save_gguf(tmp_path / "x.gguf")
     decoder = fastformer.Model.default()
     assert not decoder.is_encoder
     with pytest.raises(UnsupportedError, match="encoder"):
