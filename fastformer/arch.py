@@ -290,16 +290,18 @@ _LLAMA = dict(
 
 # bert: an encoder. tok_emb + pos_emb + type_emb[0] -> norm_w/norm_b (the embedding layer norm); each block
 # x = norm(x + attention(x)) by attn_norm, x = norm(x + mlp(x)) by ffn_norm (post-norm), gelu (erf) mlp
-_HF_BERT_CONFIG = dict(
-    _HF_GPT2_CONFIG,
-    n_layers=("num_hidden_layers", REQUIRED),
-    d_model=("hidden_size", REQUIRED),
-    n_heads=("num_attention_heads", REQUIRED),
-    d_ff=("intermediate_size", REQUIRED),
-    max_context=("max_position_embeddings", REQUIRED),
-    norm_eps=("layer_norm_eps", 1e-12),
-    n_types=("type_vocab_size", 2),
-)
+_HF_BERT_CONFIG = {
+    "n_layers": ("num_hidden_layers", REQUIRED),
+    "d_model": ("hidden_size", REQUIRED),
+    "n_heads": ("num_attention_heads", REQUIRED),
+    "n_kv_heads": ("", None),
+    "head_dim": ("", None),
+    "d_ff": ("intermediate_size", REQUIRED),
+    "max_context": ("max_position_embeddings", REQUIRED),
+    "norm_eps": ("layer_norm_eps", 1e-12),
+    "vocab_size": ("vocab_size", REQUIRED),
+    "n_types": ("type_vocab_size", 2),
+}
 _HF_BERT = (
     src("tok_emb", "embeddings.word_embeddings.weight"),
     src("pos_emb", "embeddings.position_embeddings.weight"),
