@@ -272,6 +272,7 @@ class Model:
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids for `prompt`: a str is tokenized (with BOS when the tokenizer adds one), ids are checked."""
+        self._need_decoder()
         if isinstance(prompt, str):
             return self._need_tokenizer().encode_prompt(prompt)
         return _as_ids(prompt, self.config.vocab_size, "prompt")

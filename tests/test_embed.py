@@ -165,7 +165,9 @@ def test_bad_arguments(mean_dir):
 
 def test_encoder_and_decoder_methods_are_kept_apart(mean_dir, tmp_path):
     model = fastformer.Model.load(mean_dir[0])
-    for call in (lambda: model.logits([1, 2]), lambda: model.generate_ids([1, 2], max_new_tokens=2)):
+    calls = (lambda: model.logits([1, 2]), lambda: model.generate_ids([1, 2], max_new_tokens=2),
+             lambda: model.generate("hi"), lambda: model.perplexity("a b c"))  # fmt: skip
+    for call in calls:
         with pytest.raises(UnsupportedError, match="encoder"):
             call()
     with pytest.raises(UnsupportedError, match="GGUF"):
