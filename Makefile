@@ -8,10 +8,10 @@ build:
 test:
 	$(PY) -m pip install ".[test]" && pytest
 
-# build in place and run the kernel, tokenizer and model core: no peer libraries, no network, nothing slow
+# build in place and run the kernel, tokenizer and model core: no peer libraries, no network, nothing slow, no Ray
 test-fast:
 	$(PY) setup.py build_ext --inplace -q
-	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -p no:cacheprovider -m "not peer and not network and not slow"
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -p no:cacheprovider -m "not peer and not network and not slow and not ray"
 
 # run the benchmarks against numpy/torch and print peer/fastformer ratios (OPENBLAS_* unset for the peer)
 bench: build

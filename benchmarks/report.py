@@ -3,11 +3,14 @@
     python -m benchmarks.report                 # everything: kernels, tokenizer, end-to-end models
     python -m benchmarks.report --quick         # fewer rounds, 110M model only
     python -m benchmarks.report --no-models     # kernels and tokenizer only
+    python -m benchmarks.report --server-model F.gguf   # also fastformer serve vs llama-cpp-python's server
     make bench-report
 
 It runs the pytest-benchmark cases of benchmarks/ (every kernel family and the tokenizer), then the end-to-end
 runs of benchmarks/bench_model.py (prefill and decode tokens/s of a random-weight 110M Llama, in F32, Q8_0 and
-Q4_0, against llama-cpp-python on the same GGUF files and transformers on the same checkpoint), and writes
+Q4_0, against llama-cpp-python on the same GGUF files and transformers on the same checkpoint), with
+--server-model the serving runs of benchmarks/bench_server.py (tokens/s and time to first token at 1 to 16
+clients, `fastformer serve` against llama-cpp-python's server on that GGUF file), and writes
 
     <out>/report.md    a markdown table per family with the machine's CPU, ISA and thread counts
     <out>/report.png   a chart of the speed-ups (needs matplotlib: pip install .[bench])
@@ -154,7 +157,24 @@ def run_models(quick, threads, log, skips):
     return rows
 
 
-def markdown(meta, kernels, models, skips):
+def run_server(path, quick, threads, log, skips):
+    """The serving rows of benchmarks.bench_server on the GGUF file `path` ({model, threads, rows})."""
+    with tempfile.TemporaryDirectory() as tmp:
+        js = os.path.join(tmp, "server.json")
+        cmd = [sys.executable, "-m", "benchmarks.bench_server", "--model", os.path.abspath(path), "--json", js,
+               "--threads", str(max(threads)), "--runs", "1" if quick else "2"]  # fmt: skip
+        log(f"running bench_server on {path} ...")
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_server failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        with open(js) as f:
+            out = json.load(f)
+    if out["skipped"]:
+        skips.append(f"serving: llama.cpp column skipped: {out['skipped']}")
+    return out
+
+
+def markdown(meta, kernels, models, skips, server=None):
     info = meta["cpu_info"]
     lines = [
         "# fastformer benchmark report",
@@ -196,6 +216,23 @@ def markdown(meta, kernels, models, skips):
             lines.append(
                 f"| {r['model']} | {r['engine']} | {r['threads']} | {r['prefill']:.1f} | {r['decode']:.1f}"
                 f" | {base['prefill'] / r['prefill']:.2f} | {base['decode'] / r['decode']:.2f} |"
+            )
+        lines.append("")
+    if server:
+        lines += [
+            "## Serving (tokens/s, time to first token)",
+            "",
+            f"`python -m benchmarks.bench_server` on {server['model']}, {server['threads']} threads: N clients each "
+            "send streaming greedy completions one after another; tokens/s over all of them, TTFT with queueing.",
+            "",
+            "| clients | engine | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | fastformer tokens/s x |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        ff = {r["clients"]: r for r in server["rows"] if r["engine"] == "fastformer"}
+        for r in server["rows"]:
+            lines.append(
+                f"| {r['clients']} | {r['engine']} | {r['tokens_per_s']:.1f} | {r['ttft_p50'] * 1e3:.0f}"
+                f" | {r['ttft_p95'] * 1e3:.0f} | {ff[r['clients']]['tokens_per_s'] / r['tokens_per_s']:.2f} |"
             )
         lines.append("")
     lines += ["## Skipped", ""]
@@ -265,6 +302,7 @@ def main(argv=None):
     ap.add_argument("--no-models", action="store_true", help="skip the end-to-end model runs")
     ap.add_argument("--only", nargs="+", metavar="FILE", help="only these benchmark files (e.g. bench_norm.py)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts of the model runs")
+    ap.add_argument("--server-model", metavar="GGUF", help="also run benchmarks.bench_server on this GGUF file")
     ap.add_argument("--replot", metavar="RAW", help="rewrite report.md and report.png from a raw.json; run nothing")
     args = ap.parse_args(argv)
 
@@ -275,7 +313,7 @@ def main(argv=None):
     if args.replot:
         raw = json.load(open(args.replot))
         kernels = {k: [tuple(r) for r in v] for k, v in raw["kernels"].items()}
-        return write(args.out, raw["meta"], kernels, raw["models"], raw["skipped"], log)
+        return write(args.out, raw["meta"], kernels, raw["models"], raw["skipped"], log, raw.get("server"))
     meta = {
         "cpu": cpu_name(),
         "cpu_info": fastformer.cpu_info(),
@@ -293,16 +331,17 @@ def main(argv=None):
         for eng, mod in (("llama.cpp", "llama_cpp"),):
             if meta["peers"][mod] and not any(r["engine"] == eng for r in models):
                 skips.append(f"end-to-end: {eng} is installed but produced no rows")
-    write(args.out, meta, kernels, models, skips, log)
+    server = run_server(args.server_model, args.quick, args.threads, log, skips) if args.server_model else None
+    write(args.out, meta, kernels, models, skips, log, server)
 
 
-def write(out, meta, kernels, models, skips, log):
+def write(out, meta, kernels, models, skips, log, server=None):
     # fastformer's own variants (e.g. bench_quant's r16 layout) are not peers: python -m benchmarks.compare shows them
     kernels = {t: [r for r in rows if not r[1].startswith("fastformer")] for t, rows in kernels.items()}
-    md = markdown(meta, kernels, models, skips)
+    md = markdown(meta, kernels, models, skips, server)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(md)
-    raw = {"meta": meta, "kernels": kernels, "models": models, "skipped": skips}
+    raw = {"meta": meta, "kernels": kernels, "models": models, "skipped": skips, "server": server}
     with open(os.path.join(out, "raw.json"), "w") as f:
         json.dump(raw, f, indent=1)
     png = chart(os.path.join(out, "report.png"), meta, kernels, models)

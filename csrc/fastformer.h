@@ -67,6 +67,12 @@ int ff_default_num_threads(void);  // usable cores (affinity mask)
 // ---- matmul (ff_matmul.c) ----
 // y (m,n) = x (m,k) @ W^T + bias; W (n,k), bias (n,) or NULL
 int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n);
+// how a linear picks its kernels for m activation rows. A row's bits depend on the path and on nothing else:
+// not on m, not on the other rows, not on the thread count. ROWS: the few-rows kernels (gemv / int8 dots), in
+// groups; PANELS: the blocked ones (gemm / int8 panels where the ISA has them); AUTO: ROWS up to 4 rows, else PANELS
+enum ff_lin_path { FF_LIN_AUTO = 0, FF_LIN_ROWS = 1, FF_LIN_PANELS = 2 };
+int ff_linear_f32_path(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n,
+                       int path);
 // c (m,n) = a (m,k) @ b (k,n)
 int ff_matmul_f32(float *c, const float *a, const float *b, int64_t m, int64_t k, int64_t n);
 
@@ -180,6 +186,23 @@ void ff_session_init(ff_session *s, const ff_model *m, void *buf, float *k_cache
 // run ids (t,) at positions n_past.. and append them to the cache; logits (t, vocab) if all_logits else (1, vocab)
 // for the last token; ids must be < vocab and n_past + t <= cap, t <= max_t (checked by the caller)
 int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits);
+// as ff_model_forward with the linears of every row on kernel path `path` (enum ff_lin_path)
+int ff_model_forward_path(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                          int all_logits, int path);
+
+// one sequence's share of a batched step: t tokens at its cache's next positions
+typedef struct ff_seq {
+    ff_session *s;   // its kv cache and position (n_past advances by t); its scratch is not used
+    int64_t t;       // rows of ids it adds, consecutive, in the order of the seqs
+    int path;        // enum ff_lin_path of its rows: a row's bits do not depend on the rest of the batch
+    int all_logits;  // logits of each of its rows, or of the last only
+} ff_seq;
+#define FF_BATCH_MAX 256  // sequences in one batched step
+// one forward step over nseq sequences (1 <= nseq <= FF_BATCH_MAX) with the scratch of b (its cache unused):
+// every row of every sequence shares each weight read; attention is per sequence over its own cache. logits
+// gets the wanted rows in sequence order (vocab floats each). Rows total <= b->max_t, n_past + t <= cap each.
+int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
+                           float *logits);
 
 // ---- encoder forward pass (ff_encoder.c): bert-style, sequences packed without padding ----
 // bytes of scratch for a batch of `rows` tokens in all whose longest sequence has max_len tokens

@@ -506,13 +506,28 @@ static void gemv_task(void *arg, int ith, int nth) {
     for (int64_t j = lo; j < hi; j += nb) gemv_rows(g, j, FF_MIN(nb, hi - j), 0);
 }
 
-int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n) {
-    if (m >= 1 && m <= GEMV_MAX_M) {
-        gemv_ctx g = {y, w, x, bias, m, n, k, 0};
-        ff_parallel(gemv_task, &g, m * n * k < (1 << 15) ? 1 : ff_get_num_threads());
+static void gemv(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n) {
+    gemv_ctx g = {y, w, x, bias, m, n, k, 0};
+    ff_parallel(gemv_task, &g, m * n * k < (1 << 15) ? 1 : ff_get_num_threads());
+}
+
+int ff_linear_f32_path(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n,
+                       int path) {
+    if (path == FF_LIN_ROWS) {
+        // groups of up to GEMV_MAX_M rows: a row's bits are those of the row alone
+        for (int64_t i = 0; i < m; i += GEMV_MAX_M)
+            gemv(y + i * n, x + i * k, w, bias, FF_MIN(GEMV_MAX_M, m - i), k, n);
+        return FF_OK;
+    }
+    if (path == FF_LIN_AUTO && m >= 1 && m <= GEMV_MAX_M) {
+        gemv(y, x, w, bias, m, k, n);
         return FF_OK;
     }
     return gemm(y, x, w, bias, m, k, n, 1);
+}
+
+int ff_linear_f32(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t k, int64_t n) {
+    return ff_linear_f32_path(y, x, w, bias, m, k, n, FF_LIN_AUTO);
 }
 
 int ff_matmul_f32(float *c, const float *a, const float *b, int64_t m, int64_t k, int64_t n) {

@@ -5,17 +5,18 @@
 #include <math.h>
 #include <string.h>
 
-// y (m, w.rows) = x (m, w.cols) @ w^T + bias, dispatching on the weight's storage type
-static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m) {
-    if (w->dtype == FF_DT_F32) return ff_linear_f32(y, x, (const float *)w->data, bias, m, w->cols, w->rows);
+// y (m, w.rows) = x (m, w.cols) @ w^T + bias on kernel path `path`, dispatching on the weight's storage type
+static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m, int path) {
+    if (w->dtype == FF_DT_F32) return ff_linear_f32_path(y, x, (const float *)w->data, bias, m, w->cols, w->rows, path);
     // ggml block formats: the type id is the storage type
-    return ff_linear_q(y, x, w->data, w->dtype, bias, m, w->cols, w->rows);
+    ff_qpart part = {y, w->data, bias, w->rows, w->dtype};
+    return ff_linear_q_parts_path(&part, 1, x, m, w->cols, path);
 }
 
 // y_p = x @ w_p^T + bias_p for np <= 3 weights of one input: quantized ones of one type as one job (x is
 // quantized once), else one linear each
 static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
-                    int64_t m) {
+                    int64_t m, int path) {
     ff_qpart parts[3];
     int fuse = 1;
     for (int p = 0; p < np; p++) {
@@ -23,9 +24,35 @@ static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, 
         fuse &= w[p]->dtype != FF_DT_F32 && (w[p]->dtype & ~FF_QT_R16) == (w[0]->dtype & ~FF_QT_R16) &&
                 (p + 1 == np || w[p]->rows % FF_QP_NR == 0);
     }
-    if (fuse) return ff_linear_q_parts(parts, np, x, m, w[0]->cols);
+    if (fuse) return ff_linear_q_parts_path(parts, np, x, m, w[0]->cols, path);
     for (int p = 0; p < np; p++) {
-        int rc = linear(y[p], x, w[p], bias[p], m);
+        int rc = linear(y[p], x, w[p], bias[p], m, path);
+        if (rc) return rc;
+    }
+    return FF_OK;
+}
+
+// rows of a batched step that share a kernel path, in row order
+typedef struct run {
+    int64_t r0, n;
+    int path;
+} run;
+
+// y = x @ w^T + bias over every run (y, x with w->rows and w->cols floats per row)
+static int linear_runs(float *y, const float *x, const ff_tensor *w, const float *bias, const run *runs, int nr) {
+    for (int r = 0; r < nr; r++) {
+        int rc = linear(y + runs[r].r0 * w->rows, x + runs[r].r0 * w->cols, w, bias, runs[r].n, runs[r].path);
+        if (rc) return rc;
+    }
+    return FF_OK;
+}
+
+static int linear_n_runs(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
+                         const run *runs, int nr) {
+    for (int r = 0; r < nr; r++) {
+        float *yr[3];
+        for (int p = 0; p < np; p++) yr[p] = y[p] + runs[r].r0 * w[p]->rows;
+        int rc = linear_n(yr, x + runs[r].r0 * w[0]->cols, w, bias, np, runs[r].n, runs[r].path);
         if (rc) return rc;
     }
     return FF_OK;
@@ -87,150 +114,207 @@ static void norm_heads(const ff_model *m, float *x, float *tmp, const float *w, 
     memcpy(x, tmp, (size_t)(rows * m->head_dim) * sizeof(float));
 }
 
-// cos/sin tables (t, rope_dim/2) of the new positions for the inverse frequencies inv, scaled for longrope
-static void rope_table(const ff_model *m, ff_session *s, const float *inv, int64_t t) {
+// cos/sin rows [r0, r0 + t) of b's tables: positions n_past.. of a sequence, for the inverse frequencies inv,
+// scaled for longrope
+static void rope_table(const ff_model *m, ff_session *b, int64_t r0, int64_t n_past, const float *inv, int64_t t) {
     int64_t rh = m->rope_dim / 2;
     for (int64_t i = 0; i < t; i++) {
-        int64_t p = s->n_past + i;
-        ff_rope_table_f32(s->cos + i * rh, s->sin + i * rh, &p, inv, 1, rh);
+        int64_t p = n_past + i;
+        ff_rope_table_f32(b->cos + (r0 + i) * rh, b->sin + (r0 + i) * rh, &p, inv, 1, rh);
     }
     if (m->rope_attn_factor != 1.0f)
-        for (int64_t j = 0; j < t * rh; j++) {
-            s->cos[j] *= m->rope_attn_factor;
-            s->sin[j] *= m->rope_attn_factor;
+        for (int64_t j = r0 * rh; j < (r0 + t) * rh; j++) {
+            b->cos[j] *= m->rope_attn_factor;
+            b->sin[j] *= m->rope_attn_factor;
         }
 }
 
-// x (t, d) += h, or += rms_norm(h) by w (gemma's post-norms; s->att is free scratch here)
-static void add_residual(const ff_model *m, ff_session *s, const float *w, int64_t t) {
-    const float *h = s->h;
+// x (t, d) += h, or += rms_norm(h) by w (gemma's post-norms; b->att is free scratch here)
+static void add_residual(const ff_model *m, ff_session *b, const float *w, int64_t t) {
+    const float *h = b->h;
     if (w) {
-        ff_norm_rms_f32(s->att, s->h, w, m->eps, t, m->d);
-        h = s->att;
+        ff_norm_rms_f32(b->att, b->h, w, m->eps, t, m->d);
+        h = b->att;
     }
-    for (int64_t j = 0; j < t * m->d; j++) s->x[j] += h[j];
+    for (int64_t j = 0; j < t * m->d; j++) b->x[j] += h[j];
 }
 
-// y (n,) = act(y) in place: silu or gelu-tanh
-static void activate(const ff_model *m, float *y, int64_t n) {
-    if (m->act == FF_ACT_GELU_TANH)
-        ff_gelu_tanh_f32(y, y, n);
-    else
-        ff_silu_f32(y, y, n);
+// y (t, d_ff) = act(y) in place: silu or gelu-tanh. Rows of a d_ff that is not a multiple of 16 go one at a
+// time, so no row ever meets a kernel's scalar tail where another batch would run its vector loop
+static void activate(const ff_model *m, float *y, int64_t t) {
+    int64_t f = m->d_ff, n = f % 16 ? f : t * f;
+    for (int64_t j = 0; j < t * f; j += n) {
+        if (m->act == FF_ACT_GELU_TANH)
+            ff_gelu_tanh_f32(y + j, y + j, n);
+        else
+            ff_silu_f32(y + j, y + j, n);
+    }
 }
 
-// rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its position's angles
-static void rope_qk(const ff_model *m, ff_session *s, int64_t t) {
+// rotate every head of q (t, nh, hd) and k (t, nkv, hd) by its row's angles
+static void rope_qk(const ff_model *m, ff_session *b, int64_t t) {
     int64_t half = m->rope_dim / 2;
     int interleaved = m->rope == FF_ROPE_INTERLEAVED;
     const ff_kernels *kern = ff_kern;
     for (int64_t i = 0; i < t; i++) {
-        const float *c = s->cos + i * half, *sn = s->sin + i * half;
+        const float *c = b->cos + i * half, *sn = b->sin + i * half;
         for (int64_t h = 0; h < m->n_heads; h++)
-            kern->rope_f32(s->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
+            kern->rope_f32(b->q + (i * m->n_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
         for (int64_t h = 0; h < m->n_kv_heads; h++)
-            kern->rope_f32(s->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
+            kern->rope_f32(b->k + (i * m->n_kv_heads + h) * m->head_dim, c, sn, m->rope_dim, interleaved);
     }
 }
 
-// attention of q (t, nh, hd) over the layer's cache positions [0, n_past + t) -> att (t, nh, hd)
-static int attend(const ff_model *m, ff_session *s, const ff_layer *L, const float *kc, const float *vc, int64_t t) {
+// attention of rows [r0, r0 + t) of q (rows, nh, hd), one sequence's, over its cache positions [0, n_past + t)
+// -> the same rows of att; b->qt and b->ot are scratch
+static int attend(const ff_model *m, ff_session *b, const ff_session *s, const ff_layer *L, const float *kc,
+                  const float *vc, int64_t r0, int64_t t) {
     int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
     int64_t tk = s->n_past + t, lo = 0;
     // a sliding window keeps the last `window` keys of the newest query; the caller feeds one token per call
     // once the window is full, so this bound is exact for every query
     if (L->window > 0 && tk > L->window) lo = tk - L->window;
+    const float *q = b->q + r0 * nh * hd;
     // (t, nh, hd) -> (nh, t, hd)
     for (int64_t i = 0; i < t; i++)
         for (int64_t h = 0; h < nh; h++)
-            memcpy(s->qt + (h * t + i) * hd, s->q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
+            memcpy(b->qt + (h * t + i) * hd, q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
     float scale = m->attn_scale > 0.0f ? m->attn_scale : 1.0f / sqrtf((float)hd);
-    int rc = ff_attention_kv_cap_f32(s->ot, s->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd, scale,
+    int rc = ff_attention_kv_cap_f32(b->ot, b->qt, kc + lo * hd, vc + lo * hd, nh, nkv, t, tk - lo, s->cap, hd, scale,
                                      m->attn_softcap, 1);
     if (rc != FF_OK) return rc;
     // (nh, t, hd) -> (t, nh, hd)
+    float *att = b->att + r0 * nh * hd;
     for (int64_t i = 0; i < t; i++)
         for (int64_t h = 0; h < nh; h++)
-            memcpy(s->att + (i * nh + h) * hd, s->ot + (h * t + i) * hd, (size_t)hd * sizeof(float));
+            memcpy(att + (i * nh + h) * hd, b->ot + (h * t + i) * hd, (size_t)hd * sizeof(float));
     return FF_OK;
 }
 
-int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits) {
-    int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff;
-    int64_t kvd = nkv * hd, layer_stride = nkv * s->cap * hd;
+// the runs of rows that share a kernel path: every row of the step (head = 0), or the rows whose logits are
+// wanted (head = 1); runs holds at most 2 * nseq
+static int path_runs(const ff_seq *seqs, int nseq, int head, run *runs) {
+    int nr = 0;
+    int64_t r = 0;
+    for (int i = 0; i < nseq; i++) {
+        int64_t n = head && !seqs[i].all_logits ? 1 : seqs[i].t;
+        if (nr && runs[nr - 1].path == seqs[i].path)
+            runs[nr - 1].n += n;
+        else
+            runs[nr++] = (run){r, n, seqs[i].path};
+        r += n;
+    }
+    return nr;
+}
+
+int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
+                           float *logits) {
+    int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff, kvd = nkv * hd, t = 0;
+    if (nseq < 1 || nseq > FF_BATCH_MAX) return FF_EINVAL;
+    for (int i = 0; i < nseq; i++) {
+        if (seqs[i].t < 1 || seqs[i].s->n_past + seqs[i].t > seqs[i].s->cap) return FF_EINVAL;
+        t += seqs[i].t;
+    }
+    if (t > b->max_t) return FF_EINVAL;
+    run runs[2 * FF_BATCH_MAX];
+    int nruns = path_runs(seqs, nseq, 0, runs);
     int rc = FF_OK;
 
     // token embeddings (+ learned positions); a block-format table gives one dequantized row per token
     int64_t emb_rb = m->tok_emb ? 0 : ff_qtype_row_bytes(m->tok_emb_qtype, d);
     if (!m->tok_emb && (emb_rb < 0 || !m->tok_emb_q)) return FF_EINVAL;
     for (int64_t i = 0; i < t; i++) {
-        float *x = s->x + i * d;
+        float *x = b->x + i * d;
         if (m->tok_emb)
             memcpy(x, m->tok_emb + (int64_t)ids[i] * d, (size_t)d * sizeof(float));
         else if ((rc = ff_dequantize(x, (const uint8_t *)m->tok_emb_q + ids[i] * emb_rb, m->tok_emb_qtype, 1, d)))
             return rc;
-        if (m->pos_emb)
-            for (int64_t j = 0; j < d; j++) x[j] += m->pos_emb[(s->n_past + i) * d + j];
     }
+    if (m->pos_emb)
+        for (int i = 0, r = 0; i < nseq; r += (int)seqs[i].t, i++)
+            for (int64_t j = 0; j < seqs[i].t; j++)
+                for (int64_t c = 0; c < d; c++) b->x[(r + j) * d + c] += m->pos_emb[(seqs[i].s->n_past + j) * d + c];
     if (m->emb_scale != 0.0f)
-        for (int64_t j = 0; j < t * d; j++) s->x[j] *= m->emb_scale;
-    const float *model_inv = s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long : m->rope_inv_freq;
-    const float *table_inv = NULL;  // the set the cos/sin tables hold
+        for (int64_t j = 0; j < t * d; j++) b->x[j] *= m->emb_scale;
+    const float *table_inv[FF_BATCH_MAX] = {0};  // the set each sequence's cos/sin rows hold
 
     for (int64_t l = 0; l < m->n_layers; l++) {
         const ff_layer *L = &m->layers[l];
-        float *kc = s->k_cache + l * layer_stride, *vc = s->v_cache + l * layer_stride;
         // rotary angles of the new positions for this layer's set (most models have one, computed once)
-        const float *inv = L->rope_inv_freq ? L->rope_inv_freq : model_inv;
-        if (m->rope != FF_ROPE_NONE && inv != table_inv) {
-            rope_table(m, s, inv, t);
-            table_inv = inv;
+        for (int i = 0, r = 0; m->rope != FF_ROPE_NONE && i < nseq; r += (int)seqs[i].t, i++) {
+            const ff_session *s = seqs[i].s;
+            const float *inv = L->rope_inv_freq                        ? L->rope_inv_freq
+                               : s->rope_long && m->rope_inv_freq_long ? m->rope_inv_freq_long
+                                                                       : m->rope_inv_freq;
+            if (inv != table_inv[i]) rope_table(m, b, r, s->n_past, inv, seqs[i].t);
+            table_inv[i] = inv;
         }
 
-        // attention block: h = norm(x); q, k, v projections; rope; append k, v to the cache
-        norm(m, s->h, s->x, L->attn_norm_w, L->attn_norm_b, t);
-        float *qkv[3] = {s->q, s->k, s->v};
+        // attention block: h = norm(x); q, k, v projections; rope; append k, v to each sequence's cache
+        norm(m, b->h, b->x, L->attn_norm_w, L->attn_norm_b, t);
+        float *qkv[3] = {b->q, b->k, b->v};
         const ff_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         const float *bqkv[3] = {L->bq, L->bk, L->bv};
-        if ((rc = linear_n(qkv, s->h, wqkv, bqkv, 3, t))) return rc;
-        if (L->q_norm_w) norm_heads(m, s->q, s->qt, L->q_norm_w, t * m->n_heads);
-        if (L->k_norm_w) norm_heads(m, s->k, s->qt, L->k_norm_w, t * nkv);
-        if (m->rope != FF_ROPE_NONE) rope_qk(m, s, t);
-        for (int64_t i = 0; i < t; i++)
-            for (int64_t g = 0; g < nkv; g++) {
-                int64_t at = (g * s->cap + s->n_past + i) * hd;
-                memcpy(kc + at, s->k + i * kvd + g * hd, (size_t)hd * sizeof(float));
-                memcpy(vc + at, s->v + i * kvd + g * hd, (size_t)hd * sizeof(float));
-            }
-        if ((rc = attend(m, s, L, kc, vc, t))) return rc;
+        if ((rc = linear_n_runs(qkv, b->h, wqkv, bqkv, 3, runs, nruns))) return rc;
+        if (L->q_norm_w) norm_heads(m, b->q, b->qt, L->q_norm_w, t * m->n_heads);
+        if (L->k_norm_w) norm_heads(m, b->k, b->qt, L->k_norm_w, t * nkv);
+        if (m->rope != FF_ROPE_NONE) rope_qk(m, b, t);
+        for (int i = 0, r = 0; i < nseq; r += (int)seqs[i].t, i++) {
+            const ff_session *s = seqs[i].s;
+            int64_t layer_stride = nkv * s->cap * hd;
+            float *kc = s->k_cache + l * layer_stride, *vc = s->v_cache + l * layer_stride;
+            for (int64_t j = 0; j < seqs[i].t; j++)
+                for (int64_t g = 0; g < nkv; g++) {
+                    int64_t at = (g * s->cap + s->n_past + j) * hd;
+                    memcpy(kc + at, b->k + (r + j) * kvd + g * hd, (size_t)hd * sizeof(float));
+                    memcpy(vc + at, b->v + (r + j) * kvd + g * hd, (size_t)hd * sizeof(float));
+                }
+            if ((rc = attend(m, b, s, L, kc, vc, r, seqs[i].t))) return rc;
+        }
         // x += post_norm(att @ wo^T)
-        if ((rc = linear(s->h, s->att, &L->wo, L->bo, t))) return rc;
-        add_residual(m, s, L->attn_post_norm_w, t);
+        if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns))) return rc;
+        add_residual(m, b, L->attn_post_norm_w, t);
 
         // mlp block: h = norm(x); act(up) or act(gate) * up; x += post_norm(down projection)
-        norm(m, s->h, s->x, L->ffn_norm_w, L->ffn_norm_b, t);
+        norm(m, b->h, b->x, L->ffn_norm_w, L->ffn_norm_b, t);
         if (!L->w_gate.data) {
-            if ((rc = linear(s->f1, s->h, &L->w_up, L->b_up, t))) return rc;
-            activate(m, s->f1, t * f);
+            if ((rc = linear_runs(b->f1, b->h, &L->w_up, L->b_up, runs, nruns))) return rc;
+            activate(m, b->f1, t);
         } else {
-            float *ug[2] = {s->f1, s->f2};
+            float *ug[2] = {b->f1, b->f2};
             const ff_tensor *wug[2] = {&L->w_up, &L->w_gate};
             const float *bug[2] = {L->b_up, NULL};
-            if ((rc = linear_n(ug, s->h, wug, bug, 2, t))) return rc;
-            activate(m, s->f2, t * f);
-            for (int64_t j = 0; j < t * f; j++) s->f1[j] *= s->f2[j];
+            if ((rc = linear_n_runs(ug, b->h, wug, bug, 2, runs, nruns))) return rc;
+            activate(m, b->f2, t);
+            for (int64_t j = 0; j < t * f; j++) b->f1[j] *= b->f2[j];
         }
-        if ((rc = linear(s->h, s->f1, &L->w_down, L->b_down, t))) return rc;
-        add_residual(m, s, L->ffn_post_norm_w, t);
+        if ((rc = linear_runs(b->h, b->f1, &L->w_down, L->b_down, runs, nruns))) return rc;
+        add_residual(m, b, L->ffn_post_norm_w, t);
     }
 
-    // final norm and the head, for every row or only the last; soft-capped logits (gemma 2)
-    int64_t first = all_logits ? 0 : t - 1;
-    norm(m, s->h, s->x + first * d, m->norm_w, m->norm_b, t - first);
-    rc = linear(logits, s->h, &m->lm_head, NULL, t - first);
+    // final norm and the head, for the rows whose logits are wanted; soft-capped logits (gemma 2)
+    int64_t nh_rows = 0;
+    for (int i = 0, r = 0; i < nseq; r += (int)seqs[i].t, i++) {
+        int64_t first = seqs[i].all_logits ? 0 : seqs[i].t - 1;
+        norm(m, b->h + nh_rows * d, b->x + (r + first) * d, m->norm_w, m->norm_b, seqs[i].t - first);
+        nh_rows += seqs[i].t - first;
+    }
+    nruns = path_runs(seqs, nseq, 1, runs);
+    rc = linear_runs(logits, b->h, &m->lm_head, NULL, runs, nruns);
     if (rc == FF_OK && m->final_softcap > 0.0f)
-        for (int64_t j = 0; j < (t - first) * m->vocab; j++)
+        for (int64_t j = 0; j < nh_rows * m->vocab; j++)
             logits[j] = m->final_softcap * tanhf(logits[j] / m->final_softcap);
-    s->n_past += t;
+    if (rc == FF_OK)
+        for (int i = 0; i < nseq; i++) seqs[i].s->n_past += seqs[i].t;
     return rc;
+}
+
+int ff_model_forward_path(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                          int all_logits, int path) {
+    ff_seq seq = {s, t, path, all_logits};
+    return ff_model_forward_batch(m, s, &seq, 1, ids, logits);
+}
+
+int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits, int all_logits) {
+    return ff_model_forward_path(m, s, ids, t, logits, all_logits, FF_LIN_AUTO);
 }

@@ -627,7 +627,7 @@ static void qlin_task(void *arg, int ith, int nth) {
     }
 }
 
-int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {
+int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path) {
     if (np < 1) return FF_EINVAL;
     int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
     if (!ff_qtype_has(qtype, FF_QF_LINEAR)) return FF_EINVAL;
@@ -647,9 +647,10 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
     // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
     int64_t kp = (k + 511) / 512 * 512;
     int lanes = lane_offset(qtype) != 0;
-    // panels pay for their packing from 5 activation rows on; their gathers take int32 row offsets
+    // panels pay for their packing from 5 activation rows on (FF_LIN_AUTO); their gathers take int32 row offsets
     const ff_qkernels *kern = &ff_kern->q;
-    ff_qgemm_panel_fn panels = m >= 5 && stride < (1 << 26) ? kern->qgemm_panel[qtype] : NULL;
+    int want = path == FF_LIN_PANELS || (path == FF_LIN_AUTO && m >= 5);
+    ff_qgemm_panel_fn panels = want && stride < (1 << 26) ? kern->qgemm_panel[qtype] : NULL;
     size_t row = (size_t)kp + kp / 32 * sizeof(float) + kp / 16 * sizeof(int16_t) + (lanes ? (size_t)kp : 0);
     size_t panel = panels && nr16 < np ? FF_QP_BYTES(k / 32) : 0;
     uint8_t *buf = ff_scratch(row * (size_t)m + panel);
@@ -677,6 +678,10 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
     ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
     ff_parallel(qlin_task, &c, ntot * k * m < (1 << 15) ? 1 : nth);
     return c.status;
+}
+
+int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {
+    return ff_linear_q_parts_path(parts, np, x, m, k, FF_LIN_AUTO);
 }
 
 int ff_linear_q(float *y, const float *x, const void *w, int qtype, const float *bias, int64_t m, int64_t k,

@@ -86,4 +86,6 @@ typedef struct ff_qpart {
     int dtype;  // ggml type id, | FF_QT_R16 for the r16 layout
 } ff_qpart;
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k);
+// as ff_linear_q_parts on the given enum ff_lin_path
+int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path);
 #endif

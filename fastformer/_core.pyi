@@ -98,7 +98,20 @@ class Session:
     @rope_long.setter
     def rope_long(self, value: bool) -> None: ...
     def __init__(self, core: ModelCore, capacity: int, max_t: int) -> None: ...
-    def forward(self, ids: Sequence[int] | npt.NDArray[np.int32], all_logits: bool = False) -> _F32: ...
+    def forward(self, ids: Sequence[int] | npt.NDArray[np.int32], all_logits: bool = False, path: int = 0) -> _F32: ...
+    def copy_prefix(self, src: Session, n: int) -> None: ...
+
+PATH_AUTO: int
+PATH_ROWS: int
+PATH_PANELS: int
+
+def forward_batch(
+    scratch: Session,
+    sessions: list[Session],
+    ids: Sequence[int] | npt.NDArray[np.int32],
+    counts: Sequence[int],
+    paths: Sequence[int],
+) -> _F32: ...
 
 # encoder forward pass
 def encoder_forward(

@@ -11,6 +11,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from fastformer._ff cimport *
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
 
 cnp.import_array()

@@ -154,6 +154,16 @@ cdef extern from "fastformer.h" nogil:
                          int64_t max_t)
     int ff_model_forward(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
                          int all_logits)
+    int ff_model_forward_path(const ff_model *m, ff_session *s, const int32_t *ids, int64_t t, float *logits,
+                              int all_logits, int path)
+    ctypedef struct ff_seq:
+        ff_session *s
+        int64_t t
+        int path
+        int all_logits
+    enum: FF_BATCH_MAX
+    int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
+                               float *logits)
 
     # encoder forward pass
     int64_t ff_encoder_bytes(const ff_model *m, int64_t rows, int64_t max_len)

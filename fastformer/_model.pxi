@@ -326,6 +326,20 @@ cdef class Session:
             raise ValueError("this model has one set of rope frequencies")
         self.s.rope_long = value
 
+    def copy_prefix(self, Session src, int64_t n):
+        """Take the first n cache positions of src (a session of the same model) into this empty session."""
+        if src.core is not self.core:
+            raise ValueError("copy_prefix: the sessions belong to different models")
+        if self.s.n_past:
+            raise ValueError("copy_prefix needs an empty session")
+        if n < 0 or n > src.s.n_past or n > self.s.cap:
+            raise ValueError(f"copy_prefix: {n} positions, the source has {src.s.n_past}, capacity {self.s.cap}")
+        if bool(src.s.rope_long) != bool(self.s.rope_long):
+            raise ValueError("copy_prefix: the sessions rotate with different rope frequencies")
+        self.k_cache[:, :, :n] = src.k_cache[:, :, :n]
+        self.v_cache[:, :, :n] = src.v_cache[:, :, :n]
+        self.s.n_past = n
+
     @property
     def capacity(self):
         return self.s.cap
@@ -334,12 +348,16 @@ cdef class Session:
     def max_t(self):
         return self.s.max_t
 
-    def forward(self, ids, bint all_logits=False):
-        """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32."""
+    def forward(self, ids, bint all_logits=False, int path=0):
+        """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32.
+
+        path picks the linears' kernels: 0 by row count, 1 the few-rows kernels, 2 the blocked ones (PATH_*)."""
         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
         if t < 1 or t > self.s.max_t:
             raise ValueError(f"forward takes 1 to {self.s.max_t} tokens, got {t}")
+        if path < 0 or path > 2:
+            raise ValueError(f"path must be 0, 1 or 2, got {path}")
         if self.s.n_past + t > self.s.cap:
             raise ValueError(f"{self.s.n_past} + {t} tokens exceed the session capacity of {self.s.cap}")
         arr = np.asarray(ids_)
@@ -349,9 +367,71 @@ cdef class Session:
         cdef float[::1] o_ = out.reshape(-1)
         cdef int rc
         with nogil:
-            rc = ff_model_forward(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits)
+            rc = ff_model_forward_path(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits, path)
         if rc == FF_ENOMEM:
             raise MemoryError("model forward: out of memory for scratch buffers")
         if rc != FF_OK:
             raise ValueError("model forward: a weight has an unsupported storage type")
         return out
+
+
+PATH_AUTO, PATH_ROWS, PATH_PANELS = 0, 1, 2
+
+
+def forward_batch(Session scratch, list sessions, ids, counts, paths):
+    """One forward step over several sessions of one model: session i takes the next counts[i] of ids (in
+    order) on kernel path paths[i]; scratch (a Session of the same model, max_t >= len(ids)) holds the step's
+    buffers. Returns the last row's logits of each session (len(sessions), vocab) float32. A row's bits do not
+    depend on the other sessions in the step or on the thread count."""
+    cdef int n = len(sessions), i
+    cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
+    cdef int64_t total = 0, V = scratch.core.m.vocab
+    if n < 1 or n > FF_BATCH_MAX:
+        raise ValueError(f"forward_batch takes 1 to {FF_BATCH_MAX} sessions, got {n}")
+    if len(counts) != n or len(paths) != n:
+        raise ValueError("counts and paths must have one entry per session")
+    cdef ff_seq *seqs = <ff_seq *>PyMem_Malloc(n * sizeof(ff_seq))
+    if seqs == NULL:
+        raise MemoryError()
+    cdef Session s
+    try:
+        seen = set()
+        for i in range(n):
+            s = sessions[i]
+            if s.core is not scratch.core:
+                raise ValueError(f"session {i} belongs to another model")
+            if id(s) in seen or s is scratch:
+                raise ValueError(f"session {i} appears twice in one step")
+            seen.add(id(s))
+            c, p = int(counts[i]), int(paths[i])
+            if c < 1 or s.s.n_past + c > s.s.cap:
+                raise ValueError(f"session {i}: {s.s.n_past} + {c} tokens exceed its capacity of {s.s.cap}")
+            if p < 0 or p > 2:
+                raise ValueError(f"paths[{i}] must be 0, 1 or 2, got {p}")
+            seqs[i].s = &s.s
+            seqs[i].t = c
+            seqs[i].path = p
+            seqs[i].all_logits = 0
+            total += c
+        if total != ids_.shape[0] or total > scratch.s.max_t:
+            raise ValueError(f"counts sum to {total}; ids has {ids_.shape[0]}, the scratch takes {scratch.s.max_t}")
+        arr = np.asarray(ids_)
+        if arr.min() < 0 or arr.max() >= V:
+            raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
+        out = np.empty((n, V), dtype=np.float32)
+        rc = _forward_batch(scratch, seqs, n, ids_, out)
+    finally:
+        PyMem_Free(seqs)
+    if rc == FF_ENOMEM:
+        raise MemoryError("model forward: out of memory for scratch buffers")
+    if rc != FF_OK:
+        raise ValueError("model forward: a weight has an unsupported storage type")
+    return out
+
+
+cdef int _forward_batch(Session scratch, ff_seq *seqs, int n, const int32_t[::1] ids, out) except -1:
+    cdef float[::1] o_ = out.reshape(-1)
+    cdef int rc
+    with nogil:
+        rc = ff_model_forward_batch(&scratch.core.m, &scratch.s, seqs, n, &ids[0], &o_[0])
+    return rc

@@ -214,6 +214,13 @@ class _PreTokenizer:
             t = st.get("type")
             if t == "Split":
                 kind, pat = _pattern(st["pattern"], where)
+                plain = st.get("behavior", "Isolated") == "Isolated" and not st.get("invert", False)
+                if kind == "regex" and plain and pat in SCANNERS_HF:  # a C scanner's pieces: its matches cover all
+                    self.steps.append(("scan", SCANNERS_HF[pat]))
+                    continue
+                if kind == "regex" and plain and pat == NUMBER:  # each number character alone (smollm, starcoder)
+                    self.steps.append(("digits", True))
+                    continue
                 if kind == "regex":
                     slow = pat not in SCANNERS_HF and pat not in GGUF_PRE_REGEXES
                     rx = compile_regex(pat, where=where, slow_split=slow, stacklevel=5)
@@ -229,8 +236,7 @@ class _PreTokenizer:
             elif t == "ByteLevel":
                 self.steps.append(("bytelevel", st.get("add_prefix_space", True), st.get("use_regex", True)))
             elif t == "Digits":
-                individual = st.get("individual_digits", False)
-                self.steps.append(("digits", individual, compile_regex(r"\p{N}" if individual else r"\p{N}+")))
+                self.steps.append(("digits", st.get("individual_digits", False)))
             elif t == "Metaspace":
                 self.steps.append(("metaspace", st.get("replacement", "▁"), prepend_scheme(st), st.get("split", True)))
             else:
@@ -252,13 +258,30 @@ class _PreTokenizer:
                 elif step[0] == "bytelevel":
                     q = " " + p if step[1] and not p.startswith(" ") else p
                     out += _core.pretok_split(q, "gpt2") if step[2] else [q]
+                elif step[0] == "scan":
+                    out += _core.pretok_split(p, step[1])
                 elif step[0] == "digits":
-                    spans = [m.span() for m in step[2].finditer(p)]
-                    out += _split_parts(p, spans, "Isolated" if step[1] else "Contiguous", False)
+                    out += _split_parts(p, _number_spans(p, step[1]), "Isolated", False)
                 else:
                     out += _metaspace(p, step[1], step[2], step[3], first and p is pieces[0])
             pieces = out
         return pieces
+
+
+NUMBER = r"\p{N}"  # one number character: Unicode categories Nd, Nl, No
+
+
+def _number_spans(text, individual):
+    """The spans of \\p{N} (`individual`) or \\p{N}+ in `text`, read from unicodedata (no `regex` needed)."""
+    spans = []
+    for i, c in enumerate(text):
+        if unicodedata.category(c)[0] != "N":
+            continue
+        if not individual and spans and spans[-1][1] == i:
+            spans[-1] = (spans[-1][0], i + 1)
+        else:
+            spans.append((i, i + 1))
+    return spans
 
 
 def prepend_scheme(step):

@@ -8,9 +8,11 @@
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
     fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
+    fastformer serve [--model PATH] [--port N] [--api-key KEY]   an OpenAI-compatible HTTP server
     fastformer embed --model DIR [FILE|-] [-o OUT.npy]    sentence embeddings of each line (npy or jsonl)
 
-Without --model, generate, perplexity, bench and tokenize use the embedded default model.
+Without --model, generate, chat, perplexity, bench, tokenize and serve use the embedded default model
+(SmolLM2-135M-Instruct).
 """
 
 import argparse
@@ -247,6 +249,18 @@ def _cmd_quantize(args):
     return 0
 
 
+def _cmd_serve(args):
+    try:
+        from fastformer.server import serve
+    except ImportError as e:
+        return _fail(str(e))
+    if args.model is not None and not os.path.exists(args.model):
+        return _fail(f"{args.model}: no such model file or directory")
+    serve(args.model, host=args.host, port=args.port, api_key=args.api_key, parallel=args.parallel,
+          max_queue=args.max_queue, threads=args.threads, model_name=args.model_name)  # fmt: skip
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastformer", description="Fast CPU inference for transformer language models.")
     p.add_argument("--version", action="version", version=f"fastformer {fastformer.__version__}")
@@ -323,6 +337,18 @@ def build_parser():
     c.add_argument("--threads", type=int, help="threads to use (default: usable cores)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(fn=_cmd_cpu)
+
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (pip install 'fastformer[server]')")
+    s.add_argument("--model", help="a GGUF file or model directory (default: the embedded model)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=os.environ.get("FASTFORMER_API_KEY"),
+                   help="require Authorization: Bearer KEY (default: $FASTFORMER_API_KEY, else no key)")  # fmt: skip
+    s.add_argument("--parallel", type=int, default=8, help="sequences decoded at once (default 8)")
+    s.add_argument("--max-queue", type=int, default=64, help="requests waiting for a slot before 429 (default 64)")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--model-name", help="the model id clients send (default: the file or directory name)")
+    s.set_defaults(fn=_cmd_serve)
 
     from fastformer import _cli_embed
 

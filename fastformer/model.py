@@ -28,17 +28,21 @@ from fastformer.checkpoint import (
     quantize_checkpoint,
     rope_inv_freq,
 )
+from fastformer.engine import PREFILL_CHUNK, Engine, SamplingParams, _find_stop, _stop_list, _stop_overlap
 from fastformer.errors import UnsupportedError
 from fastformer.hf import parse_config
 from fastformer.quant import QUANTIZABLE_AT_LOAD
 from fastformer.sampling import Sampler
 from fastformer.tokenizer import utf8_split
 
-__all__ = ["DEFAULT_SAMPLING", "Model", "ModelConfig", "parse_config", "rope_inv_freq"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SAMPLING", "KJV_MODEL", "Model", "ModelConfig", "parse_config", "rope_inv_freq"]
 
 SUPPORTED_ARCHITECTURES = HF_CLASSES
-PREFILL_CHUNK = 256  # tokens per forward call while reading a prompt
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default.gguf")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# the embedded default model: SmolLM2-135M-Instruct, Q4_1 GGUF (data/MODEL_CARD.md), fetched when the package is built
+DEFAULT_MODEL = os.path.join(DATA, "smollm2-135m-instruct-q4_1.gguf")
+# the small model the tests and examples use: a 5M Llama trained on the King James Bible (data/KJV_MODEL_CARD.md)
+KJV_MODEL = os.path.join(DATA, "kjv-5m-q8_0.gguf")
 # sampling that reads well with the default model (the CLI's defaults too)
 DEFAULT_SAMPLING = dict(temperature=0.7, top_k=40, top_p=0.9, min_p=0.05, repetition_penalty=1.1)
 
@@ -173,15 +177,18 @@ class Model:
         max_context: int | None = None,
         hugepages: bool | None = None,
     ) -> Model:
-        """The embedded default model: a 5M-parameter Llama trained on the King James Bible, Q8_0, no network.
+        """The embedded default model: SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0) as Q4_1 GGUF, no network.
 
-        Options as in `load`; quantize="q4_0" requantizes its Q8_0 matrices. Sample with DEFAULT_SAMPLING
-        (fastformer/data/MODEL_CARD.md describes data, training and perplexity).
+        Options as in `load`. It continues text (`generate`) and chats with its own template (`chat`); sample
+        with DEFAULT_SAMPLING (fastformer/data/MODEL_CARD.md: source, licence, perplexity, speed).
 
-        >>> Model.default().generate("In the beginning", seed=0, **DEFAULT_SAMPLING)  # doctest: +SKIP
+        >>> Model.default().generate("The capital of France is", seed=0, **DEFAULT_SAMPLING)  # doctest: +SKIP
         """
         if not os.path.exists(DEFAULT_MODEL):
-            raise FileNotFoundError(f"{DEFAULT_MODEL}: the embedded default model is missing from this install")
+            raise FileNotFoundError(
+                f"{DEFAULT_MODEL}: the embedded default model is missing from this install (a build made with "
+                "FASTFORMER_NO_DEFAULT_MODEL=1, or a source tree): fetch it with tools/get_default_model.sh"
+            )
         return cls.load(DEFAULT_MODEL, quantize=quantize, threads=threads, max_context=max_context,
                         hugepages=hugepages)  # fmt: skip
 
@@ -248,16 +255,26 @@ class Model:
         after = self.config.rope_long_after
         return bool(after) and length > after
 
-    def _prefill(self, sess, ids, all_logits=False):
-        """Feed ids into the session in chunks; the last chunk's logits (all rows or the last)."""
-        outs = []
-        step = sess.max_t
+    def _prefill_step(self, n_past, remaining, max_t=PREFILL_CHUNK):
+        """Tokens of a prompt the next forward call takes at position n_past: whole chunks of PREFILL_CHUNK
+        from position 0 (the batched engine cuts prompts at the same places, so a prompt's bits are the same
+        there and here); a call never crosses the sliding window, and past it takes one token at a time, which
+        keeps every query's window exact."""
+        n = min(PREFILL_CHUNK - n_past % PREFILL_CHUNK, remaining, max_t)
         window = self.config.sliding_window
+        if window and n_past + n > window:
+            n = max(1, window - n_past)
+        return n
+
+    def _prefill(self, sess, ids, all_logits=False):
+        """Feed ids (prompt tokens) into the session in chunks; the last chunk's logits (all rows or the last).
+        Prompt tokens run on the blocked kernels (PATH_PANELS) and generated ones on the few-rows kernels
+        (PATH_ROWS) whatever their count, so a token's bits never depend on how many share its call."""
+        outs = []
         i = 0
         while i < len(ids):
-            # past the sliding window, one token per call keeps every query's window exact
-            n = 1 if window and sess.n_past + step > window else step
-            out = sess.forward(ids[i : i + n], all_logits)
+            n = self._prefill_step(sess.n_past, len(ids) - i, sess.max_t)
+            out = sess.forward(ids[i : i + n], all_logits, _core.PATH_PANELS)
             if all_logits:
                 outs.append(out)
             i += n
@@ -390,7 +407,7 @@ class Model:
                 sess = self._session(cap, len(history))
                 logits = self._prefill(sess, history)
             else:
-                logits = sess.forward([tok])[0]
+                logits = sess.forward([tok], False, _core.PATH_ROWS)[0]
 
     def generate_ids(self, ids: Sequence[int], **options: Any) -> list[int]:
         """New token ids after `ids` (the prompt is not repeated); stops at EOS, a stop id or max_new_tokens.
@@ -433,6 +450,36 @@ class Model:
     def generate(self, prompt: Prompt, *, stop: str | Sequence[str] | None = None, **options: Any) -> str:
         """The text generated after `prompt` (str or ids), stopping at EOS, a stop string or max_new_tokens."""
         return "".join(self.stream(prompt, stop=stop, **options))
+
+    def generate_batch(self, prompts: Sequence[Prompt], *, parallel: int | None = None, **options: Any) -> list[str]:
+        """The text generated after each prompt, computed together by the batched engine (`fastformer.engine`):
+        each result is bit for bit `generate(prompt, **options)`'s, only sooner in aggregate.
+
+        Options as `generate` (max_new_tokens=128, temperature, top_k, top_p, min_p, repetition_penalty, seed,
+        stop, stop_ids, ignore_eos); parallel: sequences decoding at once (default min(len(prompts), 16)).
+
+        >>> model.generate_batch(["Once upon a time", "The capital of France"], max_new_tokens=16)  # doctest: +SKIP
+        """
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+            raise TypeError("prompts must be a list of prompts (str or token ids)")
+        known = {"max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop"}
+        known |= {"stop_ids", "ignore_eos"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"generate_batch got unexpected options {unknown}; it takes {sorted(known)}")
+        options.setdefault("max_new_tokens", 128)
+        params = SamplingParams(max_tokens=options.pop("max_new_tokens"), **options)
+        ids = [self.encode_prompt(p) for p in prompts]
+        if not ids:
+            return []
+        parallel = min(len(ids), 16) if parallel is None else parallel
+        with Engine(self, parallel=parallel, max_queue=len(ids)) as engine:
+            reqs = [engine.submit(i, params) for i in ids]
+            done = [r.result() for r in reqs]
+        for c in done:
+            if c.finish_reason == "error":
+                raise RuntimeError(f"generate_batch: {c.error}")
+        return [c.text for c in done]
 
     # ---- chat ----
 
@@ -513,28 +560,3 @@ class Model:
         if self.tokenizer is None:
             raise ValueError("this model was loaded without tokenizer files: pass token ids instead of text")
         return self.tokenizer
-
-
-def _stop_list(stop):
-    if stop is None:
-        return []
-    stops = [stop] if isinstance(stop, str) else list(stop)
-    if not all(isinstance(s, str) and s for s in stops):
-        raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
-    return stops
-
-
-def _find_stop(text, stops):
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(hits) if hits else None
-
-
-def _stop_overlap(text, stops):
-    """Length of the longest suffix of text that is a proper prefix of some stop string."""
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:n]):
-                best = n
-                break
-    return best

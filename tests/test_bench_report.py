@@ -52,3 +52,14 @@ def test_chart_is_a_png(tmp_path):
     out = tmp_path / "r.png"
     assert report.chart(out, META, KERNELS, MODELS)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_serving_section():
+    server = {"model": "m.gguf", "threads": 2, "rows": [
+        {"clients": 4, "engine": "fastformer", "tokens_per_s": 300.0, "ttft_p50": 0.05, "ttft_p95": 0.08},
+        {"clients": 4, "engine": "llama.cpp", "tokens_per_s": 100.0, "ttft_p50": 0.2, "ttft_p95": 0.9},
+    ]}  # fmt: skip
+    md = report.markdown(META, KERNELS, MODELS, [], server)
+    assert "## Serving" in md and "m.gguf, 2 threads" in md
+    assert "| 4 | llama.cpp | 100.0 | 200 | 900 | 3.00 |" in md
+    assert "## Serving" not in report.markdown(META, KERNELS, MODELS, [])

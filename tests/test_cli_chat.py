@@ -12,6 +12,7 @@ from helpers import child_env
 
 from fastformer import Model
 from fastformer.gguf_write import write_gguf
+from fastformer.model import KJV_MODEL
 
 pytestmark = pytest.mark.subprocess
 
@@ -30,7 +31,7 @@ def _env():
 
 @pytest.fixture(scope="module")
 def chat_gguf(tmp_path_factory):
-    ck = Model.default().checkpoint()
+    ck = Model.load(KJV_MODEL).checkpoint()
     ck.chat_templates["default"] = CHATML
     path = str(tmp_path_factory.mktemp("cli_chat") / "chat.gguf")
     write_gguf(ck, path)
@@ -98,6 +99,6 @@ def test_ctrl_c_stops_the_answer_not_the_session(chat_gguf):
 
 
 def test_a_model_without_template_is_refused():
-    r = subprocess.run([sys.executable, "-m", "fastformer", "chat"], input="hi\n", capture_output=True, text=True,
-                       timeout=120, env=_env(), cwd=HERE)  # fmt: skip
+    cmd = [sys.executable, "-m", "fastformer", "chat", "--model", KJV_MODEL]
+    r = subprocess.run(cmd, input="hi\n", capture_output=True, text=True, timeout=120, env=_env(), cwd=HERE)
     assert r.returncode == 2 and "no chat template" in r.stderr and "Traceback" not in r.stderr

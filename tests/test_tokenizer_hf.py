@@ -8,6 +8,7 @@ ByteFallback decoder) and to the newer Metaspace layout.
 """
 
 import json
+import unicodedata
 
 import pytest
 from helpers import optional
@@ -106,6 +107,18 @@ def test_bytelevel_regex_is_the_gpt2_scanner():
         want = [p for p, _ in bl.pre_tokenize_str(text)]
         assert ["".join(BYTE_TO_CHAR[b] for b in p.encode()) for p in _core.pretok_split(text, "gpt2")] == want
         assert [p for p, _ in split.pre_tokenize_str(text)] == _core.pretok_split(text, "gpt2")
+
+
+@given(st.text(st.characters().filter(lambda c: unicodedata.category(c) != "Cn"), max_size=40))
+@example("In 2024, ½ of ²3 x١٢ Ⅻ")
+def test_number_spans_are_the_regex_packages(text):
+    # the \p{N} / \p{N}+ splits (Digits, smollm's and starcoder's GGUF splits) read unicodedata, not `regex`
+    import regex
+
+    from fastformer._tokenizer_hf import _number_spans
+
+    assert _number_spans(text, True) == [m.span() for m in regex.finditer(r"\p{N}", text)]
+    assert _number_spans(text, False) == [m.span() for m in regex.finditer(r"\p{N}+", text)]
 
 
 @pytest.mark.peer("tokenizers")

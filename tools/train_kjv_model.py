@@ -1,11 +1,11 @@
 """Train fastformer's embedded default model: a small Llama on the King James Bible.
 
 corpus (tools/get_corpus.sh) -> byte-level BPE (fastformer.train_bpe) -> Llama trained with PyTorch on the
-CPU -> Hugging Face directory -> Q8_0 GGUF written by fastformer itself (fastformer/data/default.gguf).
+CPU -> Hugging Face directory -> Q8_0 GGUF written by fastformer itself (fastformer/data/kjv-5m-q8_0.gguf).
 Every 50th chapter is held out and written to fastformer/data/heldout.txt for perplexity checks.
 Torch and transformers are needed here only, never at run time.
 
-    python tools/train_default_model.py --work /tmp/kjv-train
+    python tools/train_kjv_model.py --work /tmp/kjv-train
 """
 
 import argparse
@@ -75,7 +75,7 @@ def eval_loss(model, ids, context, torch):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="/tmp/fastformer-kjv", help="scratch directory (corpus, hf model, log)")
-    p.add_argument("--out", default=os.path.join(DATA, "default.gguf"), help="the shipped Q8_0 GGUF")
+    p.add_argument("--out", default=os.path.join(DATA, "kjv-5m-q8_0.gguf"), help="the shipped Q8_0 GGUF")
     p.add_argument("--heldout", default=os.path.join(DATA, "heldout.txt"))
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--batch", type=int, default=BATCH)
