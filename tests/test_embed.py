@@ -14,6 +14,7 @@ from embed_fixtures import SENTENCES, load_sentence, make_bert, make_sentence_di
 
 import fastformer
 from fastformer.errors import FormatError, UnsupportedError
+from fastformer.model import KJV_MODEL
 
 pytestmark = pytest.mark.peer("torch", "transformers", "tokenizers", "sentence_transformers")
 
@@ -172,7 +173,7 @@ def test_encoder_and_decoder_methods_are_kept_apart(mean_dir, tmp_path):
             call()
     with pytest.raises(UnsupportedError, match="GGUF"):
         model.save_gguf(tmp_path / "x.gguf")
-    decoder = fastformer.Model.default()
+    decoder = fastformer.Model.load(KJV_MODEL)  # the small decoder shipped in the package
     assert not decoder.is_encoder
     with pytest.raises(UnsupportedError, match="encoder"):
         decoder.embed(["a"])
