@@ -23,9 +23,9 @@ bench: build
 bench-report: build
 	$(PY) -m benchmarks.report
 
-# ruff lint and format check of the Python, clang-format check of the C (the generated unicode table aside)
+# ruff lint and format check of the Python, clang-format check of the C (the generated unicode tables aside)
 PY_SOURCES = fastformer tests benchmarks setup.py fuzz tools
-C_SOURCES = $(filter-out csrc/ff_unicode_table.h,$(wildcard csrc/*.c csrc/*.h csrc/*.inc))
+C_SOURCES = $(filter-out csrc/ff_unicode_table.h csrc/ff_wordpiece_table.h,$(wildcard csrc/*.c csrc/*.h csrc/*.inc))
 lint:
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)

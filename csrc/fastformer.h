@@ -118,8 +118,9 @@ typedef struct ff_tensor {
 } ff_tensor;
 
 // the switches of the forward pass, by name
-enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };    // rms norm (no bias), layer norm (bias optional)
-enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1 };  // gated silu mlp (swiglu), plain gelu (tanh) mlp
+enum ff_norm_kind { FF_NORM_RMS = 0, FF_NORM_LAYER = 1 };  // rms norm (no bias), layer norm (bias optional)
+// gated silu mlp (swiglu), plain gelu (tanh) mlp, plain gelu (erf) mlp (encoders)
+enum ff_act_kind { FF_ACT_SILU = 0, FF_ACT_GELU_TANH = 1, FF_ACT_GELU_ERF = 2 };
 enum ff_rope_kind {
     FF_ROPE_NONE = 0,
     FF_ROPE_HALVES = 1,
@@ -151,6 +152,7 @@ typedef struct ff_model {
     const void *tok_emb_q;  // (vocab, row bytes) blocks of tok_emb_qtype, one row dequantized per token
     int tok_emb_qtype;
     const float *pos_emb;             // (max_ctx, d) learned positions, or NULL
+    const float *type_emb;            // (d,) added to every embedding (bert's token type 0), or NULL
     const float *norm_w, *norm_b;     // final norm (d,)
     ff_tensor lm_head;                // (vocab, d)
     const float *rope_inv_freq;       // (rope_dim/2,), NULL if rope is FF_ROPE_NONE
@@ -208,6 +210,15 @@ typedef struct ff_seq {
 int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
                            float *logits);
 
+// ---- encoder forward pass (ff_encoder.c): bert-style, sequences packed without padding ----
+// bytes of scratch for a batch of `rows` tokens in all whose longest sequence has max_len tokens
+int64_t ff_encoder_bytes(const ff_model *m, int64_t rows, int64_t max_len);
+// out (sum(lens), d) = last hidden states of n_seq sequences ids (sum(lens),) laid end to end, sequence s holding
+// lens[s] tokens at positions 0..lens[s]-1 and attending to itself only; scratch: ff_encoder_bytes, any alignment.
+// m: norm FF_NORM_LAYER, norm_w/norm_b the embedding norm, post-norm blocks; ids < vocab, lens[s] <= max_ctx
+int ff_encoder_forward(const ff_model *m, float *out, const int32_t *ids, const int64_t *lens, int64_t n_seq,
+                       void *scratch);
+
 // ---- tokenizer: split scanners (ff_pretok.c) and byte-pair encoding (ff_bpe.c) ----
 // split patterns with a hand-written scanner; NONE keeps a segment whole
 enum ff_pretok {
@@ -254,6 +265,19 @@ void ff_bpe_encode_batch(const ff_bpe *b, int32_t *ids, const int64_t *starts, i
                          const uint8_t *const *texts, const int64_t *lens, int64_t n, const uint8_t *mode, int nth);
 int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n);  // bytes, or -1 - k if ids[k] is invalid
 void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n);  // out (ff_bpe_decode_len,)
+
+// ---- tokenizer: WordPiece with BERT's normalizer and pre-tokenizer (ff_wordpiece.c) ----
+typedef struct ff_wordpiece ff_wordpiece;  // a vocabulary and its options; read-only once built
+// what the text goes through before the split: clean_text, spaces around CJK ideographs, drop nonspacing marks
+enum { FF_WP_CLEAN = 1, FF_WP_CJK = 2, FF_WP_STRIP_MN = 4 };
+// ids 0..n-1: id i is bytes[off[i]..off[i+1]); pieces after a word's first carry prefix (plen,); a word longer than
+// max_chars characters, or with no split, is unk; flags FF_WP_*; NULL on OOM
+ff_wordpiece *ff_wordpiece_new(const uint8_t *bytes, const int64_t *off, int32_t n, int32_t unk, const uint8_t *prefix,
+                               int64_t plen, int64_t max_chars, int flags);
+void ff_wordpiece_free(ff_wordpiece *w);
+int32_t ff_wordpiece_token_id(const ff_wordpiece *w, const uint8_t *s, int64_t n);  // the token of bytes s, or -1
+// ids (at most n) of utf-8 text (n,), already lower-cased / decomposed as the normalizer asks; -1 on OOM
+int64_t ff_wordpiece_encode(const ff_wordpiece *w, int32_t *ids, const uint8_t *text, int64_t n);
 
 // ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout

@@ -359,4 +359,6 @@ def attention_cache(q, k, v, str kv_dtype, *, int64_t tk=-1, bint causal=True, s
 
 include "_quant.pxi"
 include "_model.pxi"
+include "_encoder.pxi"
 include "_bpe.pxi"
+include "_wordpiece.pxi"

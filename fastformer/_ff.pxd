@@ -85,6 +85,7 @@ cdef extern from "fastformer.h" nogil:
     enum ff_act_kind:
         FF_ACT_SILU
         FF_ACT_GELU_TANH
+        FF_ACT_GELU_ERF
     enum ff_rope_kind:
         FF_ROPE_NONE
         FF_ROPE_HALVES
@@ -119,6 +120,7 @@ cdef extern from "fastformer.h" nogil:
         const void *tok_emb_q
         int tok_emb_qtype
         const float *pos_emb
+        const float *type_emb
         const float *norm_w
         const float *norm_b
         ff_tensor lm_head
@@ -167,6 +169,11 @@ cdef extern from "fastformer.h" nogil:
     int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
                                float *logits)
 
+    # encoder forward pass
+    int64_t ff_encoder_bytes(const ff_model *m, int64_t rows, int64_t max_len)
+    int ff_encoder_forward(const ff_model *m, float *out, const int32_t *ids, const int64_t *lens, int64_t n_seq,
+                           void *scratch)
+
     # tokenizer: split scanners and byte-pair encoding
     enum ff_pretok:
         FF_PRETOK_NONE
@@ -207,6 +214,19 @@ cdef extern from "fastformer.h" nogil:
                              int nth)
     int64_t ff_bpe_decode_len(const ff_bpe *b, const int32_t *ids, int64_t n)
     void ff_bpe_decode(const ff_bpe *b, uint8_t *out, const int32_t *ids, int64_t n)
+
+    # tokenizer: WordPiece with BERT's normalizer and pre-tokenizer
+    ctypedef struct ff_wordpiece:
+        pass
+    enum:
+        FF_WP_CLEAN
+        FF_WP_CJK
+        FF_WP_STRIP_MN
+    ff_wordpiece *ff_wordpiece_new(const uint8_t *bytes, const int64_t *off, int32_t n, int32_t unk,
+                                   const uint8_t *prefix, int64_t plen, int64_t max_chars, int flags)
+    void ff_wordpiece_free(ff_wordpiece *w)
+    int32_t ff_wordpiece_token_id(const ff_wordpiece *w, const uint8_t *s, int64_t n)
+    int64_t ff_wordpiece_encode(const ff_wordpiece *w, int32_t *ids, const uint8_t *text, int64_t n)
 
     # quantized weights, ggml-compatible
     enum ff_qtype:

@@ -155,7 +155,7 @@ def _drop_file_pages(a):
 
 # the forward pass's switches by name -> their C enums
 NORM_KINDS = {"rms": FF_NORM_RMS, "layer": FF_NORM_LAYER}
-ACT_KINDS = {"silu": FF_ACT_SILU, "gelu_tanh": FF_ACT_GELU_TANH}  # silu: a gated (swiglu) mlp
+ACT_KINDS = {"silu": FF_ACT_SILU, "gelu_tanh": FF_ACT_GELU_TANH, "gelu_erf": FF_ACT_GELU_ERF}  # silu: gated
 ROPE_KINDS = {"none": FF_ROPE_NONE, "halves": FF_ROPE_HALVES, "interleaved": FF_ROPE_INTERLEAVED}
 
 
@@ -220,6 +220,8 @@ cdef class ModelCore:
         else:
             self.m.tok_emb = _wptr(k, te, (V, d), "token embeddings")
         self.m.pos_emb = _wptr(k, w.get("pos_emb"), (ctx, d), "position embeddings")
+        tt = w.get("type_emb")  # bert: row 0 (token type 0) is added to every embedding
+        self.m.type_emb = NULL if tt is None else _wptr(k, tt, (len(tt), d), "token type embeddings")
         self.m.norm_w = _wptr(k, w["norm_w"], (d,), "final norm weight")
         self.m.norm_b = _wptr(k, w.get("norm_b"), (d,), "final norm bias")
         rd = cfg.get("rope_dim") or hd

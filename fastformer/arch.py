@@ -61,6 +61,8 @@ class Arch:
     sliding_pattern: int = 0  # > 0: only some layers slide; without layer_types, every n-th layer is global
     local_rope: bool = False  # sliding layers have their own rope base (gemma3's rope_local_base_freq)
     gguf_wide_scalar_layers: int = 0  # GGUF files of this many layers scale queries by 1/sqrt(d/heads), as llama.cpp
+    hf_ignored: tuple[str, ...] = ()  # HF tensor name prefixes the forward pass does not use (bert's pooler)
+    encoder: bool = False  # bidirectional post-norm encoder run by fastformer.encoder (embeddings, no head)
     notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
 
     @property
@@ -286,6 +288,67 @@ _LLAMA = dict(
     hf_forbidden=("model.layers.{i}.mlp.gate_proj.bias",),
 )
 
+# bert: an encoder. tok_emb + pos_emb + type_emb[0] -> norm_w/norm_b (the embedding layer norm); each block
+# x = norm(x + attention(x)) by attn_norm, x = norm(x + mlp(x)) by ffn_norm (post-norm), gelu (erf) mlp
+_HF_BERT_CONFIG = {
+    "n_layers": ("num_hidden_layers", REQUIRED),
+    "d_model": ("hidden_size", REQUIRED),
+    "n_heads": ("num_attention_heads", REQUIRED),
+    "n_kv_heads": ("", None),
+    "head_dim": ("", None),
+    "d_ff": ("intermediate_size", REQUIRED),
+    "max_context": ("max_position_embeddings", REQUIRED),
+    "norm_eps": ("layer_norm_eps", 1e-12),
+    "vocab_size": ("vocab_size", REQUIRED),
+    "n_types": ("type_vocab_size", 2),
+}
+_HF_BERT = (
+    src("tok_emb", "embeddings.word_embeddings.weight"),
+    src("pos_emb", "embeddings.position_embeddings.weight"),
+    src("type_emb", "embeddings.token_type_embeddings.weight"),
+    src("norm_w", "embeddings.LayerNorm.weight"),
+    src("norm_b", "embeddings.LayerNorm.bias"),
+    src("wq", "encoder.layer.{i}.attention.self.query.weight"),
+    src("bq", "encoder.layer.{i}.attention.self.query.bias"),
+    src("wk", "encoder.layer.{i}.attention.self.key.weight"),
+    src("bk", "encoder.layer.{i}.attention.self.key.bias"),
+    src("wv", "encoder.layer.{i}.attention.self.value.weight"),
+    src("bv", "encoder.layer.{i}.attention.self.value.bias"),
+    src("wo", "encoder.layer.{i}.attention.output.dense.weight"),
+    src("bo", "encoder.layer.{i}.attention.output.dense.bias"),
+    src("attn_norm_w", "encoder.layer.{i}.attention.output.LayerNorm.weight"),
+    src("attn_norm_b", "encoder.layer.{i}.attention.output.LayerNorm.bias"),
+    src("w_up", "encoder.layer.{i}.intermediate.dense.weight"),
+    src("b_up", "encoder.layer.{i}.intermediate.dense.bias"),
+    src("w_down", "encoder.layer.{i}.output.dense.weight"),
+    src("b_down", "encoder.layer.{i}.output.dense.bias"),
+    src("ffn_norm_w", "encoder.layer.{i}.output.LayerNorm.weight"),
+    src("ffn_norm_b", "encoder.layer.{i}.output.LayerNorm.bias"),
+)
+_GGUF_BERT = (
+    src("tok_emb", "token_embd.weight"),
+    src("pos_emb", "position_embd.weight"),
+    src("type_emb", "token_types.weight"),
+    src("norm_w", "token_embd_norm.weight"),
+    src("norm_b", "token_embd_norm.bias"),
+    src("wq", "blk.{i}.attn_q.weight"),
+    src("bq", "blk.{i}.attn_q.bias"),
+    src("wk", "blk.{i}.attn_k.weight"),
+    src("bk", "blk.{i}.attn_k.bias"),
+    src("wv", "blk.{i}.attn_v.weight"),
+    src("bv", "blk.{i}.attn_v.bias"),
+    src("wo", "blk.{i}.attn_output.weight"),
+    src("bo", "blk.{i}.attn_output.bias"),
+    src("attn_norm_w", "blk.{i}.attn_output_norm.weight"),
+    src("attn_norm_b", "blk.{i}.attn_output_norm.bias"),
+    src("w_up", "blk.{i}.ffn_up.weight"),
+    src("b_up", "blk.{i}.ffn_up.bias"),
+    src("w_down", "blk.{i}.ffn_down.weight"),
+    src("b_down", "blk.{i}.ffn_down.bias"),
+    src("ffn_norm_w", "blk.{i}.layer_output_norm.weight"),
+    src("ffn_norm_b", "blk.{i}.layer_output_norm.bias"),
+)
+
 ARCHS: dict[str, Arch] = {
     a.name: a
     for a in (
@@ -390,6 +453,27 @@ ARCHS: dict[str, Arch] = {
             hf_prefixes=("language_model.",),
             hf_sub_config="text_config",
             **_GEMMA3,
+        ),
+        Arch(
+            "bert",
+            ("BertModel", "BertForMaskedLM"),
+            ("bert",),
+            "bert",
+            norm="layer",
+            act="gelu_erf",
+            rope_gguf="none",
+            hf_config=_HF_BERT_CONFIG,
+            hf_act=("hidden_act", "gelu", ("gelu",)),
+            hf_tensors=_HF_BERT,
+            gguf_tensors=_GGUF_BERT,
+            hf_prefixes=("", "bert."),
+            always_tied=True,
+            hf_ignored=("pooler.",),
+            encoder=True,
+            notes={
+                "is_decoder": "BERT as a decoder (is_decoder) is not supported",
+                "add_cross_attention": "BERT with cross-attention is not supported",
+            },
         ),
     )  # fmt: skip
 }

@@ -53,6 +53,7 @@ class ModelConfig:
     attn_softcap: float = 0.0  # scores -> cap * tanh(scores / cap) before the softmax (gemma2), 0 = none
     final_softcap: float = 0.0  # logits -> cap * tanh(logits / cap) (gemma2), 0 = none
     sliding_window: int = 0  # mistral's attention span, 0 = unlimited
+    n_types: int = 0  # rows of the token type table (bert's type_vocab_size), 0 = none
     tie_word_embeddings: bool = False
     bos_token_id: int | None = None
     eos_token_ids: list = field(default_factory=list)
@@ -106,6 +107,7 @@ class Weights:
     lm_head: Matrix  # (vocab, d); the same object as tok_emb when the head is tied
     norm_b: np.ndarray | None = None  # (d,) layer norm
     pos_emb: np.ndarray | None = None  # (max_context, d) learned positions (gpt2)
+    type_emb: np.ndarray | None = None  # (n_types, d) token type rows (bert); row 0 is added to every token
     rope_inv_freq: np.ndarray | None = None  # (rope_dim/2,) rotary inverse frequencies, scaling applied
     rope_inv_freq_long: np.ndarray | None = None  # (rope_dim/2,) longrope's set for long sequences
     rope_inv_freq_local: np.ndarray | None = None  # (rope_dim/2,) the sliding layers' own set (gemma3)
@@ -207,7 +209,8 @@ def tensor_shapes(c: ModelConfig, context: int) -> dict:
     """The shape of every internal weight; `context` is the row count of a learned position table in the file."""
     d, q, kv, f, v = c.d_model, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.d_ff, c.vocab_size
     return {
-        "tok_emb": (v, d), "pos_emb": (context, d), "norm_w": (d,), "norm_b": (d,), "lm_head": (v, d),
+        "tok_emb": (v, d), "pos_emb": (context, d), "type_emb": (c.n_types, d), "norm_w": (d,), "norm_b": (d,),
+        "lm_head": (v, d),
         "attn_norm_w": (d,), "attn_norm_b": (d,), "wq": (q, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, q),
         "bq": (q,), "bk": (kv,), "bv": (kv,), "bo": (d,), "ffn_norm_w": (d,), "ffn_norm_b": (d,),
         "w_gate": (f, d), "w_up": (f, d), "w_down": (d, f), "b_up": (f,), "b_down": (d,),
@@ -306,7 +309,7 @@ def quantize_checkpoint(ck: Checkpoint, qtype: str) -> Checkpoint:
         replace(lw, **{k: q(getattr(lw, k), qtype) for k in LAYER_MATRICES if getattr(lw, k) is not None})
         for lw in ck.layers
     ]
-    head = q(ck.weights.lm_head, "q8_0")
+    head = ck.weights.lm_head if ck.config.family.encoder else q(ck.weights.lm_head, "q8_0")  # encoders: no head
     return replace(ck, weights=replace(ck.weights, lm_head=head), layers=layers)
 
 

@@ -9,6 +9,7 @@
     fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
     fastformer cpu                                        ISA path, usable paths, CPU features, threads
     fastformer serve [--model PATH] [--port N] [--api-key KEY]   an OpenAI-compatible HTTP server
+    fastformer embed --model DIR [FILE|-] [-o OUT.npy]    sentence embeddings of each line (npy or jsonl)
 
 Without --model, generate, chat, perplexity, bench, tokenize and serve use the embedded default model
 (SmolLM2-135M-Instruct).
@@ -367,6 +368,10 @@ def build_parser():
     s.add_argument("--model-name", help="the model id clients send (default: the file or directory name)")
     s.add_argument("--kv-dtype", choices=KV_DTYPES, default=DEFAULT_KV_DTYPE, help=KV_HELP)
     s.set_defaults(fn=_cmd_serve)
+
+    from fastformer import _cli_embed
+
+    _cli_embed.add_parser(sub)
     return p
 
 

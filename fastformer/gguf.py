@@ -375,6 +375,9 @@ def _config(f, arch, name, max_context):
     elif arch.gguf_wide_scalar_layers:  # llama.cpp's rule: the largest model scales queries by (d / heads)^-0.5
         wide = layers_n == arch.gguf_wide_scalar_layers
         conf.attn_scale = float(d // heads if wide else conf.head_dim) ** -0.5
+    types = next((s.name for s in arch.gguf_tensors if s.into == ("type_emb",)), None)
+    if types in f.tensors:  # encoders: the token type table's rows
+        conf.n_types = check_int(f.tensors[types].shape[0], f"{types} rows", f.path)
     check_shapes(conf, f.path, names)
     return conf, ctx
 
@@ -445,7 +448,11 @@ def load(path, max_context=None):
             glob["rope_inv_freq_long"] = rope_inv_freq(conf, long=True)
     weights, layers = build(glob, layers, tied=False)  # GGUF: no output.weight means a tied head
     tok = None
-    if f.metadata.get("tokenizer.ggml.model", "none") not in ("none", "no_vocab"):
+    if arch.encoder and f.metadata.get("tokenizer.ggml.model") == "bert":  # WordPiece
+        from fastformer.wordpiece import WordPieceTokenizer
+
+        tok = WordPieceTokenizer.from_gguf_metadata(f.metadata, source=f.path)
+    elif f.metadata.get("tokenizer.ggml.model", "none") not in ("none", "no_vocab"):
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_gguf_metadata(f.metadata, source=f.path)

@@ -155,6 +155,8 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
         raw=cfg,
     )
     check_shapes(conf, path, names)
+    if "n_types" in arch.hf_config:  # encoders: token type rows
+        conf.n_types = check_int(field("n_types"), keys["n_types"], path)
     if arch.rope != "none":
         rope = cfg.get("rope_parameters") or {}
         if not isinstance(rope, dict):
@@ -334,7 +336,11 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
     unused = [
         n
         for n in T.where
-        if n.startswith(prefix) and n not in used and not n.endswith(_IGNORED) and n != prefix + "lm_head.weight"
+        if n.startswith(prefix)
+        and n not in used
+        and not n.endswith(_IGNORED)
+        and not n[len(prefix) :].startswith(arch.hf_ignored)
+        and n != prefix + "lm_head.weight"
     ]
     if unused:  # a tensor the forward pass would ignore: the model would run, wrongly
         more = f" (and {len(unused) - 3} more)" if len(unused) > 3 else ""
@@ -348,7 +354,11 @@ def load(path: str, max_context: int | None = None) -> Checkpoint:
             glob["rope_inv_freq_local"] = ops.rope_inv_freq(conf.rotary_dim, conf.rope_local_theta)
     weights, layers = build(glob, layers, tied=conf.tie_word_embeddings)
     tok = None
-    if os.path.exists(os.path.join(path, "tokenizer.json")):
+    if arch.encoder:  # WordPiece (tokenizer.json or vocab.txt)
+        from fastformer.wordpiece import WordPieceTokenizer
+
+        tok = WordPieceTokenizer.find(path)
+    elif os.path.exists(os.path.join(path, "tokenizer.json")):
         from fastformer.tokenizer import Tokenizer
 
         tok = Tokenizer.from_pretrained(path)

@@ -117,6 +117,11 @@ class Model:
                              for i in range(c.n_layers)],
                     sliding=list(c.sliding_layers or [False] * c.n_layers))  # fmt: skip
         self._core = _core.ModelCore(dims, as_dict(ck.weights), [as_dict(lw) for lw in ck.layers], bool(hugepages))
+        self.sentence = None  # encoders: how embed() pools (fastformer.encoder.SentenceConfig)
+        if arch.encoder:
+            from fastformer.encoder import read_sentence_config
+
+            self.sentence = read_sentence_config(ck)
 
     def checkpoint(self) -> Checkpoint:
         """What the model runs on, as a Checkpoint (the arrays are the model's own: do not write to them)."""
@@ -205,6 +210,8 @@ class Model:
         Families with a GGUF form (fastformer.arch: llama, mistral without a sliding window, gpt2);
         progress(i, n) after each tensor.
         """
+        if self.is_encoder:  # its WordPiece vocabulary and pooling have no writer yet
+            raise UnsupportedError(f"{self.path}: writing an encoder as GGUF is not supported (llama.cpp's is)")
         from fastformer.gguf_write import write_gguf
 
         write_gguf(self.checkpoint(), os.fspath(path), progress)
@@ -215,11 +222,47 @@ class Model:
         c = self.config
         return 2 * c.n_layers * c.n_kv_heads * _core.kv_row_bytes(kv_dtype or self.kv_dtype, c.head_dim)
 
+    # ---- embeddings ----
+
+    @property
+    def is_encoder(self) -> bool:
+        """True for an encoder (BERT): `embed` works and the generation and scoring methods do not."""
+        return self.config.family.encoder
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        pooling: str | Sequence[str] | None = None,
+        normalize: bool | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Sentence embeddings (len(texts), dim) float32, as sentence-transformers' `encode` gives them.
+
+        pooling ("mean", "cls", "max", "lasttoken", "weightedmean", "mean_sqrt_len_tokens" or a list of them,
+        concatenated) and normalize default to the model's sentence-transformers files (mean, no normalization
+        for a bare BERT directory). Each text is cut to the model's max_seq_length tokens, [CLS] and [SEP]
+        included (`model.sentence`); texts are run `batch_size` at a time, longest first, without padding.
+
+        >>> model.embed(["a sentence", "another one"]).shape  # doctest: +SKIP
+        (2, 384)
+        """
+        if not self.is_encoder:
+            raise UnsupportedError(f"{self.path}: embed() needs an encoder (BERT), not a {self.config.arch} decoder")
+        from fastformer.encoder import embed
+
+        return embed(self, texts, pooling=pooling, normalize=normalize, batch_size=batch_size)
+
+    def _need_decoder(self):
+        if self.is_encoder:
+            raise UnsupportedError(f"{self.path}: an encoder ({self.config.arch}) has no next-token head; use embed()")
+
     # ---- scoring ----
 
     def _session(self, n_tokens, length=0):
         """A session for up to n_tokens positions; `length` is the sequence length the next call reaches (a
         longrope model rotates a sequence longer than its pretraining length with the long factors)."""
+        self._need_decoder()
         if n_tokens > self.config.max_context:
             raise ValueError(f"{n_tokens} tokens exceed the context window of {self.config.max_context} positions")
         sess = _core.Session(self._core, max(n_tokens, 1), min(PREFILL_CHUNK, max(n_tokens, 1)), self.kv_dtype)
@@ -264,6 +307,7 @@ class Model:
 
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Token ids for `prompt`: a str is tokenized (with BOS when the tokenizer adds one), ids are checked."""
+        self._need_decoder()
         if isinstance(prompt, str):
             return self._need_tokenizer().encode_prompt(prompt)
         return _as_ids(prompt, self.config.vocab_size, "prompt")
@@ -339,6 +383,7 @@ class Model:
 
         ignore_eos=True keeps generating through EOS (for benchmarks); stop_ids still stop.
         """
+        self._need_decoder()
         ids = _as_ids(ids, self.config.vocab_size)
         if not ids:
             raise ValueError("ids must not be empty")

@@ -115,8 +115,8 @@ class Embedder:
         threads: int | None = None,
     ):
         self.model = _load(model, threads)
-        if not callable(getattr(self.model, "embed", None)):
-            raise UnsupportedError(f"{self.model.path}: not an encoder model (it has no embed method)")
+        if not self.model.is_encoder:
+            raise UnsupportedError(f"{self.model.path}: not an encoder model (Embedder needs one, e.g. a BERT)")
         self.text_column, self.output_column = text_column, output_column
 
     def __call__(self, batch):

@@ -14,6 +14,7 @@ or wrong key, 404 for another model's name, 429 when the engine's queue is full.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import logging
@@ -309,14 +310,17 @@ class _Server:
                 if self.threads is not None:
                     set_num_threads(self.threads)
             self.model = model  # before the engine: a request that sees the engine uses the model
-            self.engine = Engine(model, parallel=self.parallel, max_queue=self.max_queue)
+            # an encoder serves /v1/embeddings and has no engine
+            self.engine = (
+                ENCODER if model.is_encoder else Engine(model, parallel=self.parallel, max_queue=self.max_queue)
+            )
             log.info("fastformer: %s ready (%d slots, queue %d)", self.name, self.parallel, self.max_queue)
         except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
             log.error("fastformer: loading %s failed: %s", self.name, self.error)
 
     def close(self):
-        if self.engine is not None:
+        if self.engine is not None and self.engine is not ENCODER:
             self.engine.close()
 
     def check_key(self, request):
@@ -329,9 +333,13 @@ class _Server:
             message = "invalid API key" if got else "missing API key: send Authorization: Bearer KEY"
             raise ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
-    def ready(self):
-        """The engine; 503 while loading or after a failed load."""
+    def ready(self, encoder=False):
+        """The engine (ENCODER for an encoder model); 503 while loading or after a failed load, 400 for a route
+        the model cannot serve (encoder: True for an encoder's route, False for a decoder's, None for either)."""
         if self.engine is not None:
+            if encoder is not None and encoder != (self.engine is ENCODER):
+                what = "an encoder: it serves /v1/embeddings" if not encoder else "not an encoder: no /v1/embeddings"
+                raise _bad(f"the model `{self.name}` is {what}", "model", code="unsupported_model")
             return self.engine
         if self.error is not None:
             raise ApiError(503, f"the model failed to load: {self.error}", type="server_error", code="load_failed")
@@ -461,6 +469,17 @@ async def _collect(srv, request, job):
     return choices
 
 
+ENCODER = object()  # the engine slot of a server that runs an encoder model
+MAX_EMBED_INPUTS = 2048
+
+
+def _embed(model, texts):
+    """(vectors, tokens read) of texts, as Model.embed reads them (truncated at the model's max_seq_length)."""
+    tok, limit = model.tokenizer, model.sentence.max_seq_length
+    n = sum(len(tok.encode(t, max_length=limit)) for t in texts)
+    return model.embed(texts), n
+
+
 def create_app(
     model_or_path=None, *, api_key=None, parallel=8, max_queue=64, threads=None, model_name=None, kv_dtype=None
 ):
@@ -516,7 +535,7 @@ def create_app(
     @app.get("/v1/models")
     async def models(request: Request):
         srv.check_key(request)
-        srv.ready()
+        srv.ready(encoder=None)
         card = {"id": srv.name, "object": "model", "created": srv.created, "owned_by": "fastformer",
                 "max_model_len": srv.model.config.max_context}  # fmt: skip
         return {"object": "list", "data": [card]}
@@ -576,6 +595,35 @@ def create_app(
         choice = {"index": 0, "message": message, "finish_reason": c.finish_reason,
                   "logprobs": _chat_logprobs(srv, c.tokens) if want else None}  # fmt: skip
         return {**head, "choices": [choice], "usage": _usage(job, [c])}
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        srv.check_key(request)
+        body = await _read_json(request)
+        srv.ready(encoder=True)
+        _check_fields(body, {"model", "input", "encoding_format", "dimensions", "user"})
+        srv.check_model(body)
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise _bad("'input' must be a string or a non-empty array of strings", "input")
+        if len(texts) > MAX_EMBED_INPUTS:
+            raise _bad(f"'input' holds {len(texts)} strings; at most {MAX_EMBED_INPUTS} per request", "input")
+        fmt = _get(body, "encoding_format", (str,), "float")
+        if fmt not in ("float", "base64"):
+            raise _bad(f"'encoding_format' must be 'float' or 'base64', got {fmt!r}", "encoding_format")
+        model = srv.model
+        dims = _get(body, "dimensions", (int,))
+        vectors, n_tokens = await run_in_threadpool(_embed, model, texts)
+        if dims is not None and dims != vectors.shape[1]:
+            raise _bad(f"'dimensions' must be the model's {vectors.shape[1]}, got {dims}", "dimensions")
+        data = []
+        for i, v in enumerate(vectors):
+            e = base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()
+            data.append({"object": "embedding", "index": i, "embedding": e})
+        usage = {"prompt_tokens": n_tokens, "total_tokens": n_tokens}
+        return {"object": "list", "data": data, "model": srv.name, "usage": usage}
 
     @app.post("/tokenize")
     async def tokenize(request: Request):
@@ -691,7 +739,7 @@ class _CountRequests:
 
 def _metrics_text(srv):
     """Prometheus text exposition (format 0.0.4) of the server's and the engine's counters."""
-    s = srv.engine.stats() if srv.engine is not None else {}
+    s = srv.engine.stats() if srv.engine is not None and srv.engine is not ENCODER else {}
     lines = []
 
     def metric(name, kind, help, samples):

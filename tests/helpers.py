@@ -59,6 +59,8 @@ ARCHS = {  # short name -> (transformers config class, model class)
     "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
     "gemma3-multimodal": ("Gemma3Config", "Gemma3ForConditionalGeneration"),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
+    "bert": ("BertConfig", "BertModel"),
+    "bert-mlm": ("BertConfig", "BertForMaskedLM"),
 }
 
 

@@ -304,9 +304,9 @@ simple(
 simple(
     "cfg_unsupported_architecture",
     "UnsupportedError",
-    r"'BertModel'.*supported: LlamaForCausalLM",
+    r"'T5Model'.*supported: LlamaForCausalLM",
     "config.json",
-    lambda ctx: load_model(ctx.hf_copy(config={"architectures": ["BertModel"], "model_type": "bert"})),
+    lambda ctx: load_model(ctx.hf_copy(config={"architectures": ["T5Model"], "model_type": "t5"})),
 )
 simple(
     "cfg_negative_sliding_window",

@@ -154,7 +154,7 @@ def test_text_api_without_tokenizer(small_llama):
 
 
 def test_unsupported_architecture(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["T5Model"], "model_type": "t5"}))
     with pytest.raises(UnsupportedError, match="LlamaForCausalLM"):
         Model.load(str(tmp_path))
 

@@ -153,7 +153,6 @@ def bert_dir(tmp_path_factory):
 
 
 @pytest.mark.peer("torch", "transformers")
-@pytest.mark.skipif(not hasattr(Model, "embed"), reason="fastformer has no encoder models yet (no Model.embed)")
 def test_embedder_rows_equal_embed(cluster, bert_dir):
     """Two actors, batches of 2: each row's vector is Model.embed's for that text in one call of all six."""
     ray = cluster
