@@ -140,13 +140,15 @@ static void add_residual(const ff_model *m, ff_session *b, const float *w, int64
     for (int64_t j = 0; j < t * m->d; j++) b->x[j] += h[j];
 }
 
-// y (t, d_ff) = act(y) in place: silu or gelu-tanh. Rows of a d_ff that is not a multiple of 16 go one at a
+// y (t, d_ff) = act(y) in place: silu, gelu-tanh or gelu-erf. Rows of a d_ff that is not a multiple of 16 go one at a
 // time, so no row ever meets a kernel's scalar tail where another batch would run its vector loop
 static void activate(const ff_model *m, float *y, int64_t t) {
     int64_t f = m->d_ff, n = f % 16 ? f : t * f;
     for (int64_t j = 0; j < t * f; j += n) {
         if (m->act == FF_ACT_GELU_TANH)
             ff_gelu_tanh_f32(y + j, y + j, n);
+        else if (m->act == FF_ACT_GELU_ERF)
+            ff_gelu_erf_f32(y + j, y + j, n);
         else
             ff_silu_f32(y + j, y + j, n);
     }

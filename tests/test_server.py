@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from server_helpers import Live, assert_error
 
 import fastformer
 from fastformer.model import KJV_MODEL
@@ -33,33 +33,6 @@ TEMPLATE = (
 )
 PROMPTS = ["In the beginning", "And the LORD said unto Moses", "Blessed are", " "]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who made the heaven?"}]
-
-
-class Live:
-    """A uvicorn server for `app` on a free port of 127.0.0.1, in a daemon thread."""
-
-    def __init__(self, app, wait=True):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            assert self.thread.is_alive(), "uvicorn stopped while starting"
-            time.sleep(0.01)
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, deadline=60):
-        end = time.monotonic() + deadline
-        while httpx.get(self.url + "/health").status_code != 200:
-            assert time.monotonic() < end, "the server did not become ready"
-            time.sleep(0.02)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +75,6 @@ def log_softmax(x):
     x = np.asarray(x, dtype=np.float64)
     m = x.max(axis=-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
-
-
-def assert_error(r, status, param=None, code=None):
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"} and err["message"]
-    if param is not None:
-        assert err["param"] == param, err
-    if code is not None:
-        assert err["code"] == code, err
-    return err
 
 
 # ---- routes ----

@@ -9,7 +9,7 @@ import numpy as np
 import openai
 import pytest
 from embed_fixtures import SENTENCES, load_sentence, make_bert, make_sentence_dir
-from test_server import Live, assert_error
+from server_helpers import Live, assert_error
 
 import fastformer
 from fastformer.model import KJV_MODEL

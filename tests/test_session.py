@@ -53,7 +53,7 @@ def test_carved_buffers_hold_a_full_call():
 
 def test_named_kinds():
     assert _core.NORM_KINDS.keys() == {"rms", "layer"}
-    assert _core.ACT_KINDS.keys() == {"silu", "gelu_tanh"}
+    assert _core.ACT_KINDS.keys() == {"silu", "gelu_tanh", "gelu_erf"}
     assert _core.ROPE_KINDS.keys() == {"none", "halves", "interleaved"}
     assert len(set(_core.ROPE_KINDS.values())) == 3
     core = _core_model()
@@ -64,3 +64,16 @@ def test_named_kinds():
         _core.ModelCore(core.dims, {k: v for k, v in core.weights.items() if k != "rope_inv_freq"}, core.layers)
     out = _core.Session(_core_model(rope="none"), 8, 2).forward([1, 2])
     assert out.shape == (1, 50) and np.isfinite(out).all()
+
+
+def test_each_activation_kind_runs_its_own_function():
+    """A decoder's gated mlp applies the named activation: the three kinds give three different outputs, and"""
+    core = _core_model()
+    outs = {}
+    for act in ("silu", "gelu_tanh", "gelu_erf"):
+        c = _core.ModelCore({**core.dims, "act": act}, core.weights, core.layers)
+        outs[act] = _core.Session(c, 8, 4).forward([1, 2, 3, 4], all_logits=True)
+    assert not np.array_equal(outs["silu"], outs["gelu_erf"])
+    assert not np.array_equal(outs["gelu_tanh"], outs["gelu_erf"])
+    # gelu_erf and gelu_tanh differ by < 1e-3 per activation: the logits stay close, unlike silu's
+    assert np.abs(outs["gelu_erf"] - outs["gelu_tanh"]).max() < np.abs(outs["gelu_erf"] - outs["silu"]).max()
