@@ -16,7 +16,6 @@ mean without normalizing, as sentence-transformers does when it wraps one.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastformer import _core
-from fastformer.errors import FormatError, UnsupportedError
+from fastformer.errors import FormatError, UnsupportedError, read_json
 
 __all__ = ["POOLING_MODES", "SentenceConfig", "embed", "read_sentence_config"]
 
@@ -50,16 +49,6 @@ class SentenceConfig:
     max_seq_length: int  # tokens per text, [CLS] and [SEP] included; longer texts lose their last tokens
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
-
-
 def check_pooling(pooling, where: str = "pooling") -> tuple:
     """A tuple of pooling modes from one mode name or a list of them; ValueError naming `where` otherwise."""
     modes = (pooling,) if isinstance(pooling, str) else pooling
@@ -72,7 +61,7 @@ def check_pooling(pooling, where: str = "pooling") -> tuple:
 
 
 def _pooling_file(path):
-    cfg = _read_json(path)
+    cfg = read_json(path)
     if not isinstance(cfg, dict):
         raise FormatError(f"{path}: must hold a JSON object")
     if "pooling_mode" in cfg:
@@ -95,7 +84,7 @@ def read_sentence_config(ck) -> SentenceConfig:
             raise UnsupportedError(f"{ck.path}: pooling_type {kind!r} is not supported (1 mean, 2 cls, 3 last)")
         return SentenceConfig((_GGUF_POOLING[kind],), False, c.max_context)
     root = ck.path
-    modules = _read_json(os.path.join(root, "modules.json"))
+    modules = read_json(os.path.join(root, "modules.json"))
     if modules is not None:
         if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
             raise FormatError(f"{root}/modules.json: must be a list of objects")
@@ -112,12 +101,12 @@ def read_sentence_config(ck) -> SentenceConfig:
         normalize = "Normalize" in kinds
         if "Pooling" not in kinds:
             raise UnsupportedError(f"{root}/modules.json: no Pooling module (token embeddings are not supported)")
-    st = _read_json(os.path.join(root, "sentence_bert_config.json"))
+    st = read_json(os.path.join(root, "sentence_bert_config.json"))
     if isinstance(st, dict) and st.get("max_seq_length") is not None:
         limit = st["max_seq_length"]
         where = f"{root}/sentence_bert_config.json: max_seq_length"
     else:
-        tc = _read_json(os.path.join(root, "tokenizer_config.json"))
+        tc = read_json(os.path.join(root, "tokenizer_config.json"))
         limit = tc.get("model_max_length") if isinstance(tc, dict) else None
         where = f"{root}/tokenizer_config.json: model_max_length"
         limit = c.max_context if limit is None else min(limit, c.max_context) if isinstance(limit, int) else limit

@@ -1,5 +1,7 @@
-"""fastformer's exception hierarchy (one root, a ValueError for bad files, one for unsupported content) and the
-finiteness check the weight loaders share."""
+"""fastformer's exception hierarchy (one root, a ValueError for bad files, one for unsupported content), and the
+checks the loaders share: finite weights, readable JSON side files."""
+
+import json
 
 
 class FastformerError(Exception):
@@ -36,3 +38,14 @@ def require_finite(array, where):
         if bad.size:
             k = start + int(bad[0])
             raise FormatError(f"{where} holds non-finite values (element {k} is {flat[k]}); weights must be finite")
+
+
+def read_json(path):
+    """The JSON value of the file at path, or None if there is no such file; FormatError naming it if invalid."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON: {e}") from None

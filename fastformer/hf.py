@@ -32,7 +32,7 @@ from fastformer.checkpoint import (
     rope_inv_freq,
     unsupported_flags,
 )
-from fastformer.errors import FormatError, UnsupportedError, require_finite
+from fastformer.errors import FormatError, UnsupportedError, read_json, require_finite
 from fastformer.safetensors import SafetensorsFile
 
 ROPE_SCALINGS = ("llama3", "linear")
@@ -287,22 +287,12 @@ class Tensors:
         return ", ".join(sorted(self.files)) or "checkpoint"
 
 
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
-
-
 def load(path: str, max_context: int | None = None) -> Checkpoint:
     """A Hugging Face model directory (config.json, safetensors, tokenizer files if present) as a Checkpoint."""
     cfg_path = os.path.join(path, "config.json")
     if not os.path.exists(cfg_path):
         raise FileNotFoundError(f"{cfg_path}: missing (a model directory needs config.json)")
-    raw = _read_json(cfg_path)
+    raw = read_json(cfg_path)
     if not isinstance(raw, dict):
         raise FormatError(f"{cfg_path}: must hold a JSON object")
     conf = parse_config(raw, cfg_path, max_context)

@@ -12,7 +12,6 @@ normalizer applies them before the split.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -21,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from fastformer import _core
-from fastformer.errors import FormatError, UnsupportedError
+from fastformer.errors import FormatError, UnsupportedError, read_json
 
 __all__ = ["WordPieceTokenizer"]
 
@@ -86,7 +85,7 @@ class WordPieceTokenizer:
     def from_file(cls, path: str | os.PathLike[str]) -> WordPieceTokenizer:
         """A tokenizer.json with a WordPiece model (and tokenizer_config.json beside it, if any)."""
         path = os.fspath(path)
-        spec = _read_json(path)
+        spec = read_json(path)
         if not isinstance(spec, dict):
             raise FormatError(f"{path}: must hold a JSON object")
         model = spec.get("model")
@@ -139,7 +138,7 @@ class WordPieceTokenizer:
         if tokens and tokens[-1] == "":
             tokens.pop()
         tokens = [t.rstrip("\r") for t in tokens]
-        conf = _read_json(os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer_config.json")) or {}
+        conf = read_json(os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer_config.json")) or {}
         if lowercase is None:
             lowercase = bool(conf.get("do_lower_case", True)) if isinstance(conf, dict) else True
         ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
@@ -245,16 +244,6 @@ class WordPieceTokenizer:
             else:
                 out.append(t)
         return " ".join(out)
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
 
 
 def _vocab_list(vocab, added, where):
