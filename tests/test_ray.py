@@ -41,16 +41,25 @@ def kjv():
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """One local Ray cluster for the module: 2 CPUs, no dashboard, no usage reporting, addresses on 127.0.0.1."""
+def cluster(tmp_path_factory):
+    """One local Ray cluster for the module: 2 CPUs, no dashboard, no usage reporting, addresses on 127.0.0.1.
+
+    Started from an empty directory: Ray's processes keep the driver's working directory and its workers import
+    from there first, and the source tree of a clean clone has no built extension (the installed fastformer
+    must win, as in tests that start children)."""
     import ray
 
-    with mock.patch.dict(os.environ, RAY_USAGE_STATS_ENABLED="0"):
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        yield ray
-        ray.shutdown()
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
+    try:
+        with mock.patch.dict(os.environ, RAY_USAGE_STATS_ENABLED="0"):
+            ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            yield ray
+            ray.shutdown()
+    finally:
+        os.chdir(before)
 
 
 def _actors(ray, n):
