@@ -3,8 +3,8 @@ on the same GGUF (its default f16 cache), and decode at 4k / 8k context with the
 
 Table 1 (llama.cpp as the peer): bench_model's random-weight 110M and 1.1B Llama GGUF files (Q4_0 by
 default), prompts of 128 and 900 tokens (110M, 1024 positions) or 128 and 1900 (1.1B, 2048 positions).
-prefill = prompt tokens / time of a 1-token generation; decode = (time of a (n+1)-token generation - that
-time) / n. Best of --runs, the engines taking turns in every run so they see the same load. Before timing,
+prefill = prompt tokens / time to the first generated token; decode = n / time of the n tokens after it, both
+phases timed within one generation. Best of --runs, the engines taking turns in every run so they see the same load. Before timing,
 each fastformer cache type's next-token logits must agree with llama.cpp's (cosine > 0.99).
 
 Table 2 (fastformer alone): a random-weight Llama of the 110M shape with max_position_embeddings 8192,
@@ -43,11 +43,9 @@ def llama_cpp_engine(gguf, threads, n_ctx, ids):
     llm = llama_cpp.Llama(model_path=gguf, n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
                           verbose=False)  # fmt: skip
 
-    def gen(n):
+    def gen(n, clock):
         llm.reset()
-        for i, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=True)):
-            if i + 1 == n:
-                break
+        return phases(llm.generate(ids, top_k=1, temp=0.0, reset=True), n, clock)
 
     llm.reset()
     llm.eval(ids)
@@ -55,15 +53,26 @@ def llama_cpp_engine(gguf, threads, n_ctx, ids):
     return gen, np.ctypeslib.as_array(last, shape=(llm.n_vocab(),)).copy()
 
 
+def phases(tokens, n_new, clock):
+    """(time to the first token, time of the n_new tokens after it) of a token iterator: prefill and decode
+    timed as separate phases of one run."""
+    t0 = clock()
+    it = iter(tokens)
+    next(it)
+    t1 = clock()
+    for i, _ in enumerate(it):
+        if i + 1 == n_new:
+            break
+    return t1 - t0, clock() - t1
+
+
 def timed(gens, n_new, runs, clock):
-    """name -> (best 1-token time, best (n_new+1)-token time), the engines taking turns in every run."""
+    """name -> (best prefill time, best time of n_new decoded tokens), the engines taking turns in every run."""
     best = {name: [float("inf"), float("inf")] for name in gens}
     for _ in range(runs):
         for name, gen in gens.items():
-            for slot, n in enumerate((1, n_new + 1)):
-                t0 = clock()
-                gen(n)
-                best[name][slot] = min(best[name][slot], clock() - t0)
+            for slot, t in enumerate(gen(n_new, clock)):
+                best[name][slot] = min(best[name][slot], t)
     return best
 
 
@@ -83,13 +92,15 @@ def peer_table(args):
                 if peer is not None:
                     cos = cosine(logits, peer[1])
                     assert cos > 0.99, f"{shape} {kv}: fastformer disagrees with llama.cpp (cosine {cos:.4f})"
-                gens[kv] = lambda n, m=model, ids=ids: m.generate_ids(ids, max_new_tokens=n, ignore_eos=True)
+                gens[kv] = lambda n, clock, m=model, ids=ids: phases(
+                    m.iter_ids(ids, max_new_tokens=n + 1, ignore_eos=True), n, clock
+                )
             if peer is not None:
                 gens["llama.cpp"] = peer[0]
             for gen in gens.values():
-                gen(2)  # warm up
+                gen(2, args.clock)  # warm up
             best = timed(gens, args.new_tokens, args.runs, args.clock)
-            rate = {k: (n_prompt / t1, args.new_tokens / max(tn - t1, 1e-9)) for k, (t1, tn) in best.items()}
+            rate = {k: (n_prompt / tp, args.new_tokens / td) for k, (tp, td) in best.items()}
             lp, ld = rate.get("llama.cpp", (None, None))
             for name, (p, d) in rate.items():
                 engine, kv = ("llama.cpp", "f16") if name == "llama.cpp" else ("fastformer", name)
