@@ -4,8 +4,8 @@ on the same GGUF (its default f16 cache), and decode at 4k / 8k context with the
 Table 1 (llama.cpp as the peer): bench_model's random-weight 110M and 1.1B Llama GGUF files (Q4_0 by
 default), prompts of 128 and 900 tokens (110M, 1024 positions) or 128 and 1900 (1.1B, 2048 positions).
 prefill = prompt tokens / time to the first generated token; decode = n / time of the n tokens after it, both
-phases timed within one generation. Best of --runs, the engines taking turns in every run so they see the same load. Before timing,
-each fastformer cache type's next-token logits must agree with llama.cpp's (cosine > 0.99).
+phases timed within one generation. Best of --runs, the engines taking turns in every run so they see the same
+load. Before timing, each fastformer cache type's next-token logits must agree with llama.cpp's (cosine > 0.99).
 
 Table 2 (fastformer alone): a random-weight Llama of the 110M shape with max_position_embeddings 8192,
 quantized to Q4_0 at load; one session per cache type is filled to 4096 and then 8192 - n positions, and n
