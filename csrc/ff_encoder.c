@@ -42,24 +42,6 @@ static void heads_swap(float *dst, const float *src, int64_t rows, int64_t nh, i
         }
 }
 
-// y (n,) = gelu_erf(y) in place, split over the thread pool
-typedef struct {
-    float *y;
-    int64_t n;
-} act_ctx;
-
-static void act_task(void *arg, int ith, int nth) {
-    act_ctx *c = arg;
-    int64_t lo, hi;
-    ff_split(c->n, ith, nth, 64, &lo, &hi);
-    if (hi > lo) ff_gelu_erf_f32(c->y + lo, c->y + lo, hi - lo);
-}
-
-static void gelu_erf(float *y, int64_t n) {
-    act_ctx c = {y, n};
-    ff_parallel(act_task, &c, n < (1 << 16) ? 1 : ff_get_num_threads());
-}
-
 int ff_encoder_forward(const ff_model *m, float *out, const int32_t *ids, const int64_t *lens, int64_t n_seq,
                        void *scratch) {
     int64_t d = m->d, nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
@@ -124,7 +106,7 @@ int ff_encoder_forward(const ff_model *m, float *out, const int32_t *ids, const 
         ff_norm_layer_f32(x, h, L->attn_norm_w, L->attn_norm_b, m->eps, rows, d);
         // x = norm(x + gelu(x @ w_up^T + b_up) @ w_down^T + b_down)
         if ((rc = linear(f, x, &L->w_up, L->b_up, rows))) return rc;
-        gelu_erf(f, rows * m->d_ff);
+        ff_gelu_erf_f32(f, f, rows * m->d_ff);  // split over the thread pool by ff_act.c
         if ((rc = linear(h, f, &L->w_down, L->b_down, rows))) return rc;
         for (int64_t j = 0; j < rows * d; j++) h[j] += x[j];
         ff_norm_layer_f32(x, h, L->ffn_norm_w, L->ffn_norm_b, m->eps, rows, d);

@@ -346,6 +346,16 @@ class _Server:
         raise ApiError(503, "the model is loading", type="server_error", code="model_loading",
                        headers={"Retry-After": "1"})  # fmt: skip
 
+    async def open(self, request, fields, encoder=False):
+        """(body, engine) of a POST request, checked in this order: key (401), JSON (400), model loaded and of the
+        route's kind (503 / 400), known fields (400), model name (404)."""
+        self.check_key(request)
+        body = await _read_json(request)
+        engine = self.ready(encoder)
+        _check_fields(body, fields)
+        self.check_model(body)
+        return body, engine
+
     def check_model(self, body):
         name = _get(body, "model", (str,))
         if name is not None and name != self.name:
@@ -542,11 +552,7 @@ def create_app(
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        srv.check_key(request)
-        body = await _read_json(request)
-        engine = srv.ready()
-        _check_fields(body, COMPLETION_FIELDS)
-        srv.check_model(body)
+        body, engine = await srv.open(request, COMPLETION_FIELDS)
         k = _get(body, "logprobs", (int,))
         if k is not None and not 0 <= k <= MAX_TOP_LOGPROBS:
             raise _bad(f"'logprobs' must be an integer in [0, {MAX_TOP_LOGPROBS}], got {k}", "logprobs")
@@ -567,11 +573,7 @@ def create_app(
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        srv.check_key(request)
-        body = await _read_json(request)
-        engine = srv.ready()
-        _check_fields(body, CHAT_FIELDS)
-        srv.check_model(body)
+        body, engine = await srv.open(request, CHAT_FIELDS)
         want = _get(body, "logprobs", (bool,), False)
         k = _get(body, "top_logprobs", (int,))
         if k is not None and not want:
@@ -598,11 +600,7 @@ def create_app(
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
-        srv.check_key(request)
-        body = await _read_json(request)
-        srv.ready(encoder=True)
-        _check_fields(body, {"model", "input", "encoding_format", "dimensions", "user"})
-        srv.check_model(body)
+        body, _ = await srv.open(request, {"model", "input", "encoding_format", "dimensions", "user"}, encoder=True)
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
@@ -627,11 +625,7 @@ def create_app(
 
     @app.post("/tokenize")
     async def tokenize(request: Request):
-        srv.check_key(request)
-        body = await _read_json(request)
-        srv.ready()
-        _check_fields(body, {"model", "prompt", "messages", "add_special_tokens"})
-        srv.check_model(body)
+        body, _ = await srv.open(request, {"model", "prompt", "messages", "add_special_tokens"})
         if ("prompt" in body) == ("messages" in body):
             raise _bad("give one of 'prompt' (a string) and 'messages'", "prompt")
         if "messages" in body:
@@ -648,11 +642,7 @@ def create_app(
 
     @app.post("/detokenize")
     async def detokenize(request: Request):
-        srv.check_key(request)
-        body = await _read_json(request)
-        srv.ready()
-        _check_fields(body, {"model", "tokens"})
-        srv.check_model(body)
+        body, _ = await srv.open(request, {"model", "tokens"})
         tokens = _get(body, "tokens", (list,))
         if tokens is None:
             raise _bad("'tokens' must be an array of token ids", "tokens")
