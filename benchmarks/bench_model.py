@@ -83,7 +83,9 @@ def make_checkpoint(name="llama110m", shape=SHAPE_110M, seed=0):
 
 # llama.cpp file-type presets the table runs (llama_model_quantize; it keeps some tensors, like the head, in
 # other types)
-LLAMA_QUANTS = ["q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
+LLAMA_QUANTS = [
+    "q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_1", "q4_0", "iq4_nl", "iq4_xs", "q3_k_m", "q2_k",
+]  # fmt: skip
 
 
 def make_gguf(shape, qtype):
@@ -253,9 +255,9 @@ def gguf_table(args, ids):
     """Speed, memory and load time of fastformer and llama.cpp on the same GGUF files."""
     print(
         "| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
-        "| ff decode tok/s | llama.cpp decode tok/s | decode x |"
+        "| ff decode tok/s | llama.cpp decode tok/s | decode x | ff decode / read bandwidth |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     mem_rows = []
     for shape in args.shapes:
         for qt in args.quants:
@@ -265,11 +267,12 @@ def gguf_table(args, ids):
                 if eng["llama.cpp"] is None:
                     print(f"| {shape} | {qt} | {t} | llama.cpp skipped (not installed) | | | | | |")
                     continue
-                res = speed(eng, args, qt.startswith("q"))
+                res = speed(eng, args, qt.startswith(("q", "iq")))
                 (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
+                share = fd * step_bytes(path) / (args.bandwidth[min(t, len(args.bandwidth)) - 1] * 1e9)
                 print(
                     f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
-                    f"| {fd / ld:.2f} |",
+                    f"| {fd / ld:.2f} | {share:.0%} |",
                     flush=True,
                 )
                 del eng
@@ -290,6 +293,17 @@ def gguf_table(args, ids):
                 f"| {shape} | {qt} | {size / mb:.0f} | {name} | {m['load_s']:.2f} | {m['rss_before'] / mb:.0f} "
                 f"| {m['hwm_load'] / mb:.0f} | {m['hwm'] / mb:.0f} | {m['hwm'] / size:.2f} |"
             )
+
+
+def step_bytes(path):
+    """Bytes of weights one decode step reads from `path`: every tensor but the token table, which a step reads
+    one row of (unless it is also the output matrix)."""
+    from gguf import GGUFReader
+
+    sizes = {t.name: int(t.n_bytes) for t in GGUFReader(path).tensors}
+    if "output.weight" in sizes:
+        sizes.pop("token_embd.weight", None)
+    return sum(sizes.values())
 
 
 def llama_cpp_missing():
@@ -331,6 +345,10 @@ def main(argv=None):
     ap.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="GGUF table over these model shapes")
     ap.add_argument("--quants", nargs="+", default=["q8_0", "q4_0"], choices=["f32", "f16"] + LLAMA_QUANTS)
     ap.add_argument("--no-memory", action="store_true", help="skip the memory and load-time table")
+    ap.add_argument(
+        "--bandwidth", type=float, nargs="+", default=[28.0, 33.0],
+        help="measured read bandwidth, GB/s, at 1, 2, ... threads (the decode column's roofline)",
+    )  # fmt: skip
     ap.add_argument("--gguf", help="GGUF of the same checkpoint for llama.cpp")
     ap.add_argument("--model", help="what fastformer loads (default: the 110M HF checkpoint)")
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
