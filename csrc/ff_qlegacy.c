@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ff_internal.h"
+#include "ff_qk2.h"  // FF_IQ4_XS_BYTES
 #include "ff_quant.h"
 
 const int8_t ff_iq4_nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
@@ -196,3 +197,74 @@ FF_QLEGACY_REF(q4_1, FF_QT_Q4_1)
 FF_QLEGACY_REF(q5_0, FF_QT_Q5_0)
 FF_QLEGACY_REF(q5_1, FF_QT_Q5_1)
 FF_QLEGACY_REF(iq4_nl, FF_QT_IQ4_NL)
+
+// ---- iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): repacking and the scalar twins ----
+
+void ff_repack_r16_iq4_xs(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
+    for (int r = 0; r < FF_R16; r++)
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nsb + sb) * FF_IQ4_XS_BYTES;
+            uint8_t *t = dst + (g * nsb + sb) * FF_R16 * FF_IQ4_XS_BYTES;
+            memcpy(t + 2 * r, blk, 2);
+            memcpy(t + 32 + 2 * r, blk + 2, 2);
+            memcpy(t + 64 + 4 * r, blk + 4, 4);
+            for (int j = 0; j < 8; j++)
+                for (int c = 0; c < 4; c++) memcpy(t + 128 + 256 * j + 64 * c + 4 * r, blk + 8 + 16 * j + 4 * c, 4);
+        }
+}
+
+// the int dot of row r's 32 values in the 4 x 64 nibble bytes at v with the activations aq, from -128 * sum(a)
+static int32_t r16_iq4_dot(const uint8_t *v, int r, const int8_t *aq, const int16_t *as) {
+    int32_t isum = -128 * (as[0] + as[1]);
+    for (int c = 0; c < 4; c++)
+        for (int e = 0; e < 4; e++) {
+            int u = v[64 * c + 4 * r + e];
+            isum += (ff_iq4_nl_values[u & 15] + 128) * aq[4 * c + e] +
+                    (ff_iq4_nl_values[u >> 4] + 128) * aq[16 + 4 * c + e];
+        }
+    return isum;
+}
+
+void ff_qdot_r16_iq4_nl_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                            int m) {
+    // per block of each row: the int dot times d_w * d_a, fused into the chain of the block's parity
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * FF_IQ4_NL_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *t = w + (g * nb + b) * tb;
+                    int32_t isum = r16_iq4_dot(t + 2 * FF_R16, r, a->q + i * kp + 32 * b, a->s + i * (kp / 16) + 2 * b);
+                    acc[b & 1] = fmaf((float)isum, ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b], acc[b & 1]);
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}
+
+void ff_qdot_r16_iq4_xs_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                            int m) {
+    // as iq4_nl's, with block j's scale d * (6-bit scale j - 32) of its super-block
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_IQ4_XS_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t sb = 0; sb < nsb; sb++) {
+                    const uint8_t *t = w + (g * nsb + sb) * tb;
+                    uint16_t sh;
+                    uint32_t sl;
+                    memcpy(&sh, t + 32 + 2 * r, 2);
+                    memcpy(&sl, t + 64 + 4 * r, 4);
+                    float d = ff_ld_fp16(t + 2 * r);
+                    for (int j = 0; j < 8; j++) {
+                        int64_t b = 8 * sb + j;
+                        int ls = (int)((sl >> (4 * j)) & 15) | (int)((sh >> (2 * j)) & 3) << 4;
+                        int32_t isum =
+                            r16_iq4_dot(t + 128 + 256 * j, r, a->q + i * kp + 32 * b, a->s + i * (kp / 16) + 2 * b);
+                        acc[j & 1] = fmaf((float)isum, d * (float)(ls - 32) * a->d[i * (kp / 32) + b], acc[j & 1]);
+                    }
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}

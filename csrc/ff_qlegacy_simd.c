@@ -5,6 +5,7 @@
 #include "ff_qlegacy.h"
 
 #include "ff_internal.h"
+#include "ff_qk2.h"  // FF_IQ4_XS_BYTES
 #include "ff_quant.h"
 
 #ifdef FF_HAVE_X86
@@ -314,4 +315,105 @@ QL_PANEL_VNNI(q4_1, QL_Q4_1)
 QL_PANEL_VNNI(q5_0, QL_Q5_0)
 QL_PANEL_VNNI(q5_1, QL_Q5_1)
 QL_PANEL_VNNI(iq4_nl, QL_IQ4_NL)
+
+// ---- iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): each 64-byte group of 16 rows' nibbles becomes
+// two of values + 128 by one table shuffle each, and meets 4 broadcast activations in one vpdpbusd; the floats
+// are the scalar twins' (one fused multiply-add per block and row, even and odd blocks apart) ----
+
+static inline int32_t ld32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// the int dots of block b (nibbles at v) of 16 rows with mr activation rows, each from -128 * sum(a)
+static inline AI FF_VNNI void r16_iq4_block(__m512i *dot, const uint8_t *v, const ff_qact *a, int64_t b, const int mr) {
+    int64_t kp = a->kp;
+    const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)iq4_nl_u8));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i hi[4];
+    for (int i = 0; i < mr; i++) {
+        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+        dot[i] = _mm512_set1_epi32(-128 * (as[0] + as[1]));
+        hi[i] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        // low nibbles are weights 4c.., high nibbles weights 16 + 4c..
+        __m512i x = _mm512_loadu_si512(v + 64 * c);
+        __m512i xl = _mm512_shuffle_epi8(tbl, _mm512_and_si512(x, m4));
+        __m512i xh = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(x, 4), m4));
+        for (int i = 0; i < mr; i++) {
+            const int8_t *aq = a->q + i * kp + 32 * b;
+            dot[i] = _mm512_dpbusd_epi32(dot[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
+            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+        }
+    }
+    for (int i = 0; i < mr; i++) dot[i] = _mm512_add_epi32(dot[i], hi[i]);
+}
+
+// out[i] += dot[i] * (sc * d_a of block b), fused
+static inline AI FF_VNNI void r16_iq4_scale(__m512 *out, const __m512i *dot, __m512 sc, const ff_qact *a, int64_t b,
+                                            const int mr) {
+    for (int i = 0; i < mr; i++)
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i]),
+                                 _mm512_mul_ps(sc, _mm512_set1_ps(a->d[i * (a->kp / 32) + b])), out[i]);
+}
+
+static inline AI FF_VNNI void r16_iq4_nl_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                              const ff_qact *a, const int mr) {
+    int64_t nb = a->k / 32, tb = FF_R16 * FF_IQ4_NL_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        __m512 out[2][4];
+        for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *t = w + (g * nb + b) * tb;
+            __m512i dot[4];
+            r16_iq4_block(dot, t + 2 * FF_R16, a, b, mr);
+            r16_iq4_scale(out[b & 1], dot, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t)), a, b,
+                          mr);
+        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
+    }
+}
+
+static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                              const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, tb = FF_R16 * FF_IQ4_XS_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        __m512 out[2][4];
+        for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *t = w + (g * nsb + sb) * tb;
+            // 16 rows' d, their scales_h words and scales_l words
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+            __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
+            __m512i sl = _mm512_loadu_si512(t + 64);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m512i ls = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15)),
+                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3)), 4));
+                __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, _mm512_set1_epi32(32))));
+                __m512i dot[4];
+                r16_iq4_block(dot, t + 128 + 256 * j, a, 8 * sb + j, mr);
+                r16_iq4_scale(out[j & 1], dot, sc, a, 8 * sb + j, mr);
+            }
+        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
+    }
+}
+
+#define IQ4_R16_VNNI(qt)                                                                                               \
+    FF_VNNI void ff_qdot_r16_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,         \
+                                         const ff_qact *a, int m) {                                                    \
+        switch (m) {                                                                                                   \
+        case 4: r16_##qt##_vnni(y, ldy, w, n, a, 4); break;                                                            \
+        case 3: r16_##qt##_vnni(y, ldy, w, n, a, 3); break;                                                            \
+        case 2: r16_##qt##_vnni(y, ldy, w, n, a, 2); break;                                                            \
+        default: r16_##qt##_vnni(y, ldy, w, n, a, 1); break;                                                           \
+        }                                                                                                              \
+    }
+IQ4_R16_VNNI(iq4_nl)
+IQ4_R16_VNNI(iq4_xs)
 #endif

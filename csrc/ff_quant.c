@@ -2,6 +2,7 @@
 // super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
+#include "ff_qlegacy.h"  // ff_repack_r16_iq4_xs
 
 #include <math.h>
 #include <stdatomic.h>
@@ -360,7 +361,7 @@ typedef struct {
 
 // q8_0 / q4_0 group g: block b of its 16 rows, scales then 4-byte groups interleaved across the rows
 static void repack_group_q(const repack_ctx *c, int64_t g) {
-    int q4 = c->qtype == FF_QT_Q4_0;
+    int q4 = c->qtype == FF_QT_Q4_0 || c->qtype == FF_QT_IQ4_NL;  // iq4_nl: q4_0's layout
     int64_t bsz = q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES;
     for (int64_t b = 0; b < c->nb; b++) {
         uint8_t *t = c->dst + (g * c->nb + b) * FF_R16 * bsz;
@@ -402,6 +403,8 @@ static void repack_task(void *arg, int ith, int nth) {
     for (int64_t g = lo; g < hi; g++) {
         if (c->qtype == FF_QT_Q4_K)
             repack_group_q4_k(c, g);
+        else if (c->qtype == FF_QT_IQ4_XS)
+            ff_repack_r16_iq4_xs(c->dst, c->src, g, c->nb);
         else
             repack_group_q(c, g);
     }
