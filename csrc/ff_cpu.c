@@ -60,11 +60,12 @@ static const ff_qkernels qkernels_by_dot[FF_DOT_COUNT] = {
     [FF_DOT256_MADDUBS] = {FF_QDOT_SLOTS(maddubs, ref)},
     [FF_DOT256_AVXVNNI] = {FF_QDOT_SLOTS(avxvnni, ref)},
     [FF_DOT256_VNNI256] = {FF_QDOT_SLOTS(vnni256, ref)},
-    [FF_DOT512_VNNI] =
-        {FF_QDOT_SLOTS(vnni, vnni),
-         .qgemm_panel =
-             {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni, [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni, FF_QLEGACY_PANEL_SLOTS},
-         .r16_fast = 1},
+    [FF_DOT512_VNNI] = {FF_QDOT_SLOTS(vnni, vnni),
+                        .qgemm_panel = {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni,
+                                        [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni,
+                                        FF_QLEGACY_PANEL_SLOTS,
+                                        FF_QK2_PANEL_SLOTS},
+                        .r16_fast = 1},
 };
 #endif
 

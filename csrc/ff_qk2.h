@@ -53,6 +53,12 @@ FF_DECLARE_QDOT_K2(maddubs)
 FF_DECLARE_QDOT_K2(avxvnni)
 FF_DECLARE_QDOT_K2(vnni256)
 FF_DECLARE_QDOT_K2(vnni)
+// prefill panels (ff_internal.h's ff_qgemm_panel_fn) of avx-512 vnni
+void ff_qgemm_panel_q2_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                              int64_t m, void *panel);
+void ff_qgemm_panel_q3_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                              int64_t m, void *panel);
+#define FF_QK2_PANEL_SLOTS [FF_QT_Q2_K] = ff_qgemm_panel_q2_k_vnni, [FF_QT_Q3_K] = ff_qgemm_panel_q3_k_vnni
 #endif
 
 #endif

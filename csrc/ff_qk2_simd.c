@@ -4,6 +4,7 @@
 // vnni on 512-bit registers. every kernel computes each 16-sub-block's int dot exactly and scales it in float.
 #include "ff_hsum.h"
 #include "ff_qk2.h"
+#include "ff_quant.h"  // FF_QP_NR
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
@@ -215,4 +216,140 @@ K2_VNNI(q2_k, Q2_K)
 K2_VNNI(q3_k, Q3_K)
 K2_VNNI(q5_k, Q5_K)
 K2_VNNI(iq4_xs, IQ4_XS)
+
+// ---- prefill panels of q2_k and q3_k (avx-512 vnni): 32 rows of W as in ff_qlegacy_simd.c's panels, each
+// 16-weight sub-block's codes times its integer scale in one unsigned byte, so a 32-block is one int dot per row
+// and one float scaling per tile. q2_k: u = sc * q (0..45), w = d u - dmin m; q3_k: u = sc * q + 124 (0..252, q
+// in -4..3), w = d (u - 124). after the codes (nb, 8, 32, 4), per super-block 1024 bytes: fp16 d of the 32 rows,
+// fp16 dmin (q2_k), then q2_k's mins of sub-blocks 2j, 2j + 1 as 2 bytes of row r at 128 + 64j + 2r ----
+
+// pack rows 0..nr-1 (nr <= 32) of a q2_k/q3_k W; rows past nr zero
+static inline AI FF_VNNI void k2_pack_vnni(uint8_t *restrict vals, uint8_t *restrict aux, const uint8_t *w,
+                                           int64_t stride, int nr, int64_t nsb, const int qtype, const int64_t bytes) {
+    const int q3 = qtype == FF_QT_Q3_K;
+    memset(aux, 0, (size_t)nsb * 1024);
+    for (int r = 0; r < FF_QP_NR; r++) {
+        // row r's 4-byte groups sit at 64 (r / 16) + 4 (r % 16) within each 128-byte group of 32 rows
+        uint8_t *dst = vals + 64 * (r / 16) + 4 * (r % 16);
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t codes[256] = {0};
+            uint8_t *x = aux + 1024 * sb;
+            if (r < nr) {
+                const uint8_t *blk = w + r * stride + bytes * sb;
+                k2blk o;
+                k2_decode(&o, blk, qtype);
+                int8_t sc[16];
+                if (q3) {
+                    ff_q3_k_scales(sc, blk + 96);
+                    memcpy(x + 2 * r, blk + 108, 2);
+                } else {
+                    for (int t = 0; t < 16; t++)
+                        sc[t] = (int8_t)(blk[t] & 15), x[128 + 64 * (t / 2) + 2 * r + t % 2] = blk[t] >> 4;
+                    memcpy(x + 2 * r, blk + 80, 2);
+                    memcpy(x + 64 + 2 * r, blk + 82, 2);
+                }
+                for (int c = 0; c < 8; c++) {
+                    // 32 codes as int16 times the scales of sub-blocks 2c, 2c + 1 (q3_k: codes 0..7 are q + 4)
+                    __m512i s16 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(sc[2 * c])),
+                                                     _mm256_set1_epi16(sc[2 * c + 1]), 1);
+                    __m512i u = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(o.g[c]), s16);
+                    if (q3)
+                        u = _mm512_add_epi16(u, _mm512_sub_epi16(_mm512_set1_epi16(124), _mm512_slli_epi16(s16, 2)));
+                    _mm256_storeu_si256((__m256i *)(void *)(codes + 32 * c), _mm512_cvtepi16_epi8(u));
+                }
+            }
+            for (int c = 0; c < 8; c++)
+                for (int g = 0; g < 8; g++) memcpy(dst + 1024 * (8 * sb + c) + 128 * g, codes + 32 * c + 4 * g, 4);
+        }
+    }
+}
+
+// y (mr, nr) = A (mr <= 4 rows) . panel^T: per 32-block the int dot (q3_k: from -124 * sum(a)) times d_w * d_a,
+// and for q2_k minus dmin_w * d_a * (m . 16-sums of a)
+static inline AI FF_VNNI void k2_tile_vnni(float *y, int64_t ldy, const ff_qact *a, const int mr, const uint8_t *vals,
+                                           const uint8_t *aux, int64_t nsb, int nr, const int qtype) {
+    int64_t kp = a->kp;
+    const int q3 = qtype == FF_QT_Q3_K;
+    __m512 out[4][2];
+    for (int i = 0; i < mr; i++) out[i][0] = out[i][1] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const uint8_t *x = aux + 1024 * sb;
+        __m512 dw[2], mw[2];
+        for (int h = 0; h < 2; h++) {
+            dw[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(x + 32 * h)));
+            mw[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(x + 64 + 32 * h)));
+        }
+        for (int j = 0; j < 8; j++) {
+            int64_t b = 8 * sb + j;
+            __m512i acc[4][2];
+            for (int i = 0; i < mr; i++) {
+                const int16_t *si = a->s + i * (kp / 16) + 2 * b;
+                acc[i][0] = acc[i][1] = _mm512_set1_epi32(q3 ? -124 * (si[0] + si[1]) : 0);
+            }
+            const uint8_t *vb = vals + 1024 * b;
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m512i v0 = _mm512_load_si512(vb + 128 * g), v1 = _mm512_load_si512(vb + 128 * g + 64);
+                for (int i = 0; i < mr; i++) {
+                    int32_t ax;
+                    memcpy(&ax, a->q + i * kp + 32 * b + 4 * g, 4);
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, _mm512_set1_epi32(ax));
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, _mm512_set1_epi32(ax));
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                __m512i mn = q3 ? _mm512_setzero_si512()
+                                : _mm512_cvtepu8_epi16(
+                                      _mm256_loadu_si256((const __m256i *)(const void *)(x + 128 + 64 * j + 32 * h)));
+                for (int i = 0; i < mr; i++) {
+                    __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + b]);
+                    out[i][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][h]), _mm512_mul_ps(dw[h], da), out[i][h]);
+                    if (!q3) {
+                        // the mins' term: per row m_2j * s_2j + m_2j+1 * s_2j+1 in one multiply-add of int16 pairs
+                        const uint16_t *si = (const uint16_t *)(const void *)(a->s + i * (kp / 16) + 2 * b);
+                        __m512i ms = _mm512_madd_epi16(mn, _mm512_set1_epi32((int)(si[0] | (uint32_t)si[1] << 16)));
+                        out[i][h] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(mw[h], da), out[i][h]);
+                    }
+                }
+            }
+        }
+    }
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(y + i * ldy, m0, out[i][0]);
+        _mm512_mask_storeu_ps(y + i * ldy + 16, m1, out[i][1]);
+    }
+}
+
+static inline AI FF_VNNI void k2_panel_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr,
+                                            const ff_qact *a, int64_t m, void *panel, const int qtype,
+                                            const int64_t bytes) {
+    int64_t nsb = a->k / 256;
+    uint8_t *vals = panel, *aux = vals + 1024 * 8 * nsb;
+    k2_pack_vnni(vals, aux, w, stride, nr, nsb, qtype, bytes);
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        ff_qact ai = *a;
+        ai.q += i0 * a->kp;
+        ai.d += i0 * (a->kp / 32);
+        ai.s += i0 * (a->kp / 16);
+        float *yi = y + i0 * ldy;
+        switch (FF_MIN(4, m - i0)) {
+        case 4: k2_tile_vnni(yi, ldy, &ai, 4, vals, aux, nsb, nr, qtype); break;
+        case 3: k2_tile_vnni(yi, ldy, &ai, 3, vals, aux, nsb, nr, qtype); break;
+        case 2: k2_tile_vnni(yi, ldy, &ai, 2, vals, aux, nsb, nr, qtype); break;
+        default: k2_tile_vnni(yi, ldy, &ai, 1, vals, aux, nsb, nr, qtype); break;
+        }
+    }
+}
+
+FF_VNNI void ff_qgemm_panel_q2_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
+    k2_panel_vnni(y, ldy, w, stride, nr, a, m, panel, FF_QT_Q2_K, FF_Q2_K_BYTES);
+}
+
+FF_VNNI void ff_qgemm_panel_q3_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
+                                      int64_t m, void *panel) {
+    k2_panel_vnni(y, ldy, w, stride, nr, a, m, panel, FF_QT_Q3_K, FF_Q3_K_BYTES);
+}
 #endif

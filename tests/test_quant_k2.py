@@ -110,7 +110,8 @@ def test_round_trip_error_is_small(rng, qtype):
     assert rms < {"q2_k": 0.45, "q3_k": 0.25, "iq4_xs": 0.12, "q5_k": 0.05}[qtype], rms
 
 
-LINEAR_CASES = [(1, 1, 256), (1, 7, 512), (3, 97, 768), (4, 33, 1024), (5, 16, 2048), (9, 97, 768)]
+# m >= 5: the prefill panels of q2_k/q3_k on avx-512 vnni
+LINEAR_CASES = [(1, 1, 256), (1, 7, 512), (3, 97, 768), (4, 33, 1024), (5, 16, 2048), (9, 97, 768), (67, 40, 512)]
 
 
 @pytest.mark.parametrize("qtype", K2)
@@ -172,6 +173,70 @@ def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
         fastformer.set_num_threads(before)
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
+
+
+@pytest.mark.parametrize("qtype", K2)
+def test_rows_do_not_depend_on_the_batch(qpath, rng, qtype):
+    """A row's result is the same whatever other activation rows share the call: 5 or more rows take the panels
+    on avx-512 vnni (q2_k, q3_k), fewer the row kernels, each path invariant on its own."""
+    qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, 97, 1024), qtype, (97, 1024))
+    x = rng.standard_normal((70, 1024)).astype(np.float32)
+    full = ops.linear(x, qt)
+    for lo, hi in [(0, 5), (3, 12), (61, 70)]:
+        np.testing.assert_array_equal(ops.linear(x[lo:hi], qt), full[lo:hi])
+    few = ops.linear(x[:4], qt)
+    for i in range(4):
+        np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), few[i : i + 1])
+
+
+# ---- iq4_xs on its r16 layout (models repack into it when the AVX-512 VNNI kernels run) ----
+
+
+def _r16_linear(x, qt):
+    tid = qt.ggml_type
+    return _core.linear_q(x, _core.repack_r16(qt.data, tid, qt.shape[1]), tid | _core.QTYPE_R16, qt.shape[1])
+
+
+def _on_scalar(fn):
+    """fn() on the scalar ISA path (the r16 scalar twins), then the int8 path in use restored."""
+    before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
+    try:
+        _core.set_isa("scalar")
+        return fn()
+    finally:
+        _core.set_isa(before[0])
+        _core.quant_set_vnni(before[1])
+        _core.quant_set_dot256(before[2])
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 16, 256), (2, 48, 768), (5, 16, 2048 + 256), (67, 64, 9 * 256)], ids=str)
+def test_iq4_xs_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, m, n, k):
+    qt = QuantizedTensor.from_bytes(_random_blocks(rng, "iq4_xs", n, k), "iq4_xs", (n, k))
+    r = _core.repack_r16(qt.data, qt.ggml_type, k)
+    assert r.shape == qt.data.shape and not np.array_equal(r, qt.data)  # same bytes, other order
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    y = _r16_linear(x, qt)
+    want, mag = ref.linear_q(x, qt.data, "iq4_xs", qt.shape)
+    assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
+    # the vnni kernel does the scalar twin's float operations in its order
+    np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, qt)))
+
+
+@pytest.mark.parametrize("m", [1, 5, 67])
+def test_iq4_xs_r16_rows_independent_of_thread_count_and_batch(qpath, rng, m):
+    qt = QuantizedTensor.from_bytes(_random_blocks(rng, "iq4_xs", 304, 1024), "iq4_xs", (304, 1024))
+    x = rng.standard_normal((m, 1024)).astype(np.float32)
+    before = fastformer.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            fastformer.set_num_threads(t)
+            outs.append(_r16_linear(x, qt))
+    finally:
+        fastformer.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    np.testing.assert_array_equal(_r16_linear(x[-1:], qt), outs[0][-1:])
 
 
 # ---- models: quantize-at-load, llama.cpp's files of each preset ----
