@@ -473,3 +473,62 @@ void ff_qdot_iq4_xs_ref(float *restrict y, int64_t ldy, const uint8_t *restrict 
                         const ff_qact *a, int m) {
     qdot_k2_ref(y, ldy, w, stride, n, a, m, FF_QT_IQ4_XS, FF_IQ4_XS_BYTES);
 }
+
+// ---- q2_k on its r16 layout (ff_qk2.h): repacking and the scalar twin ----
+
+void ff_repack_r16_q2_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
+    for (int r = 0; r < FF_R16; r++)
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nsb + sb) * FF_Q2_K_BYTES;
+            uint8_t *t = dst + (g * nsb + sb) * FF_R16 * FF_Q2_K_BYTES;
+            memcpy(t + 2 * r, blk + 80, 2);
+            memcpy(t + 32 + 2 * r, blk + 82, 2);
+            for (int j = 0; j < 8; j++) {
+                memcpy(t + 64 + 32 * j + 2 * r, blk + 2 * j, 2);
+                // weight 4(4k + s) + e of 32-block j into bits 2s of byte 4r + e of its k-th 64 bytes
+                uint8_t *x = t + 320 + 128 * j;
+                for (int k = 0; k < 2; k++)
+                    for (int e = 0; e < 4; e++) {
+                        uint8_t v = 0;
+                        for (int s2 = 0; s2 < 4; s2++) {
+                            int l = 32 * j + 4 * (4 * k + s2) + e;
+                            v |= (uint8_t)(((blk[16 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3) << 2 * s2);
+                        }
+                        x[64 * k + 4 * r + e] = v;
+                    }
+            }
+        }
+}
+
+void ff_qdot_r16_q2_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    // per 32-block of each row: the int dots D0, D1 of its two 16-sub-blocks, sc0 D0 + sc1 D1 times d * d_a, then
+    // minus (m0 s0 + m1 s1) times dmin * d_a (s: the activation 16-sums), fused into the chain of the block's parity
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q2_K_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t sb = 0; sb < nsb; sb++) {
+                    const uint8_t *t = w + (g * nsb + sb) * tb;
+                    float d = ff_ld_fp16(t + 2 * r), dmin = ff_ld_fp16(t + 32 + 2 * r);
+                    for (int j = 0; j < 8; j++) {
+                        int64_t b = 8 * sb + j;
+                        const int8_t *aq = a->q + i * kp + 32 * b;
+                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                        const uint8_t *x = t + 320 + 128 * j, *sc = t + 64 + 32 * j + 2 * r;
+                        int32_t dot[2] = {0, 0};
+                        for (int k = 0; k < 2; k++)
+                            for (int s2 = 0; s2 < 4; s2++)
+                                for (int e = 0; e < 4; e++)
+                                    dot[k] += ((x[64 * k + 4 * r + e] >> (2 * s2)) & 3) * aq[16 * k + 4 * s2 + e];
+                        int32_t isum = (sc[0] & 15) * dot[0] + (sc[1] & 15) * dot[1];
+                        int32_t msum = (sc[0] >> 4) * as[0] + (sc[1] >> 4) * as[1];
+                        float da = a->d[i * (kp / 32) + b];
+                        acc[j & 1] = fmaf((float)isum, d * da, acc[j & 1]);
+                        acc[j & 1] = fmaf(-(float)msum, dmin * da, acc[j & 1]);
+                    }
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}

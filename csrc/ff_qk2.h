@@ -48,11 +48,23 @@ FF_DECLARE_CONVERT(iq4_xs)
                               const ff_qact *a, int m);
 
 FF_DECLARE_QDOT_K2(ref)
+
+// q2_k on an r16 layout (ff_quant.h), a super-block of 16 rows (1344 bytes): 16 fp16 d, 16 fp16 dmin at 32, per
+// 32-block j the scale bytes 2j, 2j + 1 of row r at 64 + 32j + 2r, then at 320 + 128j two 64-byte groups k whose
+// byte 4r + e holds in bits 2s the code of weight 4 (4k + s) + e of row r's block j: (x >> 2s) & 3 of a group is
+// 4 weights of 16 rows for one vpdpbusd
+void ff_qdot_r16_q2_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m);
+// group g of 16 rows (nsb super-blocks each) of a q2_k W into the r16 layout
+void ff_repack_r16_q2_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb);
+#define FF_QK2_R16_SLOTS(sfx) [FF_QT_Q2_K] = ff_qdot_r16_q2_k_##sfx
 #ifdef FF_HAVE_X86
 FF_DECLARE_QDOT_K2(maddubs)
 FF_DECLARE_QDOT_K2(avxvnni)
 FF_DECLARE_QDOT_K2(vnni256)
 FF_DECLARE_QDOT_K2(vnni)
+void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                           int m);
 // prefill panels (ff_internal.h's ff_qgemm_panel_fn) of avx-512 vnni
 void ff_qgemm_panel_q2_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
                               int64_t m, void *panel);

@@ -352,4 +352,70 @@ FF_VNNI void ff_qgemm_panel_q3_k_vnni(float *y, int64_t ldy, const uint8_t *w, i
                                       int64_t m, void *panel) {
     k2_panel_vnni(y, ldy, w, stride, nr, a, m, panel, FF_QT_Q3_K, FF_Q3_K_BYTES);
 }
+
+// ---- q2_k on its r16 layout (ff_qk2.h): per 32-block of 16 rows, two 64-byte groups give 8 vpdpbusd operands by
+// shifts, the two sub-blocks' int dots meet their scales in one int16-pair multiply-add, the mins likewise; the
+// floats are the scalar twin's, in its order ----
+
+static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q2_K_BYTES;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        __m512 out[2][4];
+        for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *t = w + (g * nsb + sb) * tb;
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
+#pragma GCC unroll 2
+            for (int j = 0; j < 8; j++) {
+                int64_t b = 8 * sb + j;
+                const uint8_t *x = t + 320 + 128 * j;
+                __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 64);
+                __m512i dot0[4], dot1[4];
+                for (int i = 0; i < mr; i++) dot0[i] = dot1[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int s2 = 0; s2 < 4; s2++) {
+                    __m512i c0 = _mm512_and_si512(_mm512_srli_epi16(x0, 2 * s2), m3);
+                    __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(x1, 2 * s2), m3);
+                    for (int i = 0; i < mr; i++) {
+                        const int8_t *aq = a->q + i * kp + 32 * b;
+                        int32_t a0, a1;
+                        memcpy(&a0, aq + 4 * s2, 4);
+                        memcpy(&a1, aq + 16 + 4 * s2, 4);
+                        dot0[i] = _mm512_dpbusd_epi32(dot0[i], c0, _mm512_set1_epi32(a0));
+                        dot1[i] = _mm512_dpbusd_epi32(dot1[i], c1, _mm512_set1_epi32(a1));
+                    }
+                }
+                // per row the scale bytes of the two sub-blocks as int16 pairs: scales (low nibbles), mins (high)
+                __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(t + 64 + 32 * j)));
+                __m512i sc = _mm512_and_si512(v, _mm512_set1_epi16(15)), mn = _mm512_srli_epi16(v, 4);
+                for (int i = 0; i < mr; i++) {
+                    // |dot| <= 16 * 3 * 127 fits int16: the pair (dot0, dot1) times (sc0, sc1), summed
+                    __m512i pair = _mm512_mask_blend_epi16(0xaaaaaaaa, dot0[i], _mm512_slli_epi32(dot1[i], 16));
+                    __m512i isum = _mm512_madd_epi16(pair, sc);
+                    uint32_t sa;
+                    memcpy(&sa, a->s + i * (kp / 16) + 2 * b, 4);
+                    __m512i msum = _mm512_madd_epi16(mn, _mm512_set1_epi32((int)sa));
+                    __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + b]);
+                    __m512 *o = &out[j & 1][i];
+                    *o = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, da), *o);
+                    *o = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, da), *o);
+                }
+            }
+        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
+    }
+}
+
+FF_VNNI void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    switch (m) {
+    case 4: r16_q2_k_vnni(y, ldy, w, n, a, 4); break;
+    case 3: r16_q2_k_vnni(y, ldy, w, n, a, 3); break;
+    case 2: r16_q2_k_vnni(y, ldy, w, n, a, 2); break;
+    default: r16_q2_k_vnni(y, ldy, w, n, a, 1); break;
+    }
+}
 #endif

@@ -2,7 +2,7 @@
 // super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
-#include "ff_qlegacy.h"  // ff_repack_r16_iq4_xs
+#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's ff_repack_r16_iq4_xs
 
 #include <math.h>
 #include <stdatomic.h>
@@ -405,6 +405,8 @@ static void repack_task(void *arg, int ith, int nth) {
             repack_group_q4_k(c, g);
         else if (c->qtype == FF_QT_IQ4_XS)
             ff_repack_r16_iq4_xs(c->dst, c->src, g, c->nb);
+        else if (c->qtype == FF_QT_Q2_K)
+            ff_repack_r16_q2_k(c->dst, c->src, g, c->nb);
         else
             repack_group_q(c, g);
     }

@@ -189,7 +189,7 @@ def test_rows_do_not_depend_on_the_batch(qpath, rng, qtype):
         np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), few[i : i + 1])
 
 
-# ---- iq4_xs on its r16 layout (models repack into it when the AVX-512 VNNI kernels run) ----
+# ---- q2_k and iq4_xs on their r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
 
 
 def _r16_linear(x, qt):
@@ -209,22 +209,27 @@ def _on_scalar(fn):
         _core.quant_set_dot256(before[2])
 
 
+R16_TYPES = ["q2_k", "iq4_xs"]
+
+
+@pytest.mark.parametrize("qtype", R16_TYPES)
 @pytest.mark.parametrize("m,n,k", [(1, 16, 256), (2, 48, 768), (5, 16, 2048 + 256), (67, 64, 9 * 256)], ids=str)
-def test_iq4_xs_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, m, n, k):
-    qt = QuantizedTensor.from_bytes(_random_blocks(rng, "iq4_xs", n, k), "iq4_xs", (n, k))
+def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n, k):
+    qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, n, k), qtype, (n, k))
     r = _core.repack_r16(qt.data, qt.ggml_type, k)
     assert r.shape == qt.data.shape and not np.array_equal(r, qt.data)  # same bytes, other order
     x = rng.standard_normal((m, k)).astype(np.float32)
     y = _r16_linear(x, qt)
-    want, mag = ref.linear_q(x, qt.data, "iq4_xs", qt.shape)
+    want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
     # the vnni kernel does the scalar twin's float operations in its order
     np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, qt)))
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
-def test_iq4_xs_r16_rows_independent_of_thread_count_and_batch(qpath, rng, m):
-    qt = QuantizedTensor.from_bytes(_random_blocks(rng, "iq4_xs", 304, 1024), "iq4_xs", (304, 1024))
+@pytest.mark.parametrize("qtype", R16_TYPES)
+def test_r16_rows_independent_of_thread_count_and_batch(qpath, rng, qtype, m):
+    qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, 304, 1024), qtype, (304, 1024))
     x = rng.standard_normal((m, 1024)).astype(np.float32)
     before = fastformer.get_num_threads()
     try:
