@@ -198,7 +198,44 @@ FF_QLEGACY_REF(q5_0, FF_QT_Q5_0)
 FF_QLEGACY_REF(q5_1, FF_QT_Q5_1)
 FF_QLEGACY_REF(iq4_nl, FF_QT_IQ4_NL)
 
-// ---- iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): repacking and the scalar twins ----
+// ---- q4_1, iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): repacking and the scalar twins ----
+
+void ff_repack_r16_q4_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb) {
+    for (int r = 0; r < FF_R16; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nb + b) * FF_Q4_1_BYTES;
+            uint8_t *t = dst + (g * nb + b) * FF_R16 * FF_Q4_1_BYTES;
+            memcpy(t + 2 * r, blk, 2);
+            memcpy(t + 32 + 2 * r, blk + 2, 2);
+            for (int c = 0; c < 4; c++) memcpy(t + 64 + 64 * c + 4 * r, blk + 4 + 4 * c, 4);
+        }
+}
+
+void ff_qdot_r16_q4_1_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    // per block of each row: the int dot of its nibbles times d_w * d_a, then m_w times d_a * sum(a)
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * FF_Q4_1_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *t = w + (g * nb + b) * tb, *v = t + 64;
+                    const int8_t *aq = a->q + i * kp + 32 * b;
+                    const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                    int32_t isum = 0;
+                    for (int c = 0; c < 4; c++)
+                        for (int e = 0; e < 4; e++) {
+                            int u = v[64 * c + 4 * r + e];
+                            isum += (u & 15) * aq[4 * c + e] + (u >> 4) * aq[16 + 4 * c + e];
+                        }
+                    float da = a->d[i * (kp / 32) + b];
+                    acc[b & 1] = fmaf((float)isum, ff_ld_fp16(t + 2 * r) * da, acc[b & 1]);
+                    acc[b & 1] = fmaf(ff_ld_fp16(t + 32 + 2 * r), da * (float)(as[0] + as[1]), acc[b & 1]);
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}
 
 void ff_repack_r16_iq4_xs(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
     for (int r = 0; r < FF_R16; r++)

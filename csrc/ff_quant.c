@@ -2,7 +2,7 @@
 // super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
-#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's ff_repack_r16_iq4_xs
+#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/iq4_xs ones
 
 #include <math.h>
 #include <stdatomic.h>
@@ -403,6 +403,8 @@ static void repack_task(void *arg, int ith, int nth) {
     for (int64_t g = lo; g < hi; g++) {
         if (c->qtype == FF_QT_Q4_K)
             repack_group_q4_k(c, g);
+        else if (c->qtype == FF_QT_Q4_1)
+            ff_repack_r16_q4_1(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_IQ4_XS)
             ff_repack_r16_iq4_xs(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_Q2_K)

@@ -334,7 +334,7 @@ def test_bad_arguments_raise_clear_errors(rng):
         _core.linear_q(np.ones((2, 64), np.float32), data, ID["iq4_nl"], 32)
 
 
-# ---- iq4_nl on the r16 layout (q4_0's; models repack into it when the AVX-512 VNNI kernels run) ----
+# ---- q4_1 and iq4_nl on r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
 
 
 def _on_scalar(fn):
@@ -349,39 +349,42 @@ def _on_scalar(fn):
         _core.quant_set_dot256(before[2])
 
 
-def _r16_linear(x, data, k):
-    r = _core.repack_r16(data, ID["iq4_nl"], k)
-    return _core.linear_q(x, r, ID["iq4_nl"] | _core.QTYPE_R16, k)
+def _r16_linear(x, data, qtype, k):
+    r = _core.repack_r16(data, ID[qtype], k)
+    return _core.linear_q(x, r, ID[qtype] | _core.QTYPE_R16, k)
 
 
+R16_TYPES = ["q4_1", "iq4_nl"]
 R16_CASES = [(1, 16, 32), (1, 48, 96), (3, 64, 768), (4, 32, 1024 + 32), (5, 16, 2048), (67, 96, 544)]
 
 
+@pytest.mark.parametrize("qtype", R16_TYPES)
 @pytest.mark.parametrize("m,n,k", R16_CASES, ids=str)
-def test_iq4_nl_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, m, n, k):
-    data = _quantize(_weights(rng, (n, k), "scaled"), "iq4_nl")
-    r = _core.repack_r16(data, ID["iq4_nl"], k)
+def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n, k):
+    data = _quantize(_weights(rng, (n, k), "offset" if qtype == "q4_1" else "scaled"), qtype)
+    r = _core.repack_r16(data, ID[qtype], k)
     assert r.shape == data.shape and not np.array_equal(r, data)  # same bytes, other order
     x = rng.standard_normal((m, k)).astype(np.float32)
-    y = _r16_linear(x, data, k)
-    want, mag = _oracle(x, data, "iq4_nl", k)
+    y = _r16_linear(x, data, qtype, k)
+    want, mag = _oracle(x, data, qtype, k)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
     # the vnni kernel does the scalar twin's float operations in its order
-    np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, data, k)))
+    np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, data, qtype, k)))
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
-def test_iq4_nl_r16_rows_independent_of_thread_count_and_batch(qpath, rng, m):
-    data = _quantize(rng.standard_normal((304, 1024)).astype(np.float32), "iq4_nl")
+@pytest.mark.parametrize("qtype", R16_TYPES)
+def test_r16_rows_independent_of_thread_count_and_batch(qpath, rng, qtype, m):
+    data = _quantize(rng.standard_normal((304, 1024)).astype(np.float32), qtype)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
     before = fastformer.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3):
             fastformer.set_num_threads(t)
-            outs.append(_r16_linear(x, data, 1024))
+            outs.append(_r16_linear(x, data, qtype, 1024))
     finally:
         fastformer.set_num_threads(before)
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
-    np.testing.assert_array_equal(_r16_linear(x[-1:], data, 1024), outs[0][-1:])
+    np.testing.assert_array_equal(_r16_linear(x[-1:], data, qtype, 1024), outs[0][-1:])
