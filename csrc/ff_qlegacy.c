@@ -200,42 +200,80 @@ FF_QLEGACY_REF(iq4_nl, FF_QT_IQ4_NL)
 
 // ---- q4_1, iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): repacking and the scalar twins ----
 
-void ff_repack_r16_q4_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb) {
+// q4_1 (five = 0), q5_0 and q5_1 group g: d, m (q4_1, q5_1), high bits transposed (q5_0, q5_1), nibble groups
+static void repack_r16_legacy(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb, int qtype) {
+    int64_t bsz = ff_qtype_block_bytes(qtype);
+    int has_min = qtype != FF_QT_Q5_0, five = qtype != FF_QT_Q4_1, at = 32 + 32 * has_min;
     for (int r = 0; r < FF_R16; r++)
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = src + ((g * FF_R16 + r) * nb + b) * FF_Q4_1_BYTES;
-            uint8_t *t = dst + (g * nb + b) * FF_R16 * FF_Q4_1_BYTES;
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nb + b) * bsz;
+            uint8_t *t = dst + (g * nb + b) * FF_R16 * bsz;
             memcpy(t + 2 * r, blk, 2);
-            memcpy(t + 32 + 2 * r, blk + 2, 2);
-            for (int c = 0; c < 4; c++) memcpy(t + 64 + 64 * c + 4 * r, blk + 4 + 4 * c, 4);
+            if (has_min) memcpy(t + 32 + 2 * r, blk + 2, 2);
+            if (five) {
+                // bit g of byte 4r + e: the high bit of weight 4g + e (bit 4g + e of qh)
+                uint32_t h;
+                memcpy(&h, blk + 2 + 2 * has_min, 4);
+                for (int e = 0; e < 4; e++) {
+                    uint8_t v = 0;
+                    for (int q = 0; q < 8; q++) v |= (uint8_t)(((h >> (4 * q + e)) & 1) << q);
+                    t[at + 4 * r + e] = v;
+                }
+            }
+            const uint8_t *qs = blk + bsz - 16;
+            for (int c = 0; c < 4; c++) memcpy(t + at + 64 * five + 64 * c + 4 * r, qs + 4 * c, 4);
         }
 }
 
-void ff_qdot_r16_q4_1_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                          int m) {
-    // per block of each row: the int dot of its nibbles times d_w * d_a, then m_w times d_a * sum(a)
-    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * FF_Q4_1_BYTES;
+void ff_repack_r16_q4_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb) {
+    repack_r16_legacy(dst, src, g, nb, FF_QT_Q4_1);
+}
+
+void ff_repack_r16_q5_0(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb) {
+    repack_r16_legacy(dst, src, g, nb, FF_QT_Q5_0);
+}
+
+void ff_repack_r16_q5_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb) {
+    repack_r16_legacy(dst, src, g, nb, FF_QT_Q5_1);
+}
+
+static void qdot_r16_legacy_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                                int m, int qtype) {
+    // per block of each row: the int dot of its codes (q5_0: from -16 * sum(a)) times d_w * d_a, then for q4_1 and
+    // q5_1 m_w times d_a * sum(a)
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * ff_qtype_block_bytes(qtype);
+    int has_min = qtype != FF_QT_Q5_0, five = qtype != FF_QT_Q4_1, at = 32 + 32 * has_min;
     for (int64_t g = 0; g < n / FF_R16; g++)
         for (int i = 0; i < m; i++)
             for (int r = 0; r < FF_R16; r++) {
                 float acc[2] = {0.0f, 0.0f};
                 for (int64_t b = 0; b < nb; b++) {
-                    const uint8_t *t = w + (g * nb + b) * tb, *v = t + 64;
+                    const uint8_t *t = w + (g * nb + b) * tb, *h = t + at, *v = t + at + 64 * five;
                     const int8_t *aq = a->q + i * kp + 32 * b;
                     const int16_t *as = a->s + i * (kp / 16) + 2 * b;
-                    int32_t isum = 0;
+                    int32_t isum = has_min ? 0 : -16 * (as[0] + as[1]);
                     for (int c = 0; c < 4; c++)
                         for (int e = 0; e < 4; e++) {
-                            int u = v[64 * c + 4 * r + e];
-                            isum += (u & 15) * aq[4 * c + e] + (u >> 4) * aq[16 + 4 * c + e];
+                            int u = v[64 * c + 4 * r + e], hb = five ? h[4 * r + e] : 0;
+                            isum += ((u & 15) | ((hb >> c) & 1) << 4) * aq[4 * c + e] +
+                                    ((u >> 4) | ((hb >> (c + 4)) & 1) << 4) * aq[16 + 4 * c + e];
                         }
                     float da = a->d[i * (kp / 32) + b];
                     acc[b & 1] = fmaf((float)isum, ff_ld_fp16(t + 2 * r) * da, acc[b & 1]);
-                    acc[b & 1] = fmaf(ff_ld_fp16(t + 32 + 2 * r), da * (float)(as[0] + as[1]), acc[b & 1]);
+                    if (has_min) acc[b & 1] = fmaf(ff_ld_fp16(t + 32 + 2 * r), da * (float)(as[0] + as[1]), acc[b & 1]);
                 }
                 y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
             }
 }
+
+#define FF_QLEGACY_R16_REF(qt, id)                                                                                     \
+    void ff_qdot_r16_##qt##_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
+                                const ff_qact *a, int m) {                                                             \
+        qdot_r16_legacy_ref(y, ldy, w, n, a, m, id);                                                                   \
+    }
+FF_QLEGACY_R16_REF(q4_1, FF_QT_Q4_1)
+FF_QLEGACY_R16_REF(q5_0, FF_QT_Q5_0)
+FF_QLEGACY_R16_REF(q5_1, FF_QT_Q5_1)
 
 void ff_repack_r16_iq4_xs(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
     for (int r = 0; r < FF_R16; r++)

@@ -40,8 +40,9 @@ void ff_dequantize_row_iq4_nl(float *restrict y, const uint8_t *restrict src, in
     FF_QLEGACY_DECLARE(q5_0, sfx) FF_QLEGACY_DECLARE(q5_1, sfx) FF_QLEGACY_DECLARE(iq4_nl, sfx)
 FF_QLEGACY_DECLARE_ALL(ref)
 
-// q4_1, iq4_nl and iq4_xs on r16 layouts (ff_quant.h), 4 activations per vpdpbusd. q4_1 groups 16 rows' blocks:
-// 16 fp16 d, 16 fp16 m, then bytes 4c..4c+3 of every row's nibbles at 64 + 64c + 4r. iq4_nl takes q4_0's layout (16
+// q4_1, q5_0, q5_1, iq4_nl and iq4_xs on r16 layouts (ff_quant.h), 4 activations per vpdpbusd. q4_1 groups 16
+// rows' blocks: 16 fp16 d, 16 fp16 m, then bytes 4c..4c+3 of every row's nibbles at 64 + 64c + 4r. q5_0 and q5_1
+// likewise (q5_0 without m), the nibbles after 64 bytes of high bits: bit g of byte 4r + e is weight 4g + e's. iq4_nl takes q4_0's layout (16
 // fp16 d, then the nibble bytes at 32 + 64c + 4r), its values + 128 by a table shuffle. an iq4_xs super-block of
 // 16 rows: 16 fp16 d, 16 scales_h words at 32 + 2r, 16 scales_l words at 64 + 4r, then per 32-block j at 128 + 256j
 // the nibble bytes 16j + 4c..+3 of row r at 64c + 4r. per block of each row: the int dot (iq4: from -128 * sum(a))
@@ -51,16 +52,23 @@ FF_QLEGACY_DECLARE_ALL(ref)
     void ff_qdot_r16_##qt##_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                \
                                   const ff_qact *a, int m);
 FF_QLEGACY_R16_DECLARE(q4_1, ref)
+FF_QLEGACY_R16_DECLARE(q5_0, ref)
+FF_QLEGACY_R16_DECLARE(q5_1, ref)
 FF_QLEGACY_R16_DECLARE(iq4_nl, ref)
 FF_QLEGACY_R16_DECLARE(iq4_xs, ref)
-// group g of 16 rows (nb blocks, nsb super-blocks each) of a q4_1 / iq4_xs W into its r16 layout
+// group g of 16 rows (nb blocks, nsb super-blocks each) of a q4_1 / q5_0 / q5_1 / iq4_xs W into its r16 layout
 void ff_repack_r16_q4_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb);
+void ff_repack_r16_q5_0(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb);
+void ff_repack_r16_q5_1(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nb);
 void ff_repack_r16_iq4_xs(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb);
 #define FF_QLEGACY_R16_SLOTS(sfx)                                                                                      \
-    [FF_QT_Q4_1] = ff_qdot_r16_q4_1_##sfx, [FF_QT_IQ4_NL] = ff_qdot_r16_iq4_nl_##sfx,                                  \
+    [FF_QT_Q4_1] = ff_qdot_r16_q4_1_##sfx, [FF_QT_Q5_0] = ff_qdot_r16_q5_0_##sfx,                                      \
+    [FF_QT_Q5_1] = ff_qdot_r16_q5_1_##sfx, [FF_QT_IQ4_NL] = ff_qdot_r16_iq4_nl_##sfx,                                  \
     [FF_QT_IQ4_XS] = ff_qdot_r16_iq4_xs_##sfx
 #ifdef FF_HAVE_X86
 FF_QLEGACY_R16_DECLARE(q4_1, vnni)
+FF_QLEGACY_R16_DECLARE(q5_0, vnni)
+FF_QLEGACY_R16_DECLARE(q5_1, vnni)
 FF_QLEGACY_R16_DECLARE(iq4_nl, vnni)
 FF_QLEGACY_R16_DECLARE(iq4_xs, vnni)
 FF_QLEGACY_DECLARE_ALL(maddubs)

@@ -316,8 +316,9 @@ QL_PANEL_VNNI(q5_0, QL_Q5_0)
 QL_PANEL_VNNI(q5_1, QL_Q5_1)
 QL_PANEL_VNNI(iq4_nl, QL_IQ4_NL)
 
-// ---- q4_1, iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): each 64-byte group of 16 rows' nibbles
-// meets 4 broadcast activations in one vpdpbusd per half (iq4: values + 128 by one table shuffle each); the floats
+// ---- q4_1, q5_0, q5_1, iq4_nl and iq4_xs on their r16 layouts (ff_qlegacy.h): each 64-byte group of 16 rows'
+// nibbles meets 4 broadcast activations in one vpdpbusd per half (q5: + 16 where the high bit is set; iq4: values
+// + 128 by one table shuffle each); the floats
 // are the scalar twins' (fused multiply-adds per block and row, even and odd blocks apart) ----
 
 static inline int32_t ld32(const int8_t *p) {
@@ -404,22 +405,37 @@ static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, co
     }
 }
 
-static inline AI FF_VNNI void r16_q4_1_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                            const ff_qact *a, const int mr) {
-    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * FF_Q4_1_BYTES;
+// q4_1, q5_0 and q5_1: the nibbles, + 16 where the high bit is set (q5_0, q5_1); q5_0's dot from -16 * sum(a)
+static inline AI FF_VNNI void r16_legacy_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                              const ff_qact *a, const int mr, const int qt) {
+    const int has_min = qt != QL_Q5_0, five = qt != QL_Q4_1, at = 32 + 32 * has_min;
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * QL_BYTES(qt);
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *t = w + (g * nb + b) * tb;
-            __m512i lo[4], hi[4];
-            for (int i = 0; i < mr; i++) lo[i] = hi[i] = _mm512_setzero_si512();
+            const uint8_t *t = w + (g * nb + b) * tb, *v = t + at + 64 * five;
+            __m512i lo[4], hi[4], hm = five ? _mm512_loadu_si512(t + at) : _mm512_setzero_si512();
+            for (int i = 0; i < mr; i++) {
+                const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                lo[i] = has_min ? _mm512_setzero_si512() : _mm512_set1_epi32(-16 * (as[0] + as[1]));
+                hi[i] = _mm512_setzero_si512();
+            }
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                // low nibbles are weights 4c.., high nibbles (times 16, shifted out below) weights 16 + 4c..
-                __m512i x = _mm512_loadu_si512(t + 64 + 64 * c);
-                __m512i xl = _mm512_and_si512(x, _mm512_set1_epi8(15));
-                __m512i xh = _mm512_and_si512(x, _mm512_set1_epi8((char)0xf0));
+                // low nibbles are weights 4c.., high nibbles weights 16 + 4c.. (q4_1: times 16, shifted out below)
+                __m512i x = _mm512_loadu_si512(v + 64 * c);
+                __m512i xl = _mm512_and_si512(x, m4), xh;
+                if (five) {
+                    xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+                    xl = _mm512_mask_add_epi8(xl, _mm512_test_epi8_mask(hm, _mm512_set1_epi8((char)(1 << c))), xl,
+                                              sixteen);
+                    xh = _mm512_mask_add_epi8(xh, _mm512_test_epi8_mask(hm, _mm512_set1_epi8((char)(16 << c))), xh,
+                                              sixteen);
+                } else {
+                    xh = _mm512_and_si512(x, _mm512_set1_epi8((char)0xf0));
+                }
                 for (int i = 0; i < mr; i++) {
                     const int8_t *aq = a->q + i * kp + 32 * b;
                     lo[i] = _mm512_dpbusd_epi32(lo[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
@@ -427,18 +443,34 @@ static inline AI FF_VNNI void r16_q4_1_vnni(float *restrict y, int64_t ldy, cons
                 }
             }
             __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
-            __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
+            __m512 mw = has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)))
+                                : _mm512_setzero_ps();
             for (int i = 0; i < mr; i++) {
                 const int16_t *as = a->s + i * (kp / 16) + 2 * b;
                 float da = a->d[i * (kp / 32) + b];
-                __m512i isum = _mm512_add_epi32(lo[i], _mm512_srai_epi32(hi[i], 4));
+                __m512i isum = _mm512_add_epi32(lo[i], five ? hi[i] : _mm512_srai_epi32(hi[i], 4));
                 __m512 *o = &out[b & 1][i];
                 *o = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(da)), *o);
-                *o = _mm512_fmadd_ps(mw, _mm512_set1_ps(da * (float)(as[0] + as[1])), *o);
+                if (has_min) *o = _mm512_fmadd_ps(mw, _mm512_set1_ps(da * (float)(as[0] + as[1])), *o);
             }
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
     }
+}
+
+static inline AI FF_VNNI void r16_q4_1_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_legacy_vnni(y, ldy, w, n, a, mr, QL_Q4_1);
+}
+
+static inline AI FF_VNNI void r16_q5_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_legacy_vnni(y, ldy, w, n, a, mr, QL_Q5_0);
+}
+
+static inline AI FF_VNNI void r16_q5_1_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_legacy_vnni(y, ldy, w, n, a, mr, QL_Q5_1);
 }
 
 #define QL_R16_VNNI(qt)                                                                                                \
@@ -452,6 +484,8 @@ static inline AI FF_VNNI void r16_q4_1_vnni(float *restrict y, int64_t ldy, cons
         }                                                                                                              \
     }
 QL_R16_VNNI(q4_1)
+QL_R16_VNNI(q5_0)
+QL_R16_VNNI(q5_1)
 QL_R16_VNNI(iq4_nl)
 QL_R16_VNNI(iq4_xs)
 #endif

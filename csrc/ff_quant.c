@@ -2,7 +2,7 @@
 // super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
-#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/iq4_xs ones
+#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/q5_0/q5_1/iq4_xs ones
 
 #include <math.h>
 #include <stdatomic.h>
@@ -405,6 +405,10 @@ static void repack_task(void *arg, int ith, int nth) {
             repack_group_q4_k(c, g);
         else if (c->qtype == FF_QT_Q4_1)
             ff_repack_r16_q4_1(c->dst, c->src, g, c->nb);
+        else if (c->qtype == FF_QT_Q5_0)
+            ff_repack_r16_q5_0(c->dst, c->src, g, c->nb);
+        else if (c->qtype == FF_QT_Q5_1)
+            ff_repack_r16_q5_1(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_IQ4_XS)
             ff_repack_r16_iq4_xs(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_Q2_K)

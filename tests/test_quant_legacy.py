@@ -334,7 +334,7 @@ def test_bad_arguments_raise_clear_errors(rng):
         _core.linear_q(np.ones((2, 64), np.float32), data, ID["iq4_nl"], 32)
 
 
-# ---- q4_1 and iq4_nl on r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
+# ---- the four types on r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
 
 
 def _on_scalar(fn):
@@ -354,14 +354,14 @@ def _r16_linear(x, data, qtype, k):
     return _core.linear_q(x, r, ID[qtype] | _core.QTYPE_R16, k)
 
 
-R16_TYPES = ["q4_1", "iq4_nl"]
+R16_TYPES = TYPES
 R16_CASES = [(1, 16, 32), (1, 48, 96), (3, 64, 768), (4, 32, 1024 + 32), (5, 16, 2048), (67, 96, 544)]
 
 
 @pytest.mark.parametrize("qtype", R16_TYPES)
 @pytest.mark.parametrize("m,n,k", R16_CASES, ids=str)
 def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n, k):
-    data = _quantize(_weights(rng, (n, k), "offset" if qtype == "q4_1" else "scaled"), qtype)
+    data = _quantize(_weights(rng, (n, k), "offset" if qtype in ("q4_1", "q5_1") else "scaled"), qtype)
     r = _core.repack_r16(data, ID[qtype], k)
     assert r.shape == data.shape and not np.array_equal(r, data)  # same bytes, other order
     x = rng.standard_normal((m, k)).astype(np.float32)
