@@ -368,7 +368,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
             const uint8_t *t = w + (g * nsb + sb) * tb;
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
-#pragma GCC unroll 2
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 320 + 128 * j;

@@ -365,14 +365,18 @@ static inline AI FF_VNNI void r16_iq4_nl_vnni(float *restrict y, int64_t ldy, co
                                               const ff_qact *a, const int mr) {
     int64_t nb = a->k / 32, tb = FF_R16 * FF_IQ4_NL_BYTES;
     for (int64_t g = 0; g < n / FF_R16; g++) {
+        // even and odd blocks in separate accumulators, two blocks a step (a constant index keeps them in registers)
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *t = w + (g * nb + b) * tb;
             __m512i dot[4];
             r16_iq4_block(dot, t + 2 * FF_R16, a, b, mr);
-            r16_iq4_scale(out[b & 1], dot, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t)), a, b,
-                          mr);
+            __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+            if (b & 1)
+                r16_iq4_scale(out[1], dot, sc, a, b, mr);
+            else
+                r16_iq4_scale(out[0], dot, sc, a, b, mr);
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
     }
@@ -402,6 +406,19 @@ static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, co
             }
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
+    }
+}
+
+// out[i] += the int dot lo[i] + hi[i] (q4_1: hi[i] / 16) times d_w * d_a, then m_w times d_a * sum(a), fused
+static inline AI FF_VNNI void r16_legacy_scale(__m512 *out, const __m512i *lo, const __m512i *hi, __m512 dw, __m512 mw,
+                                               const ff_qact *a, int64_t b, const int mr, const int qt) {
+    int64_t kp = a->kp;
+    for (int i = 0; i < mr; i++) {
+        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+        float da = a->d[i * (kp / 32) + b];
+        __m512i isum = _mm512_add_epi32(lo[i], qt != QL_Q4_1 ? hi[i] : _mm512_srai_epi32(hi[i], 4));
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(da)), out[i]);
+        if (qt != QL_Q5_0) out[i] = _mm512_fmadd_ps(mw, _mm512_set1_ps(da * (float)(as[0] + as[1])), out[i]);
     }
 }
 
@@ -445,14 +462,11 @@ static inline AI FF_VNNI void r16_legacy_vnni(float *restrict y, int64_t ldy, co
             __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512 mw = has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)))
                                 : _mm512_setzero_ps();
-            for (int i = 0; i < mr; i++) {
-                const int16_t *as = a->s + i * (kp / 16) + 2 * b;
-                float da = a->d[i * (kp / 32) + b];
-                __m512i isum = _mm512_add_epi32(lo[i], five ? hi[i] : _mm512_srai_epi32(hi[i], 4));
-                __m512 *o = &out[b & 1][i];
-                *o = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(da)), *o);
-                if (has_min) *o = _mm512_fmadd_ps(mw, _mm512_set1_ps(da * (float)(as[0] + as[1])), *o);
-            }
+            // the block's parity chain, by a constant index (keeps the accumulators in registers)
+            if (b & 1)
+                r16_legacy_scale(out[1], lo, hi, dw, mw, a, b, mr, qt);
+            else
+                r16_legacy_scale(out[0], lo, hi, dw, mw, a, b, mr, qt);
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
     }
