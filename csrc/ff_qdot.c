@@ -452,47 +452,39 @@ static inline int32_t ld32(const int8_t *p) {
     return v;
 }
 
-// block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a)
+// block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a) and
+// runs as one int32 chain per row (integer sums: any order gives the same bits)
 static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, const ff_qact *a, int64_t b, const int mr,
                                              const int q4) {
     int64_t kp = a->kp;
     const uint8_t *v = t + 2 * FF_R16;
-    __m512i lo[4], hi[4];
-    for (int i = 0; i < mr; i++) {
-        lo[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
-        hi[i] = _mm512_setzero_si512();
-    }
+    __m512i acc[FF_R16_MR];
+    for (int i = 0; i < mr; i++) acc[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
     if (q4) {
-        // low nibbles are weights 4c.., high nibbles (times 16, shifted out below) weights 16 + 4c..
+        // low nibbles are weights 4c.., high nibbles weights 16 + 4c..
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m512i x = _mm512_loadu_si512(v + 64 * c);
             __m512i xl = _mm512_and_si512(x, _mm512_set1_epi8(15));
-            __m512i xh = _mm512_and_si512(x, _mm512_set1_epi8((char)0xf0));
+            __m512i xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), _mm512_set1_epi8(15));
             for (int i = 0; i < mr; i++) {
                 const int8_t *aq = a->q + i * kp + 32 * b;
-                lo[i] = _mm512_dpbusd_epi32(lo[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+                acc[i] = _mm512_dpbusd_epi32(acc[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
+                acc[i] = _mm512_dpbusd_epi32(acc[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
             }
         }
-        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], _mm512_srai_epi32(hi[i], 4));
     } else {
-        // two chains: groups 0..3 and 4..7
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m512i x0 = _mm512_loadu_si512(v + 64 * c), x1 = _mm512_loadu_si512(v + 64 * (c + 4));
-            for (int i = 0; i < mr; i++) {
-                const int8_t *aq = a->q + i * kp + 32 * b;
-                lo[i] = _mm512_dpbusd_epi32(lo[i], x0, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                hi[i] = _mm512_dpbusd_epi32(hi[i], x1, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
-            }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m512i x = _mm512_loadu_si512(v + 64 * c);
+            for (int i = 0; i < mr; i++)
+                acc[i] = _mm512_dpbusd_epi32(acc[i], x, _mm512_set1_epi32(ld32(a->q + i * kp + 32 * b + 4 * c)));
         }
-        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], hi[i]);
     }
     __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
     for (int i = 0; i < mr; i++)
-        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]), _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])),
-                                 out[i]);
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]),
+                                 _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])), out[i]);
 }
 
 static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
@@ -501,7 +493,7 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nb * tb;
         // even and odd blocks in separate accumulators
-        __m512 even[4], odd[4];
+        __m512 even[FF_R16_MR], odd[FF_R16_MR];
         for (int i = 0; i < mr; i++) even[i] = odd[i] = _mm512_setzero_ps();
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2) {
@@ -513,9 +505,13 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     }
 }
 
-// the r16 kernel with the activation row count m as a constant
+// the r16 kernel with the activation row count m (1..FF_R16_MR) as a constant
 #define FF_R16_BY_M(q)                                                                                                 \
     switch (m) {                                                                                                       \
+    case 8: r16_vnni(y, ldy, w, n, a, 8, q); break;                                                                    \
+    case 7: r16_vnni(y, ldy, w, n, a, 7, q); break;                                                                    \
+    case 6: r16_vnni(y, ldy, w, n, a, 6, q); break;                                                                    \
+    case 5: r16_vnni(y, ldy, w, n, a, 5, q); break;                                                                    \
     case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;                                                                    \
     case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;                                                                    \
     case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;                                                                    \

@@ -420,7 +420,7 @@ int ff_qrepack_r16_pays(void) { return ff_kern->q.r16_fast; }
 static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
                          int q4) {
     // per block of each row: the int dot of its (unsigned) values with a, from the lane sum -c * sum(a),
-    // scaled by d_w * d_a; even and odd blocks summed apart
+    // times d_w * d_a in one fused multiply-add; even and odd blocks summed apart (the vnni kernel's operations)
     int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
     for (int64_t g = 0; g < n / FF_R16; g++)
         for (int i = 0; i < m; i++)
@@ -438,7 +438,7 @@ static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict
                             else
                                 isum += u * aq[4 * c + e];
                         }
-                    acc[b & 1] += (float)isum * (ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b]);
+                    acc[b & 1] = fmaf((float)isum, ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b], acc[b & 1]);
                 }
                 y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
             }
@@ -562,21 +562,23 @@ static void qact_task(void *arg, int ith, int nth) {
 static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, int ith) {
     const uint8_t *w = P->w;
     if (P->dtype & FF_QT_R16) {
-        // r16 groups; with several activation rows, 4 groups at a time stay in cache while the rows sweep them
+        // r16 groups; with more activation rows than one call takes, 4 groups at a time stay in cache while
+        // the rows sweep them
         ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
-        int64_t jt = c->m <= 4 ? hi - lo : 4 * FF_R16;
+        int mr = c->qtype == FF_QT_Q4_K ? FF_R16_MR_K : FF_R16_MR;
+        int64_t jt = c->m <= mr ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
-            for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
+            for (int64_t i0 = 0; i0 < c->m; i0 += mr) {
                 ff_qact a = c->act;
                 a.q += i0 * a.kp;
                 a.d += i0 * (a.kp / 32);
                 a.s += i0 * (a.kp / 16);
                 if (a.lanes) a.lanes += i0 * (a.kp / 4);
                 float *y = P->y + i0 * P->n + j0;
-                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
+                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(mr, c->m - i0));
                 if (P->bias)
-                    for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
+                    for (int64_t i = 0; i < FF_MIN(mr, c->m - i0); i++)
                         for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
             }
         }

@@ -321,6 +321,23 @@ def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
 
 
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_r16_rows_are_the_scalar_twin_whatever_shares_the_call(qpath, rng, qtype):
+    # every row count 1..17 (one call takes up to 8 activation rows): each row equals that row alone and the
+    # scalar twin, bit for bit
+    k = 1024 + 32  # an odd block count: the even/odd chains end unevenly
+    qt = quantize(rng.standard_normal((64, k)).astype(np.float32), qtype)
+    x = rng.standard_normal((17, k)).astype(np.float32)
+    before = _core.current_isa()
+    try:
+        _core.set_isa("scalar")
+        want = np.concatenate([_r16_linear(x[i : i + 1], qt) for i in range(17)])
+    finally:
+        _core.set_isa(before)
+    for m in range(1, 18):
+        np.testing.assert_array_equal(_r16_linear(x[:m], qt), want[:m], err_msg=f"{m} rows")
+
+
 R16_K_CASES = [(1, 16, 256), (2, 48, 768), (4, 32, 2048), (5, 16, 2048 + 256), (67, 64, 9 * 256), (1, 16, 17 * 256)]
 
 
