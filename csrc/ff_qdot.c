@@ -483,8 +483,8 @@ static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, cons
     }
     __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
     for (int i = 0; i < mr; i++)
-        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]),
-                                 _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])), out[i]);
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])),
+                                 out[i]);
 }
 
 static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
