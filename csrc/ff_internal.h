@@ -44,7 +44,7 @@ struct ff_qact {
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
 typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                            const ff_qact *a, int m);
-// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR (q8_0/q4_0) or FF_R16_MR_K (q4_k)
+// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR (q8_0/q4_0) or FF_R16_MR_K (others)
 typedef void (*ff_qdot_r16_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                int m);
 // y (m, nr) row stride ldy = A (m,k) . W (nr,k)^T for nr <= FF_QP_NR rows of W, any m; panel: FF_QP_BYTES(k/32)

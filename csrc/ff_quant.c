@@ -565,7 +565,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         // r16 groups; with more activation rows than one call takes, 4 groups at a time stay in cache while
         // the rows sweep them
         ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
-        int mr = c->qtype == FF_QT_Q4_K ? FF_R16_MR_K : FF_R16_MR;
+        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 ? FF_R16_MR : FF_R16_MR_K;
         int64_t jt = c->m <= mr ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);

@@ -68,7 +68,7 @@ static inline void ff_st_fp16(uint8_t *p, float f) {
 // 64c: q8_0 bytes 4c..4c+3 + 128 (c < 8), q4_0 nibble bytes 4c..4c+3 (c < 4); a block of 16 rows takes the bytes
 // of 16 ggml blocks. one vpdpbusd then multiplies 4 activations with 16 rows.
 #define FF_R16 16
-// activation rows one r16 call takes: up to 8 for q8_0/q4_0, up to 4 for q4_k
+// activation rows one r16 call takes: up to 8 for q8_0/q4_0, up to 4 for the other types
 #define FF_R16_MR 8
 #define FF_R16_MR_K 4
 // the r16 layout of a q4_k W: groups of 16 rows, a group being its super-blocks' headers, FF_R16_K_HEAD bytes
