@@ -61,6 +61,7 @@ class Arch:
     sliding_pattern: int = 0  # > 0: only some layers slide; without layer_types, every n-th layer is global
     local_rope: bool = False  # sliding layers have their own rope base (gemma3's rope_local_base_freq)
     gguf_wide_scalar_layers: int = 0  # GGUF files of this many layers scale queries by 1/sqrt(d/heads), as llama.cpp
+    gguf_window: int = 0  # sliding window of GGUF files without the key (llama.cpp's default for gemma2)
     hf_ignored: tuple[str, ...] = ()  # HF tensor name prefixes the forward pass does not use (bert's pooler)
     encoder: bool = False  # bidirectional post-norm encoder run by fastformer.encoder (embeddings, no head)
     notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
@@ -425,6 +426,7 @@ ARCHS: dict[str, Arch] = {
             gguf_tensors=_gemma_gguf(False),
             sliding_pattern=2,
             gguf_wide_scalar_layers=46,
+            gguf_window=4096,
             **_GEMMA,
         ),
         Arch(

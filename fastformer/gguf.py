@@ -351,7 +351,7 @@ def _config(f, arch, name, max_context):
             conf.rope_local_theta = number(f"{name}.rope.freq_base_swa", 10000.0, positive=True)
     if arch.sliding_window:
         key = f"{name}.{GGUF_KEYS['sliding_window']}"
-        window = f.field(key, int, 0)
+        window = f.field(key, int, arch.gguf_window)
         if not 0 <= window <= MAX_SIZE:  # 0: no window (llama.cpp's reading); one past the context never cuts
             raise FormatError(f"{f.path}: {key} must be an integer from 0 to {MAX_SIZE}, got {window}")
         conf.sliding_window = int(window)

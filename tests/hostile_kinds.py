@@ -133,6 +133,13 @@ def gguf_phi3_window_past_the_context_loads(ctx):
     np.testing.assert_array_equal(model.logits(ids), want)
 
 
+@case(None, None, None)
+def gguf_gemma2_without_window_slides_4096(ctx):
+    # gemma2 files written before the converter wrote the key: llama.cpp's default, every Gemma 2's window
+    model = _arch_model(ctx, "gemma2", meta={"gemma2.attention.sliding_window": None})
+    assert model.config.sliding_window == 4096 and model.config.sliding_layers == (True, False), model.config
+
+
 simple(
     "gguf_phi3_odd_rope_dimension_count",
     "FormatError",

@@ -42,6 +42,8 @@ CASES = {
         "phi3",
         dict(BASE, hidden_size=96, num_attention_heads=2, num_key_value_heads=1, sliding_window=8, pad_token_id=0),
     ),
+    # Phi-3-mini-128k's window (262144) is past its context (131072): it never cuts, as in transformers
+    "phi3-window-past-context": ("phi3", dict(BASE, sliding_window=262144, pad_token_id=0)),
     # gemma 2: (1 + w) norms around attention and mlp, gelu-tanh gate, soft-capping, every other layer sliding
     "gemma2-window": (
         "gemma2",
@@ -152,6 +154,7 @@ def test_hf_directory_matches_transformers(checkpoints, case):
 @pytest.mark.parametrize(
     "case",
     ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
+    + ["phi3-window-past-context"]
     + ["gemma2-window", "gemma3-window"],
 )
 def test_converter_gguf_matches_transformers(checkpoints, case):
