@@ -333,8 +333,6 @@ def _poison_last_scale(value, block):
 
 
 for _q in QTYPES:
-    if _q in ("q8_0", "q4_0"):
-        continue  # their cases are in hostile_gguf.py and the quant tests
     _bad = (np.nan, np.inf, -np.inf)[len(_q) % 3]
     simple(
         f"gguf_non_finite_{_q}_scale",
@@ -350,6 +348,22 @@ for _q in QTYPES:
         "bad.gguf",
         lambda ctx, q=_q: _block_case(ctx, q, cut=True),
     )
+
+
+@case("FormatError", r"tensor 'blk.1.attn_output.weight' holds non-finite values \(element 70 is inf\)", "bad.gguf")
+def gguf_inf_f16_weight(ctx):
+    w = np.array(GGUFFile(ctx.gguf).get("blk.1.attn_output.weight"), "<f2")
+    w.reshape(-1)[70] = np.inf
+    load_model(
+        rebuild_gguf(ctx.gguf, ctx.path("bad.gguf"), tensors={"blk.1.attn_output.weight": (1, w.shape, w.tobytes())})
+    )
+
+
+@case("FormatError", r"tensor 'output_norm.weight' holds non-finite values \(element 3 is nan\)", "bad.gguf")
+def gguf_nan_bf16_norm(ctx):
+    w = (np.ones(D, np.float32).view("<u4") >> 16).astype("<u2")
+    w[3] = 0x7FC0  # a bfloat16 NaN
+    load_model(rebuild_gguf(ctx.gguf, ctx.path("bad.gguf"), tensors={"output_norm.weight": (30, (D,), w.tobytes())}))
 
 
 @case("FormatError", r"tensor 'w': row length 320 is not a multiple of the Q4_K block 256", "bad.gguf")
