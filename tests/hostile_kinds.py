@@ -3,10 +3,12 @@ fixture and their config.json keys, the legacy and K-quant block types (non-fini
 super-blocks, rows that are not whole blocks) and the tokenizer.ggml.* keys."""
 
 import numpy as np
+from helpers import llama_tensors
 from hostile_fixtures import (
     ARCH_FORMS,
     FF,
     HEADS,
+    LAYERS,
     WIDE,
     D,
     case,
@@ -290,6 +292,66 @@ simple(
     r"rope_local_base_freq must be a finite number > 0, got 0",
     "config.json",
     lambda ctx: _cfg("gemma3", rope_local_base_freq=0),
+)
+
+
+# ---- Hugging Face directories of the new families (the fixture's tensors renamed and fused) ----
+
+
+def _hf_form(ctx, arch, edit=None):
+    """The fixture's llama directory as `arch` (phi3: fused qkv and gate_up; gemma2: its four norms per layer);
+    edit(tensors) changes the tensors before they are written."""
+    t = llama_tensors()
+    for i in range(LAYERS):
+        p = f"model.layers.{i}."
+        if arch == "phi3":
+            t[p + "self_attn.qkv_proj.weight"] = np.concatenate(
+                [t.pop(p + f"self_attn.{x}_proj.weight") for x in "qkv"]
+            )
+            t[p + "mlp.gate_up_proj.weight"] = np.concatenate(
+                [t.pop(p + "mlp.gate_proj.weight"), t.pop(p + "mlp.up_proj.weight")]
+            )
+        if arch == "gemma2":  # (1 + w) norms: zeros are the identity
+            for n in ("input", "post_attention", "pre_feedforward", "post_feedforward"):
+                t[p + n + "_layernorm.weight"] = np.zeros(D, np.float32)
+    if edit is not None:
+        edit(t)
+    cls = {"phi3": "Phi3ForCausalLM", "gemma2": "Gemma2ForCausalLM"}[arch]
+    extra = {"head_dim": D // HEADS, "sliding_window": 8} if arch == "gemma2" else {}
+    return load_model(ctx.hf_copy(config={"architectures": [cls], "model_type": arch, **extra}, tensors=t))
+
+
+def _set(name, value):
+    def edit(t):
+        t[name] = value
+
+    return edit
+
+
+simple("st_phi3_form_loads", None, None, None, lambda ctx: _hf_form(ctx, "phi3"))
+simple("st_gemma2_form_loads", None, None, None, lambda ctx: _hf_form(ctx, "gemma2"))
+simple(
+    "st_phi3_qkv_rows_wrong",
+    "FormatError",
+    r"tensor 'model.layers.1.self_attn.qkv_proj.weight' has shape \(96, 64\), expected \(128, 64\)",
+    "model.safetensors",
+    lambda ctx: _hf_form(ctx, "phi3", _set("model.layers.1.self_attn.qkv_proj.weight", np.zeros((96, D), np.float32))),
+)
+simple(
+    "st_gemma2_nan_post_feedforward_norm",
+    "FormatError",
+    r"tensor 'model.layers.0.post_feedforward_layernorm.weight' holds non-finite values \(element 0 is nan\)",
+    "model.safetensors",
+    lambda ctx: _hf_form(
+        ctx, "gemma2", _set("model.layers.0.post_feedforward_layernorm.weight", np.full(D, np.nan, np.float32))
+    ),
+)
+simple(
+    "st_gemma2_missing_pre_feedforward_norm",
+    "FormatError",
+    r"missing tensor 'model.layers.1.pre_feedforward_layernorm.weight'",
+    "model.safetensors",
+    lambda ctx: _hf_form(ctx, "gemma2", lambda t: t.pop("model.layers.1.pre_feedforward_layernorm.weight")),
 )
 
 
