@@ -193,7 +193,7 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
             conf.rope_attn_factor = s["attention_factor"]
             conf.rope_long_after = s["original_max_position_embeddings"]
     if arch.sliding_window:
-        window = cfg.get("sliding_window")
+        window = cfg.get("sliding_window", arch.hf_window or None)  # null: no window; no key: the class default
         # 0 would leave a query no key (transformers masks everything); one past the context never cuts
         bad = isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_SIZE
         if window is not None and bad:

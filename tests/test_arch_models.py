@@ -236,6 +236,20 @@ def test_quantized_gguf_stays_quantized(checkpoints, case):
     assert cos.min() > 0.995  # the bar the issue sets for llama.cpp presets
 
 
+@pytest.mark.parametrize("arch", ["mistral", "phi3", "gemma2", "gemma3"])
+def test_sliding_window_without_the_key_is_transformers_default(arch):
+    """A config.json without sliding_window slides as transformers' config class does; null means no window."""
+    import transformers
+
+    from fastformer.hf import parse_config
+
+    cfg_cls, model_cls = ARCHS[arch]
+    cfg = dict(BASE, architectures=[model_cls], head_dim=16)
+    want = getattr(transformers, cfg_cls)(**cfg).sliding_window
+    assert parse_config(cfg).sliding_window == (want or 0)
+    assert parse_config(dict(cfg, sliding_window=None)).sliding_window == 0
+
+
 def test_gemma3_multimodal_checkpoint_runs_its_text_part(tmp_path):
     """Gemma3ForConditionalGeneration: text_config, language_model.* weights; the vision tower is not read."""
     text = dict(BASE, head_dim=16, num_hidden_layers=3, sliding_window=8, sliding_window_pattern=3, pad_token_id=0)
