@@ -2,12 +2,17 @@
 `tokenizers` and written as a vocab-only GGUF file tokenizes in fastformer exactly as in llama.cpp (an opt-in
 peer), on multilingual text and code, with control tokens as text and as tokens."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 from gguf_vocab import HAND, llama_cpp_vocab
+from helpers import child_env
 from hf_tokenizers import LINES, TEXTS
 
 import fastformer
-from fastformer import Tokenizer
+from fastformer import Tokenizer, _tokenizer_hf
 from fastformer._patterns import GGUF_PRE_SPLITS
 
 # the names issue 13 lists, all from llama.cpp's llama-vocab.cpp
@@ -71,6 +76,45 @@ def test_every_listed_name_is_known():
 def test_fast_path_where_a_scanner_exists(bpe_meta, pre):
     tok = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
     assert (tok._pipeline.pre.scanner is not None) == (pre in FAST)
+
+
+# a plain install has no `regex`: every listed name must tokenize without it, as the `regex` package would
+CHILD = """
+import json, sys
+sys.modules["regex"] = None  # import regex fails
+from fastformer import Tokenizer
+meta, texts, names = json.load(open(sys.argv[1]))
+out = {}
+for pre in names:
+    tok = Tokenizer.from_gguf_metadata({**meta, "tokenizer.ggml.pre": pre})
+    out[pre] = tok.encode_batch(texts, disallowed_special=())
+json.dump(out, sys.stdout)
+"""
+
+
+@pytest.mark.subprocess
+def test_every_listed_name_without_the_regex_package(bpe_meta, tmp_path, monkeypatch):
+    texts = _texts()
+    (tmp_path / "in.json").write_text(json.dumps([bpe_meta, texts, PRE_NAMES]))
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, "in.json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    # the reference: every split regex run by the `regex` package, in this process
+    monkeypatch.setattr(_tokenizer_hf, "SCANNERS_HF", {})
+    monkeypatch.setattr(_tokenizer_hf, "SCANNER_LISTS", {})
+    for pre in PRE_NAMES:
+        want = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
+        assert want._pipeline.pre.scanner is None
+        ids = want.encode_batch(texts, disallowed_special=())
+        bad = [t for t, a, b in zip(texts, got[pre], ids) if a != b]
+        assert not bad, (pre, len(bad), bad[0][:80])
 
 
 @pytest.mark.peer
