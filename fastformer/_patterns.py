@@ -151,7 +151,8 @@ GGUF_PRE_SPLITS = {
 # the regexes of those lists: the `regex` package runs them without a warning when they come in another order
 GGUF_PRE_REGEXES = frozenset(r for p in GGUF_PRE_SPLITS.values() for r in p.splits)
 # the name written for each scanner's pattern (cl100k's newer form is closest to llama-bpe); o200k has no name
-# llama.cpp splits alike, so an o200k vocabulary is written as "gpt-4o", which differs on non-ASCII letters
+# llama.cpp splits alike, so an o200k vocabulary is written as "gpt-4o", which differs on non-ASCII letters; the
+# digits-then-gpt2 list is starcoder's (smollm, refact, command-r ... split alike)
 GGUF_PRE = {
     "llama3": "llama-bpe",
     "cl100k": "llama-bpe",
@@ -160,6 +161,11 @@ GGUF_PRE = {
     "gpt4o": "gpt-4o",
     "tekken": "tekken",
     "gpt2": "gpt-2",
+    "gguf-default": "default",
+    "falcon": "falcon",
+    "deepseek-llm": "deepseek-llm",
+    "deepseek-coder": "deepseek-coder",
+    "digits-gpt2": "starcoder",
 }
 
 

@@ -20,8 +20,6 @@ PRE_NAMES = [
     "default", "llama-bpe", "llama3", "qwen2", "smollm", "gpt-2", "deepseek-llm", "deepseek-coder", "falcon",
     "starcoder", "refact", "command-r", "olmo", "dbrx", "smaug-bpe", "tekken", "gpt-4o", "phi-2",
 ]  # fmt: skip
-# a C scanner implements each split rule (one regex, or a list applied in turn): the whole text goes to C
-FAST = set(PRE_NAMES)
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 USER = "<tool>"  # a user-defined token: cut out of the text even with special=False
@@ -72,10 +70,11 @@ def test_every_listed_name_is_known():
     assert set(PRE_NAMES) <= set(GGUF_PRE_SPLITS)
 
 
-@pytest.mark.parametrize("pre", PRE_NAMES)
+@pytest.mark.parametrize("pre", sorted(GGUF_PRE_SPLITS))
 def test_fast_path_where_a_scanner_exists(bpe_meta, pre):
+    # a C scanner implements every split rule (one regex, or a list applied in turn): the whole text goes to C
     tok = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
-    assert (tok._pipeline.pre.scanner is not None) == (pre in FAST)
+    assert tok._pipeline.pre.scanner is not None
 
 
 # a plain install has no `regex`: every listed name must tokenize without it, as the `regex` package would
@@ -131,6 +130,16 @@ def test_llama_cpp_splits_alike(bpe_meta, pre, tmp_path):
         assert ours.encode(text, disallowed_special=()) == llm.tokenize(text.encode(), add_bos=False, special=False)
         assert ours.encode(text, allowed_special="all") == llm.tokenize(text.encode(), add_bos=False, special=True)
         assert ours.encode_prompt(text) == llm.tokenize(text.encode(), add_bos=True, special=True)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("pre", ["default", "falcon", "deepseek-llm", "deepseek-coder", "smollm", "tekken", "gpt-4o"])
+def test_written_back_llama_cpp_splits_alike(bpe_meta, pre, tmp_path):
+    # Tokenizer.gguf_metadata names the split it runs, so llama.cpp reading the written file splits alike
+    ours = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
+    llm = llama_cpp_vocab(ours.gguf_metadata(), tmp_path / "vocab.gguf")
+    for text in _texts()[:200]:
+        assert ours.encode(text, disallowed_special=()) == llm.tokenize(text.encode(), add_bos=False, special=False)
 
 
 @pytest.mark.peer
