@@ -48,7 +48,8 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
              [FF_QT_Q6_K] = ff_qdot_q6_k_##sfx, FF_QLEGACY_QDOT_SLOTS(sfx),        FF_QK2_QDOT_SLOTS(sfx)},            \
     .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16,                                                                \
                  [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16,                                                                \
-                 [FF_QT_Q4_K] = ff_qdot_r16_q4_k_##r16}
+                 [FF_QT_Q4_K] = ff_qdot_r16_q4_k_##r16,                                                                \
+                 [FF_QT_Q6_K] = ff_qdot_r16_q6_k_##r16}
 
 // the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers
 #define FF_DOT_REF 0  // the scalar table's (it has only the twins, so it shares index 0 with maddubs)

@@ -289,64 +289,77 @@ void ff_qdot_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     }
 }
 
+// the float sums of the K-quant kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
+static float sum16_tree(const float v[16]) {
+    float h[8], q[4];
+    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
+    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+static float sum8_tree(const float v[8]) {
+    float q[4];
+    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+// one q4_k super-block . its 256 activations: the exact int dot of each 32-block s is scaled once, by
+// d * sc_s * d_a, into the float lane s (one lane per position in the super-block, super-blocks in order), the
+// mins likewise into corr; the row is sum8_tree(acc) - sum8_tree(corr)
+static void q4_k_sb_ref(float acc[8], float corr[8], const uint8_t *blk, const int8_t *aq, const float *ad,
+                        const int16_t *as) {
+    const uint8_t *q = blk + 16;
+    float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
+    uint8_t sc[8], mn[8];
+    q4_k_scales(sc, mn, blk + 4);
+    for (int s = 0; s < 8; s++) {
+        int32_t isum = 0;
+        for (int t = 0; t < 32; t++) isum += ((q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15) * aq[32 * s + t];
+        acc[s] = fmaf((float)isum, (float)sc[s] * d * ad[s], acc[s]);
+        corr[s] = fmaf((float)mn[s] * dmin, ad[s] * (float)(as[2 * s] + as[2 * s + 1]), corr[s]);
+    }
+}
+
 void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                       const ff_qact *a, int m) {
     // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
-    int64_t nsb = a->k / 256;
-    for (int64_t j = 0; j < n; j++) {
-        const uint8_t *row = w + j * stride;
+    int64_t nsb = a->k / 256, kp = a->kp;
+    for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            const int8_t *aq = a->q + i * a->kp;
-            const float *ad = a->d + i * (a->kp / 32);
-            const int16_t *as = a->s + i * (a->kp / 16);
-            float acc = 0.0f, corr = 0.0f;
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *blk = row + FF_Q4_K_BYTES * sb, *q = blk + 16;
-                float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
-                uint8_t sc[8], mn[8];
-                q4_k_scales(sc, mn, blk + 4);
-                for (int s = 0; s < 8; s++) {
-                    int64_t b = 8 * sb + s;
-                    const int8_t *ab = aq + 32 * b;
-                    int32_t isum = 0;
-                    for (int t = 0; t < 32; t++) isum += ((q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15) * ab[t];
-                    acc += (float)isum * (d * (float)sc[s] * ad[b]);
-                    corr += dmin * (float)mn[s] * (ad[b] * (float)(as[2 * b] + as[2 * b + 1]));
-                }
-            }
-            y[i * ldy + j] = acc - corr;
+            float acc[8] = {0.0f}, corr[8] = {0.0f};
+            for (int64_t sb = 0; sb < nsb; sb++)
+                q4_k_sb_ref(acc, corr, w + j * stride + FF_Q4_K_BYTES * sb, a->q + i * kp + 256 * sb,
+                            a->d + i * (kp / 32) + 8 * sb, a->s + i * (kp / 16) + 16 * sb);
+            y[i * ldy + j] = sum8_tree(acc) - sum8_tree(corr);
         }
+}
+
+// one q6_k super-block . its 256 activations: the exact int dot of each 16-sub-block t, minus 32 * sum(a), is
+// scaled once, by d * sc_t * d_a, into the float lane t (16 lanes, super-blocks in order); the row is
+// sum16_tree(acc)
+static void q6_k_sb_ref(float acc[16], const uint8_t *blk, const int8_t *aq, const float *ad, const int16_t *as) {
+    const int8_t *sc = (const int8_t *)(blk + 192);
+    float d = ff_ld_fp16(blk + 208);
+    int32_t isum[16] = {0};
+    for (int l = 0; l < 256; l++) {
+        int sub, q = q6_k_value(blk, l, &sub);
+        isum[sub] += q * aq[l];
     }
+    for (int t = 0; t < 16; t++) acc[t] = fmaf((float)(isum[t] - 32 * as[t]), (float)sc[t] * d * ad[t / 2], acc[t]);
 }
 
 void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                       const ff_qact *a, int m) {
     // per 16-sub-block t: d * sc_t * d_a * (q . a - 32 * sum(a)), q in 0..63
-    int64_t nsb = a->k / 256;
-    for (int64_t j = 0; j < n; j++) {
-        const uint8_t *row = w + j * stride;
+    int64_t nsb = a->k / 256, kp = a->kp;
+    for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            const int8_t *aq = a->q + i * a->kp;
-            const float *ad = a->d + i * (a->kp / 32);
-            const int16_t *as = a->s + i * (a->kp / 16);
-            float acc = 0.0f;
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *blk = row + FF_Q6_K_BYTES * sb;
-                const int8_t *sc = (const int8_t *)(blk + 192);
-                float d = ff_ld_fp16(blk + 208);
-                int32_t isum[16] = {0};
-                for (int l = 0; l < 256; l++) {
-                    int sub, q = q6_k_value(blk, l, &sub);
-                    isum[sub] += q * aq[256 * sb + l];
-                }
-                for (int t = 0; t < 16; t++) {
-                    int64_t b = 8 * sb + t / 2;
-                    acc += (float)(isum[t] - 32 * as[16 * sb + t]) * (d * (float)sc[t] * ad[b]);
-                }
-            }
-            y[i * ldy + j] = acc;
+            float acc[16] = {0.0f};
+            for (int64_t sb = 0; sb < nsb; sb++)
+                q6_k_sb_ref(acc, w + j * stride + FF_Q6_K_BYTES * sb, a->q + i * kp + 256 * sb,
+                            a->d + i * (kp / 32) + 8 * sb, a->s + i * (kp / 16) + 16 * sb);
+            y[i * ldy + j] = sum16_tree(acc);
         }
-    }
 }
 
 // ---- the r16 layout (ff_quant.h): repacking and the scalar kernel ----
@@ -355,7 +368,7 @@ typedef struct {
     uint8_t *dst;
     const uint8_t *src;
     int qtype;
-    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k) per row
+    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k, q6_k) per row
 } repack_ctx;
 
 // q8_0 / q4_0 group g: block b of its 16 rows, scales then 4-byte groups interleaved across the rows
@@ -378,21 +391,38 @@ static void repack_group_q(const repack_ctx *c, int64_t g) {
     }
 }
 
-// q4_k group g: the headers of its super-blocks, then the nibble bytes ordered (p, sb, c) (ff_quant.h)
+// q4_k group g: per super-block a tile of its 16 rows, the header then the nibble bytes ordered (c, p) (ff_quant.h)
 static void repack_group_q4_k(const repack_ctx *c, int64_t g) {
-    int64_t nsb = c->nb;
-    uint8_t *t = c->dst + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
-    for (int r = 0; r < FF_R16; r++)
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = c->src + ((g * FF_R16 + r) * nsb + sb) * FF_Q4_K_BYTES;
-            uint8_t *h = t + FF_R16_K_HEAD * sb;
+    for (int64_t sb = 0; sb < c->nb; sb++) {
+        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * FF_Q4_K_BYTES, *v = h + FF_R16_K_HEAD;
+        for (int r = 0; r < FF_R16; r++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * FF_Q4_K_BYTES;
             memcpy(h + 2 * r, blk, 2);
             memcpy(h + 32 + 2 * r, blk + 2, 2);
             for (int w = 0; w < 3; w++) memcpy(h + 64 + 64 * w + 4 * r, blk + 4 + 4 * w, 4);
-            for (int p = 0; p < 8; p++)
-                for (int q = 0; q < 4; q++)
-                    memcpy(v + ((p * nsb + sb) * 4 + q) * 64 + 4 * r, blk + 16 + 32 * q + 4 * p, 4);
+            for (int q = 0; q < 4; q++)
+                for (int p = 0; p < 8; p++) memcpy(v + (8 * q + p) * 64 + 4 * r, blk + 16 + 32 * q + 4 * p, 4);
         }
+    }
+}
+
+// q6_k group g: per super-block a tile of its 16 rows, the header then the 4-byte groups (h, p, j) (ff_quant.h)
+static void repack_group_q6_k(const repack_ctx *c, int64_t g) {
+    for (int64_t sb = 0; sb < c->nb; sb++) {
+        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * FF_Q6_K_BYTES, *v = h + FF_R16_Q6_K_HEAD;
+        for (int r = 0; r < FF_R16; r++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * FF_Q6_K_BYTES;
+            memcpy(h + 2 * r, blk + 208, 2);
+            for (int t = 0; t < 16; t++) h[32 + 16 * t + r] = blk[192 + t];
+            for (int hf = 0; hf < 2; hf++)
+                for (int p = 0; p < 8; p++) {
+                    uint8_t *o = v + (hf * 8 + p) * 3 * 64 + 4 * r;
+                    memcpy(o, blk + 64 * hf + 4 * p, 4);
+                    memcpy(o + 64, blk + 64 * hf + 32 + 4 * p, 4);
+                    memcpy(o + 128, blk + 128 + 32 * hf + 4 * p, 4);
+                }
+        }
+    }
 }
 
 static void repack_task(void *arg, int ith, int nth) {
@@ -402,6 +432,8 @@ static void repack_task(void *arg, int ith, int nth) {
     for (int64_t g = lo; g < hi; g++) {
         if (c->qtype == FF_QT_Q4_K)
             repack_group_q4_k(c, g);
+        else if (c->qtype == FF_QT_Q6_K)
+            repack_group_q6_k(c, g);
         else
             repack_group_q(c, g);
     }
@@ -454,57 +486,63 @@ void ff_qdot_r16_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restric
     qdot_r16_ref(y, ldy, w, n, a, m, 1);
 }
 
-// the float sums of the q4_k/q6_k row kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
-static float sum16_tree(const float v[16]) {
-    float h[8], q[4];
-    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
-    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
-    return (q[0] + q[2]) + (q[1] + q[3]);
+// row r's ggml super-block sb back from a q4_k or q6_k r16 group at w (the inverse of repack_group_q*_k)
+static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int q6) {
+    const uint8_t *h = w + sb * FF_R16 * (q6 ? FF_Q6_K_BYTES : FF_Q4_K_BYTES);
+    if (q6) {
+        const uint8_t *v = h + FF_R16_Q6_K_HEAD;
+        memcpy(blk + 208, h + 2 * r, 2);
+        for (int t = 0; t < 16; t++) blk[192 + t] = h[32 + 16 * t + r];
+        for (int hf = 0; hf < 2; hf++)
+            for (int p = 0; p < 8; p++) {
+                const uint8_t *o = v + (hf * 8 + p) * 3 * 64 + 4 * r;
+                memcpy(blk + 64 * hf + 4 * p, o, 4);
+                memcpy(blk + 64 * hf + 32 + 4 * p, o + 64, 4);
+                memcpy(blk + 128 + 32 * hf + 4 * p, o + 128, 4);
+            }
+    } else {
+        const uint8_t *v = h + FF_R16_K_HEAD;
+        memcpy(blk, h + 2 * r, 2);
+        memcpy(blk + 2, h + 32 + 2 * r, 2);
+        for (int wd = 0; wd < 3; wd++) memcpy(blk + 4 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
+        for (int q = 0; q < 4; q++)
+            for (int p = 0; p < 8; p++) memcpy(blk + 16 + 32 * q + 4 * p, v + (8 * q + p) * 64 + 4 * r, 4);
+    }
 }
 
-static float sum8_tree(const float v[8]) {
-    float q[4];
-    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                          int m) {
-    // per row: lane L of 64-weight group c is the int dot of weights 64c + 4L..+3, scaled by d * sc * d_a into
-    // chain c & 1 (ff_qdot_q4_k_vnni's lanes); the chains' lanes summed as a tree, minus the mins' sums
-    int64_t nsb = a->k / 256, kp = a->kp;
+static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                           int m, int q6) {
+    // each row of each group of 16, gathered back super-block by super-block, through the row kernel's arithmetic
+    int64_t nsb = a->k / 256, kp = a->kp, bsz = q6 ? FF_Q6_K_BYTES : FF_Q4_K_BYTES;
     for (int64_t g = 0; g < n / FF_R16; g++) {
-        const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+        const uint8_t *t = w + g * nsb * FF_R16 * bsz;
         for (int i = 0; i < m; i++)
             for (int r = 0; r < FF_R16; r++) {
                 const int8_t *aq = a->q + i * kp;
                 const float *ad = a->d + i * (kp / 32);
                 const int16_t *as = a->s + i * (kp / 16);
-                float acc[2][16] = {{0.0f}}, corr[8] = {0.0f}, lane[16];
+                float acc[16] = {0.0f}, corr[8] = {0.0f};
                 for (int64_t sb = 0; sb < nsb; sb++) {
-                    const uint8_t *h = t + FF_R16_K_HEAD * sb;
-                    uint8_t s12[12], sc[8], mn[8];
-                    for (int wd = 0; wd < 3; wd++) memcpy(s12 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
-                    q4_k_scales(sc, mn, s12);
-                    float d = ff_ld_fp16(h + 2 * r), dmin = ff_ld_fp16(h + 32 + 2 * r);
-                    for (int s = 0; s < 8; s++) {
-                        int64_t b = 8 * sb + s;
-                        corr[s] = fmaf((float)mn[s] * dmin, ad[b] * (float)(as[2 * b] + as[2 * b + 1]), corr[s]);
-                    }
-                    for (int c = 0; c < 4; c++)
-                        for (int L = 0; L < 16; L++) {
-                            const uint8_t *q = v + (((L % 8) * nsb + sb) * 4 + c) * 64 + 4 * r;
-                            int32_t isum = 0;
-                            for (int e = 0; e < 4; e++)
-                                isum += ((q[e] >> (L < 8 ? 0 : 4)) & 15) * aq[256 * sb + 64 * c + 4 * L + e];
-                            int s = 2 * c + L / 8;
-                            acc[c & 1][L] = fmaf((float)isum, (float)sc[s] * d * ad[8 * sb + s], acc[c & 1][L]);
-                        }
+                    uint8_t blk[FF_Q6_K_BYTES];
+                    r16_k_block(blk, t, sb, r, q6);
+                    if (q6)
+                        q6_k_sb_ref(acc, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
+                    else
+                        q4_k_sb_ref(acc, corr, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
                 }
-                for (int L = 0; L < 16; L++) lane[L] = acc[0][L] + acc[1][L];
-                y[i * ldy + g * FF_R16 + r] = sum16_tree(lane) - sum8_tree(corr);
+                y[i * ldy + g * FF_R16 + r] = q6 ? sum16_tree(acc) : sum8_tree(acc) - sum8_tree(corr);
             }
     }
+}
+
+void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, 0);
+}
+
+void ff_qdot_r16_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, 1);
 }
 
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
