@@ -49,6 +49,7 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
     .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16,                                                                \
                  [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16,                                                                \
                  [FF_QT_Q4_K] = ff_qdot_r16_q4_k_##r16,                                                                \
+                 [FF_QT_Q5_K] = ff_qdot_r16_q5_k_##r16,                                                                \
                  [FF_QT_Q6_K] = ff_qdot_r16_q6_k_##r16}
 
 // the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers

@@ -211,6 +211,8 @@ void ff_gemm_pack_n_f32_avx2(float *restrict dst, int64_t ld, const float *restr
                                 const ff_qact *a, int m);                                                              \
     void ff_qdot_r16_q4_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
                                 const ff_qact *a, int m);                                                              \
+    void ff_qdot_r16_q5_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
+                                const ff_qact *a, int m);                                                              \
     void ff_qdot_r16_q6_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
                                 const ff_qact *a, int m);
 

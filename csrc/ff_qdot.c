@@ -4,6 +4,7 @@
 // activation quantizer and fp16 conversion with f16c.
 // every kernel computes each block's int dot exactly and scales it by d_w * d_a in float, like the _ref twins
 #include "ff_hsum.h"
+#include "ff_qk2.h"  // q5_k: its bytes and kernel names
 #include "ff_quant.h"
 
 #ifdef FF_HAVE_X86
@@ -251,11 +252,16 @@ static inline AI FF_VNNI void q4_0_vnni(float *restrict y, int64_t ldy, const ui
 FF_QDOT_VNNI(q8_0)
 FF_QDOT_VNNI(q4_0)
 
-// q4_k and q6_k rows: the 256-bit kernels (each block's int dot sums across lanes, so 512 bits gain little); the
+// q4_k, q5_k and q6_k rows: the 256-bit kernels (each block's int dot sums across lanes, so 512 bits gain little); the
 // r16 kernels below are the fast ones
 FF_VNNI void ff_qdot_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                                const ff_qact *a, int m) {
     ff_qdot_q4_k_vnni256(y, ldy, w, stride, n, a, m);
+}
+
+FF_VNNI void ff_qdot_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    ff_qdot_q5_k_vnni256(y, ldy, w, stride, n, a, m);
 }
 
 FF_VNNI void ff_qdot_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
@@ -457,12 +463,14 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
-static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                            const ff_qact *a, const int mr) {
-    int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q4_K_BYTES;
+// q4_k (q5 = 0) and q5_k, whose fifth bits come from the tile's qh groups (bit 2c of byte l: low nibble l of group c,
+// bit 2c + 1: high nibble)
+static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                          const ff_qact *a, const int mr, const int q5) {
+    int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
     const int nc = mr == 1 ? 4 : 1;  // 64-weight groups c (positions 2c, 2c + 1) per sweep
     const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi8((char)0xf0), lo6 = _mm512_set1_epi8(63);
-    const __m512i two = _mm512_set1_epi8(3), ff = _mm512_set1_epi32(255);
+    const __m512i two = _mm512_set1_epi8(3), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;  // decode prefetches the next group as it goes
@@ -506,6 +514,16 @@ static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, cons
                     for (int p = 0; p < 8; p++) {
                         __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
                         __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(x, hi4);
+                        if (q5) {
+                            // bits 2c and 2c + 1 of qh to bit 4 of the low and of the high value (the high one
+                            // then unshifted: 16 times it would not fit a byte)
+                            __m512i qh = _mm512_loadu_si512(v + 2048 + 64 * p);
+                            __m512i bl = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
+                            __m512i bh = c < 2 ? _mm512_slli_epi16(qh, 3 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 3);
+                            xl = _mm512_ternarylogic_epi32(x, _mm512_and_si512(bl, bit4), lo4, 0xe4);
+                            xh = _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 4), _mm512_and_si512(bh, bit4), lo4,
+                                                           0xe4);
+                        }
                         for (int i = 0; i < mr; i++) {
                             int64_t e = 256 * sb + 64 * c + 4 * p;
                             lo[i] = _mm512_dpbusd_epi32(lo[i], xl, R16_A4(i, e));
@@ -516,7 +534,7 @@ static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, cons
                         int64_t b = 8 * sb + 2 * c;
                         const float *da = a->d + i * (kp / 32) + b;
                         const int16_t *as = a->s + i * (kp / 16) + 2 * b;
-                        __m512i hs = _mm512_srai_epi32(hi[i], 4);
+                        __m512i hs = q5 ? hi[i] : _mm512_srai_epi32(hi[i], 4);
                         ac[i][2 * cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]),
                                                         _mm512_mul_ps(sc[0], _mm512_set1_ps(da[0])), ac[i][2 * cc]);
                         ac[i][2 * cc + 1] = _mm512_fmadd_ps(
@@ -631,11 +649,30 @@ static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, cons
     default: kern(y, ldy, w, n, a, 1); break;                                                                          \
     }
 
+static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_k4_vnni(y, ldy, w, n, a, mr, 0);
+}
+
+static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_k4_vnni(y, ldy, w, n, a, mr, 1);
+}
+
 FF_VNNI void ff_qdot_r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m){FF_R16_K_BY_M(r16_q4_k_vnni)}
+                                   const ff_qact *a, int m) {
+    FF_R16_K_BY_M(r16_q4_k_vnni);
+}
+
+FF_VNNI void ff_qdot_r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    FF_R16_K_BY_M(r16_q5_k_vnni);
+}
 
 FF_VNNI void ff_qdot_r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m){FF_R16_K_BY_M(r16_q6_k_vnni)}
+                                   const ff_qact *a, int m) {
+    FF_R16_K_BY_M(r16_q6_k_vnni);
+}
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k) {

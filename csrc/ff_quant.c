@@ -3,6 +3,8 @@
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
 
+#include "ff_qk2.h"  // FF_Q5_K_BYTES
+
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -303,35 +305,50 @@ static float sum8_tree(const float v[8]) {
     return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
-// one q4_k super-block . its 256 activations: the exact int dot of each 32-block s is scaled once, by
-// d * sc_s * d_a, into the float lane s (one lane per position in the super-block, super-blocks in order), the
-// mins likewise into corr; the row is sum8_tree(acc) - sum8_tree(corr)
-static void q4_k_sb_ref(float acc[8], float corr[8], const uint8_t *blk, const int8_t *aq, const float *ad,
-                        const int16_t *as) {
-    const uint8_t *q = blk + 16;
+// one q4_k (q5 = 0) or q5_k (q5 = 1) super-block . its 256 activations: the exact int dot of each 32-block s is
+// scaled once, by d * sc_s * d_a, into the float lane s (one lane per position in the super-block, super-blocks
+// in order), the mins likewise into corr; the row is sum8_tree(acc) - sum8_tree(corr). q5_k's value of weight
+// 32s + l is q4_k's nibble (its qs at 48) plus bit s of qh[l] (at 16) as 16
+static void k4_sb_ref(float acc[8], float corr[8], const uint8_t *blk, const int8_t *aq, const float *ad,
+                      const int16_t *as, int q5) {
+    const uint8_t *q = blk + (q5 ? 48 : 16), *qh = blk + 16;
     float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
     uint8_t sc[8], mn[8];
     q4_k_scales(sc, mn, blk + 4);
     for (int s = 0; s < 8; s++) {
         int32_t isum = 0;
-        for (int t = 0; t < 32; t++) isum += ((q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15) * aq[32 * s + t];
+        for (int t = 0; t < 32; t++) {
+            int v = (q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15;
+            if (q5) v |= ((qh[t] >> s) & 1) << 4;
+            isum += v * aq[32 * s + t];
+        }
         acc[s] = fmaf((float)isum, (float)sc[s] * d * ad[s], acc[s]);
         corr[s] = fmaf((float)mn[s] * dmin, ad[s] * (float)(as[2 * s] + as[2 * s + 1]), corr[s]);
     }
 }
 
-void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m) {
+static void qdot_k4_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                        const ff_qact *a, int m, int q5) {
     // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
-    int64_t nsb = a->k / 256, kp = a->kp;
+    int64_t nsb = a->k / 256, kp = a->kp, bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES;
     for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             float acc[8] = {0.0f}, corr[8] = {0.0f};
             for (int64_t sb = 0; sb < nsb; sb++)
-                q4_k_sb_ref(acc, corr, w + j * stride + FF_Q4_K_BYTES * sb, a->q + i * kp + 256 * sb,
-                            a->d + i * (kp / 32) + 8 * sb, a->s + i * (kp / 16) + 16 * sb);
+                k4_sb_ref(acc, corr, w + j * stride + bsz * sb, a->q + i * kp + 256 * sb, a->d + i * (kp / 32) + 8 * sb,
+                          a->s + i * (kp / 16) + 16 * sb, q5);
             y[i * ldy + j] = sum8_tree(acc) - sum8_tree(corr);
         }
+}
+
+void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    qdot_k4_ref(y, ldy, w, stride, n, a, m, 0);
+}
+
+void ff_qdot_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    qdot_k4_ref(y, ldy, w, stride, n, a, m, 1);
 }
 
 // one q6_k super-block . its 256 activations: the exact int dot of each 16-sub-block t, minus 32 * sum(a), is
@@ -368,7 +385,7 @@ typedef struct {
     uint8_t *dst;
     const uint8_t *src;
     int qtype;
-    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k, q6_k) per row
+    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k, q5_k, q6_k) per row
 } repack_ctx;
 
 // q8_0 / q4_0 group g: block b of its 16 rows, scales then 4-byte groups interleaved across the rows
@@ -391,17 +408,21 @@ static void repack_group_q(const repack_ctx *c, int64_t g) {
     }
 }
 
-// q4_k group g: per super-block a tile of its 16 rows, the header then the nibble bytes ordered (c, p) (ff_quant.h)
-static void repack_group_q4_k(const repack_ctx *c, int64_t g) {
+// q4_k/q5_k group g: per super-block a tile of its 16 rows, the header, the nibble bytes ordered (c, p), then
+// q5_k's qh bytes ordered p (ff_quant.h)
+static void repack_group_k4(const repack_ctx *c, int64_t g) {
+    int q5 = c->qtype == FF_QT_Q5_K;
+    int64_t bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES, qs = q5 ? 48 : 16;
     for (int64_t sb = 0; sb < c->nb; sb++) {
-        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * FF_Q4_K_BYTES, *v = h + FF_R16_K_HEAD;
+        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * bsz, *v = h + FF_R16_K_HEAD;
         for (int r = 0; r < FF_R16; r++) {
-            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * FF_Q4_K_BYTES;
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * bsz;
             memcpy(h + 2 * r, blk, 2);
             memcpy(h + 32 + 2 * r, blk + 2, 2);
             for (int w = 0; w < 3; w++) memcpy(h + 64 + 64 * w + 4 * r, blk + 4 + 4 * w, 4);
             for (int q = 0; q < 4; q++)
-                for (int p = 0; p < 8; p++) memcpy(v + (8 * q + p) * 64 + 4 * r, blk + 16 + 32 * q + 4 * p, 4);
+                for (int p = 0; p < 8; p++) memcpy(v + (8 * q + p) * 64 + 4 * r, blk + qs + 32 * q + 4 * p, 4);
+            for (int p = 0; q5 && p < 8; p++) memcpy(v + 2048 + 64 * p + 4 * r, blk + 16 + 4 * p, 4);
         }
     }
 }
@@ -430,8 +451,8 @@ static void repack_task(void *arg, int ith, int nth) {
     int64_t lo, hi;
     ff_split(c->rows / FF_R16, ith, nth, 1, &lo, &hi);
     for (int64_t g = lo; g < hi; g++) {
-        if (c->qtype == FF_QT_Q4_K)
-            repack_group_q4_k(c, g);
+        if (c->qtype == FF_QT_Q4_K || c->qtype == FF_QT_Q5_K)
+            repack_group_k4(c, g);
         else if (c->qtype == FF_QT_Q6_K)
             repack_group_q6_k(c, g);
         else
@@ -486,11 +507,10 @@ void ff_qdot_r16_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restric
     qdot_r16_ref(y, ldy, w, n, a, m, 1);
 }
 
-// row r's ggml super-block sb back from a q4_k or q6_k r16 group at w (the inverse of repack_group_q*_k)
-static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int q6) {
-    const uint8_t *h = w + sb * FF_R16 * (q6 ? FF_Q6_K_BYTES : FF_Q4_K_BYTES);
-    if (q6) {
-        const uint8_t *v = h + FF_R16_Q6_K_HEAD;
+// row r's ggml super-block sb back from a q4_k, q5_k or q6_k r16 group at w (the inverse of repack_group_*)
+static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int qtype) {
+    if (qtype == FF_QT_Q6_K) {
+        const uint8_t *h = w + sb * FF_R16 * FF_Q6_K_BYTES, *v = h + FF_R16_Q6_K_HEAD;
         memcpy(blk + 208, h + 2 * r, 2);
         for (int t = 0; t < 16; t++) blk[192 + t] = h[32 + 16 * t + r];
         for (int hf = 0; hf < 2; hf++)
@@ -500,20 +520,23 @@ static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int q
                 memcpy(blk + 64 * hf + 32 + 4 * p, o + 64, 4);
                 memcpy(blk + 128 + 32 * hf + 4 * p, o + 128, 4);
             }
-    } else {
-        const uint8_t *v = h + FF_R16_K_HEAD;
-        memcpy(blk, h + 2 * r, 2);
-        memcpy(blk + 2, h + 32 + 2 * r, 2);
-        for (int wd = 0; wd < 3; wd++) memcpy(blk + 4 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
-        for (int q = 0; q < 4; q++)
-            for (int p = 0; p < 8; p++) memcpy(blk + 16 + 32 * q + 4 * p, v + (8 * q + p) * 64 + 4 * r, 4);
+        return;
     }
+    int q5 = qtype == FF_QT_Q5_K;
+    int64_t bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES, qs = q5 ? 48 : 16;
+    const uint8_t *h = w + sb * FF_R16 * bsz, *v = h + FF_R16_K_HEAD;
+    memcpy(blk, h + 2 * r, 2);
+    memcpy(blk + 2, h + 32 + 2 * r, 2);
+    for (int wd = 0; wd < 3; wd++) memcpy(blk + 4 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
+    for (int q = 0; q < 4; q++)
+        for (int p = 0; p < 8; p++) memcpy(blk + qs + 32 * q + 4 * p, v + (8 * q + p) * 64 + 4 * r, 4);
+    for (int p = 0; q5 && p < 8; p++) memcpy(blk + 16 + 4 * p, v + 2048 + 64 * p + 4 * r, 4);
 }
 
 static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                           int m, int q6) {
+                           int m, int qtype) {
     // each row of each group of 16, gathered back super-block by super-block, through the row kernel's arithmetic
-    int64_t nsb = a->k / 256, kp = a->kp, bsz = q6 ? FF_Q6_K_BYTES : FF_Q4_K_BYTES;
+    int64_t nsb = a->k / 256, kp = a->kp, bsz = ff_qtype_row_bytes(qtype, 256);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * FF_R16 * bsz;
         for (int i = 0; i < m; i++)
@@ -524,25 +547,30 @@ static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restri
                 float acc[16] = {0.0f}, corr[8] = {0.0f};
                 for (int64_t sb = 0; sb < nsb; sb++) {
                     uint8_t blk[FF_Q6_K_BYTES];
-                    r16_k_block(blk, t, sb, r, q6);
-                    if (q6)
+                    r16_k_block(blk, t, sb, r, qtype);
+                    if (qtype == FF_QT_Q6_K)
                         q6_k_sb_ref(acc, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
                     else
-                        q4_k_sb_ref(acc, corr, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
+                        k4_sb_ref(acc, corr, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb, qtype == FF_QT_Q5_K);
                 }
-                y[i * ldy + g * FF_R16 + r] = q6 ? sum16_tree(acc) : sum8_tree(acc) - sum8_tree(corr);
+                y[i * ldy + g * FF_R16 + r] = qtype == FF_QT_Q6_K ? sum16_tree(acc) : sum8_tree(acc) - sum8_tree(corr);
             }
     }
 }
 
 void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                           int m) {
-    qdot_r16_k_ref(y, ldy, w, n, a, m, 0);
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q4_K);
+}
+
+void ff_qdot_r16_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q5_K);
 }
 
 void ff_qdot_r16_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                           int m) {
-    qdot_r16_k_ref(y, ldy, w, n, a, m, 1);
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q6_K);
 }
 
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----

@@ -366,7 +366,7 @@ def _scalar_row_linear(x, qt):
         _core.set_isa(before)
 
 
-@pytest.mark.parametrize("qtype", ["q4_k", "q6_k"])
+@pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 @pytest.mark.parametrize("m,n,k", R16_K_CASES, ids=str)
 def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
     # the K-quant r16 kernels (and their scalar twin) scale each block once into the row kernels' lanes in order
@@ -384,7 +384,7 @@ def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
-@pytest.mark.parametrize("qtype", ["q4_k", "q6_k"])
+@pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 def test_r16_k_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = _make(rng, qtype, 304, 1024)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
@@ -409,8 +409,8 @@ def test_r16_bad_inputs(rng):
     qt = quantize(rng.standard_normal((24, 64)).astype(np.float32), "q8_0")
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.repack_r16(qt.data, qt.ggml_type, 64)
-    with pytest.raises(ValueError, match="not q8_0 or q6_k or q4_0 or q4_k"):
-        _core.repack_r16(qt.data, QTYPES["q5_k"][0], 256)
+    with pytest.raises(ValueError, match="not q8_0 or q6_k or q5_k or q4_0 or q4_k"):
+        _core.repack_r16(qt.data, QTYPES["q2_k"][0], 256)
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.linear_q(np.ones((1, 64), np.float32), qt.data, qt.ggml_type | _core.QTYPE_R16, 64)
 
