@@ -37,7 +37,8 @@ struct ff_qact {
     const int8_t *q;       // (m, kp) int8
     const float *d;        // (m, kp/32) scale per 32
     const int16_t *s;      // (m, kp/16) sums of q per 16
-    const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0), or NULL
+    const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0); q6_k:
+                           // -32 * sum of q per 16 at lane t; or NULL
     int64_t k, kp;         // columns, padded columns (a multiple of 512)
 };
 

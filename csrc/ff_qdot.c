@@ -475,6 +475,7 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
         const uint8_t *t = w + g * nsb * tile;
         int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;  // decode prefetches the next group as it goes
         __m512 acc[4][8], corr[4][8];
+#pragma GCC unroll 4
         for (int c0 = 0; c0 < 4; c0 += nc) {
             __m512 ac[4][8], cr[4][8];
             for (int i = 0; i < mr; i++)
@@ -574,6 +575,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, cons
         const uint8_t *t = w + g * nsb * tile;
         int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;
         __m512 acc[4][16];
+#pragma GCC unroll 8
         for (int P0 = 0; P0 < 8; P0 += np) {
             __m512 ac[4][16];
             for (int i = 0; i < mr; i++)
@@ -593,12 +595,12 @@ static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, cons
                     __m512 sc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
                                                    _mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t1)))),
                                                d);
-                    // the int chains start at -32 * sum(a) of their sub-block
+                    // the int chains start at the lane sums -32 * sum(a) of their sub-block
                     __m512i lo[4], hi[4];
                     for (int i = 0; i < mr; i++) {
-                        const int16_t *as = a->s + i * (kp / 16) + 16 * sb;
-                        lo[i] = _mm512_set1_epi32(-32 * as[t0]);
-                        hi[i] = _mm512_set1_epi32(-32 * as[t1]);
+                        const int32_t *ls = a->lanes + i * (kp / 4) + 16 * sb;
+                        lo[i] = _mm512_set1_epi32(ls[t0]);
+                        hi[i] = _mm512_set1_epi32(ls[t1]);
                     }
 #pragma GCC unroll 4
                     for (int p = 4 * s2; p < 4 * s2 + 4; p++) {

@@ -593,11 +593,13 @@ typedef struct {
 } qlin_ctx;
 
 // the offset c of a type's activation lane sums (-c * sum(a) per 32-block, where its kernels start each block's
-// int dot), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign bit), q4_0 nibbles - 8
+// int dot; q6_k's per 16-sub-block), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign
+// bit), q4_0 nibbles - 8, q6_k values - 32
 static int32_t lane_offset(int qtype) {
     switch (qtype) {
     case FF_QT_Q8_0: return 128;
     case FF_QT_Q4_0: return 8;
+    case FF_QT_Q6_K: return 32;
     default: return 0;
     }
 }
@@ -619,7 +621,10 @@ static void qact_task(void *arg, int ith, int nth) {
         if (c->lanes) {
             int32_t *l = c->lanes + i * (kp / 4);
             memset(l, 0, (size_t)kp);
-            for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
+            if (c->qtype == FF_QT_Q6_K)
+                for (int64_t t = 0; t < c->k / 16; t++) l[t] = -off * s[t];
+            else
+                for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
         }
     }
 }
@@ -712,7 +717,7 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
     int64_t stride = ff_qtype_row_bytes(qtype, k);
     if (stride <= 0 || m < 0) return FF_EINVAL;
     if (m == 0 || ntot == 0) return FF_OK;
-    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
+    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0/q6_k kernels
     int64_t kp = (k + 511) / 512 * 512;
     int lanes = lane_offset(qtype) != 0;
     // panels pay for their packing from 5 activation rows on (FF_LIN_AUTO); their gathers take int32 row offsets
