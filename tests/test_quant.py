@@ -323,12 +323,12 @@ def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
 
 
-@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
 def test_r16_rows_are_the_scalar_twin_whatever_shares_the_call(qpath, rng, qtype):
-    # every row count 1..17 (one call takes up to 8 activation rows): each row equals that row alone and the
-    # scalar twin, bit for bit
-    k = 1024 + 32  # an odd block count: the even/odd chains end unevenly
-    qt = quantize(rng.standard_normal((64, k)).astype(np.float32), qtype)
+    # every row count 1..17 (one call takes up to 8 activation rows, 4 for the K types): each row equals that row
+    # alone and the scalar twin, bit for bit
+    k = 1024 + (256 if qtype.endswith("_k") else 32)  # an odd block count: the even/odd chains end unevenly
+    qt = _make(rng, qtype, 64, k)
     x = rng.standard_normal((17, k)).astype(np.float32)
     before = _core.current_isa()
     try:
