@@ -5,6 +5,10 @@ library sources (code, ~1 MB), CPython's CJK test texts when installed. `encode`
 `encode_batch` splits every text into ~2 KB documents and encodes them on 2 threads
 (tiktoken.encode_ordinary_batch(num_threads=2)). Ids are checked against tiktoken before timing.
 The MB/s of each run is in extra_info["MB/s"].
+
+GGUF byte-level vocabularies (cl100k's, written as GGUF metadata) under the tokenizer.ggml.pre names whose
+split needed the `regex` package before they had C scanners: fastformer against that earlier path ("regex"),
+on 16 KB of every text, single-threaded, ids checked equal first.
 """
 
 import glob
@@ -17,6 +21,7 @@ from unittest import mock
 import pytest
 
 from benchmarks.conftest import set_threads
+from fastformer import _tokenizer_hf
 from fastformer.tokenizer import Tokenizer, _read_tiktoken
 
 tiktoken = pytest.importorskip("tiktoken")
@@ -137,5 +142,39 @@ def test_encode_one_megabyte_of_one_character(benchmark, tokenizers_, c):
     tok = tokenizers_["fastformer"]
     assert tok.decode(tok.encode_ordinary(text)) == text
     benchmark.group = f"encode 1 MB of {c!r} t=1"
+    benchmark.pedantic(tok.encode_ordinary, (text,), rounds=3, iterations=1)
+    _mbps(benchmark, len(text.encode()))
+
+
+# ---- GGUF vocabularies by tokenizer.ggml.pre: the C scanners against the path before them ----
+
+GGUF_PRES = ["default", "falcon", "deepseek-llm", "deepseek-coder", "tekken", "gpt-4o"]
+
+
+@pytest.fixture(scope="module")
+def cl100k_gguf(tokenizers_):
+    return tokenizers_["fastformer"].gguf_metadata()
+
+
+def _gguf_tokenizer(meta, pre, impl):
+    meta = {**meta, "tokenizer.ggml.pre": pre}
+    if impl == "fastformer":
+        return Tokenizer.from_gguf_metadata(meta)
+    # the path before: no scanner for llama.cpp's gpt-4o / tekken regexes nor for its lists of regexes
+    old = {p: k for p, k in _tokenizer_hf.SCANNERS_HF.items() if k not in ("gpt4o", "tekken")}
+    with mock.patch.multiple(_tokenizer_hf, SCANNERS_HF=old, SCANNER_LISTS={}):
+        return Tokenizer.from_gguf_metadata(meta)
+
+
+@pytest.mark.parametrize("impl", ["fastformer", "regex"])
+@pytest.mark.parametrize("pre", GGUF_PRES)
+def test_encode_gguf_pre(benchmark, cl100k_gguf, pre, impl):
+    pytest.importorskip("regex")
+    set_threads(1)
+    text = "".join(t[:16384] for t in TEXTS.values())
+    tok = _gguf_tokenizer(cl100k_gguf, pre, impl)
+    assert (tok._pipeline.pre.scanner is not None) == (impl == "fastformer")
+    assert tok.encode_ordinary(text) == _gguf_tokenizer(cl100k_gguf, pre, "regex").encode_ordinary(text)
+    benchmark.group = f"encode gguf pre {pre} ({len(text.encode()) // 1024} KB) t=1"
     benchmark.pedantic(tok.encode_ordinary, (text,), rounds=3, iterations=1)
     _mbps(benchmark, len(text.encode()))

@@ -228,12 +228,19 @@ enum ff_pretok {
     FF_PRETOK_O200K,
     FF_PRETOK_LLAMA3,
     FF_PRETOK_QWEN2,
+    FF_PRETOK_GPT4O,           // llama.cpp's gpt-4o regex (o200k, case classes read by ascii)
+    FF_PRETOK_TEKKEN,          // llama.cpp's tekken regex
+    FF_PRETOK_GGUF_DEFAULT,    // llama.cpp's lists of regexes applied in turn, by tokenizer.ggml.pre: "default"
+    FF_PRETOK_FALCON,          // "falcon"
+    FF_PRETOK_DEEPSEEK_LLM,    // "deepseek-llm"
+    FF_PRETOK_DEEPSEEK_CODER,  // "deepseek-coder"
+    FF_PRETOK_DIGITS_GPT2,     // "starcoder", "smollm", "command-r" ...: each number character alone, then gpt2
     FF_PRETOK_COUNT
 };
 // piece ends (at most n) of utf-8 text (n,) under split pattern kind; returns the number of pieces
 int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind);
 const char *ff_unicode_version(void);  // of the category table the scanners use
-int ff_unicode_category(uint32_t cp);  // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n
+int ff_unicode_category(uint32_t cp);  // 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M, 7 N, 8 \s, 9 \r\n, 10 P
 
 typedef struct ff_bpe ff_bpe;  // a vocabulary, its merges, a split pattern and special tokens; read-only once built
 enum ff_token_kind { FF_TOKEN_UNUSED, FF_TOKEN_MERGEABLE, FF_TOKEN_SPECIAL };  // what an id is (kind[] of ff_bpe_new)

@@ -580,8 +580,9 @@ static int64_t encode_ordinary(const ff_bpe *b, int32_t *ids, const uint8_t *s, 
     if (n == 0) return 0;
     if (b->pretok == FF_PRETOK_NONE) return encode_piece(b, ids, s, n, 1);
     int64_t m = 0;
+    ff_pretok_state st = {{0}};
     for (int64_t i = 0; i < n;) {
-        int64_t j = ff_pretok_next(b->pretok, s, i, n);
+        int64_t j = ff_pretok_next(b->pretok, s, i, n, &st);
         int64_t r = encode_piece(b, ids + m, s + i, j - i, 1);
         if (r < 0) return -1;
         m += r;

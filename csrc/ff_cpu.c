@@ -49,6 +49,8 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
     .qdot_r16 = {[FF_QT_Q8_0] = ff_qdot_r16_q8_0_##r16,                                                                \
                  [FF_QT_Q4_0] = ff_qdot_r16_q4_0_##r16,                                                                \
                  [FF_QT_Q4_K] = ff_qdot_r16_q4_k_##r16,                                                                \
+                 [FF_QT_Q5_K] = ff_qdot_r16_q5_k_##r16,                                                                \
+                 [FF_QT_Q6_K] = ff_qdot_r16_q6_k_##r16,                                                                \
                  FF_QLEGACY_R16_SLOTS(r16),                                                                            \
                  FF_QK2_R16_SLOTS(r16)}
 

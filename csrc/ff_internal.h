@@ -37,14 +37,15 @@ struct ff_qact {
     const int8_t *q;       // (m, kp) int8
     const float *d;        // (m, kp/32) scale per 32
     const int16_t *s;      // (m, kp/16) sums of q per 16
-    const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0), or NULL
+    const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0); q6_k:
+                           // -32 * sum of q per 16 at lane t; or NULL
     int64_t k, kp;         // columns, padded columns (a multiple of 512)
 };
 
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
 typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                            const ff_qact *a, int m);
-// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0
+// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR (q8_0/q4_0) or FF_R16_MR_K (others)
 typedef void (*ff_qdot_r16_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                int m);
 // y (m, nr) row stride ldy = A (m,k) . W (nr,k)^T for nr <= FF_QP_NR rows of W, any m; panel: FF_QP_BYTES(k/32)
@@ -210,6 +211,10 @@ void ff_gemm_pack_n_f32_avx2(float *restrict dst, int64_t ld, const float *restr
     void ff_qdot_r16_q4_0_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
                                 const ff_qact *a, int m);                                                              \
     void ff_qdot_r16_q4_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
+                                const ff_qact *a, int m);                                                              \
+    void ff_qdot_r16_q5_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
+                                const ff_qact *a, int m);                                                              \
+    void ff_qdot_r16_q6_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,                  \
                                 const ff_qact *a, int m);
 
 FF_DECLARE_QDOT(ref)

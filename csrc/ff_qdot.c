@@ -4,6 +4,7 @@
 // activation quantizer and fp16 conversion with f16c.
 // every kernel computes each block's int dot exactly and scales it by d_w * d_a in float, like the _ref twins
 #include "ff_hsum.h"
+#include "ff_qk2.h"  // q5_k: its bytes and kernel names
 #include "ff_quant.h"
 
 #ifdef FF_HAVE_X86
@@ -83,6 +84,19 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), p);
     }
+}
+
+// four vectors of 8 int32 -> lane j of 128-bit half h: the sum of lanes 4h..4h+3 of vector j (exact, any order)
+static inline AI FF_AVX2 __m256i hsum4_epi32x4(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
+// eight vectors of 8 int32 -> one vector of their 8 sums, in order
+static inline AI FF_AVX2 __m256i hsum_epi32x8(const __m256i *v) {
+    __m256i x = hsum4_epi32x4(v[0], v[1], v[2], v[3]), y = hsum4_epi32x4(v[4], v[5], v[6], v[7]);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(x, y, 0x20), _mm256_permute2x128_si256(x, y, 0x31));
 }
 
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
@@ -230,106 +244,6 @@ static inline AI FF_VNNI void q4_0_vnni(float *restrict y, int64_t ldy, const ui
     rows_of_blocks_vnni(y, ldy, w, stride, n, a, m, 1);
 }
 
-// q4_k: 64 weights per 512-bit dot (low nibbles, then high nibbles of the same 32 bytes); mins in float
-static inline AI FF_VNNI void q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    int64_t nsb = a->k / 256, kp = a->kp;
-    for (int64_t j = 0; j < n; j++) {
-        __m512 acc[8];
-        __m256 corr[4];
-        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = _mm512_setzero_ps(), corr[i] = _mm256_setzero_ps();
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = w + j * stride + FF_Q4_K_BYTES * sb;
-            uint16_t h[2];
-            memcpy(h, blk, 4);
-            uint32_t u[4];
-            q4_k_unpack(u, blk + 4);
-            __m128i sm = _mm_loadu_si128((const __m128i *)(void *)u);
-            __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)), _mm256_set1_ps(_cvtsh_ss(h[0])));
-            __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))),
-                                      _mm256_set1_ps(_cvtsh_ss(h[1])));
-            __m512 s[4];
-            for (int i = 0; i < m; i++) {
-                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
-                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
-                __m256 suma = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
-                s[i] = _mm512_castps256_ps512(_mm256_mul_ps(sc, da));
-                corr[i] = _mm256_fmadd_ps(mn, _mm256_mul_ps(da, suma), corr[i]);
-            }
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                __m512i qv =
-                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 16 + 32 * g)));
-                qv = _mm512_and_si512(_mm512_mask_srli_epi16(qv, 0xffff0000, qv, 4), _mm512_set1_epi8(15));
-                for (int i = 0; i < m; i++) {
-                    __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 64 * g);
-                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qv, av);
-                    __m512 *c = &acc[2 * i + (g & 1)];
-                    *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pick_pair(s[i], 2 * g), *c);
-                }
-            }
-        }
-        for (int i = 0; i < m; i++)
-            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - ff_hsum_ps256(corr[i]);
-    }
-}
-
-// q6_k: 64 weights per 512-bit dot, 4 lanes per 16-sub-block; the -32 offset in float
-static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,
-                                        int64_t n, const ff_qact *a, const int m) {
-    int64_t nsb = a->k / 256, kp = a->kp;
-    const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
-    // per 16-bit lane: low half of the register shifts qh by 4 (left) / 0 (right), high half by 2 / 2
-    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    for (int64_t j = 0; j < n; j++) {
-        __m512 acc[8], corr[4];
-        for (int i = 0; i < m; i++) acc[2 * i] = acc[2 * i + 1] = corr[i] = _mm512_setzero_ps();
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = w + j * stride + FF_Q6_K_BYTES * sb;
-            uint16_t dh;
-            memcpy(&dh, blk + 208, 2);
-            __m512 sc = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 192)))),
-                _mm512_set1_ps(_cvtsh_ss(dh)));
-            __m512 s[4];
-            for (int i = 0; i < m; i++) {
-                __m256 da = _mm256_load_ps(a->d + i * (kp / 32) + 8 * sb);
-                s[i] = _mm512_mul_ps(sc, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(da)));
-                __m256i sums = _mm256_load_si256((const __m256i *)(const void *)(a->s + i * (kp / 16) + 16 * sb));
-                corr[i] = _mm512_fmadd_ps(s[i], _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(sums)), corr[i]);
-            }
-#pragma GCC unroll 2
-            for (int hf = 0; hf < 2; hf++) {
-                __m512i ql = _mm512_loadu_si512(blk + 64 * hf);
-                __m512i qh =
-                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 128 + 32 * hf)));
-                __m512i g[2] = {
-                    _mm512_or_si512(_mm512_and_si512(ql, lo4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), hi2)),
-                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
-                                    _mm512_and_si512(_mm512_srlv_epi16(qh, shr), hi2)),
-                };
-#pragma GCC unroll 2
-                for (int t = 0; t < 2; t++) {
-                    // 4 lanes per sub-block: sub-blocks 8hf + 4t .. 8hf + 4t + 3
-                    int sub = 8 * hf + 4 * t;
-                    __m512i sel = _mm512_setr_epi32(sub, sub, sub, sub, sub + 1, sub + 1, sub + 1, sub + 1, sub + 2,
-                                                    sub + 2, sub + 2, sub + 2, sub + 3, sub + 3, sub + 3, sub + 3);
-                    for (int i = 0; i < m; i++) {
-                        __m512i av = _mm512_load_si512(a->q + i * kp + 256 * sb + 128 * hf + 64 * t);
-                        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g[t], av);
-                        __m512 *c = &acc[2 * i + t];
-                        *c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(sel, s[i]), *c);
-                    }
-                }
-            }
-        }
-        for (int i = 0; i < m; i++)
-            y[i * ldy + j] = ff_hsum_ps512(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) - 32.0f * ff_hsum_ps512(corr[i]);
-    }
-}
-
 #define FF_QDOT_VNNI(qt)                                                                                               \
     FF_VNNI void ff_qdot_##qt##_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride,        \
                                      int64_t n, const ff_qact *a, int m) {                                             \
@@ -337,8 +251,23 @@ static inline AI FF_VNNI void q6_k_vnni(float *restrict y, int64_t ldy, const ui
     }
 FF_QDOT_VNNI(q8_0)
 FF_QDOT_VNNI(q4_0)
-FF_QDOT_VNNI(q4_k)
-FF_QDOT_VNNI(q6_k)
+
+// q4_k, q5_k and q6_k rows: the 256-bit kernels (each block's int dot sums across lanes, so 512 bits gain little); the
+// r16 kernels below are the fast ones
+FF_VNNI void ff_qdot_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    ff_qdot_q4_k_vnni256(y, ldy, w, stride, n, a, m);
+}
+
+FF_VNNI void ff_qdot_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    ff_qdot_q5_k_vnni256(y, ldy, w, stride, n, a, m);
+}
+
+FF_VNNI void ff_qdot_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                               const ff_qact *a, int m) {
+    ff_qdot_q6_k_vnni256(y, ldy, w, stride, n, a, m);
+}
 
 // ---- prefill: W panels of 32 rows, 4-byte groups interleaved across rows: one vpdpbusd multiplies a
 // broadcast group of 4 activations with 16 rows at once, so the per-block float work is per tile, not per row ----
@@ -452,46 +381,38 @@ static inline int32_t ld32(const int8_t *p) {
     return v;
 }
 
-// block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a)
+// block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a) and
+// runs as one int32 chain per row (integer sums: any order gives the same bits)
 static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, const ff_qact *a, int64_t b, const int mr,
                                              const int q4) {
     int64_t kp = a->kp;
     const uint8_t *v = t + 2 * FF_R16;
-    __m512i lo[4], hi[4];
-    for (int i = 0; i < mr; i++) {
-        lo[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
-        hi[i] = _mm512_setzero_si512();
-    }
+    __m512i acc[FF_R16_MR];
+    for (int i = 0; i < mr; i++) acc[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 8 * b]);
     if (q4) {
-        // low nibbles are weights 4c.., high nibbles (times 16, shifted out below) weights 16 + 4c..
+        // low nibbles are weights 4c.., high nibbles weights 16 + 4c..
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m512i x = _mm512_loadu_si512(v + 64 * c);
             __m512i xl = _mm512_and_si512(x, _mm512_set1_epi8(15));
-            __m512i xh = _mm512_and_si512(x, _mm512_set1_epi8((char)0xf0));
+            __m512i xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), _mm512_set1_epi8(15));
             for (int i = 0; i < mr; i++) {
                 const int8_t *aq = a->q + i * kp + 32 * b;
-                lo[i] = _mm512_dpbusd_epi32(lo[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+                acc[i] = _mm512_dpbusd_epi32(acc[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
+                acc[i] = _mm512_dpbusd_epi32(acc[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
             }
         }
-        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], _mm512_srai_epi32(hi[i], 4));
     } else {
-        // two chains: groups 0..3 and 4..7
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m512i x0 = _mm512_loadu_si512(v + 64 * c), x1 = _mm512_loadu_si512(v + 64 * (c + 4));
-            for (int i = 0; i < mr; i++) {
-                const int8_t *aq = a->q + i * kp + 32 * b;
-                lo[i] = _mm512_dpbusd_epi32(lo[i], x0, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                hi[i] = _mm512_dpbusd_epi32(hi[i], x1, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
-            }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m512i x = _mm512_loadu_si512(v + 64 * c);
+            for (int i = 0; i < mr; i++)
+                acc[i] = _mm512_dpbusd_epi32(acc[i], x, _mm512_set1_epi32(ld32(a->q + i * kp + 32 * b + 4 * c)));
         }
-        for (int i = 0; i < mr; i++) lo[i] = _mm512_add_epi32(lo[i], hi[i]);
     }
     __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
     for (int i = 0; i < mr; i++)
-        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]), _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])),
+        out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(ws, _mm512_set1_ps(a->d[i * (kp / 32) + b])),
                                  out[i]);
 }
 
@@ -501,7 +422,7 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nb * tb;
         // even and odd blocks in separate accumulators
-        __m512 even[4], odd[4];
+        __m512 even[FF_R16_MR], odd[FF_R16_MR];
         for (int i = 0; i < mr; i++) even[i] = odd[i] = _mm512_setzero_ps();
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2) {
@@ -513,9 +434,13 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     }
 }
 
-// the r16 kernel with the activation row count m as a constant
+// the r16 kernel with the activation row count m (1..FF_R16_MR) as a constant
 #define FF_R16_BY_M(q)                                                                                                 \
     switch (m) {                                                                                                       \
+    case 8: r16_vnni(y, ldy, w, n, a, 8, q); break;                                                                    \
+    case 7: r16_vnni(y, ldy, w, n, a, 7, q); break;                                                                    \
+    case 6: r16_vnni(y, ldy, w, n, a, 6, q); break;                                                                    \
+    case 5: r16_vnni(y, ldy, w, n, a, 5, q); break;                                                                    \
     case 4: r16_vnni(y, ldy, w, n, a, 4, q); break;                                                                    \
     case 3: r16_vnni(y, ldy, w, n, a, 3, q); break;                                                                    \
     case 2: r16_vnni(y, ldy, w, n, a, 2, q); break;                                                                    \
@@ -530,115 +455,225 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
     FF_R16_BY_M(1)
 }
 
-// ---- q4_k on its r16 layout (ff_quant.h): lane L of ff_qdot_q4_k_vnni's 16 lanes becomes a register of 16
-// rows, so the scales unpack once per 16 rows and no row ends in horizontal sums; every float operation is the
-// row kernel's, in its order ----
+// ---- q4_k and q6_k on their r16 layouts (ff_quant.h): 16 rows per register; each 32-block (q4_k) or 16-sub-block
+// (q6_k) of the 16 rows sums in int32 over its vpdpbusd chain and is scaled once into the float lane of its
+// position in the super-block, as the row kernels do. decode keeps every position's lane in registers and streams
+// each tile once; prefill (up to 4 activation rows) sweeps the group once per pair of positions ----
 
-#define R16K_SBC 8  // super-blocks per chunk: the chunk's scales stay in registers' reach on the stack
+// the load of 4 activations of row i at byte e, broadcast to 16 lanes
+#define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
-static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                            const ff_qact *a, const int mr) {
-    int64_t nsb = a->k / 256, kp = a->kp;
-    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
-    __m512 sv[4][R16K_SBC][8];  // d * sc * d_a per sub-block of the chunk
-    __m512 acc[4][8][4];        // per activation row and p: lane p (c even, c odd), lane p + 8 (c even, c odd)
-    __m512 corr[4][8];          // dmin * m * d_a * sum(a) per sub-block, summed over super-blocks
+// q4_k (q5 = 0) and q5_k, whose fifth bits come from the tile's qh groups (bit 2c of byte l: low nibble l of group c,
+// bit 2c + 1: high nibble)
+static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                          const ff_qact *a, const int mr, const int q5) {
+    int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
+    const int nc = mr == 1 ? 4 : 1;  // 64-weight groups c (positions 2c, 2c + 1) per sweep
+    const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi8((char)0xf0), lo6 = _mm512_set1_epi8(63);
+    const __m512i two = _mm512_set1_epi8(3), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
-        const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
-        // decode prefetches the next group (the last one its own bytes): its headers now, its quants as it goes
-        int64_t gbytes = g + 1 < n / FF_R16 ? nsb * FF_R16 * FF_Q4_K_BYTES : 0;
-        for (int64_t o = 0; mr == 1 && o < FF_R16_K_HEAD * nsb; o += 64)
-            _mm_prefetch((const char *)(t + gbytes + o), _MM_HINT_T0);
-        for (int i = 0; i < mr; i++) {
-            for (int s = 0; s < 8; s++) corr[i][s] = _mm512_setzero_ps();
-            for (int p = 0; p < 8; p++)
-                for (int c = 0; c < 4; c++) acc[i][p][c] = _mm512_setzero_ps();
-        }
-        for (int64_t sb0 = 0; sb0 < nsb; sb0 += R16K_SBC) {
-            int nc = (int)FF_MIN(R16K_SBC, nsb - sb0);
-            for (int u = 0; u < nc; u++) {
-                int64_t sb = sb0 + u;
-                const uint8_t *h = t + FF_R16_K_HEAD * sb;
+        const uint8_t *t = w + g * nsb * tile;
+        int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;  // decode prefetches the next group as it goes
+        __m512 acc[4][8], corr[4][8];
+#pragma GCC unroll 4
+        for (int c0 = 0; c0 < 4; c0 += nc) {
+            __m512 ac[4][8], cr[4][8];
+            for (int i = 0; i < mr; i++)
+                for (int s = 0; s < 2 * nc; s++) ac[i][s] = cr[i][s] = _mm512_setzero_ps();
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
+                if (mr == 1)
+                    for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
                 __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
                 __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
-                __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128);
-                __m512i u2 = _mm512_loadu_si512(h + 192);
-                // the 6-bit scales and mins of every row (q4_k_unpack, one row per 32-bit lane)
-                __m512i word[4] = {
-                    _mm512_and_si512(u0, lo6),
-                    _mm512_or_si512(_mm512_and_si512(u2, lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4)),
-                    _mm512_and_si512(u1, lo6),
-                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4)),
-                };
-                for (int s = 0; s < 8; s++) {
-                    __m512i sh = _mm512_set1_epi32(8 * (s % 4)), ff = _mm512_set1_epi32(255);
-                    __m512 sc =
-                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(word[s / 4], sh), ff)), d);
-                    __m512 mn = _mm512_mul_ps(
-                        _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(word[2 + s / 4], sh), ff)), dmin);
-                    for (int i = 0; i < mr; i++) {
-                        int64_t b = 8 * sb + s;
-                        float da = a->d[i * (kp / 32) + b];
-                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
-                        sv[i][u][s] = _mm512_mul_ps(sc, _mm512_set1_ps(da));
-                        corr[i][s] = _mm512_fmadd_ps(mn, _mm512_set1_ps(da * (float)(as[0] + as[1])), corr[i][s]);
-                    }
-                }
-            }
-            for (int p = 0; p < 8; p++) {
-                __m512 c4[4][4];
-                for (int i = 0; i < mr; i++)
-                    for (int c = 0; c < 4; c++) c4[i][c] = acc[i][p][c];
-                for (int u = 0; u < nc; u++) {
-                    const uint8_t *vb = v + (p * nsb + sb0 + u) * 256;
-                    if (mr == 1)  // W streams from memory once per token
-                        for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(vb + gbytes + 64 * l), _MM_HINT_T0);
 #pragma GCC unroll 4
-                    for (int c = 0; c < 4; c++) {
-                        __m512i x = _mm512_loadu_si512(vb + 64 * c);
-                        __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+                for (int cc = 0; cc < nc; cc++) {
+                    int c = c0 + cc;
+                    // the 6-bit scales and mins of positions 2c, 2c + 1 of every row (q4_k_unpack, a row per lane)
+                    __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), sw, mw;
+                    if (c < 2) {
+                        sw = _mm512_and_si512(u0, lo6);
+                        mw = _mm512_and_si512(u1, lo6);
+                    } else {
+                        __m512i u2 = _mm512_loadu_si512(h + 192);
+                        sw = _mm512_or_si512(_mm512_and_si512(u2, lo4),
+                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
+                        mw = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
+                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+                    }
+                    __m512 sc[2], mn[2];
+                    for (int e = 0; e < 2; e++) {
+                        __m512i sh = _mm512_set1_epi32(8 * ((2 * c + e) % 4));
+                        sc[e] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(sw, sh), ff)), d);
+                        mn[e] =
+                            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(mw, sh), ff)), dmin);
+                    }
+                    // 8 vpdpbusd per 32-block: low nibbles, and high nibbles times 16 (shifted out after)
+                    __m512i lo[4], hi[4];
+                    for (int i = 0; i < mr; i++) lo[i] = hi[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                    for (int p = 0; p < 8; p++) {
+                        __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
+                        __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(x, hi4);
+                        if (q5) {
+                            // bits 2c and 2c + 1 of qh to bit 4 of the low and of the high value (the high one
+                            // then unshifted: 16 times it would not fit a byte)
+                            __m512i qh = _mm512_loadu_si512(v + 2048 + 64 * p);
+                            __m512i bl = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
+                            __m512i bh = c < 2 ? _mm512_slli_epi16(qh, 3 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 3);
+                            xl = _mm512_ternarylogic_epi32(x, _mm512_and_si512(bl, bit4), lo4, 0xe4);
+                            xh = _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 4), _mm512_and_si512(bh, bit4), lo4,
+                                                           0xe4);
+                        }
                         for (int i = 0; i < mr; i++) {
-                            const int8_t *aq = a->q + i * kp + 256 * (sb0 + u) + 64 * c + 4 * p;
-                            __m512i dl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xl, _mm512_set1_epi32(ld32(aq)));
-                            __m512i dh =
-                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), xh, _mm512_set1_epi32(ld32(aq + 32)));
-                            c4[i][c & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), sv[i][u][2 * c], c4[i][c & 1]);
-                            c4[i][2 + (c & 1)] =
-                                _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh), sv[i][u][2 * c + 1], c4[i][2 + (c & 1)]);
+                            int64_t e = 256 * sb + 64 * c + 4 * p;
+                            lo[i] = _mm512_dpbusd_epi32(lo[i], xl, R16_A4(i, e));
+                            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, R16_A4(i, e + 32));
                         }
                     }
+                    for (int i = 0; i < mr; i++) {
+                        int64_t b = 8 * sb + 2 * c;
+                        const float *da = a->d + i * (kp / 32) + b;
+                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                        __m512i hs = q5 ? hi[i] : _mm512_srai_epi32(hi[i], 4);
+                        ac[i][2 * cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]),
+                                                        _mm512_mul_ps(sc[0], _mm512_set1_ps(da[0])), ac[i][2 * cc]);
+                        ac[i][2 * cc + 1] = _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(hs), _mm512_mul_ps(sc[1], _mm512_set1_ps(da[1])), ac[i][2 * cc + 1]);
+                        cr[i][2 * cc] =
+                            _mm512_fmadd_ps(mn[0], _mm512_set1_ps(da[0] * (float)(as[0] + as[1])), cr[i][2 * cc]);
+                        cr[i][2 * cc + 1] =
+                            _mm512_fmadd_ps(mn[1], _mm512_set1_ps(da[1] * (float)(as[2] + as[3])), cr[i][2 * cc + 1]);
+                    }
                 }
-                for (int i = 0; i < mr; i++)
-                    for (int c = 0; c < 4; c++) acc[i][p][c] = c4[i][c];
             }
+            for (int i = 0; i < mr; i++)
+                for (int s = 0; s < 2 * nc; s++) acc[i][2 * c0 + s] = ac[i][s], corr[i][2 * c0 + s] = cr[i][s];
         }
-        // the row kernel's horizontal sums, lane by lane: _mm512_reduce_add_ps's tree, ff_hsum_ps256's
+        // the row kernels' horizontal sums (ff_hsum_ps256's tree), lane by lane
         for (int i = 0; i < mr; i++) {
-            __m512 hv[8], q[4], cq[4];
-            for (int p = 0; p < 8; p++)
-                hv[p] =
-                    _mm512_add_ps(_mm512_add_ps(acc[i][p][2], acc[i][p][3]), _mm512_add_ps(acc[i][p][0], acc[i][p][1]));
+            __m512 q[4], cq[4];
             for (int j = 0; j < 4; j++) {
-                q[j] = _mm512_add_ps(hv[j + 4], hv[j]);
+                q[j] = _mm512_add_ps(acc[i][j], acc[i][j + 4]);
                 cq[j] = _mm512_add_ps(corr[i][j], corr[i][j + 4]);
             }
             __m512 r = _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3]));
-            __m512 cr = _mm512_add_ps(_mm512_add_ps(cq[0], cq[2]), _mm512_add_ps(cq[1], cq[3]));
-            _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_sub_ps(r, cr));
+            __m512 cs = _mm512_add_ps(_mm512_add_ps(cq[0], cq[2]), _mm512_add_ps(cq[1], cq[3]));
+            _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_sub_ps(r, cs));
         }
     }
 }
 
+// q6_k: a pair of positions per sweep step: from the ql bytes j (0 or 1) of half hf and 4-byte groups p = 4 s2..,
+// low nibbles with qh bits 2j.. are sub-block 8hf + 2j + s2, high nibbles with qh bits 2j + 4.. sub-block + 4
+static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
+    const int np = mr == 1 ? 8 : 1;  // pairs of positions per sweep
+    const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nsb * tile;
+        int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;
+        __m512 acc[4][16];
+#pragma GCC unroll 8
+        for (int P0 = 0; P0 < 8; P0 += np) {
+            __m512 ac[4][16];
+            for (int i = 0; i < mr; i++)
+                for (int e = 0; e < 2 * np; e++) ac[i][e] = _mm512_setzero_ps();
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
+                if (mr == 1)
+                    for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
+                __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+#pragma GCC unroll 8
+                for (int pp = 0; pp < np; pp++) {
+                    int P = P0 + pp, hf = P / 4, s2 = (P / 2) & 1, j = P & 1;
+                    int t0 = 8 * hf + 2 * j + s2, t1 = t0 + 4;  // the pair's sub-blocks
+                    __m512 sc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                   _mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t0)))),
+                                               d);
+                    __m512 sc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                   _mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t1)))),
+                                               d);
+                    // the int chains start at the lane sums -32 * sum(a) of their sub-block
+                    __m512i lo[4], hi[4];
+                    for (int i = 0; i < mr; i++) {
+                        const int32_t *ls = a->lanes + i * (kp / 4) + 16 * sb;
+                        lo[i] = _mm512_set1_epi32(ls[t0]);
+                        hi[i] = _mm512_set1_epi32(ls[t1]);
+                    }
+#pragma GCC unroll 4
+                    for (int p = 4 * s2; p < 4 * s2 + 4; p++) {
+                        const uint8_t *o = v + (hf * 8 + p) * 3 * 64;
+                        __m512i ql = _mm512_loadu_si512(o + 64 * j), qh = _mm512_loadu_si512(o + 128);
+                        __m512i hl = j ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4);
+                        __m512i hh = j ? _mm512_srli_epi16(qh, 2) : qh;
+                        __m512i xl = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(hl, hi2), lo4, 0xe4);
+                        __m512i xh =
+                            _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
+                        for (int i = 0; i < mr; i++) {
+                            int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p;
+                            lo[i] = _mm512_dpbusd_epi32(lo[i], xl, R16_A4(i, e));
+                            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, R16_A4(i, e + 64));
+                        }
+                    }
+                    for (int i = 0; i < mr; i++) {
+                        const float *da = a->d + i * (kp / 32) + 8 * sb;
+                        ac[i][2 * pp] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]),
+                                                        _mm512_mul_ps(sc0, _mm512_set1_ps(da[t0 / 2])), ac[i][2 * pp]);
+                        ac[i][2 * pp + 1] =
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[i]), _mm512_mul_ps(sc1, _mm512_set1_ps(da[t1 / 2])),
+                                            ac[i][2 * pp + 1]);
+                    }
+                }
+            }
+            for (int pp = 0; pp < np; pp++) {
+                int P = P0 + pp, t0 = 8 * (P / 4) + 2 * (P & 1) + ((P / 2) & 1);
+                for (int i = 0; i < mr; i++) acc[i][t0] = ac[i][2 * pp], acc[i][t0 + 4] = ac[i][2 * pp + 1];
+            }
+        }
+        // the row kernels' horizontal sum of 16 lanes (_mm512_reduce_add_ps's tree), lane by lane
+        for (int i = 0; i < mr; i++) {
+            __m512 hv[8], q[4];
+            for (int e = 0; e < 8; e++) hv[e] = _mm512_add_ps(acc[i][e + 8], acc[i][e]);
+            for (int e = 0; e < 4; e++) q[e] = _mm512_add_ps(hv[e + 4], hv[e]);
+            _mm512_storeu_ps(y + i * ldy + g * FF_R16,
+                             _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3])));
+        }
+    }
+}
+
+#define FF_R16_K_BY_M(kern)                                                                                            \
+    switch (m) {                                                                                                       \
+    case 4: kern(y, ldy, w, n, a, 4); break;                                                                           \
+    case 3: kern(y, ldy, w, n, a, 3); break;                                                                           \
+    case 2: kern(y, ldy, w, n, a, 2); break;                                                                           \
+    default: kern(y, ldy, w, n, a, 1); break;                                                                          \
+    }
+
+static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_k4_vnni(y, ldy, w, n, a, mr, 0);
+}
+
+static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    r16_k4_vnni(y, ldy, w, n, a, mr, 1);
+}
+
 FF_VNNI void ff_qdot_r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
-    switch (m) {
-    case 4: r16_q4_k_vnni(y, ldy, w, n, a, 4); break;
-    case 3: r16_q4_k_vnni(y, ldy, w, n, a, 3); break;
-    case 2: r16_q4_k_vnni(y, ldy, w, n, a, 2); break;
-    default: r16_q4_k_vnni(y, ldy, w, n, a, 1); break;
-    }
+    FF_R16_K_BY_M(r16_q4_k_vnni);
+}
+
+FF_VNNI void ff_qdot_r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    FF_R16_K_BY_M(r16_q5_k_vnni);
+}
+
+FF_VNNI void ff_qdot_r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    FF_R16_K_BY_M(r16_q6_k_vnni);
 }
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,

@@ -464,10 +464,7 @@ void ff_qdot_q3_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     qdot_k2_ref(y, ldy, w, stride, n, a, m, FF_QT_Q3_K, FF_Q3_K_BYTES);
 }
 
-void ff_qdot_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
-                      const ff_qact *a, int m) {
-    qdot_k2_ref(y, ldy, w, stride, n, a, m, FF_QT_Q5_K, FF_Q5_K_BYTES);
-}
+// q5_k's dot kernels are q4_k's (ff_quant.c, ff_qdot.c), with its fifth bits
 
 void ff_qdot_iq4_xs_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                         const ff_qact *a, int m) {

@@ -1,5 +1,6 @@
 // the second family of 256-weight super-block types: q2_k, q3_k, q5_k (ggml's k-quants) and iq4_xs (the
 // iq4_nl values with 6-bit scales per 32); formats and scalar kernels in ff_qk2.c, SIMD dots in ff_qk2_simd.c
+// (q5_k's dot kernels are q4_k's, in ff_quant.c and ff_qdot.c)
 #ifndef FF_QK2_H
 #define FF_QK2_H
 

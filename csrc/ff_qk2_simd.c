@@ -1,4 +1,5 @@
-// SIMD int8 dot kernels for q2_k, q3_k, q5_k and iq4_xs (ff_qk2.c has the formats and the scalar twins): a
+// SIMD int8 dot kernels for q2_k, q3_k and iq4_xs (ff_qk2.c has the formats and the scalar twins; q5_k's are
+// q4_k's in ff_qdot.c): a
 // super-block is decoded with avx2 into 8 x 32 bytes of small values plus 16 float scales and offsets per 16
 // weights, then swept by the int8 dot of the table: 256-bit ones (ff_qk2_avx2.inc, once per int8 dot) and avx-512
 // vnni on 512-bit registers. every kernel computes each 16-sub-block's int dot exactly and scales it in float.
@@ -91,27 +92,6 @@ static inline AI FF_AVX2 void dec_q3_k(k2blk *o, const uint8_t *blk) {
     o->mn[0] = _mm256_mul_ps(o->sc[0], four), o->mn[1] = _mm256_mul_ps(o->sc[1], four);
 }
 
-static inline AI FF_AVX2 void dec_q5_k(k2blk *o, const uint8_t *blk) {
-    // 5-bit values: element 64g + 32n + l is nibble n of qs[32g + l] plus bit 2g + n of qh[l] as 16
-    const __m256i lo4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
-    __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 16));
-    for (int g = 0; g < 4; g++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 48 + 32 * g));
-        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one);
-        __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one);
-        o->g[2 * g] = _mm256_or_si256(_mm256_and_si256(v, lo4), _mm256_slli_epi16(h0, 4));
-        o->g[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), _mm256_slli_epi16(h1, 4));
-    }
-    // q4_k's 12 bytes -> eight 6-bit scales (bytes 0..7) and eight 6-bit mins (bytes 8..15)
-    uint32_t u[3];
-    memcpy(u, blk + 4, 12);
-    __m128i sm =
-        _mm_setr_epi32((int)(u[0] & 0x3f3f3f3f), (int)((u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4)),
-                       (int)(u[1] & 0x3f3f3f3f), (int)(((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4)));
-    dup16(o->sc, u8x8_ps(sm, fp16_at(blk)));
-    dup16(o->mn, u8x8_ps(_mm_srli_si128(sm, 8), fp16_at(blk + 2)));
-}
-
 static inline AI FF_AVX2 void dec_iq4_xs(k2blk *o, const uint8_t *blk) {
     // signed values: nibbles of qs[16j..16j+15] (low: elements 32j.., high: 32j+16..) through the iq4 table
     const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ff_iq4_nl_values));
@@ -140,7 +120,6 @@ static inline AI FF_AVX2 void k2_decode(k2blk *o, const uint8_t *blk, const int 
     switch (qtype) {
     case FF_QT_Q2_K: dec_q2_k(o, blk); break;
     case FF_QT_Q3_K: dec_q3_k(o, blk); break;
-    case FF_QT_Q5_K: dec_q5_k(o, blk); break;
     default: dec_iq4_xs(o, blk); break;
     }
 }
@@ -214,7 +193,6 @@ static inline AI FF_VNNI void k2_rows_vnni(float *restrict y, int64_t ldy, const
     }
 K2_VNNI(q2_k, Q2_K)
 K2_VNNI(q3_k, Q3_K)
-K2_VNNI(q5_k, Q5_K)
 K2_VNNI(iq4_xs, IQ4_XS)
 
 // ---- prefill panels of q2_k and q3_k (avx-512 vnni): 32 rows of W as in ff_qlegacy_simd.c's panels, each

@@ -2,7 +2,8 @@
 // super-block), f16 and bf16; their quantizers, dequantizers, fp16 conversion, the activation quantizer,
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
-#include "ff_qk2.h"  // ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/q5_0/q5_1/iq4_xs ones
+
+#include "ff_qk2.h"  // FF_Q5_K_BYTES, ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/q5_0/q5_1/iq4_xs ones
 
 #include <math.h>
 #include <stdatomic.h>
@@ -290,64 +291,92 @@ void ff_qdot_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     }
 }
 
+// the float sums of the K-quant kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
+static float sum16_tree(const float v[16]) {
+    float h[8], q[4];
+    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
+    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+static float sum8_tree(const float v[8]) {
+    float q[4];
+    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+// one q4_k (q5 = 0) or q5_k (q5 = 1) super-block . its 256 activations: the exact int dot of each 32-block s is
+// scaled once, by d * sc_s * d_a, into the float lane s (one lane per position in the super-block, super-blocks
+// in order), the mins likewise into corr; the row is sum8_tree(acc) - sum8_tree(corr). q5_k's value of weight
+// 32s + l is q4_k's nibble (its qs at 48) plus bit s of qh[l] (at 16) as 16
+static void k4_sb_ref(float acc[8], float corr[8], const uint8_t *blk, const int8_t *aq, const float *ad,
+                      const int16_t *as, int q5) {
+    const uint8_t *q = blk + (q5 ? 48 : 16), *qh = blk + 16;
+    float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
+    uint8_t sc[8], mn[8];
+    q4_k_scales(sc, mn, blk + 4);
+    for (int s = 0; s < 8; s++) {
+        int32_t isum = 0;
+        for (int t = 0; t < 32; t++) {
+            int v = (q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15;
+            if (q5) v |= ((qh[t] >> s) & 1) << 4;
+            isum += v * aq[32 * s + t];
+        }
+        acc[s] = fmaf((float)isum, (float)sc[s] * d * ad[s], acc[s]);
+        corr[s] = fmaf((float)mn[s] * dmin, ad[s] * (float)(as[2 * s] + as[2 * s + 1]), corr[s]);
+    }
+}
+
+static void qdot_k4_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                        const ff_qact *a, int m, int q5) {
+    // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
+    int64_t nsb = a->k / 256, kp = a->kp, bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES;
+    for (int64_t j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float acc[8] = {0.0f}, corr[8] = {0.0f};
+            for (int64_t sb = 0; sb < nsb; sb++)
+                k4_sb_ref(acc, corr, w + j * stride + bsz * sb, a->q + i * kp + 256 * sb, a->d + i * (kp / 32) + 8 * sb,
+                          a->s + i * (kp / 16) + 16 * sb, q5);
+            y[i * ldy + j] = sum8_tree(acc) - sum8_tree(corr);
+        }
+}
+
 void ff_qdot_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                       const ff_qact *a, int m) {
-    // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
-    int64_t nsb = a->k / 256;
-    for (int64_t j = 0; j < n; j++) {
-        const uint8_t *row = w + j * stride;
-        for (int i = 0; i < m; i++) {
-            const int8_t *aq = a->q + i * a->kp;
-            const float *ad = a->d + i * (a->kp / 32);
-            const int16_t *as = a->s + i * (a->kp / 16);
-            float acc = 0.0f, corr = 0.0f;
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *blk = row + FF_Q4_K_BYTES * sb, *q = blk + 16;
-                float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
-                uint8_t sc[8], mn[8];
-                q4_k_scales(sc, mn, blk + 4);
-                for (int s = 0; s < 8; s++) {
-                    int64_t b = 8 * sb + s;
-                    const int8_t *ab = aq + 32 * b;
-                    int32_t isum = 0;
-                    for (int t = 0; t < 32; t++) isum += ((q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15) * ab[t];
-                    acc += (float)isum * (d * (float)sc[s] * ad[b]);
-                    corr += dmin * (float)mn[s] * (ad[b] * (float)(as[2 * b] + as[2 * b + 1]));
-                }
-            }
-            y[i * ldy + j] = acc - corr;
-        }
+    qdot_k4_ref(y, ldy, w, stride, n, a, m, 0);
+}
+
+void ff_qdot_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                      const ff_qact *a, int m) {
+    qdot_k4_ref(y, ldy, w, stride, n, a, m, 1);
+}
+
+// one q6_k super-block . its 256 activations: the exact int dot of each 16-sub-block t, minus 32 * sum(a), is
+// scaled once, by d * sc_t * d_a, into the float lane t (16 lanes, super-blocks in order); the row is
+// sum16_tree(acc)
+static void q6_k_sb_ref(float acc[16], const uint8_t *blk, const int8_t *aq, const float *ad, const int16_t *as) {
+    const int8_t *sc = (const int8_t *)(blk + 192);
+    float d = ff_ld_fp16(blk + 208);
+    int32_t isum[16] = {0};
+    for (int l = 0; l < 256; l++) {
+        int sub, q = q6_k_value(blk, l, &sub);
+        isum[sub] += q * aq[l];
     }
+    for (int t = 0; t < 16; t++) acc[t] = fmaf((float)(isum[t] - 32 * as[t]), (float)sc[t] * d * ad[t / 2], acc[t]);
 }
 
 void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                       const ff_qact *a, int m) {
     // per 16-sub-block t: d * sc_t * d_a * (q . a - 32 * sum(a)), q in 0..63
-    int64_t nsb = a->k / 256;
-    for (int64_t j = 0; j < n; j++) {
-        const uint8_t *row = w + j * stride;
+    int64_t nsb = a->k / 256, kp = a->kp;
+    for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            const int8_t *aq = a->q + i * a->kp;
-            const float *ad = a->d + i * (a->kp / 32);
-            const int16_t *as = a->s + i * (a->kp / 16);
-            float acc = 0.0f;
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *blk = row + FF_Q6_K_BYTES * sb;
-                const int8_t *sc = (const int8_t *)(blk + 192);
-                float d = ff_ld_fp16(blk + 208);
-                int32_t isum[16] = {0};
-                for (int l = 0; l < 256; l++) {
-                    int sub, q = q6_k_value(blk, l, &sub);
-                    isum[sub] += q * aq[256 * sb + l];
-                }
-                for (int t = 0; t < 16; t++) {
-                    int64_t b = 8 * sb + t / 2;
-                    acc += (float)(isum[t] - 32 * as[16 * sb + t]) * (d * (float)sc[t] * ad[b]);
-                }
-            }
-            y[i * ldy + j] = acc;
+            float acc[16] = {0.0f};
+            for (int64_t sb = 0; sb < nsb; sb++)
+                q6_k_sb_ref(acc, w + j * stride + FF_Q6_K_BYTES * sb, a->q + i * kp + 256 * sb,
+                            a->d + i * (kp / 32) + 8 * sb, a->s + i * (kp / 16) + 16 * sb);
+            y[i * ldy + j] = sum16_tree(acc);
         }
-    }
 }
 
 // ---- the r16 layout (ff_quant.h): repacking and the scalar kernel ----
@@ -356,7 +385,7 @@ typedef struct {
     uint8_t *dst;
     const uint8_t *src;
     int qtype;
-    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k) per row
+    int64_t rows, nb;  // nb: blocks (q8_0, q4_0) or super-blocks (q4_k, q5_k, q6_k) per row
 } repack_ctx;
 
 // q8_0 / q4_0 group g: block b of its 16 rows, scales then 4-byte groups interleaved across the rows
@@ -379,21 +408,42 @@ static void repack_group_q(const repack_ctx *c, int64_t g) {
     }
 }
 
-// q4_k group g: the headers of its super-blocks, then the nibble bytes ordered (p, sb, c) (ff_quant.h)
-static void repack_group_q4_k(const repack_ctx *c, int64_t g) {
-    int64_t nsb = c->nb;
-    uint8_t *t = c->dst + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
-    for (int r = 0; r < FF_R16; r++)
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = c->src + ((g * FF_R16 + r) * nsb + sb) * FF_Q4_K_BYTES;
-            uint8_t *h = t + FF_R16_K_HEAD * sb;
+// q4_k/q5_k group g: per super-block a tile of its 16 rows, the header, the nibble bytes ordered (c, p), then
+// q5_k's qh bytes ordered p (ff_quant.h)
+static void repack_group_k4(const repack_ctx *c, int64_t g) {
+    int q5 = c->qtype == FF_QT_Q5_K;
+    int64_t bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES, qs = q5 ? 48 : 16;
+    for (int64_t sb = 0; sb < c->nb; sb++) {
+        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * bsz, *v = h + FF_R16_K_HEAD;
+        for (int r = 0; r < FF_R16; r++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * bsz;
             memcpy(h + 2 * r, blk, 2);
             memcpy(h + 32 + 2 * r, blk + 2, 2);
             for (int w = 0; w < 3; w++) memcpy(h + 64 + 64 * w + 4 * r, blk + 4 + 4 * w, 4);
-            for (int p = 0; p < 8; p++)
-                for (int q = 0; q < 4; q++)
-                    memcpy(v + ((p * nsb + sb) * 4 + q) * 64 + 4 * r, blk + 16 + 32 * q + 4 * p, 4);
+            for (int q = 0; q < 4; q++)
+                for (int p = 0; p < 8; p++) memcpy(v + (8 * q + p) * 64 + 4 * r, blk + qs + 32 * q + 4 * p, 4);
+            for (int p = 0; q5 && p < 8; p++) memcpy(v + 2048 + 64 * p + 4 * r, blk + 16 + 4 * p, 4);
         }
+    }
+}
+
+// q6_k group g: per super-block a tile of its 16 rows, the header then the 4-byte groups (h, p, j) (ff_quant.h)
+static void repack_group_q6_k(const repack_ctx *c, int64_t g) {
+    for (int64_t sb = 0; sb < c->nb; sb++) {
+        uint8_t *h = c->dst + (g * c->nb + sb) * FF_R16 * FF_Q6_K_BYTES, *v = h + FF_R16_Q6_K_HEAD;
+        for (int r = 0; r < FF_R16; r++) {
+            const uint8_t *blk = c->src + ((g * FF_R16 + r) * c->nb + sb) * FF_Q6_K_BYTES;
+            memcpy(h + 2 * r, blk + 208, 2);
+            for (int t = 0; t < 16; t++) h[32 + 16 * t + r] = blk[192 + t];
+            for (int hf = 0; hf < 2; hf++)
+                for (int p = 0; p < 8; p++) {
+                    uint8_t *o = v + (hf * 8 + p) * 3 * 64 + 4 * r;
+                    memcpy(o, blk + 64 * hf + 4 * p, 4);
+                    memcpy(o + 64, blk + 64 * hf + 32 + 4 * p, 4);
+                    memcpy(o + 128, blk + 128 + 32 * hf + 4 * p, 4);
+                }
+        }
+    }
 }
 
 static void repack_task(void *arg, int ith, int nth) {
@@ -401,8 +451,10 @@ static void repack_task(void *arg, int ith, int nth) {
     int64_t lo, hi;
     ff_split(c->rows / FF_R16, ith, nth, 1, &lo, &hi);
     for (int64_t g = lo; g < hi; g++) {
-        if (c->qtype == FF_QT_Q4_K)
-            repack_group_q4_k(c, g);
+        if (c->qtype == FF_QT_Q4_K || c->qtype == FF_QT_Q5_K)
+            repack_group_k4(c, g);
+        else if (c->qtype == FF_QT_Q6_K)
+            repack_group_q6_k(c, g);
         else if (c->qtype == FF_QT_Q4_1)
             ff_repack_r16_q4_1(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_Q5_0)
@@ -431,7 +483,7 @@ int ff_qrepack_r16_pays(void) { return ff_kern->q.r16_fast; }
 static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a, int m,
                          int q4) {
     // per block of each row: the int dot of its (unsigned) values with a, from the lane sum -c * sum(a),
-    // scaled by d_w * d_a; even and odd blocks summed apart
+    // times d_w * d_a in one fused multiply-add; even and odd blocks summed apart (the vnni kernel's operations)
     int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
     for (int64_t g = 0; g < n / FF_R16; g++)
         for (int i = 0; i < m; i++)
@@ -449,7 +501,7 @@ static void qdot_r16_ref(float *restrict y, int64_t ldy, const uint8_t *restrict
                             else
                                 isum += u * aq[4 * c + e];
                         }
-                    acc[b & 1] += (float)isum * (ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b]);
+                    acc[b & 1] = fmaf((float)isum, ff_ld_fp16(t + 2 * r) * a->d[i * (kp / 32) + b], acc[b & 1]);
                 }
                 y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
             }
@@ -465,57 +517,70 @@ void ff_qdot_r16_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restric
     qdot_r16_ref(y, ldy, w, n, a, m, 1);
 }
 
-// the float sums of the q4_k/q6_k row kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
-static float sum16_tree(const float v[16]) {
-    float h[8], q[4];
-    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
-    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
-    return (q[0] + q[2]) + (q[1] + q[3]);
+// row r's ggml super-block sb back from a q4_k, q5_k or q6_k r16 group at w (the inverse of repack_group_*)
+static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int qtype) {
+    if (qtype == FF_QT_Q6_K) {
+        const uint8_t *h = w + sb * FF_R16 * FF_Q6_K_BYTES, *v = h + FF_R16_Q6_K_HEAD;
+        memcpy(blk + 208, h + 2 * r, 2);
+        for (int t = 0; t < 16; t++) blk[192 + t] = h[32 + 16 * t + r];
+        for (int hf = 0; hf < 2; hf++)
+            for (int p = 0; p < 8; p++) {
+                const uint8_t *o = v + (hf * 8 + p) * 3 * 64 + 4 * r;
+                memcpy(blk + 64 * hf + 4 * p, o, 4);
+                memcpy(blk + 64 * hf + 32 + 4 * p, o + 64, 4);
+                memcpy(blk + 128 + 32 * hf + 4 * p, o + 128, 4);
+            }
+        return;
+    }
+    int q5 = qtype == FF_QT_Q5_K;
+    int64_t bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES, qs = q5 ? 48 : 16;
+    const uint8_t *h = w + sb * FF_R16 * bsz, *v = h + FF_R16_K_HEAD;
+    memcpy(blk, h + 2 * r, 2);
+    memcpy(blk + 2, h + 32 + 2 * r, 2);
+    for (int wd = 0; wd < 3; wd++) memcpy(blk + 4 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
+    for (int q = 0; q < 4; q++)
+        for (int p = 0; p < 8; p++) memcpy(blk + qs + 32 * q + 4 * p, v + (8 * q + p) * 64 + 4 * r, 4);
+    for (int p = 0; q5 && p < 8; p++) memcpy(blk + 16 + 4 * p, v + 2048 + 64 * p + 4 * r, 4);
 }
 
-static float sum8_tree(const float v[8]) {
-    float q[4];
-    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
-                          int m) {
-    // per row: lane L of 64-weight group c is the int dot of weights 64c + 4L..+3, scaled by d * sc * d_a into
-    // chain c & 1 (ff_qdot_q4_k_vnni's lanes); the chains' lanes summed as a tree, minus the mins' sums
-    int64_t nsb = a->k / 256, kp = a->kp;
+static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                           int m, int qtype) {
+    // each row of each group of 16, gathered back super-block by super-block, through the row kernel's arithmetic
+    int64_t nsb = a->k / 256, kp = a->kp, bsz = ff_qtype_row_bytes(qtype, 256);
     for (int64_t g = 0; g < n / FF_R16; g++) {
-        const uint8_t *t = w + g * nsb * FF_R16 * FF_Q4_K_BYTES, *v = t + FF_R16_K_HEAD * nsb;
+        const uint8_t *t = w + g * nsb * FF_R16 * bsz;
         for (int i = 0; i < m; i++)
             for (int r = 0; r < FF_R16; r++) {
                 const int8_t *aq = a->q + i * kp;
                 const float *ad = a->d + i * (kp / 32);
                 const int16_t *as = a->s + i * (kp / 16);
-                float acc[2][16] = {{0.0f}}, corr[8] = {0.0f}, lane[16];
+                float acc[16] = {0.0f}, corr[8] = {0.0f};
                 for (int64_t sb = 0; sb < nsb; sb++) {
-                    const uint8_t *h = t + FF_R16_K_HEAD * sb;
-                    uint8_t s12[12], sc[8], mn[8];
-                    for (int wd = 0; wd < 3; wd++) memcpy(s12 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
-                    q4_k_scales(sc, mn, s12);
-                    float d = ff_ld_fp16(h + 2 * r), dmin = ff_ld_fp16(h + 32 + 2 * r);
-                    for (int s = 0; s < 8; s++) {
-                        int64_t b = 8 * sb + s;
-                        corr[s] = fmaf((float)mn[s] * dmin, ad[b] * (float)(as[2 * b] + as[2 * b + 1]), corr[s]);
-                    }
-                    for (int c = 0; c < 4; c++)
-                        for (int L = 0; L < 16; L++) {
-                            const uint8_t *q = v + (((L % 8) * nsb + sb) * 4 + c) * 64 + 4 * r;
-                            int32_t isum = 0;
-                            for (int e = 0; e < 4; e++)
-                                isum += ((q[e] >> (L < 8 ? 0 : 4)) & 15) * aq[256 * sb + 64 * c + 4 * L + e];
-                            int s = 2 * c + L / 8;
-                            acc[c & 1][L] = fmaf((float)isum, (float)sc[s] * d * ad[8 * sb + s], acc[c & 1][L]);
-                        }
+                    uint8_t blk[FF_Q6_K_BYTES];
+                    r16_k_block(blk, t, sb, r, qtype);
+                    if (qtype == FF_QT_Q6_K)
+                        q6_k_sb_ref(acc, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
+                    else
+                        k4_sb_ref(acc, corr, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb, qtype == FF_QT_Q5_K);
                 }
-                for (int L = 0; L < 16; L++) lane[L] = acc[0][L] + acc[1][L];
-                y[i * ldy + g * FF_R16 + r] = sum16_tree(lane) - sum8_tree(corr);
+                y[i * ldy + g * FF_R16 + r] = qtype == FF_QT_Q6_K ? sum16_tree(acc) : sum8_tree(acc) - sum8_tree(corr);
             }
     }
+}
+
+void ff_qdot_r16_q4_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q4_K);
+}
+
+void ff_qdot_r16_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q5_K);
+}
+
+void ff_qdot_r16_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    qdot_r16_k_ref(y, ldy, w, n, a, m, FF_QT_Q6_K);
 }
 
 // ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
@@ -538,11 +603,13 @@ typedef struct {
 } qlin_ctx;
 
 // the offset c of a type's activation lane sums (-c * sum(a) per 32-block, where its kernels start each block's
-// int dot), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign bit), q4_0 nibbles - 8
+// int dot; q6_k's per 16-sub-block), 0 if its kernels take none: q8_0 values + 128 are unsigned (xor of the sign
+// bit), q4_0 nibbles - 8, q6_k values - 32
 static int32_t lane_offset(int qtype) {
     switch (qtype) {
     case FF_QT_Q8_0: return 128;
     case FF_QT_Q4_0: return 8;
+    case FF_QT_Q6_K: return 32;
     default: return 0;
     }
 }
@@ -564,7 +631,10 @@ static void qact_task(void *arg, int ith, int nth) {
         if (c->lanes) {
             int32_t *l = c->lanes + i * (kp / 4);
             memset(l, 0, (size_t)kp);
-            for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
+            if (c->qtype == FF_QT_Q6_K)
+                for (int64_t t = 0; t < c->k / 16; t++) l[t] = -off * s[t];
+            else
+                for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
         }
     }
 }
@@ -573,21 +643,23 @@ static void qact_task(void *arg, int ith, int nth) {
 static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, int ith) {
     const uint8_t *w = P->w;
     if (P->dtype & FF_QT_R16) {
-        // r16 groups; with several activation rows, 4 groups at a time stay in cache while the rows sweep them
+        // r16 groups; with more activation rows than one call takes, 4 groups at a time stay in cache while
+        // the rows sweep them
         ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
-        int64_t jt = c->m <= 4 ? hi - lo : 4 * FF_R16;
+        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 ? FF_R16_MR : FF_R16_MR_K;
+        int64_t jt = c->m <= mr ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
-            for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
+            for (int64_t i0 = 0; i0 < c->m; i0 += mr) {
                 ff_qact a = c->act;
                 a.q += i0 * a.kp;
                 a.d += i0 * (a.kp / 32);
                 a.s += i0 * (a.kp / 16);
                 if (a.lanes) a.lanes += i0 * (a.kp / 4);
                 float *y = P->y + i0 * P->n + j0;
-                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
+                r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(mr, c->m - i0));
                 if (P->bias)
-                    for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
+                    for (int64_t i = 0; i < FF_MIN(mr, c->m - i0); i++)
                         for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
             }
         }
@@ -655,7 +727,7 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
     int64_t stride = ff_qtype_row_bytes(qtype, k);
     if (stride <= 0 || m < 0) return FF_EINVAL;
     if (m == 0 || ntot == 0) return FF_OK;
-    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0 kernels
+    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0/q6_k kernels
     int64_t kp = (k + 511) / 512 * 512;
     int lanes = lane_offset(qtype) != 0;
     // panels pay for their packing from 5 activation rows on (FF_LIN_AUTO); their gathers take int32 row offsets

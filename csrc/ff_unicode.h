@@ -6,7 +6,7 @@
 
 // the categories the split patterns distinguish (tools/gen_unicode_table.py writes the table)
 enum {
-    FF_UC_OTHER,  // punctuation, symbols, controls, unassigned
+    FF_UC_OTHER,  // symbols, controls, unassigned
     FF_UC_LU,     // \p{Lu}
     FF_UC_LL,     // \p{Ll}
     FF_UC_LT,     // \p{Lt}
@@ -16,6 +16,7 @@ enum {
     FF_UC_N,      // \p{N}
     FF_UC_WS,     // \s other than \r \n
     FF_UC_NL,     // \r \n
+    FF_UC_P,      // \p{P}
 };
 
 // sets of categories as bit masks
@@ -24,8 +25,8 @@ enum {
 #define FF_US_N FF_UB(FF_UC_N)
 #define FF_US_S (FF_UB(FF_UC_WS) | FF_UB(FF_UC_NL))
 #define FF_US_NL FF_UB(FF_UC_NL)
-#define FF_US_P (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M))                    // [^\s\p{L}\p{N}]
-#define FF_US_X (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M) | FF_UB(FF_UC_WS))  // [^\r\n\p{L}\p{N}]
+#define FF_US_P (FF_UB(FF_UC_OTHER) | FF_UB(FF_UC_M) | FF_UB(FF_UC_P))  // [^\s\p{L}\p{N}]
+#define FF_US_X (FF_US_P | FF_UB(FF_UC_WS))                             // [^\r\n\p{L}\p{N}]
 #define FF_US_UP (FF_UB(FF_UC_LU) | FF_UB(FF_UC_LT) | FF_UB(FF_UC_LM) | FF_UB(FF_UC_LO) | FF_UB(FF_UC_M))
 #define FF_US_LO (FF_UB(FF_UC_LL) | FF_UB(FF_UC_LM) | FF_UB(FF_UC_LO) | FF_UB(FF_UC_M))
 
@@ -62,7 +63,14 @@ static inline int ff_uc_at(const uint8_t *s, int64_t i, int64_t n, int *len) {
 // byte length of the utf-8 character starting with byte c (1 for a malformed byte)
 static inline int ff_utf8_len(uint8_t c) { return c < 0xC2 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 1; }
 
-// end of the piece that starts at i < n of s under split pattern `kind` (enum ff_pretok in fastformer.h)
-int64_t ff_pretok_next(int kind, const uint8_t *s, int64_t i, int64_t n);
+// what a list of split regexes (llama.cpp's) has cut so far: the end of the current piece of each regex
+#define FF_PRETOK_STEPS 6
+typedef struct {
+    int64_t end[FF_PRETOK_STEPS];
+} ff_pretok_state;
+
+// end of the piece that starts at i < n of s under split pattern `kind` (enum ff_pretok in fastformer.h); st is
+// zeroed before the first piece of each text, and i is the end of the piece before
+int64_t ff_pretok_next(int kind, const uint8_t *s, int64_t i, int64_t n, ff_pretok_state *st);
 
 #endif

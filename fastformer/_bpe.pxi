@@ -9,7 +9,10 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, uint8_t, uint32_t
 
 PRETOK_KINDS = {"none": FF_PRETOK_NONE, "gpt2": FF_PRETOK_GPT2, "cl100k": FF_PRETOK_CL100K,
-                "o200k": FF_PRETOK_O200K, "llama3": FF_PRETOK_LLAMA3, "qwen2": FF_PRETOK_QWEN2}
+                "o200k": FF_PRETOK_O200K, "llama3": FF_PRETOK_LLAMA3, "qwen2": FF_PRETOK_QWEN2,
+                "gpt4o": FF_PRETOK_GPT4O, "tekken": FF_PRETOK_TEKKEN, "gguf-default": FF_PRETOK_GGUF_DEFAULT,
+                "falcon": FF_PRETOK_FALCON, "deepseek-llm": FF_PRETOK_DEEPSEEK_LLM,
+                "deepseek-coder": FF_PRETOK_DEEPSEEK_CODER, "digits-gpt2": FF_PRETOK_DIGITS_GPT2}
 # what an id is (Bpe's kind argument) and how encode treats a special token's text (its mode argument)
 TOKEN_UNUSED, TOKEN_MERGEABLE, TOKEN_SPECIAL = FF_TOKEN_UNUSED, FF_TOKEN_MERGEABLE, FF_TOKEN_SPECIAL
 BPE_PLAIN, BPE_ALLOWED, BPE_DISALLOWED = FF_BPE_PLAIN, FF_BPE_ALLOWED, FF_BPE_DISALLOWED
@@ -22,7 +25,7 @@ def unicode_version():
 
 def unicode_categories():
     """The scanners' category of every code point (0x110000,) uint8: 0 other, 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo,
-    6 M, 7 N, 8 whitespace other than \\r \\n, 9 \\r or \\n."""
+    6 M, 7 N, 8 whitespace other than \\r \\n, 9 \\r or \\n, 10 P."""
     out = np.empty(0x110000, dtype=np.uint8)
     cdef uint8_t[::1] o = out
     cdef uint32_t cp
@@ -63,7 +66,7 @@ cdef bint _offsets_ok(const int64_t[::1] off, Py_ssize_t size):
 
 
 def pretok_split(str text, str kind):
-    """The pieces of `text` under a split scanner ("gpt2", "cl100k", "o200k", "llama3", "qwen2")."""
+    """The pieces of `text` under a split scanner (a key of PRETOK_KINDS other than "none")."""
     cdef Py_ssize_t n
     cdef list keep = []
     cdef const char *p = _utf8(text, &n, keep)

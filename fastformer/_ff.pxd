@@ -182,6 +182,13 @@ cdef extern from "fastformer.h" nogil:
         FF_PRETOK_O200K
         FF_PRETOK_LLAMA3
         FF_PRETOK_QWEN2
+        FF_PRETOK_GPT4O
+        FF_PRETOK_TEKKEN
+        FF_PRETOK_GGUF_DEFAULT
+        FF_PRETOK_FALCON
+        FF_PRETOK_DEEPSEEK_LLM
+        FF_PRETOK_DEEPSEEK_CODER
+        FF_PRETOK_DIGITS_GPT2
         FF_PRETOK_COUNT
     int64_t ff_pretok_split(int64_t *ends, const uint8_t *text, int64_t n, int kind)
     const char *ff_unicode_version()

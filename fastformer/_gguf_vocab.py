@@ -52,7 +52,9 @@ def gguf_metadata(parts: Parts) -> dict:
             if not a.get("special"):
                 tokens[i], types[i] = a["content"], TYPE_USER
         meta["tokenizer.ggml.model"] = "gpt2"
-        meta["tokenizer.ggml.pre"] = GGUF_PRE.get(SCANNERS.get(parts.pattern), "default")
+        # llama.cpp's name for the split, by the C scanner that runs it
+        scanner = parts.pipeline.pre.scanner if parts.pipeline is not None else SCANNERS.get(parts.pattern)
+        meta["tokenizer.ggml.pre"] = GGUF_PRE.get(scanner, "default")
         meta["tokenizer.ggml.merges"] = merges
     else:
         # sentencepiece-style: pieces, scores that order the merges, byte and control types

@@ -35,19 +35,6 @@ O200K_PATTERN = "|".join(
 # cl100k's digits without the +
 CL100K_PATTERN_HF = CL100K_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}{1,3}")
 
-# the C scanner (a key of _core.PRETOK_KINDS) of each pattern
-SCANNERS = {
-    GPT2_PATTERN: "gpt2",
-    GPT2_PATTERN_HF: "gpt2",
-    CL100K_PATTERN: "cl100k",
-    CL100K_PATTERN_HF: "cl100k",
-    LLAMA3_PATTERN: "llama3",
-    QWEN2_PATTERN: "qwen2",
-    O200K_PATTERN: "o200k",
-}
-# the scanners for patterns in tokenizer.json files, as Oniguruma reads them
-SCANNERS_HF = {p: k for p, k in SCANNERS.items() if p != CL100K_PATTERN}
-
 EOT = "<|endoftext|>"
 _FIM = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>")
 # tiktoken's encodings: split pattern and standard special tokens
@@ -99,6 +86,31 @@ _FALCON = (r"[\p{P}\$\+<=>\^~\|`]+", _GPT2, "[0-9][0-9][0-9]")
 _DIGITS_GPT2 = (r"\p{N}", _GPT2)
 
 
+# the C scanner (a key of _core.PRETOK_KINDS) of each pattern
+SCANNERS = {
+    GPT2_PATTERN: "gpt2",
+    GPT2_PATTERN_HF: "gpt2",
+    CL100K_PATTERN: "cl100k",
+    CL100K_PATTERN_HF: "cl100k",
+    LLAMA3_PATTERN: "llama3",
+    QWEN2_PATTERN: "qwen2",
+    O200K_PATTERN: "o200k",
+    GPT4O_PATTERN_LLAMA_CPP: "gpt4o",
+    TEKKEN_PATTERN_LLAMA_CPP: "tekken",
+}
+# the scanners for patterns in tokenizer.json files, as Oniguruma reads them
+SCANNERS_HF = {p: k for p, k in SCANNERS.items() if p != CL100K_PATTERN}
+
+# the C scanner of each list of llama.cpp's regexes applied in turn (the others are one regex of SCANNERS)
+SCANNER_LISTS = {
+    _DEFAULT: "gguf-default",
+    _FALCON: "falcon",
+    _DEEPSEEK_LLM: "deepseek-llm",
+    _DEEPSEEK_CODER: "deepseek-coder",
+    _DIGITS_GPT2: "digits-gpt2",
+}
+
+
 @dataclass(frozen=True)
 class GgufPre:
     """How llama.cpp tokenizes a byte-level ("gpt2") GGUF vocabulary with this tokenizer.ggml.pre."""
@@ -136,11 +148,25 @@ GGUF_PRE_SPLITS = {
     "gpt-4o": GgufPre((GPT4O_PATTERN_LLAMA_CPP,)),
     "llama4": GgufPre((GPT4O_PATTERN_LLAMA_CPP,)),
 }
-# the regexes of those lists that no C scanner implements (the `regex` package runs them, without a warning)
+# the regexes of those lists: the `regex` package runs them without a warning when they come in another order
 GGUF_PRE_REGEXES = frozenset(r for p in GGUF_PRE_SPLITS.values() for r in p.splits)
 # the name written for each scanner's pattern (cl100k's newer form is closest to llama-bpe); o200k has no name
-# llama.cpp splits alike, so an o200k vocabulary is written as "gpt-4o", which differs on non-ASCII letters
-GGUF_PRE = {"llama3": "llama-bpe", "cl100k": "llama-bpe", "qwen2": "qwen2", "o200k": "gpt-4o", "gpt2": "gpt-2"}
+# llama.cpp splits alike, so an o200k vocabulary is written as "gpt-4o", which differs on non-ASCII letters; the
+# digits-then-gpt2 list is starcoder's (smollm, refact, command-r ... split alike)
+GGUF_PRE = {
+    "llama3": "llama-bpe",
+    "cl100k": "llama-bpe",
+    "qwen2": "qwen2",
+    "o200k": "gpt-4o",
+    "gpt4o": "gpt-4o",
+    "tekken": "tekken",
+    "gpt2": "gpt-2",
+    "gguf-default": "default",
+    "falcon": "falcon",
+    "deepseek-llm": "deepseek-llm",
+    "deepseek-coder": "deepseek-coder",
+    "digits-gpt2": "starcoder",
+}
 
 
 def hf_pattern(pattern: str) -> str:

@@ -30,7 +30,7 @@ from fastformer._bpe_engine import (
     set_decode,
     split_added,
 )
-from fastformer._patterns import GGUF_PRE_REGEXES, GPT2_PATTERN_HF, SCANNERS_HF, compile_regex
+from fastformer._patterns import GGUF_PRE_REGEXES, GPT2_PATTERN_HF, SCANNER_LISTS, SCANNERS_HF, compile_regex
 from fastformer.errors import FormatError, UnsupportedError
 
 # ---- GPT-2's reversible map from bytes to printable characters ----
@@ -186,22 +186,27 @@ class _PreTokenizer:
         self.metaspace = None
         steps = flatten(node, "pre_tokenizer")
         types = [s.get("type") for s in steps]
-        # fast paths: ByteLevel(use_regex), or Split(known pattern, Isolated) + ByteLevel(no regex, no prefix)
+        # fast paths: ByteLevel(use_regex), or Split(known pattern or list of patterns, Isolated) ... +
+        # ByteLevel(no regex, no prefix)
         if types == ["ByteLevel"]:
             self.prefix_space = steps[0].get("add_prefix_space", True)
             self.scanner = "gpt2" if steps[0].get("use_regex", True) else "none"
             self.pattern = GPT2_PATTERN_HF if self.scanner == "gpt2" else None
             return
         if (
-            types == ["Split", "ByteLevel"]
-            and steps[0].get("behavior") == "Isolated"
-            and not steps[0].get("invert", False)
-            and not steps[1].get("add_prefix_space", True)
-            and not steps[1].get("use_regex", True)
+            len(types) > 1
+            and types == ["Split"] * (len(types) - 1) + ["ByteLevel"]
+            and all(st.get("behavior") == "Isolated" and not st.get("invert", False) for st in steps[:-1])
+            and not steps[-1].get("add_prefix_space", True)
+            and not steps[-1].get("use_regex", True)
         ):
-            kind, pat = _pattern(steps[0]["pattern"], where)
-            if kind == "regex" and pat in SCANNERS_HF:
-                self.scanner, self.pattern = SCANNERS_HF[pat], pat
+            pats = [_pattern(st["pattern"], where) for st in steps[:-1]]
+            regexes = tuple(pat for kind, pat in pats if kind == "regex")
+            if len(regexes) == 1 == len(pats) and regexes[0] in SCANNERS_HF:
+                self.scanner, self.pattern = SCANNERS_HF[regexes[0]], regexes[0]
+                return
+            if len(regexes) == len(pats) and regexes in SCANNER_LISTS:
+                self.scanner = SCANNER_LISTS[regexes]
                 return
         if not steps:
             self.scanner = "none"

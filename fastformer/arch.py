@@ -61,6 +61,8 @@ class Arch:
     sliding_pattern: int = 0  # > 0: only some layers slide; without layer_types, every n-th layer is global
     local_rope: bool = False  # sliding layers have their own rope base (gemma3's rope_local_base_freq)
     gguf_wide_scalar_layers: int = 0  # GGUF files of this many layers scale queries by 1/sqrt(d/heads), as llama.cpp
+    gguf_window: int = 0  # sliding window of GGUF files without the key (llama.cpp's default for gemma2)
+    hf_window: int = 0  # sliding window of a config.json without the key (transformers' config default)
     hf_ignored: tuple[str, ...] = ()  # HF tensor name prefixes the forward pass does not use (bert's pooler)
     encoder: bool = False  # bidirectional post-norm encoder run by fastformer.encoder (embeddings, no head)
     notes: dict[str, str] = field(default_factory=dict)  # config.json flags that are not supported -> message
@@ -269,6 +271,7 @@ _GEMMA = dict(
     hf_act=("hidden_activation", "gelu_pytorch_tanh", ("gelu_pytorch_tanh", "gelu_tanh")),
     hf_config=_HF_GEMMA_CONFIG,
     sliding_window=True,
+    hf_window=4096,
     emb_scale=True,
 )
 
@@ -360,6 +363,7 @@ ARCHS: dict[str, Arch] = {
             "llama",
             rope_gguf="interleaved",
             sliding_window=True,
+            hf_window=4096,
             **_LLAMA,
         ),
         Arch(
@@ -425,6 +429,7 @@ ARCHS: dict[str, Arch] = {
             gguf_tensors=_gemma_gguf(False),
             sliding_pattern=2,
             gguf_wide_scalar_layers=46,
+            gguf_window=4096,
             **_GEMMA,
         ),
         Arch(

@@ -169,7 +169,10 @@ def check_shapes(c: ModelConfig, where: str, names: dict) -> None:
     if c.family.rope != "none" and c.head_dim % 2:
         raise FormatError(f"{where}: {names['head_dim']} {c.head_dim} must be even for rotary embeddings")
     if c.family.rope != "none" and (c.rotary_dim % 2 or c.rotary_dim > c.head_dim):
-        raise FormatError(f"{where}: {c.rotary_dim} rotary dims must be even and at most head_dim {c.head_dim}")
+        raise FormatError(
+            f"{where}: {names.get('rope_dim', 'rotary dims')} {c.rotary_dim} must be even and at most the head "
+            f"size {c.head_dim}"
+        )
 
 
 def rope_inv_freq(conf: ModelConfig, *, long: bool = False) -> np.ndarray | None:

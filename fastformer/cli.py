@@ -180,6 +180,19 @@ def _kv_bytes(model, kv_dtype):
         return f"{kv_dtype} n/a"
 
 
+# what the tokenizer.ggml.model names are
+GGUF_TOKENIZER_KINDS = {"llama": "SentencePiece BPE", "gpt2": "byte-level BPE", "bert": "WordPiece"}
+
+
+def _size(n):
+    """n bytes in B, KiB, MiB or GiB."""
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.2f} GiB"
+
+
 def _cmd_info(args):
     model = fastformer.Model.load(args.path)
     c = model.config
@@ -191,7 +204,7 @@ def _cmd_info(args):
     print(f"vocabulary:    {c.vocab_size}")
     print(f"context:       {c.max_context}")
     print(f"kv cache:      {', '.join(_kv_bytes(model, kv) for kv in KV_DTYPES)} per token (default {model.kv_dtype})")
-    types, nbytes = {}, 0
+    types, nbytes, params, files = {}, 0, 0, []
     if os.path.isfile(args.path):
         from fastformer.gguf import GGUFFile
 
@@ -199,20 +212,28 @@ def _cmd_info(args):
         for t in f.tensors.values():
             types[t.type] = types.get(t.type, 0) + 1
             nbytes += t.nbytes
+            params += math.prod(t.shape)
+        files = [args.path]
         meta = f.metadata
-        kind = f"GGUF {meta.get('tokenizer.ggml.model', 'none')}"
+        print(f"gguf:          general.architecture {meta['general.architecture']}, GGUF v{f.version}")
+        ggml = meta.get("tokenizer.ggml.model", "none")
+        kind = f"GGUF {ggml}" + (f" ({GGUF_TOKENIZER_KINDS[ggml]})" if ggml in GGUF_TOKENIZER_KINDS else "")
         kind += f", pre-tokenizer {meta['tokenizer.ggml.pre']}" if "tokenizer.ggml.pre" in meta else ""
     else:
         from fastformer.safetensors import read_header
 
         for name in sorted(os.listdir(args.path)):
             if name.endswith(".safetensors"):
-                for dt, _shape, b, e in read_header(os.path.join(args.path, name))[0].values():
+                files.append(os.path.join(args.path, name))
+                for dt, shape, b, e in read_header(files[-1])[0].values():
                     types[dt] = types.get(dt, 0) + 1
                     nbytes += e - b
+                    params += math.prod(shape)
         kind = "tokenizer.json"
     print(f"tensor types:  {', '.join(f'{k} x{v}' for k, v in sorted(types.items()))}")
-    print(f"file size:     {nbytes / 2**20:.1f} MiB of tensors")
+    print(f"parameters:    {params:,}")
+    size = sum(os.path.getsize(p) for p in files)
+    print(f"file size:     {_size(size)} ({_size(nbytes)} of tensors)")
     tok = model.tokenizer
     print(f"tokenizer:     {f'{kind}, {tok.n_vocab} ids' if tok is not None else 'none'}")
     return 0

@@ -303,7 +303,8 @@ def _config(f, arch, name, max_context):
         )
     hd_key = f"{name}.{GGUF_KEYS['head_dim']}"
     names = dict(d_model=f"{name}.embedding_length", n_heads="head_count", n_heads_full=f"{name}.attention.head_count",
-                 n_kv_heads="head_count_kv", head_dim=hd_key, head_dim_given=hd_key in f.metadata)  # fmt: skip
+                 n_kv_heads="head_count_kv", head_dim=hd_key, head_dim_given=hd_key in f.metadata,
+                 rope_dim=f"{name}.{GGUF_KEYS['rope_dim']}")  # fmt: skip
     if not names["head_dim_given"] and d % heads:
         raise FormatError(f"{f.path}: {name}.embedding_length {d} is not a multiple of head_count {heads}")
 
@@ -350,9 +351,9 @@ def _config(f, arch, name, max_context):
             conf.rope_local_theta = number(f"{name}.rope.freq_base_swa", 10000.0, positive=True)
     if arch.sliding_window:
         key = f"{name}.{GGUF_KEYS['sliding_window']}"
-        window = f.field(key, int, 0)
-        if window < 0:
-            raise FormatError(f"{f.path}: {key} must be >= 0, got {window}")
+        window = f.field(key, int, arch.gguf_window)
+        if not 0 <= window <= MAX_SIZE:  # 0: no window (llama.cpp's reading); one past the context never cuts
+            raise FormatError(f"{f.path}: {key} must be an integer from 0 to {MAX_SIZE}, got {window}")
         conf.sliding_window = int(window)
     if arch.sliding_pattern:
         key = f"{name}.{GGUF_KEYS['sliding_pattern']}"
@@ -440,6 +441,8 @@ def load(path, max_context=None):
         glob["rope_inv_freq"] = inv
         if conf.rope_local_theta:
             glob["rope_inv_freq_local"] = ops.rope_inv_freq(conf.rotary_dim, conf.rope_local_theta)
+        if arch.longrope and "rope_factors_short.weight" in f.tensors and "rope_factors_long.weight" not in f.tensors:
+            raise FormatError(f"{f.path}: rope_factors_short.weight without rope_factors_long.weight")
         if arch.longrope and "rope_factors_long.weight" in f.tensors:
             conf.rope_scaling = _longrope(f, name, conf)
             conf.rope_attn_factor = conf.rope_scaling["attention_factor"]

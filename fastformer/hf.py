@@ -21,6 +21,7 @@ from fastformer import ops
 from fastformer.arch import HF_CLASSES, REQUIRED, arch_for_hf
 from fastformer.chat import read_hf_templates
 from fastformer.checkpoint import (
+    MAX_SIZE,
     Checkpoint,
     ModelConfig,
     build,
@@ -192,9 +193,11 @@ def parse_config(cfg: dict, path: str = "config.json", max_context: int | None =
             conf.rope_attn_factor = s["attention_factor"]
             conf.rope_long_after = s["original_max_position_embeddings"]
     if arch.sliding_window:
-        window = cfg.get("sliding_window")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
-            raise FormatError(f"{path}: sliding_window must be null or an integer >= 0, got {window!r}")
+        window = cfg.get("sliding_window", arch.hf_window or None)  # null: no window; no key: the class default
+        # 0 would leave a query no key (transformers masks everything); one past the context never cuts
+        bad = isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_SIZE
+        if window is not None and bad:
+            raise FormatError(f"{path}: sliding_window must be null or an integer from 1 to {MAX_SIZE}, got {window!r}")
         conf.sliding_window = int(window or 0)
     if arch.sliding_pattern:
         conf.sliding_layers = _sliding_layers(cfg, arch.sliding_pattern, conf.n_layers, path)

@@ -44,6 +44,21 @@ KEYS = [
     "low_freq_factor",
     "high_freq_factor",
     "original_max_position_embeddings",
+    # the families the models issue added (qwen3, phi3, gemma2, gemma3)
+    "partial_rotary_factor",
+    "short_factor",
+    "long_factor",
+    "attention_factor",
+    "query_pre_attn_scalar",
+    "attn_logit_softcapping",
+    "final_logit_softcapping",
+    "sliding_window_pattern",
+    "layer_types",
+    "rope_local_base_freq",
+    "hidden_activation",
+    "text_config",
+    "full_attention",
+    "sliding_attention",
 ]
 NAMES = [
     "LlamaForCausalLM",
@@ -60,6 +75,16 @@ NAMES = [
     "silu",
     "gelu_new",
     "yarn",
+    "Qwen3ForCausalLM",
+    "Phi3ForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Gemma3ForConditionalGeneration",
+    "longrope",
+    "su",
+    "gelu_pytorch_tanh",
+    "sliding_attention",
+    "full_attention",
     "",
 ]
 
@@ -107,9 +132,12 @@ def test_one_input(data):
         v = getattr(conf, field)
         assert isinstance(v, int) and not isinstance(v, bool) and v > 0, (field, v)
     assert conf.n_heads % conf.n_kv_heads == 0
-    if conf.architecture != "GPT2LMHeadModel":
+    if conf.family.rope != "none":  # partial rotary (phi3) rotates the first rotary_dim dims of each head
+        assert conf.rotary_dim % 2 == 0 and 2 <= conf.rotary_dim <= conf.head_dim, (conf.rotary_dim, conf.head_dim)
         inv = rope_inv_freq(conf)
-        assert inv.shape == (conf.head_dim // 2,) and inv.dtype == np.float32
+        assert inv.shape == (conf.rotary_dim // 2,) and inv.dtype == np.float32
+        if conf.rope_long_after:  # longrope: the long set has the same shape
+            assert rope_inv_freq(conf, long=True).shape == inv.shape
 
 
 if __name__ == "__main__":

@@ -105,6 +105,100 @@ def gguf_seeds(tok, root):
     put("gguf", "types.gguf", open(os.path.join(root, "kv.gguf"), "rb").read())
 
 
+# the families the models issue added, as tiny transformers configs (head_dim small: gemma's default is 256)
+ARCH_SEEDS = {
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(head_dim=8)),
+    "phi3-longrope": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(
+            pad_token_id=0,
+            original_max_position_embeddings=16,
+            partial_rotary_factor=0.5,
+            sliding_window=32,
+            rope_scaling=dict(type="longrope", short_factor=[1.0, 1.1], long_factor=[1.5, 2.0]),
+        ),
+    ),
+    "gemma2": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            head_dim=8,
+            sliding_window=8,
+            query_pre_attn_scalar=8,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+            pad_token_id=0,
+        ),
+    ),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(head_dim=8, sliding_window=8, pad_token_id=0)),
+}
+
+
+def arch_model(root, name, tok):
+    """A 1-layer random model of ARCH_SEEDS[name] with `tok` as its tokenizer, saved and loaded."""
+    import torch
+    import transformers
+
+    config_cls, model_cls, extra = ARCH_SEEDS[name]
+    cfg = getattr(transformers, config_cls)(
+        vocab_size=tok.n_vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2 if name.startswith("gemma") else 1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        **extra,
+    )
+    torch.manual_seed(0)
+    path = os.path.join(root, name)
+    getattr(transformers, model_cls)(cfg).save_pretrained(path)
+    tok.save(os.path.join(path, "tokenizer.json"))
+    return Model.load(path)
+
+
+def new_kind_seeds(tok, root):
+    """GGUF files of the families and block types the models issue added, and their config.json files: qwen3
+    (byte-level vocabulary), phi3 with LongRoPE, gemma2 / gemma3 with a SentencePiece vocabulary, one tensor of
+    every block type fastformer reads, and a gemma2 with q5_1 matrices."""
+    import gguf
+
+    from fastformer import Tokenizer
+    from fastformer.quant import QTYPES, quantize
+
+    spm_path = os.path.join(root, "spm.json")
+    with open(spm_path, "w", encoding="utf-8") as f:
+        f.write(sentencepiece_json(root))
+    spm = Tokenizer.from_file(spm_path)
+    for name in ARCH_SEEDS:
+        model = arch_model(root, name, spm if name.startswith("gemma") else tok)
+        out = os.path.join(root, name + ".gguf")
+        model.save_gguf(out)
+        put("gguf", name + ".gguf", open(out, "rb").read())
+        cfg = json.load(open(os.path.join(root, name, "config.json")))
+        put("config", name + ".json", json.dumps({k: v for k, v in cfg.items() if k not in ("dtype", "torch_dtype")}))
+    # one (2, 256) tensor of each block type: quantized where fastformer quantizes it, else random bytes
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(os.path.join(root, "blocks.gguf"), "llama")
+    for qtype, (tid, blk, size) in QTYPES.items():
+        if blk == 1:
+            continue
+        try:
+            raw = quantize(rng.standard_normal((2, 256)).astype(np.float32), qtype).data
+        except ValueError:
+            raw = rng.integers(0, 256, (2, 256 // blk * size), dtype=np.uint8)
+        w.add_tensor(qtype, np.asarray(raw).reshape(2, -1), raw_dtype=gguf.GGMLQuantizationType(tid))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    put("gguf", "blocks.gguf", open(os.path.join(root, "blocks.gguf"), "rb").read())
+    model = Model.load(os.path.join(root, "gemma2"), quantize="q5_1")  # rows of 16 and 32: the 32s quantize
+    model.save_gguf(os.path.join(root, "gemma2-q5_1.gguf"))
+    put("gguf", "gemma2-q5_1.gguf", open(os.path.join(root, "gemma2-q5_1.gguf"), "rb").read())
+
+
 def sentencepiece_json(root):
     """A Llama-2-style tokenizer.json (normalizer Prepend/Replace, byte fallback) from a SentencePiece model;
     merges are every split of a piece into two pieces, by the piece's score."""
@@ -177,6 +271,7 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         safetensors_seeds()
         gguf_seeds(tok, root)
+        new_kind_seeds(tok, root)
         path = os.path.join(root, "tokenizer.json")
         tok.save(path)
         put("tokenizer_json", "byte-level.json", open(path, "rb").read())

@@ -1,5 +1,5 @@
 """Hostile inputs for tests/test_hostile.py: the catalogue of cases, by theme in hostile_safetensors.py,
-hostile_gguf.py and hostile_arguments.py, over the valid fixtures and writers of hostile_fixtures.py.
+hostile_gguf.py, hostile_kinds.py and hostile_arguments.py, over the valid fixtures and writers of hostile_fixtures.py.
 
 A case builds its malformed input from the valid fixtures and makes one call. `main` runs one case in a
 child process (under the memory limit the parent sets) and prints what it raised as one JSON line.
@@ -10,6 +10,7 @@ import sys
 
 import hostile_arguments  # noqa: F401  (each case module adds its cases to CASES)
 import hostile_gguf  # noqa: F401
+import hostile_kinds  # noqa: F401
 import hostile_safetensors  # noqa: F401
 from hostile_fixtures import CASES, Ctx, build_fixtures
 

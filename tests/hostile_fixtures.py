@@ -22,12 +22,17 @@ TEXT = "the cat sat on the mat. once upon a time there was a little dog who like
 
 
 def build_fixtures(root):
-    """A llama directory with a byte-level tokenizer, its f32 and q8_0 GGUF files and a tiktoken rank file."""
+    """A llama directory with a byte-level tokenizer, its f32 and q8_0 GGUF files, the f32 file in the forms of
+    the other GGUF architectures (ARCH_FORMS), a wider one-layer llama whose rows hold whole 256-weight
+    super-blocks, and a tiktoken rank file."""
     tok = fastformer.train_bpe([TEXT], vocab_size=280, special_tokens=["<|endoftext|>"])
     hf = write_llama(os.path.join(root, "hf"), eos_token_id=tok.special_tokens["<|endoftext|>"], bos_token_id=None)
     tok.save(os.path.join(hf, "tokenizer.json"))
     fastformer.Model.load(hf).save_gguf(os.path.join(root, "model.gguf"))
     fastformer.Model.load(hf, quantize="q8_0").save_gguf(os.path.join(root, "model-q8_0.gguf"))
+    for arch in ARCH_FORMS:
+        arch_gguf(os.path.join(root, "model.gguf"), os.path.join(root, f"model-{arch}.gguf"), arch)
+    wide_gguf(os.path.join(root, "model.gguf"), os.path.join(root, "wide.gguf"))
     ranks = {bytes([b]): b for b in range(256)}
     with open(os.path.join(root, "ranks.tiktoken"), "w") as f:
         f.writelines(f"{base64.b64encode(t).decode()} {r}\n" for t, r in ranks.items())
@@ -42,10 +47,15 @@ class Ctx:
         self.hf = os.path.join(fixtures, "hf")
         self.gguf = os.path.join(fixtures, "model.gguf")
         self.gguf_q8 = os.path.join(fixtures, "model-q8_0.gguf")
+        self.gguf_wide = os.path.join(fixtures, "wide.gguf")
         self.ranks = os.path.join(fixtures, "ranks.tiktoken")
 
     def path(self, name):
         return os.path.join(self.tmp, name)
+
+    def gguf_arch(self, arch):
+        """The f32 GGUF file in the form of architecture `arch` (one of ARCH_FORMS)."""
+        return os.path.join(self.fixtures, f"model-{arch}.gguf")
 
     def hf_copy(self, name="bad-model", config=None, tensors=None):
         """A copy of the model directory; `config` overrides config.json keys (None deletes one), `tensors`
@@ -156,15 +166,18 @@ def gguf_bytes(kvs=(), tensors=(), data=b"", *, version=3, magic=b"GGUF", n_tens
     return out + data
 
 
-def rebuild_gguf(src, dst, meta=None, tensors=None):
+def rebuild_gguf(src, dst, meta=None, tensors=None, last=None):
     """Rewrite GGUF file `src` as `dst` with metadata overrides (None deletes a key) and tensor replacements:
-    {name: float32 array | (ggml type, numpy-order shape, bytes) | None to delete}."""
+    {name: float32 array | (ggml type, numpy-order shape, bytes) | None to delete}; tensor `last` is moved to
+    the end of the data."""
     f = GGUFFile(src)
     md = dict(f.metadata)
     md.update(meta or {})
     blobs = {name: (t.type_id, t.shape, bytes(f.raw(name))) for name, t in f.tensors.items()}
     for name, v in (tensors or {}).items():
         blobs[name] = v if v is None or isinstance(v, tuple) else (0, v.shape, np.ascontiguousarray(v, "<f4").tobytes())
+    if last is not None:
+        blobs[last] = blobs.pop(last)
     kvs = [gkv(k, v) for k, v in md.items() if v is not None]
     infos, data = [], b""
     for name, blob in blobs.items():
@@ -180,6 +193,74 @@ def rebuild_gguf(src, dst, meta=None, tensors=None):
 
 def gguf_tensor(src, name):
     return GGUFFile(src).get(name)
+
+
+# ---- the f32 llama file in the forms of the other architectures ----
+
+ARCH_FORMS = ("qwen3", "gemma2", "gemma3", "phi3")
+WIDE = dict(d=256, ff=256, layers=1)  # the wide llama: heads and kv heads as the small one, head_dim 64
+
+
+def renamed_keys(meta, arch):
+    """The metadata with llama.* keys moved under arch.* and general.architecture set to arch."""
+    out = {k.replace("llama.", f"{arch}.", 1): v for k, v in meta.items()}
+    out["general.architecture"] = arch
+    return out
+
+
+def arch_gguf(src, dst, arch):
+    """The llama f32 file `src` as a file of `arch`: its keys and tensors, the extra norms as ones (so the model
+    is the same network up to those norms); gemma's windows 8, phi3's window 32."""
+    f = GGUFFile(src)
+    hd = D // HEADS
+    meta = {k: None for k in f.metadata if k.startswith("llama.")}
+    meta.update(renamed_keys({k: v for k, v in f.metadata.items() if k.startswith("llama.")}, arch))
+    tensors, ones = {}, np.ones(D, np.float32)
+    for i in range(LAYERS):
+        p = f"blk.{i}."
+        if arch in ("qwen3", "gemma3"):
+            tensors[p + "attn_q_norm.weight"] = tensors[p + "attn_k_norm.weight"] = np.ones(hd, np.float32)
+        if arch in ("gemma2", "gemma3"):
+            tensors[p + "post_attention_norm.weight"] = tensors[p + "post_ffw_norm.weight"] = ones
+        if arch == "phi3":  # fused q/k/v and gate/up, by rows
+            tensors[p + "attn_qkv.weight"] = np.concatenate([f.get(p + f"attn_{x}.weight") for x in "qkv"])
+            tensors[p + "ffn_up.weight"] = np.concatenate([f.get(p + "ffn_gate.weight"), f.get(p + "ffn_up.weight")])
+            for x in ("attn_q", "attn_k", "attn_v", "ffn_gate"):
+                tensors[p + x + ".weight"] = None
+    if arch != "qwen3":
+        meta[f"{arch}.attention.sliding_window"] = 32 if arch == "phi3" else 8
+    return rebuild_gguf(src, dst, meta=meta, tensors=tensors)
+
+
+def wide_gguf(src, dst):
+    """A one-layer llama of width 256 (rows of whole 256-weight super-blocks) with `src`'s tokenizer."""
+    rng = np.random.default_rng(1)
+    d, ff, hd = WIDE["d"], WIDE["ff"], WIDE["d"] // HEADS
+    meta = {"llama.embedding_length": d, "llama.feed_forward_length": ff, "llama.block_count": 1,
+            "llama.attention.key_length": hd, "llama.attention.value_length": hd,
+            "llama.rope.dimension_count": hd}  # fmt: skip
+    shapes = {"token_embd.weight": (VOCAB, d), "output.weight": (VOCAB, d), "output_norm.weight": (d,),
+              "blk.0.attn_norm.weight": (d,), "blk.0.ffn_norm.weight": (d,), "blk.0.attn_q.weight": (d, d),
+              "blk.0.attn_k.weight": (KV * hd, d), "blk.0.attn_v.weight": (KV * hd, d),
+              "blk.0.attn_output.weight": (d, d), "blk.0.ffn_gate.weight": (ff, d), "blk.0.ffn_up.weight": (ff, d),
+              "blk.0.ffn_down.weight": (d, ff)}  # fmt: skip
+    tensors = {n: None for n in GGUFFile(src).tensors}
+    for n, s in shapes.items():
+        tensors[n] = np.ones(s, np.float32) if len(s) == 1 else (0.05 * rng.standard_normal(s)).astype(np.float32)
+    return rebuild_gguf(src, dst, meta=meta, tensors=tensors)
+
+
+def random_blocks(qtype, rows, cols, seed=0):
+    """(ggml type id, shape, bytes) of a (rows, cols) tensor of `qtype` blocks: random bytes, small finite
+    float16 scales."""
+    from fastformer import _core
+
+    tid, name, blk, size, _, lo, hi = next(r for r in _core.QTYPE_TABLE if r[1] == qtype)
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, size=(rows * cols // blk, size), dtype=np.uint8)
+    d = rng.uniform(1e-3, 1e-2, size=(raw.shape[0], (hi - lo) // 2)).astype("<f2")
+    raw[:, lo:hi] = d.view(np.uint8)
+    return tid, (rows, cols), raw.tobytes()
 
 
 # ---- the catalogue ----

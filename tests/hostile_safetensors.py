@@ -311,7 +311,7 @@ simple(
 simple(
     "cfg_negative_sliding_window",
     "FormatError",
-    r"sliding_window must be null or an integer >= 0, got -4",
+    r"sliding_window must be null or an integer from 1 to 2147483647, got -4",
     "config.json",
     lambda ctx: load_model(
         ctx.hf_copy(config={"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": -4})

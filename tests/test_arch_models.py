@@ -42,6 +42,8 @@ CASES = {
         "phi3",
         dict(BASE, hidden_size=96, num_attention_heads=2, num_key_value_heads=1, sliding_window=8, pad_token_id=0),
     ),
+    # Phi-3-mini-128k's window (262144) is past its context (131072): it never cuts, as in transformers
+    "phi3-window-past-context": ("phi3", dict(BASE, sliding_window=262144, pad_token_id=0)),
     # gemma 2: (1 + w) norms around attention and mlp, gelu-tanh gate, soft-capping, every other layer sliding
     "gemma2-window": (
         "gemma2",
@@ -152,6 +154,7 @@ def test_hf_directory_matches_transformers(checkpoints, case):
 @pytest.mark.parametrize(
     "case",
     ["qwen3-gqa", "qwen3-1kv-hd40", "qwen3-hd48-tied-bias", "qwen2", "phi3", "phi3-longrope-partial"]
+    + ["phi3-window-past-context"]
     + ["gemma2-window", "gemma3-window"],
 )
 def test_converter_gguf_matches_transformers(checkpoints, case):
@@ -231,6 +234,20 @@ def test_quantized_gguf_stays_quantized(checkpoints, case):
     got, want = model.logits(PROMPT), hf_logits(hf, PROMPT)
     cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
     assert cos.min() > 0.995  # the bar the issue sets for llama.cpp presets
+
+
+@pytest.mark.parametrize("arch", ["mistral", "phi3", "gemma2", "gemma3"])
+def test_sliding_window_without_the_key_is_transformers_default(arch):
+    """A config.json without sliding_window slides as transformers' config class does; null means no window."""
+    import transformers
+
+    from fastformer.hf import parse_config
+
+    cfg_cls, model_cls = ARCHS[arch]
+    cfg = dict(BASE, architectures=[model_cls], head_dim=16)
+    want = getattr(transformers, cfg_cls)(**cfg).sliding_window
+    assert parse_config(cfg).sliding_window == (want or 0)
+    assert parse_config(dict(cfg, sliding_window=None)).sliding_window == 0
 
 
 def test_gemma3_multimodal_checkpoint_runs_its_text_part(tmp_path):

@@ -242,6 +242,8 @@ def test_simd_paths_agree_with_scalar(rng):
                             continue
                         got = ops.linear(x[:, :kk], qt)
                         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
+                        if qtype in ("q4_k", "q6_k"):  # one float scaling per block, in the scalar twin's order
+                            np.testing.assert_array_equal(got, ref)
                         if not on:  # the 256-bit kernels: every int8 dot gives the same bits
                             first = got if first is None else first
                             np.testing.assert_array_equal(got, first)
@@ -321,6 +323,23 @@ def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
 
 
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
+def test_r16_rows_are_the_scalar_twin_whatever_shares_the_call(qpath, rng, qtype):
+    # every row count 1..17 (one call takes up to 8 activation rows, 4 for the K types): each row equals that row
+    # alone and the scalar twin, bit for bit
+    k = 1024 + (256 if qtype.endswith("_k") else 32)  # an odd block count: the even/odd chains end unevenly
+    qt = _make(rng, qtype, 64, k)
+    x = rng.standard_normal((17, k)).astype(np.float32)
+    before = _core.current_isa()
+    try:
+        _core.set_isa("scalar")
+        want = np.concatenate([_r16_linear(x[i : i + 1], qt) for i in range(17)])
+    finally:
+        _core.set_isa(before)
+    for m in range(1, 18):
+        np.testing.assert_array_equal(_r16_linear(x[:m], qt), want[:m], err_msg=f"{m} rows")
+
+
 R16_K_CASES = [(1, 16, 256), (2, 48, 768), (4, 32, 2048), (5, 16, 2048 + 256), (67, 64, 9 * 256), (1, 16, 17 * 256)]
 
 
@@ -338,10 +357,19 @@ def _vnni_row_linear(x, qt):
         _core.quant_set_vnni(before[1])
 
 
-@pytest.mark.parametrize("qtype", ["q4_k"])
+def _scalar_row_linear(x, qt):
+    before = _core.current_isa()
+    try:
+        _core.set_isa("scalar")
+        return ops.linear(x, qt)
+    finally:
+        _core.set_isa(before)
+
+
+@pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 @pytest.mark.parametrize("m,n,k", R16_K_CASES, ids=str)
-def test_r16_k_linear_is_the_vnni_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
-    # the K-quant r16 kernels (and their scalar twin) sum the row kernel's lanes in its order
+def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
+    # the K-quant r16 kernels (and their scalar twin) scale each block once into the row kernels' lanes in order
     qt = _make(rng, qtype, n, k)
     x = rng.standard_normal((m, k)).astype(np.float32)
     r = _core.repack_r16(qt.data, qt.ggml_type, k)
@@ -349,13 +377,14 @@ def test_r16_k_linear_is_the_vnni_row_kernel_bit_for_bit(qpath, rng, qtype, m, n
     y = _r16_linear(x, qt)
     want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
+    np.testing.assert_array_equal(y, _scalar_row_linear(x, qt))
     row = _vnni_row_linear(x, qt)
     if row is not None:
         np.testing.assert_array_equal(y, row)
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
-@pytest.mark.parametrize("qtype", ["q4_k"])
+@pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 def test_r16_k_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = _make(rng, qtype, 304, 1024)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
@@ -381,9 +410,10 @@ def test_r16_bad_inputs(rng):
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.repack_r16(qt.data, qt.ggml_type, 64)
     with pytest.raises(
-        ValueError, match="is not q8_0 or q5_1 or q5_0 or q4_1 or q4_0 or q4_k or iq4_nl or iq4_xs or q2_k"
+        ValueError,
+        match="is not q8_0 or q6_k or q5_1 or q5_0 or q5_k or q4_1 or q4_0 or q4_k or iq4_nl or iq4_xs or q2_k",
     ):
-        _core.repack_r16(qt.data, QTYPES["q6_k"][0], 256)
+        _core.repack_r16(qt.data, QTYPES["q3_k"][0], 256)
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.linear_q(np.ones((1, 64), np.float32), qt.data, qt.ggml_type | _core.QTYPE_R16, 64)
 

@@ -149,6 +149,8 @@ def test_simd_paths_agree_with_scalar(rng):
                             continue
                         got = ops.linear(x, qt)
                         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
+                        if qtype == "q5_k":  # q4_k's kernels: one float scaling per 32-block, in the twin's order
+                            np.testing.assert_array_equal(got, ref)
                         if not on:  # the 256-bit kernels: every int8 dot gives the same bits
                             first = got if first is None else first
                             np.testing.assert_array_equal(got, first)
@@ -311,7 +313,12 @@ def test_quantize_at_load_falls_back_where_rows_are_not_whole_super_blocks(tmp_p
     assert layer.wq.qtype == layer.w_up.qtype == "q8_0"  # rows of 128
 
 
-PRESETS = {"q2_k": "Q2_K", "q3_k_m": "Q3_K_M", "q5_k_m": "Q5_K_M", "iq4_xs": "IQ4_XS"}
+# every K preset (and the two legacy ones whose files keep K tensors: llama.cpp's Q8_0 and Q4_0 presets put the
+# head in Q6_K); Q4_1/Q5_0/Q5_1/IQ4_NL are in test_gguf_presets_legacy.py
+PRESETS = {
+    "q2_k": "Q2_K", "q3_k_m": "Q3_K_M", "q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K", "iq4_xs": "IQ4_XS",
+    "q8_0": "Q8_0", "q4_0": "Q4_0",
+}  # fmt: skip
 
 
 @pytest.mark.peer("torch", "transformers", "sentencepiece", "llama_cpp")  # converter, quantizer and runtime

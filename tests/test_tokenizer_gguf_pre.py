@@ -2,12 +2,17 @@
 `tokenizers` and written as a vocab-only GGUF file tokenizes in fastformer exactly as in llama.cpp (an opt-in
 peer), on multilingual text and code, with control tokens as text and as tokens."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 from gguf_vocab import HAND, llama_cpp_vocab
+from helpers import child_env
 from hf_tokenizers import LINES, TEXTS
 
 import fastformer
-from fastformer import Tokenizer
+from fastformer import Tokenizer, _tokenizer_hf
 from fastformer._patterns import GGUF_PRE_SPLITS
 
 # the names issue 13 lists, all from llama.cpp's llama-vocab.cpp
@@ -15,8 +20,6 @@ PRE_NAMES = [
     "default", "llama-bpe", "llama3", "qwen2", "smollm", "gpt-2", "deepseek-llm", "deepseek-coder", "falcon",
     "starcoder", "refact", "command-r", "olmo", "dbrx", "smaug-bpe", "tekken", "gpt-4o", "phi-2",
 ]  # fmt: skip
-# one regex a C scanner implements: the whole text goes to C
-FAST = {"llama-bpe", "llama3", "qwen2", "gpt-2", "olmo", "dbrx", "smaug-bpe", "phi-2"}
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 USER = "<tool>"  # a user-defined token: cut out of the text even with special=False
@@ -67,10 +70,50 @@ def test_every_listed_name_is_known():
     assert set(PRE_NAMES) <= set(GGUF_PRE_SPLITS)
 
 
-@pytest.mark.parametrize("pre", PRE_NAMES)
+@pytest.mark.parametrize("pre", sorted(GGUF_PRE_SPLITS))
 def test_fast_path_where_a_scanner_exists(bpe_meta, pre):
+    # a C scanner implements every split rule (one regex, or a list applied in turn): the whole text goes to C
     tok = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
-    assert (tok._pipeline.pre.scanner is not None) == (pre in FAST)
+    assert tok._pipeline.pre.scanner is not None
+
+
+# a plain install has no `regex`: every listed name must tokenize without it, as the `regex` package would
+CHILD = """
+import json, sys
+sys.modules["regex"] = None  # import regex fails
+from fastformer import Tokenizer
+meta, texts, names = json.load(open(sys.argv[1]))
+out = {}
+for pre in names:
+    tok = Tokenizer.from_gguf_metadata({**meta, "tokenizer.ggml.pre": pre})
+    out[pre] = tok.encode_batch(texts, disallowed_special=())
+json.dump(out, sys.stdout)
+"""
+
+
+@pytest.mark.subprocess
+def test_every_listed_name_without_the_regex_package(bpe_meta, tmp_path, monkeypatch):
+    texts = _texts()
+    (tmp_path / "in.json").write_text(json.dumps([bpe_meta, texts, PRE_NAMES]))
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, "in.json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    # the reference: every split regex run by the `regex` package, in this process
+    monkeypatch.setattr(_tokenizer_hf, "SCANNERS_HF", {})
+    monkeypatch.setattr(_tokenizer_hf, "SCANNER_LISTS", {})
+    for pre in PRE_NAMES:
+        want = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
+        assert want._pipeline.pre.scanner is None
+        ids = want.encode_batch(texts, disallowed_special=())
+        bad = [t for t, a, b in zip(texts, got[pre], ids) if a != b]
+        assert not bad, (pre, len(bad), bad[0][:80])
 
 
 @pytest.mark.peer
@@ -87,6 +130,16 @@ def test_llama_cpp_splits_alike(bpe_meta, pre, tmp_path):
         assert ours.encode(text, disallowed_special=()) == llm.tokenize(text.encode(), add_bos=False, special=False)
         assert ours.encode(text, allowed_special="all") == llm.tokenize(text.encode(), add_bos=False, special=True)
         assert ours.encode_prompt(text) == llm.tokenize(text.encode(), add_bos=True, special=True)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("pre", ["default", "falcon", "deepseek-llm", "deepseek-coder", "smollm", "tekken", "gpt-4o"])
+def test_written_back_llama_cpp_splits_alike(bpe_meta, pre, tmp_path):
+    # Tokenizer.gguf_metadata names the split it runs, so llama.cpp reading the written file splits alike
+    ours = Tokenizer.from_gguf_metadata({**bpe_meta, "tokenizer.ggml.pre": pre})
+    llm = llama_cpp_vocab(ours.gguf_metadata(), tmp_path / "vocab.gguf")
+    for text in _texts()[:200]:
+        assert ours.encode(text, disallowed_special=()) == llm.tokenize(text.encode(), add_bos=False, special=False)
 
 
 @pytest.mark.peer

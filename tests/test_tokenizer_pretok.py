@@ -4,7 +4,8 @@
   every code point and every class the patterns use;
 - each scanner's pieces against the `regex` module with the published pattern, on random strings over an
   alphabet with a member of every class (characters whose class Unicode 17, which `regex` knows, did not
-  change) and on fixed edge cases;
+  change) and on fixed edge cases; llama.cpp's lists of regexes (GGUF tokenizer.ggml.pre) likewise, each
+  regex cutting the pieces of the one before;
 - the Hugging Face patterns (Llama 3, Qwen2, GPT-2) against tokenizers' own Split pre-tokenizer;
 - whole tokenizers with a small vocabulary in which most short pieces are one token, against tiktoken
   `Encoding`s with the same vocabulary and pattern (this pins down tiktoken's `$` and possessive rules).
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from fastformer import _core
+from fastformer._patterns import GPT4O_PATTERN_LLAMA_CPP, SCANNER_LISTS, TEKKEN_PATTERN_LLAMA_CPP
 from fastformer.tokenizer import (
     CL100K_PATTERN,
     GPT2_PATTERN,
@@ -36,6 +38,8 @@ PATTERNS = {
     "o200k": O200K_PATTERN,
     "llama3": LLAMA3_PATTERN,
     "qwen2": QWEN2_PATTERN,
+    "gpt4o": GPT4O_PATTERN_LLAMA_CPP,
+    "tekken": TEKKEN_PATTERN_LLAMA_CPP,
 }
 SCANNER = {"gpt2_hf": "gpt2"}
 
@@ -49,6 +53,7 @@ CLASSES = {
     r"\p{M}": [6],
     r"\p{N}": [7],
     r"\s": [8, 9],
+    r"\p{P}": [10],
 }
 
 # one or more members of every class the scanners tell apart, with the characters contractions care about
@@ -60,6 +65,12 @@ ALPHABET = (
     + ["0", "7", "٣", "½", "Ⅻ", "²"]  # Nd, No, Nl
     + [" ", " ", " ", "\t", "\x0b", "\x0c", "\xa0", "\u3000", "\u2028", "\x85", "\r", "\n", "\n"]
     + ["'", "'", "/", "!", ".", ",", "-", "$", "€", "🎉", "\x00", "\x1c", "\u200b", "\ufeff", "\u0378"]
+    # for llama.cpp's lists: ascii symbols, punctuation (Ps Pe Pi Pf Pc Po), the edges of deepseek's letter,
+    # punctuation and CJK ranges, more spaces
+    + list("+<=>^~|`_()]@#%&*\\{")
+    + ["«", "¿", "‘", "“", "‟", "†", "！", "，", "：", "＿", "～", "｟", "、", "。", "〃"]
+    + ["Ａ", "ｚ", "µ", "ƻ", "ʔ", "ǀ", "ℵ", "Ω", "𐐀", "ࠀ", "一", "龥", "龦", "가", "\ud7ff", "\U00020000", "١", "9"]
+    + ["\u1680", "\u2000", "\u205f", "\r"]
 )
 
 
@@ -163,11 +174,49 @@ def test_scanner_matches_regex_module(name):
     pattern = regex.compile(PATTERNS[name])
     kind = SCANNER.get(name, name)
     for text in EDGE + list(_random_texts(hash(name) % 1000, 4000)):
-        assert _core.pretok_split(text, kind) == pattern.findall(text), repr(text)
+        assert _core.pretok_split(text, kind) == [m.group() for m in pattern.finditer(text)], repr(text)
+
+
+def _split_in_turn(text, regexes):
+    """llama.cpp's split: each regex cuts every piece of the one before; text between matches stays a piece."""
+    pieces = [text]
+    for rx in regexes:
+        out = []
+        for p in pieces:
+            pos = 0
+            for m in rx.finditer(p):
+                out += [p[pos : m.start()]] * (m.start() > pos) + [m.group()]
+                pos = m.end()
+            out += [p[pos:]] * (pos < len(p))
+        pieces = out
+    return pieces
+
+
+LIST_EDGE = [
+    "",
+    "a  🎉",
+    "  \n",
+    " \n\n x ",
+    "abc   ",
+    "1234567",
+    "١٢٣٤",
+    "'s 'S",
+    "x+=1;",
+    "中文 한국어  日本",
+    "\u3000。、",
+]
+
+
+@pytest.mark.parametrize("regexes", list(SCANNER_LISTS), ids=list(SCANNER_LISTS.values()))
+def test_list_scanner_matches_regex_module(regexes):
+    compiled = [regex.compile(r) for r in regexes]
+    kind = SCANNER_LISTS[regexes]
+    for text in EDGE + LIST_EDGE + list(_random_texts(len(kind), 4000, max_len=32)):
+        assert _core.pretok_split(text, kind) == _split_in_turn(text, compiled), repr(text)
 
 
 @pytest.mark.peer("tokenizers")
-@pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2_hf", "o200k"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2_hf", "o200k", "gpt4o", "tekken"])
 def test_scanner_matches_hf_split(name):
     tokenizers = pytest.importorskip("tokenizers")
     split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(PATTERNS[name]), behavior="isolated")
@@ -176,12 +225,18 @@ def test_scanner_matches_hf_split(name):
         assert _core.pretok_split(text, kind) == [p for p, _ in split.pre_tokenize_str(text)], repr(text)
 
 
+LONG_RUNS = ["a" * 5000, " " * 5000, "\n" * 5000, "1" * 5000, "!" * 5000, "中" * 3000 + " x", " " * 5000 + "🎉x"]
+
+
 def test_scanner_on_long_runs():
-    for kind in ("gpt2", "cl100k", "o200k", "llama3", "qwen2"):
-        for text in ["a" * 5000, " " * 5000, "\n" * 5000, "1" * 5000, "!" * 5000, "中" * 3000 + " x"]:
+    for kind in ("gpt2", "cl100k", "o200k", "llama3", "qwen2", "gpt4o", "tekken"):
+        for text in LONG_RUNS:
             pieces = _core.pretok_split(text, kind)
             assert "".join(pieces) == text
-            assert pieces == regex.findall(PATTERNS[kind], text)
+            assert pieces == [m.group() for m in regex.finditer(PATTERNS[kind], text)]
+    for regexes, kind in SCANNER_LISTS.items():
+        for text in LONG_RUNS:
+            assert _core.pretok_split(text, kind) == _split_in_turn(text, [regex.compile(r) for r in regexes])
 
 
 # ---- whole tokenizers against tiktoken with a vocabulary that makes pieces visible ----

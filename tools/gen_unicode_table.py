@@ -3,7 +3,7 @@
     pip install unicodedata2==16.0.0 && python tools/gen_unicode_table.py
 
 Unicode 16.0.0 is what tiktoken 0.14 (Rust `regex`) and Hugging Face tokenizers 0.23 (Oniguruma) use:
-both agree with this table on \\p{L}, \\p{Lu}, \\p{Ll}, \\p{Lt}, \\p{Lm}, \\p{Lo}, \\p{M}, \\p{N} and \\s for
+both agree with this table on \\p{L}, \\p{Lu}, \\p{Ll}, \\p{Lt}, \\p{Lm}, \\p{Lo}, \\p{M}, \\p{N}, \\p{P} and \\s for
 every code point (tests/test_tokenizer_pretok.py checks it). The `regex` module knows Unicode 17 and Python
 3.11's unicodedata Unicode 14, so neither is used. The table is a list of ranges: a run of code points with
 one category starts at `start`, and each entry is `start << 4 | category`.
@@ -18,7 +18,7 @@ VERSION = "16.0.0"
 OUT = os.path.join(os.path.dirname(__file__), "..", "csrc", "ff_unicode_table.h")
 
 # the categories of csrc/ff_unicode.h, in its order
-OTHER, LU, LL, LT, LM, LO, M, N, WS, NL = range(10)
+OTHER, LU, LL, LT, LM, LO, M, N, WS, NL, P = range(11)
 LETTERS = {"Lu": LU, "Ll": LL, "Lt": LT, "Lm": LM, "Lo": LO}
 # \s of Rust's regex and Oniguruma: the White_Space property (\r and \n get their own category)
 WHITE_SPACE = {
@@ -48,7 +48,7 @@ def category(cp):
     gc = unicodedata2.category(chr(cp))
     if gc in LETTERS:
         return LETTERS[gc]
-    return {"M": M, "N": N}.get(gc[0], OTHER)
+    return {"M": M, "N": N, "P": P}.get(gc[0], OTHER)
 
 
 def main():
