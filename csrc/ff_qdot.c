@@ -421,11 +421,17 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     int64_t nb = a->k / 32, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nb * tb;
+        // several activation rows make a block slow enough to stall on memory between blocks: the next group's
+        // same blocks are prefetched as these are read
+        int64_t next = mr > 1 && g + 1 < n / FF_R16 ? nb * tb : 0;
         // even and odd blocks in separate accumulators
         __m512 even[FF_R16_MR], odd[FF_R16_MR];
         for (int i = 0; i < mr; i++) even[i] = odd[i] = _mm512_setzero_ps();
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2) {
+            if (next)
+                for (int64_t o = 0; o < 2 * tb; o += 64)
+                    _mm_prefetch((const char *)(t + next + b * tb + o), _MM_HINT_T0);
             r16_block_vnni(even, t + b * tb, a, b, mr, q4);
             r16_block_vnni(odd, t + (b + 1) * tb, a, b + 1, mr, q4);
         }
