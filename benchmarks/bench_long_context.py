@@ -11,7 +11,7 @@ Table 2 (fastformer alone): a random-weight Llama of the 110M shape with max_pos
 quantized to Q4_0 at load; one session per cache type is filled to 4096 and then 8192 - n positions, and n
 decode steps are timed at each. KV bytes read per token = positions x kv bytes per position (every layer's
 keys and values); weights = bytes of the matrices a step reads; the bandwidth share is (kv + weights) x
-tokens/s over --bandwidth (GB/s: about 28 on one core of the benchmark machine, 33 on two).
+tokens/s over --bandwidth (GB/s; default: measured by fastformer.read_bandwidth at --threads).
 
     python -m benchmarks.bench_long_context --threads 2
     python -m benchmarks.bench_long_context --shapes 110m --prompts 900 --no-long
@@ -158,13 +158,15 @@ def main(argv=None):
     ap.add_argument("--shapes", nargs="+", default=["110m", "1.1b"], choices=sorted(PROMPTS))
     ap.add_argument("--prompts", type=int, nargs="+", help="prompt lengths (default: 128 and the long one per shape)")
     ap.add_argument("--quant", default="q4_0")
-    ap.add_argument("--bandwidth", type=float, default=33.0, help="memory bandwidth limit, GB/s")
+    ap.add_argument("--bandwidth", type=float, help="memory bandwidth limit, GB/s (default: measured)")
     ap.add_argument("--no-long", action="store_true", help="skip the 4k / 8k decode table")
     ap.add_argument("--cpu-time", action="store_true", help="time by the process's cpu time (with --threads 1: "
                     "what a run on an idle core takes, on a machine other work shares)")  # fmt: skip
     args = ap.parse_args(argv)
     args.clock = time.process_time if args.cpu_time else time.perf_counter
     fastformer.set_num_threads(args.threads)
+    if args.bandwidth is None:
+        args.bandwidth = round(fastformer.read_bandwidth(), 1)
     print(f"fastformer {fastformer.cpu_info()['isa']}, {args.threads} thread(s), decode {args.new_tokens} tokens, "
           f"best of {args.runs}, {'cpu' if args.cpu_time else 'wall-clock'} time\n")  # fmt: skip
     peer_table(args)

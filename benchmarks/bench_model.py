@@ -269,7 +269,7 @@ def gguf_table(args, ids):
                     continue
                 res = speed(eng, args, qt.startswith(("q", "iq")))
                 (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
-                share = fd * step_bytes(path) / (args.bandwidth[min(t, len(args.bandwidth)) - 1] * 1e9)
+                share = fd * step_bytes(path) / (bandwidth(args, t) * 1e9)
                 print(
                     f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
                     f"| {fd / ld:.2f} | {share:.0%} |",
@@ -293,6 +293,21 @@ def gguf_table(args, ids):
                 f"| {shape} | {qt} | {size / mb:.0f} | {name} | {m['load_s']:.2f} | {m['rss_before'] / mb:.0f} "
                 f"| {m['hwm_load'] / mb:.0f} | {m['hwm'] / mb:.0f} | {m['hwm'] / size:.2f} |"
             )
+
+
+_BANDWIDTH = {}
+
+
+def bandwidth(args, threads):
+    """Read bandwidth (GB/s) at `threads`: --bandwidth's entry, else measured once (fastformer.read_bandwidth)."""
+    if args.bandwidth:
+        return args.bandwidth[min(threads, len(args.bandwidth)) - 1]
+    if threads not in _BANDWIDTH:
+        before = fastformer.get_num_threads()
+        fastformer.set_num_threads(threads)
+        _BANDWIDTH[threads] = fastformer.read_bandwidth()
+        fastformer.set_num_threads(before)
+    return _BANDWIDTH[threads]
 
 
 def step_bytes(path):
@@ -346,8 +361,8 @@ def main(argv=None):
     ap.add_argument("--quants", nargs="+", default=["q8_0", "q4_0"], choices=["f32", "f16"] + LLAMA_QUANTS)
     ap.add_argument("--no-memory", action="store_true", help="skip the memory and load-time table")
     ap.add_argument(
-        "--bandwidth", type=float, nargs="+", default=[28.0, 33.0],
-        help="measured read bandwidth, GB/s, at 1, 2, ... threads (the decode column's roofline)",
+        "--bandwidth", type=float, nargs="+",
+        help="read bandwidth, GB/s, at 1, 2, ... threads (the decode column's roofline; default: measured)",
     )  # fmt: skip
     ap.add_argument("--gguf", help="GGUF of the same checkpoint for llama.cpp")
     ap.add_argument("--model", help="what fastformer loads (default: the 110M HF checkpoint)")
@@ -362,6 +377,8 @@ def main(argv=None):
     )
     if args.shapes:
         gguf_table(args, ids)
+        for t in sorted(_BANDWIDTH):
+            print(f"read bandwidth measured at {t} thread(s): {_BANDWIDTH[t]:.1f} GB/s")
     else:
         single_table(args, ids)
 

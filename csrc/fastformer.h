@@ -63,6 +63,8 @@ void ff_set_num_threads(int n);  // 1 <= n <= FF_MAX_THREADS
 int ff_get_num_threads(void);
 int ff_default_num_threads(void);  // usable cores (affinity mask)
 #define FF_MAX_THREADS 256
+// the sum (mod 2^64) of n 64-bit words read by the pool: a probe of the memory read bandwidth
+uint64_t ff_read_sum(const uint64_t *p, int64_t n);
 
 // ---- matmul (ff_matmul.c) ----
 // y (m,n) = x (m,k) @ W^T + bias; W (n,k), bias (n,) or NULL

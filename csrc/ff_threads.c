@@ -195,3 +195,85 @@ void *ff_scratch(size_t bytes) {
     }
     return s->p;
 }
+
+// ---- a memory read probe: the roofline a decode step is measured against ----
+
+typedef struct {
+    const uint64_t *p;
+    int64_t n;
+    int width;  // 512, 256 or 0: the loads of the ISA path in use (wide loads keep more lines in flight)
+    uint64_t part[FF_MAX_THREADS];
+} readsum_ctx;
+
+// the sum of p[lo..hi), 2 KiB prefetched ahead as the decode kernels do; four vector sums keep loads in flight
+static uint64_t readsum_base(const uint64_t *p, int64_t lo, int64_t hi) {
+    uint64_t s[4] = {0};
+    int64_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        __builtin_prefetch(p + i + 256);
+        for (int j = 0; j < 4; j++) s[j] += p[i + j];
+    }
+    for (; i < hi; i++) s[0] += p[i];
+    return s[0] + s[1] + s[2] + s[3];
+}
+
+#ifdef FF_HAVE_X86
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static uint64_t readsum_avx2(const uint64_t *p, int64_t lo, int64_t hi) {
+    __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    int64_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+        _mm_prefetch((const char *)(p + i + 256), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i + 264), _MM_HINT_T0);
+        for (int j = 0; j < 4; j++)
+            s[j] = _mm256_add_epi64(s[j], _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 4 * j)));
+    }
+    uint64_t v[4], r = readsum_base(p, i, hi);
+    _mm256_storeu_si256((__m256i *)(void *)v,
+                        _mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3])));
+    return r + v[0] + v[1] + v[2] + v[3];
+}
+
+__attribute__((target("avx512f"))) static uint64_t readsum_avx512(const uint64_t *p, int64_t lo, int64_t hi) {
+    __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    int64_t i = lo;
+    for (; i + 32 <= hi; i += 32) {
+        for (int j = 0; j < 4; j++) {
+            _mm_prefetch((const char *)(p + i + 256 + 8 * j), _MM_HINT_T0);
+            s[j] = _mm512_add_epi64(s[j], _mm512_loadu_si512(p + i + 8 * j));
+        }
+    }
+    return readsum_base(p, i, hi) + (uint64_t)_mm512_reduce_add_epi64(
+                                        _mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3])));
+}
+#endif
+
+static void readsum_task(void *arg, int ith, int nth) {
+    readsum_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->n, ith, nth, 64, &lo, &hi);  // whole 512-byte runs per thread
+#ifdef FF_HAVE_X86
+    if (c->width == 512) {
+        c->part[ith] = readsum_avx512(c->p, lo, hi);
+        return;
+    }
+    if (c->width == 256) {
+        c->part[ith] = readsum_avx2(c->p, lo, hi);
+        return;
+    }
+#endif
+    c->part[ith] = readsum_base(c->p, lo, hi);
+}
+
+uint64_t ff_read_sum(const uint64_t *p, int64_t n) {
+    readsum_ctx c = {.p = p, .n = n};
+#ifdef FF_HAVE_X86
+    c.width = ff_isa_current() == FF_ISA_AVX512 ? 512 : ff_isa_current() == FF_ISA_AVX2 ? 256 : 0;
+#endif
+    ff_parallel(readsum_task, &c, FF_MAX_THREADS);
+    // a busy pool runs the task once, alone: the parts it did not run stay 0
+    uint64_t s = 0;
+    for (int t = 0; t < FF_MAX_THREADS; t++) s += c.part[t];
+    return s;
+}

@@ -46,6 +46,28 @@ def cpu_info():
     }
 
 
+def read_bandwidth(nbytes=1 << 30, *, runs=5):
+    """Memory read bandwidth in GB/s (1e9 bytes/s) at the current thread count: the best of `runs` sweeps of the
+    thread pool over a buffer of `nbytes` (keep it well above the caches). The roofline a memory-bound decode
+    step is measured against (benchmarks/bench_model.py)."""
+    import time
+
+    import numpy as np
+
+    if not isinstance(nbytes, int) or not 8 <= nbytes <= 1 << 36:
+        raise ValueError(f"read_bandwidth: nbytes must be an int in 8..2**36, got {nbytes!r}")
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"read_bandwidth: runs must be a positive int, got {runs!r}")
+    a = np.ones(nbytes // 8, dtype=np.uint64)  # written, so its pages exist before the timed reads
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        if _core.read_sum(a) != a.size:
+            raise RuntimeError("read_bandwidth: the read sum is wrong")
+        best = min(best, time.perf_counter() - t0)
+    return a.nbytes / best / 1e9
+
+
 def set_num_threads(n):
     """Use `n` threads (1..256) in every later kernel call; the default is the number of usable cores."""
     _core.set_num_threads(n)
@@ -74,6 +96,7 @@ __all__ = [
     "get_num_threads",
     "ops",
     "quantize",
+    "read_bandwidth",
     "set_num_threads",
     "train_bpe",
 ]

@@ -8,7 +8,7 @@ and returns. Public, documented entry points live in fastformer.ops; these are t
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 from fastformer._ff cimport *
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -69,6 +69,20 @@ def get_num_threads():
 def default_num_threads():
     """The number of cores this process may run on."""
     return ff_default_num_threads()
+
+
+def read_sum(a):
+    """The sum (mod 2**64) of a C-contiguous uint64 array, read by the thread pool: a memory read probe
+    (fastformer.read_bandwidth)."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.uint64 or a.ndim != 1 or not a.flags.c_contiguous:
+        raise ValueError("read_sum: a must be a 1-D C-contiguous uint64 array")
+    cdef const uint64_t[::1] a_ = a
+    cdef int64_t n = a.shape[0]
+    cdef uint64_t s = 0
+    if n:
+        with nogil:
+            s = ff_read_sum(&a_[0], n)
+    return s
 
 
 # ---- argument checks ----

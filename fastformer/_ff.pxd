@@ -1,5 +1,5 @@
 # mirrors csrc/fastformer.h line for line, in its order
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "fastformer.h" nogil:
     # status codes
@@ -37,6 +37,7 @@ cdef extern from "fastformer.h" nogil:
     void ff_set_num_threads(int n)
     int ff_get_num_threads()
     int ff_default_num_threads()
+    uint64_t ff_read_sum(const uint64_t *p, int64_t n) nogil
     enum:
         FF_MAX_THREADS
 

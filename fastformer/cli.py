@@ -7,7 +7,7 @@
     fastformer info PATH                                  architecture, sizes, dtypes, memory
     fastformer bench [--model PATH] [--threads N]         prefill and decode tokens/s
     fastformer quantize IN OUT --type q8_0|q5_1|...       quantize and write a GGUF file
-    fastformer cpu                                        ISA path, usable paths, CPU features, threads
+    fastformer cpu [--bandwidth]                          ISA path, usable paths, CPU features, threads
     fastformer serve [--model PATH] [--port N] [--api-key KEY]   an OpenAI-compatible HTTP server
     fastformer embed --model DIR [FILE|-] [-o OUT.npy]    sentence embeddings of each line (npy or jsonl)
 
@@ -47,6 +47,8 @@ def _cmd_cpu(args):
     if args.threads is not None:
         fastformer.set_num_threads(args.threads)
     info = fastformer.cpu_info()
+    if args.bandwidth:
+        info["read_bandwidth_gbs"] = round(fastformer.read_bandwidth(), 2)
     if args.json:
         print(json.dumps(info))
     else:
@@ -54,6 +56,8 @@ def _cmd_cpu(args):
         print(f"supported: {' '.join(info['supported'])}")
         print(f"features:  {' '.join(info['features'])}")
         print(f"threads:   {info['threads']}")
+        if args.bandwidth:
+            print(f"bandwidth: {info['read_bandwidth_gbs']:.1f} GB/s read at {info['threads']} thread(s)")
     return 0
 
 
@@ -375,6 +379,7 @@ def build_parser():
     c = sub.add_parser("cpu", help="show the ISA path in use, usable paths, CPU features and threads")
     c.add_argument("--threads", type=int, help="threads to use (default: usable cores)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--bandwidth", action="store_true", help="also measure memory read bandwidth (1 GiB)")
     c.set_defaults(fn=_cmd_cpu)
 
     s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (pip install 'fastformer[server]')")

@@ -47,6 +47,18 @@ def test_cpu_json():
     assert r.returncode == 0
     info = json.loads(r.stdout)
     assert info["supported"][0] == "scalar"
+    assert "read_bandwidth_gbs" not in info  # only measured when asked
+
+
+def test_cpu_bandwidth():
+    import json
+
+    r = run("cpu", "--json", "--bandwidth", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["threads"] == 2 and info["read_bandwidth_gbs"] > 0.1
+    r = run("cpu", "--bandwidth")
+    assert r.returncode == 0 and "GB/s read at" in r.stdout
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastformer
-from fastformer import _reference, ops
+from fastformer import _core, _reference, ops
 
 
 def _work(seed):
@@ -89,3 +89,28 @@ def test_pool_works_after_fork():
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     np.testing.assert_array_equal(ops.linear(a, w), want)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 63, 64, 65, 1000, 4099])
+def test_read_sum_is_numpys_sum_at_any_thread_count(isa, rng, n):
+    a = rng.integers(0, 2**64, n, dtype=np.uint64)
+    want = int(a.sum(dtype=np.uint64)) if n else 0  # both wrap mod 2**64
+    before = fastformer.get_num_threads()
+    try:
+        for t in (1, 2, 3, 7):
+            fastformer.set_num_threads(t)
+            assert _core.read_sum(a) == want
+    finally:
+        fastformer.set_num_threads(before)
+
+
+def test_read_sum_and_bandwidth_reject_bad_arguments():
+    for bad in (np.zeros(4, np.int64), np.zeros((2, 2), np.uint64), np.zeros(8, np.uint64)[::2], [1, 2]):
+        with pytest.raises(ValueError, match="read_sum: a must be"):
+            _core.read_sum(bad)
+    for nbytes in (0, 7, 1 << 40, 1.5):
+        with pytest.raises(ValueError, match="read_bandwidth: nbytes"):
+            fastformer.read_bandwidth(nbytes)
+    with pytest.raises(ValueError, match="read_bandwidth: runs"):
+        fastformer.read_bandwidth(1 << 20, runs=0)
+    assert fastformer.read_bandwidth(1 << 20, runs=2) > 0
