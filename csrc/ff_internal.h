@@ -42,6 +42,16 @@ struct ff_qact {
     int64_t k, kp;         // columns, padded columns (a multiple of 512)
 };
 
+// the activations from row i0 on
+static inline ff_qact ff_qact_from(const ff_qact *a, int64_t i0) {
+    ff_qact r = *a;
+    r.q += i0 * a->kp;
+    r.d += i0 * (a->kp / 32);
+    r.s += i0 * (a->kp / 16);
+    if (r.lanes) r.lanes += i0 * (a->kp / 4);
+    return r;
+}
+
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
 typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                            const ff_qact *a, int m);

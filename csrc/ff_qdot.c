@@ -348,10 +348,7 @@ static FF_VNNI void qgemm_panel_vnni(float *y, int64_t ldy, const uint8_t *w, in
     float *ws = (float *)(void *)(vals + 1024 * nb);
     qpack_vnni(vals, ws, w, stride, nr, nb, q4);
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        ff_qact ai = *a;
-        ai.q += i0 * a->kp;
-        ai.d += i0 * (a->kp / 32);
-        ai.lanes += i0 * (a->kp / 4);
+        ff_qact ai = ff_qact_from(a, i0);
         float *yi = y + i0 * ldy;
         switch (FF_MIN(4, m - i0)) {
         case 4: qgemm_tile_vnni(yi, ldy, &ai, 4, vals, ws, nb, nr); break;

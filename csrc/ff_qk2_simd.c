@@ -307,10 +307,7 @@ static inline AI FF_VNNI void k2_panel_vnni(float *y, int64_t ldy, const uint8_t
     uint8_t *vals = panel, *aux = vals + 1024 * 8 * nsb;
     k2_pack_vnni(vals, aux, w, stride, nr, nsb, qtype, bytes);
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        ff_qact ai = *a;
-        ai.q += i0 * a->kp;
-        ai.d += i0 * (a->kp / 32);
-        ai.s += i0 * (a->kp / 16);
+        ff_qact ai = ff_qact_from(a, i0);
         float *yi = y + i0 * ldy;
         switch (FF_MIN(4, m - i0)) {
         case 4: k2_tile_vnni(yi, ldy, &ai, 4, vals, aux, nsb, nr, qtype); break;

@@ -292,10 +292,7 @@ static inline AI FF_VNNI void ql_panel_vnni(float *y, int64_t ldy, const uint8_t
     uint16_t *sc = (uint16_t *)(void *)(vals + 1024 * nb);
     ql_pack_vnni(vals, sc, w, stride, nr, nb, qt);
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        ff_qact ai = *a;
-        ai.q += i0 * a->kp;
-        ai.d += i0 * (a->kp / 32);
-        ai.s += i0 * (a->kp / 16);
+        ff_qact ai = ff_qact_from(a, i0);
         float *yi = y + i0 * ldy;
         switch (FF_MIN(4, m - i0)) {
         case 4: ql_tile_vnni(yi, ldy, &ai, 4, vals, sc, nb, nr, qt); break;

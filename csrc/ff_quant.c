@@ -651,11 +651,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
             for (int64_t i0 = 0; i0 < c->m; i0 += mr) {
-                ff_qact a = c->act;
-                a.q += i0 * a.kp;
-                a.d += i0 * (a.kp / 32);
-                a.s += i0 * (a.kp / 16);
-                if (a.lanes) a.lanes += i0 * (a.kp / 4);
+                ff_qact a = ff_qact_from(&c->act, i0);
                 float *y = P->y + i0 * P->n + j0;
                 r16(y, P->n, w + j0 * c->stride, jn, &a, (int)FF_MIN(mr, c->m - i0));
                 if (P->bias)
@@ -686,11 +682,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
     for (int64_t j0 = lo; j0 < hi; j0 += c->jt) {
         int64_t jn = FF_MIN(c->jt, hi - j0);
         for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
-            ff_qact a = c->act;
-            a.q += i0 * a.kp;
-            a.d += i0 * (a.kp / 32);
-            a.s += i0 * (a.kp / 16);
-            if (a.lanes) a.lanes += i0 * (a.kp / 4);
+            ff_qact a = ff_qact_from(&c->act, i0);
             float *y = P->y + i0 * P->n + j0;
             dot(y, P->n, w + j0 * c->stride, c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
             if (P->bias)
