@@ -37,6 +37,35 @@ def child_env(*paths, **env):
     return dict(os.environ, PYTHONPATH=os.pathsep.join([*paths, PACKAGE_ROOT, *old]), **env)
 
 
+def same_at_thread_counts(fn, counts=(1, 2, 3, 5)):
+    """fn() at each thread count, asserted equal bit for bit; the first result (the thread count restored)."""
+    before = fastformer.get_num_threads()
+    try:
+        outs = []
+        for t in counts:
+            fastformer.set_num_threads(t)
+            outs.append(fn())
+    finally:
+        fastformer.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    return outs[0]
+
+
+def on_scalar(fn):
+    """fn() on the scalar ISA path (the r16 scalar twins), then the int8 path in use restored."""
+    from fastformer import _core
+
+    before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
+    try:
+        _core.set_isa("scalar")
+        return fn()
+    finally:
+        _core.set_isa(before[0])
+        _core.quant_set_vnni(before[1])
+        _core.quant_set_dot256(before[2])
+
+
 def assert_close(got, want, op, **override):
     """got (float32) against want with the tolerance of `op` in tests/tolerances.py."""
     tol = dict(TOL.get(op, {}))

@@ -5,7 +5,7 @@ max|x|/127, round to nearest even)."""
 
 import numpy as np
 import pytest
-from helpers import optional, random_blocks
+from helpers import optional, random_blocks, same_at_thread_counts
 from tolerances import matmul_tol
 
 import fastformer
@@ -274,20 +274,7 @@ def test_linear_error_is_what_8bit_activations_explain(qpath, rng, qtype):
 def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = _make(rng, qtype, 301, 1024)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    _assert_same_at_any_thread_count(lambda: ops.linear(x, qt))
-
-
-def _assert_same_at_any_thread_count(fn):
-    before = fastformer.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3, 5):
-            fastformer.set_num_threads(t)
-            outs.append(fn())
-    finally:
-        fastformer.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
+    same_at_thread_counts(lambda: ops.linear(x, qt))
 
 
 # ---- the r16 layout: 16 rows' blocks interleaved (models repack q8_0/q4_0 into it when the VNNI kernels run) ----
@@ -320,7 +307,7 @@ def test_r16_linear_matches_oracle_on_every_path(qpath, threads, rng, qtype, m, 
 def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = quantize(rng.standard_normal((304, 1024)).astype(np.float32), qtype)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
+    same_at_thread_counts(lambda: _r16_linear(x, qt))
 
 
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
@@ -388,7 +375,7 @@ def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
 def test_r16_k_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = _make(rng, qtype, 304, 1024)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    _assert_same_at_any_thread_count(lambda: _r16_linear(x, qt))
+    same_at_thread_counts(lambda: _r16_linear(x, qt))
 
 
 def test_r16_pays_only_with_vnni():

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from gguf_tools import convert
-from helpers import make_checkpoint, optional, perturb_noise
+from helpers import make_checkpoint, on_scalar, optional, perturb_noise, same_at_thread_counts
 from hostile_fixtures import gguf_bytes, gkv
 
 import fastformer
@@ -165,16 +165,7 @@ def test_simd_paths_agree_with_scalar(rng):
 def test_linear_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, 301, 1024), qtype, (301, 1024))
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    before = fastformer.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3):
-            fastformer.set_num_threads(t)
-            outs.append(ops.linear(x, qt))
-    finally:
-        fastformer.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
+    same_at_thread_counts(lambda: ops.linear(x, qt), (1, 2, 3))
 
 
 @pytest.mark.parametrize("qtype", K2)
@@ -199,18 +190,6 @@ def _r16_linear(x, qt):
     return _core.linear_q(x, _core.repack_r16(qt.data, tid, qt.shape[1]), tid | _core.QTYPE_R16, qt.shape[1])
 
 
-def _on_scalar(fn):
-    """fn() on the scalar ISA path (the r16 scalar twins), then the int8 path in use restored."""
-    before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
-    try:
-        _core.set_isa("scalar")
-        return fn()
-    finally:
-        _core.set_isa(before[0])
-        _core.quant_set_vnni(before[1])
-        _core.quant_set_dot256(before[2])
-
-
 R16_TYPES = ["q2_k", "iq4_xs"]
 
 
@@ -225,7 +204,7 @@ def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n
     want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
     # the vnni kernel does the scalar twin's float operations in its order
-    np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, qt)))
+    np.testing.assert_array_equal(y, on_scalar(lambda: _r16_linear(x, qt)))
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
@@ -233,17 +212,8 @@ def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n
 def test_r16_rows_independent_of_thread_count_and_batch(qpath, rng, qtype, m):
     qt = QuantizedTensor.from_bytes(_random_blocks(rng, qtype, 304, 1024), qtype, (304, 1024))
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    before = fastformer.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3):
-            fastformer.set_num_threads(t)
-            outs.append(_r16_linear(x, qt))
-    finally:
-        fastformer.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
-    np.testing.assert_array_equal(_r16_linear(x[-1:], qt), outs[0][-1:])
+    first = same_at_thread_counts(lambda: _r16_linear(x, qt), (1, 2, 3))
+    np.testing.assert_array_equal(_r16_linear(x[-1:], qt), first[-1:])
 
 
 # ---- models: quantize-at-load, llama.cpp's files of each preset ----

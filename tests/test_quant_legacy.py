@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import on_scalar, same_at_thread_counts
 
 import fastformer
 from fastformer import QuantizedTensor, _core, ops
@@ -337,18 +338,6 @@ def test_bad_arguments_raise_clear_errors(rng):
 # ---- the four types on r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
 
 
-def _on_scalar(fn):
-    """fn() on the scalar ISA path (the r16 scalar twins), then the int8 path in use restored."""
-    before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
-    try:
-        _core.set_isa("scalar")
-        return fn()
-    finally:
-        _core.set_isa(before[0])
-        _core.quant_set_vnni(before[1])
-        _core.quant_set_dot256(before[2])
-
-
 def _r16_linear(x, data, qtype, k):
     r = _core.repack_r16(data, ID[qtype], k)
     return _core.linear_q(x, r, ID[qtype] | _core.QTYPE_R16, k)
@@ -369,7 +358,7 @@ def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n
     want, mag = _oracle(x, data, qtype, k)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
     # the vnni kernel does the scalar twin's float operations in its order
-    np.testing.assert_array_equal(y, _on_scalar(lambda: _r16_linear(x, data, qtype, k)))
+    np.testing.assert_array_equal(y, on_scalar(lambda: _r16_linear(x, data, qtype, k)))
 
 
 @pytest.mark.parametrize("m", [1, 5, 67])
@@ -377,14 +366,5 @@ def test_r16_matches_oracle_and_its_scalar_twin(qpath, threads, rng, qtype, m, n
 def test_r16_rows_independent_of_thread_count_and_batch(qpath, rng, qtype, m):
     data = _quantize(rng.standard_normal((304, 1024)).astype(np.float32), qtype)
     x = rng.standard_normal((m, 1024)).astype(np.float32)
-    before = fastformer.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3):
-            fastformer.set_num_threads(t)
-            outs.append(_r16_linear(x, data, qtype, 1024))
-    finally:
-        fastformer.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
-    np.testing.assert_array_equal(_r16_linear(x[-1:], data, qtype, 1024), outs[0][-1:])
+    first = same_at_thread_counts(lambda: _r16_linear(x, data, qtype, 1024), (1, 2, 3))
+    np.testing.assert_array_equal(_r16_linear(x[-1:], data, qtype, 1024), first[-1:])
