@@ -35,10 +35,10 @@ typedef struct ff_qact ff_qact;
 // m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
 struct ff_qact {
     const int8_t *q;       // (m, kp) int8
-    const float *d;        // (m, kp/32) scale per 32
+    const float *d;        // (m, kp/32) scale per 32 (q6_k: per 256, in each of its 8 entries)
     const int16_t *s;      // (m, kp/16) sums of q per 16
     const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0); q6_k:
-                           // -32 * sum of q per 16 at lane t; or NULL
+                           // -32 * sum of q per 16 at lane t; q4_k, q5_k: int16 sums of q per 32; or NULL
     int64_t k, kp;         // columns, padded columns (a multiple of 512)
 };
 
@@ -55,7 +55,7 @@ static inline ff_qact ff_qact_from(const ff_qact *a, int64_t i0) {
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
 typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                            const ff_qact *a, int m);
-// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR (q8_0/q4_0) or FF_R16_MR_K (others)
+// the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR or FF_R16_MR_K (ff_quant.h)
 typedef void (*ff_qdot_r16_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                int m);
 // y (m, nr) row stride ldy = A (m,k) . W (nr,k)^T for nr <= FF_QP_NR rows of W, any m; panel: FF_QP_BYTES(k/32)
@@ -128,9 +128,10 @@ typedef struct ff_kernels {
     // online softmax of one row s (n,) in place over its first nv keys (the rest become 0); scalars mx, l, alpha
     void (*attn_softmax_dot_f32)(float *restrict p, float *restrict mx, float *restrict l, float *restrict alpha,
                                  int64_t nv, int64_t n);
-    // x (k,) -> q (k,) int8 with d (k/32,) scales, x ~ d * q rounded to nearest even, s (k/16,) sums of q
-    void (*quant_act_q8)(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
-                         int64_t k);
+    // x (k,) -> q (k,) int8 with d (k/32,) scales, x ~ d * q rounded to nearest even, s (k/16,) sums of q; one
+    // scale per bs (32 or 256; k % bs == 0) elements, stored in each of its bs/32 entries of d
+    void (*quant_act_q8)(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x, int64_t k,
+                         int bs);
     // y (n,) = fp16(x (n,)) rounding to nearest even, and back (exact)
     void (*fp32_to_fp16_row)(uint16_t *restrict y, const float *restrict x, int64_t n);
     void (*fp16_to_fp32_row)(float *restrict y, const uint16_t *restrict x, int64_t n);
@@ -183,7 +184,7 @@ extern const ff_kernels *ff_kern;  // the table in use
     void ff_attn_qk_dot_kv_##sfx(float *restrict s, const float *restrict q, const void *restrict k, int t, int64_t m, \
                                  int64_t n, int64_t d);                                                                \
     void ff_quant_act_q8_##sfx(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,    \
-                               int64_t k);                                                                             \
+                               int64_t k, int bs);                                                                     \
     void ff_fp32_to_fp16_row_##sfx(uint16_t *restrict y, const float *restrict x, int64_t n);                          \
     void ff_fp16_to_fp32_row_##sfx(float *restrict y, const uint16_t *restrict x, int64_t n);
 

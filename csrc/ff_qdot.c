@@ -9,6 +9,7 @@
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AI __attribute__((always_inline))
@@ -64,15 +65,20 @@ static inline AI FF_AVX2 __m256 scales8_avx2(const uint8_t *p, int bsz, int cnt)
 }
 
 FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
-                                  int64_t k) {
+                                  int64_t k, int bs) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
+    float db = 0.0f, id = 0.0f;
     for (int64_t b = 0; b < k / 32; b++) {
         __m256 v[4];
+        if (b % (bs / 32) == 0) {
+            // the block's max |x| (exact in any order)
+            __m256 mx = _mm256_setzero_ps();
+            for (int64_t e = 0; e < bs; e += 8)
+                mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b + e)));
+            float amax = ff_hmax_ps256(mx);
+            db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        }
         for (int t = 0; t < 4; t++) v[t] = _mm256_loadu_ps(x + 32 * b + 8 * t);
-        __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                                  _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-        float amax = ff_hmax_ps256(mx);
-        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         d[b] = db;
         __m256 vid = _mm256_set1_ps(id);
         __m256i i[4];
@@ -466,193 +472,177 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
-// q4_k (q5 = 0) and q5_k, whose fifth bits come from the tile's qh groups (bit 2c of byte l: low nibble l of group c,
-// bit 2c + 1: high nibble)
+// q4_k (q5 = 0) and q5_k (ff_qdot_q4_k_ref's arithmetic): each 32-block s = 2c + e of the 16 rows (low nibbles
+// of the 64-byte groups (c, p) for e = 0, high for e = 1; q5_k's fifth bit is bit s of the tile's qh groups) sums in
+// int32 over its vpdpbusd chain, times its scale, into the super-block's int32 sum; the mins meet the activations'
+// sums per 32 in four vpdpwssd (pairs of 32-blocks); both scaled once per super-block into the row's float lane.
+// 2 to 8 activation rows (prefill), one 32-block at a time
 static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                           const ff_qact *a, const int mr, const int q5) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
-    const int nc = mr == 1 ? 4 : 1;  // 64-weight groups c (positions 2c, 2c + 1) per sweep
-    const __m512i lo4 = _mm512_set1_epi8(15), hi4 = _mm512_set1_epi8((char)0xf0), lo6 = _mm512_set1_epi8(63);
-    const __m512i two = _mm512_set1_epi8(3), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
+    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
+    const __m512i ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
+    // bytes 0, 1 (2, 3) of each 32-bit lane as its two int16
+    const __m512i pair01 =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128));
+    const __m512i pair23 = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128));
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
-        int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;  // decode prefetches the next group as it goes
-        __m512 acc[4][8], corr[4][8];
-#pragma GCC unroll 4
-        for (int c0 = 0; c0 < 4; c0 += nc) {
-            __m512 ac[4][8], cr[4][8];
-            for (int i = 0; i < mr; i++)
-                for (int s = 0; s < 2 * nc; s++) ac[i][s] = cr[i][s] = _mm512_setzero_ps();
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
-                if (mr == 1)
-                    for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
-                __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-                __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
-#pragma GCC unroll 4
-                for (int cc = 0; cc < nc; cc++) {
-                    int c = c0 + cc;
-                    // the 6-bit scales and mins of positions 2c, 2c + 1 of every row (q4_k_unpack, a row per lane)
-                    __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), sw, mw;
-                    if (c < 2) {
-                        sw = _mm512_and_si512(u0, lo6);
-                        mw = _mm512_and_si512(u1, lo6);
-                    } else {
-                        __m512i u2 = _mm512_loadu_si512(h + 192);
-                        sw = _mm512_or_si512(_mm512_and_si512(u2, lo4),
-                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
-                        mw = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
-                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
-                    }
-                    __m512 sc[2], mn[2];
-                    for (int e = 0; e < 2; e++) {
-                        __m512i sh = _mm512_set1_epi32(8 * ((2 * c + e) % 4));
-                        sc[e] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(sw, sh), ff)), d);
-                        mn[e] =
-                            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(mw, sh), ff)), dmin);
-                    }
-                    // 8 vpdpbusd per 32-block: low nibbles, and high nibbles times 16 (shifted out after)
-                    __m512i lo[4], hi[4];
-                    for (int i = 0; i < mr; i++) lo[i] = hi[i] = _mm512_setzero_si512();
+        __m512 acc[FF_R16_MR];
+        for (int i = 0; i < mr; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
+            // the 6-bit scales and mins of every row (q4_k_unpack, a row per lane): positions 0..3, then 4..7
+            __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), u2 = _mm512_loadu_si512(h + 192);
+            __m512i sw[2], mw[2];
+            sw[0] = _mm512_and_si512(u0, lo6);
+            mw[0] = _mm512_and_si512(u1, lo6);
+            sw[1] = _mm512_or_si512(_mm512_and_si512(u2, lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
+            mw[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+            __m512i isb[FF_R16_MR];
+            for (int i = 0; i < mr; i++) isb[i] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int e = 0; e < 2; e++)
+#pragma GCC unroll 1
+                for (int c = 0; c < 4; c++) {
+                    int s = 2 * c + e;
+                    __m512i sc = _mm512_and_si512(_mm512_srl_epi32(sw[c / 2], _mm_cvtsi32_si128(8 * (s % 4))), ff);
+                    // q5_k: bit s of qh to bit 4, by a left then a right shift (16-bit lanes; neither moves a bit that
+                    // is kept across the byte boundary)
+                    __m128i bl = _mm_cvtsi32_si128(s < 4 ? 4 - s : 0), br = _mm_cvtsi32_si128(s > 4 ? s - 4 : 0);
+                    const int8_t *aq = a->q + 256 * sb + 64 * c + 32 * e;
+                    __m512i ci[FF_R16_MR];
+                    for (int i = 0; i < mr; i++) ci[i] = _mm512_setzero_si512();
 #pragma GCC unroll 8
                     for (int p = 0; p < 8; p++) {
                         __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
-                        __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(x, hi4);
+                        if (e) x = _mm512_srli_epi16(x, 4);
                         if (q5) {
-                            // bits 2c and 2c + 1 of qh to bit 4 of the low and of the high value (the high one
-                            // then unshifted: 16 times it would not fit a byte)
                             __m512i qh = _mm512_loadu_si512(v + 2048 + 64 * p);
-                            __m512i bl = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
-                            __m512i bh = c < 2 ? _mm512_slli_epi16(qh, 3 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 3);
-                            xl = _mm512_ternarylogic_epi32(x, _mm512_and_si512(bl, bit4), lo4, 0xe4);
-                            xh = _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 4), _mm512_and_si512(bh, bit4), lo4,
-                                                           0xe4);
+                            qh = _mm512_and_si512(_mm512_srl_epi16(_mm512_sll_epi16(qh, bl), br), bit4);
+                            x = _mm512_ternarylogic_epi32(x, qh, lo4, 0xe4);  // (x & lo4) | qh
+                        } else {
+                            x = _mm512_and_si512(x, lo4);
                         }
-                        for (int i = 0; i < mr; i++) {
-                            int64_t e = 256 * sb + 64 * c + 4 * p;
-                            lo[i] = _mm512_dpbusd_epi32(lo[i], xl, R16_A4(i, e));
-                            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, R16_A4(i, e + 32));
-                        }
+                        for (int i = 0; i < mr; i++)
+                            ci[i] = _mm512_dpbusd_epi32(ci[i], x, _mm512_set1_epi32(ld32(aq + i * kp + 4 * p)));
                     }
-                    for (int i = 0; i < mr; i++) {
-                        int64_t b = 8 * sb + 2 * c;
-                        const float *da = a->d + i * (kp / 32) + b;
-                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
-                        __m512i hs = q5 ? hi[i] : _mm512_srai_epi32(hi[i], 4);
-                        ac[i][2 * cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]),
-                                                        _mm512_mul_ps(sc[0], _mm512_set1_ps(da[0])), ac[i][2 * cc]);
-                        ac[i][2 * cc + 1] = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(hs), _mm512_mul_ps(sc[1], _mm512_set1_ps(da[1])), ac[i][2 * cc + 1]);
-                        cr[i][2 * cc] =
-                            _mm512_fmadd_ps(mn[0], _mm512_set1_ps(da[0] * (float)(as[0] + as[1])), cr[i][2 * cc]);
-                        cr[i][2 * cc + 1] =
-                            _mm512_fmadd_ps(mn[1], _mm512_set1_ps(da[1] * (float)(as[2] + as[3])), cr[i][2 * cc + 1]);
-                    }
+                    for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
                 }
+            __m512i mp[4] = {_mm512_shuffle_epi8(mw[0], pair01), _mm512_shuffle_epi8(mw[0], pair23),
+                             _mm512_shuffle_epi8(mw[1], pair01), _mm512_shuffle_epi8(mw[1], pair23)};
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
+            for (int i = 0; i < mr; i++) {
+                const int32_t *bs = a->lanes + i * (kp / 4) + 4 * sb;  // int16 pairs of sums per 32
+                __m512i msb = _mm512_setzero_si512();
+                for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(bs[u]));
+                __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + 8 * sb]);
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb[i]), _mm512_mul_ps(d, da), acc[i]);
+                acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc[i]);
             }
-            for (int i = 0; i < mr; i++)
-                for (int s = 0; s < 2 * nc; s++) acc[i][2 * c0 + s] = ac[i][s], corr[i][2 * c0 + s] = cr[i][s];
         }
-        // the row kernels' horizontal sums (ff_hsum_ps256's tree), lane by lane
-        for (int i = 0; i < mr; i++) {
-            __m512 q[4], cq[4];
-            for (int j = 0; j < 4; j++) {
-                q[j] = _mm512_add_ps(acc[i][j], acc[i][j + 4]);
-                cq[j] = _mm512_add_ps(corr[i][j], corr[i][j + 4]);
-            }
-            __m512 r = _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3]));
-            __m512 cs = _mm512_add_ps(_mm512_add_ps(cq[0], cq[2]), _mm512_add_ps(cq[1], cq[3]));
-            _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_sub_ps(r, cs));
-        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, acc[i]);
     }
 }
 
-// q6_k: a pair of positions per sweep step: from the ql bytes j (0 or 1) of half hf and 4-byte groups p = 4 s2..,
-// low nibbles with qh bits 2j.. are sub-block 8hf + 2j + s2, high nibbles with qh bits 2j + 4.. sub-block + 4
-static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                            const ff_qact *a, const int mr) {
+// q6_k (ff_qdot_q6_k_ref's arithmetic): each 16-sub-block of the 16 rows sums in int32 from the lane sums
+// -32 * sum(a), times its scale, into the super-block's int32 sum, scaled once by d * d_a into the row's float lane.
+// sub-block st is half hf = st / 8, ql bytes j = st % 4 / 2, 4-byte groups p = 4 (st % 2).., low nibbles with qh
+// bits 2j.. (st % 8 < 4) or high nibbles with qh bits 2j + 4..
+
+// decode (one activation row): every sub-block of a super-block in turn, a pair of them (low and high nibbles of
+// the same bytes) per step; the next group is prefetched as the tile streams
+static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
-    const int np = mr == 1 ? 8 : 1;  // pairs of positions per sweep
     const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;
-        __m512 acc[4][16];
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
+            for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
+            __m512i isb = _mm512_setzero_si512();
 #pragma GCC unroll 8
-        for (int P0 = 0; P0 < 8; P0 += np) {
-            __m512 ac[4][16];
-            for (int i = 0; i < mr; i++)
-                for (int e = 0; e < 2 * np; e++) ac[i][e] = _mm512_setzero_ps();
-            for (int64_t sb = 0; sb < nsb; sb++) {
-                const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
-                if (mr == 1)
-                    for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
-                __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-#pragma GCC unroll 8
-                for (int pp = 0; pp < np; pp++) {
-                    int P = P0 + pp, hf = P / 4, s2 = (P / 2) & 1, j = P & 1;
-                    int t0 = 8 * hf + 2 * j + s2, t1 = t0 + 4;  // the pair's sub-blocks
-                    __m512 sc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                   _mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t0)))),
-                                               d);
-                    __m512 sc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                   _mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t1)))),
-                                               d);
-                    // the int chains start at the lane sums -32 * sum(a) of their sub-block
-                    __m512i lo[4], hi[4];
-                    for (int i = 0; i < mr; i++) {
-                        const int32_t *ls = a->lanes + i * (kp / 4) + 16 * sb;
-                        lo[i] = _mm512_set1_epi32(ls[t0]);
-                        hi[i] = _mm512_set1_epi32(ls[t1]);
-                    }
+            for (int P = 0; P < 8; P++) {
+                // sub-blocks t0 (low nibbles) and t0 + 4 (high nibbles)
+                int hf = P / 4, j = (P / 2) & 1, s2 = P & 1, t0 = 8 * hf + 2 * j + s2;
+                __m512i lo = _mm512_set1_epi32(a->lanes[16 * sb + t0]),
+                        hi = _mm512_set1_epi32(a->lanes[16 * sb + t0 + 4]);
 #pragma GCC unroll 4
-                    for (int p = 4 * s2; p < 4 * s2 + 4; p++) {
-                        const uint8_t *o = v + (hf * 8 + p) * 3 * 64;
-                        __m512i ql = _mm512_loadu_si512(o + 64 * j), qh = _mm512_loadu_si512(o + 128);
-                        __m512i hl = j ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4);
-                        __m512i hh = j ? _mm512_srli_epi16(qh, 2) : qh;
-                        __m512i xl = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(hl, hi2), lo4, 0xe4);
-                        __m512i xh =
-                            _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
-                        for (int i = 0; i < mr; i++) {
-                            int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p;
-                            lo[i] = _mm512_dpbusd_epi32(lo[i], xl, R16_A4(i, e));
-                            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, R16_A4(i, e + 64));
-                        }
-                    }
-                    for (int i = 0; i < mr; i++) {
-                        const float *da = a->d + i * (kp / 32) + 8 * sb;
-                        ac[i][2 * pp] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[i]),
-                                                        _mm512_mul_ps(sc0, _mm512_set1_ps(da[t0 / 2])), ac[i][2 * pp]);
-                        ac[i][2 * pp + 1] =
-                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[i]), _mm512_mul_ps(sc1, _mm512_set1_ps(da[t1 / 2])),
-                                            ac[i][2 * pp + 1]);
-                    }
+                for (int p = 4 * s2; p < 4 * s2 + 4; p++) {
+                    const uint8_t *o = v + (hf * 8 + p) * 3 * 64;
+                    __m512i ql = _mm512_loadu_si512(o + 64 * j), qh = _mm512_loadu_si512(o + 128);
+                    __m512i hl = j ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4);
+                    __m512i hh = j ? _mm512_srli_epi16(qh, 2) : qh;
+                    __m512i xl = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(hl, hi2), lo4, 0xe4);
+                    __m512i xh =
+                        _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
+                    int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p;
+                    lo = _mm512_dpbusd_epi32(lo, xl, R16_A4(0, e));
+                    hi = _mm512_dpbusd_epi32(hi, xh, R16_A4(0, e + 64));
                 }
+                __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t0)));
+                __m512i sc1 =
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * (t0 + 4))));
+                isb = _mm512_add_epi32(isb, _mm512_add_epi32(_mm512_mullo_epi32(lo, sc0), _mm512_mullo_epi32(hi, sc1)));
             }
-            for (int pp = 0; pp < np; pp++) {
-                int P = P0 + pp, t0 = 8 * (P / 4) + 2 * (P & 1) + ((P / 2) & 1);
-                for (int i = 0; i < mr; i++) acc[i][t0] = ac[i][2 * pp], acc[i][t0 + 4] = ac[i][2 * pp + 1];
-            }
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, _mm512_set1_ps(a->d[8 * sb])), acc);
         }
-        // the row kernels' horizontal sum of 16 lanes (_mm512_reduce_add_ps's tree), lane by lane
-        for (int i = 0; i < mr; i++) {
-            __m512 hv[8], q[4];
-            for (int e = 0; e < 8; e++) hv[e] = _mm512_add_ps(acc[i][e + 8], acc[i][e]);
-            for (int e = 0; e < 4; e++) q[e] = _mm512_add_ps(hv[e + 4], hv[e]);
-            _mm512_storeu_ps(y + i * ldy + g * FF_R16,
-                             _mm512_add_ps(_mm512_add_ps(q[0], q[2]), _mm512_add_ps(q[1], q[3])));
-        }
+        _mm512_storeu_ps(y + g * FF_R16, acc);
     }
 }
 
-#define FF_R16_K_BY_M(kern)                                                                                            \
-    switch (m) {                                                                                                       \
-    case 4: kern(y, ldy, w, n, a, 4); break;                                                                           \
-    case 3: kern(y, ldy, w, n, a, 3); break;                                                                           \
-    case 2: kern(y, ldy, w, n, a, 2); break;                                                                           \
-    default: kern(y, ldy, w, n, a, 1); break;                                                                          \
+// prefill (2..8 activation rows): one sub-block at a time, each row keeping its int chain and super-block sum
+static inline AI FF_VNNI void r16_q6_k_rows_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                                 const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
+    const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nsb * tile;
+        __m512 acc[FF_R16_MR];
+        for (int i = 0; i < mr; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *h = t + sb * tile;
+            __m512i isb[FF_R16_MR];
+            for (int i = 0; i < mr; i++) isb[i] = _mm512_setzero_si512();
+            // the decoding (hi, j) as constants, the 4 sub-blocks (hf, s2) that share it in a loop
+#pragma GCC unroll 4
+            for (int hj = 0; hj < 4; hj++)
+#pragma GCC unroll 1
+                for (int fs = 0; fs < 4; fs++) {
+                    const int hi = hj / 2, j = hj % 2, hf = fs / 2, s2 = fs % 2, st = 8 * hf + 4 * hi + 2 * j + s2;
+                    const uint8_t *v = h + FF_R16_Q6_K_HEAD + (hf * 8 + 4 * s2) * 3 * 64;
+                    const int8_t *aq = a->q + 256 * sb + 128 * hf + 64 * hi + 32 * j + 16 * s2;
+                    __m512i ci[FF_R16_MR];
+                    for (int i = 0; i < mr; i++) ci[i] = _mm512_set1_epi32(a->lanes[i * (kp / 4) + 16 * sb + st]);
+#pragma GCC unroll 4
+                    for (int p = 0; p < 4; p++) {
+                        __m512i ql = _mm512_loadu_si512(v + p * 3 * 64 + 64 * j),
+                                qh = _mm512_loadu_si512(v + p * 3 * 64 + 128);
+                        __m512i b = hi ? (j ? _mm512_srli_epi16(qh, 2) : qh) : _mm512_slli_epi16(qh, j ? 2 : 4);
+                        __m512i x = _mm512_ternarylogic_epi32(hi ? _mm512_srli_epi16(ql, 4) : ql,
+                                                              _mm512_and_si512(b, hi2), lo4, 0xe4);
+                        for (int i = 0; i < mr; i++)
+                            ci[i] = _mm512_dpbusd_epi32(ci[i], x, _mm512_set1_epi32(ld32(aq + i * kp + 4 * p)));
+                    }
+                    __m512i sc =
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * st)));
+                    for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
+                }
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+            for (int i = 0; i < mr; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb[i]),
+                                         _mm512_mul_ps(d, _mm512_set1_ps(a->d[i * (kp / 32) + 8 * sb])), acc[i]);
+        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, acc[i]);
     }
+}
 
 static inline AI FF_VNNI void r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                             const ff_qact *a, const int mr) {
@@ -663,6 +653,95 @@ static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, cons
                                             const ff_qact *a, const int mr) {
     r16_k4_vnni(y, ldy, w, n, a, mr, 1);
 }
+
+// q4_k and q5_k decode (one activation row, the arithmetic of r16_k4_vnni): the 8 32-blocks' chains side by side,
+// each 64-byte group read once for its low and high nibbles; the next group is prefetched as the tile streams
+static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                                              const int q5) {
+    int64_t nsb = a->k / 256, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
+    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
+    const __m512i ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
+    const __m512i pair01 =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128));
+    const __m512i pair23 = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128));
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        const uint8_t *t = w + g * nsb * tile;
+        int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
+            for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + next + o), _MM_HINT_T0);
+            const int8_t *aq = a->q + 256 * sb;
+            __m512i ci[8];
+            for (int s = 0; s < 8; s++) ci[s] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) {
+                __m512i qh = q5 ? _mm512_loadu_si512(v + 2048 + 64 * p) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {
+                    __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
+                    __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+                    if (q5) {
+                        // bits 2c and 2c + 1 of qh to bit 4
+                        __m512i bl = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
+                        __m512i bh = c < 2 ? _mm512_slli_epi16(qh, 3 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 3);
+                        xl = _mm512_ternarylogic_epi32(xl, bl, bit4, 0xf8);  // xl | (bl & bit4)
+                        xh = _mm512_ternarylogic_epi32(xh, bh, bit4, 0xf8);
+                    }
+                    ci[2 * c] = _mm512_dpbusd_epi32(ci[2 * c], xl, _mm512_set1_epi32(ld32(aq + 64 * c + 4 * p)));
+                    ci[2 * c + 1] =
+                        _mm512_dpbusd_epi32(ci[2 * c + 1], xh, _mm512_set1_epi32(ld32(aq + 64 * c + 32 + 4 * p)));
+                }
+            }
+            __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), u2 = _mm512_loadu_si512(h + 192);
+            __m512i sw[2], mw[2];
+            sw[0] = _mm512_and_si512(u0, lo6);
+            mw[0] = _mm512_and_si512(u1, lo6);
+            sw[1] = _mm512_or_si512(_mm512_and_si512(u2, lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
+            mw[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
+                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+            __m512i isb = _mm512_setzero_si512();
+            for (int s = 0; s < 8; s++)
+                isb = _mm512_add_epi32(
+                    isb, _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff)));
+            __m512i mp[4] = {_mm512_shuffle_epi8(mw[0], pair01), _mm512_shuffle_epi8(mw[0], pair23),
+                             _mm512_shuffle_epi8(mw[1], pair01), _mm512_shuffle_epi8(mw[1], pair23)};
+            const int32_t *bs = a->lanes + 4 * sb;
+            __m512i msb = _mm512_setzero_si512();
+            for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(bs[u]));
+            __m512 da = _mm512_set1_ps(a->d[8 * sb]);
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, da), acc);
+            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc);
+        }
+        _mm512_storeu_ps(y + g * FF_R16, acc);
+    }
+}
+
+static inline AI FF_VNNI void r16_q4_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
+                                                const ff_qact *a) {
+    r16_k4_dec_vnni(y, w, n, a, 0);
+}
+
+static inline AI FF_VNNI void r16_q5_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
+                                                const ff_qact *a) {
+    r16_k4_dec_vnni(y, w, n, a, 1);
+}
+
+#define FF_R16_K_BY_M(kern)                                                                                            \
+    switch (m) {                                                                                                       \
+    case 8: kern(y, ldy, w, n, a, 8); break;                                                                           \
+    case 7: kern(y, ldy, w, n, a, 7); break;                                                                           \
+    case 6: kern(y, ldy, w, n, a, 6); break;                                                                           \
+    case 5: kern(y, ldy, w, n, a, 5); break;                                                                           \
+    case 4: kern(y, ldy, w, n, a, 4); break;                                                                           \
+    case 3: kern(y, ldy, w, n, a, 3); break;                                                                           \
+    case 2: kern(y, ldy, w, n, a, 2); break;                                                                           \
+    default: kern##_dec(y, w, n, a); break;                                                                            \
+    }
 
 FF_VNNI void ff_qdot_r16_q4_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
@@ -676,15 +755,30 @@ FF_VNNI void ff_qdot_r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t
 
 FF_VNNI void ff_qdot_r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
-    FF_R16_K_BY_M(r16_q6_k_vnni);
+    switch (m) {
+    case 8: r16_q6_k_rows_vnni(y, ldy, w, n, a, 8); break;
+    case 7: r16_q6_k_rows_vnni(y, ldy, w, n, a, 7); break;
+    case 6: r16_q6_k_rows_vnni(y, ldy, w, n, a, 6); break;
+    case 5: r16_q6_k_rows_vnni(y, ldy, w, n, a, 5); break;
+    case 4: r16_q6_k_rows_vnni(y, ldy, w, n, a, 4); break;
+    case 3: r16_q6_k_rows_vnni(y, ldy, w, n, a, 3); break;
+    case 2: r16_q6_k_rows_vnni(y, ldy, w, n, a, 2); break;
+    default: r16_q6_k_vnni(y, w, n, a); break;
+    }
 }
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
-                                      const float *restrict x, int64_t k) {
+                                      const float *restrict x, int64_t k, int bs) {
+    float db = 0.0f, id = 0.0f;
     for (int64_t b = 0; b < k / 32; b++) {
+        if (b % (bs / 32) == 0) {
+            // the block's max |x| (exact in any order)
+            __m512 mx = _mm512_setzero_ps();
+            for (int64_t e = 0; e < bs; e += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + 32 * b + e)));
+            float amax = ff_hmax_ps512(mx);
+            db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        }
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
-        float amax = ff_hmax_ps512(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         d[b] = db;
         __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
         __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));

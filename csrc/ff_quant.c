@@ -224,14 +224,17 @@ int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t co
 
 // ---- activations: int8 per 32 with a float scale, round to nearest even ----
 
-void ff_quant_act_q8_ref(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x,
-                         int64_t k) {
-    // x (k,) -> q (k,), d (k/32,) with x ~ d * q, s (k/16,) sums of q
+void ff_quant_act_q8_ref(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x, int64_t k,
+                         int bs) {
+    // x (k,) -> q (k,), d (k/32,) with x ~ d * q (one scale per bs elements), s (k/16,) sums of q
+    float db = 0.0f, id = 0.0f;
     for (int64_t b = 0; b < k / 32; b++) {
         const float *xb = x + 32 * b;
-        float amax = 0.0f;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        if (b % (bs / 32) == 0) {
+            float amax = 0.0f;
+            for (int j = 0; j < bs; j++) amax = fmaxf(amax, fabsf(xb[j]));
+            db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        }
         d[b] = db;
         for (int h = 0; h < 2; h++) {
             int sum = 0;
@@ -291,53 +294,39 @@ void ff_qdot_q4_0_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     }
 }
 
-// the float sums of the K-quant kernels: 16 lanes as _mm512_reduce_add_ps adds them, 8 as ff_hsum_ps256
-static float sum16_tree(const float v[16]) {
-    float h[8], q[4];
-    for (int j = 0; j < 8; j++) h[j] = v[j + 8] + v[j];
-    for (int j = 0; j < 4; j++) q[j] = h[j + 4] + h[j];
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-static float sum8_tree(const float v[8]) {
-    float q[4];
-    for (int j = 0; j < 4; j++) q[j] = v[j] + v[j + 4];
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-// one q4_k (q5 = 0) or q5_k (q5 = 1) super-block . its 256 activations: the exact int dot of each 32-block s is
-// scaled once, by d * sc_s * d_a, into the float lane s (one lane per position in the super-block, super-blocks
-// in order), the mins likewise into corr; the row is sum8_tree(acc) - sum8_tree(corr). q5_k's value of weight
-// 32s + l is q4_k's nibble (its qs at 48) plus bit s of qh[l] (at 16) as 16
-static void k4_sb_ref(float acc[8], float corr[8], const uint8_t *blk, const int8_t *aq, const float *ad,
-                      const int16_t *as, int q5) {
+// one q4_k (q5 = 0) or q5_k (q5 = 1) super-block . its 256 activations (one activation scale per 256, as the K
+// types' are quantized): the exact int sums over its 32-blocks s of sc_s * (q . a) and of m_s * sum(a), scaled once
+// by d * d_a and dmin * d_a into the row's one float accumulator, super-blocks in order. q5_k's value of weight
+// 32s + l is q4_k's nibble (its qs at 48) plus bit s of qh[l] (at 16) as 16. |sums| <= 8 * 63 * 32 * 31 * 127
+static float k4_sb_ref(float acc, const uint8_t *blk, const int8_t *aq, float ad, const int16_t *as, int q5) {
     const uint8_t *q = blk + (q5 ? 48 : 16), *qh = blk + 16;
-    float d = ff_ld_fp16(blk), dmin = ff_ld_fp16(blk + 2);
     uint8_t sc[8], mn[8];
     q4_k_scales(sc, mn, blk + 4);
+    int32_t isum = 0, msum = 0;
     for (int s = 0; s < 8; s++) {
-        int32_t isum = 0;
+        int32_t dot = 0;
         for (int t = 0; t < 32; t++) {
             int v = (q[32 * (s / 2) + t] >> (4 * (s & 1))) & 15;
             if (q5) v |= ((qh[t] >> s) & 1) << 4;
-            isum += v * aq[32 * s + t];
+            dot += v * aq[32 * s + t];
         }
-        acc[s] = fmaf((float)isum, (float)sc[s] * d * ad[s], acc[s]);
-        corr[s] = fmaf((float)mn[s] * dmin, ad[s] * (float)(as[2 * s] + as[2 * s + 1]), corr[s]);
+        isum += sc[s] * dot;
+        msum += mn[s] * (as[2 * s] + as[2 * s + 1]);
     }
+    acc = fmaf((float)isum, ff_ld_fp16(blk) * ad, acc);
+    return fmaf(-(float)msum, ff_ld_fp16(blk + 2) * ad, acc);
 }
 
 static void qdot_k4_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                         const ff_qact *a, int m, int q5) {
-    // per 32-block s: d_a * (d * sc_s * (q . a) - dmin * m_s * sum(a))
     int64_t nsb = a->k / 256, kp = a->kp, bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES;
     for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            float acc[8] = {0.0f}, corr[8] = {0.0f};
+            float acc = 0.0f;
             for (int64_t sb = 0; sb < nsb; sb++)
-                k4_sb_ref(acc, corr, w + j * stride + bsz * sb, a->q + i * kp + 256 * sb, a->d + i * (kp / 32) + 8 * sb,
-                          a->s + i * (kp / 16) + 16 * sb, q5);
-            y[i * ldy + j] = sum8_tree(acc) - sum8_tree(corr);
+                acc = k4_sb_ref(acc, w + j * stride + bsz * sb, a->q + i * kp + 256 * sb, a->d[i * (kp / 32) + 8 * sb],
+                                a->s + i * (kp / 16) + 16 * sb, q5);
+            y[i * ldy + j] = acc;
         }
 }
 
@@ -351,31 +340,30 @@ void ff_qdot_q5_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w,
     qdot_k4_ref(y, ldy, w, stride, n, a, m, 1);
 }
 
-// one q6_k super-block . its 256 activations: the exact int dot of each 16-sub-block t, minus 32 * sum(a), is
-// scaled once, by d * sc_t * d_a, into the float lane t (16 lanes, super-blocks in order); the row is
-// sum16_tree(acc)
-static void q6_k_sb_ref(float acc[16], const uint8_t *blk, const int8_t *aq, const float *ad, const int16_t *as) {
+// one q6_k super-block . its 256 activations (one activation scale per 256, as q6_k's are quantized): the exact
+// int sum over the 16-sub-blocks t of sc_t * (q . a - 32 * sum(a)), q in 0..63, scaled once by d * d_a into the
+// row's one float accumulator, super-blocks in order. |sum| <= 16 * 128 * 16 * 32 * 127 < 2^31
+static float q6_k_sb_ref(float acc, const uint8_t *blk, const int8_t *aq, float ad, const int16_t *as) {
     const int8_t *sc = (const int8_t *)(blk + 192);
-    float d = ff_ld_fp16(blk + 208);
-    int32_t isum[16] = {0};
+    int32_t isum[16] = {0}, sum = 0;
     for (int l = 0; l < 256; l++) {
         int sub, q = q6_k_value(blk, l, &sub);
         isum[sub] += q * aq[l];
     }
-    for (int t = 0; t < 16; t++) acc[t] = fmaf((float)(isum[t] - 32 * as[t]), (float)sc[t] * d * ad[t / 2], acc[t]);
+    for (int t = 0; t < 16; t++) sum += sc[t] * (isum[t] - 32 * as[t]);
+    return fmaf((float)sum, ff_ld_fp16(blk + 208) * ad, acc);
 }
 
 void ff_qdot_q6_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                       const ff_qact *a, int m) {
-    // per 16-sub-block t: d * sc_t * d_a * (q . a - 32 * sum(a)), q in 0..63
     int64_t nsb = a->k / 256, kp = a->kp;
     for (int64_t j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
-            float acc[16] = {0.0f};
+            float acc = 0.0f;
             for (int64_t sb = 0; sb < nsb; sb++)
-                q6_k_sb_ref(acc, w + j * stride + FF_Q6_K_BYTES * sb, a->q + i * kp + 256 * sb,
-                            a->d + i * (kp / 32) + 8 * sb, a->s + i * (kp / 16) + 16 * sb);
-            y[i * ldy + j] = sum16_tree(acc);
+                acc = q6_k_sb_ref(acc, w + j * stride + FF_Q6_K_BYTES * sb, a->q + i * kp + 256 * sb,
+                                  a->d[i * (kp / 32) + 8 * sb], a->s + i * (kp / 16) + 16 * sb);
+            y[i * ldy + j] = acc;
         }
 }
 
@@ -554,16 +542,16 @@ static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restri
                 const int8_t *aq = a->q + i * kp;
                 const float *ad = a->d + i * (kp / 32);
                 const int16_t *as = a->s + i * (kp / 16);
-                float acc[16] = {0.0f}, corr[8] = {0.0f};
+                float acc = 0.0f;
                 for (int64_t sb = 0; sb < nsb; sb++) {
                     uint8_t blk[FF_Q6_K_BYTES];
                     r16_k_block(blk, t, sb, r, qtype);
                     if (qtype == FF_QT_Q6_K)
-                        q6_k_sb_ref(acc, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb);
+                        acc = q6_k_sb_ref(acc, blk, aq + 256 * sb, ad[8 * sb], as + 16 * sb);
                     else
-                        k4_sb_ref(acc, corr, blk, aq + 256 * sb, ad + 8 * sb, as + 16 * sb, qtype == FF_QT_Q5_K);
+                        acc = k4_sb_ref(acc, blk, aq + 256 * sb, ad[8 * sb], as + 16 * sb, qtype == FF_QT_Q5_K);
                 }
-                y[i * ldy + g * FF_R16 + r] = qtype == FF_QT_Q6_K ? sum16_tree(acc) : sum8_tree(acc) - sum8_tree(corr);
+                y[i * ldy + g * FF_R16 + r] = acc;
             }
     }
 }
@@ -614,6 +602,10 @@ static int32_t lane_offset(int qtype) {
     }
 }
 
+// the activations' scale block: 256 for the K types whose kernels sum a super-block in int32 (q4_k, q5_k, q6_k),
+// 32 for the others
+static int act_block(int qtype) { return qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K || qtype == FF_QT_Q6_K ? 256 : 32; }
+
 static void qact_task(void *arg, int ith, int nth) {
     qlin_ctx *c = arg;
     int64_t lo, hi, kp = c->act.kp;
@@ -623,7 +615,7 @@ static void qact_task(void *arg, int ith, int nth) {
         int8_t *q = c->q + i * kp;
         float *d = c->d + i * (kp / 32);
         int16_t *s = c->s + i * (kp / 16);
-        ff_kern->quant_act_q8(q, d, s, c->x + i * c->k, c->k);
+        ff_kern->quant_act_q8(q, d, s, c->x + i * c->k, c->k, act_block(c->qtype));
         // zero padding up to kp
         memset(q + c->k, 0, (size_t)(kp - c->k));
         memset(d + c->k / 32, 0, (size_t)(kp - c->k) / 32 * sizeof(float));
@@ -633,6 +625,8 @@ static void qact_task(void *arg, int ith, int nth) {
             memset(l, 0, (size_t)kp);
             if (c->qtype == FF_QT_Q6_K)
                 for (int64_t t = 0; t < c->k / 16; t++) l[t] = -off * s[t];
+            else if (off == 0)  // q4_k, q5_k: the sums of q per 32 as int16 (|sum| <= 32 * 127)
+                for (int64_t b = 0; b < c->k / 32; b++) ((int16_t *)(void *)l)[b] = (int16_t)(s[2 * b] + s[2 * b + 1]);
             else
                 for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
         }
@@ -646,7 +640,10 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         // r16 groups; with more activation rows than one call takes, 4 groups at a time stay in cache while
         // the rows sweep them
         ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
-        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 ? FF_R16_MR : FF_R16_MR_K;
+        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 || c->qtype == FF_QT_Q4_K || c->qtype == FF_QT_Q5_K ||
+                         c->qtype == FF_QT_Q6_K
+                     ? FF_R16_MR
+                     : FF_R16_MR_K;
         int64_t jt = c->m <= mr ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
@@ -719,9 +716,9 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
     int64_t stride = ff_qtype_row_bytes(qtype, k);
     if (stride <= 0 || m < 0) return FF_EINVAL;
     if (m == 0 || ntot == 0) return FF_OK;
-    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0/q6_k kernels
+    // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0/q4_k/q5_k/q6_k kernels
     int64_t kp = (k + 511) / 512 * 512;
-    int lanes = lane_offset(qtype) != 0;
+    int lanes = lane_offset(qtype) != 0 || qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K;
     // panels pay for their packing from 5 activation rows on (FF_LIN_AUTO); their gathers take int32 row offsets
     const ff_qkernels *kern = &ff_kern->q;
     int want = path == FF_LIN_PANELS || (path == FF_LIN_AUTO && m >= 5);

@@ -68,7 +68,7 @@ static inline void ff_st_fp16(uint8_t *p, float f) {
 // 64c: q8_0 bytes 4c..4c+3 + 128 (c < 8), q4_0 nibble bytes 4c..4c+3 (c < 4); a block of 16 rows takes the bytes
 // of 16 ggml blocks. one vpdpbusd then multiplies 4 activations with 16 rows.
 #define FF_R16 16
-// activation rows one r16 call takes: up to 8 for q8_0/q4_0, up to 4 for the other types
+// activation rows one r16 call takes: up to 8 for q8_0/q4_0/q4_k/q5_k/q6_k, up to 4 for the other types
 #define FF_R16_MR 8
 #define FF_R16_MR_K 4
 // the r16 layout of a q4_k W: groups of 16 rows, a group being a tile per super-block of 16 * 144 bytes: the
@@ -79,9 +79,9 @@ static inline void ff_st_fp16(uint8_t *p, float f) {
 // the r16 layout of a q6_k W: a tile per super-block of 16 * 210 bytes: the header, FF_R16_Q6_K_HEAD bytes (16
 // fp16 d, then the int8 scale of 16-sub-block t of row r at 32 + 16t + r), then 64-byte groups (h, p, j), h < 2
 // outermost, of 4 bytes per row: j = 0 ql bytes 64h + 4p..+3, j = 1 ql bytes 64h + 32 + 4p..+3, j = 2 qh bytes
-// 32h + 4p..+3. the K-quant r16 kernels sum each 32-block (q4_k) or 16-sub-block (q6_k) of 16 rows in int32 and
-// scale it once, into the row kernels' float lanes in their order, so their results equal the row kernels' bit
-// for bit
+// 32h + 4p..+3. the q4_k/q5_k/q6_k kernels (row, r16 and scalar) sum a super-block's scaled 32-blocks (q4_k,
+// q5_k) or 16-sub-blocks (q6_k) in int32, exactly, and scale that once per super-block (activations quantized per
+// 256), so every kernel gives the scalar twin's bits
 #define FF_R16_Q6_K_HEAD 288
 
 // several Ws (n_p, k) sharing one x (m, k): x is quantized once and one parallel job covers every row of

@@ -211,9 +211,10 @@ def dequantize(data, qtype, shape):
     return w.astype(np.float32).reshape(shape)
 
 
-def quantize_activations(x):
-    """The quantized kernels' activations: int8 per 32 with scale max|x|/127, ties to even; returned dequantized."""
-    xb = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1, 32)
+def quantize_activations(x, block=32):
+    """The quantized kernels' activations: int8 per `block` (32; 256 for q4_k, q5_k, q6_k) with scale max|x|/127,
+    ties to even; returned dequantized."""
+    xb = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1, block)
     d = (np.abs(xb).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
     with np.errstate(divide="ignore"):
         inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
@@ -222,7 +223,7 @@ def quantize_activations(x):
 
 def linear_q(x, data, qtype, shape, bias=None):
     """float64 y = quantized x @ dequantized w.T (+ bias), and sum |terms| (the scale of its rounding error)."""
-    xa = _f64(quantize_activations(x))
+    xa = _f64(quantize_activations(x, 256 if qtype in ("q4_k", "q5_k", "q6_k") else 32))
     wd = _f64(dequantize(data, qtype, shape))
     y = xa @ wd.T + (0 if bias is None else _f64(bias))
     return y, np.abs(xa) @ np.abs(wd).T

@@ -312,7 +312,7 @@ def test_r16_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
 
 @pytest.mark.parametrize("qtype", ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
 def test_r16_rows_are_the_scalar_twin_whatever_shares_the_call(qpath, rng, qtype):
-    # every row count 1..17 (one call takes up to 8 activation rows, 4 for the K types): each row equals that row
+    # every row count 1..17 (one call takes up to 8 activation rows): each row equals that row
     # alone and the scalar twin, bit for bit
     k = 1024 + (256 if qtype.endswith("_k") else 32)  # an odd block count: the even/odd chains end unevenly
     qt = _make(rng, qtype, 64, k)
