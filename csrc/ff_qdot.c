@@ -510,9 +510,7 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                 for (int c = 0; c < 4; c++) {
                     int s = 2 * c + e;
                     __m512i sc = _mm512_and_si512(_mm512_srl_epi32(sw[c / 2], _mm_cvtsi32_si128(8 * (s % 4))), ff);
-                    // q5_k: bit s of qh to bit 4, by a left then a right shift (16-bit lanes; neither moves a bit that
-                    // is kept across the byte boundary)
-                    __m128i bl = _mm_cvtsi32_si128(s < 4 ? 4 - s : 0), br = _mm_cvtsi32_si128(s > 4 ? s - 4 : 0);
+                    const __m512i bit = _mm512_set1_epi8((char)(1 << s));  // q5_k: bit s of qh is bit 4
                     const int8_t *aq = a->q + 256 * sb + 64 * c + 32 * e;
                     __m512i ci[FF_R16_MR];
                     for (int i = 0; i < mr; i++) ci[i] = _mm512_setzero_si512();
@@ -521,9 +519,9 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                         __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
                         if (e) x = _mm512_srli_epi16(x, 4);
                         if (q5) {
-                            __m512i qh = _mm512_loadu_si512(v + 2048 + 64 * p);
-                            qh = _mm512_and_si512(_mm512_srl_epi16(_mm512_sll_epi16(qh, bl), br), bit4);
-                            x = _mm512_ternarylogic_epi32(x, qh, lo4, 0xe4);  // (x & lo4) | qh
+                            __mmask64 hb = _mm512_test_epi8_mask(_mm512_loadu_si512(v + 2048 + 64 * p), bit);
+                            x = _mm512_and_si512(x, lo4);
+                            x = _mm512_mask_add_epi8(x, hb, x, bit4);
                         } else {
                             x = _mm512_and_si512(x, lo4);
                         }
