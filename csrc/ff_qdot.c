@@ -472,6 +472,27 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
+// the 6-bit scales and mins of a q4_k/q5_k r16 tile's 16 rows (q4_k_unpack, a row per lane): sw[0] the scales of
+// positions 0..3 as bytes, sw[1] of 4..7; mp[u] the mins of positions 2u, 2u + 1 as two int16
+static inline AI FF_VNNI void r16_k4_scales(const uint8_t *h, __m512i sw[2], __m512i mp[4]) {
+    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
+    const __m512i pair01 =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128));
+    const __m512i pair23 = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128));
+    __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), u2 = _mm512_loadu_si512(h + 192);
+    sw[0] = _mm512_and_si512(u0, lo6);
+    sw[1] = _mm512_or_si512(_mm512_and_si512(u2, lo4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
+    __m512i m0 = _mm512_and_si512(u1, lo6);
+    __m512i m1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
+                                 _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+    mp[0] = _mm512_shuffle_epi8(m0, pair01);
+    mp[1] = _mm512_shuffle_epi8(m0, pair23);
+    mp[2] = _mm512_shuffle_epi8(m1, pair01);
+    mp[3] = _mm512_shuffle_epi8(m1, pair23);
+}
+
 // q4_k (q5 = 0) and q5_k (ff_qdot_q4_k_ref's arithmetic): each 32-block s = 2c + e of the 16 rows (low nibbles
 // of the 64-byte groups (c, p) for e = 0, high for e = 1; q5_k's fifth bit is bit s of the tile's qh groups) sums in
 // int32 over its vpdpbusd chain, times its scale, into the super-block's int32 sum; the mins meet the activations'
@@ -480,28 +501,15 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                           const ff_qact *a, const int mr, const int q5) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
-    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
-    const __m512i ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
-    // bytes 0, 1 (2, 3) of each 32-bit lane as its two int16
-    const __m512i pair01 =
-        _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128));
-    const __m512i pair23 = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128));
+    const __m512i lo4 = _mm512_set1_epi8(15), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         __m512 acc[FF_R16_MR];
         for (int i = 0; i < mr; i++) acc[i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
-            // the 6-bit scales and mins of every row (q4_k_unpack, a row per lane): positions 0..3, then 4..7
-            __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), u2 = _mm512_loadu_si512(h + 192);
-            __m512i sw[2], mw[2];
-            sw[0] = _mm512_and_si512(u0, lo6);
-            mw[0] = _mm512_and_si512(u1, lo6);
-            sw[1] = _mm512_or_si512(_mm512_and_si512(u2, lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
-            mw[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+            __m512i sw[2], mp[4];
+            r16_k4_scales(h, sw, mp);
             __m512i isb[FF_R16_MR];
             for (int i = 0; i < mr; i++) isb[i] = _mm512_setzero_si512();
 #pragma GCC unroll 2
@@ -530,14 +538,13 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                     }
                     for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
                 }
-            __m512i mp[4] = {_mm512_shuffle_epi8(mw[0], pair01), _mm512_shuffle_epi8(mw[0], pair23),
-                             _mm512_shuffle_epi8(mw[1], pair01), _mm512_shuffle_epi8(mw[1], pair23)};
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
             for (int i = 0; i < mr; i++) {
-                const int32_t *bs = a->lanes + i * (kp / 4) + 4 * sb;  // int16 pairs of sums per 32
+                // the int16 sums per 32 in pairs (stored as int16, read as bytes)
+                const int8_t *bs = (const int8_t *)(a->lanes + i * (kp / 4) + 4 * sb);
                 __m512i msb = _mm512_setzero_si512();
-                for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(bs[u]));
+                for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
                 __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + 8 * sb]);
                 acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb[i]), _mm512_mul_ps(d, da), acc[i]);
                 acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc[i]);
@@ -657,12 +664,7 @@ static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, cons
 static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                               const int q5) {
     int64_t nsb = a->k / 256, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
-    const __m512i lo4 = _mm512_set1_epi8(15), lo6 = _mm512_set1_epi8(63), two = _mm512_set1_epi8(3);
-    const __m512i ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
-    const __m512i pair01 =
-        _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 1, -128, 4, -128, 5, -128, 8, -128, 9, -128, 12, -128, 13, -128));
-    const __m512i pair23 = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(2, -128, 3, -128, 6, -128, 7, -128, 10, -128, 11, -128, 14, -128, 15, -128));
+    const __m512i lo4 = _mm512_set1_epi8(15), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         int64_t next = g + 1 < n / FF_R16 ? nsb * tile : 0;
@@ -692,23 +694,15 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
                         _mm512_dpbusd_epi32(ci[2 * c + 1], xh, _mm512_set1_epi32(ld32(aq + 64 * c + 32 + 4 * p)));
                 }
             }
-            __m512i u0 = _mm512_loadu_si512(h + 64), u1 = _mm512_loadu_si512(h + 128), u2 = _mm512_loadu_si512(h + 192);
-            __m512i sw[2], mw[2];
-            sw[0] = _mm512_and_si512(u0, lo6);
-            mw[0] = _mm512_and_si512(u1, lo6);
-            sw[1] = _mm512_or_si512(_mm512_and_si512(u2, lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), two), 4));
-            mw[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), lo4),
-                                    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), two), 4));
+            __m512i sw[2], mp[4];
+            r16_k4_scales(h, sw, mp);
             __m512i isb = _mm512_setzero_si512();
             for (int s = 0; s < 8; s++)
                 isb = _mm512_add_epi32(
                     isb, _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff)));
-            __m512i mp[4] = {_mm512_shuffle_epi8(mw[0], pair01), _mm512_shuffle_epi8(mw[0], pair23),
-                             _mm512_shuffle_epi8(mw[1], pair01), _mm512_shuffle_epi8(mw[1], pair23)};
-            const int32_t *bs = a->lanes + 4 * sb;
+            const int8_t *bs = (const int8_t *)(a->lanes + 4 * sb);
             __m512i msb = _mm512_setzero_si512();
-            for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(bs[u]));
+            for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
             __m512 da = _mm512_set1_ps(a->d[8 * sb]);
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
