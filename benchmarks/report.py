@@ -145,7 +145,7 @@ def run_models(quick, threads, log, skips):
     rows = []
     for line in proc.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 9 or cells[0] in ("model", "---") or not cells[2].isdigit():
+        if len(cells) < 9 or cells[0] in ("model", "---") or not cells[2].isdigit():
             continue
         title, t = f"{cells[0].upper()} {cells[1].upper()}", int(cells[2])
         if "skipped" in cells[3]:
