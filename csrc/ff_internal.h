@@ -35,7 +35,7 @@ typedef struct ff_qact ff_qact;
 // m rows of quantized activations: row i at q + i*kp, d + i*kp/32, s + i*kp/16, lanes + i*kp/4, zero past k
 struct ff_qact {
     const int8_t *q;       // (m, kp) int8
-    const float *d;        // (m, kp/32) scale per 32 (q6_k: per 256, in each of its 8 entries)
+    const float *d;        // (m, kp/32) scale per 32 (q4_k, q5_k, q6_k: per 256, in each of its 8 entries)
     const int16_t *s;      // (m, kp/16) sums of q per 16
     const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0); q6_k:
                            // -32 * sum of q per 16 at lane t; q4_k, q5_k: int16 sums of q per 32; or NULL

@@ -493,6 +493,20 @@ static inline AI FF_VNNI void r16_k4_scales(const uint8_t *h, __m512i sw[2], __m
     mp[3] = _mm512_shuffle_epi8(m1, pair23);
 }
 
+// the end of a q4_k/q5_k super-block sb for activation row i: its int32 sum isb of scaled 32-blocks and the mins mp
+// against the row's int16 sums per 32 (pairs, read as bytes), scaled by d * d_a and dmin * d_a into acc
+static inline AI FF_VNNI __m512 r16_k4_sb_end(__m512 acc, __m512i isb, const __m512i mp[4], const uint8_t *h,
+                                              const ff_qact *a, int i, int64_t sb) {
+    const int8_t *bs = (const int8_t *)(a->lanes + i * (a->kp / 4) + 4 * sb);
+    __m512i msb = _mm512_setzero_si512();
+    for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
+    __m512 da = _mm512_set1_ps(a->d[i * (a->kp / 32) + 8 * sb]);
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+    __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, da), acc);
+    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc);
+}
+
 // q4_k (q5 = 0) and q5_k (ff_qdot_q4_k_ref's arithmetic): each 32-block s = 2c + e of the 16 rows (low nibbles
 // of the 64-byte groups (c, p) for e = 0, high for e = 1; q5_k's fifth bit is bit s of the tile's qh groups) sums in
 // int32 over its vpdpbusd chain, times its scale, into the super-block's int32 sum; the mins meet the activations'
@@ -538,17 +552,7 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                     }
                     for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
                 }
-            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
-            for (int i = 0; i < mr; i++) {
-                // the int16 sums per 32 in pairs (stored as int16, read as bytes)
-                const int8_t *bs = (const int8_t *)(a->lanes + i * (kp / 4) + 4 * sb);
-                __m512i msb = _mm512_setzero_si512();
-                for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
-                __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + 8 * sb]);
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb[i]), _mm512_mul_ps(d, da), acc[i]);
-                acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc[i]);
-            }
+            for (int i = 0; i < mr; i++) acc[i] = r16_k4_sb_end(acc[i], isb[i], mp, h, a, i, sb);
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, acc[i]);
     }
@@ -561,7 +565,8 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
 
 // decode (one activation row): every sub-block of a super-block in turn, a pair of them (low and high nibbles of
 // the same bytes) per step; the next group is prefetched as the tile streams
-static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a) {
+static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
+                                                const ff_qact *a) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
     const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
     for (int64_t g = 0; g < n / FF_R16; g++) {
@@ -604,8 +609,8 @@ static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, const uint8_t *re
 }
 
 // prefill (2..8 activation rows): one sub-block at a time, each row keeping its int chain and super-block sum
-static inline AI FF_VNNI void r16_q6_k_rows_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                                 const ff_qact *a, const int mr) {
+static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
     const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
     for (int64_t g = 0; g < n / FF_R16; g++) {
@@ -700,14 +705,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
             for (int s = 0; s < 8; s++)
                 isb = _mm512_add_epi32(
                     isb, _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff)));
-            const int8_t *bs = (const int8_t *)(a->lanes + 4 * sb);
-            __m512i msb = _mm512_setzero_si512();
-            for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
-            __m512 da = _mm512_set1_ps(a->d[8 * sb]);
-            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, da), acc);
-            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc);
+            acc = r16_k4_sb_end(acc, isb, mp, h, a, 0, sb);
         }
         _mm512_storeu_ps(y + g * FF_R16, acc);
     }
@@ -747,16 +745,7 @@ FF_VNNI void ff_qdot_r16_q5_k_vnni(float *restrict y, int64_t ldy, const uint8_t
 
 FF_VNNI void ff_qdot_r16_q6_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
-    switch (m) {
-    case 8: r16_q6_k_rows_vnni(y, ldy, w, n, a, 8); break;
-    case 7: r16_q6_k_rows_vnni(y, ldy, w, n, a, 7); break;
-    case 6: r16_q6_k_rows_vnni(y, ldy, w, n, a, 6); break;
-    case 5: r16_q6_k_rows_vnni(y, ldy, w, n, a, 5); break;
-    case 4: r16_q6_k_rows_vnni(y, ldy, w, n, a, 4); break;
-    case 3: r16_q6_k_rows_vnni(y, ldy, w, n, a, 3); break;
-    case 2: r16_q6_k_rows_vnni(y, ldy, w, n, a, 2); break;
-    default: r16_q6_k_vnni(y, w, n, a); break;
-    }
+    FF_R16_K_BY_M(r16_q6_k_vnni);
 }
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,

@@ -222,7 +222,7 @@ int ff_dequantize(float *y, const void *src, int qtype, int64_t rows, int64_t co
     return convert((void *)src, y, NULL, ff_kern->dequantize_row[qtype], qtype, rows, cols);
 }
 
-// ---- activations: int8 per 32 with a float scale, round to nearest even ----
+// ---- activations: int8 with a float scale per 32 (or 256), round to nearest even ----
 
 void ff_quant_act_q8_ref(int8_t *restrict q, float *restrict d, int16_t *restrict s, const float *restrict x, int64_t k,
                          int bs) {
@@ -602,9 +602,9 @@ static int32_t lane_offset(int qtype) {
     }
 }
 
-// the activations' scale block: 256 for the K types whose kernels sum a super-block in int32 (q4_k, q5_k, q6_k),
-// 32 for the others
-static int act_block(int qtype) { return qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K || qtype == FF_QT_Q6_K ? 256 : 32; }
+// the K types whose kernels sum a super-block in int32: their activations take one scale per 256, not per 32, and
+// their r16 kernels up to FF_R16_MR rows
+static int sb_int32(int qtype) { return qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K || qtype == FF_QT_Q6_K; }
 
 static void qact_task(void *arg, int ith, int nth) {
     qlin_ctx *c = arg;
@@ -615,7 +615,7 @@ static void qact_task(void *arg, int ith, int nth) {
         int8_t *q = c->q + i * kp;
         float *d = c->d + i * (kp / 32);
         int16_t *s = c->s + i * (kp / 16);
-        ff_kern->quant_act_q8(q, d, s, c->x + i * c->k, c->k, act_block(c->qtype));
+        ff_kern->quant_act_q8(q, d, s, c->x + i * c->k, c->k, sb_int32(c->qtype) ? 256 : 32);
         // zero padding up to kp
         memset(q + c->k, 0, (size_t)(kp - c->k));
         memset(d + c->k / 32, 0, (size_t)(kp - c->k) / 32 * sizeof(float));
@@ -625,7 +625,7 @@ static void qact_task(void *arg, int ith, int nth) {
             memset(l, 0, (size_t)kp);
             if (c->qtype == FF_QT_Q6_K)
                 for (int64_t t = 0; t < c->k / 16; t++) l[t] = -off * s[t];
-            else if (off == 0)  // q4_k, q5_k: the sums of q per 32 as int16 (|sum| <= 32 * 127)
+            else if (sb_int32(c->qtype))  // q4_k, q5_k: the sums of q per 32 as int16 (|sum| <= 32 * 127)
                 for (int64_t b = 0; b < c->k / 32; b++) ((int16_t *)(void *)l)[b] = (int16_t)(s[2 * b] + s[2 * b + 1]);
             else
                 for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
@@ -640,10 +640,7 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         // r16 groups; with more activation rows than one call takes, 4 groups at a time stay in cache while
         // the rows sweep them
         ff_qdot_r16_fn r16 = c->kern->qdot_r16[c->qtype];
-        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 || c->qtype == FF_QT_Q4_K || c->qtype == FF_QT_Q5_K ||
-                         c->qtype == FF_QT_Q6_K
-                     ? FF_R16_MR
-                     : FF_R16_MR_K;
+        int mr = c->qtype == FF_QT_Q8_0 || c->qtype == FF_QT_Q4_0 || sb_int32(c->qtype) ? FF_R16_MR : FF_R16_MR_K;
         int64_t jt = c->m <= mr ? hi - lo : 4 * FF_R16;
         for (int64_t j0 = lo; j0 < hi; j0 += jt) {
             int64_t jn = FF_MIN(jt, hi - j0);
@@ -718,7 +715,7 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
     if (m == 0 || ntot == 0) return FF_OK;
     // activation rows padded to whole 16-block chunks; lane sums only for the q8_0/q4_0/q4_k/q5_k/q6_k kernels
     int64_t kp = (k + 511) / 512 * 512;
-    int lanes = lane_offset(qtype) != 0 || qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K;
+    int lanes = lane_offset(qtype) != 0 || sb_int32(qtype);
     // panels pay for their packing from 5 activation rows on (FF_LIN_AUTO); their gathers take int32 row offsets
     const ff_qkernels *kern = &ff_kern->q;
     int want = path == FF_LIN_PANELS || (path == FF_LIN_AUTO && m >= 5);
