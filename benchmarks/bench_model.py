@@ -270,8 +270,9 @@ def gguf_table(args, ids):
                     continue
                 res = speed(eng, args, qt.startswith(("q", "iq")))
                 (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
-                share = fd * step_bytes(path) / (bandwidth(args, t) * 1e9)
-                paired = paired_shares(eng["fastformer"][0], args.new_tokens, step_bytes(path), t, args.runs)
+                nbytes = step_bytes(path)
+                share = fd * nbytes / (bandwidth(args, t) * 1e9)
+                paired = paired_shares(eng["fastformer"][0], args.new_tokens, nbytes, t, args.runs)
                 print(
                     f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
                     f"| {fd / ld:.2f} | {share:.0%} | {np.median(paired):.0%} ({min(paired):.0%}-{max(paired):.0%}) |",
@@ -318,17 +319,16 @@ def paired_shares(gen, n_gen, nbytes, threads, runs):
     the host's bandwidth drifts by a fifth within minutes, so each decode meets the probe of its own moment
     (the larger of the two) rather than the best of the whole run."""
     before = fastformer.get_num_threads()
+    fastformer.set_num_threads(threads)
     shares = []
     try:
         for _ in range(runs):
-            fastformer.set_num_threads(threads)
             p0 = fastformer.read_bandwidth(runs=3)
             t0 = time.perf_counter()
             gen(1)
             t1 = time.perf_counter()
             gen(n_gen + 1)
             t2 = time.perf_counter()
-            fastformer.set_num_threads(threads)
             p1 = fastformer.read_bandwidth(runs=3)
             step = max((t2 - t1) - (t1 - t0), 1e-9) / n_gen
             shares.append(nbytes / step / 1e9 / max(p0, p1))
