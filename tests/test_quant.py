@@ -5,7 +5,7 @@ max|x|/127, round to nearest even)."""
 
 import numpy as np
 import pytest
-from helpers import optional, random_blocks, same_at_thread_counts
+from helpers import on_scalar, optional, random_blocks, same_at_thread_counts
 from tolerances import matmul_tol
 
 import fastformer
@@ -317,12 +317,7 @@ def test_r16_rows_are_the_scalar_twin_whatever_shares_the_call(qpath, rng, qtype
     k = 1024 + (256 if qtype.endswith("_k") else 32)  # an odd block count: the even/odd chains end unevenly
     qt = _make(rng, qtype, 64, k)
     x = rng.standard_normal((17, k)).astype(np.float32)
-    before = _core.current_isa()
-    try:
-        _core.set_isa("scalar")
-        want = np.concatenate([_r16_linear(x[i : i + 1], qt) for i in range(17)])
-    finally:
-        _core.set_isa(before)
+    want = on_scalar(lambda: np.concatenate([_r16_linear(x[i : i + 1], qt) for i in range(17)]))
     for m in range(1, 18):
         np.testing.assert_array_equal(_r16_linear(x[:m], qt), want[:m], err_msg=f"{m} rows")
 
@@ -344,19 +339,11 @@ def _vnni_row_linear(x, qt):
         _core.quant_set_vnni(before[1])
 
 
-def _scalar_row_linear(x, qt):
-    before = _core.current_isa()
-    try:
-        _core.set_isa("scalar")
-        return ops.linear(x, qt)
-    finally:
-        _core.set_isa(before)
-
-
 @pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 @pytest.mark.parametrize("m,n,k", R16_K_CASES, ids=str)
 def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
-    # the K-quant r16 kernels (and their scalar twin) scale each block once into the row kernels' lanes in order
+    # the K-quant r16 kernels (and their scalar twin) sum each super-block in int32 and scale it once, as the row
+    # kernels do
     qt = _make(rng, qtype, n, k)
     x = rng.standard_normal((m, k)).astype(np.float32)
     r = _core.repack_r16(qt.data, qt.ggml_type, k)
@@ -364,7 +351,7 @@ def test_r16_k_linear_is_the_row_kernel_bit_for_bit(qpath, rng, qtype, m, n, k):
     y = _r16_linear(x, qt)
     want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
     assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6), np.max(np.abs(y - want) / (mag + 1e-30))
-    np.testing.assert_array_equal(y, _scalar_row_linear(x, qt))
+    np.testing.assert_array_equal(y, on_scalar(lambda: ops.linear(x, qt)))
     row = _vnni_row_linear(x, qt)
     if row is not None:
         np.testing.assert_array_equal(y, row)
