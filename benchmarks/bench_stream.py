@@ -1,10 +1,10 @@
 """The decode kernels' read rate against the machine's read bandwidth, measured in turns.
 
 One activation row against a 16-row-group (r16) weight of about 512 MB, far above the caches, so every call streams
-W from memory, as a decode step does. Each call is paired with the read probe (`_core.read_sum` over 512 MB) run
-just before and just after it, and its rate is divided by the larger of the two: the host's bandwidth drifts by a
-fifth within minutes, so only a probe of the same moment is a fair roofline. --matrix-rows cuts W into matrices of
-that many rows, called one after another as a decode step calls its matrices (each split over the threads).
+W from memory, as a decode step does. Each call is paired with the read probe (`fastformer.read_bandwidth`, as
+bench_model's paired share takes it) run just before and just after it, and its rate is divided by the larger of
+the two: the host's bandwidth drifts by a fifth within minutes, so only a probe of the same moment is a fair
+roofline. (A decode step's own share, with its matrices and the work between them, is bench_model's paired column.)
 
     python -m benchmarks.bench_stream --threads 2 --k 2048 5632 --pairs 15
 """
@@ -19,7 +19,7 @@ from fastformer import _core
 from fastformer.quant import QTYPES, QuantizedTensor
 
 TYPES = ["q4_k", "q5_k", "q6_k", "q4_0", "q8_0"]
-PROBE_BYTES = 512 << 20
+W_BYTES = 512 << 20
 
 
 def weight(qtype, k, nbytes):
@@ -35,30 +35,20 @@ def weight(qtype, k, nbytes):
         if qtype in ("q4_k", "q5_k"):
             raw[..., 2:4] = half  # dmin
     qt = QuantizedTensor.from_bytes(raw.reshape(n, -1), qtype, (n, k))
-    return _core.repack_r16(qt.data, qt.ggml_type, k), qt.ggml_type | _core.QTYPE_R16, n
+    return _core.repack_r16(qt.data, qt.ggml_type, k), qt.ggml_type | _core.QTYPE_R16
 
 
-def shares(qtype, k, pairs, matrix_rows):
-    w, dtype, n = weight(qtype, k, PROBE_BYTES)
+def shares(qtype, k, pairs):
+    """(kernel GB/s, share of the probe) of each call."""
+    w, dtype = weight(qtype, k, W_BYTES)
     x = np.random.default_rng(1).standard_normal((1, k), dtype=np.float32)
-    rows = matrix_rows or n
-    mats = [w[r * w.shape[0] // n : (r + rows) * w.shape[0] // n] for r in range(0, n - rows + 1, rows)]
-    nbytes = sum(m.nbytes for m in mats)
-    probe = np.ones(PROBE_BYTES // 8, dtype=np.uint64)
-
-    def bandwidth():
-        t0 = time.perf_counter()
-        _core.read_sum(probe)
-        return probe.nbytes / (time.perf_counter() - t0) / 1e9
-
     out = []
     for _ in range(pairs):
-        p0 = bandwidth()
+        p0 = fastformer.read_bandwidth(runs=3)
         t0 = time.perf_counter()
-        for m in mats:
-            _core.linear_q(x, m, dtype, k)
-        rate = nbytes / (time.perf_counter() - t0) / 1e9
-        out.append((rate, rate / max(p0, bandwidth())))
+        _core.linear_q(x, w, dtype, k)
+        rate = w.nbytes / (time.perf_counter() - t0) / 1e9
+        out.append((rate, rate / max(p0, fastformer.read_bandwidth(runs=3))))
     return out
 
 
@@ -68,19 +58,18 @@ def main(argv=None):
     ap.add_argument("--k", type=int, nargs="+", default=[2048, 5632], help="columns of W (multiples of 256)")
     ap.add_argument("--types", nargs="+", default=TYPES, choices=TYPES)
     ap.add_argument("--pairs", type=int, default=15, help="calls, each between two probes")
-    ap.add_argument("--matrix-rows", type=int, default=0, help="W as matrices of this many rows (multiple of 16)")
     args = ap.parse_args(argv)
-    if any(k % 256 for k in args.k) or args.matrix_rows % 16 or args.pairs < 1:
-        ap.error("--k must be multiples of 256, --matrix-rows a multiple of 16, --pairs positive")
+    if any(k % 256 for k in args.k) or args.pairs < 1:
+        ap.error("--k must be multiples of 256 and --pairs positive")
     fastformer.set_num_threads(args.threads)
     print(
-        f"decode kernels ({_core.current_isa()}), {args.threads} thread(s), W about {PROBE_BYTES >> 20} MB, "
-        f"matrices of {args.matrix_rows or 'all'} rows, {args.pairs} calls between probes\n"
+        f"decode kernels ({_core.current_isa()}), {args.threads} thread(s), W about {W_BYTES >> 20} MB, "
+        f"{args.pairs} calls between probes\n"
     )
     print("| type | K | kernel GB/s (median) | share of the probe: median | quartiles |\n|---|---:|---:|---:|---|")
     for k in args.k:
         for qtype in args.types:
-            r = np.array(shares(qtype, k, args.pairs, args.matrix_rows))
+            r = np.array(shares(qtype, k, args.pairs))
             q1, med, q3 = np.percentile(r[:, 1], [25, 50, 75])
             print(f"| {qtype} | {k} | {np.median(r[:, 0]):.1f} | {med:.0%} | {q1:.0%}-{q3:.0%} |", flush=True)
 

@@ -472,6 +472,15 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
+// the decode kernels stream W once, one tile after another: each tile, as it starts, prefetches the tile-size
+// bytes FF_DEC_AHEAD past its own. a fixed distance: a whole group ahead (as prefill does) overran L1 on long rows;
+// 4 KB streams at 95-100% of the read probe at 2 threads, against 88-97% (benchmarks/bench_stream.py)
+#define FF_DEC_AHEAD 4096
+
+static inline AI void r16_dec_ahead(const uint8_t *h, int64_t tile) {
+    for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + FF_DEC_AHEAD + o), _MM_HINT_T0);
+}
+
 // the 6-bit scales and mins of a q4_k/q5_k r16 tile's 16 rows (q4_k_unpack, a row per lane): sw[0] the scales of
 // positions 0..3 as bytes, sw[1] of 4..7; mp[u] the mins of positions 2u, 2u + 1 as two int16
 static inline AI FF_VNNI void r16_k4_scales(const uint8_t *h, __m512i sw[2], __m512i mp[4]) {
@@ -563,11 +572,6 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
 // sub-block st is half hf = st / 8, ql bytes j = st % 4 / 2, 4-byte groups p = 4 (st % 2).., low nibbles with qh
 // bits 2j.. (st % 8 < 4) or high nibbles with qh bits 2j + 4..
 
-// decode kernels stream W once, one tile after another: each tile prefetches the bytes FF_DEC_AHEAD past its own.
-// a fixed distance: a whole group ahead (as prefill does) overran L1 on long rows; 4 KB streams at 88-98% of the
-// read probe at 2 threads, against 81-95% (benchmarks/bench_stream.py)
-#define FF_DEC_AHEAD 4096
-
 // decode (one activation row): every sub-block of a super-block in turn, a pair of them (low and high nibbles of
 // the same bytes) per step
 static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
@@ -579,7 +583,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
-            for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + FF_DEC_AHEAD + o), _MM_HINT_T0);
+            r16_dec_ahead(h, tile);
             __m512i isb = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int P = 0; P < 8; P++) {
@@ -679,7 +683,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
-            for (int64_t o = 0; o < tile; o += 64) _mm_prefetch((const char *)(h + FF_DEC_AHEAD + o), _MM_HINT_T0);
+            r16_dec_ahead(h, tile);
             const int8_t *aq = a->q + 256 * sb;
             __m512i ci[8];
             for (int s = 0; s < 8; s++) ci[s] = _mm512_setzero_si512();
