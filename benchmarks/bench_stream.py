@@ -1,10 +1,12 @@
 """The decode kernels' read rate against the machine's read bandwidth, measured in turns.
 
-One activation row against a 16-row-group (r16) weight of about 512 MB, far above the caches, so every call streams
-W from memory, as a decode step does. Each call is paired with the read probe (`fastformer.read_bandwidth`, as
-bench_model's paired share takes it) run just before and just after it, and its rate is divided by the larger of
-the two: the host's bandwidth drifts by a fifth within minutes, so only a probe of the same moment is a fair
-roofline. (A decode step's own share, with its matrices and the work between them, is bench_model's paired column.)
+One activation row against a weight of about 512 MB, far above the caches, so every call streams W from memory, as a
+decode step does. W is in the layout Model.load gives it on this path: 16-row groups (r16) where the r16 kernels are
+the fast ones (avx512 with VNNI), else plain rows (on other paths the r16 kernels are scalar twins, for tests
+only). Each call is paired with the read probe (`fastformer.read_bandwidth`, as bench_model's paired share takes
+it) run just before and just after it, and its rate is divided by the larger of the two: the host's bandwidth
+drifts by a fifth within minutes, so only a probe of the same moment is a fair roofline. (A decode step's own
+share, with its matrices and the work between them, is bench_model's paired column.)
 
     python -m benchmarks.bench_stream --threads 2 --k 2048 5632 --pairs 15
 """
@@ -23,7 +25,8 @@ W_BYTES = 512 << 20
 
 
 def weight(qtype, k, nbytes):
-    """An r16 W of about nbytes: random blocks with sane fp16 scales (the kernels' speed does not depend on them)."""
+    """A W of about nbytes in the layout the loader picks (r16 or rows): random blocks with sane fp16 scales (the
+    kernels' speed does not depend on them)."""
     _, block, size = QTYPES[qtype][:3]
     n = max(16, nbytes // (k // block * size) // 16 * 16)
     raw = np.random.default_rng(0).integers(0, 256, (n, k // block, size), dtype=np.uint8)
@@ -35,6 +38,8 @@ def weight(qtype, k, nbytes):
         if qtype in ("q4_k", "q5_k"):
             raw[..., 2:4] = half  # dmin
     qt = QuantizedTensor.from_bytes(raw.reshape(n, -1), qtype, (n, k))
+    if not _core.repack_r16_pays():
+        return np.ascontiguousarray(qt.data), qt.ggml_type
     return _core.repack_r16(qt.data, qt.ggml_type, k), qt.ggml_type | _core.QTYPE_R16
 
 
@@ -63,7 +68,8 @@ def main(argv=None):
         ap.error("--k must be multiples of 256 and --pairs positive")
     fastformer.set_num_threads(args.threads)
     print(
-        f"decode kernels ({_core.current_isa()}), {args.threads} thread(s), W about {W_BYTES >> 20} MB, "
+        f"decode kernels ({_core.current_isa()}, {'r16' if _core.repack_r16_pays() else 'row'} layout), "
+        f"{args.threads} thread(s), W about {W_BYTES >> 20} MB, "
         f"{args.pairs} calls between probes\n"
     )
     print("| type | K | kernel GB/s (median) | share of the probe: median | quartiles |\n|---|---:|---:|---:|---|")
