@@ -472,17 +472,16 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
-// decode streams W once, tile after tile: each tile, as it starts, prefetches the tile-size bytes `l1` past its own
-// into L1 and, if `l2`, those `l2` past it into L2 (a whole group ahead, as prefill does, overran L1 on long rows).
-// q6_k: 4 KB, 95-100% of the read probe at 2 threads on a Zen 5 (benchmarks/bench_stream.py). q4_k/q5_k: 2 KB and
-// 24 KB, on a Zen 4 1.2-1.4x the streaming rate of 4 KB into L1 alone (in-process A/B of the two builds)
-#define FF_DEC_Q6_K_L1 4096
-#define FF_DEC_K4_L1 2048
+// decode streams W once, tile after tile: each tile, as it starts, prefetches the tile-size bytes FF_DEC_L1 past its
+// own into L1 and, if `l2`, those `l2` past it into L2 (a whole group ahead, as prefill does, overran L1 on long
+// rows). in-process A/B runs on a Zen 4 against 4 KB into L1 alone: q4_k/q5_k with 24 KB into L2 streamed 1.2-1.4x
+// faster, q6_k 1.05-1.1x without it (with it 0.8-0.95x); on a Zen 5, 2-6 KB into L1 all gave 88-100% of the probe
+#define FF_DEC_L1 2048
 #define FF_DEC_K4_L2 24576
 
-static inline AI void r16_dec_ahead(const uint8_t *h, int64_t tile, const int l1, const int l2) {
+static inline AI void r16_dec_ahead(const uint8_t *h, int64_t tile, const int l2) {
     for (int64_t o = 0; o < tile; o += 64) {
-        _mm_prefetch((const char *)(h + l1 + o), _MM_HINT_T0);
+        _mm_prefetch((const char *)(h + FF_DEC_L1 + o), _MM_HINT_T0);
         if (l2) _mm_prefetch((const char *)(h + l2 + o), _MM_HINT_T1);
     }
 }
@@ -589,7 +588,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
-            r16_dec_ahead(h, tile, FF_DEC_Q6_K_L1, 0);
+            r16_dec_ahead(h, tile, 0);
             __m512i isb = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int P = 0; P < 8; P++) {
@@ -689,7 +688,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
-            r16_dec_ahead(h, tile, FF_DEC_K4_L1, FF_DEC_K4_L2);
+            r16_dec_ahead(h, tile, FF_DEC_K4_L2);
             const int8_t *aq = a->q + 256 * sb;
             __m512i ci[8];
             for (int s = 0; s < 8; s++) ci[s] = _mm512_setzero_si512();
