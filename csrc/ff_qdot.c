@@ -475,7 +475,7 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // decode streams W once, tile after tile: each tile, as it starts, prefetches the tile-size bytes FF_DEC_L1 past its
 // own into L1 and, if `l2`, those `l2` past it into L2 (a whole group ahead, as prefill does, overran L1 on long
 // rows). in-process A/B runs on a Zen 4 against 4 KB into L1 alone: q4_k/q5_k with 24 KB into L2 streamed 1.2-1.4x
-// faster, q6_k 1.05-1.1x without it (with it 0.8-0.95x); on a Zen 5, 2-6 KB into L1 all gave 88-100% of the probe
+// faster, q6_k 1.05-1.1x without it (with it 0.8-0.95x); on a Zen 5, 2-6 KB into L1 beat a group ahead by 6-12 pts
 #define FF_DEC_L1 2048
 #define FF_DEC_K4_L2 24576
 
