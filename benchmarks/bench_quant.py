@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.bench_stream import random_blocks
 from benchmarks.conftest import set_threads
 from fastformer import _core, ops, quantize
 
@@ -62,14 +63,9 @@ KTYPES = ["q4_k", "q2_k", "q3_k", "q5_k", "iq4_xs"]
 
 def _kblocks(w, qtype):
     """q4_k has no quantizer here: its random blocks with sane fp16 d/dmin; the others quantize w."""
-    from fastformer.quant import QTYPES, QuantizedTensor
-
     if qtype != "q4_k":
         return quantize(w, qtype)
-    n, k = w.shape
-    raw = np.random.default_rng(1).integers(0, 256, (n, k // 256, QTYPES["q4_k"][2]), dtype=np.uint8)
-    raw[..., 0:4] = np.full((n, k // 256, 2), 1e-3, np.float16).view(np.uint8).reshape(n, k // 256, 4)
-    return QuantizedTensor.from_bytes(raw.reshape(n, -1), "q4_k", (n, k))
+    return random_blocks("q4_k", *w.shape, seed=1)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -24,12 +24,11 @@ TYPES = ["q4_k", "q5_k", "q6_k", "q4_0", "q8_0"]
 W_BYTES = 512 << 20
 
 
-def weight(qtype, k, nbytes):
-    """A W of about nbytes in the layout the loader picks (r16 or rows): random blocks with sane fp16 scales (the
-    kernels' speed does not depend on them)."""
+def random_blocks(qtype, n, k, seed=0):
+    """An (n, k) QuantizedTensor of random blocks with sane fp16 scales (1e-3): kernel speed does not depend on the
+    values, and this needs no quantizer (TYPES' types)."""
     _, block, size = QTYPES[qtype][:3]
-    n = max(16, nbytes // (k // block * size) // 16 * 16)
-    raw = np.random.default_rng(0).integers(0, 256, (n, k // block, size), dtype=np.uint8)
+    raw = np.random.default_rng(seed).integers(0, 256, (n, k // block, size), dtype=np.uint8)
     half = np.full((n, k // block, 1), 1e-3, np.float16).view(np.uint8)
     if qtype == "q6_k":
         raw[..., 208:210] = half  # d is last in a q6_k block
@@ -37,9 +36,15 @@ def weight(qtype, k, nbytes):
         raw[..., 0:2] = half
         if qtype in ("q4_k", "q5_k"):
             raw[..., 2:4] = half  # dmin
-    qt = QuantizedTensor.from_bytes(raw.reshape(n, -1), qtype, (n, k))
+    return QuantizedTensor.from_bytes(raw.reshape(n, -1), qtype, (n, k))
+
+
+def weight(qtype, k, nbytes):
+    """A W of about nbytes in the layout the loader picks (r16 or rows) and its type id for linear_q."""
+    _, block, size = QTYPES[qtype][:3]
+    qt = random_blocks(qtype, max(16, nbytes // (k // block * size) // 16 * 16), k)
     if not _core.repack_r16_pays():
-        return np.ascontiguousarray(qt.data), qt.ggml_type
+        return qt.data, qt.ggml_type
     return _core.repack_r16(qt.data, qt.ggml_type, k), qt.ggml_type | _core.QTYPE_R16
 
 
