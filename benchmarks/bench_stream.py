@@ -20,7 +20,9 @@ import fastformer
 from fastformer import _core
 from fastformer.quant import QTYPES, QuantizedTensor
 
-TYPES = ["q4_k", "q5_k", "q6_k", "q4_0", "q8_0"]
+TYPES = ["q4_k", "q5_k", "q6_k", "q3_k", "q2_k", "q4_0", "q8_0"]
+# where each type keeps its fp16 scales: (offset of d, of dmin or None)
+SCALES = {"q6_k": (208, None), "q3_k": (108, None), "q2_k": (80, 82), "q4_k": (0, 2), "q5_k": (0, 2)}
 W_BYTES = 512 << 20
 
 
@@ -30,12 +32,9 @@ def random_blocks(qtype, n, k, seed=0):
     _, block, size = QTYPES[qtype][:3]
     raw = np.random.default_rng(seed).integers(0, 256, (n, k // block, size), dtype=np.uint8)
     half = np.full((n, k // block, 1), 1e-3, np.float16).view(np.uint8)
-    if qtype == "q6_k":
-        raw[..., 208:210] = half  # d is last in a q6_k block
-    else:
-        raw[..., 0:2] = half
-        if qtype in ("q4_k", "q5_k"):
-            raw[..., 2:4] = half  # dmin
+    for off in SCALES.get(qtype, (0, None)):
+        if off is not None:
+            raw[..., off : off + 2] = half
     return QuantizedTensor.from_bytes(raw.reshape(n, -1), qtype, (n, k))
 
 
@@ -43,7 +42,7 @@ def weight(qtype, k, nbytes):
     """A W of about nbytes in the layout the loader picks (r16 or rows) and its type id for linear_q."""
     _, block, size = QTYPES[qtype][:3]
     qt = random_blocks(qtype, max(16, nbytes // (k // block * size) // 16 * 16), k)
-    if not _core.repack_r16_pays():
+    if not (_core.repack_r16_pays() and qtype in _core.qtype_names(_core.QF_R16).split("/")):
         return qt.data, qt.ggml_type
     return _core.repack_r16(qt.data, qt.ggml_type, k), qt.ggml_type | _core.QTYPE_R16
 

@@ -529,3 +529,78 @@ void ff_qdot_r16_q2_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
                 y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
             }
 }
+
+// ---- q3_k on its r16 layout (ff_qk2.h): repacking and the scalar twin ----
+
+void ff_repack_r16_q3_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
+    for (int r = 0; r < FF_R16; r++)
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nsb + sb) * FF_Q3_K_BYTES, *s = blk + 96;
+            uint8_t *t = dst + (g * nsb + sb) * FF_R16 * FF_Q3_K_BYTES;
+            memcpy(t + 2 * r, blk + 108, 2);
+            // the raw 6-bit scales (value + 32): low nibbles of sub-blocks 2j, 2j + 1 in one byte, the high 2 bits
+            // of all 16 in one little-endian word, sub-block 2j's at bits 2j and 2j + 1's at 16 + 2j
+            uint8_t u[16];
+            uint32_t hi = 0;
+            for (int c = 0; c < 16; c++) {
+                u[c] = (uint8_t)(c < 8 ? s[c] & 15 : s[c - 8] >> 4);
+                hi |= (uint32_t)((s[8 + c % 4] >> (2 * (c / 4))) & 3) << (16 * (c & 1) + 2 * (c / 2));
+            }
+            for (int j = 0; j < 8; j++) t[32 + 16 * j + r] = (uint8_t)(u[2 * j] | u[2 * j + 1] << 4);
+            for (int e = 0; e < 4; e++) t[160 + 4 * r + e] = (uint8_t)(hi >> (8 * e));
+            for (int j = 0; j < 8; j++) {
+                // weight 4(4k + s) + e of 32-block j: its low 2 bits into bits 2s of byte 4r + e of group k, its high
+                // bit (hmask) into bit 4k + s of byte 4r + e of group 2
+                uint8_t *x = t + 224 + 192 * j;
+                for (int e = 0; e < 4; e++) {
+                    uint8_t v[3] = {0, 0, 0};
+                    for (int o = 0; o < 8; o++) {
+                        int l = 32 * j + 4 * o + e;
+                        v[o / 4] |= (uint8_t)(((blk[32 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3)
+                                              << 2 * (o % 4));
+                        v[2] |= (uint8_t)(((blk[l % 32] >> (l / 32)) & 1) << o);
+                    }
+                    for (int k = 0; k < 3; k++) x[64 * k + 4 * r + e] = v[k];
+                }
+            }
+        }
+}
+
+void ff_qdot_r16_q3_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m) {
+    // per 32-block of each row: the int dots D0, D1 of its two 16-sub-blocks' codes 0..7, sc0 (D0 - 4 s0) + sc1 (D1 -
+    // 4 s1) (s: the activation 16-sums, sc: the signed scales) times d * d_a into the chain of the block's parity
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q3_K_BYTES;
+    for (int64_t g = 0; g < n / FF_R16; g++)
+        for (int i = 0; i < m; i++)
+            for (int r = 0; r < FF_R16; r++) {
+                float acc[2] = {0.0f, 0.0f};
+                for (int64_t sb = 0; sb < nsb; sb++) {
+                    const uint8_t *t = w + (g * nsb + sb) * tb;
+                    float d = ff_ld_fp16(t + 2 * r);
+                    uint32_t hi = (uint32_t)t[160 + 4 * r] | (uint32_t)t[161 + 4 * r] << 8 |
+                                  (uint32_t)t[162 + 4 * r] << 16 | (uint32_t)t[163 + 4 * r] << 24;
+                    for (int j = 0; j < 8; j++) {
+                        int64_t b = 8 * sb + j;
+                        const int8_t *aq = a->q + i * kp + 32 * b;
+                        const int16_t *as = a->s + i * (kp / 16) + 2 * b;
+                        const uint8_t *x = t + 224 + 192 * j;
+                        int32_t isum = 0;
+                        for (int k = 0; k < 2; k++) {
+                            int32_t dot = 0;
+                            for (int s2 = 0; s2 < 4; s2++)
+                                for (int e = 0; e < 4; e++) {
+                                    int code = (x[64 * k + 4 * r + e] >> (2 * s2)) & 3;
+                                    code |= ((x[128 + 4 * r + e] >> (4 * k + s2)) & 1) << 2;
+                                    dot += code * aq[16 * k + 4 * s2 + e];
+                                }
+                            int sc = (((t[32 + 16 * j + r] >> (4 * k)) & 15) | (((hi >> (16 * k + 2 * j)) & 3) << 4)) - 32;
+                            isum += sc * (dot - 4 * as[k]);
+                        }
+                        float da = a->d[i * (kp / 32) + b];
+                        acc[j & 1] = fmaf((float)isum, d * da, acc[j & 1]);
+                    }
+                }
+                y[i * ldy + g * FF_R16 + r] = acc[0] + acc[1];
+            }
+}

@@ -58,13 +58,23 @@ void ff_qdot_r16_q2_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
                           int m);
 // group g of 16 rows (nsb super-blocks each) of a q2_k W into the r16 layout
 void ff_repack_r16_q2_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb);
-#define FF_QK2_R16_SLOTS(sfx) [FF_QT_Q2_K] = ff_qdot_r16_q2_k_##sfx
+// q3_k on an r16 layout, a super-block of 16 rows (1760 bytes): 16 fp16 d, per 32-block j the low 4 bits of the
+// raw (+ 32) scales of row r's sub-blocks 2j, 2j + 1 in the two nibbles of byte 32 + 16j + r, their high 2 bits at
+// bits 2j and 16 + 2j of the word at 160 + 4r, then at 224 + 192j three 64-byte groups:
+// groups 0 and 1 as q2_k's two (each weight's low 2 bits), group 2's byte 4r + e holding in bit o the high bit of
+// weight 4o + e: (low | high << 2) - 4 is the weight's signed value
+void ff_qdot_r16_q3_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                          int m);
+void ff_repack_r16_q3_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb);
+#define FF_QK2_R16_SLOTS(sfx) [FF_QT_Q2_K] = ff_qdot_r16_q2_k_##sfx, [FF_QT_Q3_K] = ff_qdot_r16_q3_k_##sfx
 #ifdef FF_HAVE_X86
 FF_DECLARE_QDOT_K2(maddubs)
 FF_DECLARE_QDOT_K2(avxvnni)
 FF_DECLARE_QDOT_K2(vnni256)
 FF_DECLARE_QDOT_K2(vnni)
 void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
+                           int m);
+void ff_qdot_r16_q3_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                            int m);
 // prefill panels (ff_internal.h's ff_qgemm_panel_fn) of avx-512 vnni
 void ff_qgemm_panel_q2_k_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,

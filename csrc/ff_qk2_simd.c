@@ -393,4 +393,72 @@ FF_VNNI void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t
     default: r16_q2_k_vnni(y, ldy, w, n, a, 1); break;
     }
 }
+
+// ---- q3_k on its r16 layout (ff_qk2.h): as q2_k's, each operand's high bit or-ed in from the third group, the two
+// sub-blocks' int dots less 4 times their activation sums meeting their signed scales in one multiply-add ----
+
+static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                            const ff_qact *a, const int mr) {
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q3_K_BYTES;
+    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    const __m512i lo4 = _mm512_set1_epi32(0x000f000f), hi2 = _mm512_set1_epi32(0x00300030);
+    for (int64_t g = 0; g < n / FF_R16; g++) {
+        __m512 out[2][4];
+        for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *t = w + (g * nsb + sb) * tb;
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+            __m512i hs = _mm512_loadu_si512(t + 160);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                int64_t b = 8 * sb + j;
+                const uint8_t *x = t + 224 + 192 * j;
+                __m512i xg[2] = {_mm512_loadu_si512(x), _mm512_loadu_si512(x + 64)}, xh = _mm512_loadu_si512(x + 128);
+                __m512i dot[2][4];
+                for (int i = 0; i < mr; i++) dot[0][i] = dot[1][i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int o = 0; o < 8; o++) {
+                    // the low 2 bits, then the high bit moved to bit 2 and or-ed in (ternary logic A | (B & C))
+                    __m512i c = _mm512_and_si512(_mm512_srli_epi16(xg[o / 4], 2 * (o % 4)), m3);
+                    __m512i h = o < 2 ? _mm512_slli_epi16(xh, 2 - o) : _mm512_srli_epi16(xh, o - 2);
+                    c = _mm512_ternarylogic_epi32(c, h, four, 0xf8);
+                    for (int i = 0; i < mr; i++) {
+                        int32_t av;
+                        memcpy(&av, a->q + i * kp + 32 * b + 16 * (o / 4) + 4 * (o % 4), 4);
+                        dot[o / 4][i] = _mm512_dpbusd_epi32(dot[o / 4][i], c, _mm512_set1_epi32(av));
+                    }
+                }
+                // per row the raw scales of sub-blocks 2j, 2j + 1 as an int16 pair: nibbles from the byte, high
+                // bits from the word (bits 2j and 16 + 2j), less 32
+                __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(t + 32 + 16 * j)));
+                __m512i sc = _mm512_ternarylogic_epi32(l, _mm512_slli_epi32(l, 12), lo4, 0xa8);  // (A | B) & C
+                __m512i h = j < 2 ? _mm512_slli_epi32(hs, 4 - 2 * j) : _mm512_srli_epi32(hs, 2 * j - 4);
+                sc = _mm512_or_si512(sc, _mm512_and_si512(h, hi2));
+                sc = _mm512_sub_epi16(sc, _mm512_set1_epi16(32));
+                for (int i = 0; i < mr; i++) {
+                    // |dot - 4 s| <= 16 * 4 * 127 fits int16: the pair times (sc0, sc1), summed
+                    __m512i pair = _mm512_mask_blend_epi16(0xaaaaaaaa, dot[0][i], _mm512_slli_epi32(dot[1][i], 16));
+                    uint32_t sa;
+                    memcpy(&sa, a->s + i * (kp / 16) + 2 * b, 4);
+                    pair = _mm512_sub_epi16(pair, _mm512_slli_epi16(_mm512_set1_epi32((int)sa), 2));
+                    __m512i isum = _mm512_madd_epi16(pair, sc);
+                    __m512 da = _mm512_set1_ps(a->d[i * (kp / 32) + b]);
+                    __m512 *op = &out[j & 1][i];
+                    *op = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, da), *op);
+                }
+            }
+        }
+        for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, _mm512_add_ps(out[0][i], out[1][i]));
+    }
+}
+
+FF_VNNI void ff_qdot_r16_q3_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
+                                   const ff_qact *a, int m) {
+    switch (m) {
+    case 4: r16_q3_k_vnni(y, ldy, w, n, a, 4); break;
+    case 3: r16_q3_k_vnni(y, ldy, w, n, a, 3); break;
+    case 2: r16_q3_k_vnni(y, ldy, w, n, a, 2); break;
+    default: r16_q3_k_vnni(y, ldy, w, n, a, 1); break;
+    }
+}
 #endif

@@ -3,7 +3,7 @@
 // the scalar dot kernels and the quantized linear drivers (the SIMD dot kernels are in ff_qdot.c)
 #include "ff_quant.h"
 
-#include "ff_qk2.h"  // FF_Q5_K_BYTES, ff_repack_r16_q2_k, ff_qlegacy.h's q4_1/q5_0/q5_1/iq4_xs ones
+#include "ff_qk2.h"  // FF_Q5_K_BYTES, ff_repack_r16_q2_k/q3_k, ff_qlegacy.h's q4_1/q5_0/q5_1/iq4_xs ones
 
 #include <math.h>
 #include <stdatomic.h>
@@ -453,6 +453,8 @@ static void repack_task(void *arg, int ith, int nth) {
             ff_repack_r16_iq4_xs(c->dst, c->src, g, c->nb);
         else if (c->qtype == FF_QT_Q2_K)
             ff_repack_r16_q2_k(c->dst, c->src, g, c->nb);
+        else if (c->qtype == FF_QT_Q3_K)
+            ff_repack_r16_q3_k(c->dst, c->src, g, c->nb);
         else
             repack_group_q(c, g);
     }

@@ -114,7 +114,7 @@ def dequantize_rows(data, int qtype, int64_t cols):
 
 
 def repack_r16(data, int qtype, int64_t cols, *, out=None):
-    """Blocks of a QF_R16 type (q8_0, q4_0, q4_k, q5_k, q6_k, q4_1, q5_0, q5_1, iq4_nl, iq4_xs, q2_k) (rows,
+    """Blocks of a QF_R16 type (q8_0, q4_0, q4_k, q5_k, q6_k, q4_1, q5_0, q5_1, iq4_nl, iq4_xs, q2_k, q3_k) (rows,
     row_bytes), rows a multiple of 16 -> the same bytes in the r16 layout, which linear_q takes as qtype | QTYPE_R16
     (the layout the AVX-512 VNNI kernels read fastest); written
     into `out` (a uint8 array of data's shape) if given."""

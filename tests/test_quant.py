@@ -385,9 +385,9 @@ def test_r16_bad_inputs(rng):
         _core.repack_r16(qt.data, qt.ggml_type, 64)
     with pytest.raises(
         ValueError,
-        match="is not q8_0 or q6_k or q5_1 or q5_0 or q5_k or q4_1 or q4_0 or q4_k or iq4_nl or iq4_xs or q2_k",
+        match="is not q8_0 or q6_k or q5_1 or q5_0 or q5_k or q4_1 or q4_0 or q4_k or iq4_nl or iq4_xs or q3_k or q2_k",
     ):
-        _core.repack_r16(qt.data, QTYPES["q3_k"][0], 256)
+        _core.repack_r16(qt.data, QTYPES["f16"][0], 256)
     with pytest.raises(ValueError, match="24 rows, expected a multiple of 16"):
         _core.linear_q(np.ones((1, 64), np.float32), qt.data, qt.ggml_type | _core.QTYPE_R16, 64)
 

@@ -182,7 +182,7 @@ def test_rows_do_not_depend_on_the_batch(qpath, rng, qtype):
         np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), few[i : i + 1])
 
 
-# ---- q2_k and iq4_xs on their r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
+# ---- q2_k, q3_k and iq4_xs on their r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
 
 
 def _r16_linear(x, qt):
@@ -190,7 +190,7 @@ def _r16_linear(x, qt):
     return _core.linear_q(x, _core.repack_r16(qt.data, tid, qt.shape[1]), tid | _core.QTYPE_R16, qt.shape[1])
 
 
-R16_TYPES = ["q2_k", "iq4_xs"]
+R16_TYPES = ["q2_k", "q3_k", "iq4_xs"]
 
 
 @pytest.mark.parametrize("qtype", R16_TYPES)
