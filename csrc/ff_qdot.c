@@ -472,19 +472,9 @@ FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t
 // the load of 4 activations of row i at byte e, broadcast to 16 lanes
 #define R16_A4(i, e) _mm512_set1_epi32(ld32(a->q + (i) * kp + (e)))
 
-// decode streams W once, tile after tile: each tile, as it starts, prefetches the tile-size bytes FF_DEC_L1 past its
-// own into L1 and, if `l2`, those `l2` past it into L2 (a whole group ahead, as prefill does, overran L1 on long
-// rows). in-process A/B runs on a Zen 4 against 4 KB into L1 alone: q4_k/q5_k with 24 KB into L2 streamed 1.2-1.4x
-// faster, q6_k 1.05-1.1x without it (with it 0.8-0.95x); on a Zen 5, 2-6 KB into L1 beat a group ahead by 6-12 pts
-#define FF_DEC_L1 2048
-#define FF_DEC_K4_L2 24576
-
-static inline AI void r16_dec_ahead(const uint8_t *h, int64_t tile, const int l2) {
-    for (int64_t o = 0; o < tile; o += 64) {
-        _mm_prefetch((const char *)(h + FF_DEC_L1 + o), _MM_HINT_T0);
-        if (l2) _mm_prefetch((const char *)(h + l2 + o), _MM_HINT_T1);
-    }
-}
+// decode streams W once, tile after tile, each tile front to back, and leaves the fetching ahead to the hardware:
+// on a Zen 4, in-process A/B runs of the same 256 MB W, this streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores)
+// the rate of any software prefetch tried (1-64 KB ahead into L1, L2, both)
 
 // the 6-bit scales and mins of a q4_k/q5_k r16 tile's 16 rows (q4_k_unpack, a row per lane): sw[0] the scales of
 // positions 0..3 as bytes, sw[1] of 4..7; mp[u] the mins of positions 2u, 2u + 1 as two int16
@@ -552,10 +542,10 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                     for (int i = 0; i < mr; i++) ci[i] = _mm512_setzero_si512();
 #pragma GCC unroll 8
                     for (int p = 0; p < 8; p++) {
-                        __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
+                        __m512i x = _mm512_loadu_si512(v + FF_R16_K_NIB(q5, c, p));
                         if (e) x = _mm512_srli_epi16(x, 4);
                         if (q5) {
-                            __mmask64 hb = _mm512_test_epi8_mask(_mm512_loadu_si512(v + 2048 + 64 * p), bit);
+                            __mmask64 hb = _mm512_test_epi8_mask(_mm512_loadu_si512(v + FF_R16_K_QH(p)), bit);
                             x = _mm512_and_si512(x, lo4);
                             x = _mm512_mask_add_epi8(x, hb, x, bit4);
                         } else {
@@ -577,8 +567,9 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
 // sub-block st is half hf = st / 8, ql bytes j = st % 4 / 2, 4-byte groups p = 4 (st % 2).., low nibbles with qh
 // bits 2j.. (st % 8 < 4) or high nibbles with qh bits 2j + 4..
 
-// decode (one activation row): every sub-block of a super-block in turn, a pair of them (low and high nibbles of
-// the same bytes) per step
+// decode (one activation row): the tile front to back, each half's 8 sub-blocks' chains side by side, each 64-byte
+// group read once (its low and high nibbles)
+#define Q6_SUB(u) ((u) / 4 + 2 * ((u) / 2 % 2) + 4 * ((u) % 2))
 static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
                                                 const ff_qact *a) {
     int64_t nsb = a->k / 256, kp = a->kp, tile = FF_R16 * FF_Q6_K_BYTES;
@@ -588,31 +579,34 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
-            r16_dec_ahead(h, tile, 0);
             __m512i isb = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int hf = 0; hf < 2; hf++) {
+                // the half's 8 sub-blocks: ci[4 s2 + 2 j + e] is 8 hf + s2 + 2 j + 4 e (e: high nibbles)
+                __m512i ci[8];
+                for (int u = 0; u < 8; u++) ci[u] = _mm512_set1_epi32(a->lanes[16 * sb + 8 * hf + Q6_SUB(u)]);
 #pragma GCC unroll 8
-            for (int P = 0; P < 8; P++) {
-                // sub-blocks t0 (low nibbles) and t0 + 4 (high nibbles)
-                int hf = P / 4, j = (P / 2) & 1, s2 = P & 1, t0 = 8 * hf + 2 * j + s2;
-                __m512i lo = _mm512_set1_epi32(a->lanes[16 * sb + t0]),
-                        hi = _mm512_set1_epi32(a->lanes[16 * sb + t0 + 4]);
-#pragma GCC unroll 4
-                for (int p = 4 * s2; p < 4 * s2 + 4; p++) {
+                for (int p = 0; p < 8; p++) {
                     const uint8_t *o = v + (hf * 8 + p) * 3 * 64;
-                    __m512i ql = _mm512_loadu_si512(o + 64 * j), qh = _mm512_loadu_si512(o + 128);
-                    __m512i hl = j ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4);
-                    __m512i hh = j ? _mm512_srli_epi16(qh, 2) : qh;
-                    __m512i xl = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(hl, hi2), lo4, 0xe4);
-                    __m512i xh =
-                        _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
-                    int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p;
-                    lo = _mm512_dpbusd_epi32(lo, xl, R16_A4(0, e));
-                    hi = _mm512_dpbusd_epi32(hi, xh, R16_A4(0, e + 64));
+                    __m512i qh = _mm512_loadu_si512(o + 128);
+#pragma GCC unroll 2
+                    for (int j = 0; j < 2; j++) {
+                        __m512i ql = _mm512_loadu_si512(o + 64 * j);
+                        __m512i hl = j ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4);
+                        __m512i hh = j ? _mm512_srli_epi16(qh, 2) : qh;
+                        __m512i xl = _mm512_ternarylogic_epi32(ql, _mm512_and_si512(hl, hi2), lo4, 0xe4);
+                        __m512i xh =
+                            _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
+                        int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p, u = 4 * (p / 4) + 2 * j;
+                        ci[u] = _mm512_dpbusd_epi32(ci[u], xl, R16_A4(0, e));
+                        ci[u + 1] = _mm512_dpbusd_epi32(ci[u + 1], xh, R16_A4(0, e + 64));
+                    }
                 }
-                __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * t0)));
-                __m512i sc1 =
-                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * (t0 + 4))));
-                isb = _mm512_add_epi32(isb, _mm512_add_epi32(_mm512_mullo_epi32(lo, sc0), _mm512_mullo_epi32(hi, sc1)));
+                for (int u = 0; u < 8; u++) {
+                    const uint8_t *sc = h + 32 + 16 * (8 * hf + Q6_SUB(u));
+                    isb = _mm512_add_epi32(
+                        isb, _mm512_mullo_epi32(ci[u], _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)sc))));
+                }
             }
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, _mm512_set1_ps(a->d[8 * sb])), acc);
@@ -688,16 +682,15 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
-            r16_dec_ahead(h, tile, FF_DEC_K4_L2);
             const int8_t *aq = a->q + 256 * sb;
             __m512i ci[8];
             for (int s = 0; s < 8; s++) ci[s] = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
-                __m512i qh = q5 ? _mm512_loadu_si512(v + 2048 + 64 * p) : _mm512_setzero_si512();
+                __m512i qh = q5 ? _mm512_loadu_si512(v + FF_R16_K_QH(p)) : _mm512_setzero_si512();
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
-                    __m512i x = _mm512_loadu_si512(v + (8 * c + p) * 64);
+                    __m512i x = _mm512_loadu_si512(v + FF_R16_K_NIB(q5, c, p));
                     __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
                     if (q5) {
                         // bits 2c and 2c + 1 of qh to bit 4

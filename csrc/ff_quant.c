@@ -396,8 +396,8 @@ static void repack_group_q(const repack_ctx *c, int64_t g) {
     }
 }
 
-// q4_k/q5_k group g: per super-block a tile of its 16 rows, the header, the nibble bytes ordered (c, p), then
-// q5_k's qh bytes ordered p (ff_quant.h)
+// q4_k/q5_k group g: per super-block a tile of its 16 rows, the header, then per p q5_k's qh bytes and the nibble
+// bytes of each c (ff_quant.h)
 static void repack_group_k4(const repack_ctx *c, int64_t g) {
     int q5 = c->qtype == FF_QT_Q5_K;
     int64_t bsz = q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES, qs = q5 ? 48 : 16;
@@ -409,8 +409,8 @@ static void repack_group_k4(const repack_ctx *c, int64_t g) {
             memcpy(h + 32 + 2 * r, blk + 2, 2);
             for (int w = 0; w < 3; w++) memcpy(h + 64 + 64 * w + 4 * r, blk + 4 + 4 * w, 4);
             for (int q = 0; q < 4; q++)
-                for (int p = 0; p < 8; p++) memcpy(v + (8 * q + p) * 64 + 4 * r, blk + qs + 32 * q + 4 * p, 4);
-            for (int p = 0; q5 && p < 8; p++) memcpy(v + 2048 + 64 * p + 4 * r, blk + 16 + 4 * p, 4);
+                for (int p = 0; p < 8; p++) memcpy(v + FF_R16_K_NIB(q5, q, p) + 4 * r, blk + qs + 32 * q + 4 * p, 4);
+            for (int p = 0; q5 && p < 8; p++) memcpy(v + FF_R16_K_QH(p) + 4 * r, blk + 16 + 4 * p, 4);
         }
     }
 }
@@ -529,8 +529,8 @@ static void r16_k_block(uint8_t *blk, const uint8_t *w, int64_t sb, int r, int q
     memcpy(blk + 2, h + 32 + 2 * r, 2);
     for (int wd = 0; wd < 3; wd++) memcpy(blk + 4 + 4 * wd, h + 64 + 64 * wd + 4 * r, 4);
     for (int q = 0; q < 4; q++)
-        for (int p = 0; p < 8; p++) memcpy(blk + qs + 32 * q + 4 * p, v + (8 * q + p) * 64 + 4 * r, 4);
-    for (int p = 0; q5 && p < 8; p++) memcpy(blk + 16 + 4 * p, v + 2048 + 64 * p + 4 * r, 4);
+        for (int p = 0; p < 8; p++) memcpy(blk + qs + 32 * q + 4 * p, v + FF_R16_K_NIB(q5, q, p) + 4 * r, 4);
+    for (int p = 0; q5 && p < 8; p++) memcpy(blk + 16 + 4 * p, v + FF_R16_K_QH(p) + 4 * r, 4);
 }
 
 static void qdot_r16_k_ref(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,

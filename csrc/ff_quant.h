@@ -71,11 +71,15 @@ static inline void ff_st_fp16(uint8_t *p, float f) {
 // activation rows one r16 call takes: up to 8 for q8_0/q4_0/q4_k/q5_k/q6_k, up to 4 for the other types
 #define FF_R16_MR 8
 #define FF_R16_MR_K 4
-// the r16 layout of a q4_k W: groups of 16 rows, a group being a tile per super-block of 16 * 144 bytes: the
-// header, FF_R16_K_HEAD bytes (16 fp16 d, 16 fp16 dmin, then the 12 scale bytes as 3 words w at 64 + 64w + 4r for
-// row r), then the quant bytes as 64-byte groups (c, p), c < 4 outermost, of 4 bytes per row: bytes 32c + 4p..+3,
-// whose low nibbles are weights 64c + 4p.. (32-block 2c) and high ones 64c + 32 + 4p.. (32-block 2c + 1)
+// the r16 layout of a q4_k/q5_k W: groups of 16 rows, a group being a tile per super-block of 16 * 144 (176)
+// bytes: the header, FF_R16_K_HEAD bytes (16 fp16 d, 16 fp16 dmin, then the 12 scale bytes as 3 words w at 64 +
+// 64w + 4r for row r), then 64-byte groups of 4 bytes per row, p < 8 outermost: q5_k's qh bytes 4p..+3 (at
+// FF_R16_K_QH(p)), then for c < 4 the nibble bytes 32c + 4p..+3 (at FF_R16_K_NIB(q5, c, p)), whose low nibbles are
+// weights 64c + 4p.. (32-block 2c) and high ones 64c + 32 + 4p.. (32-block 2c + 1). decode reads a tile front to
+// back, which the hardware prefetchers follow
 #define FF_R16_K_HEAD 256
+#define FF_R16_K_QH(p) (320 * (p))
+#define FF_R16_K_NIB(q5, c, p) ((q5) ? 320 * (p) + 64 + 64 * (c) : 256 * (p) + 64 * (c))
 // the r16 layout of a q6_k W: a tile per super-block of 16 * 210 bytes: the header, FF_R16_Q6_K_HEAD bytes (16
 // fp16 d, then the int8 scale of 16-sub-block t of row r at 32 + 16t + r), then 64-byte groups (h, p, j), h < 2
 // outermost, of 4 bytes per row: j = 0 ql bytes 64h + 4p..+3, j = 1 ql bytes 64h + 32 + 4p..+3, j = 2 qh bytes
