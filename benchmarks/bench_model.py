@@ -14,6 +14,10 @@ reports its load time (constructor call to a ready model), its RSS before loadin
 imports), and its peak RSS (VmHWM) after the load and after the prompt plus 8 decoded tokens; mmap'd file
 pages that were touched count as resident, for both engines.
 
+The GGUF table is printed when every row is measured (a line per row goes to stderr as it finishes): its
+"read bandwidth" share divides each decode's weight read rate by the best fastformer.read_bandwidth of the
+whole run at that thread count, and its "paired" column by the probes taken just before and after each decode.
+
     python -m benchmarks.bench_model --shapes 110m 1.1b --quants q8_0 q4_0 --threads 1 2   # GGUF table
     python -m benchmarks.bench_model --threads 1 2   # fp32 110m checkpoint: fastformer vs transformers
     python -m benchmarks.bench_model --model m-q8_0.gguf --gguf m-q8_0.gguf   # both engines on one file
@@ -253,12 +257,7 @@ def memory(engine, path, n_prompt):
 
 def gguf_table(args, ids):
     """Speed, memory and load time of fastformer and llama.cpp on the same GGUF files."""
-    print(
-        "| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
-        "| ff decode tok/s | llama.cpp decode tok/s | decode x | ff decode / read bandwidth "
-        "| paired: median (range) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    rows = []  # printed at the end, when every share can meet the best probe of the whole run
     mem_rows = []
     for shape in args.shapes:
         for qt in args.quants:
@@ -266,24 +265,37 @@ def gguf_table(args, ids):
             for t in args.threads:
                 eng = engines(path, path, t, ids)
                 if eng["llama.cpp"] is None:
-                    print(f"| {shape} | {qt} | {t} | llama.cpp skipped (not installed) | | | | | |")
+                    rows.append(f"| {shape} | {qt} | {t} | llama.cpp skipped (not installed) | | | | | |")
                     continue
                 res = speed(eng, args, qt.startswith(("q", "iq")))
                 (fp, fd), (lp, ld) = res["fastformer"], res["llama.cpp"]
                 nbytes = step_bytes(path)
-                share = fd * nbytes / (bandwidth(args, t) * 1e9)
+                bandwidth(args, t)
                 paired = paired_shares(eng["fastformer"][0], args.new_tokens, nbytes, t, args.runs)
-                print(
-                    f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
-                    f"| {fd / ld:.2f} | {share:.0%} | {np.median(paired):.0%} ({min(paired):.0%}-{max(paired):.0%}) |",
-                    flush=True,
-                )
+                rows.append((shape, qt, t, fp, lp, fd, ld, fd * nbytes / 1e9, paired))
+                print(f"{shape} {qt} {t} thread(s): decode {fd:.1f} / {ld:.1f} tok/s", file=sys.stderr, flush=True)
                 del eng
             if not args.no_memory:
                 for name in ("fastformer", "llama.cpp"):
                     if name == "llama.cpp" and llama_cpp_missing():
                         continue
                     mem_rows.append((shape, qt, os.path.getsize(path), name, memory(name, path, args.prompt_tokens)))
+    print(
+        "| model | quant | threads | ff prefill tok/s | llama.cpp prefill tok/s | prefill x "
+        "| ff decode tok/s | llama.cpp decode tok/s | decode x | ff decode / read bandwidth "
+        "| paired: median (range) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        if isinstance(r, str):
+            print(r)
+            continue
+        shape, qt, t, fp, lp, fd, ld, gbs, paired = r
+        print(
+            f"| {shape} | {qt} | {t} | {fp:.1f} | {lp:.1f} | {fp / lp:.2f} | {fd:.1f} | {ld:.1f} "
+            f"| {fd / ld:.2f} | {gbs / bandwidth(args, t, measure=False):.0%} "
+            f"| {np.median(paired):.0%} ({min(paired):.0%}-{max(paired):.0%}) |"
+        )
     if mem_rows:
         mb = 1 << 20
         print(
@@ -301,12 +313,14 @@ def gguf_table(args, ids):
 _BANDWIDTH = {}
 
 
-def bandwidth(args, threads):
+def bandwidth(args, threads, measure=True):
     """Read bandwidth (GB/s) at `threads`: --bandwidth's entry, else the best fastformer.read_bandwidth so far in
-    this run at that thread count, measured again at each call (the host's bandwidth drifts: the highest seen is
-    the roofline)."""
+    this run at that thread count, measured again at each call unless not `measure` (the host's bandwidth drifts:
+    the highest seen is the roofline)."""
     if args.bandwidth:
         return args.bandwidth[min(threads, len(args.bandwidth)) - 1]
+    if not measure:
+        return _BANDWIDTH[threads]
     before = fastformer.get_num_threads()
     fastformer.set_num_threads(threads)
     _BANDWIDTH[threads] = max(_BANDWIDTH.get(threads, 0.0), fastformer.read_bandwidth())
