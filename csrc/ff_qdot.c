@@ -605,7 +605,8 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
                 for (int u = 0; u < 8; u++) {
                     const uint8_t *sc = h + 32 + 16 * (8 * hf + Q6_SUB(u));
                     isb = _mm512_add_epi32(
-                        isb, _mm512_mullo_epi32(ci[u], _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)sc))));
+                        isb, _mm512_mullo_epi32(
+                                 ci[u], _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)sc))));
                 }
             }
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));

@@ -556,8 +556,8 @@ void ff_repack_r16_q3_k(uint8_t *restrict dst, const uint8_t *restrict src, int6
                     uint8_t v[3] = {0, 0, 0};
                     for (int o = 0; o < 8; o++) {
                         int l = 32 * j + 4 * o + e;
-                        v[o / 4] |= (uint8_t)(((blk[32 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3)
-                                              << 2 * (o % 4));
+                        v[o / 4] |=
+                            (uint8_t)(((blk[32 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3) << 2 * (o % 4));
                         v[2] |= (uint8_t)(((blk[l % 32] >> (l / 32)) & 1) << o);
                     }
                     for (int k = 0; k < 3; k++) x[64 * k + 4 * r + e] = v[k];
@@ -594,7 +594,8 @@ void ff_qdot_r16_q3_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
                                     code |= ((x[128 + 4 * r + e] >> (4 * k + s2)) & 1) << 2;
                                     dot += code * aq[16 * k + 4 * s2 + e];
                                 }
-                            int sc = (((t[32 + 16 * j + r] >> (4 * k)) & 15) | (((hi >> (16 * k + 2 * j)) & 3) << 4)) - 32;
+                            int sc =
+                                (((t[32 + 16 * j + r] >> (4 * k)) & 15) | (((hi >> (16 * k + 2 * j)) & 3) << 4)) - 32;
                             isum += sc * (dot - 4 * as[k]);
                         }
                         float da = a->d[i * (kp / 32) + b];
