@@ -328,6 +328,15 @@ FF_VNNI void ff_qgemm_panel_q3_k_vnni(float *y, int64_t ldy, const uint8_t *w, i
     k2_panel_vnni(y, ldy, w, stride, nr, a, m, panel, FF_QT_Q3_K, FF_Q3_K_BYTES);
 }
 
+// an r16 kernel body with the activation row count m (1..4) as a constant
+#define R16_BY_M(body)                                                                                                 \
+    switch (m) {                                                                                                       \
+    case 4: body(y, ldy, w, n, a, 4); break;                                                                           \
+    case 3: body(y, ldy, w, n, a, 3); break;                                                                           \
+    case 2: body(y, ldy, w, n, a, 2); break;                                                                           \
+    default: body(y, ldy, w, n, a, 1); break;                                                                          \
+    }
+
 // ---- q2_k on its r16 layout (ff_qk2.h): per 32-block of 16 rows, two 64-byte groups give 8 vpdpbusd operands by
 // shifts, the two sub-blocks' int dots meet their scales in one int16-pair multiply-add, the mins likewise; the
 // floats are the scalar twin's, in its order ----
@@ -386,12 +395,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
 
 FF_VNNI void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
-    switch (m) {
-    case 4: r16_q2_k_vnni(y, ldy, w, n, a, 4); break;
-    case 3: r16_q2_k_vnni(y, ldy, w, n, a, 3); break;
-    case 2: r16_q2_k_vnni(y, ldy, w, n, a, 2); break;
-    default: r16_q2_k_vnni(y, ldy, w, n, a, 1); break;
-    }
+    R16_BY_M(r16_q2_k_vnni)
 }
 
 // ---- q3_k on its r16 layout (ff_qk2.h): as q2_k's, each operand's high bit or-ed in from the third group, the two
@@ -454,11 +458,6 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
 
 FF_VNNI void ff_qdot_r16_q3_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                    const ff_qact *a, int m) {
-    switch (m) {
-    case 4: r16_q3_k_vnni(y, ldy, w, n, a, 4); break;
-    case 3: r16_q3_k_vnni(y, ldy, w, n, a, 3); break;
-    case 2: r16_q3_k_vnni(y, ldy, w, n, a, 2); break;
-    default: r16_q3_k_vnni(y, ldy, w, n, a, 1); break;
-    }
+    R16_BY_M(r16_q3_k_vnni)
 }
 #endif
