@@ -692,7 +692,9 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
                     __m512i x = _mm512_loadu_si512(v + FF_R16_K_NIB(q5, c, p));
-                    __m512i xl = _mm512_and_si512(x, lo4), xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+                    // q4_k: the high nibbles in place (16 times their value), one and instead of a shift and an and
+                    __m512i xl = _mm512_and_si512(x, lo4),
+                            xh = q5 ? _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4) : _mm512_andnot_si512(lo4, x);
                     if (q5) {
                         // bits 2c and 2c + 1 of qh to bit 4
                         __m512i bl = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : _mm512_srli_epi16(qh, 2 * c - 4);
@@ -707,10 +709,14 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
             }
             __m512i sw[2], mp[4];
             r16_k4_scales(h, sw, mp);
-            __m512i isb = _mm512_setzero_si512();
-            for (int s = 0; s < 8; s++)
-                isb = _mm512_add_epi32(
-                    isb, _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff)));
+            __m512i isb = _mm512_setzero_si512(), isb16 = _mm512_setzero_si512();
+            for (int s = 0; s < 8; s++) {
+                __m512i t = _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff));
+                __m512i *o = !q5 && (s & 1) ? &isb16 : &isb;  // q4_k's high nibbles: 16 times
+                *o = _mm512_add_epi32(*o, t);
+            }
+            // exact: a multiple of 16, |isb16| <= 16 * 4 * 63 * 32 * 15 * 127 < 2^31
+            if (!q5) isb = _mm512_add_epi32(isb, _mm512_srai_epi32(isb16, 4));
             acc = r16_k4_sb_end(acc, isb, mp, h, a, 0, sb);
         }
         _mm512_storeu_ps(y + g * FF_R16, acc);
