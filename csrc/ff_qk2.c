@@ -535,34 +535,33 @@ void ff_qdot_r16_q2_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
 void ff_repack_r16_q3_k(uint8_t *restrict dst, const uint8_t *restrict src, int64_t g, int64_t nsb) {
     for (int r = 0; r < FF_R16; r++)
         for (int64_t sb = 0; sb < nsb; sb++) {
-            const uint8_t *blk = src + ((g * FF_R16 + r) * nsb + sb) * FF_Q3_K_BYTES, *s = blk + 96;
+            const uint8_t *blk = src + ((g * FF_R16 + r) * nsb + sb) * FF_Q3_K_BYTES;
             uint8_t *t = dst + (g * nsb + sb) * FF_R16 * FF_Q3_K_BYTES;
             memcpy(t + 2 * r, blk + 108, 2);
-            // the raw 6-bit scales (value + 32): low nibbles of sub-blocks 2j, 2j + 1 in one byte, the high 2 bits
+            // the raw 6-bit scales u = sc + 32: low nibbles of sub-blocks 2j, 2j + 1 in one byte, the high 2 bits
             // of all 16 in one little-endian word, sub-block 2j's at bits 2j and 2j + 1's at 16 + 2j
-            uint8_t u[16];
+            int8_t sc[16];
+            ff_q3_k_scales(sc, blk + 96);
             uint32_t hi = 0;
-            for (int c = 0; c < 16; c++) {
-                u[c] = (uint8_t)(c < 8 ? s[c] & 15 : s[c - 8] >> 4);
-                hi |= (uint32_t)((s[8 + c % 4] >> (2 * (c / 4))) & 3) << (16 * (c & 1) + 2 * (c / 2));
-            }
-            for (int j = 0; j < 8; j++) t[32 + 16 * j + r] = (uint8_t)(u[2 * j] | u[2 * j + 1] << 4);
-            for (int e = 0; e < 4; e++) t[160 + 4 * r + e] = (uint8_t)(hi >> (8 * e));
-            for (int j = 0; j < 8; j++) {
-                // weight 4(4k + s) + e of 32-block j: its low 2 bits into bits 2s of byte 4r + e of group k, its high
-                // bit (hmask) into bit 4k + s of byte 4r + e of group 2
-                uint8_t *x = t + 224 + 192 * j;
+            for (int c = 0; c < 16; c++) hi |= (uint32_t)((sc[c] + 32) >> 4) << (16 * (c & 1) + 2 * (c / 2));
+            for (int j = 0; j < 8; j++)
+                t[32 + 16 * j + r] = (uint8_t)(((sc[2 * j] + 32) & 15) | ((sc[2 * j + 1] + 32) & 15) << 4);
+            memcpy(t + 160 + 4 * r, &hi, 4);
+            // each weight's code q + 4 (0..7, ff_qk2_unpack's q): for weight 4(4k + s) + e of 32-block j its low 2
+            // bits into bits 2s of byte 4r + e of group k, its high bit into bit 4k + s of byte 4r + e of group 2
+            int8_t q[256];
+            float fs[16], fm[16];
+            ff_qk2_unpack(FF_QT_Q3_K, blk, q, fs, fm);
+            for (int j = 0; j < 8; j++)
                 for (int e = 0; e < 4; e++) {
                     uint8_t v[3] = {0, 0, 0};
                     for (int o = 0; o < 8; o++) {
-                        int l = 32 * j + 4 * o + e;
-                        v[o / 4] |=
-                            (uint8_t)(((blk[32 + 32 * (l / 128) + l % 32] >> (2 * (l % 128 / 32))) & 3) << 2 * (o % 4));
-                        v[2] |= (uint8_t)(((blk[l % 32] >> (l / 32)) & 1) << o);
+                        int code = q[32 * j + 4 * o + e] + 4;
+                        v[o / 4] |= (uint8_t)((code & 3) << 2 * (o % 4));
+                        v[2] |= (uint8_t)((code >> 2) << o);
                     }
-                    for (int k = 0; k < 3; k++) x[64 * k + 4 * r + e] = v[k];
+                    for (int k = 0; k < 3; k++) t[224 + 192 * j + 64 * k + 4 * r + e] = v[k];
                 }
-            }
         }
 }
 
@@ -578,8 +577,8 @@ void ff_qdot_r16_q3_k_ref(float *restrict y, int64_t ldy, const uint8_t *restric
                 for (int64_t sb = 0; sb < nsb; sb++) {
                     const uint8_t *t = w + (g * nsb + sb) * tb;
                     float d = ff_ld_fp16(t + 2 * r);
-                    uint32_t hi = (uint32_t)t[160 + 4 * r] | (uint32_t)t[161 + 4 * r] << 8 |
-                                  (uint32_t)t[162 + 4 * r] << 16 | (uint32_t)t[163 + 4 * r] << 24;
+                    uint32_t hi;
+                    memcpy(&hi, t + 160 + 4 * r, 4);
                     for (int j = 0; j < 8; j++) {
                         int64_t b = 8 * sb + j;
                         const int8_t *aq = a->q + i * kp + 32 * b;
