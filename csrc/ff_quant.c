@@ -585,6 +585,8 @@ typedef struct {
     ff_qgemm_panel_fn panels;  // W packed into panels (several activation rows), or NULL
     void *panel0;              // the calling thread's panel, next to the activations in its scratch
     int status;
+    int own_act;  // each thread quantizes x into its own scratch (few rows): no activation lines cross cores
+    size_t act_bytes;
     ff_qact act;
     int8_t *q;
     float *d;
@@ -608,10 +610,9 @@ static int32_t lane_offset(int qtype) {
 // their r16 kernels up to FF_R16_MR rows
 static int sb_int32(int qtype) { return qtype == FF_QT_Q4_K || qtype == FF_QT_Q5_K || qtype == FF_QT_Q6_K; }
 
-static void qact_task(void *arg, int ith, int nth) {
-    qlin_ctx *c = arg;
-    int64_t lo, hi, kp = c->act.kp;
-    ff_split(c->m, ith, nth, 1, &lo, &hi);
+// activation rows lo..hi-1 of x quantized into c's buffers
+static void quant_rows(const qlin_ctx *c, int64_t lo, int64_t hi) {
+    int64_t kp = c->act.kp;
     int32_t off = lane_offset(c->qtype);
     for (int64_t i = lo; i < hi; i++) {
         int8_t *q = c->q + i * kp;
@@ -633,6 +634,23 @@ static void qact_task(void *arg, int ith, int nth) {
                 for (int64_t b = 0; b < c->k / 32; b++) l[8 * b] = -off * (s[2 * b] + s[2 * b + 1]);
         }
     }
+}
+
+static void qact_task(void *arg, int ith, int nth) {
+    qlin_ctx *c = arg;
+    int64_t lo, hi;
+    ff_split(c->m, ith, nth, 1, &lo, &hi);
+    quant_rows(c, lo, hi);
+}
+
+// c's activation buffers carved from buf: lane sums (if any), scales, sums per 16, int8 values
+static void carve_act(qlin_ctx *c, uint8_t *buf, int lanes) {
+    int64_t kp = c->act.kp, m = c->m;
+    c->lanes = lanes ? (int32_t *)(void *)buf : NULL;
+    c->d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
+    c->s = (int16_t *)(void *)(c->d + kp / 32 * m);
+    c->q = (int8_t *)(void *)(c->s + kp / 16 * m);
+    c->act = (ff_qact){c->q, c->d, c->s, c->lanes, c->k, kp};
 }
 
 // rows lo..hi-1 of part P
@@ -689,7 +707,21 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
 }
 
 static void qlin_task(void *arg, int ith, int nth) {
-    qlin_ctx *c = arg;
+    qlin_ctx *c = arg, own;
+    if (c->own_act) {
+        // this thread's copy of the quantized rows, in its own scratch (the caller's is c's buffer)
+        if (ith > 0) {
+            uint8_t *buf = ff_scratch(c->act_bytes);
+            if (!buf) {
+                c->status = FF_ENOMEM;
+                return;
+            }
+            own = *c;
+            carve_act(&own, buf, c->lanes != NULL);
+            c = &own;
+        }
+        quant_rows(c, 0, c->m);
+    }
     int64_t lo, hi, off = 0;
     ff_split(c->ntot, ith, nth, FF_QP_NR, &lo, &hi);
     for (int p = 0; p < c->np; off += c->parts[p].n, p++) {
@@ -738,16 +770,18 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
                   .panels = panels,
                   .panel0 = buf + row * (size_t)m,
                   .status = FF_OK};
-    c.lanes = lanes ? (int32_t *)(void *)buf : NULL;
-    c.d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
-    c.s = (int16_t *)(void *)(c.d + kp / 32 * m);
-    c.q = (int8_t *)(void *)(c.s + kp / 16 * m);
-    c.act = (ff_qact){c.q, c.d, c.s, c.lanes, k, kp};
+    c.act.kp = kp;
+    carve_act(&c, buf, lanes);
     // tiles of about 192 KB of W for several activation rows, all of W's share for one
     c.jt = m == 1 ? ntot : FF_MAX(16, (192 << 10) / stride);
-    int nth = ff_get_num_threads();
-    ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
-    ff_parallel(qlin_task, &c, ntot * k * m < (1 << 15) ? 1 : nth);
+    int nth = ff_get_num_threads(), nlin = ntot * k * m < (1 << 15) ? 1 : nth;
+    // a few rows are quantized by every thread that takes a share of W, each into its own scratch: written on
+    // one core and read on another they would cost more than the quantizing (about 5 us a call for 2048
+    // columns where the two cores sit far apart); more rows are quantized once, split over the threads
+    c.own_act = m * k < (1 << 16) && !panels;
+    c.act_bytes = row * (size_t)m;
+    if (!c.own_act) ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
+    ff_parallel(qlin_task, &c, nlin);
     return c.status;
 }
 

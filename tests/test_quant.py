@@ -365,6 +365,21 @@ def test_r16_k_bitwise_independent_of_thread_count(qpath, rng, qtype, m):
     same_at_thread_counts(lambda: _r16_linear(x, qt))
 
 
+@pytest.mark.parametrize("r16", [False, True], ids=["rows", "r16"])
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_k", "q6_k"])
+def test_activation_quantized_per_thread_or_once_gives_the_same_bits(qpath, rng, qtype, r16):
+    # up to 4 rows of fewer than 2^16 values are quantized by every thread into its own scratch; 4 rows of
+    # 16640 are quantized once and shared: a row must come out the same either way, at any thread count
+    k = 16640
+    qt = _make(rng, qtype, 64, k)
+    x = rng.standard_normal((4, k)).astype(np.float32)
+    lin = _r16_linear if r16 else ops.linear
+    shared = same_at_thread_counts(lambda: lin(x, qt), (1, 2, 3))
+    for i in range(4):
+        own = same_at_thread_counts(lambda: lin(x[i : i + 1], qt), (1, 2, 3))
+        np.testing.assert_array_equal(own[0], shared[i])
+
+
 def test_r16_pays_only_with_vnni():
     before = _core.current_isa(), _core.quant_vnni()
     try:
