@@ -376,7 +376,8 @@ def test_activation_quantized_per_thread_or_once_gives_the_same_bits(qpath, rng,
     lin = _r16_linear if r16 else ops.linear
     shared = same_at_thread_counts(lambda: lin(x, qt), (1, 2, 3))
     for i in range(4):
-        own = same_at_thread_counts(lambda: lin(x[i : i + 1], qt), (1, 2, 3))
+        row = x[i : i + 1]
+        own = same_at_thread_counts(lambda row=row: lin(row, qt), (1, 2, 3))
         np.testing.assert_array_equal(own[0], shared[i])
 
 
