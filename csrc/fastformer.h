@@ -288,7 +288,7 @@ int32_t ff_wordpiece_token_id(const ff_wordpiece *w, const uint8_t *s, int64_t n
 // ids (at most n) of utf-8 text (n,), already lower-cased / decomposed as the normalizer asks; -1 on OOM
 int64_t ff_wordpiece_encode(const ff_wordpiece *w, int32_t *ids, const uint8_t *text, int64_t n);
 
-// ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c) ----
+// ---- quantized weights, ggml-compatible (ff_quant.c, ff_qdot.c; the linear in ff_qlinear.c) ----
 // a quantized (rows, cols) matrix is rows of cols/block consecutive blocks in ggml's byte layout
 enum ff_qtype {  // ggml's type ids (ids 4, 5 and 31..33 were retired by ggml)
     FF_QT_F32 = 0,

@@ -381,6 +381,20 @@ def test_activation_quantized_per_thread_or_once_gives_the_same_bits(qpath, rng,
         np.testing.assert_array_equal(own[0], shared[i])
 
 
+@pytest.mark.parametrize("r16", [False, True], ids=["rows", "r16"])
+@pytest.mark.parametrize("qtype", ["q4_0", "q4_k", "q6_k"])
+def test_rows_taken_from_other_threads_shares_give_the_same_bits(qpath, rng, qtype, r16):
+    # a thread done with its share takes rows from the last eighth of another's (enough rows here for every
+    # thread to have such a tail): whoever computes a row, its bits are the same as at 1 thread
+    qt = _make(rng, qtype, 2048 + 96, 512)
+    lin = _r16_linear if r16 else ops.linear
+    for m in (1, 4):
+        x = rng.standard_normal((m, 512)).astype(np.float32)
+        y = same_at_thread_counts(lambda x=x: lin(x, qt), (1, 2, 3, 2, 3))
+        want, mag = ref.linear_q(x, qt.data, qtype, qt.shape)
+        assert np.all(np.abs(y - want) <= 2e-6 * mag + 1e-6)
+
+
 def test_r16_pays_only_with_vnni():
     before = _core.current_isa(), _core.quant_vnni()
     try:
