@@ -1,11 +1,10 @@
 // the quantized linear y = x @ W^T + bias for W in a ggml block format (or its r16 layout): the activation rows
-// are quantized to int8, then the threads take shares of W's rows and run the int8 dot kernels over them
+// are quantized to int8 (a few rows by every thread for itself, more once, split over the threads), then the
+// threads take shares of W's rows and run the int8 dot kernels over them
 #include "ff_quant.h"
 
 #include <stdatomic.h>
 #include <string.h>
-
-// ---- the quantized linear: quantize each activation row once, then dots over shares of W's rows ----
 
 typedef struct {
     const float *x;
