@@ -6,14 +6,12 @@
 #include "ff_hsum.h"
 #include "ff_qk2.h"  // q5_k: its bytes and kernel names
 #include "ff_quant.h"
+#include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-#define AI __attribute__((always_inline))
-#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // a kernel body with the activation row count m as a constant
 #define FF_QDOT_BY_M(body)                                                                                             \
@@ -378,12 +376,6 @@ FF_VNNI void ff_qgemm_panel_q4_0_vnni(float *y, int64_t ldy, const uint8_t *w, i
 // ---- decode and prefill on the r16 layout (ff_quant.h): per block, each 64-byte group of the 16 rows meets
 // 4 broadcast activations in one vpdpbusd, so a block of 16 rows is 8 of them and one float scaling ----
 
-static inline int32_t ld32(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 // block b of the group at t into out (mr activation rows); the int dot starts at the lane sum -c * sum(a) and
 // runs as one int32 chain per row (integer sums: any order gives the same bits)
 static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, const ff_qact *a, int64_t b, const int mr,
@@ -397,20 +389,20 @@ static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, cons
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m512i x = _mm512_loadu_si512(v + 64 * c);
+            FF_IN_REG(x);
             __m512i xl = _mm512_and_si512(x, _mm512_set1_epi8(15));
             __m512i xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), _mm512_set1_epi8(15));
             for (int i = 0; i < mr; i++) {
                 const int8_t *aq = a->q + i * kp + 32 * b;
-                acc[i] = _mm512_dpbusd_epi32(acc[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                acc[i] = _mm512_dpbusd_epi32(acc[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+                acc[i] = ff_dpbusd_b4(acc[i], xl, aq + 4 * c);
+                acc[i] = ff_dpbusd_b4(acc[i], xh, aq + 16 + 4 * c);
             }
         }
     } else {
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
             __m512i x = _mm512_loadu_si512(v + 64 * c);
-            for (int i = 0; i < mr; i++)
-                acc[i] = _mm512_dpbusd_epi32(acc[i], x, _mm512_set1_epi32(ld32(a->q + i * kp + 32 * b + 4 * c)));
+            for (int i = 0; i < mr; i++) acc[i] = ff_dpbusd_b4(acc[i], x, a->q + i * kp + 32 * b + 4 * c);
         }
     }
     __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));

@@ -5,30 +5,11 @@
 // activation rows) takes one 32-block or 16-sub-block at a time
 #include "ff_qk2.h"  // q5_k: its bytes and kernel names
 #include "ff_quant.h"
+#include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
 #include <string.h>
-
-#define AI __attribute__((always_inline))
-#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-static inline int32_t ld32(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-// acc += the unsigned bytes of x times the 4 signed bytes at p, broadcast to every lane: one vpdpbusd with an
-// embedded broadcast, where the compilers load and broadcast in an instruction of its own (a fifth of the q4_k
-// decode's in-cache time on zen 4, whose 512-bit ops take two cycles of a 256-bit pipe)
-static inline AI FF_VNNI __m512i dpbusd_b4(__m512i acc, __m512i x, const int8_t *p) {
-    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(x), "m"(*(const int32_t *)(const void *)p));
-    return acc;
-}
-
-// x as loaded: the compilers would fold its load into each instruction that reads it, loading the 64 bytes twice
-#define FF_IN_REG(x) __asm__("" : "+v"(x))
 
 // decode streams W once, tile after tile, each tile front to back, and leaves the fetching ahead to the hardware:
 // on a Zen 4, in-process A/B runs of the same 256 MB W, this streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores)
@@ -158,8 +139,8 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
                         __m512i xh =
                             _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(hh, hi2), lo4, 0xe4);
                         int64_t e = 256 * sb + 128 * hf + 32 * j + 4 * p, u = 4 * (p / 4) + 2 * j;
-                        ci[u] = dpbusd_b4(ci[u], xl, a->q + e);
-                        ci[u + 1] = dpbusd_b4(ci[u + 1], xh, a->q + e + 64);
+                        ci[u] = ff_dpbusd_b4(ci[u], xl, a->q + e);
+                        ci[u + 1] = ff_dpbusd_b4(ci[u + 1], xh, a->q + e + 64);
                     }
                 }
                 for (int u = 0; u < 8; u++) {
@@ -264,8 +245,8 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
                         xl = _mm512_ternarylogic_epi32(xl, bl, bit4, 0xf8);  // xl | (bl & bit4)
                         xh = _mm512_ternarylogic_epi32(xh, bh, bit4, 0xf8);
                     }
-                    ci[2 * c] = dpbusd_b4(ci[2 * c], xl, aq + 64 * c + 4 * p);
-                    ci[2 * c + 1] = dpbusd_b4(ci[2 * c + 1], xh, aq + 64 * c + 32 + 4 * p);
+                    ci[2 * c] = ff_dpbusd_b4(ci[2 * c], xl, aq + 64 * c + 4 * p);
+                    ci[2 * c + 1] = ff_dpbusd_b4(ci[2 * c + 1], xh, aq + 64 * c + 32 + 4 * p);
                 }
             }
             __m512i sw[2], mp[4];

@@ -6,13 +6,11 @@
 #include "ff_hsum.h"
 #include "ff_qk2.h"
 #include "ff_quant.h"  // FF_QP_NR
+#include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
 #include <string.h>
-
-#define AI __attribute__((always_inline))
-#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // a kernel body with the activation row count m as a constant
 #define K2_BY_M(body)                                                                                                  \
@@ -357,6 +355,8 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 320 + 128 * j;
                 __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 64);
+                FF_IN_REG(x0);
+                FF_IN_REG(x1);
                 __m512i dot0[4], dot1[4];
                 for (int i = 0; i < mr; i++) dot0[i] = dot1[i] = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -365,11 +365,8 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
                     __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(x1, 2 * s2), m3);
                     for (int i = 0; i < mr; i++) {
                         const int8_t *aq = a->q + i * kp + 32 * b;
-                        int32_t a0, a1;
-                        memcpy(&a0, aq + 4 * s2, 4);
-                        memcpy(&a1, aq + 16 + 4 * s2, 4);
-                        dot0[i] = _mm512_dpbusd_epi32(dot0[i], c0, _mm512_set1_epi32(a0));
-                        dot1[i] = _mm512_dpbusd_epi32(dot1[i], c1, _mm512_set1_epi32(a1));
+                        dot0[i] = ff_dpbusd_b4(dot0[i], c0, aq + 4 * s2);
+                        dot1[i] = ff_dpbusd_b4(dot1[i], c1, aq + 16 + 4 * s2);
                     }
                 }
                 // per row the scale bytes of the two sub-blocks as int16 pairs: scales (low nibbles), mins (high)
@@ -418,6 +415,9 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 224 + 192 * j;
                 __m512i xg[2] = {_mm512_loadu_si512(x), _mm512_loadu_si512(x + 64)}, xh = _mm512_loadu_si512(x + 128);
+                FF_IN_REG(xg[0]);
+                FF_IN_REG(xg[1]);
+                FF_IN_REG(xh);
                 __m512i dot[2][4];
                 for (int i = 0; i < mr; i++) dot[0][i] = dot[1][i] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -427,9 +427,8 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
                     __m512i h = o < 2 ? _mm512_slli_epi16(xh, 2 - o) : _mm512_srli_epi16(xh, o - 2);
                     c = _mm512_ternarylogic_epi32(c, h, four, 0xf8);
                     for (int i = 0; i < mr; i++) {
-                        int32_t av;
-                        memcpy(&av, a->q + i * kp + 32 * b + 16 * (o / 4) + 4 * (o % 4), 4);
-                        dot[o / 4][i] = _mm512_dpbusd_epi32(dot[o / 4][i], c, _mm512_set1_epi32(av));
+                        dot[o / 4][i] =
+                            ff_dpbusd_b4(dot[o / 4][i], c, a->q + i * kp + 32 * b + 16 * (o / 4) + 4 * (o % 4));
                     }
                 }
                 // per row the raw scales of sub-blocks 2j, 2j + 1 as an int16 pair: nibbles from the byte, high

@@ -7,13 +7,11 @@
 #include "ff_internal.h"
 #include "ff_qk2.h"  // FF_IQ4_XS_BYTES
 #include "ff_quant.h"
+#include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
 #include <string.h>
-
-#define AI __attribute__((always_inline))
-#define FF_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // the four types as kernel constants, and their block sizes
 enum { QL_Q4_1, QL_Q5_0, QL_Q5_1, QL_IQ4_NL };
@@ -318,12 +316,6 @@ QL_PANEL_VNNI(iq4_nl, QL_IQ4_NL)
 // + 128 by one table shuffle each); the floats
 // are the scalar twins' (fused multiply-adds per block and row, even and odd blocks apart) ----
 
-static inline int32_t ld32(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 // the int dots of block b (nibbles at v) of 16 rows with mr activation rows, each from -128 * sum(a)
 static inline AI FF_VNNI void r16_iq4_block(__m512i *dot, const uint8_t *v, const ff_qact *a, int64_t b, const int mr) {
     int64_t kp = a->kp;
@@ -339,12 +331,13 @@ static inline AI FF_VNNI void r16_iq4_block(__m512i *dot, const uint8_t *v, cons
     for (int c = 0; c < 4; c++) {
         // low nibbles are weights 4c.., high nibbles weights 16 + 4c..
         __m512i x = _mm512_loadu_si512(v + 64 * c);
+        FF_IN_REG(x);
         __m512i xl = _mm512_shuffle_epi8(tbl, _mm512_and_si512(x, m4));
         __m512i xh = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(x, 4), m4));
         for (int i = 0; i < mr; i++) {
             const int8_t *aq = a->q + i * kp + 32 * b;
-            dot[i] = _mm512_dpbusd_epi32(dot[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
-            hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+            dot[i] = ff_dpbusd_b4(dot[i], xl, aq + 4 * c);
+            hi[i] = ff_dpbusd_b4(hi[i], xh, aq + 16 + 4 * c);
         }
     }
     for (int i = 0; i < mr; i++) dot[i] = _mm512_add_epi32(dot[i], hi[i]);
@@ -440,6 +433,7 @@ static inline AI FF_VNNI void r16_legacy_vnni(float *restrict y, int64_t ldy, co
             for (int c = 0; c < 4; c++) {
                 // low nibbles are weights 4c.., high nibbles weights 16 + 4c.. (q4_1: times 16, shifted out below)
                 __m512i x = _mm512_loadu_si512(v + 64 * c);
+                FF_IN_REG(x);
                 __m512i xl = _mm512_and_si512(x, m4), xh;
                 if (five) {
                     xh = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
@@ -452,8 +446,8 @@ static inline AI FF_VNNI void r16_legacy_vnni(float *restrict y, int64_t ldy, co
                 }
                 for (int i = 0; i < mr; i++) {
                     const int8_t *aq = a->q + i * kp + 32 * b;
-                    lo[i] = _mm512_dpbusd_epi32(lo[i], xl, _mm512_set1_epi32(ld32(aq + 4 * c)));
-                    hi[i] = _mm512_dpbusd_epi32(hi[i], xh, _mm512_set1_epi32(ld32(aq + 16 + 4 * c)));
+                    lo[i] = ff_dpbusd_b4(lo[i], xl, aq + 4 * c);
+                    hi[i] = ff_dpbusd_b4(hi[i], xh, aq + 16 + 4 * c);
                 }
             }
             __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
