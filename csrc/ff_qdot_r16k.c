@@ -36,6 +36,16 @@ static inline AI FF_VNNI void r16_k4_scales(const uint8_t *h, __m512i sw[2], __m
     mp[3] = _mm512_shuffle_epi8(m1, pair23);
 }
 
+// the scales of 32-block s (a constant) of the 16 rows as int32: byte s % 4 of sw[s / 4]'s dwords, in one op
+static inline AI FF_VNNI __m512i k4_scale(const __m512i sw[2], const int s) {
+    const int q = s % 4;
+    if (q == 0) return _mm512_and_si512(sw[s / 4], _mm512_set1_epi32(255));
+    if (q == 3) return _mm512_srli_epi32(sw[s / 4], 24);
+    return _mm512_shuffle_epi8(
+        sw[s / 4], _mm512_broadcast_i32x4(_mm_setr_epi32((int)0x80808000 + q, (int)0x80808004 + q, (int)0x80808008 + q,
+                                                         (int)0x8080800c + q)));
+}
+
 // the end of a q4_k/q5_k super-block sb for activation row i: its int32 sum isb of scaled 32-blocks and the mins mp
 // against the row's int16 sums per 32 (pairs, read as bytes), scaled by d * d_a and dmin * d_a into acc
 static inline AI FF_VNNI __m512 r16_k4_sb_end(__m512 acc, __m512i isb, const __m512i mp[4], const uint8_t *h,
@@ -218,7 +228,7 @@ static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, cons
 static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                               const int q5) {
     int64_t nsb = a->k / 256, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
-    const __m512i lo4 = _mm512_set1_epi8(15), ff = _mm512_set1_epi32(255), bit4 = _mm512_set1_epi8(16);
+    const __m512i lo4 = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         __m512 acc = _mm512_setzero_ps();
@@ -253,7 +263,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
             r16_k4_scales(h, sw, mp);
             __m512i isb = _mm512_setzero_si512(), isb16 = _mm512_setzero_si512();
             for (int s = 0; s < 8; s++) {
-                __m512i t = _mm512_mullo_epi32(ci[s], _mm512_and_si512(_mm512_srli_epi32(sw[s / 4], 8 * (s % 4)), ff));
+                __m512i t = _mm512_mullo_epi32(ci[s], k4_scale(sw, s));
                 __m512i *o = !q5 && (s & 1) ? &isb16 : &isb;  // q4_k's high nibbles: 16 times
                 *o = _mm512_add_epi32(*o, t);
             }
