@@ -449,10 +449,14 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
     }
 
 FF_VNNI void ff_qdot_r16_q8_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m){FF_R16_BY_M(0)}
+                                   const ff_qact *a, int m) {
+    FF_R16_BY_M(0);
+}
 
 FF_VNNI void ff_qdot_r16_q4_0_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
-                                   const ff_qact *a, int m){FF_R16_BY_M(1)}
+                                   const ff_qact *a, int m) {
+    FF_R16_BY_M(1);
+}
 
 FF_AVX512 void ff_quant_act_q8_avx512(int8_t *restrict q, float *restrict d, int16_t *restrict s,
                                       const float *restrict x, int64_t k, int bs) {

@@ -8,9 +8,6 @@
 #include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
-#include <immintrin.h>
-#include <string.h>
-
 // decode streams W once, tile after tile, each tile front to back, and leaves the fetching ahead to the hardware:
 // on a Zen 4, in-process A/B runs of the same 256 MB W, this streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores)
 // the rate of any software prefetch tried (1-64 KB ahead into L1, L2, both)
@@ -100,8 +97,7 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                         } else {
                             x = _mm512_and_si512(x, lo4);
                         }
-                        for (int i = 0; i < mr; i++)
-                            ci[i] = _mm512_dpbusd_epi32(ci[i], x, _mm512_set1_epi32(ld32(aq + i * kp + 4 * p)));
+                        for (int i = 0; i < mr; i++) ci[i] = ff_dpbusd_b4(ci[i], x, aq + i * kp + 4 * p);
                     }
                     for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
                 }
@@ -197,8 +193,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni(float *restrict y, int64_t ldy, cons
                         __m512i b = hi ? (j ? _mm512_srli_epi16(qh, 2) : qh) : _mm512_slli_epi16(qh, j ? 2 : 4);
                         __m512i x = _mm512_ternarylogic_epi32(hi ? _mm512_srli_epi16(ql, 4) : ql,
                                                               _mm512_and_si512(b, hi2), lo4, 0xe4);
-                        for (int i = 0; i < mr; i++)
-                            ci[i] = _mm512_dpbusd_epi32(ci[i], x, _mm512_set1_epi32(ld32(aq + i * kp + 4 * p)));
+                        for (int i = 0; i < mr; i++) ci[i] = ff_dpbusd_b4(ci[i], x, aq + i * kp + 4 * p);
                     }
                     __m512i sc =
                         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + 32 + 16 * st)));
