@@ -19,14 +19,14 @@ static inline int32_t ld32(const int8_t *p) {
 }
 
 // acc += the unsigned bytes of x times the 4 signed bytes at p, broadcast to every lane: one vpdpbusd with an
-// embedded broadcast, where the compilers load and broadcast in an instruction of its own (a fifth of the q4_k
-// decode's in-cache time on zen 4, whose 512-bit ops take two cycles of a 256-bit pipe)
+// embedded broadcast, where gcc loads and broadcasts in an instruction of its own (a fifth of the q4_k decode's
+// in-cache time on zen 4, whose 512-bit ops take two cycles of a 256-bit pipe)
 static inline AI FF_VNNI __m512i ff_dpbusd_b4(__m512i acc, __m512i x, const int8_t *p) {
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(x), "m"(*(const int32_t *)(const void *)p));
     return acc;
 }
 
-// x as loaded: the compilers would fold its load into each instruction that reads it, loading the 64 bytes again
+// x as loaded: gcc would fold its load into each instruction that reads it, loading the 64 bytes again
 #define FF_IN_REG(x) __asm__("" : "+v"(x))
 #endif
 #endif
