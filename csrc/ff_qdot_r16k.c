@@ -10,7 +10,9 @@
 #ifdef FF_HAVE_X86
 // decode streams W once, tile after tile, each tile front to back, and leaves the fetching ahead to the hardware:
 // on a Zen 4, in-process A/B runs of the same 256 MB W, this streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores)
-// the rate of any software prefetch tried (1-64 KB ahead into L1, L2, both)
+// the rate of any software prefetch tried (1-64 KB ahead into L1, L2, both). Front to back includes the tile's
+// header: its scale lines are loaded before the nibbles they scale, though used after. Read last, they cost 3-13%
+// of the read rate at the host's fast memory speed (2 cores, each pulling its own ~32 GB/s; none at the slow one)
 
 // the 6-bit scales and mins of a q4_k/q5_k r16 tile's 16 rows (q4_k_unpack, a row per lane): sw[0] the scales of
 // positions 0..3 as bytes, sw[1] of 4..7; mp[u] the mins of positions 2u, 2u + 1 as two int16
@@ -43,18 +45,22 @@ static inline AI FF_VNNI __m512i k4_scale(const __m512i sw[2], const int s) {
                                                          (int)0x8080800c + q)));
 }
 
+// a q4_k/q5_k tile's 16 fp16 d (dm[0]) and dmin (dm[1]), as loaded
+static inline AI FF_VNNI void r16_k4_dmin(const uint8_t *h, __m256i dm[2]) {
+    dm[0] = _mm256_loadu_si256((const __m256i *)(const void *)h);
+    dm[1] = _mm256_loadu_si256((const __m256i *)(const void *)(h + 32));
+}
+
 // the end of a q4_k/q5_k super-block sb for activation row i: its int32 sum isb of scaled 32-blocks and the mins mp
-// against the row's int16 sums per 32 (pairs, read as bytes), scaled by d * d_a and dmin * d_a into acc
-static inline AI FF_VNNI __m512 r16_k4_sb_end(__m512 acc, __m512i isb, const __m512i mp[4], const uint8_t *h,
+// against the row's int16 sums per 32 (pairs, read as bytes), scaled by d * d_a and dmin * d_a (dm) into acc
+static inline AI FF_VNNI __m512 r16_k4_sb_end(__m512 acc, __m512i isb, const __m512i mp[4], const __m256i dm[2],
                                               const ff_qact *a, int i, int64_t sb) {
     const int8_t *bs = (const int8_t *)(a->lanes + i * (a->kp / 4) + 4 * sb);
     __m512i msb = _mm512_setzero_si512();
     for (int u = 0; u < 4; u++) msb = _mm512_dpwssd_epi32(msb, mp[u], _mm512_set1_epi32(ld32(bs + 4 * u)));
     __m512 da = _mm512_set1_ps(a->d[i * (a->kp / 32) + 8 * sb]);
-    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
-    __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + 32)));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, da), acc);
-    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(dmin, da), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(_mm512_cvtph_ps(dm[0]), da), acc);
+    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msb), _mm512_mul_ps(_mm512_cvtph_ps(dm[1]), da), acc);
 }
 
 // q4_k (q5 = 0) and q5_k (ff_qdot_q4_k_ref's arithmetic): each 32-block s = 2c + e of the 16 rows (low nibbles
@@ -101,7 +107,9 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
                     }
                     for (int i = 0; i < mr; i++) isb[i] = _mm512_add_epi32(isb[i], _mm512_mullo_epi32(ci[i], sc));
                 }
-            for (int i = 0; i < mr; i++) acc[i] = r16_k4_sb_end(acc[i], isb[i], mp, h, a, i, sb);
+            __m256i dm[2];
+            r16_k4_dmin(h, dm);
+            for (int i = 0; i < mr; i++) acc[i] = r16_k4_sb_end(acc[i], isb[i], mp, dm, a, i, sb);
         }
         for (int i = 0; i < mr; i++) _mm512_storeu_ps(y + i * ldy + g * FF_R16, acc[i]);
     }
@@ -124,6 +132,14 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
+            // the header first (see the top of the file): d, and the 16 sub-blocks' scales 4 to a register
+            __m256i dh = _mm256_loadu_si256((const __m256i *)(const void *)h);
+            FF_IN_REG(dh);
+            __m512i scv[4];
+            for (int i = 0; i < 4; i++) {
+                scv[i] = _mm512_loadu_si512(h + 32 + 64 * i);
+                FF_IN_REG(scv[i]);
+            }
             __m512i isb = _mm512_setzero_si512();
 #pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
@@ -150,13 +166,12 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
                     }
                 }
                 for (int u = 0; u < 8; u++) {
-                    const uint8_t *sc = h + 32 + 16 * (8 * hf + Q6_SUB(u));
-                    isb = _mm512_add_epi32(
-                        isb, _mm512_mullo_epi32(
-                                 ci[u], _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)sc))));
+                    const int st = 8 * hf + Q6_SUB(u);
+                    __m512i sc = _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(scv[st / 4], st % 4));
+                    isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(ci[u], sc));
                 }
             }
-            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+            __m512 d = _mm512_cvtph_ps(dh);
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_mul_ps(d, _mm512_set1_ps(a->d[8 * sb])), acc);
         }
         _mm512_storeu_ps(y + g * FF_R16, acc);
@@ -230,6 +245,13 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
             const int8_t *aq = a->q + 256 * sb;
+            // the header first (see the top of the file), held in registers until the super-block's end
+            __m256i dm[2];
+            r16_k4_dmin(h, dm);
+            FF_IN_REG(dm[0]);
+            FF_IN_REG(dm[1]);
+            __m512i sw[2], mp[4];
+            r16_k4_scales(h, sw, mp);
             __m512i ci[8];
             for (int s = 0; s < 8; s++) ci[s] = _mm512_setzero_si512();
 #pragma GCC unroll 8
@@ -254,8 +276,6 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
                     ci[2 * c + 1] = ff_dpbusd_b4(ci[2 * c + 1], xh, aq + 64 * c + 32 + 4 * p);
                 }
             }
-            __m512i sw[2], mp[4];
-            r16_k4_scales(h, sw, mp);
             __m512i isb = _mm512_setzero_si512(), isb16 = _mm512_setzero_si512();
             for (int s = 0; s < 8; s++) {
                 __m512i t = _mm512_mullo_epi32(ci[s], k4_scale(sw, s));
@@ -264,7 +284,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
             }
             // exact: a multiple of 16, |isb16| <= 16 * 4 * 63 * 32 * 15 * 127 < 2^31
             if (!q5) isb = _mm512_add_epi32(isb, _mm512_srai_epi32(isb16, 4));
-            acc = r16_k4_sb_end(acc, isb, mp, h, a, 0, sb);
+            acc = r16_k4_sb_end(acc, isb, mp, dm, a, 0, sb);
         }
         _mm512_storeu_ps(y + g * FF_R16, acc);
     }
