@@ -350,6 +350,12 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
             const uint8_t *t = w + (g * nsb + sb) * tb;
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
+            // the scale bytes too before the values: a tile read front to back streams faster (ff_qdot_r16k.c)
+            __m512i sv[4];
+            for (int u = 0; u < 4; u++) {
+                sv[u] = _mm512_loadu_si512(t + 64 + 64 * u);
+                FF_IN_REG(sv[u]);
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
@@ -370,7 +376,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
                     }
                 }
                 // per row the scale bytes of the two sub-blocks as int16 pairs: scales (low nibbles), mins (high)
-                __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(t + 64 + 32 * j)));
+                __m512i v = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sv[j / 2], j % 2));
                 __m512i sc = _mm512_and_si512(v, _mm512_set1_epi16(15)), mn = _mm512_srli_epi16(v, 4);
                 for (int i = 0; i < mr; i++) {
                     // |dot| <= 16 * 3 * 127 fits int16: the pair (dot0, dot1) times (sc0, sc1), summed
