@@ -1,4 +1,4 @@
-// a persistent thread pool: workers sleep on a condition variable, spin briefly after a job,
+// a persistent thread pool: workers sleep on a condition variable, spin for up to SPIN_NS after a job,
 // and are re-created lazily after fork(); one job at a time, concurrent callers run inline
 #define _GNU_SOURCE
 #include "ff_internal.h"
@@ -16,7 +16,28 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define SPIN_ITERS 4096
+#include <time.h>
+
+// how long a worker waiting for a job, or a caller waiting for the workers, spins before it sleeps: longer than
+// the gap between two decode steps (about 0.1 ms of python and sampling), so a generating worker is not put to
+// sleep and woken again every token (a futex wake cost the 1.1B decode step about 80 us). An idle pool burns this
+// much of each core once, after its last job
+#define SPIN_NS 1000000
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// 1 once a spin that began at *t0 (0: not yet read) has run SPIN_NS; reads the clock every 64 calls
+static int spin_over(int *spins, uint64_t *t0) {
+    cpu_relax();
+    if (++*spins % 64) return 0;
+    uint64_t t = now_ns();
+    if (!*t0) *t0 = t;
+    return t - *t0 > SPIN_NS;
+}
 
 typedef struct {
     pthread_mutex_t mu;      // guards sleeping and waking
@@ -46,12 +67,9 @@ static void *worker_main(void *arg) {
     uint64_t seen = pool.start_gen[idx];
     for (;;) {
         // wait for a new job: spin a little, then sleep
-        uint64_t g;
+        uint64_t g, t0 = 0;
         int spins = 0;
-        while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen && spins < SPIN_ITERS) {
-            cpu_relax();
-            spins++;
-        }
+        while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen && !spin_over(&spins, &t0)) {}
         if (g == seen) {
             pthread_mutex_lock(&pool.mu);
             while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen)
@@ -149,8 +167,8 @@ void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) {
     fn(ctx, 0, nth);
 
     // wait for the workers: spin a little, then sleep
-    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && spins < SPIN_ITERS; spins++)
-        cpu_relax();
+    uint64_t t0 = 0;
+    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && !spin_over(&spins, &t0);) {}
     if (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
         pthread_mutex_lock(&pool.mu);
         while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0)
