@@ -13,20 +13,27 @@ static int linear(float *y, const float *x, const ff_tensor *w, const float *bia
     return ff_linear_q_parts_path(&part, 1, x, m, w->cols, path);
 }
 
-// y_p = x @ w_p^T + bias_p for np <= 3 weights of one input: quantized ones of one type as one job (x is
-// quantized once), else one linear each
+// y_p = x @ w_p^T + bias_p for np <= 3 weights of one input: each run of consecutive quantized ones of one type
+// as one job (x is quantized once for it; a llama.cpp Q4_K_M file's q and k in Q4_K and v in Q6_K make two
+// jobs, not three), the others one linear each
 static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
                     int64_t m, int path) {
-    ff_qpart parts[3];
-    int fuse = 1;
-    for (int p = 0; p < np; p++) {
-        parts[p] = (ff_qpart){y[p], w[p]->data, bias[p], w[p]->rows, w[p]->dtype};
-        fuse &= w[p]->dtype != FF_DT_F32 && (w[p]->dtype & ~FF_QT_R16) == (w[0]->dtype & ~FF_QT_R16) &&
-                (p + 1 == np || w[p]->rows % FF_QP_NR == 0);
-    }
-    if (fuse) return ff_linear_q_parts_path(parts, np, x, m, w[0]->cols, path);
-    for (int p = 0; p < np; p++) {
-        int rc = linear(y[p], x, w[p], bias[p], m, path);
+    for (int p0 = 0, p1; p0 < np; p0 = p1) {
+        ff_qpart parts[3];
+        int type = w[p0]->dtype & ~FF_QT_R16;
+        p1 = p0 + 1;
+        if (w[p0]->dtype != FF_DT_F32)
+            // every part but the last starts the next at a whole split unit
+            while (p1 < np && w[p1]->dtype != FF_DT_F32 && (w[p1]->dtype & ~FF_QT_R16) == type &&
+                   w[p1 - 1]->rows % FF_QP_NR == 0)
+                p1++;
+        if (p1 - p0 == 1) {
+            int rc = linear(y[p0], x, w[p0], bias[p0], m, path);
+            if (rc) return rc;
+            continue;
+        }
+        for (int p = p0; p < p1; p++) parts[p - p0] = (ff_qpart){y[p], w[p]->data, bias[p], w[p]->rows, w[p]->dtype};
+        int rc = ff_linear_q_parts_path(parts, p1 - p0, x, m, w[p0]->cols, path);
         if (rc) return rc;
     }
     return FF_OK;
