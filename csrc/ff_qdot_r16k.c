@@ -167,7 +167,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
                 }
                 for (int u = 0; u < 8; u++) {
                     const int st = 8 * hf + Q6_SUB(u);
-                    __m512i sc = _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(scv[st / 4], st % 4));
+                    __m512i sc = _mm512_cvtepi8_epi32(ff_lane128(scv[st / 4], st % 4));
                     isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(ci[u], sc));
                 }
             }

@@ -376,7 +376,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
                     }
                 }
                 // per row the scale bytes of the two sub-blocks as int16 pairs: scales (low nibbles), mins (high)
-                __m512i v = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sv[j / 2], j % 2));
+                __m512i v = _mm512_cvtepu8_epi16(ff_half256(sv[j / 2], j % 2));
                 __m512i sc = _mm512_and_si512(v, _mm512_set1_epi16(15)), mn = _mm512_srli_epi16(v, 4);
                 for (int i = 0; i < mr; i++) {
                     // |dot| <= 16 * 3 * 127 fits int16: the pair (dot0, dot1) times (sc0, sc1), summed

@@ -28,5 +28,20 @@ static inline AI FF_VNNI __m512i ff_dpbusd_b4(__m512i acc, __m512i x, const int8
 
 // x as loaded: gcc would fold its load into each instruction that reads it, loading the 64 bytes again
 #define FF_IN_REG(x) __asm__("" : "+v"(x))
+
+// 128-bit lane i (0..3) and 256-bit half i (0..1) of v: the extract takes an immediate, which an index computed in
+// a loop is only once the loop is unrolled (not at -O1, as the sanitizer build compiles)
+static inline AI FF_VNNI __m128i ff_lane128(__m512i v, int i) {
+    switch (i) {
+    case 1: return _mm512_extracti32x4_epi32(v, 1);
+    case 2: return _mm512_extracti32x4_epi32(v, 2);
+    case 3: return _mm512_extracti32x4_epi32(v, 3);
+    default: return _mm512_castsi512_si128(v);
+    }
+}
+
+static inline AI FF_VNNI __m256i ff_half256(__m512i v, int i) {
+    return i ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v);
+}
 #endif
 #endif
