@@ -19,21 +19,20 @@ static int linear(float *y, const float *x, const ff_tensor *w, const float *bia
 static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
                     int64_t m, int path) {
     for (int p0 = 0, p1; p0 < np; p0 = p1) {
-        ff_qpart parts[3];
-        int type = w[p0]->dtype & ~FF_QT_R16;
-        p1 = p0 + 1;
-        if (w[p0]->dtype != FF_DT_F32)
-            // every part but the last starts the next at a whole split unit
-            while (p1 < np && w[p1]->dtype != FF_DT_F32 && (w[p1]->dtype & ~FF_QT_R16) == type &&
-                   w[p1 - 1]->rows % FF_QP_NR == 0)
-                p1++;
-        if (p1 - p0 == 1) {
-            int rc = linear(y[p0], x, w[p0], bias[p0], m, path);
-            if (rc) return rc;
-            continue;
+        int rc;
+        if (w[p0]->dtype == FF_DT_F32) {
+            p1 = p0 + 1;
+            rc = linear(y[p0], x, w[p0], bias[p0], m, path);
+        } else {
+            // the run of one type; every part but its last starts the next at a whole split unit
+            int type = w[p0]->dtype & ~FF_QT_R16;
+            ff_qpart parts[3];
+            for (p1 = p0; p1 < np && w[p1]->dtype != FF_DT_F32 && (w[p1]->dtype & ~FF_QT_R16) == type &&
+                          (p1 == p0 || w[p1 - 1]->rows % FF_QP_NR == 0);
+                 p1++)
+                parts[p1 - p0] = (ff_qpart){y[p1], w[p1]->data, bias[p1], w[p1]->rows, w[p1]->dtype};
+            rc = ff_linear_q_parts_path(parts, p1 - p0, x, m, w[p0]->cols, path);
         }
-        for (int p = p0; p < p1; p++) parts[p - p0] = (ff_qpart){y[p], w[p]->data, bias[p], w[p]->rows, w[p]->dtype};
-        int rc = ff_linear_q_parts_path(parts, p1 - p0, x, m, w[p0]->cols, path);
         if (rc) return rc;
     }
     return FF_OK;

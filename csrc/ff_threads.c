@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef FF_HAVE_X86
 #include <immintrin.h>
@@ -15,8 +16,6 @@
 #else
 #define cpu_relax() ((void)0)
 #endif
-
-#include <time.h>
 
 // how long a worker waiting for a job, or a caller waiting for the workers, spins before it sleeps: longer than
 // the gap between two decode steps (about 0.1 ms of python and sampling), so a generating worker is not put to
@@ -66,7 +65,7 @@ static void *worker_main(void *arg) {
     int idx = (int)(intptr_t)arg;  // this worker runs task index idx + 1
     uint64_t seen = pool.start_gen[idx];
     for (;;) {
-        // wait for a new job: spin a little, then sleep
+        // wait for a new job: spin up to SPIN_NS, then sleep
         uint64_t g, t0 = 0;
         int spins = 0;
         while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen && !spin_over(&spins, &t0)) {}
@@ -166,7 +165,7 @@ void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) {
 
     fn(ctx, 0, nth);
 
-    // wait for the workers: spin a little, then sleep
+    // wait for the workers: spin up to SPIN_NS, then sleep
     uint64_t t0 = 0;
     for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && !spin_over(&spins, &t0);) {}
     if (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
