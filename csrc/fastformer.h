@@ -84,6 +84,9 @@ void ff_norm_layer_f32(float *y, const float *x, const float *w, const float *b,
 
 // ---- activations and softmax (ff_act.c): y may alias x ----
 void ff_softmax_f32(float *y, const float *x, int64_t rows, int64_t n);
+// the first index of the largest of x[0..n), or -1 if n < 1, x holds a NaN or its largest is not finite (+inf, or
+// every element -inf); split over the threads as a matrix call of as many threads splits its rows
+int64_t ff_argmax_f32(const float *x, int64_t n);
 void ff_gelu_tanh_f32(float *y, const float *x, int64_t n);
 void ff_gelu_erf_f32(float *y, const float *x, int64_t n);
 void ff_silu_f32(float *y, const float *x, int64_t n);

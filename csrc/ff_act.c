@@ -240,3 +240,53 @@ static void elementwise(float *y, const float *x, int64_t n, void (*fn)(float *,
 void ff_gelu_tanh_f32(float *y, const float *x, int64_t n) { elementwise(y, x, n, ff_kern->gelu_tanh_f32); }
 void ff_gelu_erf_f32(float *y, const float *x, int64_t n) { elementwise(y, x, n, ff_kern->gelu_erf_f32); }
 void ff_silu_f32(float *y, const float *x, int64_t n) { elementwise(y, x, n, ff_kern->silu_f32); }
+
+// ---- argmax: each thread scans the part of x a matrix call of as many threads wrote, so no line crosses cores ----
+typedef struct {
+    const float *x;
+    int64_t n;
+    float max[FF_MAX_THREADS];
+    int64_t at[FF_MAX_THREADS];  // the first index of max in the part, or -1 if the part holds a NaN
+} argmax_ctx;
+
+static void argmax_task(void *arg, int ith, int nth) {
+    argmax_ctx *c = arg;
+    int64_t lo, hi, i = 0;
+    ff_split(c->n, ith, nth, 32, &lo, &hi);
+    const float *x = c->x + lo;
+    int64_t n = hi - lo;
+    // eight running maxima (vectorized) and a NaN flag; then the first element equal to the largest
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, mx;
+    int nan = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+            nan |= x[i + j] != x[i + j];
+        }
+    for (; i < n; i++) {
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+        nan |= x[i] != x[i];
+    }
+    mx = m[0];
+    for (int j = 1; j < 8; j++) mx = m[j] > mx ? m[j] : mx;
+    c->max[ith] = mx;
+    if (n == 0) return;  // at stays -2
+    c->at[ith] = -1;
+    if (nan) return;
+    for (i = 0; x[i] != mx; i++) {}
+    c->at[ith] = lo + i;
+}
+
+int64_t ff_argmax_f32(const float *x, int64_t n) {
+    if (n < 1) return -1;
+    argmax_ctx c = {.x = x, .n = n};
+    for (int t = 0; t < FF_MAX_THREADS; t++) c.at[t] = -2;  // -2: a part no thread ran (a busy pool runs one)
+    ff_parallel(argmax_task, &c, n < 4096 ? 1 : FF_MAX_THREADS);
+    int64_t at = -2;
+    float mx = -INFINITY;
+    for (int t = 0; t < FF_MAX_THREADS; t++) {
+        if (c.at[t] == -1) return -1;
+        if (c.at[t] >= 0 && (at < 0 || c.max[t] > mx)) mx = c.max[t], at = c.at[t];
+    }
+    return at >= 0 && isfinite(mx) ? at : -1;
+}

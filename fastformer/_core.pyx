@@ -226,6 +226,15 @@ def softmax_lastaxis(x):
     return out
 
 
+def argmax_f32(const float[::1] x):
+    """The first index of the largest of x (1-D float32), or -1 if x is empty, holds a NaN, or its largest is
+    not finite; the threads scan the parts a matrix call's threads wrote (a greedy pick of fresh logits)."""
+    cdef int64_t r
+    with nogil:
+        r = ff_argmax_f32(&x[0], x.shape[0]) if x.shape[0] > 0 else -1
+    return r
+
+
 def gelu(x, *, str approximate="tanh"):
     x = _f32(x, "x")
     if approximate not in ("tanh", "none"):

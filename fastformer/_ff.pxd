@@ -52,6 +52,7 @@ cdef extern from "fastformer.h" nogil:
 
     # activations and softmax
     void ff_softmax_f32(float *y, const float *x, int64_t rows, int64_t n)
+    int64_t ff_argmax_f32(const float *x, int64_t n) nogil
     void ff_gelu_tanh_f32(float *y, const float *x, int64_t n)
     void ff_gelu_erf_f32(float *y, const float *x, int64_t n)
     void ff_silu_f32(float *y, const float *x, int64_t n)

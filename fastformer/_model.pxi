@@ -356,10 +356,12 @@ cdef class Session:
     def max_t(self):
         return self.s.max_t
 
-    def forward(self, ids, bint all_logits=False, int path=0):
+    def forward(self, ids, bint all_logits=False, int path=0, out=None):
         """Run ids (int32, at most max_t) at the next positions; logits (len(ids) or 1, vocab) float32.
 
-        path picks the linears' kernels: 0 by row count, 1 the few-rows kernels, 2 the blocked ones (PATH_*)."""
+        path picks the linears' kernels: 0 by row count, 1 the few-rows kernels, 2 the blocked ones (PATH_*).
+        out, a C-contiguous float32 array of that shape, takes the logits instead of a new array (a generation
+        loop that reads each step's logits before the next step saves an allocation and its page faults)."""
         cdef const int32_t[::1] ids_ = np.ascontiguousarray(ids, dtype=np.int32)
         cdef int64_t t = ids_.shape[0], V = self.core.m.vocab
         if t < 1 or t > self.s.max_t:
@@ -371,7 +373,13 @@ cdef class Session:
         arr = np.asarray(ids_)
         if arr.min() < 0 or arr.max() >= V:
             raise ValueError(f"token ids must be in [0, {V}), got min {arr.min()} max {arr.max()}")
-        out = np.empty((t if all_logits else 1, V), dtype=np.float32)
+        shape = (t if all_logits else 1, V)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
         cdef float[::1] o_ = out.reshape(-1)
         cdef int rc
         with nogil:

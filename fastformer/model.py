@@ -413,6 +413,7 @@ class Model:
         sess = self._session(cap, len(ids))
         history = list(ids)
         logits = self._prefill(sess, ids)
+        row = None  # each step's logits, in one array: the sampler reads them before the next step writes
         for i in range(max_new_tokens):
             tok = sampler.next_token(logits, history)
             yield tok
@@ -425,7 +426,8 @@ class Model:
                 sess = self._session(cap, len(history))
                 logits = self._prefill(sess, history)
             else:
-                logits = sess.forward([tok], False, _core.PATH_ROWS)[0]
+                row = sess.forward([tok], False, _core.PATH_ROWS, row)
+                logits = row[0]
 
     def generate_ids(self, ids: Sequence[int], **options: Any) -> list[int]:
         """New token ids after `ids` (the prompt is not repeated); stops at EOS, a stop id or max_new_tokens.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import assert_close
 
+from fastformer import _core, ops
 from fastformer import _reference as ref
-from fastformer import ops
 
 SHAPES = [(1,), (7,), (97,), (4099,), (3, 1), (5, 33), (64, 1024), (3, 5, 4099), (2, 3, 2048), (2, 70000)]
 ACTS = ["gelu_tanh", "gelu_erf", "silu"]
@@ -177,3 +177,40 @@ def test_bad_arguments():
 def test_empty_rows():
     assert ops.softmax(np.zeros((3, 0), np.float32)).shape == (3, 0)
     assert ops.softmax(np.zeros((0, 5), np.float32)).shape == (0, 5)
+
+
+# ---- argmax: the greedy pick, split over the threads ----
+
+
+@pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 4095, 4096, 4097, 32000, 100003])
+def test_argmax_equals_numpy(threads, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(np.float32)
+    assert _core.argmax_f32(x) == int(np.argmax(x))
+    # ties: the first of equal maxima wins, wherever the threads' parts split them
+    for at in sorted({0, n // 2, n - 1, (n * 3) // 4}):
+        y = x.copy()
+        y[at:] = np.minimum(y[at:], 1.0)
+        y[at] = y[-1] = 9.0
+        assert _core.argmax_f32(y) == int(np.argmax(y)) == at
+    # masked logits: -inf everywhere but a few
+    z = np.full(n, -np.inf, np.float32)
+    z[n - 1] = -3.0
+    assert _core.argmax_f32(z) == n - 1
+    # -0.0 and 0.0 are equal: the first one wins, as in numpy
+    w = np.full(n, -1.0, np.float32)
+    w[n // 3] = -0.0
+    w[n - 1] = 0.0
+    assert _core.argmax_f32(w) == int(np.argmax(w))
+
+
+@pytest.mark.parametrize("n", [1, 33, 4097, 32000])
+def test_argmax_refuses_what_has_no_finite_maximum(threads, n):
+    for at in sorted({0, n // 2, n - 1}):
+        x = np.zeros(n, np.float32)
+        x[at] = np.nan
+        assert _core.argmax_f32(x) == -1, ("nan", at)
+        x[at] = np.inf
+        assert _core.argmax_f32(x) == -1, ("inf", at)
+    assert _core.argmax_f32(np.full(n, -np.inf, np.float32)) == -1
+    assert _core.argmax_f32(np.zeros(0, np.float32)) == -1

@@ -130,3 +130,33 @@ def test_threads_draw_like_alone():
         t.join()
     assert got == alone
     assert [alone[i][0] for i in range(8)] == want
+
+
+@pytest.mark.parametrize("vocab", [40, 32000])
+def test_greedy_picks_the_first_largest_for_any_logits_layout(threads, vocab):
+    rng = np.random.default_rng(vocab)
+    x = rng.standard_normal(vocab).astype(np.float32)
+    x[vocab // 2] = x[vocab - 1] = x.max() + 1.0  # a tie: the first wins
+    s = Sampler()
+    want = vocab // 2
+    # float32 (the kernel's path), float64, a list, a strided view and a 2-D row take the same pick
+    assert s.next_token(x, []) == want
+    assert s.next_token(x.astype(np.float64), []) == want
+    assert s.next_token(x.tolist(), []) == want
+    assert s.next_token(np.repeat(x, 2)[::2], []) == want
+    assert s.next_token(x[None][0], []) == want
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_greedy_refuses_nan_and_inf(threads, bad):
+    for dtype in (np.float32, np.float64):
+        x = np.zeros(32000, dtype)
+        x[20000] = bad
+        with pytest.raises(ValueError, match="logits must be finite"):
+            Sampler().next_token(x, [])
+    with pytest.raises(ValueError, match="logits must be finite"):
+        Sampler().next_token(np.full(100, -np.inf, np.float32), [])
+    # -inf masks are allowed
+    x = np.full(100, -np.inf, np.float32)
+    x[7] = 0.5
+    assert Sampler().next_token(x, []) == 7

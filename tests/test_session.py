@@ -77,3 +77,30 @@ def test_each_activation_kind_runs_its_own_function():
     assert not np.array_equal(outs["gelu_tanh"], outs["gelu_erf"])
     # gelu_erf and gelu_tanh differ by < 1e-3 per activation: the logits stay close, unlike silu's
     assert np.abs(outs["gelu_erf"] - outs["gelu_tanh"]).max() < np.abs(outs["gelu_erf"] - outs["silu"]).max()
+
+
+def test_forward_into_a_given_array():
+    core = _core_model()
+    a, b = _core.Session(core, 32, 8), _core.Session(core, 32, 8)
+    want = [a.forward([3, 4, 5], True), a.forward([6])]
+    out3, out1 = np.full((3, 50), np.nan, np.float32), np.full((1, 50), np.nan, np.float32)
+    got3 = b.forward([3, 4, 5], True, 0, out3)
+    got1 = b.forward([6], False, 0, out1)
+    assert got3 is out3 and got1 is out1
+    np.testing.assert_array_equal(out3, want[0])
+    np.testing.assert_array_equal(out1, want[1])
+    # a wrong array is refused before the step runs: the session does not advance
+    for bad in (
+        np.zeros((2, 50), np.float32),
+        np.zeros((1, 50), np.float64),
+        np.zeros((1, 100), np.float32)[:, ::2],
+        np.zeros(50, np.float32),
+        [0.0] * 50,
+    ):
+        with pytest.raises(ValueError, match="out must be a writeable C-contiguous float32 array of shape"):
+            b.forward([7], False, 0, bad)
+    ro = np.zeros((1, 50), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be"):
+        b.forward([7], False, 0, ro)
+    np.testing.assert_array_equal(b.forward([7]), a.forward([7]))
