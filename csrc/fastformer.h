@@ -62,6 +62,9 @@ int ff_quant_dot256(void);
 void ff_set_num_threads(int n);  // 1 <= n <= FF_MAX_THREADS
 int ff_get_num_threads(void);
 int ff_default_num_threads(void);  // usable cores (affinity mask)
+// how many times the pool's workers have read ahead (the start of their share of a model's next matrix call, while
+// they wait for it) and how many bytes; a statistic for tests and benchmarks
+void ff_read_ahead_stats(int64_t *spans, int64_t *bytes);
 #define FF_MAX_THREADS 256
 // the sum (mod 2^64) of n 64-bit words read by the pool: a probe of the memory read bandwidth
 uint64_t ff_read_sum(const uint64_t *p, int64_t n);

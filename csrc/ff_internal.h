@@ -18,7 +18,17 @@
 // ---- threads: a persistent pool (ff_threads.c) ----
 typedef void (*ff_task_fn)(void *ctx, int ith, int nth);
 void ff_parallel(ff_task_fn fn, void *ctx, int nth_max);  // run fn(ctx, i, nth) for i < nth, caller is i=0
-void *ff_scratch(size_t bytes);                           // per-OS-thread 64-byte aligned buffer; NULL on OOM
+// a span of memory a worker reads into its caches after its part of a job, while it waits for the next
+typedef struct ff_span {
+    const void *p;
+    int64_t bytes;
+} ff_span;
+// ff_parallel, and then the worker that ran task i (i >= 1) reads ahead[i] (or nothing: ahead NULL) until it ends
+// or the pool's next job is posted. The spans must stay mapped until then: the caller posts another job after
+// this one, or calls ff_pool_settle before it lets them go
+void ff_parallel_pf(ff_task_fn fn, void *ctx, int nth_max, const ff_span *ahead);
+void ff_pool_settle(void);       // returns once no worker reads ahead any more
+void *ff_scratch(size_t bytes);  // per-OS-thread 64-byte aligned buffer; NULL on OOM
 
 // split [0, n) into nth near-equal chunks; chunk ith is [*lo, *hi), aligned to `align` elements
 static inline void ff_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {

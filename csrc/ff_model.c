@@ -5,33 +5,45 @@
 #include <math.h>
 #include <string.h>
 
-// y (m, w.rows) = x (m, w.cols) @ w^T + bias on kernel path `path`, dispatching on the weight's storage type
-static int linear(float *y, const float *x, const ff_tensor *w, const float *bias, int64_t m, int path) {
-    if (w->dtype == FF_DT_F32) return ff_linear_f32_path(y, x, (const float *)w->data, bias, m, w->cols, w->rows, path);
-    // ggml block formats: the type id is the storage type
-    ff_qpart part = {y, w->data, bias, w->rows, w->dtype};
-    return ff_linear_q_parts_path(&part, 1, x, m, w->cols, path);
+// the weights of the matrix call that comes after another (np of them sharing its input), or none (np 0): a
+// worker done with its share of a call reads the start of its share of the next while it waits
+typedef struct wnext {
+    const ff_tensor *const *w;
+    int np;
+} wnext;
+
+static const wnext no_next = {NULL, 0};
+
+// parts for the run of quantized weights of one type that w[0..np) starts with (y, bias NULL: no outputs); returns
+// its length, 0 if w[0] is f32. Every part but the run's last starts the next at a whole split unit
+static int q_run(ff_qpart parts[3], float *const *y, const ff_tensor *const *w, const float *const *bias, int np) {
+    int n = 0;
+    if (np < 1 || w[0]->dtype == FF_DT_F32) return 0;
+    int type = w[0]->dtype & ~FF_QT_R16;
+    for (; n < np && n < 3 && w[n]->dtype != FF_DT_F32 && (w[n]->dtype & ~FF_QT_R16) == type &&
+           (n == 0 || w[n - 1]->rows % FF_QP_NR == 0);
+         n++)
+        parts[n] = (ff_qpart){y ? y[n] : NULL, w[n]->data, bias ? bias[n] : NULL, w[n]->rows, w[n]->dtype};
+    return n;
 }
 
-// y_p = x @ w_p^T + bias_p for np <= 3 weights of one input: each run of consecutive quantized ones of one type
-// as one job (x is quantized once for it; a llama.cpp Q4_K_M file's q and k in Q4_K and v in Q6_K make two
-// jobs, not three), the others one linear each
+// y_p = x @ w_p^T + bias_p for np <= 3 weights of one input on kernel path `path`: each run of consecutive
+// quantized ones of one type as one job (x is quantized once for it; a llama.cpp Q4_K_M file's q and k in Q4_K
+// and v in Q6_K make two jobs, not three), an f32 one as a matmul
 static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
-                    int64_t m, int path) {
+                    int64_t m, int path, wnext next) {
     for (int p0 = 0, p1; p0 < np; p0 = p1) {
         int rc;
+        ff_qpart parts[3], nparts[3];
         if (w[p0]->dtype == FF_DT_F32) {
             p1 = p0 + 1;
-            rc = linear(y[p0], x, w[p0], bias[p0], m, path);
+            rc = ff_linear_f32_path(y[p0], x, (const float *)w[p0]->data, bias[p0], m, w[p0]->cols, w[p0]->rows, path);
         } else {
-            // the run of one type; every part but its last starts the next at a whole split unit
-            int type = w[p0]->dtype & ~FF_QT_R16;
-            ff_qpart parts[3];
-            for (p1 = p0; p1 < np && w[p1]->dtype != FF_DT_F32 && (w[p1]->dtype & ~FF_QT_R16) == type &&
-                          (p1 == p0 || w[p1 - 1]->rows % FF_QP_NR == 0);
-                 p1++)
-                parts[p1 - p0] = (ff_qpart){y[p1], w[p1]->data, bias[p1], w[p1]->rows, w[p1]->dtype};
-            rc = ff_linear_q_parts_path(parts, p1 - p0, x, m, w[p0]->cols, path);
+            p1 = p0 + q_run(parts, y + p0, w + p0, bias + p0, np - p0);
+            wnext after = p1 < np ? (wnext){w + p1, np - p1} : next;
+            int nn = after.np ? q_run(nparts, NULL, after.w, NULL, after.np) : 0;
+            rc = ff_linear_q_parts_next(parts, p1 - p0, x, m, w[p0]->cols, path, nn ? nparts : NULL, nn,
+                                        nn ? after.w[0]->cols : 0);
         }
         if (rc) return rc;
     }
@@ -44,24 +56,23 @@ typedef struct run {
     int path;
 } run;
 
-// y = x @ w^T + bias over every run (y, x with w->rows and w->cols floats per row)
-static int linear_runs(float *y, const float *x, const ff_tensor *w, const float *bias, const run *runs, int nr) {
+// y_p = x @ w_p^T + bias_p over every run (y_p, x with w_p->rows and w_p->cols floats per row); the last run
+// names the next call
+static int linear_n_runs(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
+                         const run *runs, int nr, wnext next) {
     for (int r = 0; r < nr; r++) {
-        int rc = linear(y + runs[r].r0 * w->rows, x + runs[r].r0 * w->cols, w, bias, runs[r].n, runs[r].path);
+        float *yr[3];
+        for (int p = 0; p < np; p++) yr[p] = y[p] + runs[r].r0 * w[p]->rows;
+        int rc = linear_n(yr, x + runs[r].r0 * w[0]->cols, w, bias, np, runs[r].n, runs[r].path,
+                          r + 1 == nr ? next : no_next);
         if (rc) return rc;
     }
     return FF_OK;
 }
 
-static int linear_n_runs(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
-                         const run *runs, int nr) {
-    for (int r = 0; r < nr; r++) {
-        float *yr[3];
-        for (int p = 0; p < np; p++) yr[p] = y[p] + runs[r].r0 * w[p]->rows;
-        int rc = linear_n(yr, x + runs[r].r0 * w[0]->cols, w, bias, np, runs[r].n, runs[r].path);
-        if (rc) return rc;
-    }
-    return FF_OK;
+static int linear_runs(float *y, const float *x, const ff_tensor *w, const float *bias, const run *runs, int nr,
+                       wnext next) {
+    return linear_n_runs(&y, x, &w, &bias, 1, runs, nr, next);
 }
 
 static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {
@@ -228,8 +239,19 @@ static int path_runs(const ff_seq *seqs, int nseq, int head, run *runs) {
     return nr;
 }
 
-int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
-                           float *logits) {
+// the weights of layer l's first matrix call (q, k, v), or the head's after the last layer
+static wnext layer_first(const ff_model *m, int64_t l, const ff_tensor *w[3]) {
+    if (l == m->n_layers) {
+        w[0] = &m->lm_head;
+        return (wnext){w, 1};
+    }
+    const ff_layer *L = &m->layers[l];
+    w[0] = &L->wq, w[1] = &L->wk, w[2] = &L->wv;
+    return (wnext){w, 3};
+}
+
+static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
+                         float *logits) {
     int64_t d = m->d, nkv = m->n_kv_heads, hd = m->head_dim, f = m->d_ff, kvd = nkv * hd, t = 0;
     if (nseq < 1 || nseq > FF_BATCH_MAX) return FF_EINVAL;
     for (int i = 0; i < nseq; i++) {
@@ -276,7 +298,9 @@ int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs,
         float *qkv[3] = {b->q, b->k, b->v};
         const ff_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         const float *bqkv[3] = {L->bq, L->bk, L->bv};
-        if ((rc = linear_n_runs(qkv, b->h, wqkv, bqkv, 3, runs, nruns))) return rc;
+        const ff_tensor *wo[1] = {&L->wo}, *wdown[1] = {&L->w_down}, *wup_gate[2] = {&L->w_up, &L->w_gate}, *wnx[3];
+        wnext ffn_in = {wup_gate, L->w_gate.data ? 2 : 1}, after = layer_first(m, l + 1, wnx);
+        if ((rc = linear_n_runs(qkv, b->h, wqkv, bqkv, 3, runs, nruns, (wnext){wo, 1}))) return rc;
         if (L->q_norm_w) norm_heads(m, b->q, b->qt, L->q_norm_w, t * m->n_heads);
         if (L->k_norm_w) norm_heads(m, b->k, b->qt, L->k_norm_w, t * nkv);
         if (m->rope != FF_ROPE_NONE) rope_qk(m, b, t);
@@ -292,23 +316,22 @@ int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs,
             if ((rc = attend(m, b, s, L, kc, vc, r, seqs[i].t))) return rc;
         }
         // x += post_norm(att @ wo^T)
-        if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns))) return rc;
+        if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns, ffn_in))) return rc;
         add_residual(m, b, L->attn_post_norm_w, t);
 
         // mlp block: h = norm(x); act(up) or act(gate) * up; x += post_norm(down projection)
         norm(m, b->h, b->x, L->ffn_norm_w, L->ffn_norm_b, t);
         if (!L->w_gate.data) {
-            if ((rc = linear_runs(b->f1, b->h, &L->w_up, L->b_up, runs, nruns))) return rc;
+            if ((rc = linear_runs(b->f1, b->h, &L->w_up, L->b_up, runs, nruns, (wnext){wdown, 1}))) return rc;
             activate(m, b->f1, t);
         } else {
             float *ug[2] = {b->f1, b->f2};
-            const ff_tensor *wug[2] = {&L->w_up, &L->w_gate};
             const float *bug[2] = {L->b_up, NULL};
-            if ((rc = linear_n_runs(ug, b->h, wug, bug, 2, runs, nruns))) return rc;
+            if ((rc = linear_n_runs(ug, b->h, wup_gate, bug, 2, runs, nruns, (wnext){wdown, 1}))) return rc;
             activate(m, b->f2, t);
             for (int64_t j = 0; j < t * f; j++) b->f1[j] *= b->f2[j];
         }
-        if ((rc = linear_runs(b->h, b->f1, &L->w_down, L->b_down, runs, nruns))) return rc;
+        if ((rc = linear_runs(b->h, b->f1, &L->w_down, L->b_down, runs, nruns, after))) return rc;
         add_residual(m, b, L->ffn_post_norm_w, t);
     }
 
@@ -320,12 +343,20 @@ int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs,
         nh_rows += seqs[i].t - first;
     }
     nruns = path_runs(seqs, nseq, 1, runs);
-    rc = linear_runs(logits, b->h, &m->lm_head, NULL, runs, nruns);
+    rc = linear_runs(logits, b->h, &m->lm_head, NULL, runs, nruns, no_next);
     if (rc == FF_OK && m->final_softcap > 0.0f)
         for (int64_t j = 0; j < nh_rows * m->vocab; j++)
             logits[j] = m->final_softcap * tanhf(logits[j] / m->final_softcap);
     if (rc == FF_OK)
         for (int i = 0; i < nseq; i++) seqs[i].s->n_past += seqs[i].t;
+    return rc;
+}
+
+int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
+                           float *logits) {
+    int rc = forward_batch(m, b, seqs, nseq, ids, logits);
+    // a step that stopped early may have named a call it did not make: no worker may go on reading those weights
+    if (rc != FF_OK) ff_pool_settle();
     return rc;
 }
 

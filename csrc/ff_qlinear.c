@@ -187,7 +187,34 @@ static void qlin_task(void *arg, int ith, int nth) {
     }
 }
 
+// how many threads a call of ntot rows of k columns for m activation rows takes
+static int lin_threads(int64_t ntot, int64_t k, int64_t m) {
+    return ntot * k * m < (1 << 15) ? 1 : ff_get_num_threads();
+}
+
+// the first rows of thread ith's own share (before its tail) of a call of parts `next` with nth threads, in the
+// first part they fall in, at most READ_AHEAD bytes (a Zen 4 core's L2; the gaps between calls are shorter than
+// reading it takes, and 0.5 or 2 MB timed the same): what that thread may read while it waits for the call
+#define READ_AHEAD (1 << 20)
+static ff_span share_start(const ff_qpart *next, int nnext, int64_t k, int ith, int nth) {
+    int64_t ntot = 0, stride = ff_qtype_row_bytes(next[0].dtype & ~FF_QT_R16, k), lo, hi;
+    for (int p = 0; p < nnext; p++) ntot += next[p].n;
+    ff_split(ntot, ith, nth, FF_QP_NR, &lo, &hi);
+    hi -= (hi - lo) / 8 / FF_QP_NR * FF_QP_NR;
+    for (int64_t off = 0, p = 0; p < nnext && stride > 0; off += next[p].n, p++)
+        if (lo < off + next[p].n) {
+            int64_t rows = FF_MIN(hi, off + next[p].n) - lo;
+            return (ff_span){(const uint8_t *)next[p].w + (lo - off) * stride, FF_MIN(rows * stride, READ_AHEAD)};
+        }
+    return (ff_span){NULL, 0};
+}
+
 int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path) {
+    return ff_linear_q_parts_next(parts, np, x, m, k, path, NULL, 0, 0);
+}
+
+int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path,
+                           const ff_qpart *next, int nnext, int64_t next_k) {
     if (np < 1) return FF_EINVAL;
     int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
     if (!ff_qtype_has(qtype, FF_QF_LINEAR)) return FF_EINVAL;
@@ -231,13 +258,13 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
     carve_act(&c, buf, lanes);
     // tiles of about 192 KB of W for several activation rows, all of W's share for one
     c.jt = m == 1 ? ntot : FF_MAX(16, (192 << 10) / stride);
-    int nth = ff_get_num_threads(), nlin = ntot * k * m < (1 << 15) ? 1 : nth;
+    int nlin = lin_threads(ntot, k, m);
     // a few rows are quantized by every thread that takes a share of W, each into its own scratch: written on
     // one core and read on another they would cost more than the quantizing (about 5 us a call for 2048
     // columns where the two cores sit far apart); more rows are quantized once, split over the threads
     c.own_act = m * k < (1 << 16) && !panels;
     c.act_bytes = row * (size_t)m;
-    if (!c.own_act) ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nth);
+    if (!c.own_act) ff_parallel(qact_task, &c, m * k < (1 << 16) ? 1 : nlin);
     qtail tails[QTAIL_MAX];
     if (c.own_act && nlin > 1 && nlin <= QTAIL_MAX) {
         c.tails = tails, c.tails_nth = nlin;
@@ -249,7 +276,19 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
             atomic_init(&tails[i].next, tails[i].start);
         }
     }
-    ff_parallel(qlin_task, &c, nlin);
+    // a worker done with its share reads the start of its share of the next call (the same worker runs the same
+    // task index) while this thread finishes and the caller works between the calls
+    ff_span ahead[QTAIL_MAX] = {{0}};
+    int nahead = next && nnext > 0 && c.own_act && nlin > 1 && nlin <= QTAIL_MAX;
+    for (int p = 0; nahead && p < nnext; p++)
+        nahead = (next[p].dtype & ~FF_QT_R16) == (next[0].dtype & ~FF_QT_R16) && next[p].n > 0;
+    if (nahead) {
+        int64_t nn = 0;
+        for (int p = 0; p < nnext; p++) nn += next[p].n;
+        if (lin_threads(nn, next_k, m) == nlin)
+            for (int i = 1; i < nlin; i++) ahead[i] = share_start(next, nnext, next_k, i, nlin);
+    }
+    ff_parallel_pf(qlin_task, &c, nlin, ahead);
     return c.status;
 }
 

@@ -50,6 +50,7 @@ typedef struct {
     _Atomic int pending;                 // participating workers still running
     ff_task_fn fn;                       // stable while a participating worker runs
     void *ctx;
+    ff_span ahead[FF_MAX_THREADS];  // what each task index reads after its part of the job (see ff_parallel_pf)
 } pool_t;
 
 static pool_t pool = {
@@ -60,6 +61,25 @@ static pool_t pool = {
 };
 static _Atomic int n_threads = 0;  // 0 = not chosen yet: default on first use
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static _Atomic int64_t ahead_spans, ahead_bytes;  // read-aheads begun, and the bytes they read
+
+// read span s a line at a time, into this core's caches, until it ends or a job newer than `seen` is posted
+static void read_ahead(ff_span s, uint64_t seen) {
+    const volatile uint8_t *p = s.p;
+    uint8_t sink = 0;
+    int64_t off = 0;
+    for (; off < s.bytes && atomic_load_explicit(&pool.gen, memory_order_relaxed) == seen; off += 4096)
+        for (int64_t i = off; i < FF_MIN(off + 4096, s.bytes); i += 64) sink ^= p[i];
+    (void)sink;
+    atomic_fetch_add_explicit(&ahead_spans, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ahead_bytes, FF_MIN(off, s.bytes), memory_order_relaxed);
+}
+
+void ff_read_ahead_stats(int64_t *spans, int64_t *bytes) {
+    *spans = atomic_load(&ahead_spans);
+    *bytes = atomic_load(&ahead_bytes);
+}
 
 static void *worker_main(void *arg) {
     int idx = (int)(intptr_t)arg;  // this worker runs task index idx + 1
@@ -80,12 +100,14 @@ static void *worker_main(void *arg) {
         int nth = (int)(g & 0xffff);
         if (idx + 1 >= nth) continue;
         pool.fn(pool.ctx, idx + 1, nth);
+        ff_span ahead = pool.ahead[idx + 1];  // read before pending drops: the caller may post the next job then
         // the last one out wakes the caller
         if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_broadcast(&pool.cv_done);
             pthread_mutex_unlock(&pool.mu);
         }
+        if (ahead.bytes > 0) read_ahead(ahead, seen);
     }
     return NULL;
 }
@@ -140,22 +162,11 @@ int ff_get_num_threads(void) {
     return n;
 }
 
-void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) {
-    int nth = FF_MIN(ff_get_num_threads(), nth_max);
-    // one job at a time: a second concurrent caller computes alone
-    if (nth <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
-        fn(ctx, 0, 1);
-        return;
-    }
-    pthread_once(&atfork_once, register_atfork);
-    nth = FF_MIN(nth, ensure_workers(nth - 1) + 1);
-    if (nth <= 1) {
-        pthread_mutex_unlock(&pool.busy);
-        fn(ctx, 0, 1);
-        return;
-    }
+// post a job to workers 1..nth-1 (they exist; the caller holds busy), run task 0 and wait for theirs
+static void run_job(ff_task_fn fn, void *ctx, int nth, const ff_span *ahead) {
     pool.fn = fn;
     pool.ctx = ctx;
+    for (int i = 1; i < nth; i++) pool.ahead[i] = ahead ? ahead[i] : (ff_span){NULL, 0};
     atomic_store_explicit(&pool.pending, nth - 1, memory_order_relaxed);
     pthread_mutex_lock(&pool.mu);
     uint64_t g = atomic_load_explicit(&pool.gen, memory_order_relaxed);
@@ -174,6 +185,32 @@ void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) {
             pthread_cond_wait(&pool.cv_done, &pool.mu);
         pthread_mutex_unlock(&pool.mu);
     }
+}
+
+void ff_parallel_pf(ff_task_fn fn, void *ctx, int nth_max, const ff_span *ahead) {
+    int nth = FF_MIN(ff_get_num_threads(), nth_max);
+    // one job at a time: a second concurrent caller computes alone
+    if (nth <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_once(&atfork_once, register_atfork);
+    nth = FF_MIN(nth, ensure_workers(nth - 1) + 1);
+    if (nth <= 1)
+        fn(ctx, 0, 1);
+    else
+        run_job(fn, ctx, nth, ahead);
+    pthread_mutex_unlock(&pool.busy);
+}
+
+void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) { ff_parallel_pf(fn, ctx, nth_max, NULL); }
+
+static void settle_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
+
+void ff_pool_settle(void) {
+    // an empty task for every worker: a worker runs it only after the 4 KB of its read-ahead in hand
+    pthread_mutex_lock(&pool.busy);
+    if (pool.n_workers > 0) run_job(settle_task, NULL, pool.n_workers + 1, NULL);
     pthread_mutex_unlock(&pool.busy);
 }
 

@@ -66,6 +66,14 @@ def get_num_threads():
     return ff_get_num_threads()
 
 
+def read_ahead_stats():
+    """(spans, bytes): how many times the pool's workers have read the start of their share of a model's next
+    matrix call while they waited for it, and how many bytes they read (a statistic)."""
+    cdef int64_t spans, nbytes
+    ff_read_ahead_stats(&spans, &nbytes)
+    return int(spans), int(nbytes)
+
+
 def default_num_threads():
     """The number of cores this process may run on."""
     return ff_default_num_threads()

@@ -37,6 +37,7 @@ cdef extern from "fastformer.h" nogil:
     void ff_set_num_threads(int n)
     int ff_get_num_threads()
     int ff_default_num_threads()
+    void ff_read_ahead_stats(int64_t *spans, int64_t *bytes)
     uint64_t ff_read_sum(const uint64_t *p, int64_t n) nogil
     enum:
         FF_MAX_THREADS

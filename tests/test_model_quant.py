@@ -2,13 +2,15 @@
 over the dequantized weights, within the error that 8-bit activations explain."""
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
 from gguf_tools import convert
 from helpers import PROMPT, make_checkpoint, perturb_noise, perturb_shift, with_weights
 
-from fastformer import Model
+import fastformer
+from fastformer import Model, _core
 from fastformer.checkpoint import LayerWeights, Weights, as_dict
 from fastformer.quant import QuantizedTensor
 
@@ -159,3 +161,25 @@ def test_block_format_embedding_table_stays_quantized(ckpt, tmp_path, qtype, tie
     float_file = Model.load(tmp_path / "floats.gguf")
     assert isinstance(float_file.checkpoint().weights.tok_emb, np.ndarray)
     np.testing.assert_array_equal(again.logits(PROMPT), float_file.logits(PROMPT))
+
+
+def test_workers_read_ahead_only_inside_a_step(ckpt):
+    # at 2 threads a worker done with its share of a decode call reads the start of its share of the next call
+    # (the up/gate call names the down projection, the last down the head); it never goes on reading after the
+    # step returns, when the model's weights may be freed
+    model = Model.load(ckpt, quantize="q4_0")
+    before = fastformer.get_num_threads()
+    try:
+        fastformer.set_num_threads(1)
+        spans0, bytes0 = _core.read_ahead_stats()
+        one = model.generate_ids(PROMPT, max_new_tokens=8, ignore_eos=True)
+        assert _core.read_ahead_stats() == (spans0, bytes0)  # one thread: nothing to read ahead
+        fastformer.set_num_threads(2)
+        two = model.generate_ids(PROMPT, max_new_tokens=8, ignore_eos=True)
+        spans1, bytes1 = _core.read_ahead_stats()
+        assert spans1 - spans0 >= 7  # at least once in each of the 7 decode steps
+        time.sleep(0.02)
+        assert _core.read_ahead_stats() == (spans1, bytes1)
+        assert one == two  # same bits at any thread count
+    finally:
+        fastformer.set_num_threads(before)
