@@ -27,7 +27,7 @@ typedef struct ff_span {
 // or the pool's next job is posted. The spans must stay mapped until then: the caller posts another job after
 // this one, or calls ff_pool_settle before it lets them go
 void ff_parallel_pf(ff_task_fn fn, void *ctx, int nth_max, const ff_span *ahead);
-void ff_pool_settle(void);       // returns once no worker reads ahead any more
+void ff_pool_settle(void);       // returns once no worker reads ahead any more (at once if none does)
 void *ff_scratch(size_t bytes);  // per-OS-thread 64-byte aligned buffer; NULL on OOM
 
 // split [0, n) into nth near-equal chunks; chunk ith is [*lo, *hi), aligned to `align` elements

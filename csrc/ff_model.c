@@ -355,8 +355,10 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
 int ff_model_forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, int nseq, const int32_t *ids,
                            float *logits) {
     int rc = forward_batch(m, b, seqs, nseq, ids, logits);
-    // a step that stopped early may have named a call it did not make: no worker may go on reading those weights
-    if (rc != FF_OK) ff_pool_settle();
+    // no worker may go on reading this model's weights once the step returns: each read-ahead normally ends with
+    // the job it read for, but a step that stopped early, a named call that ran on this thread alone (the pool
+    // busy with another caller, fewer threads set meanwhile) or with fewer rows may leave one going
+    ff_pool_settle();
     return rc;
 }
 

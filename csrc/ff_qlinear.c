@@ -288,7 +288,7 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
         if (lin_threads(nn, next_k, m) == nlin)
             for (int i = 1; i < nlin; i++) ahead[i] = share_start(next, nnext, next_k, i, nlin);
     }
-    ff_parallel_pf(qlin_task, &c, nlin, ahead);
+    ff_parallel_pf(qlin_task, &c, nlin, nahead ? ahead : NULL);
     return c.status;
 }
 

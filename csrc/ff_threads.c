@@ -62,7 +62,9 @@ static pool_t pool = {
 static _Atomic int n_threads = 0;  // 0 = not chosen yet: default on first use
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static _Atomic int64_t ahead_spans, ahead_bytes;  // read-aheads begun, and the bytes they read
+// spans handed to workers, read-aheads finished (each span, however little of it was read: equal to ahead_posted
+// once no worker reads or is about to read), and the bytes they read
+static _Atomic int64_t ahead_posted, ahead_spans, ahead_bytes;
 
 // read span s a line at a time, into this core's caches, until it ends or a job newer than `seen` is posted
 static void read_ahead(ff_span s, uint64_t seen) {
@@ -72,8 +74,8 @@ static void read_ahead(ff_span s, uint64_t seen) {
     for (; off < s.bytes && atomic_load_explicit(&pool.gen, memory_order_relaxed) == seen; off += 4096)
         for (int64_t i = off; i < FF_MIN(off + 4096, s.bytes); i += 64) sink ^= p[i];
     (void)sink;
-    atomic_fetch_add_explicit(&ahead_spans, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ahead_bytes, FF_MIN(off, s.bytes), memory_order_relaxed);
+    atomic_fetch_add_explicit(&ahead_spans, 1, memory_order_release);  // after its last read
 }
 
 void ff_read_ahead_stats(int64_t *spans, int64_t *bytes) {
@@ -121,6 +123,7 @@ static void atfork_child(void) {
     pool.n_workers = 0;
     atomic_store(&pool.gen, 0);
     atomic_store(&pool.pending, 0);
+    atomic_store(&ahead_posted, atomic_load(&ahead_spans));  // the parent's workers' read-aheads are not ours
 }
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, atfork_child); }
@@ -166,7 +169,10 @@ int ff_get_num_threads(void) {
 static void run_job(ff_task_fn fn, void *ctx, int nth, const ff_span *ahead) {
     pool.fn = fn;
     pool.ctx = ctx;
-    for (int i = 1; i < nth; i++) pool.ahead[i] = ahead ? ahead[i] : (ff_span){NULL, 0};
+    for (int i = 1; i < nth; i++) {
+        pool.ahead[i] = ahead ? ahead[i] : (ff_span){NULL, 0};
+        if (pool.ahead[i].bytes > 0) atomic_fetch_add_explicit(&ahead_posted, 1, memory_order_relaxed);
+    }
     atomic_store_explicit(&pool.pending, nth - 1, memory_order_relaxed);
     pthread_mutex_lock(&pool.mu);
     uint64_t g = atomic_load_explicit(&pool.gen, memory_order_relaxed);
@@ -208,7 +214,11 @@ void ff_parallel(ff_task_fn fn, void *ctx, int nth_max) { ff_parallel_pf(fn, ctx
 static void settle_task(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
 
 void ff_pool_settle(void) {
-    // an empty task for every worker: a worker runs it only after the 4 KB of its read-ahead in hand
+    // nothing to wait for once every span handed out (this thread's among them) has been read to its end or left:
+    // the usual case, where each read-ahead was cut short by the job it read for
+    int64_t done = atomic_load_explicit(&ahead_spans, memory_order_acquire);
+    if (done == atomic_load_explicit(&ahead_posted, memory_order_relaxed)) return;
+    // else an empty task for every worker: a worker runs it only after the 4 KB of its read-ahead in hand
     pthread_mutex_lock(&pool.busy);
     if (pool.n_workers > 0) run_job(settle_task, NULL, pool.n_workers + 1, NULL);
     pthread_mutex_unlock(&pool.busy);

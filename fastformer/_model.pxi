@@ -377,10 +377,10 @@ cdef class Session:
         if out is None:
             out = np.empty(shape, dtype=np.float32)
         elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape
-              or not out.flags.c_contiguous or not out.flags.writeable):
+              or not out.flags.c_contiguous or not out.flags.writeable or not out.flags.aligned):
             raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}, got "
                              f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
-        cdef float[::1] o_ = out.reshape(-1)
+        cdef float[::1] o_ = np.asarray(out).reshape(-1)  # a subclass (np.matrix) as a plain array
         cdef int rc
         with nogil:
             rc = ff_model_forward_path(&self.core.m, &self.s, &ids_[0], t, &o_[0], all_logits, path)

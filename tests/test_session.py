@@ -101,6 +101,13 @@ def test_forward_into_a_given_array():
             b.forward([7], False, 0, bad)
     ro = np.zeros((1, 50), np.float32)
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match="out must be"):
-        b.forward([7], False, 0, ro)
+    unaligned = np.frombuffer(bytearray(201), np.uint8)[1:].view(np.float32).reshape(1, 50)
+    assert not unaligned.flags.aligned
+    for bad in (ro, unaligned):
+        with pytest.raises(ValueError, match="out must be"):
+            b.forward([7], False, 0, bad)
     np.testing.assert_array_equal(b.forward([7]), a.forward([7]))
+    # an ndarray subclass of the right layout takes the logits too
+    sub = np.zeros((1, 50), np.float32).view(type("Sub", (np.ndarray,), {}))
+    b.forward([8], False, 0, sub)
+    np.testing.assert_array_equal(np.asarray(sub), a.forward([8]))
