@@ -296,7 +296,8 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
         // attention block: h = norm(x); q, k, v projections; rope; append k, v to each sequence's cache
         norm(m, b->h, b->x, L->attn_norm_w, L->attn_norm_b, t);
         float *qkv[3] = {b->q, b->k, b->v};
-        const ff_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        const ff_tensor *wqkv[3];
+        layer_first(m, l, wqkv);
         const float *bqkv[3] = {L->bq, L->bk, L->bv};
         const ff_tensor *wo[1] = {&L->wo}, *wdown[1] = {&L->w_down}, *wup_gate[2] = {&L->w_up, &L->w_gate}, *wnx[3];
         wnext ffn_in = {wup_gate, L->w_gate.data ? 2 : 1}, after = layer_first(m, l + 1, wnx);

@@ -279,15 +279,12 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
     // a worker done with its share reads the start of its share of the next call (the same worker runs the same
     // task index) while this thread finishes and the caller works between the calls
     ff_span ahead[QTAIL_MAX] = {{0}};
-    int nahead = next && nnext > 0 && c.own_act && nlin > 1 && nlin <= QTAIL_MAX;
-    for (int p = 0; nahead && p < nnext; p++)
-        nahead = (next[p].dtype & ~FF_QT_R16) == (next[0].dtype & ~FF_QT_R16) && next[p].n > 0;
-    if (nahead) {
-        int64_t nn = 0;
-        for (int p = 0; p < nnext; p++) nn += next[p].n;
-        if (lin_threads(nn, next_k, m) == nlin)
-            for (int i = 1; i < nlin; i++) ahead[i] = share_start(next, nnext, next_k, i, nlin);
-    }
+    int nahead = next && c.own_act && nlin > 1 && nlin <= QTAIL_MAX;
+    int64_t nn = 0;  // the next call's rows, of one type: it must take as many threads
+    for (int p = 0; nahead && p < nnext; nn += next[p].n, p++)
+        nahead = (next[p].dtype & ~FF_QT_R16) == (next[0].dtype & ~FF_QT_R16);
+    nahead = nahead && lin_threads(nn, next_k, m) == nlin;
+    for (int i = 1; nahead && i < nlin; i++) ahead[i] = share_start(next, nnext, next_k, i, nlin);
     ff_parallel_pf(qlin_task, &c, nlin, nahead ? ahead : NULL);
     return c.status;
 }
