@@ -65,6 +65,9 @@ int ff_default_num_threads(void);  // usable cores (affinity mask)
 // how many times the pool's workers have read ahead (the start of their share of a model's next matrix call, while
 // they wait for it) and how many bytes; a statistic for tests and benchmarks
 void ff_read_ahead_stats(int64_t *spans, int64_t *bytes);
+// how many times a quantized linear's thread has given the back half of what was left of its share's tail to a thread
+// done with its own, and how many rows; a statistic for tests and benchmarks
+void ff_tail_stats(int64_t *grants, int64_t *rows);
 #define FF_MAX_THREADS 256
 // the sum (mod 2^64) of n 64-bit words read by the pool: a probe of the memory read bandwidth
 uint64_t ff_read_sum(const uint64_t *p, int64_t n);

@@ -12,6 +12,14 @@
 #define FF_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FF_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
 
+// a spin-wait's pause (lets the other hyperthread run, and the core leave the loop without a misprediction storm)
+#ifdef FF_HAVE_X86
+#include <immintrin.h>
+#define ff_cpu_relax() _mm_pause()
+#else
+#define ff_cpu_relax() ((void)0)
+#endif
+
 #define FF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FF_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -10,13 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef FF_HAVE_X86
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
-
 // how long a worker waiting for a job, or a caller waiting for the workers, spins before it sleeps: longer than
 // the gap between two decode steps (about 0.1 ms of python and sampling), so a generating worker is not put to
 // sleep and woken again every token (a futex wake cost the 1.1B decode step about 80 us). An idle pool burns this
@@ -31,7 +24,7 @@ static uint64_t now_ns(void) {
 
 // 1 once a spin that began at *t0 (0: not yet read) has run SPIN_NS; reads the clock every 64 calls
 static int spin_over(int *spins, uint64_t *t0) {
-    cpu_relax();
+    ff_cpu_relax();
     if (++*spins % 64) return 0;
     uint64_t t = now_ns();
     if (!*t0) *t0 = t;

@@ -74,6 +74,14 @@ def read_ahead_stats():
     return int(spans), int(nbytes)
 
 
+def tail_stats():
+    """(grants, rows): how many times a thread of a quantized linear has given part of the end of its share of W's
+    rows to a thread done with its own, and how many rows (a statistic)."""
+    cdef int64_t grants, rows
+    ff_tail_stats(&grants, &rows)
+    return int(grants), int(rows)
+
+
 def default_num_threads():
     """The number of cores this process may run on."""
     return ff_default_num_threads()
