@@ -140,13 +140,15 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
     }
 }
 
-// the last eighth of a thread's share of W's rows: its owner runs it a step (32 or 64 rows, up to about 96 KB of W)
-// at a time and, between two, gives the back half of what is left to a thread that has finished its own share and
-// asks for it (the two cores' rates differ from call to call by several percent). The owner only loads and stores:
-// when every thread took 32 rows at a time with a locked add, each add drained the owner's loads, and in a 1.1B
-// decode step the tails read 3-16% slower than the rest of the shares
+// the last eighth of a thread's share of W's rows: its owner runs it a step at a time (64 rows, or 32 where a row
+// is over 1.5 KB) and, between two, gives the back half of what is left to the first thread that has finished its
+// own share and asked for it (the two cores' rates differ from call to call by several percent). Within its tail
+// the owner only loads and stores until it answers or closes it: when every thread took 32 rows at a time with a
+// locked add, each add drained the owner's loads, and in a 1.1B decode step the tails read 3-16% slower than the
+// rest of the shares
+enum { TAIL_SHUT = -2, TAIL_DONE = -1, TAIL_OPEN = 0 };  // req: or the asking thread's index + 1
 typedef struct qtail {
-    _Alignas(64) _Atomic int req;  // 0 open, the asking thread's index + 1, or -1 once the owner is done
+    _Alignas(64) _Atomic int req;  // TAIL_SHUT until the owner reaches its tail, TAIL_DONE once it is through
     _Atomic int grant;             // 1 once the owner has answered the asker: rows [glo, ghi) are the asker's
     int64_t glo, ghi;
     int64_t start, step;  // where the tail begins and the rows of a step, fixed before the job starts
@@ -172,10 +174,36 @@ static void qlin_span(qlin_ctx *c, int64_t lo, int64_t hi, int ith) {
 // the owner of tail t is done with it (gave: it answered an asker already): no thread may ask any more, and one that
 // asked after the owner's last look gets nothing
 static void tail_close(qtail *t, int gave) {
-    int open = 0;
-    if (gave || atomic_compare_exchange_strong(&t->req, &open, -1)) return;
+    int open = TAIL_OPEN;
+    if (gave || atomic_compare_exchange_strong(&t->req, &open, TAIL_DONE)) return;
     t->glo = t->ghi = 0;
     atomic_store_explicit(&t->grant, 1, memory_order_release);
+}
+
+// ask the other threads, each once it has reached its tail, for the back half of what is left of it (a thread that
+// is late gets asked when it gets there; at more threads than cores one may have lost its core: let it run)
+static void tail_ask(qlin_ctx *c, int ith, int nth) {
+    for (int spins = 0, waiting = 1; waiting; spins += spins < 4096) {
+        waiting = 0;
+        for (int j = 1; j < nth; j++) {
+            qtail *t = &c->tails[(ith + j) % nth];
+            int open = atomic_load_explicit(&t->req, memory_order_relaxed);  // look before the locked op
+            waiting |= open == TAIL_SHUT;  // not there yet (else done, or asked by another)
+            if (open != TAIL_OPEN) continue;
+            if (atomic_compare_exchange_strong(&t->req, &open, ith + 1)) {
+                for (int w = 0; !atomic_load_explicit(&t->grant, memory_order_acquire); w += w < 4096)
+                    if (w < 4096)
+                        ff_cpu_relax();
+                    else
+                        sched_yield();
+                if (t->glo < t->ghi) qlin_span(c, t->glo, t->ghi, ith);
+            }
+        }
+        if (waiting && spins < 4096)
+            ff_cpu_relax();
+        else if (waiting)
+            sched_yield();
+    }
 }
 
 static void qlin_task(void *arg, int ith, int nth) {
@@ -186,7 +214,10 @@ static void qlin_task(void *arg, int ith, int nth) {
             uint8_t *buf = ff_scratch(c->act_bytes);
             if (!buf) {
                 c->status = FF_ENOMEM;
-                if (c->tails && nth == c->tails_nth) tail_close(&c->tails[ith], 0);  // no thread waits on it
+                if (c->tails && nth == c->tails_nth) {  // no thread may wait for this one's tail
+                    atomic_store(&c->tails[ith].req, TAIL_OPEN);
+                    tail_close(&c->tails[ith], 0);
+                }
                 return;
             }
             own = *c;
@@ -205,9 +236,11 @@ static void qlin_task(void *arg, int ith, int nth) {
     qlin_span(c, lo, me->start, ith);
     int64_t pos = me->start, end = hi;
     int gave = 0;
+    atomic_store_explicit(&me->req, TAIL_OPEN, memory_order_relaxed);
     for (; pos < end; pos = FF_MIN(pos + me->step, end)) {
         if (!gave && atomic_load_explicit(&me->req, memory_order_relaxed) > 0) {
-            // the back half of what is left, in whole split units, goes to the asker
+            // the back half of what is left (a multiple of 32 rows, as every step from the tail's start) goes to the
+            // asker; with 32 left, nothing
             int64_t half = (end - pos + 2 * FF_QP_NR - 1) / (2 * FF_QP_NR) * FF_QP_NR;
             me->glo = pos + half, me->ghi = end;
             end = pos + half;
@@ -221,19 +254,7 @@ static void qlin_task(void *arg, int ith, int nth) {
         qlin_span(c, pos, FF_MIN(pos + me->step, end), ith);
     }
     tail_close(me, gave);
-    // then ask each other thread for the back half of what is left of its tail
-    for (int j = 1; j < nth; j++) {
-        qtail *t = &c->tails[(ith + j) % nth];
-        int open = 0;
-        if (!atomic_compare_exchange_strong(&t->req, &open, ith + 1)) continue;  // done, or asked by another
-        // the owner answers within a step unless it lost its core (more threads than cores): then let it run
-        for (int spins = 0; !atomic_load_explicit(&t->grant, memory_order_acquire); spins++)
-            if (spins < 4096)
-                ff_cpu_relax();
-            else
-                sched_yield();
-        if (t->glo < t->ghi) qlin_span(c, t->glo, t->ghi, ith);
-    }
+    tail_ask(c, ith, nth);
 }
 
 // how many threads a call of ntot rows of k columns for m activation rows takes
@@ -322,7 +343,7 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
             ff_split(ntot, i, nlin, FF_QP_NR, &lo, &hi);
             tails[i].start = hi - (hi - lo) / 8 / FF_QP_NR * FF_QP_NR;
             tails[i].step = stride <= (96 << 10) / (2 * FF_QP_NR) ? 2 * FF_QP_NR : FF_QP_NR;
-            atomic_init(&tails[i].req, 0);
+            atomic_init(&tails[i].req, TAIL_SHUT);
             atomic_init(&tails[i].grant, 0);
         }
     }
