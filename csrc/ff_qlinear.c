@@ -21,6 +21,7 @@ typedef struct {
     size_t act_bytes;
     struct qtail *tails;  // the ends of the threads' shares, which finished threads take from (or NULL)
     int tails_nth;        // the thread count they were cut for
+    int64_t tail_step;    // the rows an owner runs of its tail between two looks for an asker
     ff_qact act;
     int8_t *q;
     float *d;
@@ -151,9 +152,23 @@ typedef struct qtail {
     _Alignas(64) _Atomic int req;  // TAIL_SHUT until the owner reaches its tail, TAIL_DONE once it is through
     _Atomic int grant;             // 1 once the owner has answered the asker: rows [glo, ghi) are the asker's
     int64_t glo, ghi;
-    int64_t start, step;  // where the tail begins and the rows of a step, fixed before the job starts
+    int64_t start;  // where the tail begins, fixed before the job starts
 } qtail;
 #define QTAIL_MAX 8
+
+// where the tail of the share [lo, hi) begins: its last eighth, in whole split units
+static int64_t tail_start(int64_t lo, int64_t hi) { return hi - (hi - lo) / 8 / FF_QP_NR * FF_QP_NR; }
+
+// one more round of a wait for another thread: a pause, or once it has gone on a while (that thread may have lost
+// its core, at more threads than cores) a yield to let it run
+static void wait_round(int *rounds) {
+    if (*rounds < 4096) {
+        ++*rounds;
+        ff_cpu_relax();
+    } else {
+        sched_yield();
+    }
+}
 
 static _Atomic int64_t tail_grants, tail_rows;
 
@@ -183,7 +198,7 @@ static void tail_close(qtail *t, int gave) {
 // ask the other threads, each once it has reached its tail, for the back half of what is left of it (a thread that
 // is late gets asked when it gets there; at more threads than cores one may have lost its core: let it run)
 static void tail_ask(qlin_ctx *c, int ith, int nth) {
-    for (int spins = 0, waiting = 1; waiting; spins += spins < 4096) {
+    for (int rounds = 0, waiting = 1; waiting;) {
         waiting = 0;
         for (int j = 1; j < nth; j++) {
             qtail *t = &c->tails[(ith + j) % nth];
@@ -191,18 +206,11 @@ static void tail_ask(qlin_ctx *c, int ith, int nth) {
             waiting |= open == TAIL_SHUT;  // not there yet (else done, or asked by another)
             if (open != TAIL_OPEN) continue;
             if (atomic_compare_exchange_strong(&t->req, &open, ith + 1)) {
-                for (int w = 0; !atomic_load_explicit(&t->grant, memory_order_acquire); w += w < 4096)
-                    if (w < 4096)
-                        ff_cpu_relax();
-                    else
-                        sched_yield();
+                for (int w = 0; !atomic_load_explicit(&t->grant, memory_order_acquire);) wait_round(&w);
                 if (t->glo < t->ghi) qlin_span(c, t->glo, t->ghi, ith);
             }
         }
-        if (waiting && spins < 4096)
-            ff_cpu_relax();
-        else if (waiting)
-            sched_yield();
+        if (waiting) wait_round(&rounds);
     }
 }
 
@@ -237,7 +245,7 @@ static void qlin_task(void *arg, int ith, int nth) {
     int64_t pos = me->start, end = hi;
     int gave = 0;
     atomic_store_explicit(&me->req, TAIL_OPEN, memory_order_relaxed);
-    for (; pos < end; pos = FF_MIN(pos + me->step, end)) {
+    for (; pos < end; pos = FF_MIN(pos + c->tail_step, end)) {
         if (!gave && atomic_load_explicit(&me->req, memory_order_relaxed) > 0) {
             // the back half of what is left (a multiple of 32 rows, as every step from the tail's start) goes to the
             // asker; with 32 left, nothing
@@ -251,7 +259,7 @@ static void qlin_task(void *arg, int ith, int nth) {
                 atomic_fetch_add_explicit(&tail_rows, me->ghi - me->glo, memory_order_relaxed);
             }
         }
-        qlin_span(c, pos, FF_MIN(pos + me->step, end), ith);
+        qlin_span(c, pos, FF_MIN(pos + c->tail_step, end), ith);
     }
     tail_close(me, gave);
     tail_ask(c, ith, nth);
@@ -270,7 +278,7 @@ static ff_span share_start(const ff_qpart *next, int nnext, int64_t k, int ith, 
     int64_t ntot = 0, stride = ff_qtype_row_bytes(next[0].dtype & ~FF_QT_R16, k), lo, hi;
     for (int p = 0; p < nnext; p++) ntot += next[p].n;
     ff_split(ntot, ith, nth, FF_QP_NR, &lo, &hi);
-    hi -= (hi - lo) / 8 / FF_QP_NR * FF_QP_NR;
+    hi = tail_start(lo, hi);
     for (int64_t off = 0, p = 0; p < nnext && stride > 0; off += next[p].n, p++)
         if (lo < off + next[p].n) {
             int64_t rows = FF_MIN(hi, off + next[p].n) - lo;
@@ -338,11 +346,11 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
     qtail tails[QTAIL_MAX];
     if (c.own_act && nlin > 1 && nlin <= QTAIL_MAX) {
         c.tails = tails, c.tails_nth = nlin;
+        c.tail_step = stride <= (96 << 10) / (2 * FF_QP_NR) ? 2 * FF_QP_NR : FF_QP_NR;
         for (int i = 0; i < nlin; i++) {
             int64_t lo, hi;
             ff_split(ntot, i, nlin, FF_QP_NR, &lo, &hi);
-            tails[i].start = hi - (hi - lo) / 8 / FF_QP_NR * FF_QP_NR;
-            tails[i].step = stride <= (96 << 10) / (2 * FF_QP_NR) ? 2 * FF_QP_NR : FF_QP_NR;
+            tails[i].start = tail_start(lo, hi);
             atomic_init(&tails[i].req, TAIL_SHUT);
             atomic_init(&tails[i].grant, 0);
         }
