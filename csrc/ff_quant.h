@@ -105,4 +105,8 @@ int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_
 // ff_pool_settle before it lets next's weights go
 int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path,
                            const ff_qpart *next, int nnext, int64_t next_k);
+// the spans each task index of a pool job may read while it waits, and a worker once done with its part, when the
+// job comes just before a call of parts `next` (next_k columns, m rows) that reads ahead: the start of each thread's
+// share of it. Fills ahead[0..n) and returns n (the call's thread count), or 0 if that call reads none
+int ff_linear_q_ahead(const ff_qpart *next, int nnext, int64_t next_k, int64_t m, ff_span ahead[FF_AHEAD_MAX]);
 #endif

@@ -183,3 +183,37 @@ def test_workers_read_ahead_only_inside_a_step(ckpt):
         assert one == two  # same bits at any thread count
     finally:
         fastformer.set_num_threads(before)
+
+
+def test_threaded_decode_attention_names_the_o_projection(tmp_path_factory):
+    # a decode step's attention over enough keys runs on 2 threads; each thread then reads the start of its share
+    # of the o projection while it waits, so all 5 jobs of a layer (q/k/v, attention, o, up/gate, down) hand the
+    # worker a span of the matrix call that follows (the last down: the head's)
+    path, _ = make_checkpoint(
+        tmp_path_factory.mktemp("att") / "llama",
+        "llama",
+        perturb=perturb_shift(1),
+        vocab_size=320,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    model = Model.load(path, quantize="q8_0")
+    prompt = [(7 * i) % 300 + 3 for i in range(140)]  # 8 heads x 32 x 140 keys: above attention's threading bar
+    before = fastformer.get_num_threads()
+    try:
+        fastformer.set_num_threads(1)
+        want = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)
+        fastformer.set_num_threads(2)
+        spans0, _ = _core.read_ahead_stats()
+        model.generate_ids(prompt, max_new_tokens=1, ignore_eos=True)  # the prompt's step: too many rows to read ahead
+        spans1, _ = _core.read_ahead_stats()
+        got = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)  # and 2 decode steps
+        spans2, _ = _core.read_ahead_stats()
+        assert spans2 - spans1 - (spans1 - spans0) == 2 * 2 * 5
+        assert got == want
+    finally:
+        fastformer.set_num_threads(before)
