@@ -26,18 +26,20 @@
 // ---- threads: a persistent pool (ff_threads.c) ----
 typedef void (*ff_task_fn)(void *ctx, int ith, int nth);
 void ff_parallel(ff_task_fn fn, void *ctx, int nth_max);  // run fn(ctx, i, nth) for i < nth, caller is i=0
-// a span of memory a worker reads into its caches after its part of a job, while it waits for the next
+// a span of memory a thread reads into its caches while it waits: inside a job, and a worker after its part of it
 typedef struct ff_span {
     const void *p;
     int64_t bytes;
 } ff_span;
-// ff_parallel, and then the worker that ran task i (i >= 1) reads ahead[i] (or nothing: ahead NULL) until it ends
-// or the pool's next job is posted. The spans must stay mapped until then: the caller posts another job after
-// this one, or calls ff_pool_settle before it lets them go. Task i, the caller's 0 among them, also reads ahead[i]
-// while it waits inside the job (ff_wait_round), and the caller while it waits for the workers
+// ff_parallel, and then the worker that ran task i (i >= 1) reads ahead[i] (or nothing: ahead NULL, else it holds
+// nth_max spans) until it ends or the pool's next job is posted. The spans must stay mapped until then: the caller
+// posts another job after this one, or calls ff_pool_settle before it lets them go. The thread running task i, the
+// caller (task 0) among them, reads ahead[i] while it waits inside the job (ff_wait_round), the caller also while it
+// waits for the workers; a worker goes on from where that stopped
 void ff_parallel_pf(ff_task_fn fn, void *ctx, int nth_max, const ff_span *ahead);
-// one round of a wait inside a job: this thread reads the next 1 KB of its span of ahead, or pauses once it is read
-void ff_wait_round(void);
+// one round of a wait inside a job: this thread reads the next 1 KB of its span of ahead (returns 1), or pauses once
+// it is read (0)
+int ff_wait_round(void);
 void ff_pool_settle(void);  // returns once no worker reads ahead any more (at once if none does)
 #define FF_AHEAD_MAX 8      // most spans a caller names for the threads of a job
 // ff_attention_cache as one job before a call that reads ahead: ahead, of n_ahead spans (ff_linear_q_ahead), as in

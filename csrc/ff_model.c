@@ -305,7 +305,7 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
         if (L->q_norm_w) norm_heads(m, b->q, b->qt, L->q_norm_w, t * m->n_heads);
         if (L->k_norm_w) norm_heads(m, b->k, b->qt, L->k_norm_w, t * nkv);
         if (m->rope != FF_ROPE_NONE) rope_qk(m, b, t);
-        // while it waits in the (last) attention job, each thread reads the start of its share of o
+        // while it waits in the (last sequence's) attention job, each thread reads the start of its share of o
         ff_span ahead[FF_AHEAD_MAX];
         ff_qpart o_part[3];
         int n_ahead =

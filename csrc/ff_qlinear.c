@@ -163,8 +163,7 @@ static int64_t tail_start(int64_t lo, int64_t hi) { return hi - (hi - lo) / 8 / 
 // its core, at more threads than cores) a yield to let it run
 static void wait_round(int *rounds) {
     if (*rounds < 4096) {
-        ++*rounds;
-        ff_wait_round();
+        *rounds += ff_wait_round() ? 8 : 1;  // a round that read took longer than a pause
     } else {
         sched_yield();
     }
@@ -355,8 +354,9 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
             atomic_init(&tails[i].grant, 0);
         }
     }
-    // a worker done with its share reads the start of its share of the next call (the same worker runs the same
-    // task index) while this thread finishes and the caller works between the calls
+    // each thread reads the start of its share of the next call (the same thread runs the same task index) while it
+    // waits in this one, and a worker done with its share goes on reading it while the caller finishes and works
+    // between the calls
     ff_span ahead[QTAIL_MAX];
     int nahead = c.own_act && next ? ff_linear_q_ahead(next, nnext, next_k, m, ahead) : 0;
     ff_parallel_pf(qlin_task, &c, nlin, nahead == nlin ? ahead : NULL);
@@ -368,9 +368,8 @@ int ff_linear_q_ahead(const ff_qpart *next, int nnext, int64_t next_k, int64_t m
     int64_t nn = 0;  // the next call's rows, of one type
     for (int p = 0; p < nnext; nn += next[p].n, p++)
         if ((next[p].dtype & ~FF_QT_R16) != (next[0].dtype & ~FF_QT_R16)) return 0;
-    // it reads ahead where each thread quantizes its own activation rows: a few rows, no panels (ff_linear_q_parts)
     int nth = lin_threads(nn, next_k, m);
-    if (m * next_k >= (1 << 16) || m >= 5 || nth < 2 || nth > FF_AHEAD_MAX) return 0;
+    if (nth < 2 || nth > FF_AHEAD_MAX) return 0;
     for (int i = 0; i < nth; i++) ahead[i] = share_start(next, nnext, next_k, i, nth);
     return nth;
 }

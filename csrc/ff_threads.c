@@ -75,17 +75,22 @@ static void read_ahead(ff_span s, uint64_t seen) {
 static _Thread_local ff_span wait_span;
 static _Thread_local int64_t wait_off;
 
-void ff_wait_round(void) {
-    if (wait_off >= wait_span.bytes) {
-        ff_cpu_relax();
-        return;
-    }
+// read the next 1 KB of this thread's span, if any is left
+static int wait_read(void) {
+    if (wait_off >= wait_span.bytes) return 0;
     const volatile uint8_t *p = (const volatile uint8_t *)wait_span.p + wait_off;
     int64_t n = FF_MIN(1024, wait_span.bytes - wait_off);
     uint8_t sink = 0;
     for (int64_t i = 0; i < n; i += 64) sink ^= p[i];
     (void)sink;
     wait_off += n;
+    return 1;
+}
+
+int ff_wait_round(void) {
+    if (wait_read()) return 1;
+    ff_cpu_relax();
+    return 0;
 }
 
 void ff_read_ahead_stats(int64_t *spans, int64_t *bytes) {
@@ -202,7 +207,7 @@ static void run_job(ff_task_fn fn, void *ctx, int nth, const ff_span *ahead) {
     // wait for the workers (reading this thread's span meanwhile): spin up to SPIN_NS, then sleep
     uint64_t t0 = 0;
     for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && !spin_over(&spins, &t0);)
-        ff_wait_round();
+        (void)wait_read();
     wait_span = (ff_span){NULL, 0};
     if (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
         pthread_mutex_lock(&pool.mu);

@@ -209,11 +209,17 @@ def test_threaded_decode_attention_names_the_o_projection(tmp_path_factory):
         want = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)
         fastformer.set_num_threads(2)
         spans0, _ = _core.read_ahead_stats()
-        model.generate_ids(prompt, max_new_tokens=1, ignore_eos=True)  # the prompt's step: too many rows to read ahead
+        model.generate_ids(prompt, max_new_tokens=1, ignore_eos=True)  # the prompt's steps
         spans1, _ = _core.read_ahead_stats()
         got = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)  # and 2 decode steps
         spans2, _ = _core.read_ahead_stats()
         assert spans2 - spans1 - (spans1 - spans0) == 2 * 2 * 5
         assert got == want
+        # 8 rows on the few-rows kernels (a batch's decode step): each thread quantizes its own rows there, and the
+        # 4 matrix calls of each layer name the next (its attention, over 8 keys, takes one thread)
+        sess = model._session(8)
+        spans3, _ = _core.read_ahead_stats()
+        sess.forward(prompt[:8], False, _core.PATH_ROWS)
+        assert _core.read_ahead_stats()[0] - spans3 == 2 * 4
     finally:
         fastformer.set_num_threads(before)
