@@ -683,12 +683,6 @@ int ff_attention_kv_cap_f32(float *o, const float *q, const float *k, const floa
 
 int ff_attention_cache(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h, int64_t hkv,
                        int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal) {
-    return ff_attention_cache_next(o, q, k, v, kv_type, h, hkv, tq, tk, kv_rows, d, scale, softcap, causal, NULL, 0);
-}
-
-int ff_attention_cache_next(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h, int64_t hkv,
-                            int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal,
-                            const ff_span *ahead, int n_ahead) {
     if (kv_type != FF_QT_F32 && kv_type != FF_QT_F16 && (kv_type != FF_QT_Q8_0 || d % 32)) return FF_EINVAL;
     attn_ctx c = {.o = o,
                   .q = q,
@@ -730,8 +724,7 @@ int ff_attention_cache_next(float *o, const float *q, const void *k, const void 
         if (!base) return FF_ENOMEM;
         c.part = (float *)(base + c.scratch);
     }
-    nth = (int)FF_MIN(c.nitems, nth);
-    ff_parallel_pf(attn_task, &c, nth, ahead && nth <= n_ahead ? ahead : NULL);
+    ff_parallel(attn_task, &c, (int)FF_MIN(c.nitems, nth));
     if (atomic_load(&c.err)) return FF_ENOMEM;
     if (part) attn_merge(&c);
     return FF_OK;

@@ -26,27 +26,16 @@
 // ---- threads: a persistent pool (ff_threads.c) ----
 typedef void (*ff_task_fn)(void *ctx, int ith, int nth);
 void ff_parallel(ff_task_fn fn, void *ctx, int nth_max);  // run fn(ctx, i, nth) for i < nth, caller is i=0
-// a span of memory a thread reads into its caches while it waits: inside a job, and a worker after its part of it
+// a span of memory a worker reads into its caches after its part of a job, while it waits for the next
 typedef struct ff_span {
     const void *p;
     int64_t bytes;
 } ff_span;
-// ff_parallel, and then the worker that ran task i (i >= 1) reads ahead[i] (or nothing: ahead NULL, else it holds
-// nth_max spans) until it ends or the pool's next job is posted. The spans must stay mapped until then: the caller
-// posts another job after this one, or calls ff_pool_settle before it lets them go. The thread running task i, the
-// caller (task 0) among them, reads ahead[i] while it waits inside the job (ff_wait_round), the caller also while it
-// waits for the workers; a worker goes on from where that stopped
+// ff_parallel, and then the worker that ran task i (i >= 1) reads ahead[i] (or nothing: ahead NULL) until it ends
+// or the pool's next job is posted. The spans must stay mapped until then: the caller posts another job after
+// this one, or calls ff_pool_settle before it lets them go
 void ff_parallel_pf(ff_task_fn fn, void *ctx, int nth_max, const ff_span *ahead);
-// one round of a wait inside a job: this thread reads the next 1 KB of its span of ahead (returns 1), or pauses once
-// it is read (0)
-int ff_wait_round(void);
-void ff_pool_settle(void);  // returns once no worker reads ahead any more (at once if none does)
-#define FF_AHEAD_MAX 8      // most spans a caller names for the threads of a job
-// ff_attention_cache as one job before a call that reads ahead: ahead, of n_ahead spans (ff_linear_q_ahead), as in
-// ff_parallel_pf, the weights they view kept until that call or ff_pool_settle
-int ff_attention_cache_next(float *o, const float *q, const void *k, const void *v, int kv_type, int64_t h, int64_t hkv,
-                            int64_t tq, int64_t tk, int64_t kv_rows, int64_t d, float scale, float softcap, int causal,
-                            const ff_span *ahead, int n_ahead);
+void ff_pool_settle(void);       // returns once no worker reads ahead any more (at once if none does)
 void *ff_scratch(size_t bytes);  // per-OS-thread 64-byte aligned buffer; NULL on OOM
 
 // split [0, n) into nth near-equal chunks; chunk ith is [*lo, *hi), aligned to `align` elements

@@ -199,7 +199,7 @@ static void cache_store(const ff_model *m, const ff_session *s, uint8_t *cache, 
 // attention of rows [r0, r0 + t) of q (rows, nh, hd), one sequence's, over its cache positions [0, n_past + t)
 // -> the same rows of att; b->qt and b->ot are scratch
 static int attend(const ff_model *m, ff_session *b, const ff_session *s, const ff_layer *L, const uint8_t *kc,
-                  const uint8_t *vc, int64_t r0, int64_t t, const ff_span *ahead, int n_ahead) {
+                  const uint8_t *vc, int64_t r0, int64_t t) {
     int64_t nh = m->n_heads, nkv = m->n_kv_heads, hd = m->head_dim;
     int64_t tk = s->n_past + t, lo = 0;
     // a sliding window keeps the last `window` keys of the newest query; the caller feeds one token per call
@@ -212,8 +212,8 @@ static int attend(const ff_model *m, ff_session *b, const ff_session *s, const f
             memcpy(b->qt + (h * t + i) * hd, q + (i * nh + h) * hd, (size_t)hd * sizeof(float));
     float scale = m->attn_scale > 0.0f ? m->attn_scale : 1.0f / sqrtf((float)hd);
     int64_t rb = ff_qtype_row_bytes(s->kv_type, hd);
-    int rc = ff_attention_cache_next(b->ot, b->qt, kc + lo * rb, vc + lo * rb, s->kv_type, nh, nkv, t, tk - lo, s->cap,
-                                     hd, scale, m->attn_softcap, 1, ahead, n_ahead);
+    int rc = ff_attention_cache(b->ot, b->qt, kc + lo * rb, vc + lo * rb, s->kv_type, nh, nkv, t, tk - lo, s->cap, hd,
+                                scale, m->attn_softcap, 1);
     if (rc != FF_OK) return rc;
     // (nh, t, hd) -> (t, nh, hd)
     float *att = b->att + r0 * nh * hd;
@@ -305,11 +305,6 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
         if (L->q_norm_w) norm_heads(m, b->q, b->qt, L->q_norm_w, t * m->n_heads);
         if (L->k_norm_w) norm_heads(m, b->k, b->qt, L->k_norm_w, t * nkv);
         if (m->rope != FF_ROPE_NONE) rope_qk(m, b, t);
-        // while it waits in the (last sequence's) attention job, each thread reads the start of its share of o
-        ff_span ahead[FF_AHEAD_MAX];
-        ff_qpart o_part[3];
-        int n_ahead =
-            q_run(o_part, NULL, wo, NULL, 1) && nruns == 1 ? ff_linear_q_ahead(o_part, 1, L->wo.cols, t, ahead) : 0;
         for (int i = 0, r = 0; i < nseq; r += (int)seqs[i].t, i++) {
             const ff_session *s = seqs[i].s;
             int64_t layer_bytes = nkv * s->cap * ff_qtype_row_bytes(s->kv_type, hd);
@@ -319,7 +314,7 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
                     cache_store(m, s, kc, g * s->cap + s->n_past + j, b->k + (r + j) * kvd + g * hd);
                     cache_store(m, s, vc, g * s->cap + s->n_past + j, b->v + (r + j) * kvd + g * hd);
                 }
-            if ((rc = attend(m, b, s, L, kc, vc, r, seqs[i].t, ahead, i + 1 == nseq ? n_ahead : 0))) return rc;
+            if ((rc = attend(m, b, s, L, kc, vc, r, seqs[i].t))) return rc;
         }
         // x += post_norm(att @ wo^T)
         if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns, ffn_in))) return rc;

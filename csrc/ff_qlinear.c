@@ -154,7 +154,7 @@ typedef struct qtail {
     int64_t glo, ghi;
     int64_t start;  // where the tail begins, fixed before the job starts
 } qtail;
-#define QTAIL_MAX FF_AHEAD_MAX
+#define QTAIL_MAX 8
 
 // where the tail of the share [lo, hi) begins: its last eighth, in whole split units
 static int64_t tail_start(int64_t lo, int64_t hi) { return hi - (hi - lo) / 8 / FF_QP_NR * FF_QP_NR; }
@@ -163,7 +163,8 @@ static int64_t tail_start(int64_t lo, int64_t hi) { return hi - (hi - lo) / 8 / 
 // its core, at more threads than cores) a yield to let it run
 static void wait_round(int *rounds) {
     if (*rounds < 4096) {
-        *rounds += ff_wait_round() ? 8 : 1;  // a round that read took longer than a pause
+        ++*rounds;
+        ff_cpu_relax();
     } else {
         sched_yield();
     }
@@ -354,24 +355,17 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
             atomic_init(&tails[i].grant, 0);
         }
     }
-    // each thread reads the start of its share of the next call (the same thread runs the same task index) while it
-    // waits in this one, and a worker done with its share goes on reading it while the caller finishes and works
-    // between the calls
-    ff_span ahead[QTAIL_MAX];
-    int nahead = c.own_act && next ? ff_linear_q_ahead(next, nnext, next_k, m, ahead) : 0;
-    ff_parallel_pf(qlin_task, &c, nlin, nahead == nlin ? ahead : NULL);
+    // a worker done with its share reads the start of its share of the next call (the same worker runs the same
+    // task index) while this thread finishes and the caller works between the calls
+    ff_span ahead[QTAIL_MAX] = {{0}};
+    int nahead = next && c.own_act && nlin > 1 && nlin <= QTAIL_MAX;
+    int64_t nn = 0;  // the next call's rows, of one type: it must take as many threads
+    for (int p = 0; nahead && p < nnext; nn += next[p].n, p++)
+        nahead = (next[p].dtype & ~FF_QT_R16) == (next[0].dtype & ~FF_QT_R16);
+    nahead = nahead && lin_threads(nn, next_k, m) == nlin;
+    for (int i = 1; nahead && i < nlin; i++) ahead[i] = share_start(next, nnext, next_k, i, nlin);
+    ff_parallel_pf(qlin_task, &c, nlin, nahead ? ahead : NULL);
     return c.status;
-}
-
-int ff_linear_q_ahead(const ff_qpart *next, int nnext, int64_t next_k, int64_t m, ff_span ahead[FF_AHEAD_MAX]) {
-    if (!next || nnext < 1 || m < 1 || next_k < 1) return 0;
-    int64_t nn = 0;  // the next call's rows, of one type
-    for (int p = 0; p < nnext; nn += next[p].n, p++)
-        if ((next[p].dtype & ~FF_QT_R16) != (next[0].dtype & ~FF_QT_R16)) return 0;
-    int nth = lin_threads(nn, next_k, m);
-    if (nth < 2 || nth > FF_AHEAD_MAX) return 0;
-    for (int i = 0; i < nth; i++) ahead[i] = share_start(next, nnext, next_k, i, nth);
-    return nth;
 }
 
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k) {

@@ -100,13 +100,9 @@ typedef struct ff_qpart {
 int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k);
 // as ff_linear_q_parts on the given enum ff_lin_path
 int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path);
-// as ff_linear_q_parts_path, naming the call that comes next (next_k columns; NULL: none): each thread reads the
-// start of its share of that one while it waits in this one, and a worker done with its share while it waits for
-// the next job. The caller makes that call next, or calls ff_pool_settle before it lets next's weights go
+// as ff_linear_q_parts_path, naming the call that comes next (next_k columns; NULL: none): a worker done with its
+// share reads the start of its share of that one while it waits. The caller makes that call next, or calls
+// ff_pool_settle before it lets next's weights go
 int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path,
                            const ff_qpart *next, int nnext, int64_t next_k);
-// the spans each task index of a pool job may read while it waits, and a worker once done with its part, when the
-// job comes just before a call of parts `next` (next_k columns, m rows): the start of each thread's share of it.
-// Fills ahead[0..n) and returns n, the call's thread count; 0 if it takes one thread or its parts' types differ
-int ff_linear_q_ahead(const ff_qpart *next, int nnext, int64_t next_k, int64_t m, ff_span ahead[FF_AHEAD_MAX]);
 #endif

@@ -71,28 +71,6 @@ static void read_ahead(ff_span s, uint64_t seen) {
     atomic_fetch_add_explicit(&ahead_spans, 1, memory_order_release);  // after its last read
 }
 
-// what this thread may read while it waits inside the current job (its span of ahead), and how far it got
-static _Thread_local ff_span wait_span;
-static _Thread_local int64_t wait_off;
-
-// read the next 1 KB of this thread's span, if any is left
-static int wait_read(void) {
-    if (wait_off >= wait_span.bytes) return 0;
-    const volatile uint8_t *p = (const volatile uint8_t *)wait_span.p + wait_off;
-    int64_t n = FF_MIN(1024, wait_span.bytes - wait_off);
-    uint8_t sink = 0;
-    for (int64_t i = 0; i < n; i += 64) sink ^= p[i];
-    (void)sink;
-    wait_off += n;
-    return 1;
-}
-
-int ff_wait_round(void) {
-    if (wait_read()) return 1;
-    ff_cpu_relax();
-    return 0;
-}
-
 void ff_read_ahead_stats(int64_t *spans, int64_t *bytes) {
     *spans = atomic_load(&ahead_spans);
     *bytes = atomic_load(&ahead_bytes);
@@ -116,21 +94,15 @@ static void *worker_main(void *arg) {
         // nth travels inside gen: a worker left out of this job reads nothing else
         int nth = (int)(g & 0xffff);
         if (idx + 1 >= nth) continue;
-        ff_span ahead = pool.ahead[idx + 1];  // read before pending drops: the caller may post the next job then
-        wait_span = ahead, wait_off = 0;
         pool.fn(pool.ctx, idx + 1, nth);
-        int64_t off = FF_MIN(wait_off, ahead.bytes);  // read while waiting in the job
-        wait_span = (ff_span){NULL, 0};
+        ff_span ahead = pool.ahead[idx + 1];  // read before pending drops: the caller may post the next job then
         // the last one out wakes the caller
         if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_broadcast(&pool.cv_done);
             pthread_mutex_unlock(&pool.mu);
         }
-        if (ahead.bytes > 0) {
-            atomic_fetch_add_explicit(&ahead_bytes, off, memory_order_relaxed);
-            read_ahead((ff_span){(const uint8_t *)ahead.p + off, ahead.bytes - off}, seen);
-        }
+        if (ahead.bytes > 0) read_ahead(ahead, seen);
     }
     return NULL;
 }
@@ -201,14 +173,11 @@ static void run_job(ff_task_fn fn, void *ctx, int nth, const ff_span *ahead) {
     pthread_cond_broadcast(&pool.cv_work);
     pthread_mutex_unlock(&pool.mu);
 
-    wait_span = ahead ? ahead[0] : (ff_span){NULL, 0}, wait_off = 0;
     fn(ctx, 0, nth);
 
-    // wait for the workers (reading this thread's span meanwhile): spin up to SPIN_NS, then sleep
+    // wait for the workers: spin up to SPIN_NS, then sleep
     uint64_t t0 = 0;
-    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && !spin_over(&spins, &t0);)
-        (void)wait_read();
-    wait_span = (ff_span){NULL, 0};
+    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && !spin_over(&spins, &t0);) {}
     if (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
         pthread_mutex_lock(&pool.mu);
         while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0)

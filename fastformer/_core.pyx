@@ -67,9 +67,8 @@ def get_num_threads():
 
 
 def read_ahead_stats():
-    """(spans, bytes): how many times the pool's workers have been handed the start of their share of a model's
-    next matrix call to read while they wait (in a job and after their part of it), and how many bytes they read
-    (a statistic; the calling thread reads its own share's start too while it waits, uncounted)."""
+    """(spans, bytes): how many times the pool's workers have read the start of their share of a model's next
+    matrix call while they waited for it, and how many bytes they read (a statistic)."""
     cdef int64_t spans, nbytes
     ff_read_ahead_stats(&spans, &nbytes)
     return int(spans), int(nbytes)

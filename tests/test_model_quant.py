@@ -185,41 +185,20 @@ def test_workers_read_ahead_only_inside_a_step(ckpt):
         fastformer.set_num_threads(before)
 
 
-def test_threaded_decode_attention_names_the_o_projection(tmp_path_factory):
-    # a decode step's attention over enough keys runs on 2 threads; each thread then reads the start of its share
-    # of the o projection while it waits, so all 5 jobs of a layer (q/k/v, attention, o, up/gate, down) hand the
-    # worker a span of the matrix call that follows (the last down: the head's)
-    path, _ = make_checkpoint(
-        tmp_path_factory.mktemp("att") / "llama",
-        "llama",
-        perturb=perturb_shift(1),
-        vocab_size=320,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=8,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    model = Model.load(path, quantize="q8_0")
-    prompt = [(7 * i) % 300 + 3 for i in range(140)]  # 8 heads x 32 x 140 keys: above attention's threading bar
+def test_few_rows_steps_read_ahead(ckpt):
+    # 8 rows on the few-rows kernels (a batch's decode step) at 2 threads: each thread quantizes its own rows there,
+    # and each of the 4 matrix calls of a layer names the next (the last down: the head), so a worker reads ahead
+    # once a call; the same bits as at 1 thread
+    model = Model.load(ckpt, quantize="q8_0")
     before = fastformer.get_num_threads()
     try:
         fastformer.set_num_threads(1)
-        want = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)
+        want = model._session(8).forward(PROMPT[:8], True, _core.PATH_ROWS)
         fastformer.set_num_threads(2)
-        spans0, _ = _core.read_ahead_stats()
-        model.generate_ids(prompt, max_new_tokens=1, ignore_eos=True)  # the prompt's steps
-        spans1, _ = _core.read_ahead_stats()
-        got = model.generate_ids(prompt, max_new_tokens=3, ignore_eos=True)  # and 2 decode steps
-        spans2, _ = _core.read_ahead_stats()
-        assert spans2 - spans1 - (spans1 - spans0) == 2 * 2 * 5
-        assert got == want
-        # 8 rows on the few-rows kernels (a batch's decode step): each thread quantizes its own rows there, and the
-        # 4 matrix calls of each layer name the next (its attention, over 8 keys, takes one thread)
         sess = model._session(8)
-        spans3, _ = _core.read_ahead_stats()
-        sess.forward(prompt[:8], False, _core.PATH_ROWS)
-        assert _core.read_ahead_stats()[0] - spans3 == 2 * 4
+        spans0, _ = _core.read_ahead_stats()
+        got = sess.forward(PROMPT[:8], True, _core.PATH_ROWS)
+        assert _core.read_ahead_stats()[0] - spans0 == 2 * 4
+        np.testing.assert_array_equal(got, want)
     finally:
         fastformer.set_num_threads(before)
