@@ -222,10 +222,8 @@ static void qlin_task(void *arg, int ith, int nth) {
             uint8_t *buf = ff_scratch(c->act_bytes);
             if (!buf) {
                 c->status = FF_ENOMEM;
-                if (c->tails && nth == c->tails_nth) {  // no thread may wait for this one's tail
-                    atomic_store(&c->tails[ith].req, TAIL_OPEN);
-                    tail_close(&c->tails[ith], 0);
-                }
+                // no thread may wait for this one's tail: done at once (it was shut, so none has asked)
+                if (c->tails && nth == c->tails_nth) atomic_store(&c->tails[ith].req, TAIL_DONE);
                 return;
             }
             own = *c;
@@ -245,7 +243,7 @@ static void qlin_task(void *arg, int ith, int nth) {
     int64_t pos = me->start, end = hi;
     int gave = 0;
     atomic_store_explicit(&me->req, TAIL_OPEN, memory_order_relaxed);
-    for (; pos < end; pos = FF_MIN(pos + c->tail_step, end)) {
+    while (pos < end) {
         if (!gave && atomic_load_explicit(&me->req, memory_order_relaxed) > 0) {
             // the back half of what is left (a multiple of 32 rows, as every step from the tail's start) goes to the
             // asker; with 32 left, nothing
@@ -259,7 +257,9 @@ static void qlin_task(void *arg, int ith, int nth) {
                 atomic_fetch_add_explicit(&tail_rows, me->ghi - me->glo, memory_order_relaxed);
             }
         }
-        qlin_span(c, pos, FF_MIN(pos + c->tail_step, end), ith);
+        int64_t to = FF_MIN(pos + c->tail_step, end);
+        qlin_span(c, pos, to, ith);
+        pos = to;
     }
     tail_close(me, gave);
     tail_ask(c, ith, nth);
