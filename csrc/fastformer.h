@@ -57,6 +57,17 @@ enum {
 };
 int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
 int ff_quant_dot256(void);
+// how far ahead (bytes, a multiple of 64 in 0..FF_AHEAD_MAX) the one-row (decode) avx-512 vnni kernels prefetch W
+// into L2, 0 for none, and from how many bytes of weights read in turn on (`above`; below, W stays in the L3 cache
+// from one pass to the next, and the prefetches only slow the hardware's). The defaults are set at ff_cpu_init
+// (ff_cpu.c says why); any setting gives the same bits
+#define FF_AHEAD_MAX 65536
+int ff_quant_set_ahead(int64_t bytes, int64_t above);  // FF_OK, or FF_EINVAL (nothing changes)
+int64_t ff_quant_ahead(void);
+int64_t ff_quant_ahead_above(void);
+int64_t ff_quant_ahead_default(void);        // this cpu's distance: by vendor
+int64_t ff_quant_ahead_above_default(void);  // half the L3 cache's bytes (0 if unknown)
+int64_t ff_quant_ahead_for(int64_t stream);  // the distance for `stream` bytes of weights read in turn
 
 // ---- threads: a persistent pool, work split by index (ff_threads.c) ----
 void ff_set_num_threads(int n);  // 1 <= n <= FF_MAX_THREADS
@@ -175,6 +186,8 @@ typedef struct ff_model {
     float attn_softcap;               // scores -> cap * tanh(scores / cap) before the softmax, 0 = none
     float final_softcap;              // logits -> cap * tanh(logits / cap), 0 = none
     const ff_layer *layers;           // (n_layers,)
+    int64_t stream_bytes;             // the matrices' bytes a decode step reads, 0 = unknown: the decode kernels'
+                                      // prefetch follows it (ff_quant_ahead_for)
 } ff_model;
 
 // one sequence's state: the kv cache and scratch for up to max_t tokens per call, all owned by the caller

@@ -58,6 +58,7 @@ struct ff_qact {
     const int32_t *lanes;  // (m, kp/4) -c * sum of q per 32 at lane 8b, 0 elsewhere (c 128 q8_0, 8 q4_0); q6_k:
                            // -32 * sum of q per 16 at lane t; q4_k, q5_k: int16 sums of q per 32; or NULL
     int64_t k, kp;         // columns, padded columns (a multiple of 512)
+    int64_t ahead;         // how far ahead the one-row r16 kernels prefetch W, 0 for none (ff_quant_ahead_for)
 };
 
 // the activations from row i0 on

@@ -31,7 +31,7 @@ static int q_run(ff_qpart parts[3], float *const *y, const ff_tensor *const *w, 
 // quantized ones of one type as one job (x is quantized once for it; a llama.cpp Q4_K_M file's q and k in Q4_K
 // and v in Q6_K make two jobs, not three), an f32 one as a matmul
 static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
-                    int64_t m, int path, wnext next) {
+                    int64_t m, int path, wnext next, int64_t stream) {
     for (int p0 = 0, p1; p0 < np; p0 = p1) {
         int rc;
         ff_qpart parts[3], nparts[3];
@@ -43,7 +43,7 @@ static int linear_n(float *const *y, const float *x, const ff_tensor *const *w, 
             wnext after = p1 < np ? (wnext){w + p1, np - p1} : next;
             int nn = after.np ? q_run(nparts, NULL, after.w, NULL, after.np) : 0;
             rc = ff_linear_q_parts_next(parts, p1 - p0, x, m, w[p0]->cols, path, nn ? nparts : NULL, nn,
-                                        nn ? after.w[0]->cols : 0);
+                                        nn ? after.w[0]->cols : 0, stream);
         }
         if (rc) return rc;
     }
@@ -59,20 +59,20 @@ typedef struct run {
 // y_p = x @ w_p^T + bias_p over every run (y_p, x with w_p->rows and w_p->cols floats per row); the last run
 // names the next call
 static int linear_n_runs(float *const *y, const float *x, const ff_tensor *const *w, const float *const *bias, int np,
-                         const run *runs, int nr, wnext next) {
+                         const run *runs, int nr, wnext next, int64_t stream) {
     for (int r = 0; r < nr; r++) {
         float *yr[3];
         for (int p = 0; p < np; p++) yr[p] = y[p] + runs[r].r0 * w[p]->rows;
         int rc = linear_n(yr, x + runs[r].r0 * w[0]->cols, w, bias, np, runs[r].n, runs[r].path,
-                          r + 1 == nr ? next : no_next);
+                          r + 1 == nr ? next : no_next, stream);
         if (rc) return rc;
     }
     return FF_OK;
 }
 
 static int linear_runs(float *y, const float *x, const ff_tensor *w, const float *bias, const run *runs, int nr,
-                       wnext next) {
-    return linear_n_runs(&y, x, &w, &bias, 1, runs, nr, next);
+                       wnext next, int64_t stream) {
+    return linear_n_runs(&y, x, &w, &bias, 1, runs, nr, next, stream);
 }
 
 static void norm(const ff_model *m, float *y, const float *x, const float *w, const float *b, int64_t rows) {
@@ -301,7 +301,7 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
         const float *bqkv[3] = {L->bq, L->bk, L->bv};
         const ff_tensor *wo[1] = {&L->wo}, *wdown[1] = {&L->w_down}, *wup_gate[2] = {&L->w_up, &L->w_gate}, *wnx[3];
         wnext ffn_in = {wup_gate, L->w_gate.data ? 2 : 1}, after = layer_first(m, l + 1, wnx);
-        if ((rc = linear_n_runs(qkv, b->h, wqkv, bqkv, 3, runs, nruns, (wnext){wo, 1}))) return rc;
+        if ((rc = linear_n_runs(qkv, b->h, wqkv, bqkv, 3, runs, nruns, (wnext){wo, 1}, m->stream_bytes))) return rc;
         if (L->q_norm_w) norm_heads(m, b->q, b->qt, L->q_norm_w, t * m->n_heads);
         if (L->k_norm_w) norm_heads(m, b->k, b->qt, L->k_norm_w, t * nkv);
         if (m->rope != FF_ROPE_NONE) rope_qk(m, b, t);
@@ -317,22 +317,24 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
             if ((rc = attend(m, b, s, L, kc, vc, r, seqs[i].t))) return rc;
         }
         // x += post_norm(att @ wo^T)
-        if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns, ffn_in))) return rc;
+        if ((rc = linear_runs(b->h, b->att, &L->wo, L->bo, runs, nruns, ffn_in, m->stream_bytes))) return rc;
         add_residual(m, b, L->attn_post_norm_w, t);
 
         // mlp block: h = norm(x); act(up) or act(gate) * up; x += post_norm(down projection)
         norm(m, b->h, b->x, L->ffn_norm_w, L->ffn_norm_b, t);
         if (!L->w_gate.data) {
-            if ((rc = linear_runs(b->f1, b->h, &L->w_up, L->b_up, runs, nruns, (wnext){wdown, 1}))) return rc;
+            if ((rc = linear_runs(b->f1, b->h, &L->w_up, L->b_up, runs, nruns, (wnext){wdown, 1}, m->stream_bytes)))
+                return rc;
             activate(m, b->f1, t);
         } else {
             float *ug[2] = {b->f1, b->f2};
             const float *bug[2] = {L->b_up, NULL};
-            if ((rc = linear_n_runs(ug, b->h, wup_gate, bug, 2, runs, nruns, (wnext){wdown, 1}))) return rc;
+            if ((rc = linear_n_runs(ug, b->h, wup_gate, bug, 2, runs, nruns, (wnext){wdown, 1}, m->stream_bytes)))
+                return rc;
             activate(m, b->f2, t);
             for (int64_t j = 0; j < t * f; j++) b->f1[j] *= b->f2[j];
         }
-        if ((rc = linear_runs(b->h, b->f1, &L->w_down, L->b_down, runs, nruns, after))) return rc;
+        if ((rc = linear_runs(b->h, b->f1, &L->w_down, L->b_down, runs, nruns, after, m->stream_bytes))) return rc;
         add_residual(m, b, L->ffn_post_norm_w, t);
     }
 
@@ -344,7 +346,7 @@ static int forward_batch(const ff_model *m, ff_session *b, const ff_seq *seqs, i
         nh_rows += seqs[i].t - first;
     }
     nruns = path_runs(seqs, nseq, 1, runs);
-    rc = linear_runs(logits, b->h, &m->lm_head, NULL, runs, nruns, no_next);
+    rc = linear_runs(logits, b->h, &m->lm_head, NULL, runs, nruns, no_next, m->stream_bytes);
     if (rc == FF_OK && m->final_softcap > 0.0f)
         for (int64_t j = 0; j < nh_rows * m->vocab; j++)
             logits[j] = m->final_softcap * tanhf(logits[j] / m->final_softcap);

@@ -413,7 +413,8 @@ static inline AI FF_VNNI void r16_block_vnni(__m512 *out, const uint8_t *t, cons
 
 static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                        const ff_qact *a, const int mr, const int q4) {
-    int64_t nb = a->k / 32, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES);
+    int64_t nb = a->k / 32, tb = FF_R16 * (q4 ? FF_Q4_0_BYTES : FF_Q8_0_BYTES), ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nb * tb;
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nb * tb;
         // several activation rows make a block slow enough to stall on memory between blocks: the next group's
@@ -427,6 +428,7 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
             if (next)
                 for (int64_t o = 0; o < 2 * tb; o += 64)
                     _mm_prefetch((const char *)(t + next + b * tb + o), _MM_HINT_T0);
+            ff_prefetch_ahead(t + b * tb, 2 * tb, end, ahead);  // one activation row: the cpu's default
             r16_block_vnni(even, t + b * tb, a, b, mr, q4);
             r16_block_vnni(odd, t + (b + 1) * tb, a, b + 1, mr, q4);
         }

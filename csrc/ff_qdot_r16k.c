@@ -8,9 +8,10 @@
 #include "ff_vnni.h"
 
 #ifdef FF_HAVE_X86
-// decode streams W once, tile after tile, each tile front to back, and leaves the fetching ahead to the hardware:
-// on a Zen 4, in-process A/B runs of the same 256 MB W, this streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores)
-// the rate of any software prefetch tried (1-64 KB ahead into L1, L2, both). Front to back includes the tile's
+// decode streams W once, tile after tile, each tile front to back, and prefetches only where ff_qact.ahead says
+// (ff_prefetch_ahead; the defaults in ff_cpu.c): 8 KiB into L2 on Intel for weights that outgrow the L3, none on
+// a Zen 4, where in-process A/B runs of the same 256 MB W streamed 1.3-1.5x (1 core) and 1.1-1.25x (2 cores) the
+// rate of any software prefetch tried (1-64 KB ahead into L1, L2, both). Front to back includes the tile's
 // header: its scale lines are loaded before the nibbles they scale, though used after. Read last, they cost 3-13%
 // of the read rate at the host's fast memory speed (2 cores, each pulling its own ~32 GB/s; none at the slow one)
 
@@ -125,13 +126,15 @@ static inline AI FF_VNNI void r16_k4_vnni(float *restrict y, int64_t ldy, const 
 #define Q6_SUB(u) ((u) / 4 + 2 * ((u) / 2 % 2) + 4 * ((u) % 2))
 static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t *restrict w, int64_t n,
                                                 const ff_qact *a) {
-    int64_t nsb = a->k / 256, tile = FF_R16 * FF_Q6_K_BYTES;
+    int64_t nsb = a->k / 256, tile = FF_R16 * FF_Q6_K_BYTES, ahead = a->ahead;
+    const uint8_t *end = w + n / FF_R16 * nsb * tile;
     const __m512i lo4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
+            ff_prefetch_ahead(h, tile, end, ahead);
             // the header first (see the top of the file): d, and the 16 sub-blocks' scales 4 to a register
             __m256i dh = _mm256_loadu_si256((const __m256i *)(const void *)h);
             FF_IN_REG(dh);
@@ -237,7 +240,8 @@ static inline AI FF_VNNI void r16_q5_k_vnni(float *restrict y, int64_t ldy, cons
 // each 64-byte group read once for its low and high nibbles
 static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                               const int q5) {
-    int64_t nsb = a->k / 256, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES);
+    int64_t nsb = a->k / 256, tile = FF_R16 * (q5 ? FF_Q5_K_BYTES : FF_Q4_K_BYTES), ahead = a->ahead;
+    const uint8_t *end = w + n / FF_R16 * nsb * tile;
     const __m512i lo4 = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         const uint8_t *t = w + g * nsb * tile;
@@ -245,6 +249,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_K_HEAD;
             const int8_t *aq = a->q + 256 * sb;
+            ff_prefetch_ahead(h, tile, end, ahead);
             // the header first (see the top of the file), held in registers until the super-block's end
             __m256i dm[2];
             r16_k4_dmin(h, dm);

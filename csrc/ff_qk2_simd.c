@@ -341,13 +341,15 @@ FF_VNNI void ff_qgemm_panel_q3_k_vnni(float *y, int64_t ldy, const uint8_t *w, i
 
 static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                             const ff_qact *a, const int mr) {
-    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q2_K_BYTES;
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q2_K_BYTES, ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nsb * tb;
     const __m512i m3 = _mm512_set1_epi8(3);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
+            ff_prefetch_ahead(t, tb, end, ahead);
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
             // the scale bytes too before the values: a tile read front to back streams faster (ff_qdot_r16k.c)
@@ -406,7 +408,8 @@ FF_VNNI void ff_qdot_r16_q2_k_vnni(float *restrict y, int64_t ldy, const uint8_t
 
 static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                             const ff_qact *a, const int mr) {
-    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q3_K_BYTES;
+    int64_t nsb = a->k / 256, kp = a->kp, tb = FF_R16 * FF_Q3_K_BYTES, ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nsb * tb;
     const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     const __m512i lo4 = _mm512_set1_epi32(0x000f000f), hi2 = _mm512_set1_epi32(0x00300030);
     for (int64_t g = 0; g < n / FF_R16; g++) {
@@ -414,6 +417,7 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
+            ff_prefetch_ahead(t, tb, end, ahead);
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512i hs = _mm512_loadu_si512(t + 160);
 #pragma GCC unroll 8

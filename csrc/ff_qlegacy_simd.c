@@ -353,13 +353,15 @@ static inline AI FF_VNNI void r16_iq4_scale(__m512 *out, const __m512i *dot, __m
 
 static inline AI FF_VNNI void r16_iq4_nl_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                               const ff_qact *a, const int mr) {
-    int64_t nb = a->k / 32, tb = FF_R16 * FF_IQ4_NL_BYTES;
+    int64_t nb = a->k / 32, tb = FF_R16 * FF_IQ4_NL_BYTES, ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nb * tb;
     for (int64_t g = 0; g < n / FF_R16; g++) {
         // even and odd blocks in separate accumulators, two blocks a step (a constant index keeps them in registers)
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *t = w + (g * nb + b) * tb;
+            ff_prefetch_ahead(t, tb, end, ahead);
             __m512i dot[4];
             r16_iq4_block(dot, t + 2 * FF_R16, a, b, mr);
             __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
@@ -374,12 +376,14 @@ static inline AI FF_VNNI void r16_iq4_nl_vnni(float *restrict y, int64_t ldy, co
 
 static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                               const ff_qact *a, const int mr) {
-    int64_t nsb = a->k / 256, tb = FF_R16 * FF_IQ4_XS_BYTES;
+    int64_t nsb = a->k / 256, tb = FF_R16 * FF_IQ4_XS_BYTES, ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nsb * tb;
     for (int64_t g = 0; g < n / FF_R16; g++) {
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
+            ff_prefetch_ahead(t, tb, end, ahead);
             // 16 rows' d, their scales_h words and scales_l words
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
@@ -416,13 +420,15 @@ static inline AI FF_VNNI void r16_legacy_scale(__m512 *out, const __m512i *lo, c
 static inline AI FF_VNNI void r16_legacy_vnni(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n,
                                               const ff_qact *a, const int mr, const int qt) {
     const int has_min = qt != QL_Q5_0, five = qt != QL_Q4_1, at = 32 + 32 * has_min;
-    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * QL_BYTES(qt);
+    int64_t nb = a->k / 32, kp = a->kp, tb = FF_R16 * QL_BYTES(qt), ahead = mr == 1 ? a->ahead : 0;
+    const uint8_t *end = w + n / FF_R16 * nb * tb;
     const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     for (int64_t g = 0; g < n / FF_R16; g++) {
         __m512 out[2][4];
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *t = w + (g * nb + b) * tb, *v = t + at + 64 * five;
+            ff_prefetch_ahead(t, tb, end, ahead);
             __m512i lo[4], hi[4], hm = five ? _mm512_loadu_si512(t + at) : _mm512_setzero_si512();
             for (int i = 0; i < mr; i++) {
                 const int16_t *as = a->s + i * (kp / 16) + 2 * b;

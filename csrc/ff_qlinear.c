@@ -85,7 +85,7 @@ static void carve_act(qlin_ctx *c, uint8_t *buf, int lanes) {
     c->d = (float *)(void *)(buf + (lanes ? (size_t)kp * m : 0));
     c->s = (int16_t *)(void *)(c->d + kp / 32 * m);
     c->q = (int8_t *)(void *)(c->s + kp / 16 * m);
-    c->act = (ff_qact){c->q, c->d, c->s, c->lanes, c->k, kp};
+    c->act = (ff_qact){c->q, c->d, c->s, c->lanes, c->k, kp, c->act.ahead};
 }
 
 // rows lo..hi-1 of part P
@@ -288,11 +288,11 @@ static ff_span share_start(const ff_qpart *next, int nnext, int64_t k, int ith, 
 }
 
 int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path) {
-    return ff_linear_q_parts_next(parts, np, x, m, k, path, NULL, 0, 0);
+    return ff_linear_q_parts_next(parts, np, x, m, k, path, NULL, 0, 0, 0);
 }
 
 int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path,
-                           const ff_qpart *next, int nnext, int64_t next_k) {
+                           const ff_qpart *next, int nnext, int64_t next_k, int64_t stream) {
     if (np < 1) return FF_EINVAL;
     int qtype = parts[0].dtype & ~FF_QT_R16, nr16 = 0;
     if (!ff_qtype_has(qtype, FF_QF_LINEAR)) return FF_EINVAL;
@@ -333,6 +333,7 @@ int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_
                   .panel0 = buf + row * (size_t)m,
                   .status = FF_OK};
     c.act.kp = kp;
+    c.act.ahead = ff_quant_ahead_for(FF_MAX(stream, ntot * stride));
     carve_act(&c, buf, lanes);
     // tiles of about 192 KB of W for several activation rows, all of W's share for one
     c.jt = m == 1 ? ntot : FF_MAX(16, (192 << 10) / stride);

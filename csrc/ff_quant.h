@@ -102,7 +102,9 @@ int ff_linear_q_parts(const ff_qpart *parts, int np, const float *x, int64_t m, 
 int ff_linear_q_parts_path(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path);
 // as ff_linear_q_parts_path, naming the call that comes next (next_k columns; NULL: none): a worker done with its
 // share reads the start of its share of that one while it waits. The caller makes that call next, or calls
-// ff_pool_settle before it lets next's weights go
+// ff_pool_settle before it lets next's weights go. `stream`: the bytes of weights the caller reads in turn, this
+// call's among them (a model's decode step), which decide the decode kernels' prefetch (ff_quant_ahead_for); 0:
+// this call's own
 int ff_linear_q_parts_next(const ff_qpart *parts, int np, const float *x, int64_t m, int64_t k, int path,
-                           const ff_qpart *next, int nnext, int64_t next_k);
+                           const ff_qpart *next, int nnext, int64_t next_k, int64_t stream);
 #endif

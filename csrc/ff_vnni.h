@@ -26,6 +26,17 @@ static inline AI FF_VNNI __m512i ff_dpbusd_b4(__m512i acc, __m512i x, const int8
     return acc;
 }
 
+// the one-row (decode) kernels' software prefetch, `ahead` bytes on (ff_qact.ahead; the defaults and why in
+// ff_cpu.c), 0 for none: into L2 the lines of [p, p + bytes) moved `ahead` on, those below `end` (the end of the
+// call's W). Called once per chunk of a tile (a super-block, two blocks) with the chunk's bytes, so the prefetches
+// keep pace with the loads a few dozen at a time; addresses as integers, as they may lie past W
+static inline AI void ff_prefetch_ahead(const uint8_t *p, int64_t bytes, const uint8_t *end, int64_t ahead) {
+    if (!ahead) return;
+    uintptr_t q = (uintptr_t)p + (uintptr_t)ahead, e = q + (uintptr_t)bytes;
+    if (e > (uintptr_t)end) e = (uintptr_t)end;
+    for (; q < e; q += 64) _mm_prefetch((const char *)q, _MM_HINT_T1);
+}
+
 // x as loaded: gcc would fold its load into each instruction that reads it, loading the 64 bytes again
 #define FF_IN_REG(x) __asm__("" : "+v"(x))
 

@@ -1,7 +1,8 @@
 """fastformer: fast CPU inference for transformer language models.
 
-C kernels with SIMD paths chosen at import (override with FASTFORMER_ISA=<name>), a persistent thread
-pool, and numpy-facing ops in `fastformer.ops`.
+C kernels with SIMD paths chosen at import (override with FASTFORMER_ISA=<name>; the decode kernels' software
+prefetch distance with FASTFORMER_PREFETCH=<bytes>), a persistent thread pool, and numpy-facing ops in
+`fastformer.ops`.
 
 >>> import fastformer
 >>> fastformer.cpu_info()["supported"][0]
@@ -32,17 +33,35 @@ def _select_isa_from_env():
 _select_isa_from_env()
 
 
+def _decode_prefetch_from_env():
+    text = _os.environ.get("FASTFORMER_PREFETCH", "").strip()
+    if not text:
+        return
+    try:
+        _core.set_decode_prefetch(int(text))
+    except ValueError:
+        raise ValueError(
+            f"FASTFORMER_PREFETCH={text!r} must be a byte count, a multiple of 64 in 0..65536 (0: no software prefetch)"
+        ) from None
+
+
+_decode_prefetch_from_env()
+
+
 def cpu_info():
-    """What the kernels run on: the ISA path in use, the usable paths, CPU features and threads.
+    """What the kernels run on: the ISA path in use, the usable paths, CPU features, threads, and how far ahead
+    the decode kernels prefetch the weights (bytes_ahead, FASTFORMER_PREFETCH; 0: none) when a model's weights
+    exceed above_bytes (half the L3 cache).
 
     >>> sorted(fastformer.cpu_info())
-    ['features', 'isa', 'supported', 'threads']
+    ['features', 'isa', 'prefetch', 'supported', 'threads']
     """
     return {
         "isa": _core.current_isa(),
         "supported": _core.supported_isas(),
         "features": _core.cpu_features(),
         "threads": _core.get_num_threads(),
+        "prefetch": dict(zip(("bytes_ahead", "above_bytes"), _core.decode_prefetch())),
     }
 
 

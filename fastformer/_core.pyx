@@ -45,6 +45,38 @@ def set_isa(str name):
         raise ValueError(f"ISA {name!r} is not supported on this CPU; supported: {', '.join(supported_isas())}")
 
 
+def set_decode_prefetch(nbytes, above=None):
+    """Prefetch W `nbytes` ahead into L2 in the one-row (decode) avx-512 vnni kernels (a multiple of 64 in
+    0..65536, 0 for none) when the weights read in turn (a model's matrices, else the call's own W) exceed `above`
+    bytes (None: keep the current threshold). Defaults: decode_prefetch_default(). Any setting gives the same bits."""
+    for name, v in (("nbytes", nbytes), ("above", above)):
+        if (v is not None or name == "nbytes") and (isinstance(v, bool) or not isinstance(v, int)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if above is None:
+        above = ff_quant_ahead_above()
+    if above < 0:
+        raise ValueError(f"above must be >= 0, got {above}")
+    if not 0 <= nbytes <= FF_AHEAD_MAX or nbytes % 64 or ff_quant_set_ahead(nbytes, above) != FF_OK:
+        raise ValueError(f"nbytes must be a multiple of 64 in 0..{FF_AHEAD_MAX}, got {nbytes}")
+
+
+def decode_prefetch():
+    """(nbytes, above): how far ahead the decode kernels prefetch W (0: not at all), and above how many bytes of
+    weights read in turn."""
+    return ff_quant_ahead(), ff_quant_ahead_above()
+
+
+def decode_prefetch_default():
+    """This CPU's defaults for set_decode_prefetch: 8192 bytes ahead on Intel (0 elsewhere), above half the L3
+    cache's bytes (0 if the OS does not say)."""
+    return ff_quant_ahead_default(), ff_quant_ahead_above_default()
+
+
+def decode_prefetch_for(int64_t stream):
+    """The distance the decode kernels prefetch at for `stream` bytes of weights read in turn."""
+    return ff_quant_ahead_for(stream)
+
+
 def cpu_features():
     """CPU features the processor and the OS both support, by name."""
     return [ff_feature_name(i).decode() for i in range(FF_F_COUNT) if ff_cpu_has(i)]

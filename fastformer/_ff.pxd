@@ -32,6 +32,14 @@ cdef extern from "fastformer.h" nogil:
         FF_DOT256_VNNI256
     int ff_quant_set_dot256(int mode)
     int ff_quant_dot256()
+    enum:
+        FF_AHEAD_MAX
+    int ff_quant_set_ahead(int64_t nbytes, int64_t above)
+    int64_t ff_quant_ahead()
+    int64_t ff_quant_ahead_above()
+    int64_t ff_quant_ahead_default()
+    int64_t ff_quant_ahead_above_default()
+    int64_t ff_quant_ahead_for(int64_t stream)
 
     # threads
     void ff_set_num_threads(int n)
@@ -137,6 +145,7 @@ cdef extern from "fastformer.h" nogil:
         float attn_softcap
         float final_softcap
         const ff_layer *layers
+        int64_t stream_bytes
     ctypedef struct ff_session:
         void *k_cache
         void *v_cache

@@ -96,6 +96,26 @@ def _arena_copy(arena, a):
     return copy
 
 
+cdef int64_t _tensor_bytes(const ff_tensor *t):
+    """The bytes of a weight matrix (0 if unset)."""
+    if t.data == NULL:
+        return 0
+    if t.dtype == FF_DT_F32:
+        return 4 * t.rows * t.cols
+    return ff_qtype_row_bytes(t.dtype & ~FF_QT_R16, t.cols) * t.rows
+
+
+cdef int64_t _stream_bytes(const ff_model *m):
+    """The bytes of every weight matrix of m (the token table aside, of which a step reads a row)."""
+    cdef int64_t n = _tensor_bytes(&m.lm_head)
+    cdef const ff_layer *ly
+    for i in range(m.n_layers):
+        ly = &m.layers[i]
+        n += _tensor_bytes(&ly.wq) + _tensor_bytes(&ly.wk) + _tensor_bytes(&ly.wv) + _tensor_bytes(&ly.wo)
+        n += _tensor_bytes(&ly.w_gate) + _tensor_bytes(&ly.w_up) + _tensor_bytes(&ly.w_down)
+    return n
+
+
 cdef int _tensor(ff_tensor *t, object keep, object arr, tuple shape, str name, object arena=None,
                  object holder=None, object key=None) except -1:
     """A weight matrix: float32 array, or a QuantizedTensor in a block format the linear kernels take.
@@ -175,6 +195,12 @@ cdef class ModelCore:
 
     def __dealloc__(self):
         free(self.c_layers)
+
+    @property
+    def stream_bytes(self):
+        """The bytes of the weight matrices a decode step reads (the token table aside): the decode kernels
+        prefetch ahead when this exceeds the threshold of fastformer._core.decode_prefetch()."""
+        return self.m.stream_bytes
 
     def __init__(self, dict cfg, dict w, list layers, bint hugepages=False):
         """cfg: dimensions plus the named kinds norm ("rms" | "layer"), act ("silu" | "gelu_tanh") and rope
@@ -278,6 +304,8 @@ cdef class ModelCore:
         if self.m.act == FF_ACT_SILU and any(lw.get("w_gate") is None for lw in layers):
             raise ValueError("a gated (silu) mlp needs a gate projection in every layer")
         self.m.layers = self.c_layers
+        # the bytes a decode step streams, which turn the decode kernels' prefetch on (ff_quant_ahead_for)
+        self.m.stream_bytes = _stream_bytes(&self.m)
 
 
 cdef class Session:

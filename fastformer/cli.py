@@ -56,6 +56,12 @@ def _cmd_cpu(args):
         print(f"supported: {' '.join(info['supported'])}")
         print(f"features:  {' '.join(info['features'])}")
         print(f"threads:   {info['threads']}")
+        pf = info["prefetch"]
+        if pf["bytes_ahead"]:
+            mb = pf["above_bytes"] / 2**20
+            print(f"prefetch:  {pf['bytes_ahead']} bytes ahead in the decode kernels, for weights over {mb:.0f} MiB")
+        else:
+            print("prefetch:  none in the decode kernels")
         if args.bandwidth:
             print(f"bandwidth: {info['read_bandwidth_gbs']:.1f} GB/s read at {info['threads']} thread(s)")
     return 0
