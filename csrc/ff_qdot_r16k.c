@@ -134,7 +134,6 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *h = t + sb * tile, *v = h + FF_R16_Q6_K_HEAD;
-            ff_prefetch_ahead(h, tile, end, ahead);
             // the header first (see the top of the file): d, and the 16 sub-blocks' scales 4 to a register
             __m256i dh = _mm256_loadu_si256((const __m256i *)(const void *)h);
             FF_IN_REG(dh);
@@ -146,6 +145,8 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
             __m512i isb = _mm512_setzero_si512();
 #pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
+                // the prefetches a half at a time: all 53 of a tile at once streamed a 660 MB W 4-6% slower
+                ff_prefetch_ahead(h + hf * (tile / 2), hf ? tile - tile / 2 : tile / 2, end, ahead);
                 // the half's 8 sub-blocks: ci[4 s2 + 2 j + e] is 8 hf + s2 + 2 j + 4 e (e: high nibbles)
                 __m512i ci[8];
                 for (int u = 0; u < 8; u++) ci[u] = _mm512_set1_epi32(a->lanes[16 * sb + 8 * hf + Q6_SUB(u)]);
