@@ -349,7 +349,6 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
-            ff_prefetch_ahead(t, tb, end, ahead);
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
             // the scale bytes too before the values: a tile read front to back streams faster (ff_qdot_r16k.c)
@@ -362,6 +361,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 320 + 128 * j;
+                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
                 __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 64);
                 FF_IN_REG(x0);
                 FF_IN_REG(x1);
@@ -417,13 +417,13 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
-            ff_prefetch_ahead(t, tb, end, ahead);
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512i hs = _mm512_loadu_si512(t + 160);
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 224 + 192 * j;
+                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
                 __m512i xg[2] = {_mm512_loadu_si512(x), _mm512_loadu_si512(x + 64)}, xh = _mm512_loadu_si512(x + 128);
                 FF_IN_REG(xg[0]);
                 FF_IN_REG(xg[1]);

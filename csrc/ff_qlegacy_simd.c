@@ -383,7 +383,6 @@ static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, co
         for (int i = 0; i < mr; i++) out[0][i] = out[1][i] = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < nsb; sb++) {
             const uint8_t *t = w + (g * nsb + sb) * tb;
-            ff_prefetch_ahead(t, tb, end, ahead);
             // 16 rows' d, their scales_h words and scales_l words
             __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
             __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)));
@@ -394,6 +393,7 @@ static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, co
                     _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15)),
                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3)), 4));
                 __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, _mm512_set1_epi32(32))));
+                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
                 __m512i dot[4];
                 r16_iq4_block(dot, t + 128 + 256 * j, a, 8 * sb + j, mr);
                 r16_iq4_scale(out[j & 1], dot, sc, a, 8 * sb + j, mr);
