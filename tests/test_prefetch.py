@@ -2,6 +2,7 @@
 settings and their checks, the size rule that turns it on, and the same bits with it on or off, on every r16
 type's one-row kernel (tails, last groups and thread counts included) and through a model."""
 
+import os
 import subprocess
 import sys
 
@@ -26,8 +27,10 @@ def prefetch():
 
 
 def run_python(code, **env):
+    # from the tests folder: the fastformer these tests import (in place or installed), not the source tree's
+    here = os.path.dirname(os.path.abspath(__file__))
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(**env), timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(**env), timeout=120, cwd=here
     )
 
 
