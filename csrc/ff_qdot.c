@@ -428,7 +428,7 @@ static inline AI FF_VNNI void r16_vnni(float *restrict y, int64_t ldy, const uin
             if (next)
                 for (int64_t o = 0; o < 2 * tb; o += 64)
                     _mm_prefetch((const char *)(t + next + b * tb + o), _MM_HINT_T0);
-            ff_prefetch_ahead(t + b * tb, 2 * tb, end, ahead);  // one activation row: the cpu's default
+            ff_prefetch_ahead(t + b * tb, 2 * tb, end, ahead);  // one activation row: as ff_qact.ahead says
             r16_block_vnni(even, t + b * tb, a, b, mr, q4);
             r16_block_vnni(odd, t + (b + 1) * tb, a, b + 1, mr, q4);
         }

@@ -153,8 +153,7 @@ static inline AI FF_VNNI void r16_q6_k_vnni_dec(float *restrict y, const uint8_t
                     const uint8_t *o = v + (hf * 8 + p) * 3 * 64;
                     // a sixteenth of the tile's prefetches per group (see r16_k4_dec_vnni): all 53 at once streamed a
                     // 660 MB W 4-6% slower than by halves, and halves 1-4% slower than this
-                    const int64_t part = tile / 16, at = (hf * 8 + p) * part;
-                    ff_prefetch_ahead(h + at, hf * 8 + p == 15 ? tile - at : part, end, ahead);
+                    ff_prefetch_part(h, tile, hf * 8 + p, 16, end, ahead);
                     __m512i qh = _mm512_loadu_si512(o + 128);
                     FF_IN_REG(qh);
 #pragma GCC unroll 2
@@ -266,8 +265,7 @@ static inline AI FF_VNNI void r16_k4_dec_vnni(float *restrict y, const uint8_t *
                 // an eighth of the tile's prefetches per group: all of a tile's (36-44 lines) at once stall on the
                 // core's fill buffers in bursts; a half or a quarter per group (1.1B decode per token, 2 threads):
                 // Q4_K_M 2.8% and 3.5% faster, Q5_K_M 3.8% and 6.7%, an eighth level with a quarter or 0.5% better
-                const int64_t part = tile / 8;
-                ff_prefetch_ahead(h + p * part, p == 7 ? tile - 7 * part : part, end, ahead);
+                ff_prefetch_part(h, tile, p, 8, end, ahead);
                 __m512i qh = q5 ? _mm512_loadu_si512(v + FF_R16_K_QH(p)) : _mm512_setzero_si512();
                 if (q5) FF_IN_REG(qh);
 #pragma GCC unroll 4

@@ -361,7 +361,7 @@ static inline AI FF_VNNI void r16_q2_k_vnni(float *restrict y, int64_t ldy, cons
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 320 + 128 * j;
-                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
+                ff_prefetch_part(t, tb, j, 8, end, ahead);
                 __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 64);
                 FF_IN_REG(x0);
                 FF_IN_REG(x1);
@@ -423,7 +423,7 @@ static inline AI FF_VNNI void r16_q3_k_vnni(float *restrict y, int64_t ldy, cons
             for (int j = 0; j < 8; j++) {
                 int64_t b = 8 * sb + j;
                 const uint8_t *x = t + 224 + 192 * j;
-                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
+                ff_prefetch_part(t, tb, j, 8, end, ahead);
                 __m512i xg[2] = {_mm512_loadu_si512(x), _mm512_loadu_si512(x + 64)}, xh = _mm512_loadu_si512(x + 128);
                 FF_IN_REG(xg[0]);
                 FF_IN_REG(xg[1]);

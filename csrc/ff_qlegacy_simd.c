@@ -393,7 +393,7 @@ static inline AI FF_VNNI void r16_iq4_xs_vnni(float *restrict y, int64_t ldy, co
                     _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15)),
                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3)), 4));
                 __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(ls, _mm512_set1_epi32(32))));
-                ff_prefetch_ahead(t + j * (tb / 8), j == 7 ? tb - 7 * (tb / 8) : tb / 8, end, ahead);  // ff_qdot_r16k.c
+                ff_prefetch_part(t, tb, j, 8, end, ahead);
                 __m512i dot[4];
                 r16_iq4_block(dot, t + 128 + 256 * j, a, 8 * sb + j, mr);
                 r16_iq4_scale(out[j & 1], dot, sc, a, 8 * sb + j, mr);

@@ -37,6 +37,14 @@ static inline AI void ff_prefetch_ahead(const uint8_t *p, int64_t bytes, const u
     for (; q < e; q += 64) _mm_prefetch((const char *)q, _MM_HINT_T1);
 }
 
+// ff_prefetch_ahead of part i of n of the bytes of a tile at t (the last part takes the remainder): a kernel issues
+// one part per group it reads, so the prefetches keep pace with the loads (ff_qdot_r16k.c says why)
+static inline AI void ff_prefetch_part(const uint8_t *t, int64_t bytes, int i, int n, const uint8_t *end,
+                                       int64_t ahead) {
+    int64_t part = bytes / n;
+    ff_prefetch_ahead(t + i * part, i == n - 1 ? bytes - i * part : part, end, ahead);
+}
+
 // x as loaded: gcc would fold its load into each instruction that reads it, loading the 64 bytes again
 #define FF_IN_REG(x) __asm__("" : "+v"(x))
 
