@@ -103,6 +103,50 @@ def test_one_row_kernels_give_the_same_bits_with_any_prefetch(prefetch, rng, qty
         fastformer.set_num_threads(before)
 
 
+@pytest.fixture
+def isa256():
+    """The 256-bit path (skips where the CPU has none), the ISA and int8 dot before restored afterwards."""
+    if "avx2" not in _core.supported_isas():
+        pytest.skip("this CPU has no AVX2+FMA path")
+    before, dot = _core.current_isa(), _core.quant_dot256()
+    _core.set_isa("avx2")
+    yield
+    _core.set_isa(before)
+    _core.quant_set_dot256(dot)
+
+
+@pytest.mark.parametrize("qtype", R16_TYPES)
+@pytest.mark.parametrize("n,k", [(7, 256), (301, 2048 + 256)], ids=str)
+def test_256_bit_row_kernels_give_the_same_bits_with_any_prefetch(prefetch, isa256, rng, qtype, n, k):
+    # the ggml-layout row kernels of every 256-bit int8 dot (the AVX2 path decodes with them) prefetch as the r16
+    # ones do: the same bits at any distance, past the call's last row included, and a short tail of blocks
+    if qtype in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"):
+        k += 96  # three 32-blocks past the last whole chunk of 8
+    qt = _weights(rng, qtype, n, k)
+    x = rng.standard_normal((1, k)).astype(np.float32)
+    before = fastformer.get_num_threads()
+    tried = 0
+    try:
+        for dot in _core.DOT256_NAMES:
+            try:
+                _core.quant_set_dot256(dot)
+            except fastformer.IsaError:
+                continue
+            tried += 1
+            for threads in (1, 2):
+                fastformer.set_num_threads(threads)
+                prefetch(0, 0)
+                want = _core.linear_q(x, qt.data, qt.ggml_type, k)
+                assert np.isfinite(want).all() and np.abs(want).max() > 0
+                for ahead in (64, 960, 8192, 65536):
+                    prefetch(ahead, 0)
+                    got = _core.linear_q(x, qt.data, qt.ggml_type, k)
+                    np.testing.assert_array_equal(got, want, err_msg=f"{qtype} {dot} ahead {ahead} threads {threads}")
+    finally:
+        fastformer.set_num_threads(before)
+    assert tried >= 1  # maddubs runs on every AVX2 machine
+
+
 def test_a_model_streams_its_matrices_and_decodes_the_same_with_prefetch(prefetch):
     from gguf import GGUFReader
 
