@@ -90,17 +90,10 @@ FF_AVX2 void ff_quant_act_q8_avx2(int8_t *restrict q, float *restrict d, int16_t
     }
 }
 
-// four vectors of 8 int32 -> lane j of 128-bit half h: the sum of lanes 4h..4h+3 of vector j (exact, any order)
-static inline AI FF_AVX2 __m256i hsum4_epi32x4(__m256i a, __m256i b, __m256i c, __m256i d) {
-    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-}
-
-// eight vectors of 8 int32 -> one vector of their 8 sums, in order
-static inline AI FF_AVX2 __m256i hsum_epi32x8(const __m256i *v) {
-    __m256i x = hsum4_epi32x4(v[0], v[1], v[2], v[3]), y = hsum4_epi32x4(v[4], v[5], v[6], v[7]);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(x, y, 0x20), _mm256_permute2x128_si256(x, y, 0x31));
+// four vectors of 8 int32 -> lane i: the sum of v[i]'s lanes (exact, any order)
+static inline AI FF_AVX2 __m128i hsum_epi32x4(const __m256i v[4]) {
+    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
 }
 
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
