@@ -57,7 +57,7 @@ enum {
 };
 int ff_quant_set_dot256(int mode);  // FF_OK, or FF_EINVAL if this cpu cannot run `mode` (nothing changes)
 int ff_quant_dot256(void);
-// how far ahead (bytes, a multiple of 64 in 0..FF_AHEAD_MAX) the one-row (decode) avx-512 vnni kernels prefetch W
+// how far ahead (bytes, a multiple of 64 in 0..FF_AHEAD_MAX) the one-row (decode) kernels prefetch W (r16, 256-bit)
 // into L2, 0 for none, and from how many bytes of weights read in turn on (`above`; below, W stays in the L3 cache
 // from one pass to the next, and the prefetches only slow the hardware's). The defaults are set at ff_cpu_init
 // (ff_cpu.c says why); any setting gives the same bits

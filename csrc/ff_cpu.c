@@ -20,7 +20,8 @@ static int features[FF_F_COUNT];
 static int isa_current = FF_ISA_SCALAR;
 static int vendor_intel = 0;
 
-// the one-row avx-512 vnni kernels' prefetch distance (ff_vnni.h; relaxed atomics: set from any thread)
+// the one-row kernels' prefetch distance (the avx-512 vnni r16 ones and the 256-bit row ones; ff_vnni.h; relaxed
+// atomics: set from any thread)
 static int64_t ff_decode_ahead = 0, ahead_above = 0;
 
 static const char *feature_names[FF_F_COUNT] = {

@@ -46,7 +46,7 @@ def set_isa(str name):
 
 
 def set_decode_prefetch(nbytes, above=None):
-    """Prefetch W `nbytes` ahead into L2 in the one-row (decode) avx-512 vnni kernels (a multiple of 64 in
+    """Prefetch W `nbytes` ahead into L2 in the one-row (decode) kernels, avx-512 vnni and 256-bit (a multiple of 64 in
     0..65536, 0 for none) when the weights read in turn (a model's matrices, else the call's own W) exceed `above`
     bytes (None: keep the current threshold). Defaults: decode_prefetch_default(). Any setting gives the same bits."""
     for name, v in (("nbytes", nbytes), ("above", above)):
