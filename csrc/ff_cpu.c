@@ -338,8 +338,8 @@ int ff_quant_dot256(void) { return dot256; }
 // too few misses in flight to fill the bandwidth on its own: on an Emerald Rapids (2 cores, 1.1B Q4_K_M decode, per
 // token in one process) this read 13.3 -> 15.0 GB/s at 1 core and 24 -> 28-30 GB/s at 2 against a plain read's
 // 17 and 33 (4 KiB ahead timed the same, 12-24 KiB no better; into L1, or one line per super-block, less well).
-// Others: none. On a Zen 4 every
-// software prefetch tried (1-64 KiB ahead, L1 or L2) streamed 1.1-1.5x slower than its hardware prefetchers alone
+// Others: none. On a Zen 4 every software prefetch tried (1-64 KiB ahead, L1 or L2) streamed 1.1-1.5x slower than
+// its hardware prefetchers alone
 int64_t ff_quant_ahead_default(void) { return vendor_intel ? 8192 : 0; }
 
 // weights read in turn that fit in the L3 cache come from it on the next pass, where the same prefetches made the

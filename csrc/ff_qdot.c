@@ -96,6 +96,20 @@ static inline AI FF_AVX2 __m128i hsum_epi32x4(const __m256i v[4]) {
     return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
 }
 
+// two vectors of 8 int32 -> lane 0: the sum of a's lanes, lane 1: of b's (exact)
+static inline AI FF_AVX2 __m128i hsum_epi32x2(__m256i a, __m256i b) {
+    __m256i t = _mm256_hadd_epi32(a, b);
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    return _mm_hadd_epi32(r, r);
+}
+
+// the activation scales of super-block sb of rows 0..m-1 (m <= 4), lane i row i, 0 past m
+static inline AI __m128 act_d4(const ff_qact *a, int64_t sb, const int m) {
+    const float *d = a->d + 8 * sb;
+    int64_t r = a->kp / 32;
+    return _mm_setr_ps(d[0], m > 1 ? d[r] : 0.0f, m > 2 ? d[2 * r] : 0.0f, m > 3 ? d[3 * r] : 0.0f);
+}
+
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
 // 256-bit registers (evex vpdpbusd, the same source, so machines with avx-512 vnni but no avx-vnni test it) ----
 
