@@ -61,15 +61,21 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
                  FF_QLEGACY_R16_SLOTS(r16),                                                                            \
                  FF_QK2_R16_SLOTS(r16)}
 
+// the 256-bit K kernels that take FF_QDOT_MANY activation rows a call (prefill)
+#define FF_QDOT_MANY_SLOTS(sfx)                                                                                        \
+    .qdot_many = {[FF_QT_Q4_K] = ff_qdot_q4_k_many_##sfx,                                                              \
+                  [FF_QT_Q5_K] = ff_qdot_q5_k_many_##sfx,                                                              \
+                  [FF_QT_Q6_K] = ff_qdot_q6_k_many_##sfx}
+
 // the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers
 #define FF_DOT_REF 0  // the scalar table's (it has only the twins, so it shares index 0 with maddubs)
 #define FF_DOT512_VNNI 3
 #define FF_DOT_COUNT 4
 #ifdef FF_HAVE_X86
 static const ff_qkernels qkernels_by_dot[FF_DOT_COUNT] = {
-    [FF_DOT256_MADDUBS] = {FF_QDOT_SLOTS(maddubs, ref)},
-    [FF_DOT256_AVXVNNI] = {FF_QDOT_SLOTS(avxvnni, ref)},
-    [FF_DOT256_VNNI256] = {FF_QDOT_SLOTS(vnni256, ref)},
+    [FF_DOT256_MADDUBS] = {FF_QDOT_SLOTS(maddubs, ref), FF_QDOT_MANY_SLOTS(maddubs)},
+    [FF_DOT256_AVXVNNI] = {FF_QDOT_SLOTS(avxvnni, ref), FF_QDOT_MANY_SLOTS(avxvnni)},
+    [FF_DOT256_VNNI256] = {FF_QDOT_SLOTS(vnni256, ref), FF_QDOT_MANY_SLOTS(vnni256)},
     [FF_DOT512_VNNI] = {FF_QDOT_SLOTS(vnni, vnni),
                         .qgemm_panel = {[FF_QT_Q8_0] = ff_qgemm_panel_q8_0_vnni,
                                         [FF_QT_Q4_0] = ff_qgemm_panel_q4_0_vnni,

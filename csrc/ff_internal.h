@@ -74,6 +74,10 @@ static inline ff_qact ff_qact_from(const ff_qact *a, int64_t i0) {
 // y (m,n) row stride ldy = A (m,k) . W (n,k)^T for m <= 4 activation rows, W rows `stride` bytes apart
 typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                            const ff_qact *a, int m);
+// the same for exactly FF_QDOT_MANY activation rows (prefill: each block of W decoded once for all of them)
+#define FF_QDOT_MANY 16
+typedef void (*ff_qdot_many_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
+                                const ff_qact *a);
 // the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR or FF_R16_MR_K (ff_quant.h)
 typedef void (*ff_qdot_r16_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t n, const ff_qact *a,
                                int m);
@@ -92,6 +96,7 @@ typedef void (*ff_dequantize_row_fn)(float *restrict y, const uint8_t *restrict 
 // the int8 dot kernels of one table, by ggml type id; NULL where a type has none
 typedef struct ff_qkernels {
     ff_qdot_fn qdot[FF_QT_COUNT];                // FF_QF_LINEAR types
+    ff_qdot_many_fn qdot_many[FF_QT_COUNT];      // FF_QDOT_MANY rows at once (256-bit q4_k, q5_k, q6_k), or NULL
     ff_qdot_r16_fn qdot_r16[FF_QT_COUNT];        // FF_QF_R16 types
     ff_qgemm_panel_fn qgemm_panel[FF_QT_COUNT];  // prefill panels (avx-512 vnni only), used from 5 activation rows
     int r16_fast;                                // the r16 kernels are the fast ones: repacking pays
@@ -255,6 +260,16 @@ FF_DECLARE_QDOT(avxvnni)
 FF_DECLARE_QDOT(vnni256)
 FF_DECLARE_QDOT(vnni)
 FF_DECLARE_QDOT_R16(vnni)
+#define FF_DECLARE_QDOT_MANY(sfx)                                                                                      \
+    void ff_qdot_q4_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+                                 const ff_qact *a);                                                                    \
+    void ff_qdot_q5_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+                                 const ff_qact *a);                                                                    \
+    void ff_qdot_q6_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+                                 const ff_qact *a);
+FF_DECLARE_QDOT_MANY(maddubs)
+FF_DECLARE_QDOT_MANY(avxvnni)
+FF_DECLARE_QDOT_MANY(vnni256)
 void ff_qgemm_panel_q8_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,
                               int64_t m, void *panel);
 void ff_qgemm_panel_q4_0_vnni(float *y, int64_t ldy, const uint8_t *w, int64_t stride, int nr, const ff_qact *a,

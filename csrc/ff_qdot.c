@@ -103,10 +103,10 @@ static inline AI FF_AVX2 __m128i hsum_epi32x2(__m256i a, __m256i b) {
     return _mm_hadd_epi32(r, r);
 }
 
-// the activation scales of super-block sb of rows 0..m-1 (m <= 4), lane i row i, 0 past m
-static inline AI __m128 act_d4(const ff_qact *a, int64_t sb, const int m) {
-    const float *d = a->d + 8 * sb;
+// the activation scales of super-block sb of rows i0..i0+m-1 (m <= 4), lane i row i0 + i, 0 past m
+static inline AI __m128 act_d4(const ff_qact *a, int64_t sb, int i0, const int m) {
     int64_t r = a->kp / 32;
+    const float *d = a->d + i0 * r + 8 * sb;
     return _mm_setr_ps(d[0], m > 1 ? d[r] : 0.0f, m > 2 ? d[2 * r] : 0.0f, m > 3 ? d[3 * r] : 0.0f);
 }
 

@@ -126,16 +126,22 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
         }
         return;
     }
+    // a tile of W's rows stays in cache while every group of activation rows sweeps it: FF_QDOT_MANY rows at a time
+    // where the type has such a kernel (each W block decoded once for all of them), then up to 4
     ff_qdot_fn dot = c->kern->qdot[c->qtype];
-    // a tile of W's rows stays in cache while every group of up to 4 activation rows sweeps it
+    ff_qdot_many_fn many = c->kern->qdot_many[c->qtype];
     for (int64_t j0 = lo; j0 < hi; j0 += c->jt) {
         int64_t jn = FF_MIN(c->jt, hi - j0);
-        for (int64_t i0 = 0; i0 < c->m; i0 += 4) {
+        for (int64_t i0 = 0, mr; i0 < c->m; i0 += mr) {
             ff_qact a = ff_qact_from(&c->act, i0);
             float *y = P->y + i0 * P->n + j0;
-            dot(y, P->n, w + j0 * c->stride, c->stride, jn, &a, (int)FF_MIN(4, c->m - i0));
+            mr = many && c->m - i0 >= FF_QDOT_MANY ? FF_QDOT_MANY : FF_MIN(4, c->m - i0);
+            if (mr == FF_QDOT_MANY)
+                many(y, P->n, w + j0 * c->stride, c->stride, jn, &a);
+            else
+                dot(y, P->n, w + j0 * c->stride, c->stride, jn, &a, (int)mr);
             if (P->bias)
-                for (int64_t i = 0; i < FF_MIN(4, c->m - i0); i++)
+                for (int64_t i = 0; i < mr; i++)
                     for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
         }
     }

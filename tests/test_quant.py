@@ -202,6 +202,7 @@ LINEAR_CASES = [  # (M, N, K): tails of the 8/16-block chunks, 1..4 activation r
     (4, 33, 1024),
     (5, 16, 2048),
     (9, 97, 768),
+    (37, 33, 768),  # the 256-bit k-quant kernels' 16-row calls, then 4 and 1
     (1, 256, 4096 + 256),
 ]
 

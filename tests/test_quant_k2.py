@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from gguf_tools import convert
-from helpers import make_checkpoint, on_scalar, optional, perturb_noise, same_at_thread_counts
+from helpers import make_checkpoint, on_scalar, optional, perturb_noise, random_blocks, same_at_thread_counts
 from hostile_fixtures import gguf_bytes, gkv
 
 import fastformer
@@ -180,6 +180,40 @@ def test_rows_do_not_depend_on_the_batch(qpath, rng, qtype):
     few = ops.linear(x[:4], qt)
     for i in range(4):
         np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), few[i : i + 1])
+
+
+@pytest.mark.parametrize("qtype", ["q4_k", "q6_k", *K2])
+def test_256_bit_k_kernels_take_16_rows_with_the_same_bits(rng, qtype):
+    """Prefill on the 256-bit path runs Q4_K/Q5_K/Q6_K 16 activation rows a call (each W super-block decoded once for
+    all of them), the rest 4 at a time: every row of every K type has the bits it has alone, with every 256-bit int8
+    dot and at 1 and 2 threads; Q4_K/Q5_K/Q6_K's are the scalar twin's, the others' (float sums per block) close."""
+    if "avx2" not in _core.supported_isas():
+        pytest.skip("this CPU has no AVX2+FMA path")
+    raw = random_blocks(rng, qtype, 67, 768) if qtype in ("q4_k", "q6_k") else _random_blocks(rng, qtype, 67, 768)
+    qt = QuantizedTensor.from_bytes(raw, qtype, (67, 768))
+    x = rng.standard_normal((37, 768)).astype(np.float32)  # 2 x 16 rows, then 4, then 1
+    want = on_scalar(lambda: ops.linear(x, qt))
+    before, dot_before = _core.current_isa(), _core.quant_dot256()
+    first = None
+    try:
+        _core.set_isa("avx2")
+        for dot in _core.DOT256_NAMES:
+            try:
+                _core.quant_set_dot256(dot)
+            except fastformer.IsaError:
+                continue
+            got = same_at_thread_counts(lambda: ops.linear(x, qt), (1, 2))
+            alone = np.concatenate([ops.linear(x[i : i + 1], qt) for i in range(len(x))])
+            np.testing.assert_array_equal(got, alone, err_msg=dot)
+            first = got if first is None else first
+            np.testing.assert_array_equal(got, first, err_msg=dot)
+            if qtype in ("q4_k", "q5_k", "q6_k"):
+                np.testing.assert_array_equal(got, want, err_msg=dot)
+            else:
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=dot)
+    finally:
+        _core.set_isa(before)
+        _core.quant_set_dot256(dot_before)
 
 
 # ---- q2_k, q3_k and iq4_xs on their r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
