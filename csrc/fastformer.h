@@ -79,6 +79,8 @@ void ff_read_ahead_stats(int64_t *spans, int64_t *bytes);
 // how many times a quantized linear's thread has given the back half of what was left of its share's tail to a thread
 // done with its own, and how many rows; a statistic for tests and benchmarks
 void ff_tail_stats(int64_t *grants, int64_t *rows);
+// how many prefill calls of the 256-bit K kernels have taken FF_QDOT_MANY activation rows at once (a statistic)
+int64_t ff_qdot_many_calls(void);
 #define FF_MAX_THREADS 256
 // the sum (mod 2^64) of n 64-bit words read by the pool: a probe of the memory read bandwidth
 uint64_t ff_read_sum(const uint64_t *p, int64_t n);

@@ -63,9 +63,9 @@ static const char *isa_names[FF_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
 // the 256-bit K kernels that take FF_QDOT_MANY activation rows a call (prefill)
 #define FF_QDOT_MANY_SLOTS(sfx)                                                                                        \
-    .qdot_many = {[FF_QT_Q4_K] = ff_qdot_q4_k_many_##sfx,                                                              \
-                  [FF_QT_Q5_K] = ff_qdot_q5_k_many_##sfx,                                                              \
-                  [FF_QT_Q6_K] = ff_qdot_q6_k_many_##sfx}
+    .qdot_many = {[FF_QT_Q4_K] = ff_qdot_many_q4_k_##sfx,                                                              \
+                  [FF_QT_Q5_K] = ff_qdot_many_q5_k_##sfx,                                                              \
+                  [FF_QT_Q6_K] = ff_qdot_many_q6_k_##sfx}
 
 // the int8 dots: the scalar twins, the three 256-bit ones (FF_DOT256_*) and avx-512 vnni on 512-bit registers
 #define FF_DOT_REF 0  // the scalar table's (it has only the twins, so it shares index 0 with maddubs)

@@ -76,6 +76,7 @@ typedef void (*ff_qdot_fn)(float *restrict y, int64_t ldy, const uint8_t *restri
                            const ff_qact *a, int m);
 // the same for exactly FF_QDOT_MANY activation rows (prefill: each block of W decoded once for all of them)
 #define FF_QDOT_MANY 16
+_Static_assert(FF_QDOT_MANY % 4 == 0, "the 256-bit kernels sweep 4 rows at a time");
 typedef void (*ff_qdot_many_fn)(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n,
                                 const ff_qact *a);
 // the same for W (n,k) in the r16 layout (ff_quant.h), n % 16 == 0, m <= FF_R16_MR or FF_R16_MR_K (ff_quant.h)
@@ -261,11 +262,11 @@ FF_DECLARE_QDOT(vnni256)
 FF_DECLARE_QDOT(vnni)
 FF_DECLARE_QDOT_R16(vnni)
 #define FF_DECLARE_QDOT_MANY(sfx)                                                                                      \
-    void ff_qdot_q4_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+    void ff_qdot_many_q4_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
                                  const ff_qact *a);                                                                    \
-    void ff_qdot_q5_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+    void ff_qdot_many_q5_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
                                  const ff_qact *a);                                                                    \
-    void ff_qdot_q6_k_many_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
+    void ff_qdot_many_q6_k_##sfx(float *restrict y, int64_t ldy, const uint8_t *restrict w, int64_t stride, int64_t n, \
                                  const ff_qact *a);
 FF_DECLARE_QDOT_MANY(maddubs)
 FF_DECLARE_QDOT_MANY(avxvnni)

@@ -88,6 +88,8 @@ static void carve_act(qlin_ctx *c, uint8_t *buf, int lanes) {
     c->act = (ff_qact){c->q, c->d, c->s, c->lanes, c->k, kp, c->act.ahead};
 }
 
+static _Atomic int64_t many_calls;  // the FF_QDOT_MANY-row kernel calls so far (ff_qdot_many_calls)
+
 // rows lo..hi-1 of part P
 static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, int ith) {
     const uint8_t *w = P->w;
@@ -130,21 +132,25 @@ static void qlin_rows(qlin_ctx *c, const ff_qpart *P, int64_t lo, int64_t hi, in
     // where the type has such a kernel (each W block decoded once for all of them), then up to 4
     ff_qdot_fn dot = c->kern->qdot[c->qtype];
     ff_qdot_many_fn many = c->kern->qdot_many[c->qtype];
+    int64_t nmany = 0;
     for (int64_t j0 = lo; j0 < hi; j0 += c->jt) {
         int64_t jn = FF_MIN(c->jt, hi - j0);
         for (int64_t i0 = 0, mr; i0 < c->m; i0 += mr) {
             ff_qact a = ff_qact_from(&c->act, i0);
             float *y = P->y + i0 * P->n + j0;
             mr = many && c->m - i0 >= FF_QDOT_MANY ? FF_QDOT_MANY : FF_MIN(4, c->m - i0);
-            if (mr == FF_QDOT_MANY)
+            if (mr == FF_QDOT_MANY) {
                 many(y, P->n, w + j0 * c->stride, c->stride, jn, &a);
-            else
+                nmany++;
+            } else {
                 dot(y, P->n, w + j0 * c->stride, c->stride, jn, &a, (int)mr);
+            }
             if (P->bias)
                 for (int64_t i = 0; i < mr; i++)
                     for (int64_t j = 0; j < jn; j++) y[i * P->n + j] += P->bias[j0 + j];
         }
     }
+    if (nmany) atomic_fetch_add(&many_calls, nmany);
 }
 
 // the last eighth of a thread's share of W's rows: its owner runs it a step at a time (64 rows, or 32 where a row
@@ -182,6 +188,8 @@ void ff_tail_stats(int64_t *grants, int64_t *rows) {
     *grants = atomic_load(&tail_grants);
     *rows = atomic_load(&tail_rows);
 }
+
+int64_t ff_qdot_many_calls(void) { return atomic_load(&many_calls); }
 
 // rows lo..hi-1 of the concatenated parts
 static void qlin_span(qlin_ctx *c, int64_t lo, int64_t hi, int ith) {

@@ -114,6 +114,12 @@ def tail_stats():
     return int(grants), int(rows)
 
 
+def qdot_many_calls():
+    """How many calls of the 256-bit Q4_K/Q5_K/Q6_K kernels have taken 16 activation rows at once (prefill on machines
+    without AVX-512 VNNI; a statistic)."""
+    return int(ff_qdot_many_calls())
+
+
 def default_num_threads():
     """The number of cores this process may run on."""
     return ff_default_num_threads()

@@ -47,6 +47,7 @@ cdef extern from "fastformer.h" nogil:
     int ff_default_num_threads()
     void ff_read_ahead_stats(int64_t *spans, int64_t *bytes)
     void ff_tail_stats(int64_t *grants, int64_t *rows)
+    int64_t ff_qdot_many_calls()
     uint64_t ff_read_sum(const uint64_t *p, int64_t n) nogil
     enum:
         FF_MAX_THREADS

@@ -182,38 +182,39 @@ def test_rows_do_not_depend_on_the_batch(qpath, rng, qtype):
         np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), few[i : i + 1])
 
 
-@pytest.mark.parametrize("qtype", ["q4_k", "q6_k", *K2])
+@pytest.mark.parametrize("qtype", ["q4_k", "q5_k", "q6_k"])
 def test_256_bit_k_kernels_take_16_rows_with_the_same_bits(rng, qtype):
-    """Prefill on the 256-bit path runs Q4_K/Q5_K/Q6_K 16 activation rows a call (each W super-block decoded once for
-    all of them), the rest 4 at a time: every row of every K type has the bits it has alone, with every 256-bit int8
-    dot and at 1 and 2 threads; Q4_K/Q5_K/Q6_K's are the scalar twin's, the others' (float sums per block) close."""
+    """Prefill on the 256-bit path (AVX2, and AVX-512 without VNNI) runs Q4_K/Q5_K/Q6_K 16 activation rows a call,
+    each W super-block decoded once for all of them, the rest 4 at a time: every row equals the scalar twin's bits
+    and its own run alone, with every 256-bit int8 dot and at 1 and 2 threads, and the 16-row kernels did run."""
     if "avx2" not in _core.supported_isas():
         pytest.skip("this CPU has no AVX2+FMA path")
-    raw = random_blocks(rng, qtype, 67, 768) if qtype in ("q4_k", "q6_k") else _random_blocks(rng, qtype, 67, 768)
+    raw = random_blocks(rng, qtype, 67, 768) if qtype != "q5_k" else _random_blocks(rng, qtype, 67, 768)
     qt = QuantizedTensor.from_bytes(raw, qtype, (67, 768))
     x = rng.standard_normal((37, 768)).astype(np.float32)  # 2 x 16 rows, then 4, then 1
     want = on_scalar(lambda: ops.linear(x, qt))
-    before, dot_before = _core.current_isa(), _core.quant_dot256()
-    first = None
+    before = _core.current_isa(), _core.quant_vnni(), _core.quant_dot256()
     try:
-        _core.set_isa("avx2")
-        for dot in _core.DOT256_NAMES:
-            try:
-                _core.quant_set_dot256(dot)
-            except fastformer.IsaError:
-                continue
-            got = same_at_thread_counts(lambda: ops.linear(x, qt), (1, 2))
-            alone = np.concatenate([ops.linear(x[i : i + 1], qt) for i in range(len(x))])
-            np.testing.assert_array_equal(got, alone, err_msg=dot)
-            first = got if first is None else first
-            np.testing.assert_array_equal(got, first, err_msg=dot)
-            if qtype in ("q4_k", "q5_k", "q6_k"):
-                np.testing.assert_array_equal(got, want, err_msg=dot)
-            else:
-                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=dot)
+        for isa in [isa for isa in ("avx2", "avx512") if isa in _core.supported_isas()]:
+            _core.set_isa(isa)
+            _core.quant_set_vnni(False)
+            for dot in _core.DOT256_NAMES:
+                try:
+                    _core.quant_set_dot256(dot)
+                except fastformer.IsaError:
+                    continue
+                calls = _core.qdot_many_calls()
+                got = same_at_thread_counts(lambda: ops.linear(x, qt), (1, 2))
+                assert _core.qdot_many_calls() > calls, (isa, dot)  # the 16-row kernels ran
+                np.testing.assert_array_equal(got, want, err_msg=f"{isa} {dot}")
+                calls = _core.qdot_many_calls()
+                for i in (0, 15, 17, 36):
+                    np.testing.assert_array_equal(ops.linear(x[i : i + 1], qt), want[i : i + 1], err_msg=dot)
+                assert _core.qdot_many_calls() == calls  # one row: the row kernels alone
     finally:
-        _core.set_isa(before)
-        _core.quant_set_dot256(dot_before)
+        _core.set_isa(before[0])
+        _core.quant_set_vnni(before[1])
+        _core.quant_set_dot256(before[2])
 
 
 # ---- q2_k, q3_k and iq4_xs on their r16 layouts (models repack into them when the AVX-512 VNNI kernels run) ----
