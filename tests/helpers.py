@@ -66,6 +66,18 @@ def on_scalar(fn):
         _core.quant_set_dot256(before[2])
 
 
+def each_dot256():
+    """Each 256-bit int8 dot this CPU has, set in turn (the caller restores the one before); yields its name."""
+    from fastformer import _core
+
+    for dot in _core.DOT256_NAMES:
+        try:
+            _core.quant_set_dot256(dot)
+        except fastformer.IsaError:
+            continue
+        yield dot
+
+
 def assert_close(got, want, op, **override):
     """got (float32) against want with the tolerance of `op` in tests/tolerances.py."""
     tol = dict(TOL.get(op, {}))

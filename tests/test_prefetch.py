@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import child_env, random_blocks
+from helpers import child_env, each_dot256, random_blocks
 
 import fastformer
 from fastformer import _core
@@ -127,11 +127,7 @@ def test_256_bit_row_kernels_give_the_same_bits_with_any_prefetch(prefetch, isa2
     before = fastformer.get_num_threads()
     tried = 0
     try:
-        for dot in _core.DOT256_NAMES:
-            try:
-                _core.quant_set_dot256(dot)
-            except fastformer.IsaError:
-                continue
+        for dot in each_dot256():
             tried += 1
             for threads in (1, 2):
                 fastformer.set_num_threads(threads)

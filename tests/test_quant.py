@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import on_scalar, optional, random_blocks, same_at_thread_counts
+from helpers import each_dot256, on_scalar, optional, random_blocks, same_at_thread_counts
 from tolerances import matmul_tol
 
 import fastformer
@@ -238,11 +238,7 @@ def test_simd_paths_agree_with_scalar(rng):
                 _core.set_isa(path)
                 for on in (False, True):
                     _core.quant_set_vnni(on)
-                    for dot in _core.DOT256_NAMES:
-                        try:
-                            _core.quant_set_dot256(dot)
-                        except fastformer.IsaError:
-                            continue
+                    for _dot in each_dot256():
                         got = ops.linear(x[:, :kk], qt)
                         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
                         if qtype in ("q4_k", "q6_k"):  # one float scaling per block, in the scalar twin's order

@@ -10,10 +10,17 @@ import os
 import numpy as np
 import pytest
 from gguf_tools import convert
-from helpers import make_checkpoint, on_scalar, optional, perturb_noise, random_blocks, same_at_thread_counts
+from helpers import (
+    each_dot256,
+    make_checkpoint,
+    on_scalar,
+    optional,
+    perturb_noise,
+    random_blocks,
+    same_at_thread_counts,
+)
 from hostile_fixtures import gguf_bytes, gkv
 
-import fastformer
 from fastformer import Model, _core, ops
 from fastformer import _reference as ref
 from fastformer.checkpoint import LayerWeights, Weights, as_dict
@@ -142,11 +149,7 @@ def test_simd_paths_agree_with_scalar(rng):
                 _core.set_isa(path)
                 for on in (False, True):
                     _core.quant_set_vnni(on)
-                    for dot in _core.DOT256_NAMES:
-                        try:
-                            _core.quant_set_dot256(dot)
-                        except fastformer.IsaError:
-                            continue
+                    for _dot in each_dot256():
                         got = ops.linear(x, qt)
                         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
                         if qtype == "q5_k":  # q4_k's kernels: one float scaling per 32-block, in the twin's order
@@ -198,11 +201,7 @@ def test_256_bit_k_kernels_take_16_rows_with_the_same_bits(rng, qtype):
         for isa in [isa for isa in ("avx2", "avx512") if isa in _core.supported_isas()]:
             _core.set_isa(isa)
             _core.quant_set_vnni(False)
-            for dot in _core.DOT256_NAMES:
-                try:
-                    _core.quant_set_dot256(dot)
-                except fastformer.IsaError:
-                    continue
+            for dot in each_dot256():
                 calls = _core.qdot_many_calls()
                 got = same_at_thread_counts(lambda: ops.linear(x, qt), (1, 2))
                 assert _core.qdot_many_calls() > calls, (isa, dot)  # the 16-row kernels ran

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import on_scalar, same_at_thread_counts
+from helpers import each_dot256, on_scalar, same_at_thread_counts
 
 import fastformer
 from fastformer import QuantizedTensor, _core, ops
@@ -247,11 +247,7 @@ def test_simd_paths_agree_with_scalar(rng):
                 for on in (False, True):
                     _core.quant_set_vnni(on)
                     first = None
-                    for dot in _core.DOT256_NAMES:
-                        try:
-                            _core.quant_set_dot256(dot)
-                        except fastformer.IsaError:
-                            continue
+                    for _dot in each_dot256():
                         got = _linear(x, data, qtype, k)
                         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * mag)
                         assert not np.array_equal(got, ref) or qtype == "q5_0"  # float sums in another order
