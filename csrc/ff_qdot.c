@@ -110,6 +110,16 @@ static inline AI __m128 act_d4(const ff_qact *a, int64_t sb, int i0, const int m
     return _mm_setr_ps(d[0], m > 1 ? d[r] : 0.0f, m > 2 ? d[2 * r] : 0.0f, m > 3 ? d[3 * r] : 0.0f);
 }
 
+// column j of y (m rows, ldy apart): acc1 for one row, else lane i of acc4[g] for row 4g + i
+static inline AI void store_col(float *y, int64_t ldy, int64_t j, float acc1, const __m128 *acc4, const int m) {
+    if (m == 1) y[j] = acc1;
+    for (int i0 = 0; m > 1 && i0 < m; i0 += 4) {
+        float acc[4];
+        _mm_storeu_ps(acc, acc4[i0 / 4]);
+        for (int i = 0; i < 4 && i0 + i < m; i++) y[(i0 + i) * ldy + j] = acc[i];
+    }
+}
+
 // ---- the 256-bit kernels, once per int8 dot: avx2 maddubs, avx-vnni (vex vpdpbusd) and avx-512 vnni on
 // 256-bit registers (evex vpdpbusd, the same source, so machines with avx-512 vnni but no avx-vnni test it) ----
 
